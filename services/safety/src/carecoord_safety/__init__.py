@@ -1,0 +1,1 @@
+"""Safety monitoring: side-effect reports, escalation rules, clinician reviews and holds."""

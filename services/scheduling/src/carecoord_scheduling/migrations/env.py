@@ -1,0 +1,5 @@
+from carecoord_shared.persistence import run_alembic_env
+
+from carecoord_scheduling.models import metadata
+
+run_alembic_env(metadata)

@@ -1,0 +1,46 @@
+"""Typed service configuration, read once from the environment (prefix CARECOORD_).
+
+Defaults run locally against `make run`'s stack; every deployment overrides
+them through environment variables (see the README's configuration table).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HTTP_PORTS = {"intake": 8001, "scheduling": 8002, "dosing": 8003, "safety": 8004, "billing": 8005}
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARECOORD_", extra="ignore")
+
+    service: str = Field(description="The service's name; set by its entrypoint.")
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    log_level: str = "INFO"
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    # Consumer: how long a dead instance keeps its partitions before the group moves on.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    # Consumer policy for transient failures before a message is dead-lettered.
+    handler_max_attempts: int = 5
+    handler_backoff_initial_s: float = 0.2
+    handler_backoff_max_s: float = 5.0
+    # Outbox relay: woken on commit; polling only catches rows left by a crash.
+    outbox_poll_interval_s: float = 1.0
+    outbox_batch_size: int = 500
+    # Names of failure points to crash at (tests of crash safety only), comma-separated.
+    crash_at: str = ""
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.database_url:
+            self.database_url = f"postgresql+asyncpg://{self.service}:{self.service}@127.0.0.1:15432/{self.service}"
+        if not self.http_port:
+            self.http_port = DEFAULT_HTTP_PORTS.get(self.service, 8000)
+
+    @property
+    def consumer_group(self) -> str:
+        return f"carecoord.{self.service}"

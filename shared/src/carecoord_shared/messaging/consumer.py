@@ -1,0 +1,171 @@
+"""The consumer policy every service runs its Kafka handlers under.
+
+FastStream's default commits the offset before the handler runs, so a crash
+loses the message. Here each message is handled like this:
+
+1. The envelope and the payload are validated; an invalid message goes to the
+   service's dead-letter topic at once, with the reason and its origin.
+2. An event type the service has no handler for (or that no one knows yet) is
+   skipped: producers may add events without breaking consumers.
+3. The handler runs inside one transaction that first claims the event id in
+   the inbox: a redelivered event changes nothing.
+4. Transient failures (database away, serialization conflicts) are retried
+   with exponential backoff, a bounded number of times; after that, and at
+   once for any other error, the message is dead-lettered.
+5. Only then is the offset committed. If the process dies anywhere before, the
+   message is delivered again and the inbox makes the second delivery a no-op.
+   If dead-lettering itself fails, the consumer seeks back and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from ..contracts import CATALOG, Envelope, Event, Topic, UnsupportedVersion, upcast
+from ..faults import FailurePoints
+from .deadletter import DeadLetterer
+from .errors import is_transient, validation_errors
+from .unit_of_work import Transaction, UnitOfWork
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, Transaction], Awaitable[None]]
+
+log = structlog.get_logger("carecoord.consumer")
+
+
+class Outcome(StrEnum):
+    processed = "processed"
+    duplicate = "duplicate"
+    skipped = "skipped"
+    dead_lettered = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.backoff_initial_s * 2 ** (attempt - 1), self.backoff_max_s)
+        return base * random.uniform(0.5, 1.0)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        service: str,
+        uow: UnitOfWork,
+        dead_letters: DeadLetterer,
+        *,
+        retry: RetryPolicy | None = None,
+        failure_points: FailurePoints | None = None,
+    ) -> None:
+        self.service = service
+        self._uow = uow
+        self._dead_letters = dead_letters
+        self._retry = retry or RetryPolicy()
+        self._failure_points = failure_points or FailurePoints()
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, event_cls: type[E]) -> Callable[[Callable[[E, Transaction], Awaitable[None]]], Handler]:
+        """Register the handler of one event type: ``async def h(event, tx) -> None``."""
+
+        def register(fn: Callable[[E, Transaction], Awaitable[None]]) -> Handler:
+            if event_cls.event_type in self._handlers:
+                raise ValueError(f"{self.service} already handles {event_cls.event_type}")
+            self._handlers[event_cls.event_type] = fn
+            return fn
+
+        return register
+
+    @property
+    def handled_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def subscribe(self, broker: KafkaBroker, topics: tuple[Topic, ...], *, group_id: str, **consumer_options: Any) -> None:
+        """Attach one Kafka consumer (one group per service) for all the service's topics."""
+
+        @broker.subscriber(
+            *(t.name for t in topics),
+            group_id=group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            title=f"{self.service}.consumer",
+            **consumer_options,
+        )
+        async def consume(message: KafkaMessage) -> None:
+            try:
+                await self.handle(message.raw_message)
+            except BaseException:
+                # Nothing committed: rewind so this message is read again, not skipped.
+                await message.nack()
+                raise
+            await message.ack()
+
+    async def handle(self, record: ConsumerRecord) -> Outcome:
+        try:
+            envelope = Envelope.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            return await self._dead_letter(record, "invalid_envelope", {"errors": validation_errors(exc)})
+
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            log.debug("event.skipped", event_type=envelope.type, event_id=str(envelope.event_id))
+            return Outcome.skipped
+        model = CATALOG[envelope.type]
+        try:
+            event = model.model_validate(upcast(envelope.type, envelope.version, envelope.payload))
+        except ValidationError as exc:
+            return await self._dead_letter(record, "invalid_payload", {"errors": validation_errors(exc)}, envelope)
+        except UnsupportedVersion as exc:
+            return await self._dead_letter(record, "unsupported_version", {"error": str(exc)}, envelope)
+
+        bound = log.bind(event_type=envelope.type, event_id=str(envelope.event_id))
+        for attempt in range(1, self._retry.max_attempts + 1):
+            try:
+                return await self._process(handler, event, envelope, record.topic)
+            except Exception as exc:
+                if not is_transient(exc):
+                    bound.error("event.handler_failed", error=type(exc).__name__, attempt=attempt)
+                    return await self._dead_letter(record, "handler_error", _describe(exc), envelope)
+                if attempt == self._retry.max_attempts:
+                    bound.error("event.retries_exhausted", error=type(exc).__name__, attempts=attempt)
+                    return await self._dead_letter(record, "retries_exhausted", _describe(exc), envelope)
+                delay = self._retry.delay(attempt)
+                bound.warning("event.retrying", error=type(exc).__name__, attempt=attempt, delay_s=round(delay, 3))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _process(self, handler: Handler, event: Event, envelope: Envelope, topic: str) -> Outcome:
+        async with self._uow.transaction(cause=envelope) as tx:
+            if not await tx.claim_inbox(envelope, topic):
+                log.info("event.duplicate", event_type=envelope.type, event_id=str(envelope.event_id))
+                return Outcome.duplicate
+            await handler(event, tx)
+            self._failure_points.reach("consumer.before_commit", envelope.type)
+        log.info("event.processed", event_type=envelope.type, event_id=str(envelope.event_id))
+        return Outcome.processed
+
+    async def _dead_letter(
+        self, record: ConsumerRecord, reason: str, detail: dict[str, Any], envelope: Envelope | None = None
+    ) -> Outcome:
+        await self._dead_letters.send(record, reason=reason, detail=detail, envelope=envelope)
+        return Outcome.dead_lettered
+
+
+def _describe(exc: BaseException) -> dict[str, Any]:
+    # The class name only: database error messages can quote row values.
+    return {"error": type(exc).__name__}

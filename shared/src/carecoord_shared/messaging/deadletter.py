@@ -1,0 +1,83 @@
+"""Dead letters: what a service could not process, with why and where it came from.
+
+The dead letter keeps the original bytes (so it can be replayed after a fix)
+and says where they were read (topic, partition, offset) and why they were
+rejected. The Kafka key stays the original key; headers carry only the reason
+code and routing metadata, never content.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
+
+from ..contracts import Envelope
+from ..contracts.topics import dead_letter_topic
+
+log = structlog.get_logger("carecoord.deadletter")
+
+# publish(topic, value, key, headers) and wait for the broker's acknowledgement.
+PublishAndWait = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Any]]
+
+
+class DeadLetter(BaseModel):
+    reason: str
+    detail: dict[str, Any]
+    service: str
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_key_b64: str | None
+    original_value_b64: str
+    event_id: str | None = None
+    event_type: str | None = None
+    dead_lettered_at: datetime
+
+    def original_value(self) -> bytes:
+        return base64.b64decode(self.original_value_b64)
+
+
+class DeadLetterer:
+    def __init__(self, service: str, publish_and_wait: PublishAndWait) -> None:
+        self.service = service
+        self.topic = dead_letter_topic(service).name
+        self._publish = publish_and_wait
+
+    async def send(
+        self, record: ConsumerRecord, *, reason: str, detail: dict[str, Any], envelope: Envelope | None = None
+    ) -> None:
+        letter = DeadLetter(
+            reason=reason,
+            detail=detail,
+            service=self.service,
+            original_topic=record.topic,
+            original_partition=record.partition,
+            original_offset=record.offset,
+            original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
+            original_value_b64=base64.b64encode(record.value or b"").decode(),
+            event_id=str(envelope.event_id) if envelope else None,
+            event_type=envelope.type if envelope else None,
+            dead_lettered_at=datetime.now(UTC),
+        )
+        headers = {
+            "dead-letter-reason": reason,
+            "original-topic": record.topic,
+            "original-partition": str(record.partition),
+            "original-offset": str(record.offset),
+        }
+        await self._publish(self.topic, letter.model_dump_json().encode(), record.key, headers)
+        log.warning(
+            "event.dead_lettered",
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_type=letter.event_type,
+            event_id=letter.event_id,
+        )

@@ -1,0 +1,60 @@
+"""The outbox and inbox tables, added to each service's own metadata.
+
+Every service owns its database, so each gets its own copy of these tables
+(created by the service's first migration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        # The identity orders rows: the relay publishes in this order, which keeps
+        # each patient's events in the order their transactions wrote them.
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(64), nullable=False),
+        Column("event_type", String(80), nullable=False),
+        Column("envelope", JSONB, nullable=False),
+        # W3C trace context of the transaction that wrote the row, so the
+        # relay's publish continues that trace instead of starting a new one.
+        Column("trace_context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", Uuid, primary_key=True),
+        Column("event_type", String(80), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)

@@ -1,0 +1,227 @@
+"""The composition root every service shares: database, broker, outbox relay,
+consumer policy, HTTP app and health endpoints, wired once per process.
+
+A service supplies a :class:`ServiceDefinition` (its tables, migrations, HTTP
+routes and event handlers) and calls :func:`serve`. Nothing here is
+service-specific and there are no module-level singletons: tests build a
+runtime with their own settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from sqlalchemy import MetaData, text
+
+from .config import ServiceSettings
+from .contracts import topics_consumed_by
+from .errors import NotFound, RuleViolation
+from .faults import FailurePoints
+from .logging import configure_logging
+from .messaging.consumer import EventConsumer, RetryPolicy
+from .messaging.deadletter import DeadLetterer
+from .messaging.relay import OutboxRelay
+from .messaging.tables import MessagingTables
+from .messaging.unit_of_work import UnitOfWork
+from .persistence import create_engine, create_sessions, upgrade_to_head
+
+log = structlog.get_logger("carecoord.service")
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    metadata: MetaData
+    tables: MessagingTables
+    migrations_dir: Path
+    routers: tuple[APIRouter, ...] = ()
+    register_handlers: Callable[[EventConsumer], None] = field(default=lambda _consumer: None)
+
+
+class Runtime:
+    """Everything one service process runs on."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.engine = create_engine(settings.database_url)
+        self.sessions = create_sessions(self.engine)
+        failure_points = FailurePoints(settings.crash_at)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id=f"carecoord-{definition.name}",
+            enable_idempotence=True,
+            acks="all",
+        )
+        self.relay = OutboxRelay(
+            self.sessions,
+            definition.tables,
+            self._publish_no_confirm,
+            service=definition.name,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            batch_size=settings.outbox_batch_size,
+            failure_points=failure_points,
+        )
+        self.uow = UnitOfWork(
+            self.sessions,
+            definition.tables,
+            definition.name,
+            on_commit=self.relay.wake,
+            failure_points=failure_points,
+        )
+        self.consumer = EventConsumer(
+            definition.name,
+            self.uow,
+            DeadLetterer(definition.name, self._publish_and_wait),
+            retry=RetryPolicy(
+                max_attempts=settings.handler_max_attempts,
+                backoff_initial_s=settings.handler_backoff_initial_s,
+                backoff_max_s=settings.handler_backoff_max_s,
+            ),
+            failure_points=failure_points,
+        )
+        definition.register_handlers(self.consumer)
+        self._subscribe()
+        self._relay_task: asyncio.Task[None] | None = None
+
+    def _subscribe(self) -> None:
+        topics = topics_consumed_by(self.definition.name)
+        carried = {event for topic in topics for event in topic.events}
+        stray = self.consumer.handled_types - carried
+        if stray:
+            raise RuntimeError(
+                f"{self.definition.name} handles {sorted(stray)} but the topic registry "
+                "subscribes it to no topic carrying them"
+            )
+        if topics:
+            self.consumer.subscribe(
+                self.broker,
+                topics,
+                group_id=self.settings.consumer_group,
+                session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+            )
+
+    async def _publish_no_confirm(self, topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> Any:
+        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+
+    async def _publish_and_wait(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:
+        return await self.broker.publish(value, topic, key=key, headers=headers)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(upgrade_to_head, self.settings.database_url, self.definition.migrations_dir)
+        await self.broker.start()
+        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        log.info("service.started", http_port=self.settings.http_port)
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        if self._relay_task:
+            try:
+                await asyncio.wait_for(self._relay_task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._relay_task.cancel()
+        await self.broker.stop()
+        await self.engine.dispose()
+        log.info("service.stopped")
+
+    async def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["kafka"] = "ok" if await self.broker.ping(timeout=2) else "unavailable"
+        try:
+            backlog, oldest_age = await self.relay.backlog()
+            checks["outbox"] = {"backlog": backlog, "oldest_age_s": oldest_age}
+        except Exception as exc:
+            checks["outbox"] = f"unavailable: {type(exc).__name__}"
+        return checks
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    return get_runtime(request).uow
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    runtime = Runtime(definition, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=definition.title, version="1", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name every bad field and why, without echoing the submitted values.
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "problem": err["msg"], "type": err["type"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
+        return JSONResponse(
+            status_code=422,
+            content={"error": "invalid_request", "message": f"The request was not accepted: {summary}", "errors": errors},
+        )
+
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"error": "rule_violation", "message": str(exc)})
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": definition.name}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks = await runtime.readiness()
+        healthy = checks["database"] == "ok" and checks["kafka"] == "ok"
+        return JSONResponse(
+            status_code=200 if healthy else 503,
+            content={"status": "ok" if healthy else "unavailable", "service": definition.name, "checks": checks},
+        )
+
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+def serve(definition: ServiceDefinition) -> None:
+    """Entrypoint of a service process."""
+    settings = ServiceSettings(service=definition.name)
+    configure_logging(definition.name, settings.log_level, settings.log_format)
+    app = create_app(definition, settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10)
