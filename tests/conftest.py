@@ -1,0 +1,89 @@
+"""Fixtures: a real Kafka broker and PostgreSQL server for the whole test session.
+
+The test stack lives in .local/test-stack on free ports, so it never collides
+with a `make run` stack on the same machine. It is started fresh for each
+session and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from carecoord_devstack.paths import LOCAL
+from carecoord_devstack.stack import Stack
+from carecoord_shared.contracts.topics import SERVICES
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    state_dir = LOCAL / "test-stack"
+    previous = Stack(state_dir)
+    previous.kafka.stop()  # a broker left by an interrupted session
+    previous.postgres.stop()
+    shutil.rmtree(state_dir, ignore_errors=True)
+    kafka, controller, pg, *http = _free_ports(3 + len(SERVICES))
+    test_stack = Stack(
+        state_dir,
+        kafka_port=kafka,
+        controller_port=controller,
+        pg_port=pg,
+        http_ports=dict(zip(SERVICES, http, strict=True)),
+        fast_unsafe_db=True,
+        service_env={
+            # A killed consumer's partitions move to its successor in seconds.
+            "CARECOORD_KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "CARECOORD_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "CARECOORD_HANDLER_BACKOFF_INITIAL_S": "0.05",
+            "CARECOORD_LOG_LEVEL": "DEBUG",
+        },
+    )
+    test_stack.up(lambda msg: print(f"[stack] {msg}"))
+    try:
+        yield test_stack
+    finally:
+        test_stack.down()
+
+
+@pytest.fixture(scope="session")
+def services(stack: Stack) -> Iterator[Stack]:
+    """All five services, each its own OS process, against the test stack."""
+    t0 = time.monotonic()
+    stack.start_services()
+    print(f"[stack] five services ready in {time.monotonic() - t0:.1f}s")
+    try:
+        yield stack
+    finally:
+        stack.stop_services()
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll an (async or sync) check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")

@@ -1,0 +1,62 @@
+"""Steps of a patient journey, driven over the services' real HTTP APIs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from carecoord_devstack.stack import Stack
+
+
+def url(stack: Stack, service: str, path: str) -> str:
+    return f"{stack.services[service].url}{path}"
+
+
+async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            url(stack, "dosing", "/v1/plans"),
+            json={
+                "patient_id": str(patient_id),
+                "clinician_id": "dr-lee",
+                "starting_dose_mg": 100,
+                "max_dose_mg": 300,
+                "max_step_mg": 50,
+                "planned_sessions": 6,
+            },
+        )
+        assert created.status_code == 201, created.text
+        activated = await http.post(
+            url(stack, "dosing", f"/v1/plans/{created.json()['plan_id']}/activate"), json={"clinician_id": "dr-lee"}
+        )
+        assert activated.status_code == 200, activated.text
+        assert activated.json()["status"] == "active"
+        return activated.json()  # type: ignore[no-any-return]
+
+
+async def plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url(stack, "dosing", f"/v1/patients/{patient_id}/plan"))
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+async def report(stack: Stack, patient_id: uuid.UUID, **fields: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(url(stack, "safety", "/v1/side-effect-reports"), json={"patient_id": str(patient_id), **fields})
+
+
+async def reviews(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url(stack, "safety", "/v1/reviews"), params={"patient_id": str(patient_id)})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[str]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url(stack, service, f"/v1/patients/{patient_id}/received-events"))
+        assert response.status_code == 200, response.text
+        return [e["event_type"] for e in response.json()]
