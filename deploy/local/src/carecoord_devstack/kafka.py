@@ -128,7 +128,7 @@ class Kafka:
         if not (self._dir / "data" / "meta.properties").exists():
             subprocess.run(
                 [java, "-cp", classpath, f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "kafka.tools.StorageTool",
-                 "format", "-t", _cluster_id(), "-c", str(config), "--ignore-formatted"],
+                 "format", f"--cluster-id={_cluster_id()}", "-c", str(config), "--ignore-formatted"],
                 check=True, stdout=subprocess.DEVNULL,
             )  # fmt: skip
         with open(self.log_file, "ab") as log:
