@@ -65,23 +65,13 @@ def _banner(stack: Stack) -> str:
         f"  {s.name:<11} {s.url}   (API docs {s.url}/docs, log {s.log_file.relative_to(LOCAL.parent)})"
         for s in stack.services.values()
     )
-    safety, dosing = stack.services["safety"].url, stack.services["dosing"].url
     return f"""
 carecoord is running.
   Kafka       {stack.kafka.bootstrap}
   PostgreSQL  127.0.0.1:{stack.postgres.port} (one database and role per service)
 {rows}
 
-Drive the headline flow from another terminal (README: "Drive it by hand"):
-  P=$(python3 -c 'import uuid; print(uuid.uuid4())')
-  curl -s -XPOST {dosing}/v1/plans -H 'content-type: application/json' \\
-    -d '{{"patient_id":"'$P'","clinician_id":"dr-lee","starting_dose_mg":100,"max_dose_mg":300,"max_step_mg":50,"planned_sessions":6}}'
-  curl -s -XPOST {dosing}/v1/plans/$(curl -s {dosing}/v1/patients/$P/plan | python3 -c 'import json,sys; print(json.load(sys.stdin)["plan_id"])')/activate \\
-    -H 'content-type: application/json' -d '{{"clinician_id":"dr-lee"}}'
-  curl -s -XPOST {safety}/v1/side-effect-reports -H 'content-type: application/json' \\
-    -d '{{"patient_id":"'$P'","symptoms":["chest_pain"],"grade":3}}'
-  curl -s {dosing}/v1/patients/$P/plan        # status: paused
-
+Drive the headline flow from another terminal: README.md, "Drive it by hand".
 Ctrl-C stops everything.
 """
 

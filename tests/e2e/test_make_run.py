@@ -1,0 +1,101 @@
+"""`make run`, then the README's manual steps exactly as written, then Ctrl-C:
+everything it started stops, with no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from carecoord_devstack.paths import LOCAL, REPO_ROOT
+from carecoord_devstack.process import port_open
+
+pytestmark = pytest.mark.e2e
+
+DEFAULT_PORTS = (19092, 19093, 15432, 8001, 8002, 8003, 8004, 8005)
+
+
+def _readme_manual_steps() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"<!-- manual-steps:start -->\n```sh\n(.*?)```\n<!-- manual-steps:end -->", readme, re.S)
+    assert block, "README.md lost its manual-steps block"
+    return block.group(1)
+
+
+def _our_processes() -> list[str]:
+    """Command lines of live processes that belong to the make-run stack."""
+    state = str(LOCAL / "stack")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if state in cmd or re.search(r"-m carecoord_(intake|scheduling|dosing|safety|billing)\b", cmd) and str(os.getpid()) != pid:
+            found.append(f"{pid}: {cmd[:160]}")
+    return found
+
+
+def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
+    busy = [p for p in DEFAULT_PORTS if port_open("127.0.0.1", p)]
+    if busy:
+        pytest.skip(f"ports {busy} are in use (a `make run` stack already up?); this test needs them free")
+    leftovers = _our_processes()
+    assert not leftovers, f"processes of an earlier make-run stack are alive: {leftovers}"
+
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("carecoord is running." in line for line in output):
+            assert proc.poll() is None, "make run exited early:\n" + "".join(output)
+            assert time.monotonic() < deadline, "make run did not come up:\n" + "".join(output)
+            time.sleep(0.5)
+        banner = "".join(output)
+        for port in (8001, 8002, 8003, 8004, 8005):
+            assert f"http://127.0.0.1:{port}" in banner
+
+        steps = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _readme_manual_steps()], capture_output=True, text=True, timeout=60
+        )
+        assert steps.returncode == 0, f"README steps failed:\n{steps.stdout}\n{steps.stderr}"
+        lines = [json.loads(line) for line in steps.stdout.splitlines() if line.strip()]
+        activated, reported, reviews, paused, received, resolved, resumed = lines
+        assert activated["status"] == "active"
+        assert reported["escalated"] and reported["hold_requested"]
+        assert [r["status"] for r in reviews] == ["open"]
+        assert paused["status"] == "paused"
+        assert {"ClinicianReviewOpened", "TreatmentPlanPaused"} <= {e["event_type"] for e in received}
+        assert resolved["status"] == "resolved"
+        assert resumed["status"] == "active"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        reader.join(5)
+
+    assert "stopped." in "".join(output), "".join(output)[-3000:]
+    time.sleep(0.5)
+    assert _our_processes() == [], "Ctrl-C left processes behind"
+    assert [p for p in DEFAULT_PORTS if port_open("127.0.0.1", p)] == []
