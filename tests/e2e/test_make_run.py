@@ -38,9 +38,18 @@ def _our_processes() -> list[str]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if state in cmd or re.search(r"-m carecoord_(intake|scheduling|dosing|safety|billing)\b", cmd) and str(os.getpid()) != pid:
+        if state in cmd or (re.search(r"-m carecoord_[a-z]+", cmd) and _serves_default_port(pid)):
             found.append(f"{pid}: {cmd[:160]}")
     return found
+
+
+def _serves_default_port(pid: str) -> bool:
+    """A service process of the make-run stack (the test stack's use other ports)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(re.fullmatch(rb"CARECOORD_HTTP_PORT=800[1-5]", e) for e in environ)
 
 
 def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
