@@ -8,7 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from carecoord_devstack.stack import Stack
-from carecoord_devstack.topics import ensure_topics
+from carecoord_shared.messaging.topic_admin import ensure_topics
 from carecoord_shared.contracts import ALL_TOPICS
 
 

@@ -45,8 +45,14 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Chatty libraries: their INFO lines say nothing an operator acts on.
-    for name in ("aiokafka", "sqlalchemy.engine", "uvicorn.access"):
+    # FastStream's module logger has a handler of its own and does not propagate.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers[:] = []
+    faststream.propagate = True
+    # Chatty libraries: their INFO lines (a line per message received and
+    # processed, group-coordinator retries at start-up) say nothing an operator
+    # acts on; our consumer logs every outcome itself.
+    for name in ("aiokafka", "sqlalchemy.engine", "uvicorn.access", "carecoord.faststream", "faststream"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

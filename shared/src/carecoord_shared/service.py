@@ -10,6 +10,7 @@ runtime with their own settings.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class Runtime:
             client_id=f"carecoord-{definition.name}",
             enable_idempotence=True,
             acks="all",
+            # FastStream's own logger writes coloured text straight to stdout;
+            # this one goes through structlog like every other line.
+            logger=logging.getLogger("carecoord.faststream"),
         )
         self.relay = OutboxRelay(
             self.sessions,

