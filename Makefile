@@ -10,12 +10,13 @@ export UV_PYTHON := $(shell command -v python3.11 || command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup run test up down status clean
+.PHONY: help setup run test up down status clean contracts
 
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
 	@echo "make up | down | status   the infrastructure alone"
+	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,7 +26,11 @@ $(UV):
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-setup: .venv/.synced
+tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asyncapi/package-lock.json
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: .venv/.synced tools/asyncapi/node_modules/.installed
 	.venv/bin/devstack fetch
 
 run: setup
@@ -42,6 +47,11 @@ status:
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate docs/asyncapi.json, docs/schemas/ and docs/events.md from the contracts.
+contracts: .venv/.synced
+	.venv/bin/carecoord-contracts generate
+	.venv/bin/carecoord-contracts compat
 
 clean: down
 	rm -rf .local/stack .local/test-stack

@@ -27,6 +27,7 @@ from sqlalchemy import MetaData, text
 
 from .config import ServiceSettings
 from .contracts import topics_consumed_by
+from .contracts.spec import asyncapi
 from .errors import NotFound, RuleViolation
 from .faults import FailurePoints
 from .logging import configure_logging
@@ -217,6 +218,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             status_code=200 if healthy else 503,
             content={"status": "ok" if healthy else "unavailable", "service": definition.name, "checks": checks},
         )
+
+    asyncapi_document = asyncapi(definition.name)
+
+    @app.get("/docs/asyncapi", tags=["docs"], summary="AsyncAPI 3.0: the events this service sends and receives")
+    async def asyncapi_doc() -> dict[str, Any]:
+        return asyncapi_document
 
     for router in definition.routers:
         app.include_router(router)

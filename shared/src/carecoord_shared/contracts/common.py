@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 # Two-letter USPS codes of the states and DC; which of them are served is configuration.
 US_STATES = frozenset(
@@ -13,13 +14,33 @@ US_STATES = frozenset(
     "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
 
-StateCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-ShortCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-Milligrams = Annotated[int, Field(ge=1, le=1000)]
+# Clocks of producers and consumers disagree a little; beyond this a timestamp "from the future" is wrong.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+StateCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="USPS state code")]
+ShortCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$", description="snake_case code")]
+ShortCodes = Annotated[list[ShortCode], Field(max_length=20)]
+ActorId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="pseudonymous staff id")
+]
+Milligrams = Annotated[int, Field(ge=1, le=1000, description="oral ketamine dose in mg")]
+Cents = Annotated[int, Field(ge=0, le=100_000_000, description="money in integer cents (USD)")]
+SignedCents = Annotated[int, Field(ge=-100_000_000, le=100_000_000, description="money in integer cents (USD), may be negative")]
+PastTimestamp = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+Systolic = Annotated[int, Field(ge=50, le=300, description="mmHg")]
+Diastolic = Annotated[int, Field(ge=20, le=200, description="mmHg")]
+HeartRate = Annotated[int, Field(ge=20, le=250, description="beats per minute")]
 # CTCAE-style grade: 1 mild, 2 moderate, 3 severe, 4 life-threatening, 5 death.
-Grade = Annotated[int, Field(ge=1, le=5)]
+Grade = Annotated[int, Field(ge=1, le=5, description="CTCAE-style grade 1-5")]
+RuleVersion = Annotated[str, Field(min_length=1, max_length=40)]
+CptCode = Annotated[str, Field(pattern=r"^\d{4}[0-9A-Z]$")]
 
 
 class ReviewPriority(StrEnum):
@@ -40,3 +61,35 @@ class ReviewDecision(StrEnum):
     resume = "resume"
     resume_with_dose_change = "resume_with_dose_change"
     discontinue = "discontinue"
+
+
+class AppointmentType(StrEnum):
+    initial_evaluation = "initial_evaluation"
+    preparation = "preparation"
+    dosing_session = "dosing_session"
+    integration = "integration"
+    follow_up = "follow_up"
+    urgent_review = "urgent_review"
+
+
+class Instrument(StrEnum):
+    phq9 = "phq9"
+    gad7 = "gad7"
+    pcl5 = "pcl5"
+
+
+class EligibilityOutcome(StrEnum):
+    eligible = "eligible"
+    ineligible = "ineligible"
+    needs_review = "needs_review"
+
+
+class CoverageKind(StrEnum):
+    insurance = "insurance"
+    self_pay = "self_pay"
+
+
+class ReadingContext(StrEnum):
+    pre_dose = "pre_dose"
+    post_dose = "post_dose"
+    routine = "routine"

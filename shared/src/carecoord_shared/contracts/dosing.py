@@ -1,4 +1,4 @@
-"""Events produced by the dosing-review service."""
+"""Events produced by the dosing-review service (topics dosing.plans and dosing.sessions)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .common import Milligrams, ShortCode
+from .common import ActorId, Milligrams, ShortCode, ShortCodes
 from .envelope import Event
 
 HoldIds = Annotated[list[uuid.UUID], Field(max_length=100)]
+SessionNumber = Annotated[int, Field(ge=1, le=52)]
 
 
 class TreatmentPlanCreated(Event):
@@ -21,7 +22,7 @@ class TreatmentPlanCreated(Event):
     starting_dose_mg: Milligrams
     max_dose_mg: Milligrams
     max_step_mg: Milligrams
-    planned_sessions: Annotated[int, Field(ge=1, le=52)]
+    planned_sessions: SessionNumber
 
 
 class TreatmentPlanActivated(Event):
@@ -47,3 +48,65 @@ class TreatmentPlanResumed(Event):
     version = 1
 
     plan_id: uuid.UUID
+
+
+class TreatmentPlanDiscontinued(Event):
+    event_type = "TreatmentPlanDiscontinued"
+    version = 1
+
+    plan_id: uuid.UUID
+    reason: ShortCode
+    decided_by: ActorId
+
+
+class TreatmentPlanCompleted(Event):
+    event_type = "TreatmentPlanCompleted"
+    version = 1
+
+    plan_id: uuid.UUID
+    sessions_completed: SessionNumber
+
+
+class DoseProposed(Event):
+    """The next session's dose, proposed from the response; effective only once a clinician approves it."""
+
+    event_type = "DoseProposed"
+    version = 1
+
+    proposal_id: uuid.UUID
+    plan_id: uuid.UUID
+    session_number: SessionNumber
+    previous_dose_mg: Milligrams
+    proposed_dose_mg: Milligrams
+    rationale: ShortCodes
+
+
+class DoseApproved(Event):
+    event_type = "DoseApproved"
+    version = 1
+
+    proposal_id: uuid.UUID
+    plan_id: uuid.UUID
+    approved_dose_mg: Milligrams
+    approved_by: ActorId
+
+
+class DosingSessionAuthorised(Event):
+    event_type = "DosingSessionAuthorised"
+    version = 1
+
+    authorisation_id: uuid.UUID
+    plan_id: uuid.UUID
+    appointment_id: uuid.UUID
+    dose_mg: Milligrams
+
+
+class DosingSessionRefused(Event):
+    """A dosing session may not go ahead; ``reason`` says why (``plan_paused``, ``no_approved_dose``, ``blood_pressure``)."""
+
+    event_type = "DosingSessionRefused"
+    version = 1
+
+    appointment_id: uuid.UUID
+    plan_id: uuid.UUID | None = None
+    reason: ShortCode

@@ -1,8 +1,14 @@
-"""Events produced by the intake service."""
+"""Events produced by the intake service. Pseudonymous ids and coded facts only:
+names, dates of birth, contact details and member ids stay in intake."""
 
 from __future__ import annotations
 
-from .common import StateCode
+import uuid
+from typing import Annotated
+
+from pydantic import Field
+
+from .common import CoverageKind, EligibilityOutcome, Instrument, RuleVersion, ShortCode, ShortCodes, StateCode
 from .envelope import Event
 
 
@@ -13,4 +19,53 @@ class PatientRegistered(Event):
     version = 1
 
     state_of_residence: StateCode
-    time_zone: str
+    time_zone: Annotated[str, Field(min_length=3, max_length=64, description="IANA time zone")]
+
+
+class AssessmentScored(Event):
+    """A screening instrument was scored (PHQ-9, GAD-7 or PCL-5)."""
+
+    event_type = "AssessmentScored"
+    version = 1
+
+    assessment_id: uuid.UUID
+    instrument: Instrument
+    total: Annotated[int, Field(ge=0, le=80)]
+    severity_band: ShortCode
+    loinc_code: Annotated[str, Field(pattern=r"^\d{1,7}-\d$")] | None = None
+    item9_positive: bool | None = Field(default=None, description="PHQ-9 only: thoughts of self-harm answered above 0")
+    provisional_ptsd: bool | None = Field(default=None, description="PCL-5 only: the DSM-5 provisional diagnosis rule")
+
+
+class MedicalScreeningCompleted(Event):
+    event_type = "MedicalScreeningCompleted"
+    version = 1
+
+    screening_id: uuid.UUID
+    exclusions: ShortCodes
+    needs_review: ShortCodes
+
+
+class EligibilityDetermined(Event):
+    event_type = "EligibilityDetermined"
+    version = 1
+
+    decision_id: uuid.UUID
+    outcome: EligibilityOutcome
+    reasons: ShortCodes
+    rule_version: RuleVersion
+    state_of_residence: StateCode
+    time_zone: Annotated[str, Field(min_length=3, max_length=64)]
+    overridden_by: Annotated[str, Field(max_length=64)] | None = None
+
+
+class CoverageDeclared(Event):
+    """Insurance or self-pay declared; billing fetches the member id from intake when it needs it."""
+
+    event_type = "CoverageDeclared"
+    version = 1
+
+    coverage_id: uuid.UUID
+    kind: CoverageKind
+    payer_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")] | None = None
+    state_of_residence: StateCode

@@ -1,4 +1,4 @@
-"""Events produced by the safety-monitoring service."""
+"""Events produced by the safety-monitoring service (topics safety.reports, safety.reviews, safety.holds)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
-from .common import Grade, ReviewDecision, ReviewPriority, ShortCode
+from .common import (
+    ActorId,
+    Diastolic,
+    Grade,
+    HeartRate,
+    PastTimestamp,
+    ReadingContext,
+    ReviewDecision,
+    ReviewPriority,
+    RuleVersion,
+    ShortCode,
+    ShortCodes,
+    Systolic,
+)
 from .envelope import Event
-
-RuleVersion = Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class SideEffectReported(Event):
@@ -26,6 +37,42 @@ class SideEffectReported(Event):
     rule_version: RuleVersion
 
 
+class VitalsRecorded(Event):
+    event_type = "VitalsRecorded"
+    version = 1
+
+    reading_id: uuid.UUID
+    systolic: Systolic
+    diastolic: Diastolic
+    heart_rate: HeartRate | None = None
+    measured_at: PastTimestamp
+    context: ReadingContext
+    appointment_id: uuid.UUID | None = None
+    within_limits: bool
+    rule_version: RuleVersion
+
+
+class MoodCheckInRecorded(Event):
+    event_type = "MoodCheckInRecorded"
+    version = 1
+
+    checkin_id: uuid.UUID
+    phq9_total: Annotated[int, Field(ge=0, le=27)] | None = None
+    phq9_item9: Annotated[int, Field(ge=0, le=3)] | None = None
+    pcl5_total: Annotated[int, Field(ge=0, le=80)] | None = None
+    appointment_id: uuid.UUID | None = None
+
+
+class CheckInMissed(Event):
+    """No post-dose check-in arrived within the configured time after a dosing session started."""
+
+    event_type = "CheckInMissed"
+    version = 1
+
+    appointment_id: uuid.UUID
+    hours_since_start: Annotated[int, Field(ge=0, le=24 * 14)]
+
+
 class ClinicianReviewOpened(Event):
     event_type = "ClinicianReviewOpened"
     version = 1
@@ -34,8 +81,27 @@ class ClinicianReviewOpened(Event):
     reason: ShortCode
     priority: ReviewPriority
     due_at: AwareDatetime
-    triggers: Annotated[list[ShortCode], Field(max_length=20)]
+    triggers: ShortCodes
     rule_version: RuleVersion
+
+
+class ClinicianReviewAcknowledged(Event):
+    event_type = "ClinicianReviewAcknowledged"
+    version = 1
+
+    review_id: uuid.UUID
+    acknowledged_by: ActorId
+
+
+class ClinicianReviewOverdue(Event):
+    """Not acknowledged by its due time; the priority has been raised."""
+
+    event_type = "ClinicianReviewOverdue"
+    version = 1
+
+    review_id: uuid.UUID
+    priority: ReviewPriority
+    due_at: AwareDatetime
 
 
 class ClinicianReviewResolved(Event):
@@ -44,6 +110,7 @@ class ClinicianReviewResolved(Event):
 
     review_id: uuid.UUID
     decision: ReviewDecision
+    resolved_by: ActorId | None = None
 
 
 class TreatmentHoldRequested(Event):

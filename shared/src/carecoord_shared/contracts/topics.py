@@ -35,29 +35,50 @@ PATIENT_APP_REPORTS = Topic(
     name="patient-app.reports",
     producer="patient-app",
     consumers=("safety",),
-    events=("SideEffectReportSubmitted",),
-    description="What the patient app submits on the patient's behalf (side-effect reports).",
+    events=("SideEffectReportSubmitted", "VitalsSubmitted", "MoodCheckInSubmitted"),
+    description="What the patient app submits on the patient's behalf: side-effect reports, vitals, mood check-ins.",
 )
 INTAKE_PATIENTS = Topic(
     name="intake.patients",
     producer="intake",
-    consumers=("scheduling",),
-    events=("PatientRegistered",),
-    description="Patient lifecycle facts from intake, with pseudonymous ids only.",
+    consumers=("scheduling", "billing"),
+    events=("PatientRegistered", "CoverageDeclared"),
+    description="Patients enrolled and the coverage they declared, with pseudonymous ids only.",
+)
+INTAKE_SCREENING = Topic(
+    name="intake.screening",
+    producer="intake",
+    consumers=("scheduling", "safety"),
+    events=("AssessmentScored", "MedicalScreeningCompleted", "EligibilityDetermined"),
+    description="Screening scores, medical screening and the eligibility decision with its reasons.",
+)
+SCHEDULING_APPOINTMENTS = Topic(
+    name="scheduling.appointments",
+    producer="scheduling",
+    consumers=("dosing", "safety", "billing"),
+    events=(
+        "AppointmentBooked",
+        "AppointmentRescheduled",
+        "AppointmentCancelled",
+        "AppointmentCompleted",
+        "AppointmentNoShow",
+        "ReviewAppointmentUnavailable",
+    ),
+    description="Appointments of every kind through their life, and reviews no clinician could take in time.",
 )
 SAFETY_REPORTS = Topic(
     name="safety.reports",
     producer="safety",
-    consumers=(),
-    events=("SideEffectReported",),
-    description="Recorded side-effect reports and the safety decision taken on each.",
+    consumers=("dosing",),
+    events=("SideEffectReported", "VitalsRecorded", "MoodCheckInRecorded", "CheckInMissed"),
+    description="Recorded side-effect reports, vitals and mood check-ins (coded facts, no free text), and missed check-ins.",
 )
 SAFETY_REVIEWS = Topic(
     name="safety.reviews",
     producer="safety",
     consumers=("scheduling", "billing"),
-    events=("ClinicianReviewOpened", "ClinicianReviewResolved"),
-    description="Clinician review tasks opened and resolved by safety monitoring.",
+    events=("ClinicianReviewOpened", "ClinicianReviewAcknowledged", "ClinicianReviewOverdue", "ClinicianReviewResolved"),
+    description="Clinician review tasks: opened by the safety rules, acknowledged, overdue, resolved.",
 )
 SAFETY_HOLDS = Topic(
     name="safety.holds",
@@ -69,14 +90,46 @@ SAFETY_HOLDS = Topic(
 DOSING_PLANS = Topic(
     name="dosing.plans",
     producer="dosing",
-    consumers=("scheduling", "billing"),
+    consumers=("scheduling", "billing", "safety"),
     events=(
         "TreatmentPlanCreated",
         "TreatmentPlanActivated",
         "TreatmentPlanPaused",
         "TreatmentPlanResumed",
+        "TreatmentPlanDiscontinued",
+        "TreatmentPlanCompleted",
+        "DoseProposed",
+        "DoseApproved",
     ),
-    description="Treatment-plan status changes.",
+    description="Treatment-plan status changes and dose proposals and approvals.",
+)
+DOSING_SESSIONS = Topic(
+    name="dosing.sessions",
+    producer="dosing",
+    consumers=("scheduling", "safety"),
+    events=("DosingSessionAuthorised", "DosingSessionRefused"),
+    description="Whether each scheduled dosing session may go ahead, and at what dose.",
+)
+BILLING_COVERAGE = Topic(
+    name="billing.coverage",
+    producer="billing",
+    consumers=(),
+    events=("CoverageVerified",),
+    description="Eligibility answers from payers (X12 271).",
+)
+BILLING_CHARGES = Topic(
+    name="billing.charges",
+    producer="billing",
+    consumers=(),
+    events=("ChargeCreated", "ChargeVoided", "InvoiceIssued"),
+    description="Charges per billable appointment, voids, and self-pay invoices.",
+)
+BILLING_CLAIMS = Topic(
+    name="billing.claims",
+    producer="billing",
+    consumers=(),
+    events=("ClaimSubmitted", "RemittancePosted", "ClaimDenied"),
+    description="Claims sent to payers (X12 837P) and what payers answered (X12 835).",
 )
 
 
@@ -96,10 +149,16 @@ def dead_letter_topic(service: str) -> Topic:
 BUSINESS_TOPICS: tuple[Topic, ...] = (
     PATIENT_APP_REPORTS,
     INTAKE_PATIENTS,
+    INTAKE_SCREENING,
+    SCHEDULING_APPOINTMENTS,
     SAFETY_REPORTS,
     SAFETY_REVIEWS,
     SAFETY_HOLDS,
     DOSING_PLANS,
+    DOSING_SESSIONS,
+    BILLING_COVERAGE,
+    BILLING_CHARGES,
+    BILLING_CLAIMS,
 )
 DEAD_LETTER_TOPICS: tuple[Topic, ...] = tuple(dead_letter_topic(s) for s in SERVICES)
 ALL_TOPICS: tuple[Topic, ...] = BUSINESS_TOPICS + DEAD_LETTER_TOPICS
