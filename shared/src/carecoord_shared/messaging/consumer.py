@@ -78,15 +78,17 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._retry = retry or RetryPolicy()
         self._failure_points = failure_points or FailurePoints()
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, list[Handler]] = {}
 
     def on(self, event_cls: type[E]) -> Callable[[Callable[[E, Transaction], Awaitable[None]]], Handler]:
-        """Register the handler of one event type: ``async def h(event, tx) -> None``."""
+        """Register a handler of one event type: ``async def h(event, tx) -> None``.
+
+        An event may have several handlers; they run in registration order in
+        one transaction, so they succeed or fail together.
+        """
 
         def register(fn: Callable[[E, Transaction], Awaitable[None]]) -> Handler:
-            if event_cls.event_type in self._handlers:
-                raise ValueError(f"{self.service} already handles {event_cls.event_type}")
-            self._handlers[event_cls.event_type] = fn
+            self._handlers.setdefault(event_cls.event_type, []).append(fn)
             return fn
 
         return register
@@ -121,8 +123,8 @@ class EventConsumer:
         except ValidationError as exc:
             return await self._dead_letter(record, "invalid_envelope", {"errors": validation_errors(exc)})
 
-        handler = self._handlers.get(envelope.type)
-        if handler is None:
+        handlers = self._handlers.get(envelope.type)
+        if not handlers:
             log.debug("event.skipped", event_type=envelope.type, event_id=str(envelope.event_id))
             return Outcome.skipped
         model = CATALOG[envelope.type]
@@ -136,7 +138,7 @@ class EventConsumer:
         bound = log.bind(event_type=envelope.type, event_id=str(envelope.event_id))
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
-                return await self._process(handler, event, envelope, record.topic)
+                return await self._process(handlers, event, envelope, record.topic)
             except Exception as exc:
                 if not is_transient(exc):
                     bound.error("event.handler_failed", error=type(exc).__name__, attempt=attempt)
@@ -149,12 +151,13 @@ class EventConsumer:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _process(self, handler: Handler, event: Event, envelope: Envelope, topic: str) -> Outcome:
+    async def _process(self, handlers: list[Handler], event: Event, envelope: Envelope, topic: str) -> Outcome:
         async with self._uow.transaction(cause=envelope) as tx:
             if not await tx.claim_inbox(envelope, topic):
                 log.info("event.duplicate", event_type=envelope.type, event_id=str(envelope.event_id))
                 return Outcome.duplicate
-            await handler(event, tx)
+            for handler in handlers:
+                await handler(event, tx)
             self._failure_points.reach("consumer.before_commit", envelope.type)
         log.info("event.processed", event_type=envelope.type, event_id=str(envelope.event_id))
         return Outcome.processed
