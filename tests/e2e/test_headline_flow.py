@@ -92,7 +92,7 @@ async def test_mild_report_is_recorded_without_review_or_pause(services: Stack) 
 async def test_the_same_report_event_delivered_twice_yields_one_review(services: Stack) -> None:
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
-    report = SideEffectReportSubmitted(report_id=uuid.uuid4(), symptoms=["breathing_difficulty"], grade=2)
+    report = SideEffectReportSubmitted(report_id=uuid.uuid4(), symptoms=["breathing_difficulty"], grade=3)
     envelope = await publish_event(services.kafka.bootstrap, "patient-app.reports", report, patient)
     await publish_envelope(services.kafka.bootstrap, "patient-app.reports", envelope)  # same event id again
     # The app retrying with a new event id but the same report id is also one report.

@@ -1,59 +1,198 @@
+"""Every row of the escalation table (shared/docs/domain.md), at and just past each threshold."""
+
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from carecoord_safety import rules
-from carecoord_safety.rules import ReportFacts
+from carecoord_safety.rules import Mood, SideEffect, Vitals
 
 RULES = rules.load()
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def decide(grade: int, *symptoms: str) -> rules.Decision | None:
-    return RULES.evaluate(ReportFacts(grade=grade, symptoms=symptoms or ("nausea",)))
+def report(grade: int, *symptoms: str, days_ago: float = 0) -> SideEffect:
+    return SideEffect(at=NOW - timedelta(days=days_ago), grade=grade, symptoms=symptoms or ("nausea",))
+
+
+def reviews(assessment: rules.Assessment) -> dict[str, tuple[str, int, bool]]:
+    return {r.reason: (r.priority.value, int(r.due_within.total_seconds() // 3600), r.hold) for r in assessment.reviews}
 
 
 def test_the_current_rule_file_loads_and_declares_its_version() -> None:
-    assert RULES.version == rules.CURRENT_VERSION
-    assert "suicidal_ideation" in RULES.red_flags
+    assert RULES.version == rules.CURRENT_VERSION == "2026.11.2"
+    assert set(rules.available_versions()) >= {"2026.11.1", "2026.11.2"}
+
+
+# --- grade >= 3 or a red flag: urgent review (<= 4 h) and hold ---
+
+
+def test_grade_2_is_not_severe() -> None:
+    assert "severe_side_effect" not in reviews(RULES.assess(report(2)))
 
 
 @pytest.mark.parametrize("grade", [3, 4, 5])
 def test_grade_3_or_worse_opens_an_urgent_review_within_4h_and_holds(grade: int) -> None:
-    decision = decide(grade)
-    assert decision is not None
-    assert (decision.reason, decision.priority.value, decision.due_within, decision.hold) == (
-        "severe_side_effect", "urgent", timedelta(hours=4), True,
-    )  # fmt: skip
-    assert decision.triggers == (f"grade_{grade}",)
-    assert decision.rule_version == RULES.version
-
-
-def test_grade_2_opens_a_review_within_24h_without_a_hold() -> None:
-    decision = decide(2)
-    assert decision is not None
-    assert (decision.reason, decision.priority.value, decision.due_within, decision.hold) == (
-        "moderate_side_effect", "routine", timedelta(hours=24), False,
-    )  # fmt: skip
-
-
-def test_a_single_grade_1_report_is_recorded_only() -> None:
-    assert decide(1) is None
+    assessment = RULES.assess(report(grade))
+    assert reviews(assessment) == {"severe_side_effect": ("urgent", 4, True)}
+    assert assessment.triggers == (f"grade_{grade}",) and assessment.hold
+    assert assessment.rule_version == "2026.11.2"
 
 
 @pytest.mark.parametrize("symptom", sorted(RULES.red_flags))
-def test_any_red_flag_escalates_at_grade_1(symptom: str) -> None:
-    decision = decide(1, "nausea", symptom)
-    assert decision is not None and decision.hold and decision.priority.value == "urgent"
-    assert decision.triggers == (f"red_flag_{symptom}",)
+def test_any_red_flag_escalates_even_at_grade_1(symptom: str) -> None:
+    assessment = RULES.assess(report(1, "nausea", symptom))
+    assert reviews(assessment) == {"severe_side_effect": ("urgent", 4, True)}
+    assert f"red_flag_{symptom}" in assessment.triggers
 
 
-def test_unknown_conditions_in_a_rule_file_are_refused(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "escalation-x.toml").write_text(
-        'version = "x"\nred_flag_symptoms = []\n[[rules]]\nid = "r"\nwhen = { max_grade = 1 }\n'
-        'review = { reason = "r", priority = "urgent", due_within_hours = 1 }\nhold = false\n'
-    )
+def test_severe_and_red_flag_together_make_one_review_with_both_triggers() -> None:
+    assessment = RULES.assess(report(4, "chest_pain"))
+    [review] = assessment.reviews
+    assert review.rule_ids == ("red_flag_symptom", "grade_3_or_worse")
+    assert review.triggers == ("red_flag_chest_pain", "grade_4")
+
+
+# --- PHQ-9 item 9 > 0 on any check-in: urgent review and hold ---
+
+
+def test_phq9_item9_zero_does_not_escalate() -> None:
+    assert RULES.assess(Mood(at=NOW, phq9_item9=0, phq9_total=22)).reviews == ()
+
+
+@pytest.mark.parametrize("answer", [1, 2, 3])
+def test_phq9_item9_above_zero_is_urgent_with_a_hold(answer: int) -> None:
+    assessment = RULES.assess(Mood(at=NOW, phq9_item9=answer))
+    assert reviews(assessment) == {"suicide_risk": ("urgent", 4, True)}
+    assert assessment.triggers == (f"phq9_item9_{answer}",)
+
+
+def test_a_checkin_without_phq9_does_not_escalate() -> None:
+    assert RULES.assess(Mood(at=NOW, pcl5_total=60)).reviews == ()
+
+
+# --- grade 2: review (<= 24 h), no hold ---
+
+
+def test_a_single_grade_2_opens_a_review_within_24h_without_hold() -> None:
+    assessment = RULES.assess(report(2))
+    assert reviews(assessment) == {"moderate_side_effect": ("routine", 24, False)}
+    assert not assessment.hold
+
+
+def test_a_single_grade_1_is_recorded_only() -> None:
+    assessment = RULES.assess(report(1))
+    assert assessment.reviews == () and assessment.fired == ()
+
+
+# --- >= 3 grade-1 reports of the same symptom within 7 days: review (<= 72 h) ---
+
+
+def test_two_grade_1_reports_of_a_symptom_are_not_enough() -> None:
+    assert RULES.assess(report(1), [report(1, days_ago=1)]).reviews == ()
+
+
+def test_three_grade_1_reports_of_a_symptom_within_7_days_open_a_review() -> None:
+    assessment = RULES.assess(report(1), [report(1, days_ago=7), report(1, days_ago=3)])
+    assert reviews(assessment) == {"repeated_side_effect": ("routine", 72, False)}
+    assert assessment.triggers == ("nausea_x3_in_7d",)
+
+
+def test_a_report_just_outside_7_days_does_not_count() -> None:
+    assert RULES.assess(report(1), [report(1, days_ago=7 + 1 / 1440), report(1, days_ago=3)]).reviews == ()
+
+
+def test_three_grade_1_reports_of_different_symptoms_do_not_count() -> None:
+    assert RULES.assess(report(1, "nausea"), [report(1, "dizziness", days_ago=1), report(1, "headache", days_ago=2)]).reviews == ()
+
+
+def test_grade_2_reports_do_not_count_towards_the_grade_1_window() -> None:
+    assessment = RULES.assess(report(1), [report(2, days_ago=1), report(2, days_ago=2)])
+    assert assessment.reviews == ()
+
+
+# --- >= 2 grade-2 reports within 14 days: review (<= 72 h) ---
+
+
+def test_two_grade_2_reports_within_14_days_add_a_repeated_review() -> None:
+    assessment = RULES.assess(report(2, "dizziness"), [report(2, "nausea", days_ago=14)])
+    assert reviews(assessment) == {"moderate_side_effect": ("routine", 24, False), "repeated_side_effect": ("routine", 72, False)}
+    assert "grade_2_x2_in_14d" in assessment.triggers
+
+
+def test_a_grade_2_report_just_outside_14_days_does_not_count() -> None:
+    assessment = RULES.assess(report(2), [report(2, days_ago=14 + 1 / 1440)])
+    assert reviews(assessment) == {"moderate_side_effect": ("routine", 24, False)}
+
+
+# --- blood pressure (mmHg; systolic or diastolic at or above) ---
+
+
+def bp(systolic: int, diastolic: int, context: str = "pre_dose") -> rules.Assessment:
+    return RULES.assess(Vitals(at=NOW, systolic=systolic, diastolic=diastolic, context=context))
+
+
+def test_pre_dose_below_140_90_is_within_limits() -> None:
+    assessment = bp(139, 89)
+    assert not assessment.out_of_limits and assessment.reviews == ()
+
+
+@pytest.mark.parametrize(("systolic", "diastolic"), [(140, 80), (120, 90)])
+def test_pre_dose_at_140_90_holds_the_session_without_review(systolic: int, diastolic: int) -> None:
+    assessment = bp(systolic, diastolic)
+    assert assessment.out_of_limits and assessment.reviews == ()
+
+
+def test_140_90_after_the_dose_is_not_a_pre_dose_hold() -> None:
+    assert not bp(150, 95, context="post_dose").out_of_limits
+
+
+def test_just_below_160_100_opens_no_review() -> None:
+    assert bp(159, 99, context="post_dose").reviews == ()
+
+
+@pytest.mark.parametrize(("systolic", "diastolic"), [(160, 90), (150, 100), (179, 109)])
+def test_160_100_opens_a_review_without_hold(systolic: int, diastolic: int) -> None:
+    assessment = bp(systolic, diastolic, context="post_dose")
+    assert reviews(assessment) == {"high_blood_pressure": ("high", 24, False)}
+    assert assessment.out_of_limits
+
+
+@pytest.mark.parametrize(("systolic", "diastolic"), [(180, 100), (150, 110), (220, 130)])
+def test_180_110_is_a_crisis_urgent_review_with_hold(systolic: int, diastolic: int) -> None:
+    assessment = bp(systolic, diastolic, context="routine")
+    assert reviews(assessment) == {"high_blood_pressure": ("urgent", 4, True)}
+    assert assessment.rule_version == "2026.11.2"
+
+
+# --- timers and versions are configuration too ---
+
+
+def test_check_in_timers_come_from_the_rule_file() -> None:
+    assert RULES.timers.checkin_missed_after == timedelta(hours=4)
+    assert RULES.timers.checkin_review_after == timedelta(hours=8)
+    assert RULES.timers.checkin_review is not None and RULES.timers.checkin_review.reason == "missed_check_in"
+
+
+def test_an_older_version_still_decides_as_it_did() -> None:
+    old = rules.load("2026.11.1")
+    assert old.assess(report(1), [report(1, days_ago=1), report(1, days_ago=2)]).reviews == ()
+    assert RULES.assess(report(1), [report(1, days_ago=1), report(1, days_ago=2)]).reviews != ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('on = "side_effect"\nwhen = { max_grade = 1 }', "unknown conditions"),
+        ('on = "weather"\nwhen = {}', "'on' must be one of"),
+        ('on = "side_effect"\nwhen = { reports_at_least = 2 }', "needs within_days"),
+        ('on = "vitals"\nwhen = { context = "pre_dose" }', "needs systolic_at_least"),
+    ],
+)
+def test_a_malformed_rule_file_is_refused_with_the_reason(tmp_path, monkeypatch, body: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "escalation-x.toml").write_text(f'version = "x"\n[[rules]]\nid = "r"\n{body}\n')
     monkeypatch.setattr(rules, "RULES_DIR", tmp_path)
-    with pytest.raises(ValueError, match="unknown conditions"):
+    with pytest.raises(rules.RuleFileError, match=message):
         rules.load("x")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ class ServiceDefinition:
     migrations_dir: Path
     routers: tuple[APIRouter, ...] = ()
     register_handlers: Callable[[EventConsumer], None] = field(default=lambda _consumer: None)
+    # Long-running loops of the service (timers, pollers), started after the broker.
+    background: tuple[Callable[[Runtime], Awaitable[None]], ...] = ()
 
 
 class Runtime:
@@ -100,6 +102,7 @@ class Runtime:
         definition.register_handlers(self.consumer)
         self._subscribe()
         self._relay_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     def _subscribe(self) -> None:
         topics = topics_consumed_by(self.definition.name)
@@ -129,9 +132,13 @@ class Runtime:
         await asyncio.to_thread(upgrade_to_head, self.settings.database_url, self.definition.migrations_dir)
         await self.broker.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self._background = [asyncio.create_task(task(self), name=task.__name__) for task in self.definition.background]
         log.info("service.started", http_port=self.settings.http_port)
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.relay.stop()
         if self._relay_task:
             try:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.service import ServiceDefinition
+from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import api, handlers, rules
+from . import api, handlers, rules, sessions, timers
 from .models import messaging, metadata
 
 escalation_rules = rules.load()
+clock = timers.system_clock
+
+
+async def run_timers(runtime: Runtime) -> None:
+    await timers.TimerLoop(runtime.uow, sessions.timer_actions(escalation_rules), clock=clock).run()
+
 
 definition = ServiceDefinition(
     name="safety",
@@ -17,6 +23,7 @@ definition = ServiceDefinition(
     metadata=metadata,
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.build_router(escalation_rules),),
-    register_handlers=handlers.register_with(escalation_rules),
+    routers=(api.build_router(escalation_rules, clock),),
+    register_handlers=handlers.register_with(escalation_rules, clock),
+    background=(run_timers,),
 )

@@ -1,20 +1,61 @@
-"""Safety's reactions to events: reports submitted through the patient app."""
+"""Safety's reactions to events: what the patient app submits, and the dosing
+sessions scheduling books (for the check-in timers)."""
 
 from __future__ import annotations
 
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentRescheduled
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import reports
+from . import observations, sessions
 from .rules import RuleSet
+from .timers import Clock
 
 
-def register_with(rules: RuleSet):  # type: ignore[no-untyped-def]
+def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
     def register(consumer: EventConsumer) -> None:
         @consumer.on(SideEffectReportSubmitted)
         async def report_submitted(event: SideEffectReportSubmitted, tx: Transaction) -> None:
             assert tx.cause is not None
-            await reports.record_report(tx, rules, patient_id=tx.cause.patient_id, report=event, source="patient-app")
+            await observations.record_report(
+                tx, rules, patient_id=tx.cause.patient_id, report=event, source="patient-app", now=clock()
+            )
+
+        @consumer.on(VitalsSubmitted)
+        async def vitals_submitted(event: VitalsSubmitted, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await observations.record_vitals(
+                tx, rules, patient_id=tx.cause.patient_id, reading=event, source="patient-app", now=clock()
+            )
+
+        @consumer.on(MoodCheckInSubmitted)
+        async def checkin_submitted(event: MoodCheckInSubmitted, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await observations.record_checkin(
+                tx, rules, patient_id=tx.cause.patient_id, checkin=event, source="patient-app", now=clock()
+            )
+
+        @consumer.on(AppointmentBooked)
+        async def booked(event: AppointmentBooked, tx: Transaction) -> None:
+            assert tx.cause is not None
+            if event.appointment_type is AppointmentType.dosing_session:
+                await sessions.booked(
+                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at
+                )
+
+        @consumer.on(AppointmentRescheduled)
+        async def rescheduled(event: AppointmentRescheduled, tx: Transaction) -> None:
+            assert tx.cause is not None
+            if event.appointment_type is AppointmentType.dosing_session:
+                await sessions.booked(
+                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at
+                )
+
+        @consumer.on(AppointmentCancelled)
+        async def cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
+            if event.appointment_type is AppointmentType.dosing_session:
+                await sessions.cancelled(tx, appointment_id=event.appointment_id, now=clock())
 
     return register

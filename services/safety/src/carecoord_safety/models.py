@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text, Uuid, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
+
+
+def _assessment_columns() -> list[Column]:  # type: ignore[type-arg]
+    """What the rules decided about an observation, and under which version."""
+    return [
+        Column("rule_version", String(40), nullable=False),
+        Column("fired", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Column("triggers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    ]
+
 
 side_effect_reports = Table(
     "side_effect_reports",
@@ -23,9 +50,41 @@ side_effect_reports = Table(
     Column("source", String(20), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("escalated", Boolean, nullable=False),
-    Column("rule_id", String(64)),
-    Column("rule_version", String(40), nullable=False),
-    Column("review_id", Uuid),
+    *_assessment_columns(),
+)
+
+vitals_readings = Table(
+    "vitals_readings",
+    metadata,
+    Column("reading_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False, index=True),
+    Column("systolic", Integer, nullable=False),
+    Column("diastolic", Integer, nullable=False),
+    Column("heart_rate", Integer),
+    Column("measured_at", DateTime(timezone=True), nullable=False),
+    Column("context", String(20), nullable=False),
+    Column("appointment_id", Uuid),
+    Column("source", String(20), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("out_of_limits", Boolean, nullable=False),
+    *_assessment_columns(),
+)
+
+mood_checkins = Table(
+    "mood_checkins",
+    metadata,
+    Column("checkin_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False, index=True),
+    Column("phq9_items", JSONB),
+    Column("pcl5_items", JSONB),
+    Column("phq9_total", Integer),
+    Column("phq9_item9", Integer),
+    Column("pcl5_total", Integer),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Column("appointment_id", Uuid),
+    Column("source", String(20), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_assessment_columns(),
 )
 
 clinician_reviews = Table(
@@ -35,14 +94,21 @@ clinician_reviews = Table(
     Column("patient_id", Uuid, nullable=False),
     Column("reason", String(64), nullable=False),
     Column("priority", String(20), nullable=False),
+    # urgent 3, high 2, routine 1: the worklist sorts on it.
+    Column("priority_rank", Integer, nullable=False, server_default="1"),
     Column("status", String(20), nullable=False, server_default="open"),
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("triggers", JSONB, nullable=False),
     Column("rule_version", String(40), nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", String(64)),
+    Column("overdue_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolved_by", String(64)),
     Column("decision", String(40)),
+    # The clinician's note: free text, kept here only.
+    Column("resolution_note", Text),
     # One open review per patient and reason: a further trigger attaches to it.
     Index(
         "uq_clinician_reviews_open_per_reason",
@@ -51,6 +117,20 @@ clinician_reviews = Table(
         unique=True,
         postgresql_where=text("status <> 'resolved'"),
     ),
+    Index("ix_clinician_reviews_worklist", "status", "priority_rank", "due_at"),
+)
+
+review_triggers = Table(
+    "review_triggers",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("review_id", Uuid, ForeignKey("clinician_reviews.review_id"), nullable=False, index=True),
+    Column("source_kind", String(20), nullable=False),
+    Column("source_id", Uuid, nullable=False),
+    Column("rule_ids", JSONB, nullable=False),
+    Column("triggers", JSONB, nullable=False),
+    Column("rule_version", String(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 treatment_holds = Table(
@@ -63,4 +143,32 @@ treatment_holds = Table(
     Column("status", String(20), nullable=False, server_default="requested"),
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("released_at", DateTime(timezone=True)),
+)
+
+# Safety's own view of scheduled dosing sessions, for the check-in timers.
+dosing_sessions = Table(
+    "dosing_sessions",
+    metadata,
+    Column("appointment_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False, index=True),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("checked_in_at", DateTime(timezone=True)),
+)
+
+# Durable timers: kept in the database so they survive restarts; fired and
+# marked in one transaction with their effects, so each fires exactly once.
+timers = Table(
+    "timers",
+    metadata,
+    Column("timer_id", Uuid, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("patient_id", Uuid, nullable=False),
+    Column("subject_id", Uuid, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    UniqueConstraint("kind", "subject_id", name="uq_timers_kind_subject"),
+    Index("ix_timers_pending", "due_at", postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL")),
 )

@@ -1,0 +1,232 @@
+"""Recording what patients report — side effects, vitals, mood check-ins — and
+acting on what the rules decide, in one transaction per observation.
+
+The observation, the reviews it opens or joins, the hold it requests and the
+events announcing them all commit together, so a crash can never leave a
+severe report without its review and hold. Each observation is idempotent on
+its client-generated id: a resubmission returns the first outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, insert, select, text
+
+from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from . import reviews, sessions
+from .models import mood_checkins, review_triggers, side_effect_reports, treatment_holds, vitals_readings
+from .rules import Assessment, Mood, Observation, RuleSet, SideEffect, Vitals
+
+# Longest window any rule looks back over; history older than this is not loaded.
+HISTORY_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: uuid.UUID
+    created: bool
+    escalated: bool
+    rule_version: str
+    review_ids: list[uuid.UUID] = field(default_factory=list)
+    hold_requested: bool = False
+    out_of_limits: bool = False
+
+    @property
+    def review_id(self) -> uuid.UUID | None:
+        return self.review_ids[0] if self.review_ids else None
+
+
+async def lock_patient(tx: Transaction, patient_id: uuid.UUID) -> None:
+    """Serialise safety decisions per patient: reports arriving together see each other."""
+    await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(patient_id.bytes) - 2**31})
+
+
+async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> list[Observation]:
+    rows = await tx.session.execute(
+        select(side_effect_reports.c.received_at, side_effect_reports.c.grade, side_effect_reports.c.symptoms).where(
+            side_effect_reports.c.patient_id == patient_id, side_effect_reports.c.received_at >= now - HISTORY_WINDOW
+        )
+    )
+    return [SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms)) for r in rows]
+
+
+async def record_report(
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, report: SideEffectReportSubmitted, source: str, now: datetime
+) -> Outcome:
+    await lock_patient(tx, patient_id)
+    if (existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, report.report_id)) is not None:
+        return existing
+    facts = SideEffect(at=now, grade=report.grade, symptoms=tuple(report.symptoms))
+    assessment = rules.assess(facts, await side_effect_history(tx, patient_id, now))
+    await tx.session.execute(
+        insert(side_effect_reports).values(
+            report_id=report.report_id,
+            patient_id=patient_id,
+            symptoms=list(report.symptoms),
+            grade=report.grade,
+            onset_minutes_after_dose=report.onset_minutes_after_dose,
+            note=report.note,
+            source=source,
+            received_at=now,
+            escalated=assessment.escalated,
+            **_decision(assessment),
+        )
+    )
+    tx.emit(
+        SideEffectReported(
+            report_id=report.report_id,
+            symptoms=list(report.symptoms),
+            grade=report.grade,
+            escalated=assessment.escalated,
+            rule_version=assessment.rule_version,
+        ),
+        patient_id=patient_id,
+    )
+    return await _act(tx, assessment, patient_id=patient_id, kind="side_effect", source_id=report.report_id, now=now)
+
+
+async def record_vitals(
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, reading: VitalsSubmitted, source: str, now: datetime
+) -> Outcome:
+    await lock_patient(tx, patient_id)
+    if (existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, reading.reading_id)) is not None:
+        return existing
+    assessment = rules.assess(
+        Vitals(at=reading.measured_at, systolic=reading.systolic, diastolic=reading.diastolic, context=reading.context.value)
+    )
+    await tx.session.execute(
+        insert(vitals_readings).values(
+            reading_id=reading.reading_id,
+            patient_id=patient_id,
+            systolic=reading.systolic,
+            diastolic=reading.diastolic,
+            heart_rate=reading.heart_rate,
+            measured_at=reading.measured_at,
+            context=reading.context.value,
+            appointment_id=reading.appointment_id,
+            source=source,
+            received_at=now,
+            out_of_limits=assessment.out_of_limits,
+            **_decision(assessment),
+        )
+    )
+    tx.emit(
+        VitalsRecorded(
+            reading_id=reading.reading_id,
+            systolic=reading.systolic,
+            diastolic=reading.diastolic,
+            heart_rate=reading.heart_rate,
+            measured_at=reading.measured_at,
+            context=reading.context,
+            appointment_id=reading.appointment_id,
+            within_limits=not assessment.out_of_limits,
+            rule_version=assessment.rule_version,
+        ),
+        patient_id=patient_id,
+    )
+    if reading.appointment_id and reading.context.value == "post_dose":
+        await sessions.checked_in(tx, reading.appointment_id, now=now)
+    return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=reading.reading_id, now=now)
+
+
+async def record_checkin(
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, checkin: MoodCheckInSubmitted, source: str, now: datetime
+) -> Outcome:
+    await lock_patient(tx, patient_id)
+    if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, checkin.checkin_id)) is not None:
+        return existing
+    phq9_total = sum(checkin.phq9_items) if checkin.phq9_items else None
+    phq9_item9 = checkin.phq9_items[8] if checkin.phq9_items else None
+    pcl5_total = sum(checkin.pcl5_items) if checkin.pcl5_items else None
+    assessment = rules.assess(Mood(at=checkin.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total))
+    await tx.session.execute(
+        insert(mood_checkins).values(
+            checkin_id=checkin.checkin_id,
+            patient_id=patient_id,
+            phq9_items=checkin.phq9_items,
+            pcl5_items=checkin.pcl5_items,
+            phq9_total=phq9_total,
+            phq9_item9=phq9_item9,
+            pcl5_total=pcl5_total,
+            answered_at=checkin.answered_at,
+            appointment_id=checkin.appointment_id,
+            source=source,
+            received_at=now,
+            **_decision(assessment),
+        )
+    )
+    tx.emit(
+        MoodCheckInRecorded(
+            checkin_id=checkin.checkin_id,
+            phq9_total=phq9_total,
+            phq9_item9=phq9_item9,
+            pcl5_total=pcl5_total,
+            appointment_id=checkin.appointment_id,
+        ),
+        patient_id=patient_id,
+    )
+    if checkin.appointment_id:
+        await sessions.checked_in(tx, checkin.appointment_id, now=now)
+    return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=checkin.checkin_id, now=now)
+
+
+def _decision(assessment: Assessment) -> dict[str, Any]:
+    return {"rule_version": assessment.rule_version, "fired": list(assessment.fired), "triggers": list(assessment.triggers)}
+
+
+async def _act(
+    tx: Transaction, assessment: Assessment, *, patient_id: uuid.UUID, kind: str, source_id: uuid.UUID, now: datetime
+) -> Outcome:
+    review_ids, hold = [], False
+    for request in assessment.reviews:
+        result = await reviews.open_or_join(
+            tx,
+            request,
+            patient_id=patient_id,
+            rule_version=assessment.rule_version,
+            source_kind=kind,
+            source_id=source_id,
+            now=now,
+        )
+        review_ids.append(result.review_id)
+        hold = hold or result.hold_requested
+    return Outcome(
+        id=source_id,
+        created=True,
+        escalated=assessment.escalated,
+        rule_version=assessment.rule_version,
+        review_ids=review_ids,
+        hold_requested=hold,
+        out_of_limits=assessment.out_of_limits,
+    )
+
+
+async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uuid.UUID) -> Outcome | None:
+    row = (await tx.session.execute(select(table).where(id_column == source_id))).first()
+    if row is None:
+        return None
+    linked = (
+        await tx.session.execute(
+            select(review_triggers.c.review_id).where(review_triggers.c.source_id == source_id).order_by(review_triggers.c.id)
+        )
+    ).scalars().all()
+    held = bool(linked) and (
+        await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id.in_(linked)))
+    ).first() is not None
+    return Outcome(
+        id=source_id,
+        created=False,
+        escalated=bool(linked),
+        rule_version=row.rule_version,
+        review_ids=list(dict.fromkeys(linked)),
+        hold_requested=held,
+        out_of_limits=bool(getattr(row, "out_of_limits", False)),
+    )

@@ -1,0 +1,194 @@
+"""Clinician reviews: open (or join) on a rule's request, acknowledge, resolve.
+
+A review is a task with a status (open -> acknowledged -> resolved), a
+priority, a due time, the facts that triggered it and the rule version. There
+is at most one unresolved review per patient and reason: a further trigger
+attaches to it (and may raise its priority, bring its due time forward, or add
+the hold it did not have). Every change and its events commit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+
+from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
+from carecoord_shared.contracts.safety import (
+    ClinicianReviewAcknowledged,
+    ClinicianReviewOpened,
+    ClinicianReviewOverdue,
+    ClinicianReviewResolved,
+    TreatmentHoldReleased,
+    TreatmentHoldRequested,
+)
+from carecoord_shared.errors import NotFound, RuleViolation
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from . import timers
+from .models import clinician_reviews, review_triggers, treatment_holds
+from .rules import PRIORITY_RANK, ReviewRequest
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    review_id: uuid.UUID
+    opened: bool
+    hold_requested: bool
+
+
+async def open_or_join(
+    tx: Transaction,
+    request: ReviewRequest,
+    *,
+    patient_id: uuid.UUID,
+    rule_version: str,
+    source_kind: str,
+    source_id: uuid.UUID,
+    now: datetime,
+) -> ReviewOutcome:
+    """The caller holds the patient's lock (see observations.lock_patient)."""
+    due_at = now + request.due_within
+    current = (
+        await tx.session.execute(
+            select(clinician_reviews)
+            .where(
+                clinician_reviews.c.patient_id == patient_id,
+                clinician_reviews.c.reason == request.reason,
+                clinician_reviews.c.status != "resolved",
+            )
+            .with_for_update()
+        )
+    ).first()
+    opened = current is None
+    if current is None:
+        review_id = uuid.uuid4()
+        await tx.session.execute(
+            insert(clinician_reviews).values(
+                review_id=review_id,
+                patient_id=patient_id,
+                reason=request.reason,
+                priority=request.priority.value,
+                priority_rank=PRIORITY_RANK[request.priority],
+                due_at=due_at,
+                triggers=list(request.triggers),
+                rule_version=rule_version,
+                opened_at=now,
+            )
+        )
+        tx.emit(
+            ClinicianReviewOpened(
+                review_id=review_id,
+                reason=request.reason,
+                priority=request.priority,
+                due_at=due_at,
+                triggers=list(request.triggers),
+                rule_version=rule_version,
+            ),
+            patient_id=patient_id,
+        )
+        await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
+    else:
+        review_id = current.review_id
+        values: dict[str, object] = {"triggers": list(dict.fromkeys([*current.triggers, *request.triggers]))}
+        if PRIORITY_RANK[request.priority] > current.priority_rank:
+            values |= {"priority": request.priority.value, "priority_rank": PRIORITY_RANK[request.priority]}
+        if due_at < current.due_at and current.status == "open":
+            values["due_at"] = due_at
+            await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
+        await tx.session.execute(update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**values))
+
+    await tx.session.execute(
+        insert(review_triggers).values(
+            review_id=review_id,
+            source_kind=source_kind,
+            source_id=source_id,
+            rule_ids=list(request.rule_ids),
+            triggers=list(request.triggers),
+            rule_version=rule_version,
+            at=now,
+        )
+    )
+    hold_requested = False
+    if request.hold and not await _has_hold(tx, review_id):
+        hold_id = uuid.uuid4()
+        await tx.session.execute(
+            insert(treatment_holds).values(hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason)
+        )
+        tx.emit(
+            TreatmentHoldRequested(hold_id=hold_id, review_id=review_id, reason=request.reason, rule_version=rule_version),
+            patient_id=patient_id,
+        )
+        hold_requested = True
+    return ReviewOutcome(review_id=review_id, opened=opened, hold_requested=hold_requested)
+
+
+async def _has_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
+    found = await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id == review_id))
+    return found.first() is not None
+
+
+async def _for_update(tx: Transaction, review_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    review = (
+        await tx.session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update())
+    ).first()
+    if review is None:
+        raise NotFound(f"no clinician review {review_id}")
+    return review
+
+
+async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: str, now: datetime) -> None:
+    review = await _for_update(tx, review_id)
+    if review.status != "open":
+        raise RuleViolation(f"review {review_id} is {review.status}; only an open review can be acknowledged")
+    await tx.session.execute(
+        update(clinician_reviews)
+        .where(clinician_reviews.c.review_id == review_id)
+        .values(status="acknowledged", acknowledged_at=now, acknowledged_by=clinician_id)
+    )
+    await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
+    tx.emit(ClinicianReviewAcknowledged(review_id=review_id, acknowledged_by=clinician_id), patient_id=review.patient_id)
+
+
+async def resolve(
+    tx: Transaction, review_id: uuid.UUID, *, decision: ReviewDecision, clinician_id: str, note: str | None, now: datetime
+) -> None:
+    """Resolve with the clinician's decision and release the holds the review requested."""
+    review = await _for_update(tx, review_id)
+    if review.status == "resolved":
+        raise RuleViolation(f"review {review_id} was already resolved ({review.decision})")
+    await tx.session.execute(
+        update(clinician_reviews)
+        .where(clinician_reviews.c.review_id == review_id)
+        .values(status="resolved", resolved_at=now, resolved_by=clinician_id, decision=decision.value, resolution_note=note)
+    )
+    await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
+    tx.emit(ClinicianReviewResolved(review_id=review_id, decision=decision, resolved_by=clinician_id), patient_id=review.patient_id)
+    released = await tx.session.execute(
+        update(treatment_holds)
+        .where(treatment_holds.c.review_id == review_id, treatment_holds.c.status == "requested")
+        .values(status="released", released_at=now)
+        .returning(treatment_holds.c.hold_id)
+    )
+    for hold_id in released.scalars():
+        tx.emit(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=decision), patient_id=review.patient_id)
+
+
+ESCALATION = {ReviewPriority.routine: ReviewPriority.high, ReviewPriority.high: ReviewPriority.urgent}
+
+
+async def mark_overdue(tx: Transaction, review_id: uuid.UUID, *, now: datetime) -> bool:
+    """Not acknowledged by its due time: raise the priority one step and say so."""
+    review = await _for_update(tx, review_id)
+    if review.status != "open":
+        return False
+    raised = ESCALATION.get(ReviewPriority(review.priority), ReviewPriority.urgent)
+    await tx.session.execute(
+        update(clinician_reviews)
+        .where(clinician_reviews.c.review_id == review_id)
+        .values(priority=raised.value, priority_rank=PRIORITY_RANK[raised], overdue_at=now)
+    )
+    tx.emit(ClinicianReviewOverdue(review_id=review_id, priority=raised, due_at=review.due_at), patient_id=review.patient_id)
+    return True

@@ -1,0 +1,71 @@
+"""Shadow evaluation: what a proposed rule version would have decided.
+
+Replays every recorded observation, patient by patient in the order received,
+under the version that decided it and under the proposed one, and lists the
+observations whose outcome (reviews, hold, out-of-limits) would differ. It
+runs in a READ ONLY transaction: it acts on nothing and cannot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import rules
+from .models import mood_checkins, side_effect_reports, vitals_readings
+from .rules import Mood, Observation, SideEffect, Vitals
+
+
+async def evaluate(session: AsyncSession, proposed_version: str, *, limit: int = 500) -> dict[str, Any]:
+    proposed = rules.load(proposed_version)
+    recorded_sets: dict[str, rules.RuleSet] = {}
+    await session.execute(text("SET TRANSACTION READ ONLY"))
+    records = await _recorded(session)
+    history: dict[Any, list[Observation]] = defaultdict(list)
+    differences = []
+    for kind, row, observation in records:
+        past = history[row.patient_id]
+        if row.rule_version not in recorded_sets:
+            recorded_sets[row.rule_version] = rules.load(row.rule_version)
+        before = recorded_sets[row.rule_version].assess(observation, past)
+        after = proposed.assess(observation, past)
+        if before.outcome() != after.outcome():
+            differences.append(
+                {
+                    "kind": kind,
+                    "id": str(row.id),
+                    "patient_id": str(row.patient_id),
+                    "received_at": row.received_at.isoformat(),
+                    "recorded_version": row.rule_version,
+                    "recorded": {**before.outcome(), "fired": list(before.fired)},
+                    "proposed": {**after.outcome(), "fired": list(after.fired)},
+                }
+            )
+        past.append(observation)
+    return {
+        "proposed_version": proposed_version,
+        "observations_replayed": len(records),
+        "differing": len(differences),
+        "differences": differences[:limit],
+        "truncated": len(differences) > limit,
+    }
+
+
+async def _recorded(session: AsyncSession) -> list[tuple[str, Any, Observation]]:
+    reports = await session.execute(
+        select(side_effect_reports.c.report_id.label("id"), side_effect_reports)
+    )
+    vitals = await session.execute(select(vitals_readings.c.reading_id.label("id"), vitals_readings))
+    moods = await session.execute(select(mood_checkins.c.checkin_id.label("id"), mood_checkins))
+    records: list[tuple[str, Any, Observation]] = []
+    records += [("side_effect", r, SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms))) for r in reports]
+    records += [("vitals", r, Vitals(at=r.measured_at, systolic=r.systolic, diastolic=r.diastolic, context=r.context)) for r in vitals]
+    records += [
+        ("mood", r, Mood(at=r.answered_at, phq9_item9=r.phq9_item9, phq9_total=r.phq9_total, pcl5_total=r.pcl5_total))
+        for r in moods
+    ]
+    records.sort(key=lambda rec: (rec[1].received_at, str(rec[1].id)))
+    return records
