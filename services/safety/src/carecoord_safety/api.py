@@ -129,14 +129,14 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     async def submit_report(body: SideEffectReportIn, uow: UowDep, response: Response) -> Any:
         report = SideEffectReportSubmitted(**body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()})
         async with uow.transaction() as tx:
-            outcome = await observations.record_report(tx, current, patient_id=body.patient_id, report=report, source="http", now=clock())
+            outcome = await observations.record_report(tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock())
         return _respond(outcome, response) | {"report_id": outcome.id}
 
     @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
     async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response) -> Any:
         reading = VitalsSubmitted(**body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()})
         async with uow.transaction() as tx:
-            outcome = await observations.record_vitals(tx, current, patient_id=body.patient_id, reading=reading, source="http", now=clock())
+            outcome = await observations.record_vitals(tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock())
         return _respond(outcome, response)
 
     @router.post("/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
@@ -146,7 +146,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
         )
         async with uow.transaction() as tx:
-            outcome = await observations.record_checkin(tx, current, patient_id=body.patient_id, checkin=checkin, source="http", now=clock())
+            outcome = await observations.record_checkin(tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock())
         return _respond(outcome, response)
 
     @router.get("/reviews", response_model=list[Review], tags=["reviews"], summary="The worklist: most urgent first, then earliest due")

@@ -3,6 +3,8 @@ sessions scheduling books (for the check-in timers)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentRescheduled
@@ -14,28 +16,17 @@ from .rules import RuleSet
 from .timers import Clock
 
 
+RECORDERS = (
+    (SideEffectReportSubmitted, observations.record_report),
+    (VitalsSubmitted, observations.record_vitals),
+    (MoodCheckInSubmitted, observations.record_checkin),
+)
+
+
 def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
     def register(consumer: EventConsumer) -> None:
-        @consumer.on(SideEffectReportSubmitted)
-        async def report_submitted(event: SideEffectReportSubmitted, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await observations.record_report(
-                tx, rules, patient_id=tx.cause.patient_id, report=event, source="patient-app", now=clock()
-            )
-
-        @consumer.on(VitalsSubmitted)
-        async def vitals_submitted(event: VitalsSubmitted, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await observations.record_vitals(
-                tx, rules, patient_id=tx.cause.patient_id, reading=event, source="patient-app", now=clock()
-            )
-
-        @consumer.on(MoodCheckInSubmitted)
-        async def checkin_submitted(event: MoodCheckInSubmitted, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await observations.record_checkin(
-                tx, rules, patient_id=tx.cause.patient_id, checkin=event, source="patient-app", now=clock()
-            )
+        for event_type, record in RECORDERS:
+            consumer.on(event_type)(_recording(record, rules, clock))
 
         @consumer.on(AppointmentBooked)
         async def booked(event: AppointmentBooked, tx: Transaction) -> None:
@@ -59,3 +50,11 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
                 await sessions.cancelled(tx, appointment_id=event.appointment_id, now=clock())
 
     return register
+
+
+def _recording(record: Any, rules: RuleSet, clock: Clock) -> Any:
+    async def handle(event: Any, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await record(tx, rules, patient_id=tx.cause.patient_id, observation=event, source="patient-app", now=clock())
+
+    return handle

@@ -59,21 +59,21 @@ async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datet
 
 
 async def record_report(
-    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, report: SideEffectReportSubmitted, source: str, now: datetime
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: SideEffectReportSubmitted, source: str, now: datetime
 ) -> Outcome:
     await lock_patient(tx, patient_id)
-    if (existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, report.report_id)) is not None:
+    if (existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, observation.report_id)) is not None:
         return existing
-    facts = SideEffect(at=now, grade=report.grade, symptoms=tuple(report.symptoms))
+    facts = SideEffect(at=now, grade=observation.grade, symptoms=tuple(observation.symptoms))
     assessment = rules.assess(facts, await side_effect_history(tx, patient_id, now))
     await tx.session.execute(
         insert(side_effect_reports).values(
-            report_id=report.report_id,
+            report_id=observation.report_id,
             patient_id=patient_id,
-            symptoms=list(report.symptoms),
-            grade=report.grade,
-            onset_minutes_after_dose=report.onset_minutes_after_dose,
-            note=report.note,
+            symptoms=list(observation.symptoms),
+            grade=observation.grade,
+            onset_minutes_after_dose=observation.onset_minutes_after_dose,
+            note=observation.note,
             source=source,
             received_at=now,
             escalated=assessment.escalated,
@@ -82,36 +82,36 @@ async def record_report(
     )
     tx.emit(
         SideEffectReported(
-            report_id=report.report_id,
-            symptoms=list(report.symptoms),
-            grade=report.grade,
+            report_id=observation.report_id,
+            symptoms=list(observation.symptoms),
+            grade=observation.grade,
             escalated=assessment.escalated,
             rule_version=assessment.rule_version,
         ),
         patient_id=patient_id,
     )
-    return await _act(tx, assessment, patient_id=patient_id, kind="side_effect", source_id=report.report_id, now=now)
+    return await _act(tx, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now)
 
 
 async def record_vitals(
-    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, reading: VitalsSubmitted, source: str, now: datetime
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: VitalsSubmitted, source: str, now: datetime
 ) -> Outcome:
     await lock_patient(tx, patient_id)
-    if (existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, reading.reading_id)) is not None:
+    if (existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)) is not None:
         return existing
     assessment = rules.assess(
-        Vitals(at=reading.measured_at, systolic=reading.systolic, diastolic=reading.diastolic, context=reading.context.value)
+        Vitals(at=observation.measured_at, systolic=observation.systolic, diastolic=observation.diastolic, context=observation.context.value)
     )
     await tx.session.execute(
         insert(vitals_readings).values(
-            reading_id=reading.reading_id,
+            reading_id=observation.reading_id,
             patient_id=patient_id,
-            systolic=reading.systolic,
-            diastolic=reading.diastolic,
-            heart_rate=reading.heart_rate,
-            measured_at=reading.measured_at,
-            context=reading.context.value,
-            appointment_id=reading.appointment_id,
+            systolic=observation.systolic,
+            diastolic=observation.diastolic,
+            heart_rate=observation.heart_rate,
+            measured_at=observation.measured_at,
+            context=observation.context.value,
+            appointment_id=observation.appointment_id,
             source=source,
             received_at=now,
             out_of_limits=assessment.out_of_limits,
@@ -120,44 +120,44 @@ async def record_vitals(
     )
     tx.emit(
         VitalsRecorded(
-            reading_id=reading.reading_id,
-            systolic=reading.systolic,
-            diastolic=reading.diastolic,
-            heart_rate=reading.heart_rate,
-            measured_at=reading.measured_at,
-            context=reading.context,
-            appointment_id=reading.appointment_id,
+            reading_id=observation.reading_id,
+            systolic=observation.systolic,
+            diastolic=observation.diastolic,
+            heart_rate=observation.heart_rate,
+            measured_at=observation.measured_at,
+            context=observation.context,
+            appointment_id=observation.appointment_id,
             within_limits=not assessment.out_of_limits,
             rule_version=assessment.rule_version,
         ),
         patient_id=patient_id,
     )
-    if reading.appointment_id and reading.context.value == "post_dose":
-        await sessions.checked_in(tx, reading.appointment_id, now=now)
-    return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=reading.reading_id, now=now)
+    if observation.appointment_id and observation.context.value == "post_dose":
+        await sessions.checked_in(tx, observation.appointment_id, now=now)
+    return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=observation.reading_id, now=now)
 
 
 async def record_checkin(
-    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, checkin: MoodCheckInSubmitted, source: str, now: datetime
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: MoodCheckInSubmitted, source: str, now: datetime
 ) -> Outcome:
     await lock_patient(tx, patient_id)
-    if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, checkin.checkin_id)) is not None:
+    if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
         return existing
-    phq9_total = sum(checkin.phq9_items) if checkin.phq9_items else None
-    phq9_item9 = checkin.phq9_items[8] if checkin.phq9_items else None
-    pcl5_total = sum(checkin.pcl5_items) if checkin.pcl5_items else None
-    assessment = rules.assess(Mood(at=checkin.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total))
+    phq9_total = sum(observation.phq9_items) if observation.phq9_items else None
+    phq9_item9 = observation.phq9_items[8] if observation.phq9_items else None
+    pcl5_total = sum(observation.pcl5_items) if observation.pcl5_items else None
+    assessment = rules.assess(Mood(at=observation.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total))
     await tx.session.execute(
         insert(mood_checkins).values(
-            checkin_id=checkin.checkin_id,
+            checkin_id=observation.checkin_id,
             patient_id=patient_id,
-            phq9_items=checkin.phq9_items,
-            pcl5_items=checkin.pcl5_items,
+            phq9_items=observation.phq9_items,
+            pcl5_items=observation.pcl5_items,
             phq9_total=phq9_total,
             phq9_item9=phq9_item9,
             pcl5_total=pcl5_total,
-            answered_at=checkin.answered_at,
-            appointment_id=checkin.appointment_id,
+            answered_at=observation.answered_at,
+            appointment_id=observation.appointment_id,
             source=source,
             received_at=now,
             **_decision(assessment),
@@ -165,17 +165,17 @@ async def record_checkin(
     )
     tx.emit(
         MoodCheckInRecorded(
-            checkin_id=checkin.checkin_id,
+            checkin_id=observation.checkin_id,
             phq9_total=phq9_total,
             phq9_item9=phq9_item9,
             pcl5_total=pcl5_total,
-            appointment_id=checkin.appointment_id,
+            appointment_id=observation.appointment_id,
         ),
         patient_id=patient_id,
     )
-    if checkin.appointment_id:
-        await sessions.checked_in(tx, checkin.appointment_id, now=now)
-    return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=checkin.checkin_id, now=now)
+    if observation.appointment_id:
+        await sessions.checked_in(tx, observation.appointment_id, now=now)
+    return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now)
 
 
 def _decision(assessment: Assessment) -> dict[str, Any]:
