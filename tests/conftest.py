@@ -87,3 +87,16 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interva
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
+
+
+async def scratch_database(stack: Stack, name: str, owner: str) -> str:
+    """A fresh, empty database owned by a service's role; returns its SQLAlchemy URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(stack.postgres.dsn())
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f'CREATE DATABASE {name} OWNER "{owner}"')
+    finally:
+        await conn.close()
+    return stack.postgres.service_url(owner).rsplit("/", 1)[0] + f"/{name}"

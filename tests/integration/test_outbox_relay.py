@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, func, select
@@ -19,14 +18,15 @@ from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.tables import MessagingTables, messaging_tables
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions
+from tests.conftest import scratch_database
 from tests.kafka_io import read_topic
 
 TOPIC = "safety.reports"
 
 
 class Outbox:
-    def __init__(self, stack: Stack, tables: MessagingTables, broker: KafkaBroker) -> None:
-        self.engine = create_engine(stack.postgres.service_url("relaytest"))
+    def __init__(self, url: str, tables: MessagingTables, broker: KafkaBroker) -> None:
+        self.engine = create_engine(url)
         self.sessions = create_sessions(self.engine)
         self.tables = tables
         self.broker = broker
@@ -55,19 +55,12 @@ class Outbox:
 
 @pytest.fixture
 async def outbox(stack: Stack) -> AsyncIterator[Outbox]:
-    conn = await asyncpg.connect(stack.postgres.dsn())
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS relaytest WITH (FORCE)")
-        await conn.execute("DROP ROLE IF EXISTS relaytest")
-        await conn.execute("CREATE ROLE relaytest LOGIN PASSWORD 'relaytest'")
-        await conn.execute("CREATE DATABASE relaytest OWNER relaytest")
-    finally:
-        await conn.close()
+    url = await scratch_database(stack, "relaytest", "safety")
     metadata = MetaData()
     tables = messaging_tables(metadata)
     broker = KafkaBroker(stack.kafka.bootstrap, enable_idempotence=True, acks="all")
     await broker.start()
-    box = Outbox(stack, tables, broker)
+    box = Outbox(url, tables, broker)
     async with box.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     yield box

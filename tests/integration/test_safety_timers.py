@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
 
@@ -18,6 +17,7 @@ from carecoord_safety.app import definition
 from carecoord_safety.models import clinician_reviews, messaging
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.conftest import scratch_database
 
 RULES = rules.load()
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -55,13 +55,7 @@ class SafetyDb:
 
 @pytest.fixture
 async def db_url(stack: Stack) -> AsyncIterator[str]:
-    conn = await asyncpg.connect(stack.postgres.dsn())
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS safety_timers WITH (FORCE)")
-        await conn.execute('CREATE DATABASE safety_timers OWNER "safety"')
-    finally:
-        await conn.close()
-    url = stack.postgres.service_url("safety").rsplit("/", 1)[0] + "/safety_timers"
+    url = await scratch_database(stack, "safety_timers", "safety")
     await asyncio.to_thread(upgrade_to_head, url, definition.migrations_dir)
     yield url
 

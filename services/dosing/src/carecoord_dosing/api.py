@@ -1,29 +1,28 @@
-"""HTTP API for clinicians' UIs: create, activate and read treatment plans."""
+"""HTTP API for clinicians' UIs and the patient app: plans, dose approvals, session authorisation."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from carecoord_shared.contracts.common import Milligrams
+from carecoord_shared.contracts.common import ActorId, Milligrams, ShortCode
 from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
 from . import plans
-from .models import plan_transitions, treatment_holds, treatment_plans
+from .domain import TitrationRules
+from .models import dose_proposals, plan_transitions, treatment_holds, treatment_plans
 
-router = APIRouter(prefix="/v1", tags=["treatment plans"])
-
-ActorId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PlanCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     patient_id: uuid.UUID
     clinician_id: ActorId
@@ -34,9 +33,23 @@ class PlanCreate(BaseModel):
 
 
 class ClinicianAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+    model_config = STRICT
     clinician_id: ActorId
+
+
+class Discontinue(ClinicianAction):
+    reason: ShortCode
+
+
+class Approval(ClinicianAction):
+    dose_mg: Milligrams | None = Field(
+        default=None, description="Approve a different dose than proposed: still within the cap and one step."
+    )
+
+
+class SessionRequest(BaseModel):
+    model_config = STRICT
+    patient_id: uuid.UUID
 
 
 class Transition(BaseModel):
@@ -47,6 +60,19 @@ class Transition(BaseModel):
     at: datetime
 
 
+class Proposal(BaseModel):
+    proposal_id: uuid.UUID
+    session_number: int
+    previous_dose_mg: int
+    proposed_dose_mg: int
+    rationale: list[str]
+    rule_version: str
+    status: str
+    proposed_at: datetime
+    approved_dose_mg: int | None
+    approved_by: str | None
+
+
 class Plan(BaseModel):
     plan_id: uuid.UUID
     patient_id: uuid.UUID
@@ -55,51 +81,87 @@ class Plan(BaseModel):
     max_dose_mg: int
     max_step_mg: int
     planned_sessions: int
+    sessions_completed: int
+    approved_dose_mg: int | None
     open_hold_ids: list[uuid.UUID]
     transitions: list[Transition]
+    proposals: list[Proposal]
 
 
-@router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=Plan)
-async def create_plan(body: PlanCreate, uow: UowDep) -> Any:
-    async with uow.transaction() as tx:
-        plan_id = await plans.create_plan(
-            tx,
-            patient_id=body.patient_id,
-            actor=body.clinician_id,
-            starting_dose_mg=body.starting_dose_mg,
-            max_dose_mg=body.max_dose_mg,
-            max_step_mg=body.max_step_mg,
-            planned_sessions=body.planned_sessions,
-        )
-    return await _read_plan(uow, plan_id)
+class SessionDecision(BaseModel):
+    appointment_id: uuid.UUID
+    authorised: bool
+    reason: str | None = Field(description="Why not: plan_paused, plan_not_active, no_approved_dose, …")
+    authorisation_id: uuid.UUID | None
+    dose_mg: int | None
 
 
-@router.post("/plans/{plan_id}/activate", response_model=Plan)
-async def activate_plan(plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep) -> Any:
-    async with uow.transaction() as tx:
-        await plans.activate_plan(tx, plan_id, actor=body.clinician_id)
-    return await _read_plan(uow, plan_id)
+def build_router(rules: TitrationRules) -> APIRouter:
+    router = APIRouter(prefix="/v1")
 
-
-@router.get("/plans/{plan_id}", response_model=Plan)
-async def get_plan(plan_id: uuid.UUID, uow: UowDep) -> Any:
-    return await _read_plan(uow, plan_id)
-
-
-@router.get("/patients/{patient_id}/plan", response_model=Plan)
-async def get_patient_plan(patient_id: uuid.UUID, uow: UowDep) -> Any:
-    async with uow.sessions() as session:
-        plan_id = (
-            await session.execute(
-                select(treatment_plans.c.plan_id)
-                .where(treatment_plans.c.patient_id == patient_id)
-                .order_by(treatment_plans.c.created_at.desc())
-                .limit(1)
+    @router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=Plan, tags=["treatment plans"])
+    async def create_plan(body: PlanCreate, uow: UowDep) -> Any:
+        async with uow.transaction() as tx:
+            plan_id = await plans.create_plan(
+                tx,
+                patient_id=body.patient_id,
+                actor=body.clinician_id,
+                starting_dose_mg=body.starting_dose_mg,
+                max_dose_mg=body.max_dose_mg,
+                max_step_mg=body.max_step_mg,
+                planned_sessions=body.planned_sessions,
             )
-        ).scalar()
-    if plan_id is None:
-        raise NotFound("this patient has no treatment plan")
-    return await _read_plan(uow, plan_id)
+        return await _read_plan(uow, plan_id)
+
+    @router.post("/plans/{plan_id}/activate", response_model=Plan, tags=["treatment plans"],
+                 summary="Activate a draft plan; the activating clinician approves the starting dose")  # fmt: skip
+    async def activate_plan(plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep) -> Any:
+        async with uow.transaction() as tx:
+            await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules)
+        return await _read_plan(uow, plan_id)
+
+    @router.post("/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"])
+    async def discontinue_plan(plan_id: uuid.UUID, body: Discontinue, uow: UowDep) -> Any:
+        async with uow.transaction() as tx:
+            await plans.discontinue_plan(tx, plan_id, actor=body.clinician_id, reason=body.reason)
+        return await _read_plan(uow, plan_id)
+
+    @router.get("/plans/{plan_id}", response_model=Plan, tags=["treatment plans"])
+    async def get_plan(plan_id: uuid.UUID, uow: UowDep) -> Any:
+        return await _read_plan(uow, plan_id)
+
+    @router.get("/patients/{patient_id}/plan", response_model=Plan, tags=["treatment plans"], summary="The patient's latest plan")
+    async def get_patient_plan(patient_id: uuid.UUID, uow: UowDep) -> Any:
+        async with uow.sessions() as session:
+            plan_id = (
+                await session.execute(
+                    select(treatment_plans.c.plan_id)
+                    .where(treatment_plans.c.patient_id == patient_id)
+                    .order_by(treatment_plans.c.created_at.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        if plan_id is None:
+            raise NotFound("this patient has no treatment plan")
+        return await _read_plan(uow, plan_id)
+
+    @router.post("/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"])
+    async def approve(proposal_id: uuid.UUID, body: Approval, uow: UowDep) -> Any:
+        async with uow.transaction() as tx:
+            await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, dose_mg=body.dose_mg)
+            plan_id = (await tx.session.execute(select(dose_proposals.c.plan_id).where(dose_proposals.c.proposal_id == proposal_id))).scalar_one()
+        return await _read_plan(uow, plan_id)
+
+    @router.post("/dosing-sessions/{appointment_id}/authorise", response_model=SessionDecision, tags=["sessions"],
+                 summary="May this dosing session go ahead? Asked at session start; a refusal says why")  # fmt: skip
+    async def authorise(appointment_id: uuid.UUID, body: SessionRequest, uow: UowDep) -> Any:
+        async with uow.transaction() as tx:
+            decision = await plans.authorise_session(
+                tx, appointment_id=appointment_id, patient_id=body.patient_id, now=datetime.now(UTC), rules=rules
+            )
+        return decision.__dict__
+
+    return router
 
 
 async def _read_plan(uow: UowDep, plan_id: uuid.UUID) -> dict[str, Any]:
@@ -108,15 +170,17 @@ async def _read_plan(uow: UowDep, plan_id: uuid.UUID) -> dict[str, Any]:
         if plan is None:
             raise NotFound(f"no treatment plan {plan_id}")
         holds = await session.execute(
-            select(treatment_holds.c.hold_id).where(
-                treatment_holds.c.patient_id == plan.patient_id, treatment_holds.c.status == "open"
-            )
+            select(treatment_holds.c.hold_id).where(treatment_holds.c.patient_id == plan.patient_id, treatment_holds.c.status == "open")
         )
         transitions = await session.execute(
             select(plan_transitions).where(plan_transitions.c.plan_id == plan_id).order_by(plan_transitions.c.id)
+        )
+        proposals = await session.execute(
+            select(dose_proposals).where(dose_proposals.c.plan_id == plan_id).order_by(dose_proposals.c.proposed_at)
         )
         return {
             **plan._asdict(),
             "open_hold_ids": list(holds.scalars()),
             "transitions": [t._asdict() for t in transitions],
+            "proposals": [p._asdict() for p in proposals],
         }

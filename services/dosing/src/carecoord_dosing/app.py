@@ -6,8 +6,10 @@ from pathlib import Path
 
 from carecoord_shared.service import ServiceDefinition
 
-from . import api, handlers
+from . import api, domain, handlers
 from .models import messaging, metadata
+
+titration = domain.load_titration()
 
 definition = ServiceDefinition(
     name="dosing",
@@ -15,6 +17,6 @@ definition = ServiceDefinition(
     metadata=metadata,
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.router,),
-    register_handlers=handlers.register,
+    routers=(api.build_router(titration),),
+    register_handlers=handlers.register_with(titration),
 )

@@ -1,4 +1,5 @@
-"""The treatment-plan status machine, as plain rules with no I/O.
+"""Dosing rules as plain functions with no I/O: the plan's status machine,
+whether a dosing session may go ahead, and the next dose to propose.
 
     draft -> active -> paused <-> active -> completed | discontinued
 
@@ -7,6 +8,11 @@ every hold has been released by a clinician's decision.
 """
 
 from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from carecoord_shared.contracts.common import PlanStatus
 from carecoord_shared.errors import RuleViolation
@@ -46,8 +52,128 @@ def status_with_holds(current: PlanStatus, open_holds: int) -> PlanStatus:
     return current
 
 
+@dataclass(frozen=True)
+class Limits:
+    starting_dose_mg: int
+    max_dose_mg: int
+    max_step_mg: int
+
+
 def check_dosing_limits(starting_dose_mg: int, max_dose_mg: int, max_step_mg: int) -> None:
     if starting_dose_mg > max_dose_mg:
         raise PlanRuleViolation("the starting dose exceeds the per-session maximum")
     if max_step_mg > max_dose_mg:
         raise PlanRuleViolation("the maximum step exceeds the per-session maximum")
+
+
+def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits) -> None:
+    """A dose a clinician approves: never above the cap, never more than one step from the last."""
+    if new_mg > limits.max_dose_mg:
+        raise PlanRuleViolation(f"{new_mg} mg is above the plan's per-session maximum of {limits.max_dose_mg} mg")
+    if current_mg is not None and abs(new_mg - current_mg) > limits.max_step_mg:
+        raise PlanRuleViolation(
+            f"{new_mg} mg is more than one step ({limits.max_step_mg} mg) from the current {current_mg} mg"
+        )
+
+
+# --- configuration -------------------------------------------------------------
+
+CONFIG_DIR = Path(__file__).parent
+CURRENT_TITRATION = "2026.11.1"
+
+
+@dataclass(frozen=True)
+class TitrationRules:
+    version: str
+    adequate_phq9_improvement: int
+    no_increase_symptoms: frozenset[str]
+    pre_dose_bp_max_age: timedelta
+
+
+def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
+    raw = tomllib.loads((CONFIG_DIR / f"titration-{version}.toml").read_text())
+    if raw["version"] != version:
+        raise ValueError(f"titration file for {version} declares version {raw['version']}")
+    return TitrationRules(
+        version=version,
+        adequate_phq9_improvement=int(raw["adequate_phq9_improvement"]),
+        no_increase_symptoms=frozenset(raw["no_increase_symptoms"]),
+        pre_dose_bp_max_age=timedelta(minutes=int(raw["pre_dose_bp_max_age_minutes"])),
+    )
+
+
+# --- session authorisation -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreDoseReading:
+    measured_at: datetime
+    within_limits: bool
+
+
+def authorisation_refusal(
+    status: PlanStatus | None,
+    approved_dose_mg: int | None,
+    limits: Limits | None,
+    reading: PreDoseReading | None,
+    *,
+    now: datetime,
+    rules: TitrationRules,
+) -> str | None:
+    """Why a dosing session may not go ahead, or None when it may. The last line of defence."""
+    if status is None or limits is None:
+        return "no_active_plan"
+    if status is PlanStatus.paused:
+        return "plan_paused"
+    if status is not PlanStatus.active:
+        return "plan_not_active"
+    if approved_dose_mg is None:
+        return "no_approved_dose"
+    if approved_dose_mg > limits.max_dose_mg:
+        return "dose_above_cap"
+    if reading is None or now - reading.measured_at > rules.pre_dose_bp_max_age:
+        return "no_recent_pre_dose_blood_pressure"
+    if not reading.within_limits:
+        return "blood_pressure_out_of_limits"
+    return None
+
+
+# --- titration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """How the patient responded since the previous session."""
+
+    worst_grade: int = 0
+    symptoms: frozenset[str] = frozenset()
+    blood_pressure_hold: bool = False
+    phq9_baseline: int | None = None
+    phq9_latest: int | None = None
+
+
+def propose_dose(current_mg: int, limits: Limits, response: Response, rules: TitrationRules) -> tuple[int, list[str]]:
+    """The next session's dose and why. Never above the cap, never beyond one step."""
+    step = limits.max_step_mg
+    if response.worst_grade >= 3:
+        return max(current_mg - step, 1), ["grade_3_side_effect_decrease"]
+    reasons = []
+    if response.worst_grade == 2:
+        reasons.append("grade_2_side_effect_no_increase")
+    if response.blood_pressure_hold:
+        reasons.append("blood_pressure_hold_no_increase")
+    if response.symptoms & rules.no_increase_symptoms:
+        reasons.append("tolerability_no_increase")
+    if (
+        response.phq9_baseline is not None
+        and response.phq9_latest is not None
+        and response.phq9_baseline - response.phq9_latest >= rules.adequate_phq9_improvement
+    ):
+        reasons.append("responding_keep_dose")
+    if response.phq9_latest is None:
+        reasons.append("no_mood_data_keep_dose")
+    if reasons:
+        return min(current_mg, limits.max_dose_mg), reasons
+    if current_mg >= limits.max_dose_mg:
+        return limits.max_dose_mg, ["at_maximum_dose"]
+    return min(current_mg + step, limits.max_dose_mg), ["inadequate_response_increase"]

@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
-from carecoord_shared.contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.safety import (
+    MoodCheckInRecorded,
+    SideEffectReported,
+    TreatmentHoldReleased,
+    TreatmentHoldRequested,
+    VitalsRecorded,
+)
+from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans
+from .domain import TitrationRules
 
 
-def register(consumer: EventConsumer) -> None:
-    @consumer.on(TreatmentHoldRequested)
-    async def hold_requested(event: TreatmentHoldRequested, tx: Transaction) -> None:
-        assert tx.cause is not None
-        await plans.open_hold(
-            tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, review_id=event.review_id, reason=event.reason
-        )
+def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
+    def register(consumer: EventConsumer) -> None:
+        @consumer.on(TreatmentHoldRequested)
+        async def hold_requested(event: TreatmentHoldRequested, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plans.open_hold(tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, review_id=event.review_id, reason=event.reason)
 
-    @consumer.on(TreatmentHoldReleased)
-    async def hold_released(event: TreatmentHoldReleased, tx: Transaction) -> None:
-        assert tx.cause is not None
-        await plans.release_hold(tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, decision=event.decision.value)
+        @consumer.on(TreatmentHoldReleased)
+        async def hold_released(event: TreatmentHoldReleased, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plans.release_hold(tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, decision=event.decision, rules=rules)
+
+        @consumer.on(AppointmentCompleted)
+        async def session_completed(event: AppointmentCompleted, tx: Transaction) -> None:
+            assert tx.cause is not None
+            if event.appointment_type is AppointmentType.dosing_session:
+                await plans.session_completed(tx, patient_id=tx.cause.patient_id, rules=rules)
+
+        @consumer.on(VitalsRecorded)
+        async def vitals(event: VitalsRecorded, tx: Transaction) -> None:
+            await plans.record_observation(
+                tx, kind="vitals", observed_at=event.measured_at, context=event.context.value, within_limits=event.within_limits
+            )
+
+        @consumer.on(SideEffectReported)
+        async def side_effect(event: SideEffectReported, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plans.record_observation(
+                tx, kind="side_effect", observed_at=tx.cause.occurred_at, grade=event.grade, symptoms=list(event.symptoms)
+            )
+
+        @consumer.on(MoodCheckInRecorded)
+        async def mood(event: MoodCheckInRecorded, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plans.record_observation(tx, kind="mood", observed_at=tx.cause.occurred_at, phq9_total=event.phq9_total)
+
+    return register

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     func,
     text,
 )
+
+from sqlalchemy.dialects.postgresql import JSONB
 
 from carecoord_shared.messaging.tables import messaging_tables
 
@@ -33,6 +36,9 @@ treatment_plans = Table(
     Column("max_dose_mg", Integer, nullable=False),
     Column("max_step_mg", Integer, nullable=False),
     Column("planned_sessions", Integer, nullable=False),
+    # The dose a clinician approved for the next session; none means no session may go ahead.
+    Column("approved_dose_mg", Integer),
+    Column("sessions_completed", Integer, nullable=False, server_default="0"),
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -68,4 +74,61 @@ treatment_holds = Table(
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("released_at", DateTime(timezone=True)),
     Column("release_decision", String(40)),
+)
+
+dose_proposals = Table(
+    "dose_proposals",
+    metadata,
+    Column("proposal_id", Uuid, primary_key=True),
+    Column("plan_id", Uuid, ForeignKey("treatment_plans.plan_id"), nullable=False, index=True),
+    Column("session_number", Integer, nullable=False),
+    Column("previous_dose_mg", Integer, nullable=False),
+    Column("proposed_dose_mg", Integer, nullable=False),
+    Column("rationale", JSONB, nullable=False),
+    Column("rule_version", String(40), nullable=False),
+    # proposed -> approved | superseded (a newer proposal replaced it)
+    Column("status", String(20), nullable=False, server_default="proposed"),
+    Column("proposed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("approved_dose_mg", Integer),
+    Column("approved_by", String(64)),
+    Column("approved_at", DateTime(timezone=True)),
+)
+
+session_authorisations = Table(
+    "session_authorisations",
+    metadata,
+    Column("authorisation_id", Uuid, primary_key=True),
+    Column("plan_id", Uuid, ForeignKey("treatment_plans.plan_id"), nullable=False),
+    # One authorisation per dosing session, however often it is requested.
+    Column("appointment_id", Uuid, nullable=False, unique=True),
+    Column("dose_mg", Integer, nullable=False),
+    Column("authorised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+session_refusals = Table(
+    "session_refusals",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("appointment_id", Uuid, nullable=False, index=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("plan_id", Uuid),
+    Column("reason", String(64), nullable=False),
+    Column("refused_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Dosing's own view of what safety recorded: the facts titration and
+# authorisation depend on (coded facts only, no free text).
+safety_observations = Table(
+    "safety_observations",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("grade", Integer),
+    Column("symptoms", JSONB),
+    Column("context", String(20)),
+    Column("within_limits", Boolean),
+    Column("phq9_total", Integer),
+    Index("ix_safety_observations_patient", "patient_id", "kind", "observed_at"),
 )

@@ -1,22 +1,32 @@
 """Plan operations: each runs inside the caller's transaction and emits its events.
 
-Shared by the HTTP API (clinician decisions) and the event handlers (holds),
-so a rule is enforced the same way whichever door a change comes through.
+Shared by the HTTP API (clinician decisions, session requests) and the event
+handlers (holds, completed sessions, safety facts), so a rule is enforced the
+same way whichever door a change comes through. Every operation that reads a
+plan to decide locks its row first: a hold arriving while a session is being
+authorised waits for it, and the other way round.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import PlanStatus
+from carecoord_shared.contracts.common import PlanStatus, ReviewDecision
 from carecoord_shared.contracts.dosing import (
+    DoseApproved,
+    DoseProposed,
+    DosingSessionAuthorised,
+    DosingSessionRefused,
     TreatmentPlanActivated,
+    TreatmentPlanCompleted,
     TreatmentPlanCreated,
+    TreatmentPlanDiscontinued,
     TreatmentPlanPaused,
     TreatmentPlanResumed,
 )
@@ -24,7 +34,20 @@ from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import domain
-from .models import plan_transitions, treatment_holds, treatment_plans
+from .domain import Limits, PlanRuleViolation, TitrationRules
+from .models import (
+    dose_proposals,
+    plan_transitions,
+    safety_observations,
+    session_authorisations,
+    session_refusals,
+    treatment_holds,
+    treatment_plans,
+)
+
+
+def limits_of(plan: Any) -> Limits:
+    return Limits(plan.starting_dose_mg, plan.max_dose_mg, plan.max_step_mg)
 
 
 async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> Any:
@@ -37,6 +60,13 @@ async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> Any:
     ).first()
 
 
+async def plan_for_update(tx: Transaction, plan_id: uuid.UUID) -> Any:
+    plan = (await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())).first()
+    if plan is None:
+        raise NotFound(f"no treatment plan {plan_id}")
+    return plan
+
+
 async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await tx.session.execute(
         select(treatment_holds.c.hold_id)
@@ -46,35 +76,46 @@ async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUI
     return list(rows.scalars())
 
 
+# --- lifecycle -------------------------------------------------------------------
+
+
 async def create_plan(tx: Transaction, *, patient_id: uuid.UUID, actor: str, **limits: int) -> uuid.UUID:
     domain.check_dosing_limits(limits["starting_dose_mg"], limits["max_dose_mg"], limits["max_step_mg"])
     if await live_plan_for_update(tx, patient_id):
-        raise domain.PlanRuleViolation("the patient already has a live treatment plan")
+        raise PlanRuleViolation("the patient already has a live treatment plan")
     plan_id = uuid.uuid4()
     await tx.session.execute(
-        insert(treatment_plans).values(
-            plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor, **limits
-        )
+        insert(treatment_plans).values(plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor, **limits)
     )
     tx.emit(TreatmentPlanCreated(plan_id=plan_id, **limits), patient_id=patient_id)
     return plan_id
 
 
-async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str) -> None:
-    plan = (
-        await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())
-    ).first()
-    if plan is None:
-        raise NotFound(f"no treatment plan {plan_id}")
-    holds = await open_hold_ids(tx, plan.patient_id)
-    domain.check_activation(PlanStatus(plan.status), len(holds))
+async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rules: TitrationRules) -> None:
+    """Activation approves the starting dose: the activating clinician is its approver."""
+    plan = await plan_for_update(tx, plan_id)
+    domain.check_activation(PlanStatus(plan.status), len(await open_hold_ids(tx, plan.patient_id)))
     await _move(tx, plan, PlanStatus.active, actor=actor, reason="clinician_activated")
     tx.emit(TreatmentPlanActivated(plan_id=plan_id), patient_id=plan.patient_id)
+    proposal_id = await _propose(tx, plan, plan.starting_dose_mg, ["starting_dose"], rules, session_number=1, previous=plan.starting_dose_mg)
+    await approve_dose(tx, proposal_id, actor=actor)
 
 
-async def open_hold(
-    tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str
-) -> None:
+async def discontinue_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, reason: str) -> None:
+    plan = await plan_for_update(tx, plan_id)
+    await _discontinue(tx, plan, actor=actor, reason=reason)
+
+
+async def _discontinue(tx: Transaction, plan: Any, *, actor: str, reason: str) -> None:
+    await _move(tx, plan, PlanStatus.discontinued, actor=actor, reason=reason)
+    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
+    tx.emit(TreatmentPlanDiscontinued(plan_id=plan.plan_id, reason=reason, decided_by=actor), patient_id=plan.patient_id)
+
+
+# --- holds -------------------------------------------------------------------------
+
+
+async def open_hold(tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str) -> None:
     """Open a hold (idempotent on its id) and pause the patient's active plan."""
     await tx.session.execute(
         pg_insert(treatment_holds)
@@ -84,13 +125,31 @@ async def open_hold(
     await _reconcile(tx, patient_id, actor="safety", reason=reason)
 
 
-async def release_hold(tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, decision: str) -> None:
-    await tx.session.execute(
+async def release_hold(
+    tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, decision: ReviewDecision, rules: TitrationRules
+) -> None:
+    """The clinician's review decision releases the hold: resume, resume with a dose change, or discontinue."""
+    released = await tx.session.execute(
         update(treatment_holds)
         .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.status == "open")
-        .values(status="released", released_at=func.now(), release_decision=decision)
+        .values(status="released", released_at=func.now(), release_decision=decision.value)
+        .returning(treatment_holds.c.hold_id)
     )
-    await _reconcile(tx, patient_id, actor="clinician_review", reason=f"hold_released_{decision}")
+    if released.first() is None:
+        return  # unknown or already released: nothing changes twice
+    plan = await live_plan_for_update(tx, patient_id)
+    if plan is not None and decision is ReviewDecision.discontinue:
+        await _discontinue(tx, plan, actor="clinician_review", reason="review_discontinued")
+        return
+    if plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
+        # The clinician wants a different dose: the old approval lapses, and a
+        # one-step decrease is proposed for their approval.
+        limits = limits_of(plan)
+        await _propose(
+            tx, plan, max(plan.approved_dose_mg - limits.max_step_mg, 1), ["review_requested_dose_change"], rules,
+            session_number=plan.sessions_completed + 1, previous=plan.approved_dose_mg,
+        )  # fmt: skip
+    await _reconcile(tx, patient_id, actor="clinician_review", reason=f"hold_released_{decision.value}")
 
 
 async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reason: str) -> None:
@@ -113,12 +172,187 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
 async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, reason: str) -> None:
     domain.check_transition(PlanStatus(plan.status), target)
     await tx.session.execute(
-        update(treatment_plans)
-        .where(treatment_plans.c.plan_id == plan.plan_id)
-        .values(status=target.value, updated_at=datetime.now(UTC))
+        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(status=target.value, updated_at=datetime.now(UTC))
     )
     await tx.session.execute(
-        insert(plan_transitions).values(
-            plan_id=plan.plan_id, from_status=plan.status, to_status=target.value, actor=actor, reason=reason
+        insert(plan_transitions).values(plan_id=plan.plan_id, from_status=plan.status, to_status=target.value, actor=actor, reason=reason)
+    )
+
+
+# --- doses -------------------------------------------------------------------------
+
+
+async def _propose(
+    tx: Transaction, plan: Any, dose_mg: int, rationale: list[str], rules: TitrationRules, *, session_number: int, previous: int
+) -> uuid.UUID:
+    """A new proposal supersedes any pending one; the approved dose lapses until a clinician approves."""
+    await tx.session.execute(
+        update(dose_proposals).where(dose_proposals.c.plan_id == plan.plan_id, dose_proposals.c.status == "proposed").values(status="superseded")
+    )
+    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
+    proposal_id = uuid.uuid4()
+    await tx.session.execute(
+        insert(dose_proposals).values(
+            proposal_id=proposal_id, plan_id=plan.plan_id, session_number=session_number, previous_dose_mg=previous,
+            proposed_dose_mg=dose_mg, rationale=rationale, rule_version=rules.version,
         )
+    )  # fmt: skip
+    tx.emit(
+        DoseProposed(
+            proposal_id=proposal_id, plan_id=plan.plan_id, session_number=session_number,
+            previous_dose_mg=previous, proposed_dose_mg=dose_mg, rationale=rationale,
+        ),
+        patient_id=plan.patient_id,
+    )  # fmt: skip
+    return proposal_id
+
+
+async def approve_dose(tx: Transaction, proposal_id: uuid.UUID, *, actor: str, dose_mg: int | None = None) -> int:
+    proposal = (
+        await tx.session.execute(select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update())
+    ).first()
+    if proposal is None:
+        raise NotFound(f"no dose proposal {proposal_id}")
+    plan = await plan_for_update(tx, proposal.plan_id)
+    if proposal.status != "proposed":
+        raise PlanRuleViolation(f"proposal {proposal_id} is {proposal.status}; only a pending proposal can be approved")
+    if PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
+        raise PlanRuleViolation(f"the plan is {plan.status}; doses are approved only for an active or paused plan")
+    approved = proposal.proposed_dose_mg if dose_mg is None else dose_mg
+    domain.check_dose_change(proposal.previous_dose_mg, approved, limits_of(plan))
+    await tx.session.execute(
+        update(dose_proposals)
+        .where(dose_proposals.c.proposal_id == proposal_id)
+        .values(status="approved", approved_dose_mg=approved, approved_by=actor, approved_at=datetime.now(UTC))
+    )
+    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=approved))
+    tx.emit(DoseApproved(proposal_id=proposal_id, plan_id=plan.plan_id, approved_dose_mg=approved, approved_by=actor), patient_id=plan.patient_id)
+    return approved
+
+
+async def session_completed(tx: Transaction, *, patient_id: uuid.UUID, rules: TitrationRules) -> None:
+    """After a dosing session: the course completes, or the next dose is proposed from the response."""
+    plan = await live_plan_for_update(tx, patient_id)
+    if plan is None or PlanStatus(plan.status) is PlanStatus.draft:
+        return
+    completed = plan.sessions_completed + 1
+    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(sessions_completed=completed))
+    last_dose = plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg
+    if completed >= plan.planned_sessions and PlanStatus(plan.status) is PlanStatus.active:
+        await _move(tx, plan, PlanStatus.completed, actor="dosing", reason="course_completed")
+        await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
+        tx.emit(TreatmentPlanCompleted(plan_id=plan.plan_id, sessions_completed=completed), patient_id=patient_id)
+        return
+    response = await _response_since_last_proposal(tx, plan)
+    dose, rationale = domain.propose_dose(last_dose, limits_of(plan), response, rules)
+    await _propose(tx, plan, dose, rationale, rules, session_number=completed + 1, previous=last_dose)
+
+
+async def _last_approved_dose(tx: Transaction, plan_id: uuid.UUID) -> int | None:
+    return (
+        await tx.session.execute(
+            select(dose_proposals.c.approved_dose_mg)
+            .where(dose_proposals.c.plan_id == plan_id, dose_proposals.c.status == "approved")
+            .order_by(dose_proposals.c.approved_at.desc())
+            .limit(1)
+        )
+    ).scalar()
+
+
+async def _response_since_last_proposal(tx: Transaction, plan: Any) -> domain.Response:
+    since = (
+        await tx.session.execute(select(func.max(dose_proposals.c.proposed_at)).where(dose_proposals.c.plan_id == plan.plan_id))
+    ).scalar() or plan.created_at
+    obs = safety_observations.c
+    recent = (
+        await tx.session.execute(select(safety_observations).where(obs.patient_id == plan.patient_id, obs.observed_at >= since))
+    ).all()
+    moods = (
+        await tx.session.execute(
+            select(obs.phq9_total)
+            .where(obs.patient_id == plan.patient_id, obs.kind == "mood", obs.phq9_total.is_not(None), obs.observed_at >= plan.created_at)
+            .order_by(obs.observed_at)
+        )
+    ).scalars().all()
+    return domain.Response(
+        worst_grade=max((r.grade or 0 for r in recent if r.kind == "side_effect"), default=0),
+        symptoms=frozenset(s for r in recent if r.kind == "side_effect" for s in (r.symptoms or [])),
+        blood_pressure_hold=any(r.kind == "vitals" and r.within_limits is False for r in recent),
+        phq9_baseline=moods[0] if moods else None,
+        phq9_latest=moods[-1] if len(moods) > 1 else None,
+    )
+
+
+# --- sessions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    appointment_id: uuid.UUID
+    authorised: bool
+    reason: str | None = None
+    authorisation_id: uuid.UUID | None = None
+    dose_mg: int | None = None
+
+
+async def authorise_session(
+    tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, now: datetime, rules: TitrationRules
+) -> Authorisation:
+    """May this dosing session go ahead? The last line of defence: never while paused."""
+    plan = await live_plan_for_update(tx, patient_id)
+    granted = (
+        await tx.session.execute(select(session_authorisations).where(session_authorisations.c.appointment_id == appointment_id))
+    ).first()
+    if granted is not None:
+        return Authorisation(appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg)
+    reading = await _latest_pre_dose_reading(tx, patient_id)
+    refusal = domain.authorisation_refusal(
+        PlanStatus(plan.status) if plan else None,
+        plan.approved_dose_mg if plan else None,
+        limits_of(plan) if plan else None,
+        reading,
+        now=now,
+        rules=rules,
+    )
+    plan_id = plan.plan_id if plan else None
+    if refusal is not None:
+        await tx.session.execute(
+            insert(session_refusals).values(appointment_id=appointment_id, patient_id=patient_id, plan_id=plan_id, reason=refusal)
+        )
+        tx.emit(DosingSessionRefused(appointment_id=appointment_id, plan_id=plan_id, reason=refusal), patient_id=patient_id)
+        return Authorisation(appointment_id, False, reason=refusal)
+    authorisation_id = uuid.uuid4()
+    await tx.session.execute(
+        insert(session_authorisations).values(
+            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg
+        )
+    )
+    tx.emit(
+        DosingSessionAuthorised(
+            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg
+        ),
+        patient_id=patient_id,
+    )
+    return Authorisation(appointment_id, True, authorisation_id=authorisation_id, dose_mg=plan.approved_dose_mg)
+
+
+async def _latest_pre_dose_reading(tx: Transaction, patient_id: uuid.UUID) -> domain.PreDoseReading | None:
+    obs = safety_observations.c
+    row = (
+        await tx.session.execute(
+            select(obs.observed_at, obs.within_limits)
+            .where(obs.patient_id == patient_id, obs.kind == "vitals", obs.context == "pre_dose")
+            .order_by(obs.observed_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return domain.PreDoseReading(measured_at=row.observed_at, within_limits=bool(row.within_limits)) if row else None
+
+
+async def record_observation(tx: Transaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:
+    assert tx.cause is not None
+    await tx.session.execute(
+        pg_insert(safety_observations)
+        .values(event_id=tx.cause.event_id, patient_id=tx.cause.patient_id, kind=kind, observed_at=observed_at, **facts)
+        .on_conflict_do_nothing(index_elements=[safety_observations.c.event_id])
     )

@@ -1,0 +1,121 @@
+"""Dosing review end to end: session authorisation as the last line of defence, and
+dose proposals that take effect only on a clinician's approval."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from carecoord_devstack.stack import Stack
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.scheduling import AppointmentCompleted
+from tests.conftest import eventually
+from tests.e2e import journeys
+from tests.kafka_io import events_for, group_caught_up, publish_event
+
+pytestmark = pytest.mark.e2e
+
+
+async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            journeys.url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"), json={"patient_id": str(patient)}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def _pre_dose_reading(stack: Stack, patient: uuid.UUID, systolic: int = 122) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(journeys.url(stack, "safety", "/v1/vitals"), json={
+            "patient_id": str(patient), "systolic": systolic, "diastolic": 78,
+            "measured_at": (datetime.now(UTC) - timedelta(minutes=10)).isoformat(), "context": "pre_dose",
+        })  # fmt: skip
+    assert response.status_code == 201, response.text
+    await eventually(lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard the reading")
+
+
+async def test_sessions_are_refused_while_paused_and_authorised_after_resume(services: Stack) -> None:
+    patient = uuid.uuid4()
+    await journeys.active_plan(services, patient)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    assert (await _authorise(services, patient, first))["reason"] == "no_recent_pre_dose_blood_pressure"
+    await _pre_dose_reading(services, patient)
+    granted = await _authorise(services, patient, first)
+    assert granted["authorised"] and granted["dose_mg"] == 100
+    assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], "one per session"
+
+    outcome = (await journeys.report(services, patient, symptoms=["hallucinations_persisting"], grade=2)).json()
+    await eventually(lambda: _status_is(services, patient, "paused"), what="paused")
+    for _ in range(2):
+        refused = await _authorise(services, patient, second)
+        assert (refused["authorised"], refused["reason"]) == (False, "plan_paused")
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        severe = next(r for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect")
+        assert severe["review_id"] in outcome["review_ids"]
+        await http.post(journeys.url(services, "safety", f"/v1/reviews/{severe['review_id']}/resolve"),
+                        json={"clinician_id": "dr-lee", "decision": "resume"})  # fmt: skip
+    await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
+    await _pre_dose_reading(services, patient)
+    assert (await _authorise(services, patient, second))["authorised"]
+
+    sessions = await eventually(
+        lambda: _at_least(events_for(services.kafka.bootstrap, "dosing.sessions", patient), 5), what="session events"
+    )
+    assert [e["type"] for e in sessions] == [
+        "DosingSessionRefused", "DosingSessionAuthorised", "DosingSessionRefused", "DosingSessionRefused", "DosingSessionAuthorised",
+    ]  # fmt: skip
+    assert [e["payload"].get("reason") for e in sessions if e["type"] == "DosingSessionRefused"] == [
+        "no_recent_pre_dose_blood_pressure", "plan_paused", "plan_paused",
+    ]  # fmt: skip
+
+
+async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(services: Stack) -> None:
+    patient = uuid.uuid4()
+    plan = await journeys.active_plan(services, patient)
+    await journeys.report(services, patient, symptoms=["nausea"], grade=2)  # no increase after grade 2
+    await eventually(lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard it")
+    completed = AppointmentCompleted(
+        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.dosing_session, clinician_id="dr-lee",
+        started_at=datetime.now(UTC) - timedelta(hours=3), ended_at=datetime.now(UTC) - timedelta(hours=1), plan_id=plan["plan_id"],
+    )  # fmt: skip
+    await publish_event(services.kafka.bootstrap, "scheduling.appointments", completed, patient, producer="scheduling")
+
+    proposed = await eventually(lambda: _pending(services, patient), what="a dose proposed")
+    assert (proposed["previous_dose_mg"], proposed["proposed_dose_mg"]) == (100, 100)
+    assert "grade_2_side_effect_no_increase" in proposed["rationale"]
+    assert (await journeys.plan(services, patient))["approved_dose_mg"] is None, "the old approval lapsed"
+    await _pre_dose_reading(services, patient)
+    assert (await _authorise(services, patient, uuid.uuid4()))["reason"] == "no_approved_dose"
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
+        too_far = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 200})
+        assert too_far.status_code == 409 and "more than one step" in too_far.json()["message"]
+        approved = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 90})
+        assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
+    granted = await _authorise(services, patient, uuid.uuid4())
+    assert granted["authorised"] and granted["dose_mg"] == 90
+    [approval] = [e for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
+                  if e["payload"]["proposal_id"] == proposed["proposal_id"]]  # fmt: skip
+    assert approval["payload"]["approved_by"] == "dr-lee"
+
+
+async def _status_is(stack: Stack, patient: uuid.UUID, status: str) -> bool:
+    return (await journeys.plan(stack, patient))["status"] == status
+
+
+async def _pending(stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:
+    proposals = (await journeys.plan(stack, patient))["proposals"]
+    return next((p for p in proposals if p["status"] == "proposed"), None)
+
+
+async def _at_least(found: Any, n: int) -> list[Any] | None:
+    items = await found
+    return items if len(items) >= n else None
