@@ -103,6 +103,19 @@ async def book_course(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID
             await _course_step(tx, patient, AppointmentType.integration, after, plan_id, number)
 
 
+async def book_waiting_courses(tx: Transaction, patient_id: uuid.UUID) -> None:
+    """A plan activated before the patient's location reached scheduling gets its course once it does."""
+    waiting = await tx.session.execute(
+        select(plans.c.plan_id).where(
+            plans.c.patient_id == patient_id,
+            plans.c.status == "active",
+            ~select(appointments.c.appointment_id).where(appointments.c.plan_id == plans.c.plan_id).exists(),
+        )
+    )
+    for plan_id in waiting.scalars().all():
+        await book_course(tx, plan_id, patient_id)
+
+
 async def _course_step(
     tx: Transaction, patient: Patient, kind: AppointmentType, not_before: datetime, plan_id: uuid.UUID, number: int | None
 ) -> booking.Booked | None:

@@ -37,6 +37,7 @@ def register(consumer: EventConsumer) -> None:
     async def registered(event: PatientRegistered, tx: Transaction) -> None:
         assert tx.cause is not None
         await courses.remember_patient(tx, tx.cause.patient_id, event.state_of_residence, event.time_zone)
+        await courses.book_waiting_courses(tx, tx.cause.patient_id)
 
     @consumer.on(EligibilityDetermined)
     async def eligibility(event: EligibilityDetermined, tx: Transaction) -> None:
