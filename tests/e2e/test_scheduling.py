@@ -135,6 +135,26 @@ async def test_twenty_concurrent_requests_for_one_slot_book_it_once(services: St
         await conn.close()
 
 
+async def test_one_patient_asking_several_clinicians_for_the_same_time_at_once_gets_one(services: Stack) -> None:
+    clinicians = [await _clinician(services, "psychiatric_clinician", "RI", "America/New_York") for _ in range(5)]
+    patient = uuid.uuid4()
+    await _register(services, patient, "RI", "America/New_York")
+    starts_at = datetime.now(ZoneInfo("America/New_York")).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    async with httpx.AsyncClient(timeout=30) as http:
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    _scheduling(services, "/v1/appointments"),
+                    json={"patient_id": str(patient), "clinician_id": c, "appointment_type": "follow_up", "starts_at": starts_at.isoformat()},
+                )
+                for c in clinicians
+            )
+        )
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 4}, [r.text for r in responses]
+    assert {r.json()["message"] for r in responses if r.status_code == 409} == {"the patient already has an appointment at that time"}
+    assert len(await _schedule(services, patient)) == 1
+
+
 async def test_severe_report_holds_only_that_patients_dosing_books_a_review_and_resume_rebooks(services: Stack) -> None:
     state, zone = "OR", "America/Los_Angeles"
     for role in ("psychiatric_clinician", "psychiatric_clinician", "therapist"):

@@ -38,10 +38,6 @@ from .rules import APPOINTMENT_KINDS, POLICY, AppointmentKind
 
 log = structlog.get_logger("carecoord.scheduling")
 
-EXCLUSION_VIOLATION = "23P01"
-UNIQUE_VIOLATION = "23505"
-
-
 class SlotTaken(RuleViolation):
     """The clinician already has an appointment overlapping the requested time."""
 
@@ -276,12 +272,15 @@ async def _guarded(tx: Transaction, statement: Any, slot: Slot) -> None:
         async with tx.session.begin_nested():
             await tx.session.execute(statement)
     except IntegrityError as exc:
-        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-        if code == EXCLUSION_VIOLATION:
+        cause = getattr(exc.orig, "__cause__", None)  # the asyncpg error behind SQLAlchemy's adapter
+        constraint = getattr(cause, "constraint_name", None)
+        if constraint == "ex_appointments_no_double_booking":
             raise SlotTaken(
                 f"clinician {slot.clinician_id} is already booked at {slot.starts_at.isoformat()}: choose another slot"
             ) from None
-        if code == UNIQUE_VIOLATION:
+        if constraint == "ex_appointments_patient_overlap":
+            raise SlotTaken("the patient already has an appointment at that time") from None
+        if constraint == "uq_appointments_review":
             raise RuleViolation("this review already has an appointment") from None
         raise
 

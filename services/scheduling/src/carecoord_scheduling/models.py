@@ -119,13 +119,15 @@ appointments = Table(
 )
 
 # No double booking, enforced by the database even under concurrent requests:
-# a clinician's live appointments may not overlap in time (needs btree_gist for "=" on text).
-appointments.append_constraint(
-    ExcludeConstraint(
-        (appointments.c.clinician_id, "="),
-        (func.tstzrange(appointments.c.starts_at, appointments.c.ends_at), "&&"),
-        name="ex_appointments_no_double_booking",
-        using="gist",
-        where=text("status <> 'cancelled'"),
+# neither a clinician's nor a patient's live appointments may overlap in time
+# (btree_gist provides "=" on text and uuid inside a GiST index).
+for _who, _name in ((appointments.c.clinician_id, "ex_appointments_no_double_booking"), (appointments.c.patient_id, "ex_appointments_patient_overlap")):
+    appointments.append_constraint(
+        ExcludeConstraint(
+            (_who, "="),
+            (func.tstzrange(appointments.c.starts_at, appointments.c.ends_at), "&&"),
+            name=_name,
+            using="gist",
+            where=text("status <> 'cancelled'"),
+        )
     )
-)

@@ -104,6 +104,13 @@ def upgrade() -> None:
             using="gist",
             where=sa.text("status <> 'cancelled'"),
         ),
+        postgresql.ExcludeConstraint(
+            (sa.column("patient_id"), "="),
+            (sa.text("tstzrange(starts_at, ends_at)"), "&&"),
+            name="ex_appointments_patient_overlap",
+            using="gist",
+            where=sa.text("status <> 'cancelled'"),
+        ),
     )
     op.create_index("ix_appointments_patient", "appointments", ["patient_id", "starts_at"], unique=False)
     op.create_index("ix_appointments_plan", "appointments", ["plan_id"], unique=False)
