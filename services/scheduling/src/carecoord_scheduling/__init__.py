@@ -1,5 +1,6 @@
 """Scheduling: clinicians, availability and appointments.
 
-For now it records the plan, review and registration events it will act on
-(booking and cancelling come with the scheduling issue).
+Books the initial evaluation of an eligible patient, a treatment plan's course,
+urgent review appointments; cancels and rebooks dosing sessions around holds;
+and keeps a journal of the events it received.
 """

@@ -4,34 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.contracts.dosing import (
-    TreatmentPlanActivated,
-    TreatmentPlanCreated,
-    TreatmentPlanPaused,
-    TreatmentPlanResumed,
-)
-from carecoord_shared.contracts.intake import PatientRegistered
-from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
-from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.journal import journal_router, record_events
+from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
+from . import api, handlers
 from .models import journal, messaging, metadata
-
-
-def register_handlers(consumer: EventConsumer) -> None:
-    record_events(
-        consumer,
-        journal,
-        PatientRegistered,
-        TreatmentPlanCreated,
-        TreatmentPlanActivated,
-        TreatmentPlanPaused,
-        TreatmentPlanResumed,
-        ClinicianReviewOpened,
-        ClinicianReviewResolved,
-    )
-
 
 definition = ServiceDefinition(
     name="scheduling",
@@ -39,6 +16,6 @@ definition = ServiceDefinition(
     metadata=metadata,
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(journal_router(journal),),
-    register_handlers=register_handlers,
+    routers=(api.router, journal_router(journal)),
+    register_handlers=handlers.register,
 )

@@ -23,6 +23,7 @@ class TreatmentPlanCreated(Event):
     max_dose_mg: Milligrams
     max_step_mg: Milligrams
     planned_sessions: SessionNumber
+    cadence_days: Annotated[int, Field(ge=1, le=90, description="days between dosing sessions; absent means weekly")] | None = None
 
 
 class TreatmentPlanActivated(Event):

@@ -1,0 +1,77 @@
+"""Scheduling's reactions to intake, dosing and safety events (beside the event journal)."""
+
+from __future__ import annotations
+
+from carecoord_shared.contracts.common import EligibilityOutcome
+from carecoord_shared.contracts.dosing import (
+    TreatmentPlanActivated,
+    TreatmentPlanCreated,
+    TreatmentPlanDiscontinued,
+    TreatmentPlanPaused,
+    TreatmentPlanResumed,
+)
+from carecoord_shared.contracts.intake import EligibilityDetermined, PatientRegistered
+from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
+from carecoord_shared.messaging.consumer import EventConsumer
+from carecoord_shared.messaging.journal import record_events
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from . import courses
+from .models import journal
+
+
+def register(consumer: EventConsumer) -> None:
+    record_events(
+        consumer,
+        journal,
+        PatientRegistered,
+        TreatmentPlanCreated,
+        TreatmentPlanActivated,
+        TreatmentPlanPaused,
+        TreatmentPlanResumed,
+        ClinicianReviewOpened,
+        ClinicianReviewResolved,
+    )
+
+    @consumer.on(PatientRegistered)
+    async def registered(event: PatientRegistered, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.remember_patient(tx, tx.cause.patient_id, event.state_of_residence, event.time_zone)
+        await courses.book_waiting_courses(tx, tx.cause.patient_id)
+
+    @consumer.on(EligibilityDetermined)
+    async def eligibility(event: EligibilityDetermined, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.remember_patient(tx, tx.cause.patient_id, event.state_of_residence, event.time_zone)
+        if event.outcome is EligibilityOutcome.eligible:
+            await courses.book_initial_evaluation(tx, tx.cause.patient_id)
+
+    @consumer.on(TreatmentPlanCreated)
+    async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.remember_plan(tx, event.plan_id, tx.cause.patient_id, event.planned_sessions, event.cadence_days)
+
+    @consumer.on(TreatmentPlanActivated)
+    async def plan_activated(event: TreatmentPlanActivated, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.book_course(tx, event.plan_id, tx.cause.patient_id)
+
+    @consumer.on(TreatmentPlanPaused)
+    async def plan_paused(event: TreatmentPlanPaused, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.hold_dosing_sessions(tx, event.plan_id, tx.cause.patient_id)
+
+    @consumer.on(TreatmentPlanResumed)
+    async def plan_resumed(event: TreatmentPlanResumed, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.rebook_held_sessions(tx, event.plan_id, tx.cause.patient_id)
+
+    @consumer.on(TreatmentPlanDiscontinued)
+    async def plan_discontinued(event: TreatmentPlanDiscontinued, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.cancel_remaining(tx, event.plan_id, tx.cause.patient_id)
+
+    @consumer.on(ClinicianReviewOpened)
+    async def review_opened(event: ClinicianReviewOpened, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await courses.book_review(tx, event.review_id, event.due_at, tx.cause.patient_id)
