@@ -4,6 +4,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import ValidationError
 
+from carecoord_intake import key_rotation
 from carecoord_intake.api import CoverageIn, Registration
 from carecoord_intake.phi import PhiCipher
 from carecoord_intake.settings import DEVELOPMENT_PHI_KEY, IntakeSettings
@@ -67,3 +68,13 @@ def test_validation_errors_do_not_echo_the_submitted_phi() -> None:
     errors = invalid.value.errors()
     assert {e["loc"] for e in errors} == {("first_name",), ("date_of_birth",)}
     assert not any("Zed" in e["msg"] or "2999" in e["msg"] for e in errors)
+
+
+def test_every_phi_column_is_found_by_the_naming_convention() -> None:
+    found = {t.name: cols for t, cols in key_rotation.encrypted_columns().items()}
+    assert found == {
+        "patients": ["first_name_enc", "last_name_enc", "date_of_birth_enc", "sex_enc", "email_enc", "phone_enc", "address_enc"],
+        "medical_screenings": ["notes_enc"],
+        "coverages": ["member_id_enc"],
+        "eligibility_decisions": ["override_reason_enc"],
+    }

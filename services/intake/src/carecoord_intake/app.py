@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
+from fastapi import APIRouter
 
 from carecoord_shared.service import ServiceDefinition
 
@@ -15,11 +19,22 @@ from .phi import PhiCipher
 from .settings import IntakeSettings
 
 
+def _startup_checks(settings: IntakeSettings) -> APIRouter:
+    """Said at startup (once logging is configured), not at import."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if settings.uses_development_secrets:
+            structlog.get_logger("carecoord.intake").warning(
+                "intake.development_secrets",
+                hint="set CARECOORD_PHI_KEYS and CARECOORD_INTERNAL_API_TOKEN outside local runs",
+            )
+        yield
+
+    return APIRouter(lifespan=lifespan)
+
+
 def build(settings: IntakeSettings) -> ServiceDefinition:
-    if settings.uses_development_secrets:
-        structlog.get_logger("carecoord.intake").warning(
-            "intake.development_secrets", hint="set CARECOORD_PHI_KEYS and CARECOORD_INTERNAL_API_TOKEN outside local runs"
-        )
     intake = Intake(
         rules=rules.load(settings.eligibility_rules_version),
         cipher=PhiCipher([k.get_secret_value() for k in settings.phi_keys]),
@@ -31,7 +46,7 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         metadata=metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
-        routers=(api.build_router(intake, settings.internal_api_token.get_secret_value()),),
+        routers=(api.build_router(intake, settings.internal_api_token.get_secret_value()), _startup_checks(settings)),
     )
 
 
