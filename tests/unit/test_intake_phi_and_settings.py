@@ -46,12 +46,12 @@ def test_settings_refuse_unknown_states(monkeypatch: pytest.MonkeyPatch) -> None
         IntakeSettings()
 
 
-def test_insurance_needs_payer_and_member_id_and_self_pay_has_none() -> None:
+def test_insurance_needs_payer_member_id_and_plan_and_self_pay_has_none() -> None:
     CoverageIn(kind="insurance", payer_id="AETNA1", member_id="M-1", plan="Gold")
     CoverageIn(kind="self_pay")
     with pytest.raises(ValidationError) as missing:
         CoverageIn(kind="insurance", payer_id="AETNA1")
-    assert [e["loc"] for e in missing.value.errors()] == [("member_id",)]
+    assert [e["loc"] for e in missing.value.errors()] == [("member_id",), ("plan",)]
     with pytest.raises(ValidationError) as extra:
         CoverageIn(kind="self_pay", member_id="M-1")
     assert [e["loc"] for e in extra.value.errors()] == [("member_id",)]

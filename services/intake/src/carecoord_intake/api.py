@@ -166,9 +166,9 @@ class CoverageIn(Strict):
     member_id: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]+$")] | None = Field(
         default=None, validate_default=True
     )
-    plan: Annotated[Text, Field(min_length=1, max_length=128)] | None = None
+    plan: Annotated[Text, Field(min_length=1, max_length=128)] | None = Field(default=None, validate_default=True)
 
-    @field_validator("payer_id", "member_id")
+    @field_validator("payer_id", "member_id", "plan")
     @classmethod
     def insurance_details(cls, value: str | None, info: ValidationInfo) -> str | None:
         kind = info.data.get("kind")
@@ -225,7 +225,7 @@ class ClaimAddress(BaseModel):
 class ClaimCoverage(BaseModel):
     payer_id: str
     member_id: str
-    plan: str | None
+    plan: str
 
 
 class ClaimDemographics(BaseModel):

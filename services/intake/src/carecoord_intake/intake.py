@@ -265,7 +265,7 @@ class Intake:
         assert inputs.screening is not None and inputs.blood_pressure is not None
         phq9 = inputs.scores[Instrument.phq9]
         facts = Facts(
-            age=age_on(self.demographics(patient).date_of_birth, datetime.now(UTC).date()),
+            age=age_on(date.fromisoformat(self.cipher.decrypt(patient.date_of_birth_enc)), datetime.now(UTC).date()),
             state_of_residence=patient.state_of_residence,
             served_states=self.served_states,
             conditions=frozenset(c for c, yes in inputs.screening.answers.items() if yes),
