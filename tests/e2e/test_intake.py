@@ -206,6 +206,12 @@ async def test_the_raw_database_rows_hold_no_plaintext_phi(services: Stack) -> N
         assert plaintext not in dumped, plaintext
     assert "BCBSCO" in dumped and "CO" in dumped, "payer and state are not PHI and stay readable"
 
+    # Nor does intake's log (DEBUG level in the test stack).
+    log = services.services["intake"].log_file.read_text()
+    assert str(patient_id) in log, "the log does record the pseudonymous id"
+    for plaintext in ("Perpetua", "Zwingli", "1979-03-14", body["email"], "Evergreen", "XQZ-99817", "neighbour"):
+        assert plaintext not in log, plaintext
+
 
 async def test_claim_demographics_for_the_right_token_only(services: Stack) -> None:
     body = intake.registration()

@@ -78,3 +78,26 @@ def test_every_phi_column_is_found_by_the_naming_convention() -> None:
         "coverages": ["member_id_enc"],
         "eligibility_decisions": ["override_reason_enc"],
     }
+
+
+def test_the_openapi_document_covers_the_intake_api_and_its_bearer_scheme() -> None:
+    from carecoord_intake.app import definition
+    from carecoord_shared.config import ServiceSettings
+    from carecoord_shared.service import create_app
+
+    spec = create_app(definition, ServiceSettings(service="intake")).openapi()
+    assert {
+        "/v1/patients",
+        "/v1/patients/{patient_id}/assessments",
+        "/v1/patients/{patient_id}/medical-screening",
+        "/v1/patients/{patient_id}/blood-pressure",
+        "/v1/patients/{patient_id}/coverage",
+        "/v1/patients/{patient_id}/intake",
+        "/v1/patients/{patient_id}/eligibility/override",
+        "/v1/internal/patients/{patient_id}/claim-demographics",
+    } <= set(spec["paths"])
+    internal = spec["paths"]["/v1/internal/patients/{patient_id}/claim-demographics"]["get"]
+    assert internal["security"] == [{"HTTPBearer": []}]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    screening = spec["components"]["schemas"]["MedicalScreeningAnswers"]
+    assert set(screening["required"]) == set(screening["properties"]) and "pregnant" in screening["required"]
