@@ -40,7 +40,7 @@ from carecoord_shared.contracts.common import (
 from carecoord_shared.service import UowDep
 
 from . import scoring
-from .intake import Demographics, Intake, current_decision, intake_inputs, latest_coverage, patient_row
+from .intake import PHI_FIELDS, Demographics, Intake, current_decision, intake_inputs, latest_coverage, patient_row
 from .rules import RuleSet
 
 _TIME_ZONES = frozenset(available_timezones())
@@ -261,9 +261,8 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
     screening_model = _screening_model(intake.rules)
 
     def internal_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        presented = credentials.credentials.encode() if credentials else b""
         # Constant time: the comparison must not tell a caller how much of the token was right.
-        if not hmac.compare_digest(presented, internal_token.encode()):
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), internal_token.encode()):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -276,7 +275,7 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         responses={200: {"description": "Already registered under this external id; the first registration stands."}},
     )
     async def register(body: Registration, uow: UowDep, response: Response) -> Any:
-        who = Demographics(**body.model_dump(include={"first_name", "last_name", "date_of_birth", "sex", "email", "phone", "address"}))
+        who = Demographics(**body.model_dump(include=set(PHI_FIELDS)))
         async with uow.transaction() as tx:
             row, created = await intake.register(
                 tx,

@@ -34,7 +34,7 @@ class IntakeSettings(BaseSettings):
     # USPS codes of the states the provider is licensed in, comma-separated.
     served_states: Annotated[frozenset[str], NoDecode] = frozenset({"CA", "CO", "FL", "IL", "NY", "TX", "WA"})
     # Bearer token of the internal API (billing's claim demographics).
-    internal_api_token: SecretStr = SecretStr(DEVELOPMENT_INTERNAL_TOKEN)
+    internal_api_token: Annotated[SecretStr, Field(min_length=16)] = SecretStr(DEVELOPMENT_INTERNAL_TOKEN)
     eligibility_rules_version: str = CURRENT_VERSION
 
     _split_keys = field_validator("phi_keys", "served_states", mode="before")(_comma_separated)
