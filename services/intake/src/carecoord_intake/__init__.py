@@ -1,1 +1,1 @@
-"""Intake: patient registration (screening, eligibility and PHI handling come with the intake issue)."""
+"""Intake: registration (PHI encrypted at rest, kept here only), screening scores, eligibility decisions, declared coverage."""

@@ -1,8 +1,26 @@
-"""The intake service's tables (its own database; no other service reads them)."""
+"""The intake service's tables (its own database; no other service reads them).
+
+Columns ending in `_enc` hold PHI encrypted field by field (see phi.py): a
+copy of the database, a backup or a careless query shows no name, date of
+birth, contact detail, member id or free text.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, func
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from carecoord_shared.messaging.tables import messaging_tables
 
@@ -19,4 +37,83 @@ patients = Table(
     Column("state_of_residence", String(2), nullable=False),
     Column("time_zone", String(64), nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("first_name_enc", Text, nullable=False),
+    Column("last_name_enc", Text, nullable=False),
+    Column("date_of_birth_enc", Text, nullable=False),
+    Column("sex_enc", Text, nullable=False),
+    Column("email_enc", Text, nullable=False),
+    Column("phone_enc", Text, nullable=False),
+    # The postal address as encrypted JSON (line1, line2, city, state, postal_code).
+    Column("address_enc", Text, nullable=False),
+)
+
+
+def _patient_fk() -> Column:  # type: ignore[type-arg]
+    return Column("patient_id", Uuid, ForeignKey("patients.patient_id"), nullable=False, index=True)
+
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("assessment_id", Uuid, primary_key=True),
+    _patient_fk(),
+    Column("instrument", String(8), nullable=False),
+    Column("answers", ARRAY(Integer), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("severity_band", String(32), nullable=False),
+    Column("item9_positive", Boolean),
+    Column("provisional_ptsd", Boolean),
+    Column("submitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+medical_screenings = Table(
+    "medical_screenings",
+    metadata,
+    Column("screening_id", Uuid, primary_key=True),
+    _patient_fk(),
+    # {question code: answered yes}
+    Column("answers", JSONB, nullable=False),
+    Column("exclusions", ARRAY(String(64)), nullable=False),
+    Column("needs_review", ARRAY(String(64)), nullable=False),
+    Column("notes_enc", Text),
+    Column("rule_version", String(40), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+blood_pressure_readings = Table(
+    "blood_pressure_readings",
+    metadata,
+    Column("reading_id", Uuid, primary_key=True),
+    _patient_fk(),
+    Column("systolic", Integer, nullable=False),
+    Column("diastolic", Integer, nullable=False),
+    Column("measured_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+coverages = Table(
+    "coverages",
+    metadata,
+    Column("coverage_id", Uuid, primary_key=True),
+    _patient_fk(),
+    Column("kind", String(16), nullable=False),
+    Column("payer_id", String(32)),
+    Column("member_id_enc", Text),
+    Column("plan", String(128)),
+    Column("declared_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+eligibility_decisions = Table(
+    "eligibility_decisions",
+    metadata,
+    Column("decision_id", Uuid, primary_key=True),
+    _patient_fk(),
+    Column("outcome", String(16), nullable=False),
+    Column("reasons", ARRAY(String(64)), nullable=False),
+    Column("rule_version", String(40), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A clinician's override of a needs-review decision: who, which decision, and why (free text).
+    Column("overrides_decision_id", Uuid, ForeignKey("eligibility_decisions.decision_id")),
+    Column("overridden_by", String(64)),
+    Column("override_reason_enc", Text),
 )

@@ -1,0 +1,54 @@
+"""Intake's own settings (prefix CARECOORD_), read once by the composition root.
+
+The defaults run with `make run`. The PHI key and the internal token below are
+DEVELOPMENT VALUES, public in this repository: every real deployment sets its
+own through the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from carecoord_shared.contracts.common import US_STATES
+
+from .rules import CURRENT_VERSION
+
+# DEVELOPMENT KEY ONLY: encrypts PHI in local stacks. Never use it with real patient data.
+DEVELOPMENT_PHI_KEY = "snbbo7qcgLA_FjdLTF9XrrkZH-3nQsyGfLG48aGV9Zs="
+DEVELOPMENT_INTERNAL_TOKEN = "dev-internal-token"
+
+
+def _comma_separated(value: object) -> object:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+class IntakeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARECOORD_", extra="ignore")
+
+    # Fernet keys, comma-separated, newest first: new values are encrypted with the first,
+    # any of them decrypts (rotation: prepend a new key, re-encrypt, then drop the old one).
+    phi_keys: Annotated[list[SecretStr], NoDecode, Field(min_length=1)] = [SecretStr(DEVELOPMENT_PHI_KEY)]
+    # USPS codes of the states the provider is licensed in, comma-separated.
+    served_states: Annotated[frozenset[str], NoDecode] = frozenset({"CA", "CO", "FL", "IL", "NY", "TX", "WA"})
+    # Bearer token of the internal API (billing's claim demographics).
+    internal_api_token: Annotated[SecretStr, Field(min_length=16)] = SecretStr(DEVELOPMENT_INTERNAL_TOKEN)
+    eligibility_rules_version: str = CURRENT_VERSION
+
+    _split_keys = field_validator("phi_keys", "served_states", mode="before")(_comma_separated)
+
+    @field_validator("served_states")
+    @classmethod
+    def known_states(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = value - US_STATES
+        if unknown:
+            raise ValueError(f"not US state codes: {sorted(unknown)}")
+        return value
+
+    @property
+    def uses_development_secrets(self) -> bool:
+        return DEVELOPMENT_PHI_KEY in {k.get_secret_value() for k in self.phi_keys} or (
+            self.internal_api_token.get_secret_value() == DEVELOPMENT_INTERNAL_TOKEN
+        )
