@@ -60,3 +60,27 @@ async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[st
         response = await http.get(url(stack, service, f"/v1/patients/{patient_id}/received-events"))
         assert response.status_code == 200, response.text
         return [e["event_type"] for e in response.json()]
+
+
+ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
+
+
+async def clinician(stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK) -> str:
+    """A clinician in scheduling, licensed in one state; returns the id."""
+    clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.put(
+            url(stack, "scheduling", f"/v1/clinicians/{clinician_id}"),
+            json={"role": role, "time_zone": time_zone, "licensed_states": [state], "weekly_availability": windows},
+        )
+    assert response.status_code == 200, response.text
+    return clinician_id
+
+
+async def appointments(stack: Stack, patient_id: uuid.UUID | str, include_all: bool = False) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            url(stack, "scheduling", f"/v1/patients/{patient_id}/appointments"), params={"include_all": str(include_all).lower()}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

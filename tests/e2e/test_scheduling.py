@@ -36,22 +36,14 @@ from tests.kafka_io import events_for, group_caught_up, publish_envelope, publis
 
 pytestmark = pytest.mark.e2e
 
-ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
+ALL_WEEK = journeys.ALL_WEEK
 
 
 def _scheduling(stack: Stack, path: str) -> str:
     return journeys.url(stack, "scheduling", path)
 
 
-async def _clinician(stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK) -> str:
-    clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.put(
-            _scheduling(stack, f"/v1/clinicians/{clinician_id}"),
-            json={"role": role, "time_zone": time_zone, "licensed_states": [state], "weekly_availability": windows},
-        )
-    assert response.status_code == 200, response.text
-    return clinician_id
+_clinician = journeys.clinician
 
 
 async def _publish_twice(stack: Stack, topic: str, event: Event, patient: uuid.UUID, producer: str) -> Envelope:
