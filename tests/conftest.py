@@ -54,6 +54,7 @@ def stack() -> Iterator[Stack]:
             "CARECOORD_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
             "CARECOORD_HANDLER_BACKOFF_INITIAL_S": "0.05",
             "CARECOORD_LOG_LEVEL": "DEBUG",
+            "CARECOORD_TRACES_DIR": str(state_dir / "traces"),
         },
     )
     test_stack.up(lambda msg: print(f"[stack] {msg}"))

@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     # Outbox relay: woken on commit; polling only catches rows left by a crash.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500
+    # Spans as JSON lines in <dir>/<service>.jsonl (local runs, tests); OTLP uses OTEL_EXPORTER_OTLP_ENDPOINT.
+    traces_dir: str = ""
     # Names of failure points to crash at (tests of crash safety only), comma-separated.
     crash_at: str = ""
 

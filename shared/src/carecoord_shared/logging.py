@@ -12,6 +12,9 @@ import sys
 
 import structlog
 
+from . import privacy
+from .telemetry import add_trace_ids
+
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -21,6 +24,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_service(service),
+        add_trace_ids,
+        privacy.structlog_processor,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()

@@ -21,7 +21,11 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.metrics import Observation
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, text
 
@@ -37,6 +41,7 @@ from .messaging.relay import OutboxRelay
 from .messaging.tables import MessagingTables
 from .messaging.unit_of_work import UnitOfWork
 from .persistence import create_engine, create_sessions, upgrade_to_head
+from .telemetry import Telemetry, meter
 
 log = structlog.get_logger("carecoord.service")
 
@@ -60,7 +65,9 @@ class Runtime:
     def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
         self.definition = definition
         self.settings = settings
+        self.telemetry = Telemetry(definition.name, settings.traces_dir)
         self.engine = create_engine(settings.database_url)
+        SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider)
         self.sessions = create_sessions(self.engine)
         failure_points = FailurePoints(settings.crash_at)
         self.broker = KafkaBroker(
@@ -71,6 +78,7 @@ class Runtime:
             # FastStream's own logger writes coloured text straight to stdout;
             # this one goes through structlog like every other line.
             logger=logging.getLogger("carecoord.faststream"),
+            middlewares=[self.telemetry.kafka_middleware()],
         )
         self.relay = OutboxRelay(
             self.sessions,
@@ -103,6 +111,12 @@ class Runtime:
         self._subscribe()
         self._relay_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._lag: dict[tuple[str, int], int] = {}
+        meter().create_observable_gauge(
+            "carecoord.consumer.lag",
+            callbacks=[lambda _o: [Observation(lag, {"topic": t, "partition": p}) for (t, p), lag in self._lag.items()]],
+            description="Messages on each assigned partition not yet consumed by this service",
+        )
 
     def _subscribe(self) -> None:
         topics = topics_consumed_by(self.definition.name)
@@ -132,7 +146,8 @@ class Runtime:
         await asyncio.to_thread(upgrade_to_head, self.settings.database_url, self.definition.migrations_dir)
         await self.broker.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        self._background = [asyncio.create_task(task(self), name=task.__name__) for task in self.definition.background]
+        tasks = (*self.definition.background, _watch)
+        self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
         log.info("service.started", http_port=self.settings.http_port)
 
     async def stop(self) -> None:
@@ -147,7 +162,21 @@ class Runtime:
                 self._relay_task.cancel()
         await self.broker.stop()
         await self.engine.dispose()
+        self.telemetry.shutdown()
         log.info("service.stopped")
+
+    async def refresh_gauges(self) -> None:
+        """Outbox backlog and consumer lag, for the observable gauges (their callbacks cannot await)."""
+        await self.relay.backlog()
+        consumer = getattr(self.consumer.subscriber, "consumer", None)
+        if consumer is None:
+            return
+        lag = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[(tp.topic, tp.partition)] = max(highwater - await consumer.position(tp), 0)
+        self._lag = lag
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -164,6 +193,15 @@ class Runtime:
         except Exception as exc:
             checks["outbox"] = f"unavailable: {type(exc).__name__}"
         return checks
+
+
+async def _watch(runtime: Runtime) -> None:
+    while True:
+        try:
+            await runtime.refresh_gauges()
+        except Exception as exc:  # a gauge going stale is no reason to stop the service
+            log.debug("gauges.refresh_failed", error=type(exc).__name__)
+        await asyncio.sleep(5)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -191,6 +229,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
 
     app = FastAPI(title=definition.title, version="1", lifespan=lifespan)
     app.state.runtime = runtime
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=runtime.telemetry.tracer_provider,
+        meter_provider=runtime.telemetry.meter_provider,
+        excluded_urls="health/live,health/ready,metrics",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -225,6 +269,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             status_code=200 if healthy else 503,
             content={"status": "ok" if healthy else "unavailable", "service": definition.name, "checks": checks},
         )
+
+    @app.get("/metrics", tags=["health"], summary="Metrics in the Prometheus text format")
+    async def metrics_text() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     asyncapi_document = asyncapi(definition.name)
 

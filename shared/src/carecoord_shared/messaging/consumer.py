@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,7 @@ from pydantic import ValidationError
 
 from ..contracts import CATALOG, Envelope, Event, Topic, UnsupportedVersion, upcast
 from ..faults import FailurePoints
+from ..telemetry import meter, tracer
 from .deadletter import DeadLetterer
 from .errors import is_transient, validation_errors
 from .unit_of_work import Transaction, UnitOfWork
@@ -79,6 +81,13 @@ class EventConsumer:
         self._retry = retry or RetryPolicy()
         self._failure_points = failure_points or FailurePoints()
         self._handlers: dict[str, list[Handler]] = {}
+        self.subscriber: Any = None
+        self._consumed = meter().create_counter(
+            "carecoord.events.consumed", description="Events consumed, by type and outcome"
+        )
+        self._duration = meter().create_histogram(
+            "carecoord.handler.duration", unit="s", description="Time to handle one event, by type and outcome"
+        )
 
     def on(self, event_cls: type[E]) -> Callable[[Callable[[E, Transaction], Awaitable[None]]], Handler]:
         """Register a handler of one event type: ``async def h(event, tx) -> None``.
@@ -100,7 +109,7 @@ class EventConsumer:
     def subscribe(self, broker: KafkaBroker, topics: tuple[Topic, ...], *, group_id: str, **consumer_options: Any) -> None:
         """Attach one Kafka consumer (one group per service) for all the service's topics."""
 
-        @broker.subscriber(
+        self.subscriber = broker.subscriber(
             *(t.name for t in topics),
             group_id=group_id,
             ack_policy=AckPolicy.MANUAL,
@@ -108,6 +117,8 @@ class EventConsumer:
             title=f"{self.service}.consumer",
             **consumer_options,
         )
+
+        @self.subscriber
         async def consume(message: KafkaMessage) -> None:
             try:
                 await self.handle(message.raw_message)
@@ -118,10 +129,34 @@ class EventConsumer:
             await message.ack()
 
     async def handle(self, record: ConsumerRecord) -> Outcome:
-        try:
-            envelope = Envelope.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            return await self._dead_letter(record, "invalid_envelope", {"errors": validation_errors(exc)})
+        """Handle one record under the policy above; a span and log context cover all of it."""
+        started = time.perf_counter()
+        event_type = "unknown"
+        with tracer().start_as_current_span(f"handle {record.topic}") as span:
+            invalid: ValidationError | None = None
+            try:
+                envelope: Envelope | None = Envelope.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                envelope, invalid = None, exc
+            if envelope is not None:
+                event_type = envelope.type if envelope.type in CATALOG else "unknown"
+                span.set_attributes({"carecoord.event.type": envelope.type, "carecoord.event.id": str(envelope.event_id)})
+            with structlog.contextvars.bound_contextvars(
+                event_id=str(envelope.event_id) if envelope else None,
+                correlation_id=str(envelope.correlation_id) if envelope else None,
+                event_type=envelope.type if envelope else None,
+            ):
+                outcome = await self._handle(record, envelope, invalid)
+            span.set_attribute("carecoord.outcome", outcome.value)
+        labels = {"event_type": event_type, "outcome": outcome.value}
+        self._consumed.add(1, labels)
+        self._duration.record(time.perf_counter() - started, labels)
+        return outcome
+
+    async def _handle(self, record: ConsumerRecord, envelope: Envelope | None, invalid: ValidationError | None) -> Outcome:
+        if envelope is None:
+            assert invalid is not None
+            return await self._dead_letter(record, "invalid_envelope", {"errors": validation_errors(invalid)})
 
         handlers = self._handlers.get(envelope.type)
         if not handlers:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from ..contracts import Envelope
 from ..contracts.topics import dead_letter_topic
+from ..telemetry import meter
 
 log = structlog.get_logger("carecoord.deadletter")
 
@@ -48,6 +49,7 @@ class DeadLetterer:
         self.service = service
         self.topic = dead_letter_topic(service).name
         self._publish = publish_and_wait
+        self._count = meter().create_counter("carecoord.deadletters", description="Messages dead-lettered, by reason")
 
     async def send(
         self, record: ConsumerRecord, *, reason: str, detail: dict[str, Any], envelope: Envelope | None = None
@@ -72,6 +74,7 @@ class DeadLetterer:
             "original-offset": str(record.offset),
         }
         await self._publish(self.topic, letter.model_dump_json().encode(), record.key, headers)
+        self._count.add(1, {"reason": reason})
         log.warning(
             "event.dead_lettered",
             reason=reason,

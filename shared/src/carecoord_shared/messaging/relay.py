@@ -19,12 +19,14 @@ from typing import Any
 
 import structlog
 from opentelemetry import context as otel_context
+from opentelemetry import metrics
 from opentelemetry import propagate
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..contracts import Envelope
 from ..faults import FailurePoints
+from ..telemetry import meter
 from .tables import MessagingTables
 
 # publish(topic, value, key, headers) -> a future resolved when the broker acknowledged.
@@ -54,6 +56,16 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(f"carecoord.outbox.{service}".encode())
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._published = meter().create_counter("carecoord.events.published", description="Events published, by type")
+        self.last_backlog: tuple[int, float | None] = (0, None)
+        meter().create_observable_gauge(
+            "carecoord.outbox.backlog", callbacks=[lambda _o: [metrics.Observation(self.last_backlog[0])]],
+            description="Outbox rows not yet published",
+        )
+        meter().create_observable_gauge(
+            "carecoord.outbox.oldest_age", unit="s", callbacks=[lambda _o: [metrics.Observation(self.last_backlog[1] or 0.0)]],
+            description="Age of the oldest unpublished outbox row",
+        )
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -104,6 +116,8 @@ class OutboxRelay:
                 return 0
             pending = [await self._send(row) for row in rows]
             await asyncio.gather(*pending)
+            for row in rows:
+                self._published.add(1, {"event_type": row.envelope["type"]})
             self._failure_points.reach("relay.after_send_before_mark")
             await session.execute(
                 update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
@@ -129,4 +143,5 @@ class OutboxRelay:
                 )
             ).one()
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
+        self.last_backlog = (count, age)
         return count, age

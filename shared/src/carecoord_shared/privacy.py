@@ -1,0 +1,71 @@
+"""Minimum necessary: PHI never leaves the service that owns it through logs,
+spans or metric labels.
+
+Two nets, because a single one has holes: fields whose *names* say PHI are
+redacted wherever they appear (a structlog processor for logs, an exporter
+wrapper for spans), and exception texts — which can quote a row, a request or
+a parameter — are cut down to the exception's type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+# Names (or parts of names) of fields that hold PHI or free text in this system.
+PHI_KEYS = frozenset(
+    {
+        "first_name", "last_name", "full_name", "given_name", "family_name", "patient_name",
+        "date_of_birth", "dob", "birth_date", "email", "phone", "home_address", "street", "line1", "line2",
+        "postal_code", "zip", "member_id", "subscriber_id", "note", "notes", "resolution_note",
+        "free_text", "comment", "reason_text", "override_reason", "ssn",
+    }
+)  # fmt: skip
+
+
+def is_phi_key(key: str) -> bool:
+    """By the last dotted segment, so semantic-convention keys (server.address,
+    messaging.destination.name) are never mistaken for PHI."""
+    return key.lower().rsplit(".", 1)[-1] in PHI_KEYS
+
+
+def scrub(value: Any) -> Any:
+    """A copy of a (nested) mapping or list with PHI-named fields redacted."""
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_phi_key(str(k)) else scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
+def exception_type_only(text: str) -> str:
+    """'ValueError: Key (email)=(x@y) exists' -> 'ValueError' (the text may quote data)."""
+    return text.split(":", 1)[0].strip() if text else text
+
+
+def structlog_processor(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key == "event":
+            continue
+        if is_phi_key(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = scrub(event_dict[key])
+    return event_dict
+
+
+def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        if is_phi_key(key):
+            out[key] = REDACTED
+        elif key == "exception.message":
+            out[key] = REDACTED
+        elif key == "exception.stacktrace" and isinstance(value, str):
+            lines = value.rstrip().splitlines()
+            out[key] = "\n".join([*lines[:-1], exception_type_only(lines[-1])]) if lines else value
+        else:
+            out[key] = value
+    return out

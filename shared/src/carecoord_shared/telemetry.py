@@ -1,0 +1,176 @@
+"""OpenTelemetry for every service: traces, metrics, and trace ids in logs.
+
+- Traces: HTTP server spans (FastAPI), Kafka publish and consume spans with
+  W3C trace context in the message headers (FastStream's middleware, with
+  keys recorded as text), database spans (SQLAlchemy), and a span per handled
+  event. The outbox stores the trace context of the transaction that wrote a
+  row and the relay publishes inside it, so one report is one trace across
+  every service it reaches.
+- Export: OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the collector of
+  the container stack); JSON lines per service when CARECOORD_TRACES_DIR is
+  set (local runs and tests). Every exporter is wrapped by the PHI policy.
+- Metrics: OpenTelemetry instruments, exposed at /metrics (Prometheus text)
+  and over OTLP when the endpoint is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.opentelemetry.middleware import TelemetryMiddleware
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.semconv.trace import SpanAttributes
+
+from .privacy import scrub_attributes
+
+METER = "carecoord"
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Applies the PHI policy to every span (and span event) before it leaves the process."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self._scrubbed(s) for s in spans])
+
+    @staticmethod
+    def _scrubbed(span: ReadableSpan) -> ReadableSpan:
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=scrub_attributes(span.attributes),
+            events=[Event(e.name, scrub_attributes(e.attributes), e.timestamp) for e in span.events],
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """One JSON object per finished span, appended to a file: easy to read back in tests and by hand."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(_span_dict(s), default=str) for s in spans]
+        with self._lock, open(self._path, "a") as f:
+            f.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _span_dict(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.context
+    return {
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "parent_span_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get("service.name"),
+        "attributes": dict(span.attributes or {}),
+        "events": [{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
+        "status": span.status.status_code.name,
+        "start": span.start_time,
+        "end": span.end_time,
+    }
+
+
+class Telemetry:
+    def __init__(self, service: str, traces_dir: str = "") -> None:
+        resource = Resource.create({"service.name": f"carecoord-{service}", "service.namespace": "carecoord"})
+        self.tracer_provider = TracerProvider(resource=resource)
+        exporters: list[SpanExporter] = []
+        if traces_dir:
+            exporters.append(JsonLinesSpanExporter(Path(traces_dir) / f"{service}.jsonl"))
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporters.append(OTLPSpanExporter())
+        for exporter in exporters:
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter), schedule_delay_millis=200))
+        readers: list[Any] = [PrometheusMetricReader()]
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        # Global, once per process: libraries and our own code find them there.
+        trace.set_tracer_provider(self.tracer_provider)
+        metrics.set_meter_provider(self.meter_provider)
+
+    def kafka_middleware(self) -> TelemetryMiddleware[KafkaPublishCommand]:
+        return TelemetryMiddleware(
+            settings_provider_factory=lambda _msg: TextKeyKafkaTelemetry(),
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+        )
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+class TextKeyKafkaTelemetry(KafkaTelemetrySettingsProvider):
+    """FastStream records the raw key bytes; the conventions (and trace viewers) want text."""
+
+    def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
+        return _text_key(super().get_publish_attrs_from_cmd(cmd))
+
+    def get_consume_attrs_from_message(self, msg: Any) -> dict[str, Any]:
+        return _text_key(super().get_consume_attrs_from_message(msg))
+
+
+def _text_key(attrs: dict[str, Any]) -> dict[str, Any]:
+    key = attrs.get(SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY)
+    if isinstance(key, (bytes, bytearray)):
+        attrs[SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY] = key.decode("utf-8", errors="replace")
+    return attrs
+
+
+def meter() -> metrics.Meter:
+    return metrics.get_meter(METER)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(METER)
+
+
+def add_trace_ids(_logger: object, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the current span's trace and span ids on every line."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("trace_id", f"{ctx.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{ctx.span_id:016x}")
+    return event_dict
