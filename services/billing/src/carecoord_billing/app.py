@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.contracts.dosing import TreatmentPlanPaused, TreatmentPlanResumed
-from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
-from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.journal import journal_router, record_events
+from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
+from . import api, fees, handlers
 from .models import journal, messaging, metadata
+from .settings import BillingSettings
 
-
-def register_handlers(consumer: EventConsumer) -> None:
-    record_events(
-        consumer,
-        journal,
-        TreatmentPlanPaused,
-        TreatmentPlanResumed,
-        ClinicianReviewOpened,
-        ClinicianReviewResolved,
-    )
-
+settings = BillingSettings()
+fee_schedule = fees.load()
 
 definition = ServiceDefinition(
     name="billing",
@@ -30,6 +20,6 @@ definition = ServiceDefinition(
     metadata=metadata,
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(journal_router(journal),),
-    register_handlers=register_handlers,
+    routers=(journal_router(journal), api.build_router()),
+    register_handlers=handlers.register_with(fee_schedule, settings.insurance_states),
 )

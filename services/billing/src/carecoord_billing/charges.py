@@ -1,0 +1,128 @@
+"""Charges: one per billable completed appointment, voided when a hold cancels it.
+
+The unique constraint on the appointment id is the guarantee, not the inbox:
+a completion redelivered under a new event id still finds the first charge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from carecoord_shared.contracts.billing import ChargeCreated, ChargeVoided
+from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from .coverage import payer_for
+from .fees import FeeSchedule
+from .models import charges, held_cancellations, patients
+
+log = structlog.get_logger("carecoord.billing.charges")
+
+# Cancellations with this reason are never billed (domain.md, headline flow step 5).
+TREATMENT_HOLD = "treatment_hold"
+
+
+async def charge_completed(
+    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted
+) -> uuid.UUID | None:
+    """Create the appointment's charge; returns its id, or None when nothing was charged."""
+    bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
+    priced = fees.price(event.appointment_type, video=event.video)
+    if priced is None:
+        bound.info("charge.not_billable", appointment_type=event.appointment_type.value)
+        return None
+    held = await tx.session.scalar(
+        select(held_cancellations.c.appointment_id).where(held_cancellations.c.appointment_id == event.appointment_id)
+    )
+    if held is not None:
+        bound.warning("charge.skipped_held_appointment")
+        return None
+
+    payer_id = await payer_for(tx, patient_id)
+    charge_id = uuid.uuid4()
+    amount = priced.amount_cents
+    created = await tx.session.scalar(
+        insert(charges)
+        .values(
+            charge_id=charge_id,
+            appointment_id=event.appointment_id,
+            patient_id=patient_id,
+            appointment_type=event.appointment_type.value,
+            service_date=await _service_date(tx, patient_id, event.started_at),
+            place_of_service=priced.place_of_service,
+            modifiers=list(priced.modifiers),
+            lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
+            amount_cents=amount,
+            self_pay=payer_id is None,
+            payer_id=payer_id,
+            fee_schedule_version=priced.fee_schedule_version,
+        )
+        .on_conflict_do_nothing(constraint="uq_charges_appointment")
+        .returning(charges.c.charge_id)
+    )
+    if created is None:
+        bound.info("charge.already_exists")
+        return None
+    tx.emit(
+        ChargeCreated(
+            charge_id=charge_id,
+            appointment_id=event.appointment_id,
+            cpt_codes=priced.cpt_codes,
+            modifiers=list(priced.modifiers),
+            place_of_service=priced.place_of_service,
+            amount_cents=amount,
+            self_pay=payer_id is None,
+        ),
+        patient_id=patient_id,
+    )
+    bound.info("charge.created", charge_id=str(charge_id), amount_cents=amount, self_pay=payer_id is None)
+    return charge_id
+
+
+async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: AppointmentCancelled) -> None:
+    """A hold's cancellation: remember it (a late completion is not billed) and void an open charge."""
+    if event.reason != TREATMENT_HOLD:
+        return
+    await tx.session.execute(
+        insert(held_cancellations)
+        .values(appointment_id=event.appointment_id, patient_id=patient_id, reason=event.reason)
+        .on_conflict_do_nothing()
+    )
+    voided = (
+        await tx.session.execute(
+            update(charges)
+            .where(charges.c.appointment_id == event.appointment_id, charges.c.status == "open")
+            .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
+            .returning(charges.c.charge_id)
+        )
+    ).first()
+    bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
+    if voided is None:
+        billed = await tx.session.scalar(
+            select(charges.c.status).where(charges.c.appointment_id == event.appointment_id)
+        )
+        if billed is not None and billed != "voided":
+            # Already on a claim or invoice: correcting that is a biller's decision (a void claim), not ours.
+            bound.warning("charge.hold_cancel_after_billing", status=billed)
+        return
+    tx.emit(
+        ChargeVoided(charge_id=voided.charge_id, appointment_id=event.appointment_id, reason=event.reason),
+        patient_id=patient_id,
+    )
+    bound.info("charge.voided", charge_id=str(voided.charge_id), reason=event.reason)
+
+
+async def _service_date(tx: Transaction, patient_id: uuid.UUID, started_at: datetime) -> date:
+    """The date of service is the patient's local date (a late-evening visit is not tomorrow's)."""
+    zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
+    try:
+        zone = ZoneInfo(zone_name) if zone_name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    return started_at.astimezone(zone).date() if zone else started_at.date()

@@ -1,0 +1,118 @@
+"""Charges from completed appointments: one per appointment whatever is redelivered,
+never for a session a treatment hold cancelled."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
+from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_shared.messaging.consumer import Outcome
+from tests.integration.billing_harness import Billing, billing  # noqa: F401 - the fixture
+
+STARTED = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
+
+
+def completed(appointment_id: uuid.UUID, kind: AppointmentType = AppointmentType.follow_up, video: bool = True) -> AppointmentCompleted:
+    return AppointmentCompleted(
+        appointment_id=appointment_id,
+        appointment_type=kind,
+        clinician_id="dr-lee",
+        started_at=STARTED,
+        ended_at=STARTED + timedelta(minutes=50),
+        video=video,
+    )
+
+
+def hold_cancelled(appointment_id: uuid.UUID, reason: str = "treatment_hold") -> AppointmentCancelled:
+    return AppointmentCancelled(
+        appointment_id=appointment_id, appointment_type=AppointmentType.dosing_session, reason=reason, starts_at=STARTED
+    )
+
+
+async def charges_of(billing: Billing, patient: uuid.UUID) -> list:
+    return await billing.fetch("SELECT * FROM charges WHERE patient_id = $1 ORDER BY created_at", patient)
+
+
+async def outbox_types(billing: Billing, patient: uuid.UUID) -> list[str]:
+    rows = await billing.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", str(patient))
+    return [r["event_type"] for r in rows]
+
+
+async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billing: Billing) -> None:
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    first = await billing.publish(completed(appointment), patient, "scheduling")
+    assert await billing.deliver(first) == Outcome.duplicate  # same event id: the inbox
+    for _ in range(3):  # new event ids for the same appointment: the unique constraint
+        await billing.publish(completed(appointment), patient, "scheduling")
+
+    [charge] = await charges_of(billing, patient)
+    assert charge["appointment_id"] == appointment
+    assert [(line["cpt"], line["cents"]) for line in charge["lines"]] == [("99214", 22000), ("90833", 10000)]
+    assert charge["amount_cents"] == 32000 and isinstance(charge["amount_cents"], int)
+    assert (charge["place_of_service"], charge["modifiers"]) == ("10", ["95"])
+    assert charge["self_pay"] is True, "no coverage declared: the patient pays"
+    assert await outbox_types(billing, patient) == ["ChargeCreated"]
+
+
+async def test_codes_per_appointment_type_and_no_video_modifier_in_person(billing: Billing) -> None:
+    patient = uuid.uuid4()
+    expected = {
+        AppointmentType.initial_evaluation: ["90792"],
+        AppointmentType.urgent_review: ["99214"],
+        AppointmentType.dosing_session: ["99213", "90833"],
+        AppointmentType.integration: ["90834"],
+    }
+    for kind in expected:
+        await billing.publish(completed(uuid.uuid4(), kind, video=kind != AppointmentType.integration), patient, "scheduling")
+    rows = await charges_of(billing, patient)
+    got = {row["appointment_type"]: ([line["cpt"] for line in row["lines"]], row["modifiers"]) for row in rows}
+    assert got == {
+        kind.value: (codes, [] if kind == AppointmentType.integration else ["95"]) for kind, codes in expected.items()
+    }
+
+
+async def test_service_date_is_the_patients_local_date(billing: Billing) -> None:
+    patient = uuid.uuid4()
+    await billing.publish(PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles"), patient, "intake")
+    await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
+    [charge] = await charges_of(billing, patient)
+    assert str(charge["service_date"]) == "2026-11-19", "03:30 UTC is the evening before in California"
+
+
+async def test_insured_in_an_accepting_state_is_billed_to_the_payer_elsewhere_self_pay(billing: Billing) -> None:
+    insured, out_of_network = uuid.uuid4(), uuid.uuid4()
+    for patient, state in ((insured, "TX"), (out_of_network, "FL")):
+        await billing.publish(
+            CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state),
+            patient,
+            "intake",
+        )
+        await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
+    [billed] = await charges_of(billing, insured)
+    [self_pay] = await charges_of(billing, out_of_network)
+    assert (billed["self_pay"], billed["payer_id"]) == (False, "ACME1")
+    assert (self_pay["self_pay"], self_pay["payer_id"]) == (True, None)
+    queued = await billing.fetch("SELECT patient_id FROM eligibility_checks WHERE patient_id = ANY($1)", [insured, out_of_network])
+    assert [r["patient_id"] for r in queued] == [insured], "only coverage billed to a payer is verified"
+
+
+async def test_a_hold_cancellation_voids_the_charge_once_and_blocks_a_late_completion(billing: Billing) -> None:
+    patient, charged, never_held, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await billing.publish(completed(charged, AppointmentType.dosing_session), patient, "scheduling")
+    for _ in range(2):
+        await billing.publish(hold_cancelled(charged), patient, "scheduling")
+    # Cancelled by the hold first; a completion arriving afterwards is never billed.
+    await billing.publish(hold_cancelled(never_held), patient, "scheduling")
+    await billing.publish(completed(never_held, AppointmentType.dosing_session), patient, "scheduling")
+    # A patient's own cancellation is not a hold: the completed visit stays charged.
+    await billing.publish(completed(other), patient, "scheduling")
+    await billing.publish(hold_cancelled(other, reason="patient_request"), patient, "scheduling")
+
+    rows = {r["appointment_id"]: r for r in await charges_of(billing, patient)}
+    assert set(rows) == {charged, other}
+    assert (rows[charged]["status"], rows[charged]["void_reason"]) == ("voided", "treatment_hold")
+    assert rows[other]["status"] == "open"
+    assert await outbox_types(billing, patient) == ["ChargeCreated", "ChargeVoided", "ChargeCreated"]
