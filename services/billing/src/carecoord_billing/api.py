@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import Table, select
 
@@ -70,8 +70,15 @@ def _of_patient(table: Table, patient_id: uuid.UUID) -> Any:
     return select(table).where(table.c.patient_id == patient_id).order_by(table.c.created_at).limit(1000)
 
 
-def build_router() -> APIRouter:
-    router = APIRouter(prefix="/v1")
+class ExchangeCycle(BaseModel):
+    interchanges_sent: list[int]
+    answers_from_payer: int
+    files_posted: list[str]
+    files_rejected: list[str]
+
+
+def build_router(lifespan: Any = None) -> APIRouter:
+    router = APIRouter(prefix="/v1", lifespan=lifespan)
 
     @router.get("/patients/{patient_id}/charges", response_model=list[Charge], tags=["charges"])
     async def patient_charges(patient_id: uuid.UUID, uow: UowDep) -> Any:
@@ -95,5 +102,14 @@ def build_router() -> APIRouter:
             .limit(1000)
         )
         return await _rows(uow, query)
+
+    @router.post(
+        "/clearinghouse/exchange",
+        response_model=ExchangeCycle,
+        tags=["clearinghouse"],
+        summary="Run one exchange cycle now (send claims and inquiries, post what came back)",
+    )
+    async def exchange_now(request: Request) -> Any:
+        return (await request.app.state.billing_exchange.run_once()).__dict__
 
     return router

@@ -6,13 +6,22 @@ Defaults run locally: the clearinghouse is a pair of drop folders under
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .simulated_payer import PayerOutcome
+
+
+class PayerOutcome(StrEnum):
+    """How the simulated payer adjudicates a claim."""
+
+    paid = "paid"
+    partially_paid = "partially_paid"
+    denied = "denied"
+    reversed = "reversed"
 
 
 class ProviderIdentity(BaseSettings):
