@@ -1,4 +1,4 @@
-"""HTTP API: a patient's charges and claims, and the denial work queue (read-only)."""
+"""HTTP API: a patient's coverage, charges and claims; the denial work queue; an exchange cycle on demand."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import Table, select
 
+from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
-from .models import charges, claims, denials
+from .models import charges, claims, coverages, denials
 
 
 class ChargeLine(BaseModel):
@@ -50,6 +51,17 @@ class Claim(BaseModel):
     adjudicated_at: datetime | None
 
 
+class Coverage(BaseModel):
+    coverage_id: uuid.UUID
+    kind: str
+    payer_id: str | None
+    state_of_residence: str
+    billable_to_payer: bool
+    verification_status: str
+    declared_at: datetime
+    verified_at: datetime | None
+
+
 class Denial(BaseModel):
     denial_id: uuid.UUID
     claim_id: uuid.UUID
@@ -79,6 +91,13 @@ class ExchangeCycle(BaseModel):
 
 def build_router(lifespan: Any = None) -> APIRouter:
     router = APIRouter(prefix="/v1", lifespan=lifespan)
+
+    @router.get("/patients/{patient_id}/coverage", response_model=Coverage, tags=["coverage"])
+    async def patient_coverage(patient_id: uuid.UUID, uow: UowDep) -> Any:
+        rows = await _rows(uow, select(coverages).where(coverages.c.patient_id == patient_id))
+        if not rows:
+            raise NotFound(f"no coverage declared for patient {patient_id}")
+        return rows[0]
 
     @router.get("/patients/{patient_id}/charges", response_model=list[Charge], tags=["charges"])
     async def patient_charges(patient_id: uuid.UUID, uow: UowDep) -> Any:
