@@ -27,7 +27,7 @@ from carecoord_shared.contracts.intake import CoverageDeclared
 from tests.fake_intake import FakeIntake, running_fake_intake
 from tests.integration.billing_harness import Billing, billing  # noqa: F401 - the fixture
 from tests.integration.test_billing_charges import completed, outbox_types
-from tests.x12_validators import pyx12_errors
+from tests.x12_validators import linuxforhealth_parse, pyx12_errors
 
 
 @pytest.fixture
@@ -85,6 +85,14 @@ async def test_one_claim_per_appointment_in_an_837p_that_pyx12_accepts(billing: 
     assert (await outbox_types(billing, patient)).count("ClaimSubmitted") == 1
     assert "O'DOE-SMITH" not in "".join(map(str, await billing.fetch("SELECT envelope FROM outbox"))), "no PHI on events"
 
+    # The 270 that went out with it: a third-party 5010 270 parser reads our trace numbers back.
+    [inquiry_file] = sorted(outbound.glob("270-*"))
+    parsed = linuxforhealth_parse(inquiry_file)
+    assert parsed["ok"], parsed
+    traces = await billing.fetch("SELECT trace_number FROM eligibility_checks WHERE patient_id = ANY($1)", [patient, other])
+    assert sorted(s["traces"][0] for s in parsed["subscribers"]) == sorted(r["trace_number"] for r in traces)
+    assert {s["model"] for s in parsed["subscribers"]} == {"EligibilityInquiry"}
+
 
 async def test_the_simulated_payers_answers_post_as_paid_partial_denied_reversed(billing: Billing, intake: FakeIntake, tmp_path: Path) -> None:
     members = {"MPAID": PayerOutcome.paid, "MPART": PayerOutcome.partially_paid, "MDENY": PayerOutcome.denied, "MREV": PayerOutcome.reversed}
@@ -130,6 +138,10 @@ async def test_the_simulated_payers_answers_post_as_paid_partial_denied_reversed
         for member, p in patients.items()
     }
     assert verified == {**{m: "active" for m in members}, "MGONE": "inactive"}
+    [answer_file] = sorted(archive.glob("271-*"))
+    parsed = linuxforhealth_parse(answer_file)
+    assert parsed["ok"], parsed
+    assert sorted(b for s in parsed["subscribers"] for b in s["benefits"]) == ["1"] * len(members) + ["6"]
 
 
 async def test_a_malformed_inbound_file_is_rejected_with_a_reason_and_the_next_file_posts(

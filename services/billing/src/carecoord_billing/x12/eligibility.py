@@ -8,7 +8,7 @@ EB01 = 1 is active coverage, 6 inactive; an AAA segment is a rejected inquiry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from ..settings import ProviderIdentity
@@ -79,9 +79,11 @@ class ReadInquiry:
     trace_number: str
     originator: str
     payer_id: str
-    member_id: str
-    provider_name: str
-    provider_npi: str
+    member_id: str = field(repr=False)
+    last_name: str = field(repr=False)
+    first_name: str = field(repr=False)
+    provider_name: str = ""
+    provider_npi: str = ""
 
 
 def read_270(document: str) -> list[ReadInquiry]:
@@ -91,7 +93,8 @@ def read_270(document: str) -> list[ReadInquiry]:
             raise X12Error(f"expected a 270, found a {transaction.code}")
         names = {s[1]: s for s in transaction.segments if s.id == "NM1"}
         trn = _one(transaction.segments, "TRN")
-        out.append(ReadInquiry(trn[2], trn[3], names["PR"][9], names["IL"][9], names["1P"][3], names["1P"][9]))
+        subscriber, provider = names["IL"], names["1P"]
+        out.append(ReadInquiry(trn[2], trn[3], names["PR"][9], subscriber[9], subscriber[3], subscriber[4], provider[3], provider[9]))
     return out
 
 
@@ -106,7 +109,7 @@ def build_271(
                 *_header("11", inquiry.trace_number[:50], Payer(inquiry.payer_id), inquiry.provider_name, inquiry.provider_npi, at),
                 segment("HL", "3", "2", "22", "0"),
                 segment("TRN", "2", inquiry.trace_number, inquiry.originator),
-                segment("NM1", "IL", "1", "", "", "", "", "", "MI", inquiry.member_id),
+                segment("NM1", "IL", "1", inquiry.last_name, inquiry.first_name, "", "", "", "MI", inquiry.member_id),
                 segment("EB", "1" if active else "6", "IND", SERVICE_TYPE),
             ]
         )
