@@ -160,3 +160,25 @@ async def _all_paid(stack: Stack, patient: uuid.UUID, expected: int) -> list[dic
     if len(claims) != expected or any(c["status"] != "paid" for c in claims):
         return None
     return [{**c, "amount_cents": c["total_cents"]} for c in claims]
+
+
+async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(services: Stack, billing_exchange: tuple[FakeIntake, Path]) -> None:
+    patient = uuid.uuid4()  # no coverage declared: self-pay
+    await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 4)
+    [invoice] = await eventually(lambda: get(services, f"/v1/patients/{patient}/invoices"), what="the invoice issued")
+    assert (invoice["kind"], invoice["amount_cents"], invoice["status"]) == ("visit", 32000, "open")
+    [issued] = await eventually(
+        lambda: events_for(services.kafka.bootstrap, "billing.charges", patient, "InvoiceIssued"), what="InvoiceIssued published"
+    )
+    assert issued["payload"]["invoice_id"] == invoice["invoice_id"]
+
+    path = journeys.url(services, "billing", f"/v1/invoices/{invoice['invoice_id']}/payments")
+    payment = {"payment_id": str(uuid.uuid4()), "amount_cents": 32000, "method": "card"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.post(path, json={**payment, "amount_cents": 320.0})).status_code == 422, "money is integer cents"
+        first = await http.post(path, json=payment)
+        again = await http.post(path, json=payment)
+        more = await http.post(path, json={**payment, "payment_id": str(uuid.uuid4()), "amount_cents": 1})
+    assert (first.status_code, first.json()["status"], first.json()["paid_cents"]) == (201, "paid", 32000)
+    assert (again.status_code, again.json()["paid_cents"]) == (200, 32000)
+    assert more.status_code == 409, more.text

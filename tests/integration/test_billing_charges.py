@@ -54,7 +54,8 @@ async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billin
     assert charge["amount_cents"] == 32000 and isinstance(charge["amount_cents"], int)
     assert (charge["place_of_service"], charge["modifiers"]) == ("10", ["95"])
     assert charge["self_pay"] is True, "no coverage declared: the patient pays"
-    assert await outbox_types(billing, patient) == ["ChargeCreated"]
+    assert charge["status"] == "invoiced"
+    assert await outbox_types(billing, patient) == ["ChargeCreated", "InvoiceIssued"]
 
 
 async def test_codes_per_appointment_type_and_no_video_modifier_in_person(billing: Billing) -> None:
@@ -114,5 +115,8 @@ async def test_a_hold_cancellation_voids_the_charge_once_and_blocks_a_late_compl
     rows = {r["appointment_id"]: r for r in await charges_of(billing, patient)}
     assert set(rows) == {charged, other}
     assert (rows[charged]["status"], rows[charged]["void_reason"]) == ("voided", "treatment_hold")
-    assert rows[other]["status"] == "open"
-    assert await outbox_types(billing, patient) == ["ChargeCreated", "ChargeVoided", "ChargeCreated"]
+    assert rows[other]["status"] == "invoiced"
+    assert await outbox_types(billing, patient) == ["ChargeCreated", "InvoiceIssued", "ChargeVoided", "ChargeCreated", "InvoiceIssued"]
+    # The voided session's place in the self-pay package is given back.
+    [package] = await billing.fetch("SELECT * FROM invoices WHERE patient_id = $1 AND kind = 'package'", patient)
+    assert (package["sessions_used"], package["invoice_id"]) == (0, rows[charged]["invoice_id"])

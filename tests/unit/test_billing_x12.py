@@ -51,7 +51,7 @@ def test_the_fee_schedule_prices_each_type_with_pos_10_and_modifier_95_on_video(
 
 
 def test_a_fee_schedule_with_a_float_price_is_refused() -> None:
-    raw = {"version": "x", "place_of_service": "10", "video_modifier": "95", "default_diagnosis": "F331"}
+    raw = {"version": "x", "place_of_service": "10", "video_modifier": "95", "default_diagnosis": "F331", "self_pay": {"package": {"cents": 1, "sessions": 1, "covers": []}}}
     with pytest.raises(ValueError, match="integer of cents"):
         fees.parse({**raw, "appointment_types": {"follow_up": {"lines": [{"cpt": "99214", "cents": 220.0}]}}})
 

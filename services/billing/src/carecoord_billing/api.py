@@ -1,19 +1,21 @@
-"""HTTP API: a patient's coverage, charges and claims; the denial work queue; an exchange cycle on demand."""
+"""HTTP API: a patient's coverage, charges, claims and invoices; payments; the denial work queue;
+an exchange cycle on demand."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select
 
 from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
-from .models import charges, claims, coverages, denials
+from . import invoicing
+from .models import charges, claims, coverages, denials, invoices
 
 
 class ChargeLine(BaseModel):
@@ -23,6 +25,7 @@ class ChargeLine(BaseModel):
 
 class Charge(BaseModel):
     charge_id: uuid.UUID
+    invoice_id: uuid.UUID | None
     appointment_id: uuid.UUID
     appointment_type: str
     service_date: date
@@ -82,6 +85,26 @@ def _of_patient(table: Table, patient_id: uuid.UUID) -> Any:
     return select(table).where(table.c.patient_id == patient_id).order_by(table.c.created_at).limit(1000)
 
 
+class Invoice(BaseModel):
+    invoice_id: uuid.UUID
+    kind: str
+    amount_cents: int
+    paid_cents: int
+    status: str
+    sessions_included: int | None
+    sessions_used: int
+    issued_at: datetime
+    due_on: date
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: uuid.UUID = Field(description="Client-generated; sending the same payment again records it once.")
+    amount_cents: Annotated[int, Field(gt=0, le=100_000_000, strict=True, description="integer cents")]
+    method: Literal["card", "ach", "cash", "check"]
+
+
 class ExchangeCycle(BaseModel):
     interchanges_sent: list[int]
     answers_from_payer: int
@@ -106,6 +129,28 @@ def build_router(lifespan: Any = None) -> APIRouter:
     @router.get("/patients/{patient_id}/claims", response_model=list[Claim], tags=["claims"])
     async def patient_claims(patient_id: uuid.UUID, uow: UowDep) -> Any:
         return await _rows(uow, _of_patient(claims, patient_id))
+
+    @router.get("/patients/{patient_id}/invoices", response_model=list[Invoice], tags=["self-pay"])
+    async def patient_invoices(patient_id: uuid.UUID, uow: UowDep) -> Any:
+        query = select(invoices).where(invoices.c.patient_id == patient_id).order_by(invoices.c.issued_at).limit(1000)
+        return await _rows(uow, query)
+
+    @router.post(
+        "/invoices/{invoice_id}/payments",
+        response_model=Invoice,
+        tags=["self-pay"],
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"description": "This payment id was already recorded; the invoice is returned unchanged."}},
+    )
+    async def pay(invoice_id: uuid.UUID, body: PaymentIn, uow: UowDep, response: Response) -> Any:
+        async with uow.transaction() as tx:
+            recorded = await invoicing.record_payment(
+                tx, invoice_id, payment_id=body.payment_id, amount_cents=body.amount_cents, method=body.method
+            )
+        if not recorded:
+            response.status_code = status.HTTP_200_OK
+        [row] = await _rows(uow, select(invoices).where(invoices.c.invoice_id == invoice_id))
+        return row
 
     @router.get(
         "/denials",

@@ -24,5 +24,5 @@ definition = ServiceDefinition(
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
     routers=(journal_router(journal), api.build_router(exchange_lifespan(settings, fee_schedule, demographics))),
-    register_handlers=handlers.register_with(fee_schedule, settings.insurance_states),
+    register_handlers=handlers.register_with(fee_schedule, settings.insurance_states, settings.invoice_due_days),
 )

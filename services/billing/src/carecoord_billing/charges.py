@@ -15,9 +15,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from carecoord_shared.contracts.billing import ChargeCreated, ChargeVoided
+from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from . import invoicing
 from .coverage import payer_for
 from .fees import FeeSchedule
 from .models import charges, held_cancellations, patients
@@ -29,7 +31,7 @@ TREATMENT_HOLD = "treatment_hold"
 
 
 async def charge_completed(
-    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted
+    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted, invoice_due_days: int = 30
 ) -> uuid.UUID | None:
     """Create the appointment's charge; returns its id, or None when nothing was charged."""
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
@@ -82,6 +84,9 @@ async def charge_completed(
         patient_id=patient_id,
     )
     bound.info("charge.created", charge_id=str(charge_id), amount_cents=amount, self_pay=payer_id is None)
+    if payer_id is None:
+        charge = invoicing.SelfPayCharge(charge_id, patient_id, event.appointment_type, amount)
+        await invoicing.invoice(tx, fees, charge, due_days=invoice_due_days)
     return charge_id
 
 
@@ -94,12 +99,13 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
         .values(appointment_id=event.appointment_id, patient_id=patient_id, reason=event.reason)
         .on_conflict_do_nothing()
     )
+    # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back.
     voided = (
         await tx.session.execute(
             update(charges)
-            .where(charges.c.appointment_id == event.appointment_id, charges.c.status == "open")
+            .where(charges.c.appointment_id == event.appointment_id, charges.c.status.in_(("open", "invoiced")))
             .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
-            .returning(charges.c.charge_id)
+            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type)
         )
     ).first()
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
@@ -108,9 +114,11 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
             select(charges.c.status).where(charges.c.appointment_id == event.appointment_id)
         )
         if billed is not None and billed != "voided":
-            # Already on a claim or invoice: correcting that is a biller's decision (a void claim), not ours.
+            # Already on a claim: correcting that is a biller's decision (a void claim), not ours.
             bound.warning("charge.hold_cancel_after_billing", status=billed)
         return
+    if voided.invoice_id is not None:
+        await invoicing.release(tx, voided.invoice_id, AppointmentType(voided.appointment_type))
     tx.emit(
         ChargeVoided(charge_id=voided.charge_id, appointment_id=event.appointment_id, reason=event.reason),
         patient_id=patient_id,

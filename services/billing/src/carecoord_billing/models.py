@@ -87,6 +87,36 @@ held_cancellations = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Self-pay invoices: one per visit, or one per course package covering several sessions.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False, index=True),
+    # visit | package
+    Column("kind", String(20), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("paid_cents", BigInteger, nullable=False, server_default="0"),
+    # open -> paid; open -> void (its only charge voided before any payment)
+    Column("status", String(20), nullable=False, server_default="open"),
+    # Package only: dosing sessions it covers and how many have been used.
+    Column("sessions_included", Integer),
+    Column("sessions_used", Integer, nullable=False, server_default="0"),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("due_on", Date, nullable=False),
+)
+
+# Payments against invoices; the client's payment id makes a retried request a no-op.
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", Uuid, primary_key=True),
+    Column("invoice_id", Uuid, ForeignKey("invoices.invoice_id"), nullable=False, index=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 charges = Table(
     "charges",
     metadata,
@@ -103,6 +133,8 @@ charges = Table(
     Column("self_pay", Boolean, nullable=False),
     Column("payer_id", String(32)),
     Column("fee_schedule_version", String(40), nullable=False),
+    # Self-pay: the invoice (per visit, or the course package) this charge is billed on.
+    Column("invoice_id", Uuid, ForeignKey("invoices.invoice_id")),
     # open -> claimed | invoiced; open -> voided
     Column("status", String(20), nullable=False, server_default="open"),
     Column("void_reason", String(64)),

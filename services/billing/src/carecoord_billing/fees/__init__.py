@@ -41,12 +41,22 @@ class PricedVisit:
 
 
 @dataclass(frozen=True)
+class Package:
+    """Self-pay course package: ``sessions`` dosing sessions, and the therapy around them, for ``cents``."""
+
+    cents: int
+    sessions: int
+    covers: frozenset[AppointmentType]
+
+
+@dataclass(frozen=True)
 class FeeSchedule:
     version: str
     place_of_service: str
     video_modifier: str
     default_diagnosis: str
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]]
+    package: Package
 
     def price(self, appointment_type: AppointmentType, *, video: bool) -> PricedVisit | None:
         """The visit's codes and price; None when this kind of appointment is not billable."""
@@ -72,12 +82,16 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
             if not (len(line.cpt) == 5 and line.cpt[:4].isdigit()):
                 raise ValueError(f"fee schedule: {name}: {line.cpt!r} is not a CPT code")
         by_type[AppointmentType(name)] = lines
+    package = raw["self_pay"]["package"]
+    if type(package["cents"]) is not int or package["cents"] < 0 or package["sessions"] < 1:
+        raise ValueError("fee schedule: the self-pay package needs integer cents and at least one session")
     return FeeSchedule(
         version=str(raw["version"]),
         place_of_service=str(raw["place_of_service"]),
         video_modifier=str(raw["video_modifier"]),
         default_diagnosis=str(raw["default_diagnosis"]),
         by_type=by_type,
+        package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),
     )
 
 
