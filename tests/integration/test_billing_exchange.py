@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from carecoord_billing import fees
+from carecoord_billing.claims import ClaimSubmitter
 from carecoord_billing.clearinghouse import DropFolders
 from carecoord_billing.demographics import IntakeDemographics
 from carecoord_billing.exchange import Exchange
@@ -186,3 +187,35 @@ def _835(payments: list[ClaimPayment]) -> str:
         payer=Payer("ACME1"), payee_name="CARECOORD PSYCHIATRY PC", payee_npi="1234567893",
         sender=Party("SIMPAYER"), receiver="CARECOORD", control_number=77, at=__import__("datetime").datetime.now(__import__("datetime").UTC),
     )  # fmt: skip
+
+
+class FailingOnce(DropFolders):
+    """The outbound write fails once, as a crash or a full disk between reserving claims and sending them."""
+
+    failed = False
+
+    def send(self, name: str, content: str) -> Path:
+        if not self.failed:
+            self.failed = True
+            raise OSError("disk full")
+        return super().send(name, content)
+
+
+async def test_claims_reserved_but_not_written_are_sent_on_the_next_run_under_the_same_control_number(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
+    patient = await insured_patient(billing, intake, "MEM0200")
+    await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
+    folders = FailingOnce(tmp_path)
+    submitter = ClaimSubmitter(billing.uow, IntakeDemographics(intake.url, SecretStr(intake.token)), folders, fees.load(), ProviderIdentity())
+
+    with pytest.raises(OSError):
+        await submitter.run()
+    [claim] = await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient)
+    assert claim["status"] == "building" and "ClaimSubmitted" not in await outbox_types(billing, patient)
+
+    assert await submitter.run() == [claim["interchange_control_number"]]
+    [sent] = await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient)
+    assert sent["status"] == "submitted" and sent["claim_id"] == claim["claim_id"]
+    assert claim_numbers_in(tmp_path / "outbound") == [claim["claim_number"]]
+    assert (await outbox_types(billing, patient)).count("ClaimSubmitted") == 1

@@ -18,9 +18,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 
 from carecoord_shared.contracts.billing import ClaimSubmitted
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
@@ -91,7 +92,7 @@ class ClaimSubmitter:
             )
             return [r.control_number for r in rows]
 
-    async def _due_charges(self) -> Sequence:  # type: ignore[type-arg]
+    async def _due_charges(self) -> Sequence[Row[Any]]:
         async with self._uow.sessions() as session:
             rows = await session.execute(
                 select(charges.c.charge_id, charges.c.patient_id)
@@ -104,7 +105,7 @@ class ClaimSubmitter:
     async def _subscriber(self, patient_id: uuid.UUID) -> Subscriber | None:
         return await subscriber_for(self._demographics, patient_id, log)
 
-    async def _reserve(self, due: Sequence) -> int | None:  # type: ignore[type-arg]
+    async def _reserve(self, due: Sequence[Row[Any]]) -> int | None:
         async with self._uow.transaction() as tx:
             control_number = await sent_files.reserve(tx, TRANSACTION)
             claimed = 0
