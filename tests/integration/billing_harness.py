@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,8 @@ from carecoord_billing import app as billing_app
 from carecoord_billing import fees, handlers
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
@@ -86,3 +89,32 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
     handlers.register_with(fees.load(), INSURANCE_STATES)(consumer)
     yield Billing(uow, consumer, dsn, dead)
     await engine.dispose()
+
+
+STARTED = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
+
+
+def completed(appointment_id: uuid.UUID, kind: AppointmentType = AppointmentType.follow_up, video: bool = True) -> AppointmentCompleted:
+    return AppointmentCompleted(
+        appointment_id=appointment_id,
+        appointment_type=kind,
+        clinician_id="dr-lee",
+        started_at=STARTED,
+        ended_at=STARTED + timedelta(minutes=50),
+        video=video,
+    )
+
+
+def hold_cancelled(appointment_id: uuid.UUID, reason: str = "treatment_hold") -> AppointmentCancelled:
+    return AppointmentCancelled(
+        appointment_id=appointment_id, appointment_type=AppointmentType.dosing_session, reason=reason, starts_at=STARTED
+    )
+
+
+async def charges_of(billing: Billing, patient: uuid.UUID) -> list:
+    return await billing.fetch("SELECT * FROM charges WHERE patient_id = $1 ORDER BY created_at", patient)
+
+
+async def outbox_types(billing: Billing, patient: uuid.UUID) -> list[str]:
+    rows = await billing.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", str(patient))
+    return [r["event_type"] for r in rows]

@@ -4,41 +4,11 @@ never for a session a treatment hold cancelled."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
-from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import Outcome
-from tests.integration.billing_harness import Billing, billing  # noqa: F401 - the fixture
-
-STARTED = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
-
-
-def completed(appointment_id: uuid.UUID, kind: AppointmentType = AppointmentType.follow_up, video: bool = True) -> AppointmentCompleted:
-    return AppointmentCompleted(
-        appointment_id=appointment_id,
-        appointment_type=kind,
-        clinician_id="dr-lee",
-        started_at=STARTED,
-        ended_at=STARTED + timedelta(minutes=50),
-        video=video,
-    )
-
-
-def hold_cancelled(appointment_id: uuid.UUID, reason: str = "treatment_hold") -> AppointmentCancelled:
-    return AppointmentCancelled(
-        appointment_id=appointment_id, appointment_type=AppointmentType.dosing_session, reason=reason, starts_at=STARTED
-    )
-
-
-async def charges_of(billing: Billing, patient: uuid.UUID) -> list:
-    return await billing.fetch("SELECT * FROM charges WHERE patient_id = $1 ORDER BY created_at", patient)
-
-
-async def outbox_types(billing: Billing, patient: uuid.UUID) -> list[str]:
-    rows = await billing.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", str(patient))
-    return [r["event_type"] for r in rows]
+from tests.integration.billing_harness import Billing, billing, charges_of, completed, hold_cancelled, outbox_types  # noqa: F401 - the fixture
 
 
 async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billing: Billing) -> None:

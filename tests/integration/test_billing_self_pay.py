@@ -10,8 +10,7 @@ import pytest
 from carecoord_billing import fees, invoicing
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.errors import RuleViolation
-from tests.integration.billing_harness import Billing, billing  # noqa: F401 - the fixture
-from tests.integration.test_billing_charges import completed, outbox_types
+from tests.integration.billing_harness import Billing, billing, completed, outbox_types  # noqa: F401 - the fixture
 
 PACKAGE = fees.load().package
 
