@@ -3,8 +3,10 @@ never for a session a treatment hold cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.consumer import Outcome
@@ -26,6 +28,15 @@ async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billin
     assert charge["self_pay"] is True, "no coverage declared: the patient pays"
     assert charge["status"] == "invoiced"
     assert await outbox_types(billing, patient) == ["ChargeCreated", "InvoiceIssued"]
+
+
+async def test_concurrent_completions_of_one_appointment_are_one_charge(billing: Billing) -> None:
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    envelopes = [Envelope.wrap(completed(appointment), patient_id=patient, producer="scheduling") for _ in range(5)]
+    outcomes = await asyncio.gather(*(billing.deliver(e) for e in envelopes))
+    assert set(outcomes) == {Outcome.processed}, billing.dead_letters
+    assert len(await charges_of(billing, patient)) == 1
+    assert (await outbox_types(billing, patient)).count("ChargeCreated") == 1
 
 
 async def test_codes_per_appointment_type_and_no_video_modifier_in_person(billing: Billing) -> None:
