@@ -163,8 +163,11 @@ async def _all_paid(stack: Stack, patient: uuid.UUID, expected: int) -> list[dic
 
 
 async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(services: Stack, billing_exchange: tuple[FakeIntake, Path]) -> None:
-    patient = uuid.uuid4()  # no coverage declared: self-pay
+    patient = uuid.uuid4()
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 4)
+    # The declaration may well be read after the visit (another topic): the charge waits for it.
+    declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.self_pay, state_of_residence="FL")
+    await publish_event(services.kafka.bootstrap, "intake.patients", declared, patient, "intake")
     [invoice] = await eventually(lambda: get(services, f"/v1/patients/{patient}/invoices"), what="the invoice issued")
     assert (invoice["kind"], invoice["amount_cents"], invoice["status"]) == ("visit", 32000, "open")
     [issued] = await eventually(

@@ -18,7 +18,8 @@ from carecoord_billing import app as billing_app
 from carecoord_billing import fees, handlers
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_shared.contracts.intake import CoverageDeclared
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
@@ -109,6 +110,11 @@ def hold_cancelled(appointment_id: uuid.UUID, reason: str = "treatment_hold") ->
     return AppointmentCancelled(
         appointment_id=appointment_id, appointment_type=AppointmentType.dosing_session, reason=reason, starts_at=STARTED
     )
+
+
+async def declare(billing: Billing, patient: uuid.UUID, kind: CoverageKind = CoverageKind.self_pay, state: str = "TX", payer_id: str | None = None) -> None:
+    declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=kind, payer_id=payer_id, state_of_residence=state)
+    await billing.publish(declared, patient, "intake")
 
 
 async def charges_of(billing: Billing, patient: uuid.UUID) -> list:

@@ -10,11 +10,20 @@ from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.consumer import Outcome
-from tests.integration.billing_harness import Billing, billing, charges_of, completed, hold_cancelled, outbox_types  # noqa: F401 - the fixture
+from tests.integration.billing_harness import (  # noqa: F401 - the fixture
+    Billing,
+    billing,
+    charges_of,
+    completed,
+    declare,
+    hold_cancelled,
+    outbox_types,
+)
 
 
 async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billing: Billing) -> None:
     patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await declare(billing, patient)
     first = await billing.publish(completed(appointment), patient, "scheduling")
     assert await billing.deliver(first) == Outcome.duplicate  # same event id: the inbox
     for _ in range(3):  # new event ids for the same appointment: the unique constraint
@@ -25,13 +34,14 @@ async def test_a_completion_redelivered_any_number_of_times_is_one_charge(billin
     assert [(line["cpt"], line["cents"]) for line in charge["lines"]] == [("99214", 22000), ("90833", 10000)]
     assert charge["amount_cents"] == 32000 and isinstance(charge["amount_cents"], int)
     assert (charge["place_of_service"], charge["modifiers"]) == ("10", ["95"])
-    assert charge["self_pay"] is True, "no coverage declared: the patient pays"
+    assert charge["self_pay"] is True
     assert charge["status"] == "invoiced"
     assert await outbox_types(billing, patient) == ["ChargeCreated", "InvoiceIssued"]
 
 
 async def test_concurrent_completions_of_one_appointment_are_one_charge(billing: Billing) -> None:
     patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await declare(billing, patient)
     envelopes = [Envelope.wrap(completed(appointment), patient_id=patient, producer="scheduling") for _ in range(5)]
     outcomes = await asyncio.gather(*(billing.deliver(e) for e in envelopes))
     assert set(outcomes) == {Outcome.processed}, billing.dead_letters
@@ -83,6 +93,7 @@ async def test_insured_in_an_accepting_state_is_billed_to_the_payer_elsewhere_se
 
 async def test_a_hold_cancellation_voids_the_charge_once_and_blocks_a_late_completion(billing: Billing) -> None:
     patient, charged, never_held, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await declare(billing, patient)
     await billing.publish(completed(charged, AppointmentType.dosing_session), patient, "scheduling")
     for _ in range(2):
         await billing.publish(hold_cancelled(charged), patient, "scheduling")
@@ -101,3 +112,22 @@ async def test_a_hold_cancellation_voids_the_charge_once_and_blocks_a_late_compl
     # The voided session's place in the self-pay package is given back.
     [package] = await billing.fetch("SELECT * FROM invoices WHERE patient_id = $1 AND kind = 'package'", patient)
     assert (package["sessions_used"], package["invoice_id"]) == (0, rows[charged]["invoice_id"])
+
+
+async def test_a_visit_completed_before_the_coverage_arrives_waits_for_it(billing: Billing) -> None:
+    """Coverage (intake.patients) and visits (scheduling.appointments) are not ordered with each other."""
+    patient, visit, held = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await billing.publish(completed(visit), patient, "scheduling")
+    await billing.publish(completed(held, AppointmentType.dosing_session), patient, "scheduling")
+    await billing.publish(hold_cancelled(held), patient, "scheduling")
+    [waiting, voided] = await charges_of(billing, patient)
+    assert (waiting["status"], waiting["self_pay"], voided["status"]) == ("awaiting_coverage", None, "voided")
+    assert await outbox_types(billing, patient) == [], "nothing is announced before the payer is known"
+
+    await declare(billing, patient, CoverageKind.insurance, "TX", "ACME1")
+
+    [billed, voided] = await charges_of(billing, patient)
+    assert (billed["status"], billed["self_pay"], billed["payer_id"]) == ("open", False, "ACME1")
+    assert voided["status"] == "voided"
+    assert await outbox_types(billing, patient) == ["ChargeCreated"]
+

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from carecoord_billing import fees, invoicing
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.errors import RuleViolation
-from tests.integration.billing_harness import Billing, billing, completed, outbox_types  # noqa: F401 - the fixture
+from tests.integration.billing_harness import Billing, billing, completed, declare, outbox_types  # noqa: F401 - the fixture
 
 PACKAGE = fees.load().package
 
@@ -21,6 +21,7 @@ async def invoices_of(billing: Billing, patient: uuid.UUID) -> list:
 
 async def test_a_package_covers_its_sessions_and_the_next_session_starts_a_new_one(billing: Billing) -> None:
     patient = uuid.uuid4()
+    await declare(billing, patient)
     await billing.publish(completed(uuid.uuid4(), AppointmentType.initial_evaluation), patient, "scheduling")
     await billing.publish(completed(uuid.uuid4(), AppointmentType.preparation), patient, "scheduling")
     for _ in range(PACKAGE.sessions):
@@ -39,6 +40,7 @@ async def test_a_package_covers_its_sessions_and_the_next_session_starts_a_new_o
 
 async def test_payments_are_recorded_once_and_never_beyond_the_amount_due(billing: Billing) -> None:
     patient = uuid.uuid4()
+    await declare(billing, patient, CoverageKind.insurance, "FL", "ACME1")  # insurance is not taken in FL
     await billing.publish(completed(uuid.uuid4(), AppointmentType.follow_up), patient, "scheduling")
     [invoice] = await invoices_of(billing, patient)
     first, rest = uuid.uuid4(), uuid.uuid4()

@@ -33,7 +33,7 @@ class Charge(BaseModel):
     modifiers: list[str]
     lines: list[ChargeLine]
     amount_cents: int
-    self_pay: bool
+    self_pay: bool | None
     payer_id: str | None
     fee_schedule_version: str
     status: str

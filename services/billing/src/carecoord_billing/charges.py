@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from carecoord_shared.contracts.billing import ChargeCreated, ChargeVoided
@@ -20,7 +21,7 @@ from carecoord_shared.contracts.scheduling import AppointmentCancelled, Appointm
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import invoicing
-from .coverage import payer_for
+from .coverage import billed_party
 from .fees import FeeSchedule
 from .models import charges, held_cancellations, patients
 
@@ -28,12 +29,18 @@ log = structlog.get_logger("carecoord.billing.charges")
 
 # Cancellations with this reason are never billed (domain.md, headline flow step 5).
 TREATMENT_HOLD = "treatment_hold"
+# A charge made before the patient's coverage declaration reached billing.
+AWAITING_COVERAGE = "awaiting_coverage"
 
 
 async def charge_completed(
     tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted, invoice_due_days: int = 30
 ) -> uuid.UUID | None:
-    """Create the appointment's charge; returns its id, or None when nothing was charged."""
+    """Create the appointment's charge; returns its id, or None when nothing was charged.
+
+    The charge is announced (ChargeCreated) and, for self-pay, invoiced once the
+    patient's coverage is known: now, or when the declaration arrives.
+    """
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
     priced = fees.price(event.appointment_type, video=event.video)
     if priced is None:
@@ -46,48 +53,83 @@ async def charge_completed(
         bound.warning("charge.skipped_held_appointment")
         return None
 
-    payer_id = await payer_for(tx, patient_id)
+    known, payer_id = await billed_party(tx, patient_id)
     charge_id = uuid.uuid4()
-    amount = priced.amount_cents
-    created = await tx.session.scalar(
-        insert(charges)
-        .values(
-            charge_id=charge_id,
-            appointment_id=event.appointment_id,
-            patient_id=patient_id,
-            appointment_type=event.appointment_type.value,
-            service_date=await _service_date(tx, patient_id, event.started_at),
-            place_of_service=priced.place_of_service,
-            modifiers=list(priced.modifiers),
-            lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
-            amount_cents=amount,
-            self_pay=payer_id is None,
-            payer_id=payer_id,
-            fee_schedule_version=priced.fee_schedule_version,
+    row = (
+        await tx.session.execute(
+            insert(charges)
+            .values(
+                charge_id=charge_id,
+                appointment_id=event.appointment_id,
+                patient_id=patient_id,
+                appointment_type=event.appointment_type.value,
+                service_date=await _service_date(tx, patient_id, event.started_at),
+                place_of_service=priced.place_of_service,
+                modifiers=list(priced.modifiers),
+                lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
+                amount_cents=priced.amount_cents,
+                self_pay=(payer_id is None) if known else None,
+                payer_id=payer_id,
+                fee_schedule_version=priced.fee_schedule_version,
+                status="open" if known else AWAITING_COVERAGE,
+            )
+            .on_conflict_do_nothing(constraint="uq_charges_appointment")
+            .returning(charges)
         )
-        .on_conflict_do_nothing(constraint="uq_charges_appointment")
-        .returning(charges.c.charge_id)
-    )
-    if created is None:
+    ).first()
+    if row is None:
         bound.info("charge.already_exists")
         return None
+    if not known:
+        # Coverage travels on another topic and may arrive after the visit: the charge waits for it.
+        bound.info("charge.awaiting_coverage", charge_id=str(charge_id))
+        return charge_id
+    await _bill(tx, fees, row, invoice_due_days)
+    return charge_id
+
+
+async def bill_awaiting(tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, invoice_due_days: int = 30) -> int:
+    """Coverage is now known: bill the charges that were waiting for it; returns how many."""
+    known, payer_id = await billed_party(tx, patient_id)
+    if not known:
+        return 0
+    rows = (
+        await tx.session.execute(
+            update(charges)
+            .where(charges.c.patient_id == patient_id, charges.c.status == AWAITING_COVERAGE)
+            .values(status="open", self_pay=payer_id is None, payer_id=payer_id)
+            .returning(charges)
+        )
+    ).all()
+    for row in sorted(rows, key=lambda r: r.created_at):
+        await _bill(tx, fees, row, invoice_due_days)
+    return len(rows)
+
+
+async def _bill(tx: Transaction, fees: FeeSchedule, row: Row[Any], invoice_due_days: int) -> None:
+    """Announce a charge whose payer is known, and invoice it at once when the patient pays."""
     tx.emit(
         ChargeCreated(
-            charge_id=charge_id,
-            appointment_id=event.appointment_id,
-            cpt_codes=priced.cpt_codes,
-            modifiers=list(priced.modifiers),
-            place_of_service=priced.place_of_service,
-            amount_cents=amount,
-            self_pay=payer_id is None,
+            charge_id=row.charge_id,
+            appointment_id=row.appointment_id,
+            cpt_codes=[line["cpt"] for line in row.lines],
+            modifiers=list(row.modifiers),
+            place_of_service=row.place_of_service,
+            amount_cents=row.amount_cents,
+            self_pay=row.self_pay,
         ),
-        patient_id=patient_id,
+        patient_id=row.patient_id,
     )
-    bound.info("charge.created", charge_id=str(charge_id), amount_cents=amount, self_pay=payer_id is None)
-    if payer_id is None:
-        charge = invoicing.SelfPayCharge(charge_id, patient_id, event.appointment_type, amount)
+    log.info(
+        "charge.created",
+        patient_id=str(row.patient_id),
+        charge_id=str(row.charge_id),
+        amount_cents=row.amount_cents,
+        self_pay=row.self_pay,
+    )
+    if row.self_pay:
+        charge = invoicing.SelfPayCharge(row.charge_id, row.patient_id, AppointmentType(row.appointment_type), row.amount_cents)
         await invoicing.invoice(tx, fees, charge, due_days=invoice_due_days)
-    return charge_id
 
 
 async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: AppointmentCancelled) -> None:
@@ -103,9 +145,12 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
     voided = (
         await tx.session.execute(
             update(charges)
-            .where(charges.c.appointment_id == event.appointment_id, charges.c.status.in_(("open", "invoiced")))
+            .where(
+                charges.c.appointment_id == event.appointment_id,
+                charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE)),
+            )
             .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
-            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type)
+            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
         )
     ).first()
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
@@ -119,6 +164,9 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
         return
     if voided.invoice_id is not None:
         await invoicing.release(tx, voided.invoice_id, AppointmentType(voided.appointment_type))
+    if voided.self_pay is None:
+        bound.info("charge.voided_before_billing", charge_id=str(voided.charge_id))
+        return  # never announced, so no void to announce either
     tx.emit(
         ChargeVoided(charge_id=voided.charge_id, appointment_id=event.appointment_id, reason=event.reason),
         patient_id=patient_id,

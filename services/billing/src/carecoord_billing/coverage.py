@@ -1,8 +1,9 @@
 """Coverage: what intake says each patient declared, and whether a payer is billed.
 
 Insurance is billed to the payer only in the states configured as accepting
-it; elsewhere, or with no declaration, the patient pays themselves. A payer's
-271 saying the coverage is inactive also turns the patient to self-pay.
+it; elsewhere the patient pays themselves. A payer's 271 saying the coverage
+is inactive also turns the patient to self-pay. Until a declaration arrives,
+charges wait for it (see charges.py).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def declare(
     return verification_id
 
 
-async def payer_for(tx: Transaction, patient_id: uuid.UUID) -> str | None:
-    """The payer to bill for this patient now, or None for self-pay."""
+async def billed_party(tx: Transaction, patient_id: uuid.UUID) -> tuple[bool, str | None]:
+    """(whether coverage is known, the payer to bill or None for self-pay)."""
     row = (
         await tx.session.execute(
             select(coverages.c.payer_id, coverages.c.billable_to_payer, coverages.c.verification_status).where(
@@ -82,6 +83,8 @@ async def payer_for(tx: Transaction, patient_id: uuid.UUID) -> str | None:
             )
         )
     ).first()
-    if row is None or not row.billable_to_payer or row.verification_status == "inactive":
-        return None
-    return row.payer_id  # type: ignore[no-any-return]
+    if row is None:
+        return False, None
+    if not row.billable_to_payer or row.verification_status == "inactive":
+        return True, None
+    return True, row.payer_id

@@ -38,6 +38,7 @@ def register_with(fees: FeeSchedule, insurance_states: frozenset[str], invoice_d
         async def coverage_declared(event: CoverageDeclared, tx: Transaction) -> None:
             assert tx.cause is not None
             await coverage.declare(tx, insurance_states, patient_id=tx.cause.patient_id, event=event)
+            await charges.bill_awaiting(tx, fees, patient_id=tx.cause.patient_id, invoice_due_days=invoice_due_days)
 
         @consumer.on(AppointmentCompleted)
         async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:

@@ -130,12 +130,13 @@ charges = Table(
     # [{"cpt": "99214", "cents": 22000}, ...] in billing order
     Column("lines", JSONB, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
-    Column("self_pay", Boolean, nullable=False),
+    # None while the patient's coverage is not yet known (status awaiting_coverage).
+    Column("self_pay", Boolean),
     Column("payer_id", String(32)),
     Column("fee_schedule_version", String(40), nullable=False),
     # Self-pay: the invoice (per visit, or the course package) this charge is billed on.
     Column("invoice_id", Uuid, ForeignKey("invoices.invoice_id")),
-    # open -> claimed | invoiced; open -> voided
+    # awaiting_coverage -> open -> claimed | invoiced; any of these but claimed -> voided
     Column("status", String(20), nullable=False, server_default="open"),
     Column("void_reason", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("modifiers", postgresql.ARRAY(sa.String(length=2)), nullable=False),
         sa.Column("lines", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("amount_cents", sa.BigInteger(), nullable=False),
-        sa.Column("self_pay", sa.Boolean(), nullable=False),
+        sa.Column("self_pay", sa.Boolean(), nullable=True),
         sa.Column("payer_id", sa.String(length=32), nullable=True),
         sa.Column("fee_schedule_version", sa.String(length=40), nullable=False),
         sa.Column("status", sa.String(length=20), server_default="open", nullable=False),
