@@ -10,9 +10,8 @@ from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.consumer import Outcome
-from tests.integration.billing_harness import (  # noqa: F401 - the fixture
+from tests.integration.billing_harness import (
     Billing,
-    billing,
     charges_of,
     completed,
     declare,

@@ -26,7 +26,7 @@ from carecoord_billing.x12.syntax import Party, parse
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared
 from tests.fake_intake import FakeIntake, running_fake_intake
-from tests.integration.billing_harness import Billing, billing, completed, outbox_types  # noqa: F401 - the fixture
+from tests.integration.billing_harness import Billing, completed, outbox_types
 from tests.x12_validators import linuxforhealth_parse, pyx12_errors
 
 

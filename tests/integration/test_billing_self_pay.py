@@ -10,7 +10,7 @@ import pytest
 from carecoord_billing import fees, invoicing
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.errors import RuleViolation
-from tests.integration.billing_harness import Billing, billing, completed, declare, outbox_types  # noqa: F401 - the fixture
+from tests.integration.billing_harness import Billing, completed, declare, outbox_types
 
 PACKAGE = fees.load().package
 
