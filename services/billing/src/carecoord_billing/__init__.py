@@ -1,5 +1,3 @@
-"""Billing and insurance exchange.
-
-For now it records the plan and review events it will bill from (charges and
-claims come with the billing issue).
-"""
+"""Billing and insurance exchange: charges from completed appointments, claims
+(X12 837P) and remittances (835) through a drop-folder clearinghouse,
+eligibility (270/271), self-pay invoices."""

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.contracts.dosing import TreatmentPlanPaused, TreatmentPlanResumed
-from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
-from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.journal import journal_router, record_events
+from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
+from . import api, fees, handlers
+from .demographics import IntakeDemographics
+from .exchange import exchange_lifespan
 from .models import journal, messaging, metadata
+from .settings import BillingSettings
 
-
-def register_handlers(consumer: EventConsumer) -> None:
-    record_events(
-        consumer,
-        journal,
-        TreatmentPlanPaused,
-        TreatmentPlanResumed,
-        ClinicianReviewOpened,
-        ClinicianReviewResolved,
-    )
-
+settings = BillingSettings()
+fee_schedule = fees.load()
+demographics = IntakeDemographics(settings.intake_url, settings.internal_api_token, timeout_s=settings.demographics_timeout_s)
 
 definition = ServiceDefinition(
     name="billing",
@@ -30,6 +23,6 @@ definition = ServiceDefinition(
     metadata=metadata,
     tables=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(journal_router(journal),),
-    register_handlers=register_handlers,
+    routers=(journal_router(journal), api.build_router(exchange_lifespan(settings, fee_schedule, demographics))),
+    register_handlers=handlers.register_with(fee_schedule, settings.insurance_states, settings.invoice_due_days),
 )

@@ -1,0 +1,184 @@
+"""Charges: one per billable completed appointment, voided when a hold cancels it.
+
+The unique constraint on the appointment id is the guarantee, not the inbox:
+a completion redelivered under a new event id still finds the first charge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from carecoord_shared.contracts.billing import ChargeCreated, ChargeVoided
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from . import invoicing
+from .coverage import billed_party
+from .fees import FeeSchedule
+from .models import charges, held_cancellations, patients
+
+log = structlog.get_logger("carecoord.billing.charges")
+
+# Cancellations with this reason are never billed (domain.md, headline flow step 5).
+TREATMENT_HOLD = "treatment_hold"
+# A charge made before the patient's coverage declaration reached billing.
+AWAITING_COVERAGE = "awaiting_coverage"
+
+
+async def charge_completed(
+    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted, invoice_due_days: int = 30
+) -> uuid.UUID | None:
+    """Create the appointment's charge; returns its id, or None when nothing was charged.
+
+    The charge is announced (ChargeCreated) and, for self-pay, invoiced once the
+    patient's coverage is known: now, or when the declaration arrives.
+    """
+    bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
+    priced = fees.price(event.appointment_type, video=event.video)
+    if priced is None:
+        bound.info("charge.not_billable", appointment_type=event.appointment_type.value)
+        return None
+    held = await tx.session.scalar(
+        select(held_cancellations.c.appointment_id).where(held_cancellations.c.appointment_id == event.appointment_id)
+    )
+    if held is not None:
+        bound.warning("charge.skipped_held_appointment")
+        return None
+
+    known, payer_id = await billed_party(tx, patient_id)
+    charge_id = uuid.uuid4()
+    row = (
+        await tx.session.execute(
+            insert(charges)
+            .values(
+                charge_id=charge_id,
+                appointment_id=event.appointment_id,
+                patient_id=patient_id,
+                appointment_type=event.appointment_type.value,
+                service_date=await _service_date(tx, patient_id, event.started_at),
+                place_of_service=priced.place_of_service,
+                modifiers=list(priced.modifiers),
+                lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
+                amount_cents=priced.amount_cents,
+                self_pay=(payer_id is None) if known else None,
+                payer_id=payer_id,
+                fee_schedule_version=priced.fee_schedule_version,
+                status="open" if known else AWAITING_COVERAGE,
+            )
+            .on_conflict_do_nothing(constraint="uq_charges_appointment")
+            .returning(charges)
+        )
+    ).first()
+    if row is None:
+        bound.info("charge.already_exists")
+        return None
+    if not known:
+        # Coverage travels on another topic and may arrive after the visit: the charge waits for it.
+        bound.info("charge.awaiting_coverage", charge_id=str(charge_id))
+        return charge_id
+    await _bill(tx, fees, row, invoice_due_days)
+    return charge_id
+
+
+async def bill_awaiting(tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, invoice_due_days: int = 30) -> int:
+    """Coverage is now known: bill the charges that were waiting for it; returns how many."""
+    known, payer_id = await billed_party(tx, patient_id)
+    if not known:
+        return 0
+    rows = (
+        await tx.session.execute(
+            update(charges)
+            .where(charges.c.patient_id == patient_id, charges.c.status == AWAITING_COVERAGE)
+            .values(status="open", self_pay=payer_id is None, payer_id=payer_id)
+            .returning(charges)
+        )
+    ).all()
+    for row in sorted(rows, key=lambda r: r.created_at):
+        await _bill(tx, fees, row, invoice_due_days)
+    return len(rows)
+
+
+async def _bill(tx: Transaction, fees: FeeSchedule, row: Row[Any], invoice_due_days: int) -> None:
+    """Announce a charge whose payer is known, and invoice it at once when the patient pays."""
+    tx.emit(
+        ChargeCreated(
+            charge_id=row.charge_id,
+            appointment_id=row.appointment_id,
+            cpt_codes=[line["cpt"] for line in row.lines],
+            modifiers=list(row.modifiers),
+            place_of_service=row.place_of_service,
+            amount_cents=row.amount_cents,
+            self_pay=row.self_pay,
+        ),
+        patient_id=row.patient_id,
+    )
+    log.info(
+        "charge.created",
+        patient_id=str(row.patient_id),
+        charge_id=str(row.charge_id),
+        amount_cents=row.amount_cents,
+        self_pay=row.self_pay,
+    )
+    if row.self_pay:
+        charge = invoicing.SelfPayCharge(row.charge_id, row.patient_id, AppointmentType(row.appointment_type), row.amount_cents)
+        await invoicing.invoice(tx, fees, charge, due_days=invoice_due_days)
+
+
+async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: AppointmentCancelled) -> None:
+    """A hold's cancellation: remember it (a late completion is not billed) and void an open charge."""
+    if event.reason != TREATMENT_HOLD:
+        return
+    await tx.session.execute(
+        insert(held_cancellations)
+        .values(appointment_id=event.appointment_id, patient_id=patient_id, reason=event.reason)
+        .on_conflict_do_nothing()
+    )
+    # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back.
+    voided = (
+        await tx.session.execute(
+            update(charges)
+            .where(
+                charges.c.appointment_id == event.appointment_id,
+                charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE)),
+            )
+            .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
+            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
+        )
+    ).first()
+    bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
+    if voided is None:
+        billed = await tx.session.scalar(
+            select(charges.c.status).where(charges.c.appointment_id == event.appointment_id)
+        )
+        if billed is not None and billed != "voided":
+            # Already on a claim: correcting that is a biller's decision (a void claim), not ours.
+            bound.warning("charge.hold_cancel_after_billing", status=billed)
+        return
+    if voided.invoice_id is not None:
+        await invoicing.release(tx, voided.invoice_id, AppointmentType(voided.appointment_type))
+    if voided.self_pay is None:
+        bound.info("charge.voided_before_billing", charge_id=str(voided.charge_id))
+        return  # never announced, so no void to announce either
+    tx.emit(
+        ChargeVoided(charge_id=voided.charge_id, appointment_id=event.appointment_id, reason=event.reason),
+        patient_id=patient_id,
+    )
+    bound.info("charge.voided", charge_id=str(voided.charge_id), reason=event.reason)
+
+
+async def _service_date(tx: Transaction, patient_id: uuid.UUID, started_at: datetime) -> date:
+    """The date of service is the patient's local date (a late-evening visit is not tomorrow's)."""
+    zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
+    try:
+        zone = ZoneInfo(zone_name) if zone_name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    return started_at.astimezone(zone).date() if zone else started_at.date()

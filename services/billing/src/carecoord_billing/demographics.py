@@ -1,0 +1,124 @@
+"""Claim demographics (PHI) from intake, fetched only when a file to a payer is written.
+
+``DemographicsSource`` is the port; ``IntakeDemographics`` calls intake's
+internal endpoint. What comes back is used to write the X12 file and nothing
+else: never logged, stored or put on an event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .x12.parties import Subscriber
+
+Text = Annotated[str, Field(min_length=1, max_length=100, repr=False)]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line1: Text
+    city: Text
+    state: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    postal_code: Annotated[str, Field(pattern=r"^\d{5}(\d{4})?$", repr=False)]
+
+
+class MemberCoverage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    payer_id: Annotated[str, Field(min_length=1, max_length=32)]
+    member_id: Text
+    plan: Annotated[str | None, Field(max_length=100, repr=False)] = None
+
+
+class ClaimDemographics(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    patient_id: uuid.UUID
+    first_name: Text
+    last_name: Text
+    date_of_birth: Annotated[date, Field(repr=False)]
+    sex: Literal["F", "M", "U"]
+    address: Annotated[Address, Field(repr=False)]
+    coverage: MemberCoverage | None
+
+    def subscriber(self) -> Subscriber | None:
+        """The patient as the subscriber of their plan; None without a member id."""
+        if self.coverage is None:
+            return None
+        return Subscriber(
+            first_name=self.first_name,
+            last_name=self.last_name,
+            date_of_birth=self.date_of_birth,
+            sex=self.sex,
+            line1=self.address.line1,
+            city=self.address.city,
+            state=self.address.state,
+            postal_code=self.address.postal_code,
+            member_id=self.coverage.member_id,
+        )
+
+
+class DemographicsUnavailable(RuntimeError):
+    """Intake could not give them now (down, refused our token, answered nonsense): try later."""
+
+
+class PatientUnknown(LookupError):
+    """Intake does not know the patient."""
+
+
+class DemographicsSource(Protocol):
+    async def claim_demographics(self, patient_id: uuid.UUID) -> ClaimDemographics: ...
+
+
+class IntakeDemographics:
+    """GET {intake}/v1/internal/patients/{id}/claim-demographics with the internal bearer token."""
+
+    def __init__(self, base_url: str, token: SecretStr, *, timeout_s: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout_s
+        self._transport = transport
+
+    async def claim_demographics(self, patient_id: uuid.UUID) -> ClaimDemographics:
+        url = f"{self._base_url}/v1/internal/patients/{patient_id}/claim-demographics"
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
+                response = await http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DemographicsUnavailable(f"intake unreachable: {type(exc).__name__}") from None
+        if response.status_code == 404:
+            raise PatientUnknown(f"intake does not know patient {patient_id}")
+        if response.status_code != 200:
+            raise DemographicsUnavailable(f"intake answered {response.status_code}")
+        try:
+            demographics = ClaimDemographics.model_validate_json(response.content)
+        except ValidationError:
+            # Not the error itself: pydantic quotes the offending values, which are PHI.
+            raise DemographicsUnavailable("intake's answer does not match the contract") from None
+        if demographics.patient_id != patient_id:
+            raise DemographicsUnavailable("intake answered for another patient")
+        return demographics
+
+
+async def subscriber_for(source: DemographicsSource, patient_id: uuid.UUID, log: Any) -> Subscriber | None:
+    """The patient as subscriber for one file, or None (logged by reason, without PHI) when not available now."""
+    bound = log.bind(patient_id=str(patient_id))
+    try:
+        demographics = await source.claim_demographics(patient_id)
+    except PatientUnknown:
+        bound.warning("demographics.patient_unknown_to_intake")
+        return None
+    except DemographicsUnavailable as exc:
+        bound.warning("demographics.unavailable", problem=str(exc))
+        return None
+    subscriber = demographics.subscriber()
+    if subscriber is None:
+        bound.warning("demographics.no_member_id")
+    return subscriber

@@ -1,0 +1,103 @@
+"""The versioned fee schedule: appointment type -> billed codes and list prices.
+
+Pricing is a pure function of the schedule and the completed appointment, so
+it can be tested, and replayed under a proposed schedule, without a database.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from carecoord_shared.contracts.common import AppointmentType
+
+FEES_DIR = Path(__file__).parent
+CURRENT_VERSION = "2026.1"
+
+
+@dataclass(frozen=True)
+class ServiceLine:
+    cpt: str
+    cents: int
+
+
+@dataclass(frozen=True)
+class PricedVisit:
+    """What one completed appointment is billed as."""
+
+    lines: tuple[ServiceLine, ...]
+    modifiers: tuple[str, ...]
+    place_of_service: str
+    fee_schedule_version: str
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(line.cents for line in self.lines)
+
+    @property
+    def cpt_codes(self) -> list[str]:
+        return [line.cpt for line in self.lines]
+
+
+@dataclass(frozen=True)
+class Package:
+    """Self-pay course package: ``sessions`` dosing sessions, and the therapy around them, for ``cents``."""
+
+    cents: int
+    sessions: int
+    covers: frozenset[AppointmentType]
+
+
+@dataclass(frozen=True)
+class FeeSchedule:
+    version: str
+    place_of_service: str
+    video_modifier: str
+    default_diagnosis: str
+    by_type: dict[AppointmentType, tuple[ServiceLine, ...]]
+    package: Package
+
+    def price(self, appointment_type: AppointmentType, *, video: bool) -> PricedVisit | None:
+        """The visit's codes and price; None when this kind of appointment is not billable."""
+        lines = self.by_type.get(appointment_type)
+        if not lines:
+            return None
+        return PricedVisit(
+            lines=lines,
+            modifiers=(self.video_modifier,) if video else (),
+            place_of_service=self.place_of_service,
+            fee_schedule_version=self.version,
+        )
+
+
+def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
+    by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = {}
+    for name, entry in raw.get("appointment_types", {}).items():
+        lines = tuple(ServiceLine(cpt=str(line["cpt"]), cents=line["cents"]) for line in entry["lines"])
+        for line in lines:
+            # Money is integer cents: a float or a string here is a mistake in the file.
+            if type(line.cents) is not int or line.cents < 0:
+                raise ValueError(f"fee schedule: {name} {line.cpt}: price must be a non-negative integer of cents")
+            if not (len(line.cpt) == 5 and line.cpt[:4].isdigit()):
+                raise ValueError(f"fee schedule: {name}: {line.cpt!r} is not a CPT code")
+        by_type[AppointmentType(name)] = lines
+    package = raw["self_pay"]["package"]
+    if type(package["cents"]) is not int or package["cents"] < 0 or package["sessions"] < 1:
+        raise ValueError("fee schedule: the self-pay package needs integer cents and at least one session")
+    return FeeSchedule(
+        version=str(raw["version"]),
+        place_of_service=str(raw["place_of_service"]),
+        video_modifier=str(raw["video_modifier"]),
+        default_diagnosis=str(raw["default_diagnosis"]),
+        by_type=by_type,
+        package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),
+    )
+
+
+def load(version: str = CURRENT_VERSION) -> FeeSchedule:
+    with open(FEES_DIR / f"fee-schedule-{version}.toml", "rb") as f:
+        schedule = parse(tomllib.load(f))
+    if schedule.version != version:
+        raise ValueError(f"fee-schedule-{version}.toml declares version {schedule.version}")
+    return schedule
