@@ -35,7 +35,7 @@ tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asynca
 # Offline validators of deploy/: kustomize and compose-validate built from the
 # Go module in deploy/validate (versions pinned by its go.mod/go.sum), and the
 # KEDA CRD schemas from npm.
-$(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate: deploy/validate/go.mod deploy/validate/go.sum deploy/validate/compose-validate/main.go
+$(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate &: deploy/validate/go.mod deploy/validate/go.sum deploy/validate/compose-validate/main.go
 	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/kustomize) sigs.k8s.io/kustomize/kustomize/v5
 	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/compose-validate) ./compose-validate
 

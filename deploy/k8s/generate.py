@@ -119,12 +119,14 @@ def deployment(service: str) -> dict[str, Any]:
         },
         "volumeMounts": mounts,
     }
+    # A consumer's replica count belongs to its ScaledObject: a count here would reset it on every apply.
+    replicas = {} if topics_consumed_by(service) else {"replicas": MIN_REPLICAS}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": service, "labels": labels(service)},
         "spec": {
-            "replicas": MIN_REPLICAS,
+            **replicas,
             "selector": {"matchLabels": labels(service)},
             "template": {
                 "metadata": {"labels": labels(service)},

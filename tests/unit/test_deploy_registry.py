@@ -78,6 +78,7 @@ def test_every_service_has_a_hardened_deployment_service_and_budget(kustomizatio
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["command"] == [f"carecoord-{service}"]
+        assert ("replicas" in deployment["spec"]) is not bool(topics_consumed_by(service)), "KEDA owns a consumer's replicas"
         assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
