@@ -141,6 +141,15 @@ def test_every_service_has_a_compose_service_built_from_the_one_image() -> None:
     assert all(f"./services/{service}" in dockerfile for service in workspace_services())
 
 
+def test_the_image_user_is_the_numeric_uid_the_pods_run_as() -> None:
+    """runAsNonRoot can only verify a numeric USER; a name makes the kubelet refuse the pod."""
+    (user,) = re.findall(r"^USER (\S+)$", (REPO_ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    uid, gid = user.split(":")
+    for deployment in of_kind(rendered("base"), "Deployment").values():
+        context = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
+
+
 def test_compose_topics_are_created_from_the_registry_and_nothing_else() -> None:
     services = compose()["services"]
     # carecoord-topics creates exactly ALL_TOPICS with the registry's partitions and settings.
