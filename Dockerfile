@@ -21,7 +21,12 @@ RUN uv export --frozen --no-dev --all-packages --no-emit-workspace --no-emit-pac
         ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing
 
 FROM python:3.11-slim AS runtime
-RUN groupadd --system carecoord && useradd --system --gid carecoord --no-create-home carecoord
+# A numeric user, so that Kubernetes' runAsNonRoot can verify it (a name cannot be checked).
+# /var/lib/carecoord is the only place written to besides /tmp (billing's clearinghouse folders);
+# a named volume mounted there takes this ownership.
+RUN groupadd --system --gid 10001 carecoord \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home carecoord \
+ && install -d -o 10001 -g 10001 /var/lib/carecoord /var/lib/carecoord/clearinghouse
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -29,8 +34,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     CARECOORD_HTTP_HOST=0.0.0.0 \
     CARECOORD_HTTP_PORT=8000 \
     CARECOORD_LOG_FORMAT=json
-USER carecoord
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2)"]
-CMD ["carecoord-safety"]
+# No default service: the command names one (compose `command:`, Kubernetes `command:`).
+CMD ["sh", "-c", "echo 'name a command: carecoord-intake|-scheduling|-dosing|-safety|-billing or carecoord-topics' >&2; exit 64"]

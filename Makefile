@@ -10,13 +10,15 @@ export UV_PYTHON := $(shell command -v python3.11 || command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup run test up down status clean contracts
+.PHONY: help setup run test up down status clean contracts manifests validate-deploy
 
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
+	@echo "make manifests            regenerate deploy/k8s's KafkaTopics and per-service manifests from the topic registry"
+	@echo "make validate-deploy      check deploy/k8s and docker-compose.yml against their schemas (offline)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,7 +32,18 @@ tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asynca
 	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: .venv/.synced tools/asyncapi/node_modules/.installed
+# Offline validators of deploy/: kustomize and compose-validate built from the
+# Go module in deploy/validate (versions pinned by its go.mod/go.sum), and the
+# KEDA CRD schemas from npm.
+$(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate &: deploy/validate/go.mod deploy/validate/go.sum deploy/validate/compose-validate/main.go
+	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/kustomize) sigs.k8s.io/kustomize/kustomize/v5
+	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/compose-validate) ./compose-validate
+
+deploy/validate/node_modules/.installed: deploy/validate/package.json deploy/validate/package-lock.json
+	npm ci --prefix deploy/validate --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: .venv/.synced tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate
 	.venv/bin/devstack fetch
 
 run: setup
@@ -55,3 +68,10 @@ contracts: .venv/.synced
 
 clean: down
 	rm -rf .local/stack .local/test-stack
+
+# Regenerate deploy/k8s/topics/topics.yaml and deploy/k8s/base/<service>.yaml from the topic registry.
+manifests: .venv/.synced
+	.venv/bin/python deploy/k8s/generate.py
+
+validate-deploy: setup
+	.venv/bin/python deploy/validate/validate.py
