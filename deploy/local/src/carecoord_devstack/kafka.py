@@ -26,20 +26,20 @@ from .process import port_open, read_pid, stop_pid, tail, wait_until
 MAIN_CLASS = "kafka.Kafka"
 
 
-def ensure_jars(lib: Path = KAFKA_LIB) -> Path:
-    """Fetch the broker's jars unless this exact pom was fetched already."""
-    digest = hashlib.sha256(KAFKA_POM.read_bytes()).hexdigest()
+def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM) -> Path:
+    """Fetch a pom's runtime jars unless this exact pom was fetched already."""
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
     marker = lib / ".pom-sha256"
     if marker.exists() and marker.read_text() == digest:
         return lib
     if shutil.which("mvn") is None:
-        raise RuntimeError("Maven (mvn) is needed to fetch the Kafka broker: install it (apt-get install maven)")
+        raise RuntimeError("Maven (mvn) is needed to fetch the local stack's jars: install it (apt-get install maven)")
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    print(f"fetching the Kafka broker's jars from Maven Central into {lib} (once) ...", file=sys.stderr, flush=True)
+    print(f"fetching {pom.parent.name}'s jars from Maven Central into {lib} (once) ...", file=sys.stderr, flush=True)
     subprocess.run(
         [
-            "mvn", "-B", "-q", "-C", "-Dstyle.color=never", "-f", str(KAFKA_POM),
+            "mvn", "-B", "-q", "-C", "-Dstyle.color=never", "-f", str(pom),
             "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
         ],
         check=True,
@@ -105,11 +105,7 @@ class Kafka:
         return read_pid(self._pid_file, MAIN_CLASS)
 
     def _java(self) -> str:
-        java_home = os.environ.get("JAVA_HOME")
-        java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
-        if not java:
-            raise RuntimeError("Java 17+ is needed to run the Kafka broker: install it (apt-get install openjdk-17-jre-headless)")
-        return str(java)
+        return java_binary()
 
     def _classpath(self) -> str:
         return str(ensure_jars() / "*")
@@ -190,6 +186,14 @@ class Kafka:
         if pid is None:
             return "stopped"
         return f"running (pid {pid}) on {self.bootstrap}" + ("" if self.answers() else ", not answering yet")
+
+
+def java_binary() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java:
+        raise RuntimeError("Java 17+ is needed for the local stack: install it (apt-get install openjdk-17-jre-headless)")
+    return str(java)
 
 
 def _cluster_id() -> str:

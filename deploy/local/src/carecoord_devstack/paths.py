@@ -10,3 +10,5 @@ KAFKA_POM = REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
 KAFKA_LOG4J = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j2.yaml"
 # The broker's jars are shared by every stack on this checkout (fetched once).
 KAFKA_LIB = LOCAL / "kafka-lib"
+ZIPKIN_POM = REPO_ROOT / "deploy" / "local" / "zipkin" / "pom.xml"
+ZIPKIN_LIB = LOCAL / "zipkin-lib"
