@@ -137,6 +137,10 @@ async def test_a_dead_letter_fails_before_the_fix_is_replayed_after_it_and_not_t
     nothing_chosen = await carecoord(env, "dlq", "replay", "dosing")
     assert nothing_chosen.returncode == 1 and "--offset" in nothing_chosen.stderr
 
+    table = await carecoord(env, "dlq", "list")
+    assert table.returncode == 0 and "handler_error" in table.stdout and "TreatmentHoldRequested" in table.stdout
+    print(table.stdout)
+
     replayed = await carecoord(env, "dlq", "replay", "dosing", "--offset", str(letter["offset"]))
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed" in replayed.stdout
@@ -163,6 +167,7 @@ async def test_a_dead_letter_fails_before_the_fix_is_replayed_after_it_and_not_t
 async def test_demo_drives_a_whole_journey_and_shows_what_each_service_did(services: Stack, env: dict[str, str]) -> None:
     try:
         done = await carecoord(env, "demo", timeout=240)
+        print(done.stdout)  # shown when the test fails: which step stopped
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Demo complete" in done.stdout
         patient = uuid.UUID(re.search(r"Demo complete: patient ([0-9a-f-]{36})", done.stdout).group(1))  # type: ignore[union-attr]

@@ -261,11 +261,17 @@ def _journey_table(steps: list[Step], title: str) -> Table:
     for column in ("occurred at (UTC)", "event", "producer", "topic", "trace id", "coded fields"):
         table.add_column(column)
     for s in steps:
-        coded = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in s.coded.items())
+        coded = ", ".join(f"{k}={_code(v)}" for k, v in s.coded.items())
         table.add_row(
             s.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], f"{s.event_type} v{s.version}", s.producer, s.topic, s.trace_id or "-", coded or "-",
         )  # fmt: skip
     return table
+
+
+def _code(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
 
 
 def _print_trace_links(steps: list[Step]) -> None:
