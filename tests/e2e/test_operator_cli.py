@@ -56,10 +56,10 @@ async def test_status_shows_every_service_ready_caught_up_with_its_dead_letters(
 
 
 async def test_status_exits_non_zero_when_a_service_is_down(env: dict[str, str]) -> None:
-    down = {**env, "CARECOORD_BILLING_URL": f"http://127.0.0.1:{_closed_port()}"}
-    done = await carecoord(down, "status")
+    done = await carecoord(env, "--service-url", f"billing=http://127.0.0.1:{_closed_port()}", "status")
     assert done.returncode == 1
     assert "unreachable" in done.stdout and "unhealthy" in done.stdout
+    assert (await carecoord(env, "status")).returncode == 0, "the option overrode the environment for this call only"
 
 
 async def test_every_command_says_how_to_start_the_stack_when_nothing_runs() -> None:

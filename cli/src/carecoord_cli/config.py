@@ -27,9 +27,12 @@ class Target:
     urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_environment(cls, kafka_bootstrap: str | None = None) -> Target:
+    def from_environment(cls, kafka_bootstrap: str | None = None, service_urls: dict[str, str] | None = None) -> Target:
+        """Options first, then environment variables, then `make run`'s defaults."""
         urls = {
-            service: os.environ.get(url_variable(service)) or f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[service]}"
+            service: (service_urls or {}).get(service)
+            or os.environ.get(url_variable(service))
+            or f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[service]}"
             for service in SERVICES
         }
         bootstrap = kafka_bootstrap or os.environ.get("CARECOORD_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP

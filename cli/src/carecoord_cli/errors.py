@@ -17,5 +17,5 @@ class StackUnavailable(OperatorError):
             f"{problem}\n"
             "Is the stack running? Start it with `make run` in another terminal (in the carecoord checkout) "
             "and wait for \"carecoord is running.\"; or point this command at your stack with "
-            "--kafka-bootstrap / CARECOORD_KAFKA_BOOTSTRAP and CARECOORD_<SERVICE>_URL."
+            "--kafka-bootstrap / CARECOORD_KAFKA_BOOTSTRAP and --service-url SERVICE=URL / CARECOORD_<SERVICE>_URL."
         )

@@ -46,11 +46,21 @@ def configure(
     kafka_bootstrap: Annotated[
         str | None, typer.Option(envvar="CARECOORD_KAFKA_BOOTSTRAP", help=f"Kafka bootstrap servers (default {DEFAULT_KAFKA_BOOTSTRAP}).")
     ] = None,
+    service_url: Annotated[
+        list[str] | None,
+        typer.Option("--service-url", metavar="SERVICE=URL", help="A service's base URL (repeatable); or CARECOORD_<SERVICE>_URL."),
+    ] = None,
 ) -> None:
     """Defaults match `make run`. Service URLs: CARECOORD_INTAKE_URL, …_SCHEDULING_URL, …_DOSING_URL, …_SAFETY_URL, …_BILLING_URL."""
     # aiokafka logs every refused connection; the operator gets one clear message instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    ctx.obj = Target.from_environment(kafka_bootstrap)
+    urls: dict[str, str] = {}
+    for pair in service_url or []:
+        service, _, url = pair.partition("=")
+        if service not in SERVICES or not url:
+            raise typer.BadParameter(f"expected SERVICE=URL with SERVICE one of {', '.join(SERVICES)}", param_hint="--service-url")
+        urls[service] = url
+    ctx.obj = Target.from_environment(kafka_bootstrap, urls)
 
 
 def _run(coroutine: Coroutine[Any, Any, int | None]) -> None:
@@ -74,7 +84,7 @@ def _json(data: Any) -> None:
 
 @app.command()
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Each service's readiness, consumer lag, outbox backlog and dead letters. Exits 1 when something is unhealthy."""
+    """Each service's readiness, consumer lag, outbox backlog and dead letters. Exits 1 when a service is not ready or Kafka is unreachable."""
     _run(_status(ctx.obj, as_json))
 
 
