@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import TopicPartition
+
 from carecoord_shared.contracts.common import US_STATES
 from carecoord_shared.contracts.topics import SAFETY_REPORTS, SERVICES
 
@@ -24,7 +26,7 @@ from .config import Target
 from .errors import OperatorError
 from .http import Services
 from .journey import Step, journey
-from .kafka import Broker
+from .kafka import Broker, header
 
 CLINICIAN = "demo-psychiatrist"
 AROUND_THE_CLOCK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
@@ -186,7 +188,7 @@ class Demo:
             {"patient_id": self.j.patient_id, "systolic": 124, "diastolic": 80, "measured_at": _just_now(),
              "context": "pre_dose", "appointment_id": first["appointment_id"]},
         )  # fmt: skip
-        await self.until("dosing to receive the pre-dose reading", lambda: self._dosing_has_read(SAFETY_REPORTS.name))
+        await self.until("dosing to receive the pre-dose reading", lambda: self._dosing_has_read(SAFETY_REPORTS.name, "VitalsRecorded"))
         decision = await self.http.post(
             "dosing", f"/v1/dosing-sessions/{first['appointment_id']}/authorise", {"patient_id": self.j.patient_id}
         )
@@ -195,11 +197,20 @@ class Demo:
         within = "within limits" if not reading.get("out_of_limits") else "out of limits"
         return f"pre-dose blood pressure {within}; session authorised at {decision['dose_mg']} mg"
 
-    async def _dosing_has_read(self, topic: str) -> bool:
-        """Whether dosing's consumer group has committed past everything now on the topic."""
+    async def _dosing_has_read(self, topic: str, event_type: str) -> bool:
+        """Whether the patient's latest event of that type is on the topic and dosing's group has committed past it.
+
+        The topic is watched, not just the group: the producer's relay publishes
+        a moment after its HTTP answer, so the group may be "caught up" on a
+        topic that does not hold the event yet.
+        """
+        key = self.j.patient_id.encode()
+        ours = [r for r in await self.broker.records([topic]) if r.key == key and header(r, "event-type") == event_type]
+        if not ours:
+            return False
+        latest = ours[-1]
         committed = await self.broker.committed("carecoord.dosing")
-        offsets = await self.broker.offsets([topic])
-        return all(end <= first or committed.get(tp, -1) >= end for tp, (first, end) in offsets.items())
+        return committed.get(TopicPartition(latest.topic, latest.partition), -1) > latest.offset
 
     async def side_effect(self) -> str:
         outcome = await self.http.post(
@@ -212,9 +223,15 @@ class Demo:
 
     async def paused(self) -> str:
         await self.until("dosing to pause the plan", lambda: self.plan_in("paused"))
-        cancelled = await self.until("scheduling to cancel the upcoming dosing sessions", lambda: self.of_type("dosing_session", "cancelled"))
+        cancelled = await self.until("scheduling to cancel the upcoming dosing sessions", self._dosing_sessions_all_cancelled)
         urgent = await self.until("scheduling to book the urgent review", lambda: self.of_type("urgent_review"))
         return f"plan paused; {len(cancelled)} dosing session(s) cancelled; urgent review with {urgent[0]['clinician_id']} at {urgent[0]['starts_at']}"
+
+    async def _dosing_sessions_all_cancelled(self) -> list[dict[str, Any]]:
+        sessions = [a for a in await self.appointments(True) if a["appointment_type"] == "dosing_session"]
+        if any(a["status"] == "booked" for a in sessions):
+            return []
+        return [a for a in sessions if a["status"] == "cancelled"]
 
     async def review(self) -> str:
         reviews = await self.http.get("safety", "/v1/reviews", patient_id=self.j.patient_id)
