@@ -1,4 +1,4 @@
-"""`make run`, then the README's manual steps exactly as written, then Ctrl-C:
+"""`make run`, then the README's manual steps and its `carecoord` commands exactly as written, then Ctrl-C:
 everything it started stops, with no process left behind."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.e2e
 DEFAULT_PORTS = (19092, 19093, 15432, 8001, 8002, 8003, 8004, 8005)
 
 
-def _readme_manual_steps() -> str:
+def _readme_block(name: str = "manual-steps") -> str:
     readme = (REPO_ROOT / "README.md").read_text()
-    block = re.search(r"<!-- manual-steps:start -->\n```sh\n(.*?)```\n<!-- manual-steps:end -->", readme, re.S)
-    assert block, "README.md lost its manual-steps block"
+    block = re.search(rf"<!-- {name}:start -->\n```sh\n(.*?)```\n<!-- {name}:end -->", readme, re.S)
+    assert block, f"README.md lost its {name} block"
     return block.group(1)
 
 
@@ -82,7 +82,7 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
             assert f"http://127.0.0.1:{port}" in banner
 
         steps = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", _readme_manual_steps()], capture_output=True, text=True, timeout=60
+            ["bash", "-euo", "pipefail", "-c", _readme_block()], capture_output=True, text=True, timeout=60
         )
         assert steps.returncode == 0, f"README steps failed:\n{steps.stdout}\n{steps.stderr}"
         lines = [json.loads(line) for line in steps.stdout.splitlines() if line.strip()]
@@ -94,6 +94,17 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
         assert {"ClinicianReviewOpened", "TreatmentPlanPaused"} <= {e["event_type"] for e in received}
         assert resolved["status"] == "resolved"
         assert resumed["status"] == "active"
+
+        cli = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _readme_block("cli-demo")],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CARECOORD_")},
+        )
+        assert cli.returncode == 0, f"README's carecoord commands failed:\n{cli.stdout}\n{cli.stderr}"
+        assert "Demo complete" in cli.stdout and cli.stdout.rstrip().endswith("healthy")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

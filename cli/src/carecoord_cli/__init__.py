@@ -1,0 +1,1 @@
+"""carecoord operator tooling."""

@@ -1,0 +1,42 @@
+"""Where the stack is: Kafka bootstrap and each service's base URL.
+
+Defaults match `make run`; every value can be overridden by an option or an
+environment variable (CARECOORD_KAFKA_BOOTSTRAP, CARECOORD_<SERVICE>_URL), so
+the same commands work against a test stack on free ports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from carecoord_shared.config import DEFAULT_HTTP_PORTS
+from carecoord_shared.contracts.topics import SERVICES
+
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
+JAEGER_TRACE_URL = "http://localhost:16686/trace/{trace_id}"
+
+
+def url_variable(service: str) -> str:
+    return f"CARECOORD_{service.upper()}_URL"
+
+
+@dataclass(frozen=True)
+class Target:
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, kafka_bootstrap: str | None = None, service_urls: dict[str, str] | None = None) -> Target:
+        """Options first, then environment variables, then `make run`'s defaults."""
+        urls = {
+            service: (service_urls or {}).get(service)
+            or os.environ.get(url_variable(service))
+            or f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[service]}"
+            for service in SERVICES
+        }
+        bootstrap = kafka_bootstrap or os.environ.get("CARECOORD_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+        return cls(kafka_bootstrap=bootstrap, urls={s: u.rstrip("/") for s, u in urls.items()})
+
+    def url(self, service: str, path: str) -> str:
+        return f"{self.urls[service]}{path}"

@@ -1,0 +1,283 @@
+"""`carecoord demo`: one scripted patient journey through all five services.
+
+Every step goes through a service's public HTTP API, as the apps would; what
+the services do in reaction to one another (booking, pausing, cancelling,
+rebooking) is waited for, not done by the demo. The demo patient is fictional;
+nothing it prints is PHI: ids, codes and statuses only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from carecoord_shared.contracts.common import US_STATES
+from carecoord_shared.contracts.topics import SAFETY_REPORTS, SERVICES
+
+from .config import Target
+from .errors import OperatorError
+from .http import Services
+from .journey import Step, journey
+from .kafka import Broker, header
+
+CLINICIAN = "demo-psychiatrist"
+AROUND_THE_CLOCK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
+DEMO_CLINICIANS = {
+    # Licensed everywhere and available at any hour, so every booking of the demo finds someone.
+    CLINICIAN: {"role": "psychiatric_clinician", "time_zone": "America/Chicago"},
+    "demo-therapist": {"role": "therapist", "time_zone": "America/Chicago"},
+}
+NO_CONDITIONS = dict.fromkeys(
+    (
+        "aneurysmal_vascular_disease", "arteriovenous_malformation", "intracerebral_haemorrhage_history",
+        "uncontrolled_hypertension", "severe_cardiovascular_disease", "active_psychosis", "active_mania", "pregnant",
+        "breastfeeding", "ketamine_hypersensitivity", "past_psychosis_stable", "substance_use_disorder_in_recovery",
+        "significant_liver_disease", "interstitial_cystitis_or_urinary_symptoms", "current_suicidal_thoughts",
+    ),
+    False,
+)  # fmt: skip
+
+
+def registration() -> dict[str, Any]:
+    """A fictional adult in Colorado (a state the local configuration serves)."""
+    return {
+        "external_id": f"demo-{uuid.uuid4()}",
+        "first_name": "Demo",
+        "last_name": "Patient",
+        "date_of_birth": "1984-07-19",
+        "sex": "F",
+        "email": "demo.patient@example.org",
+        "phone": "+1 303 555 0100",
+        "address": {"line1": "1 Demo Street", "city": "Denver", "state": "CO", "postal_code": "80202"},
+        "state_of_residence": "CO",
+        "time_zone": "America/Denver",
+    }
+
+
+def intake_steps() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        ("POST", "/assessments", {"instrument": "phq9", "answers": [2, 2, 1, 2, 1, 1, 2, 1, 0]}),
+        ("POST", "/assessments", {"instrument": "gad7", "answers": [1, 1, 1, 0, 1, 0, 1]}),
+        ("POST", "/assessments", {"instrument": "pcl5", "answers": [1] * 20}),
+        ("POST", "/medical-screening", {"answers": NO_CONDITIONS}),
+        ("POST", "/blood-pressure", {"systolic": 122, "diastolic": 78, "measured_at": _just_now()}),
+        ("PUT", "/coverage", {"kind": "insurance", "payer_id": "BCBSCO", "member_id": "DEMO-0001", "plan": "Silver PPO"}),
+    ]
+
+
+def _just_now() -> str:
+    return (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+
+
+@dataclass
+class Journey:
+    """What the demo learned along the way, for later steps and the summary."""
+
+    patient_id: str = ""
+    plan_id: str = ""
+    review_id: str = ""
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+DemoStep = tuple[str, Callable[["Demo"], Awaitable[str]]]
+
+
+class Demo:
+    def __init__(self, target: Target, http: Services, broker: Broker, *, timeout: float = 30.0) -> None:
+        self.target = target
+        self.http = http
+        self.broker = broker
+        self.timeout = timeout
+        self.j = Journey()
+
+    async def until(self, what: str, check: Callable[[], Awaitable[Any]]) -> Any:
+        """Wait for another service's reaction; say plainly which one did not come."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            found = await check()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise OperatorError(
+                    f"Waited {self.timeout:.0f}s for: {what}. Look at `carecoord status` (is a consumer lagging?) "
+                    f"and `carecoord dlq list` (was an event dead-lettered?); patient {self.j.patient_id}."
+                )
+            await asyncio.sleep(0.3)
+
+    async def appointments(self, include_all: bool = False) -> list[dict[str, Any]]:
+        return await self.http.get(  # type: ignore[no-any-return]
+            "scheduling", f"/v1/patients/{self.j.patient_id}/appointments", include_all=str(include_all).lower()
+        )
+
+    async def of_type(self, kind: str, status: str = "booked") -> list[dict[str, Any]]:
+        return [a for a in await self.appointments(True) if a["appointment_type"] == kind and a["status"] == status]
+
+    async def plan(self) -> dict[str, Any]:
+        return await self.http.get("dosing", f"/v1/patients/{self.j.patient_id}/plan")  # type: ignore[no-any-return]
+
+    async def plan_in(self, status: str) -> dict[str, Any] | None:
+        plan = await self.plan()
+        return plan if plan["status"] == status else None
+
+    # --- the steps ------------------------------------------------------------------
+
+    async def check_stack(self) -> str:
+        for service in SERVICES:
+            await self.http.request(service, "GET", "/health/ready")
+        return "five services ready"
+
+    async def seed_clinicians(self) -> str:
+        for clinician_id, body in DEMO_CLINICIANS.items():
+            await self.http.put(
+                "scheduling",
+                f"/v1/clinicians/{clinician_id}",
+                {**body, "licensed_states": sorted(US_STATES), "weekly_availability": AROUND_THE_CLOCK},
+            )
+        return f"{', '.join(DEMO_CLINICIANS)} (licensed in every state, available around the clock)"
+
+    async def register(self) -> str:
+        self.j.patient_id = (await self.http.post("intake", "/v1/patients", registration()))["patient_id"]
+        return f"patient {self.j.patient_id} (pseudonymous id; the demographics stay encrypted in intake)"
+
+    async def intake(self) -> str:
+        for method, path, body in intake_steps():
+            await self.http.request("intake", method, f"/v1/patients/{self.j.patient_id}{path}", json=body)
+        return "PHQ-9, GAD-7, PCL-5, medical screening, blood pressure, coverage"
+
+    async def eligibility(self) -> str:
+        status = await self.http.get("intake", f"/v1/patients/{self.j.patient_id}/intake")
+        decision = status.get("decision") or {}
+        if decision.get("outcome") != "eligible":
+            raise OperatorError(f"intake decided {decision.get('outcome')!r} ({decision.get('reasons')}); the demo needs an eligible patient")
+        self.j.facts["intake"] = f"eligible (rules {decision['rule_version']})"
+        return self.j.facts["intake"]
+
+    async def evaluation(self) -> str:
+        booked = await self.until("scheduling to book the initial evaluation", lambda: self.of_type("initial_evaluation"))
+        return f"initial evaluation with {booked[0]['clinician_id']} at {booked[0]['starts_at']}"
+
+    async def treatment_plan(self) -> str:
+        plan = await self.http.post(
+            "dosing",
+            "/v1/plans",
+            {"patient_id": self.j.patient_id, "clinician_id": CLINICIAN, "starting_dose_mg": 100,
+             "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6},
+        )  # fmt: skip
+        self.j.plan_id = plan["plan_id"]
+        active = await self.http.post("dosing", f"/v1/plans/{self.j.plan_id}/activate", {"clinician_id": CLINICIAN})
+        return f"plan {self.j.plan_id} {active['status']}, starting dose {active['approved_dose_mg']} mg approved"
+
+    async def course(self) -> str:
+        sessions = await self.until("scheduling to book the course's dosing sessions", lambda: self.of_type("dosing_session"))
+        kinds = Counter(a["appointment_type"] for a in await self.appointments())
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + f" booked; first dosing session {sessions[0]['starts_at']}"
+
+    async def session(self) -> str:
+        first = sorted(await self.of_type("dosing_session"), key=lambda a: a["starts_at"])[0]
+        reading = await self.http.post(
+            "safety",
+            "/v1/vitals",
+            {"patient_id": self.j.patient_id, "systolic": 124, "diastolic": 80, "measured_at": _just_now(),
+             "context": "pre_dose", "appointment_id": first["appointment_id"]},
+        )  # fmt: skip
+        await self.until("dosing to receive the pre-dose reading", lambda: self._dosing_has_read(SAFETY_REPORTS.name, "VitalsRecorded"))
+        decision = await self.http.post(
+            "dosing", f"/v1/dosing-sessions/{first['appointment_id']}/authorise", {"patient_id": self.j.patient_id}
+        )
+        if not decision["authorised"]:
+            raise OperatorError(f"dosing refused the session: {decision['reason']}")
+        within = "within limits" if not reading.get("out_of_limits") else "out of limits"
+        return f"pre-dose blood pressure {within}; session authorised at {decision['dose_mg']} mg"
+
+    async def _dosing_has_read(self, topic: str, event_type: str) -> bool:
+        """Whether the patient's latest event of that type is on the topic and dosing's group has committed past it.
+
+        The topic is watched, not just the group: the producer's relay publishes
+        a moment after its HTTP answer, so the group may be "caught up" on a
+        topic that does not hold the event yet.
+        """
+        key = self.j.patient_id.encode()
+        ours = [r for r in await self.broker.records([topic]) if r.key == key and header(r, "event-type") == event_type]
+        if not ours:
+            return False
+        latest = ours[-1]
+        committed = await self.broker.committed("carecoord.dosing")
+        return committed.get(TopicPartition(latest.topic, latest.partition), -1) > latest.offset
+
+    async def side_effect(self) -> str:
+        outcome = await self.http.post(
+            "safety", "/v1/side-effect-reports", {"patient_id": self.j.patient_id, "symptoms": ["chest_pain"], "grade": 3}
+        )
+        if not (outcome["escalated"] and outcome["hold_requested"]):
+            raise OperatorError(f"safety did not escalate the severe report: {outcome}")
+        self.j.review_id = str(outcome["review_id"])
+        return f"chest pain, grade 3: review {self.j.review_id} opened, treatment hold requested"
+
+    async def paused(self) -> str:
+        await self.until("dosing to pause the plan", lambda: self.plan_in("paused"))
+        cancelled = await self.until("scheduling to cancel the upcoming dosing sessions", self._dosing_sessions_all_cancelled)
+        urgent = await self.until("scheduling to book the urgent review", lambda: self.of_type("urgent_review"))
+        return f"plan paused; {len(cancelled)} dosing session(s) cancelled; urgent review with {urgent[0]['clinician_id']} at {urgent[0]['starts_at']}"
+
+    async def _dosing_sessions_all_cancelled(self) -> list[dict[str, Any]]:
+        sessions = [a for a in await self.appointments(True) if a["appointment_type"] == "dosing_session"]
+        if any(a["status"] == "booked" for a in sessions):
+            return []
+        return [a for a in sessions if a["status"] == "cancelled"]
+
+    async def review(self) -> str:
+        reviews = await self.http.get("safety", "/v1/reviews", patient_id=self.j.patient_id)
+        open_ = [r for r in reviews if r["status"] != "resolved"]
+        if not open_:
+            raise OperatorError("safety lists no open review for the demo patient")
+        resolved = await self.http.post(
+            "safety", f"/v1/reviews/{open_[0]['review_id']}/resolve", {"clinician_id": CLINICIAN, "decision": "resume"}
+        )
+        return f"review {resolved['review_id']} {resolved['status']}: {resolved['decision']}"
+
+    async def resumed(self) -> str:
+        await self.until("dosing to resume the plan", lambda: self.plan_in("active"))
+        rebooked = await self.until("scheduling to rebook the dosing sessions", lambda: self.of_type("dosing_session"))
+        return f"plan active again; {len(rebooked)} dosing session(s) booked"
+
+    STEPS: tuple[DemoStep, ...] = (
+        ("The stack answers", check_stack),
+        ("Scheduling: demo clinicians", seed_clinicians),
+        ("Intake: registration", register),
+        ("Intake: assessments, screening, blood pressure, coverage", intake),
+        ("Intake: eligibility decision", eligibility),
+        ("Scheduling books the initial evaluation (on EligibilityDetermined)", evaluation),
+        ("Dosing: a clinician creates and activates the treatment plan", treatment_plan),
+        ("Scheduling books the course (on TreatmentPlanActivated)", course),
+        ("Session: pre-dose reading (safety) and authorisation (dosing)", session),
+        ("Safety: the patient reports a severe side effect", side_effect),
+        ("Dosing pauses the plan; scheduling cancels and books an urgent review", paused),
+        ("Safety: the clinician resolves the review with resume", review),
+        ("Dosing resumes the plan; scheduling rebooks", resumed),
+    )
+
+    # --- the summary ----------------------------------------------------------------
+
+    async def summary(self) -> tuple[dict[str, str], list[Step]]:
+        pid = self.j.patient_id
+        appointments = Counter(f"{a['appointment_type']} {a['status']}" for a in await self.appointments(True))
+        plan = await self.plan()
+        reviews = await self.http.get("safety", "/v1/reviews", patient_id=pid)
+        billing = Counter(e["event_type"] for e in await self.http.get("billing", f"/v1/patients/{pid}/received-events"))
+        did = {
+            "intake": f"registered the patient; decided {self.j.facts.get('intake', '?')}",
+            "scheduling": "; ".join(f"{n} {k}" for k, n in sorted(appointments.items())),
+            "dosing": f"plan {plan['status']}: " + " → ".join(t["to_status"] for t in plan["transitions"])
+            + f"; approved dose {plan['approved_dose_mg']} mg",
+            "safety": "; ".join(f"review {r['priority']} {r['status']} ({r['decision']})" for r in reviews),
+            "billing": "recorded " + ", ".join(f"{n} {k}" for k, n in sorted(billing.items())),
+        }
+        return did, await journey(self.broker, uuid.UUID(pid))
