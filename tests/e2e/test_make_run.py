@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from carecoord_devstack.paths import LOCAL, REPO_ROOT
@@ -19,7 +20,7 @@ from carecoord_devstack.process import port_open
 
 pytestmark = pytest.mark.e2e
 
-DEFAULT_PORTS = (19092, 19093, 15432, 8001, 8002, 8003, 8004, 8005)
+DEFAULT_PORTS = (19092, 19093, 15432, 9411, 8001, 8002, 8003, 8004, 8005)
 
 
 def _readme_block(name: str = "manual-steps") -> str:
@@ -27,6 +28,20 @@ def _readme_block(name: str = "manual-steps") -> str:
     block = re.search(rf"<!-- {name}:start -->\n```sh\n(.*?)```\n<!-- {name}:end -->", readme, re.S)
     assert block, f"README.md lost its {name} block"
     return block.group(1)
+
+
+def _one_trace_across(services: list[str], timeout: float = 30) -> str:
+    """The id of a trace in Zipkin that holds spans of every named service."""
+    deadline = time.monotonic() + timeout
+    while True:
+        traces = httpx.get(
+            "http://127.0.0.1:9411/api/v2/traces", params={"serviceName": "carecoord-safety", "limit": 50}, timeout=5
+        ).json()
+        for spans in traces:
+            if set(services) <= {s.get("localEndpoint", {}).get("serviceName") for s in spans}:
+                return str(spans[0]["traceId"])
+        assert time.monotonic() < deadline, f"no trace in Zipkin spans {services}"
+        time.sleep(1)
 
 
 def _our_processes() -> list[str]:
@@ -105,6 +120,10 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
         )
         assert cli.returncode == 0, f"README's carecoord commands failed:\n{cli.stdout}\n{cli.stderr}"
         assert "Demo complete" in cli.stdout and cli.stdout.rstrip().endswith("healthy")
+
+        # The trace dashboard: the demo's journey is one trace in Zipkin, across the services.
+        trace = _one_trace_across(["carecoord-safety", "carecoord-dosing", "carecoord-scheduling", "carecoord-billing"])
+        assert trace in cli.stdout, "the demo prints the link to its trace"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

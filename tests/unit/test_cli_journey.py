@@ -7,7 +7,7 @@ from carecoord_cli.journey import coded_fields, trace_id, trace_url
 
 def test_the_trace_id_is_read_from_a_w3c_traceparent() -> None:
     assert trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert trace_url("4bf92f3577b34da6a3ce929d0e0e4736") == "http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace_url("4bf92f3577b34da6a3ce929d0e0e4736") == "http://127.0.0.1:9411/zipkin/traces/4bf92f3577b34da6a3ce929d0e0e4736"
     for absent in (None, "", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"):
         assert trace_id(absent) is None
 

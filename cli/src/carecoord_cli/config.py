@@ -14,7 +14,9 @@ from carecoord_shared.config import DEFAULT_HTTP_PORTS
 from carecoord_shared.contracts.topics import SERVICES
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
-JAEGER_TRACE_URL = "http://localhost:16686/trace/{trace_id}"
+# Where an operator opens a trace: the Zipkin UI of `make run` by default; the
+# container stack's Jaeger is http://localhost:16686/trace/{trace_id}.
+TRACE_URL = os.environ.get("CARECOORD_TRACE_URL", "http://127.0.0.1:9411/zipkin/traces/{trace_id}")
 
 
 def url_variable(service: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from carecoord_shared.contracts import CATALOG
 from carecoord_shared.contracts.topics import BUSINESS_TOPICS
 
-from .config import JAEGER_TRACE_URL
+from .config import TRACE_URL
 from .kafka import Broker, header
 
 
@@ -84,7 +84,7 @@ def trace_id(traceparent: str | None) -> str | None:
 
 
 def trace_url(trace: str | None) -> str | None:
-    return JAEGER_TRACE_URL.format(trace_id=trace) if trace else None
+    return TRACE_URL.format(trace_id=trace) if trace else None
 
 
 def coded_fields(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

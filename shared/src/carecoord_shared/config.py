@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     # Spans as JSON lines in <dir>/<service>.jsonl (local runs, tests); OTLP uses OTEL_EXPORTER_OTLP_ENDPOINT.
     traces_dir: str = ""
+    # Zipkin's span endpoint (the trace UI `make run` starts), e.g. http://127.0.0.1:9411/api/v2/spans.
+    zipkin_endpoint: str = ""
     # Names of failure points to crash at (tests of crash safety only), comma-separated.
     crash_at: str = ""
 

@@ -65,7 +65,7 @@ class Runtime:
     def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
         self.definition = definition
         self.settings = settings
-        self.telemetry = Telemetry(definition.name, settings.traces_dir)
+        self.telemetry = Telemetry(definition.name, settings.traces_dir, settings.zipkin_endpoint)
         self.engine = create_engine(settings.database_url)
         SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider)
         self.sessions = create_sessions(self.engine)

@@ -7,8 +7,9 @@
   row and the relay publishes inside it, so one report is one trace across
   every service it reaches.
 - Export: OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the collector of
-  the container stack); JSON lines per service when CARECOORD_TRACES_DIR is
-  set (local runs and tests). Every exporter is wrapped by the PHI policy.
+  the container stack); Zipkin when CARECOORD_ZIPKIN_ENDPOINT is set (the
+  trace UI of `make run`); JSON lines per service when CARECOORD_TRACES_DIR
+  is set (tests). Every exporter is wrapped by the PHI policy.
 - Metrics: OpenTelemetry instruments, exposed at /metrics (Prometheus text)
   and over OTLP when the endpoint is set.
 """
@@ -107,7 +108,7 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
 
 
 class Telemetry:
-    def __init__(self, service: str, traces_dir: str = "") -> None:
+    def __init__(self, service: str, traces_dir: str = "", zipkin_endpoint: str = "") -> None:
         resource = Resource.create({"service.name": f"carecoord-{service}", "service.namespace": "carecoord"})
         self.tracer_provider = TracerProvider(resource=resource)
         exporters: list[SpanExporter] = []
@@ -117,6 +118,10 @@ class Telemetry:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporters.append(OTLPSpanExporter())
+        if zipkin_endpoint:
+            from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+            exporters.append(ZipkinExporter(endpoint=zipkin_endpoint))
         for exporter in exporters:
             self.tracer_provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter), schedule_delay_millis=200))
         readers: list[Any] = [PrometheusMetricReader()]

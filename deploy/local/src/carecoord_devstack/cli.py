@@ -27,6 +27,8 @@ def _say(message: str) -> None:
 
 def run(stack: Stack) -> int:
     started = stack.up(_say)
+    started["zipkin"] = stack.zipkin.start()
+    _say(f"Zipkin      {stack.zipkin.url}/zipkin/ (trace UI)")
     stop = threading.Event()
     # Terminals send Ctrl-C to the whole process group; services shut down on
     # it by themselves, we make sure nothing is left and then stop the infra.
@@ -51,6 +53,8 @@ def run(stack: Stack) -> int:
     finally:
         _say("stopping the services ...")
         stack.stop_services()
+        if started["zipkin"]:
+            stack.zipkin.stop()
         if started["kafka"]:
             _say("stopping Kafka ...")
             stack.kafka.stop()
@@ -69,6 +73,7 @@ def _banner(stack: Stack) -> str:
 carecoord is running.
   Kafka       {stack.kafka.bootstrap}
   PostgreSQL  127.0.0.1:{stack.postgres.port} (one database and role per service)
+  Traces      {stack.zipkin.url}/zipkin/ (every report is one trace across the services)
 {rows}
 
 Drive the headline flow from another terminal: README.md, "Drive it by hand".
@@ -80,18 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "run", "status", "down", "fetch"])
     args = parser.parse_args(argv)
-    stack = Stack(STATE_DIR)
+    stack = Stack(STATE_DIR, with_zipkin=True)
     try:
         if args.command == "fetch":
             from .kafka import ensure_jars
+            from .paths import ZIPKIN_LIB, ZIPKIN_POM
 
             _say(f"Kafka jars in {ensure_jars()}")
+            _say(f"Zipkin jar in {ensure_jars(ZIPKIN_LIB, ZIPKIN_POM)}")
         elif args.command == "up":
             stack.up(_say)
         elif args.command == "run":
             return run(stack)
         elif args.command == "status":
             _say(f"PostgreSQL  {stack.postgres.status()}\nKafka       {stack.kafka.status()}")
+            _say(f"Zipkin      {'running on ' + stack.zipkin.url if stack.zipkin.pid() else 'stopped'}")
         elif args.command == "down":
             stack.down()
             _say("stopped.")

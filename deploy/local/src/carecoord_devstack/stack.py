@@ -17,6 +17,7 @@ from carecoord_shared.contracts.topics import SERVICES
 from .kafka import Kafka
 from .postgres import Postgres
 from .process import tail, wait_until
+from .zipkin import Zipkin
 from carecoord_shared.messaging.topic_admin import ensure_topics
 
 
@@ -88,10 +89,15 @@ class Stack:
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     fast_unsafe_db: bool = False
     service_env: dict[str, str] = field(default_factory=dict)
+    # The trace UI: `make run` has it; the test suite reads spans from files instead.
+    with_zipkin: bool = False
 
     def __post_init__(self) -> None:
         self.kafka = Kafka(self.state_dir, port=self.kafka_port, controller_port=self.controller_port)
         self.postgres = Postgres(self.state_dir, port=self.pg_port, fast_unsafe=self.fast_unsafe_db)
+        self.zipkin = Zipkin(self.state_dir)
+        if self.with_zipkin:
+            self.service_env.setdefault("CARECOORD_ZIPKIN_ENDPOINT", self.zipkin.spans_endpoint)
         self.services = {name: self._service(name) for name in SERVICES}
 
     def _service(self, name: str) -> ServiceProcess:
@@ -129,5 +135,6 @@ class Stack:
 
     def down(self) -> None:
         self.stop_services()
+        self.zipkin.stop()
         self.kafka.stop()
         self.postgres.stop()
