@@ -119,3 +119,17 @@ async def _pending(stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:
 async def _at_least(found: Any, n: int) -> list[Any] | None:
     items = await found
     return items if len(items) >= n else None
+
+
+async def test_a_plan_announces_its_cadence_for_scheduling(services: Stack) -> None:
+    patient = uuid.uuid4()
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(journeys.url(services, "dosing", "/v1/plans"), json={
+            "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
+            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10,
+        })  # fmt: skip
+    assert created.status_code == 201 and created.json()["cadence_days"] == 10
+    [announced] = await eventually(
+        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"), what="plan created"
+    )
+    assert announced["payload"]["cadence_days"] == 10

@@ -30,6 +30,7 @@ class PlanCreate(BaseModel):
     max_dose_mg: Milligrams
     max_step_mg: Milligrams
     planned_sessions: Annotated[int, Field(ge=1, le=52)]
+    cadence_days: Annotated[int, Field(ge=1, le=90, description="days between dosing sessions")] = 7
 
 
 class ClinicianAction(BaseModel):
@@ -81,6 +82,7 @@ class Plan(BaseModel):
     max_dose_mg: int
     max_step_mg: int
     planned_sessions: int
+    cadence_days: int
     sessions_completed: int
     approved_dose_mg: int | None
     open_hold_ids: list[uuid.UUID]
@@ -110,6 +112,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
                 max_dose_mg=body.max_dose_mg,
                 max_step_mg=body.max_step_mg,
                 planned_sessions=body.planned_sessions,
+                cadence_days=body.cadence_days,
             )
         return await _read_plan(uow, plan_id)
 

@@ -36,6 +36,8 @@ treatment_plans = Table(
     Column("max_dose_mg", Integer, nullable=False),
     Column("max_step_mg", Integer, nullable=False),
     Column("planned_sessions", Integer, nullable=False),
+    # Days between dosing sessions; scheduling books the course at this cadence.
+    Column("cadence_days", Integer, nullable=False, server_default="7"),
     # The dose a clinician approved for the next session; none means no session may go ahead.
     Column("approved_dose_mg", Integer),
     Column("sessions_completed", Integer, nullable=False, server_default="0"),

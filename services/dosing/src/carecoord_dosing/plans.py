@@ -79,15 +79,16 @@ async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUI
 # --- lifecycle -------------------------------------------------------------------
 
 
-async def create_plan(tx: Transaction, *, patient_id: uuid.UUID, actor: str, **limits: int) -> uuid.UUID:
-    domain.check_dosing_limits(limits["starting_dose_mg"], limits["max_dose_mg"], limits["max_step_mg"])
+async def create_plan(tx: Transaction, *, patient_id: uuid.UUID, actor: str, **course: int) -> uuid.UUID:
+    """A draft plan; ``course`` holds the dose limits, planned sessions and cadence."""
+    domain.check_dosing_limits(course["starting_dose_mg"], course["max_dose_mg"], course["max_step_mg"])
     if await live_plan_for_update(tx, patient_id):
         raise PlanRuleViolation("the patient already has a live treatment plan")
     plan_id = uuid.uuid4()
     await tx.session.execute(
-        insert(treatment_plans).values(plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor, **limits)
+        insert(treatment_plans).values(plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor, **course)
     )
-    tx.emit(TreatmentPlanCreated(plan_id=plan_id, **limits), patient_id=patient_id)
+    tx.emit(TreatmentPlanCreated(plan_id=plan_id, **course), patient_id=patient_id)
     return plan_id
 
 
