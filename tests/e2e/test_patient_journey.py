@@ -31,3 +31,10 @@ async def test_an_eligible_registration_books_the_initial_evaluation_with_a_lice
 
 async def _evaluation(stack: Stack, patient: str) -> dict | None:
     return next((a for a in await journeys.appointments(stack, patient) if a["appointment_type"] == "initial_evaluation"), None)
+
+
+async def test_thoughts_of_self_harm_at_intake_open_an_urgent_review_in_safety(services: Stack) -> None:
+    phq9 = ("POST", "/assessments", {"instrument": "phq9", "answers": [2, 2, 1, 2, 1, 1, 2, 1, 2]})  # item 9 = 2
+    patient = await complete_intake(services, phq9=phq9)
+    [review] = await eventually(lambda: journeys.reviews(services, patient), what="safety opened a review")  # type: ignore[arg-type]
+    assert (review["reason"], review["priority"], review["triggers"]) == ("suicide_risk", "urgent", ["phq9_item9_1"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentRescheduled
 from carecoord_shared.messaging.consumer import EventConsumer
@@ -27,6 +28,11 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
     def register(consumer: EventConsumer) -> None:
         for event_type, record in RECORDERS:
             consumer.on(event_type)(_recording(record, rules, clock))
+
+        @consumer.on(AssessmentScored)
+        async def screened(event: AssessmentScored, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await observations.record_screening(tx, rules, patient_id=tx.cause.patient_id, observation=event, now=clock())
 
         @consumer.on(AppointmentBooked)
         async def booked(event: AppointmentBooked, tx: Transaction) -> None:

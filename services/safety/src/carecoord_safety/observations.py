@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Table, insert, select, text
 
+from carecoord_shared.contracts.common import Instrument
+from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import Transaction
@@ -176,6 +178,19 @@ async def record_checkin(
     if observation.appointment_id:
         await sessions.checked_in(tx, observation.appointment_id, now=now)
     return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now)
+
+
+async def record_screening(tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: AssessmentScored, now: datetime) -> Outcome:
+    """A PHQ-9 scored at intake goes through the same mood rules as a check-in.
+
+    Intake publishes only whether item 9 was above 0, not the answer, so a
+    positive item 9 is assessed as 1, the least severe positive answer: the
+    rule (any answer above 0) decides the same either way."""
+    if observation.instrument is not Instrument.phq9:
+        return Outcome(id=observation.assessment_id, created=False, escalated=False, rule_version=rules.version)
+    await lock_patient(tx, patient_id)
+    mood = Mood(at=now, phq9_item9=1 if observation.item9_positive else 0, phq9_total=observation.total)
+    return await _act(tx, rules.assess(mood), patient_id=patient_id, kind="intake_screening", source_id=observation.assessment_id, now=now)
 
 
 def _decision(assessment: Assessment) -> dict[str, Any]:
