@@ -95,6 +95,9 @@ async def test_the_worklist_orders_by_priority_then_due_time_and_reviews_move_th
         url = journeys.url(services, "safety", f"/v1/reviews/{routine['review_id']}")
         acknowledged = await http.post(f"{url}/acknowledge", json={"clinician_id": "dr-lee"})
         assert acknowledged.status_code == 200 and acknowledged.json()["status"] == "acknowledged"
+        metrics = (await http.get(journeys.url(services, "safety", "/metrics"))).text
+        assert any(line.startswith("carecoord_review_time_to_acknowledge_seconds_count{") and 'reason="moderate_side_effect"' in line
+                   for line in metrics.splitlines()), "time to acknowledge is measured"  # fmt: skip
         again = await http.post(f"{url}/acknowledge", json={"clinician_id": "dr-lee"})
         assert again.status_code == 409 and "only an open review" in again.json()["message"]
         resolved = await http.post(f"{url}/resolve", json={"clinician_id": "dr-lee", "decision": "resume", "note": "spoke with patient"})

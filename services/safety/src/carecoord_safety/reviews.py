@@ -9,10 +9,12 @@ the hold it did not have). Every change and its events commit together.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from opentelemetry.metrics import Histogram
 from sqlalchemy import insert, select, update
 
 from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
@@ -26,6 +28,7 @@ from carecoord_shared.contracts.safety import (
 )
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.telemetry import meter
 
 from . import timers
 from .models import clinician_reviews, review_triggers, treatment_holds
@@ -150,6 +153,7 @@ async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: st
     )
     await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
     tx.emit(ClinicianReviewAcknowledged(review_id=review_id, acknowledged_by=clinician_id), patient_id=review.patient_id)
+    _time_to_acknowledge().record((now - review.opened_at).total_seconds(), {"priority": review.priority, "reason": review.reason})
 
 
 async def resolve(
@@ -174,6 +178,13 @@ async def resolve(
     )
     for hold_id in released.scalars():
         tx.emit(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=decision), patient_id=review.patient_id)
+
+
+@functools.cache
+def _time_to_acknowledge() -> Histogram:
+    return meter().create_histogram(
+        "carecoord.review.time_to_acknowledge", unit="s", description="From a review opening to a clinician acknowledging it"
+    )
 
 
 ESCALATION = {ReviewPriority.routine: ReviewPriority.high, ReviewPriority.high: ReviewPriority.urgent}
