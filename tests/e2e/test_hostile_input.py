@@ -360,6 +360,18 @@ async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_tra
     assert not written, written
     assert sum(outcomes.values()) == deliveries + len(h_cases)
     assert len(k_cases) + len(h_cases) >= 500
+    oversized = [status for case, status in results if case.label == "body:oversized"]
+    assert oversized and set(oversized) == {413}, "a multi-megabyte body is refused before it is parsed"
+
+
+async def test_a_streamed_oversized_body_without_content_length_is_refused(services: Stack) -> None:
+    async def chunks() -> Any:
+        for _ in range(32):
+            yield b"A" * 64 * 1024  # 2 MiB in all, chunked: no Content-Length to check up front
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(journeys.url(services, "safety", "/v1/side-effect-reports"), content=chunks())
+    assert response.status_code == 413
 
 
 async def _severe_report(stack: Stack, patient: uuid.UUID) -> None:
