@@ -342,7 +342,7 @@ async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_tra
             "kafka deliveries (message x consuming service)": deliveries,
             "http requests": len(h_cases),
             "cases tried": len(k_cases) + len(h_cases),
-            "rejected": sum(outcomes.values()),
+            "rejected (kafka deliveries + http requests)": sum(outcomes.values()),
             "rejected by kind": dict(sorted(outcomes.items())),
             "accepted (must be 0)": len(accepted) + len(http_accepted),
             "crashes (5xx, dropped connections, dead processes, not ready)": len(http_crashes)
