@@ -101,3 +101,13 @@ async def scratch_database(stack: Stack, name: str, owner: str) -> str:
     finally:
         await conn.close()
     return stack.postgres.service_url(owner).rsplit("/", 1)[0] + f"/{name}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The hostile-input figures, in the normal `make test` output (no -s needed)."""
+    from tests.hostile import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("hostile input")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")

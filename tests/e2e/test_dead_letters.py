@@ -35,7 +35,12 @@ async def test_malformed_events_are_dead_lettered_and_the_next_valid_one_is_proc
     too_new = {**valid, "event_id": str(uuid.uuid4()), "version": 99}
     nan_version = json.dumps({**valid, "event_id": str(uuid.uuid4())}).replace('"version": 1', '"version": NaN')
     cases = {
-        "invalid_envelope": [b"\x00\xffnot json at all", json.dumps({"type": "TreatmentHoldRequested"}).encode(), nan_version.encode()],
+        "invalid_envelope": [
+            b"\x00\xffnot json at all",
+            json.dumps({"type": "TreatmentHoldRequested"}).encode(),
+            nan_version.encode(),
+            b"[" * 10_000 + b"]" * 10_000,  # deeper than any JSON decoder recurses
+        ],
         "invalid_payload": [json.dumps(bad_payload).encode()],
         "unsupported_version": [json.dumps(too_new).encode()],
     }

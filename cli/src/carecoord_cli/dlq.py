@@ -129,6 +129,8 @@ def select(letters: list[Letter], *, offsets: list[int], reason: str | None, for
 async def replay(broker: Broker, letter: Letter) -> Position:
     """Publish the original message again, where it was first read, marked as a replay of the letter."""
     d = letter.letter
+    if d.original_truncated:
+        raise OperatorError(f"Dead letter {letter.at} kept only the start of a {d.original_size}-byte message: it cannot be replayed.")
     headers = _event_headers(d.original_value())
     headers[REPLAY_OF] = str(letter.at)
     headers[REPLAYED_AT] = datetime.now(UTC).isoformat()

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import structlog
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -212,6 +212,46 @@ def get_uow(request: Request) -> UnitOfWork:
     return get_runtime(request).uow
 
 
+# No carecoord request comes near this; a bigger body is refused before it is parsed.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+class RequestSizeLimit:
+    """413 for a request body above ``max_bytes``: at once when Content-Length says so,
+    and while reading when the body is streamed without one (chunked)."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_REQUEST_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(status_code=413, detail="request body too large")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        response = JSONResponse(
+            status_code=413,
+            content={"error": "too_large", "message": f"The request body is larger than {self.max_bytes} bytes."},
+        )
+        await response(scope, receive, send)
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
@@ -229,6 +269,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
 
     app = FastAPI(title=definition.title, version="1", lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(RequestSizeLimit)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=runtime.telemetry.tracer_provider,

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 # Two-letter USPS codes of the states and DC; which of them are served is configuration.
 US_STATES = frozenset(
@@ -24,6 +26,21 @@ def _not_in_future(value: datetime) -> datetime:
     return value
 
 
+def _not_epoch_number(value: object) -> object:
+    # pydantic reads a bare number as Unix time; the contract says an ISO 8601 string.
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time string, not a number")
+    return value
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone") from exc
+    return value
+
+
 StateCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="USPS state code")]
 ShortCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$", description="snake_case code")]
 ShortCodes = Annotated[list[ShortCode], Field(max_length=20)]
@@ -33,7 +50,9 @@ ActorId = Annotated[
 Milligrams = Annotated[int, Field(ge=1, le=1000, description="oral ketamine dose in mg")]
 Cents = Annotated[int, Field(ge=0, le=100_000_000, description="money in integer cents (USD)")]
 SignedCents = Annotated[int, Field(ge=-100_000_000, le=100_000_000, description="money in integer cents (USD), may be negative")]
-PastTimestamp = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_epoch_number)]
+PastTimestamp = Annotated[Timestamp, AfterValidator(_not_in_future)]
+IanaTimeZone = Annotated[str, Field(min_length=3, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)]
 Systolic = Annotated[int, Field(ge=50, le=300, description="mmHg")]
 Diastolic = Annotated[int, Field(ge=20, le=200, description="mmHg")]
 HeartRate = Annotated[int, Field(ge=20, le=250, description="beats per minute")]

@@ -12,7 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import PastTimestamp
 
 EVENT_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{2,79}$"
 SERVICE_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
@@ -43,7 +45,7 @@ class Envelope(BaseModel):
     event_id: uuid.UUID
     type: str = Field(pattern=EVENT_TYPE_PATTERN)
     version: int = Field(ge=1, le=1000)
-    occurred_at: AwareDatetime
+    occurred_at: PastTimestamp
     producer: str = Field(pattern=SERVICE_PATTERN)
     patient_id: uuid.UUID
     correlation_id: uuid.UUID

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .common import CoverageKind, EligibilityOutcome, Instrument, RuleVersion, ShortCode, ShortCodes, StateCode
+from .common import CoverageKind, EligibilityOutcome, IanaTimeZone, Instrument, RuleVersion, ShortCode, ShortCodes, StateCode
 from .envelope import Event
 
 
@@ -19,7 +19,7 @@ class PatientRegistered(Event):
     version = 1
 
     state_of_residence: StateCode
-    time_zone: Annotated[str, Field(min_length=3, max_length=64, description="IANA time zone")]
+    time_zone: IanaTimeZone
 
 
 class AssessmentScored(Event):
@@ -55,7 +55,7 @@ class EligibilityDetermined(Event):
     reasons: ShortCodes
     rule_version: RuleVersion
     state_of_residence: StateCode
-    time_zone: Annotated[str, Field(min_length=3, max_length=64)]
+    time_zone: IanaTimeZone
     overridden_by: Annotated[str, Field(max_length=64)] | None = None
 
 

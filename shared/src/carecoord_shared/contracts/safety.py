@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from .common import (
+    Timestamp,
     ActorId,
     Diastolic,
     Grade,
@@ -80,7 +81,7 @@ class ClinicianReviewOpened(Event):
     review_id: uuid.UUID
     reason: ShortCode
     priority: ReviewPriority
-    due_at: AwareDatetime
+    due_at: Timestamp
     triggers: ShortCodes
     rule_version: RuleVersion
 
@@ -101,7 +102,7 @@ class ClinicianReviewOverdue(Event):
 
     review_id: uuid.UUID
     priority: ReviewPriority
-    due_at: AwareDatetime
+    due_at: Timestamp
 
 
 class ClinicianReviewResolved(Event):

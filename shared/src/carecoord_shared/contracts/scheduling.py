@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import AwareDatetime
 
-from .common import ActorId, AppointmentType, ShortCode
+from .common import Timestamp, ActorId, AppointmentType, ShortCode
 from .envelope import Event
 
 
@@ -17,8 +16,8 @@ class AppointmentBooked(Event):
     appointment_id: uuid.UUID
     appointment_type: AppointmentType
     clinician_id: ActorId
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Timestamp
+    ends_at: Timestamp
     plan_id: uuid.UUID | None = None
     review_id: uuid.UUID | None = None
 
@@ -30,9 +29,9 @@ class AppointmentRescheduled(Event):
     appointment_id: uuid.UUID
     appointment_type: AppointmentType
     clinician_id: ActorId
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    previous_starts_at: AwareDatetime
+    starts_at: Timestamp
+    ends_at: Timestamp
+    previous_starts_at: Timestamp
 
 
 class AppointmentCancelled(Event):
@@ -44,7 +43,7 @@ class AppointmentCancelled(Event):
     appointment_id: uuid.UUID
     appointment_type: AppointmentType
     reason: ShortCode
-    starts_at: AwareDatetime
+    starts_at: Timestamp
 
 
 class AppointmentCompleted(Event):
@@ -54,8 +53,8 @@ class AppointmentCompleted(Event):
     appointment_id: uuid.UUID
     appointment_type: AppointmentType
     clinician_id: ActorId
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: Timestamp
+    ended_at: Timestamp
     video: bool = True
     plan_id: uuid.UUID | None = None
 
@@ -66,7 +65,7 @@ class AppointmentNoShow(Event):
 
     appointment_id: uuid.UUID
     appointment_type: AppointmentType
-    starts_at: AwareDatetime
+    starts_at: Timestamp
 
 
 class ReviewAppointmentUnavailable(Event):
@@ -76,5 +75,5 @@ class ReviewAppointmentUnavailable(Event):
     version = 1
 
     review_id: uuid.UUID
-    due_at: AwareDatetime
+    due_at: Timestamp
     reason: ShortCode

@@ -115,6 +115,7 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             title=f"{self.service}.consumer",
+            decoder=_raw_body,
             **consumer_options,
         )
 
@@ -207,3 +208,13 @@ class EventConsumer:
 def _describe(exc: BaseException) -> dict[str, Any]:
     # The class name only: database error messages can quote row values.
     return {"error": type(exc).__name__}
+
+
+def _raw_body(message: Any) -> bytes:
+    """Leave the body undecoded: ``handle`` validates the raw record itself.
+
+    FastStream's default decoder parses JSON before the handler is called, so a
+    body it cannot parse (10,000 nested arrays raise RecursionError) never
+    reached ``handle``: no dead letter, no ack, the message silently lost.
+    """
+    return message.body  # type: ignore[no-any-return]

@@ -23,6 +23,11 @@ from ..telemetry import meter
 
 log = structlog.get_logger("carecoord.deadletter")
 
+# The broker refuses records above 1 MiB and base64 grows the bytes by a third:
+# a larger original is kept truncated (and marked so), or the letter itself
+# could never be published and the consumer would retry the message forever.
+MAX_KEPT_ORIGINAL_BYTES = 512 * 1024
+
 # publish(topic, value, key, headers) and wait for the broker's acknowledgement.
 PublishAndWait = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Any]]
 
@@ -36,6 +41,9 @@ class DeadLetter(BaseModel):
     original_offset: int
     original_key_b64: str | None
     original_value_b64: str
+    # Set when the original was too large to keep whole: it cannot be replayed from here.
+    original_truncated: bool = False
+    original_size: int | None = None
     event_id: str | None = None
     event_type: str | None = None
     dead_lettered_at: datetime
@@ -54,6 +62,7 @@ class DeadLetterer:
     async def send(
         self, record: ConsumerRecord, *, reason: str, detail: dict[str, Any], envelope: Envelope | None = None
     ) -> None:
+        value = record.value or b""
         letter = DeadLetter(
             reason=reason,
             detail=detail,
@@ -62,7 +71,9 @@ class DeadLetterer:
             original_partition=record.partition,
             original_offset=record.offset,
             original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
-            original_value_b64=base64.b64encode(record.value or b"").decode(),
+            original_value_b64=base64.b64encode(value[:MAX_KEPT_ORIGINAL_BYTES]).decode(),
+            original_truncated=len(value) > MAX_KEPT_ORIGINAL_BYTES,
+            original_size=len(value),
             event_id=str(envelope.event_id) if envelope else None,
             event_type=envelope.type if envelope else None,
             dead_lettered_at=datetime.now(UTC),
