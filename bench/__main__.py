@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import cpu
 from .arms import ARMS, Context
 from .infra import RESULTS_DIR, bench_database, start_stack
-from .report import summarize, table
+from .report import cpu_table, summarize, table
 from .workload import prefill
 
 
@@ -40,7 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def measure(args: argparse.Namespace, console: Console, bootstrap: str, database_url: str) -> list[dict]:
+async def measure(
+    args: argparse.Namespace, console: Console, bootstrap: str, database_url: str
+) -> tuple[list[dict], dict[str, dict[str, float]]]:
     arms = [a for a in ARMS if a.key in args.arms.split(",")]
     with console.status("writing the input topic"):
         size = await prefill(bootstrap, MAX_MESSAGES)
@@ -65,9 +68,11 @@ async def measure(args: argparse.Namespace, console: Console, bootstrap: str, da
                         runs.append({"arm": arm.key, "rep": rep, "messages": clock.done_count, "seconds": clock.seconds(), "rate": clock.rate()})
                         progress.console.print(f"  {arm.key:4} rep {rep}: {clock.rate():9.0f} msg/s")
                     progress.advance(total)
+        with console.status("timing the validation and observability layers' own CPU"):
+            cpu_cost = cpu.measure(ctx, max(args.reps, 3))
     finally:
         await ctx.close()
-    return runs
+    return runs, cpu_cost
 
 
 def main(argv: list[str]) -> int:
@@ -78,7 +83,7 @@ def main(argv: list[str]) -> int:
     stack = start_stack(lambda m: console.print(f"[dim][stack] {m}[/dim]"), fast_unsafe_db=args.fast_unsafe_db)
     try:
         database_url = asyncio.run(bench_database(stack))
-        runs = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
+        runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
     finally:
         stack.down()
     summary = summarize(runs, ARMS)
@@ -96,11 +101,13 @@ def main(argv: list[str]) -> int:
         },
         "runs": runs,
         "summary": summary,
+        "cpu_us_per_msg": cpu_cost,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"throughput-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2))
     console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
+    console.print(cpu_table(cpu_cost))
     console.print(f"results: {path}")
     return 0
 

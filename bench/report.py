@@ -57,3 +57,12 @@ def table(summary: dict[str, dict[str, Any]], arms: Sequence[Any], *, title: str
             f"+{row['layer_us_per_msg']:.0f} over {row['layer_over']}" if row["layer_us_per_msg"] is not None else "—",
         )
     return t
+
+
+def cpu_table(cost: dict[str, dict[str, float]]) -> Table:
+    t = Table(title="CPU per message of a layer's own code (in-process, no I/O)")
+    for col in ("layer", "µs/msg median", "range"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for name, row in cost.items():
+        t.add_row(name, f"{row['median_us']:.0f}", f"{row['min_us']:.0f}–{row['max_us']:.0f}")
+    return t
