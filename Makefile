@@ -64,6 +64,7 @@ test: setup
 
 # Not part of `make test`: starts its own stack in .local/bench-stack, writes .local/bench-results/.
 bench: setup
+	$(UV) sync --frozen --all-packages --group bench
 	.venv/bin/python -m bench $(BENCH_ARGS)
 
 # Regenerate docs/asyncapi.json, docs/schemas/ and docs/events.md from the contracts.

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cpu
+from . import cpu, latency
+from carecoord_devstack.stack import Stack
+
 from .arms import ARMS, Context
 from .infra import RESULTS_DIR, bench_database, start_stack
-from .report import cpu_table, summarize, table
+from .report import cpu_table, latency_table, summarize, table
 from .workload import prefill
 
 
@@ -35,9 +37,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--fast-unsafe-db", action="store_true", help="PostgreSQL without fsync (like the tests); default is durable commits"
     )
+    p.add_argument("--no-latency", action="store_true", help="skip the end-to-end latency run (it starts all five services)")
+    p.add_argument("--rates", default="1,2,4", help="report arrival rates per second for the latency run (default 1,2,4)")
+    p.add_argument("--latency-seconds", type=float, default=20.0, help="length of the latency run at each rate (default 20)")
     args = p.parse_args(argv)
     if args.quick:
-        args.reps, args.seconds = 2, 1.0
+        args.reps, args.seconds, args.rates, args.latency_seconds = 2, 1.0, "2,5", 4.0
     return args
 
 
@@ -75,6 +80,13 @@ async def measure(
     return runs, cpu_cost
 
 
+def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> list[dict]:
+    with console.status("starting the five services"):
+        stack.start_services()
+    rates = [float(r) for r in args.rates.split(",")]
+    return asyncio.run(latency.measure(stack, rates, args.latency_seconds, lambda m: console.print(f"[dim]{m}[/dim]")))
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
@@ -84,6 +96,7 @@ def main(argv: list[str]) -> int:
     try:
         database_url = asyncio.run(bench_database(stack))
         runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
+        latencies = [] if args.no_latency else end_to_end(args, console, stack)
     finally:
         stack.down()
     summary = summarize(runs, ARMS)
@@ -102,12 +115,15 @@ def main(argv: list[str]) -> int:
         "runs": runs,
         "summary": summary,
         "cpu_us_per_msg": cpu_cost,
+        "latency": latencies,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"throughput-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2))
     console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
     console.print(cpu_table(cpu_cost))
+    if latencies:
+        console.print(latency_table(latencies))
     console.print(f"results: {path}")
     return 0
 

@@ -66,3 +66,15 @@ def cpu_table(cost: dict[str, dict[str, float]]) -> Table:
     for name, row in cost.items():
         t.add_row(name, f"{row['median_us']:.0f}", f"{row['min_us']:.0f}–{row['max_us']:.0f}")
     return t
+
+
+def latency_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load")
+    for col in ("reports/s", "sent", "accepted", "paused seen", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(
+            f"{r['rate_per_s']:g}", str(r["sent"]), str(r["accepted"]), str(r["paused_seen"]),
+            *(f"{r[k]:.0f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        )
+    return t
