@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cpu, latency
+from . import cpu
 from carecoord_devstack.stack import Stack
 
 from .arms import ARMS, Context
@@ -81,6 +81,8 @@ async def measure(
 
 
 def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> list[dict]:
+    from . import latency  # needs the bench dependency group (make bench syncs it); the throughput arms do not
+
     with console.status("starting the five services"):
         stack.start_services()
     rates = [float(r) for r in args.rates.split(",")]

@@ -44,6 +44,7 @@ from .infra import IN_TOPIC, OUT_TOPIC, STATE_DIR
 # Production's broker logger: FastStream's per-message INFO lines are silenced (carecoord_shared.logging).
 QUIET = logging.getLogger("carecoord.faststream")
 QUIET.setLevel(logging.WARNING)
+LOG = structlog.get_logger("carecoord.consumer")
 TIMEOUT_S = 300.0
 
 
@@ -175,28 +176,13 @@ def observed(record: ConsumerRecord) -> None:
             LOG.info("event.processed", event_type=envelope.type, event_id=str(envelope.event_id))
         span.set_attribute("carecoord.outcome", "processed")
     labels = {"event_type": envelope.type, "outcome": "processed"}
-    CONSUMED().add(1, labels)
-    DURATION().record(time.perf_counter() - started, labels)
+    CONSUMED.add(1, labels)
+    DURATION.record(time.perf_counter() - started, labels)
 
 
-LOG = structlog.get_logger("carecoord.consumer")
-
-
-def CONSUMED() -> Any:  # noqa: N802 - instruments are made once the meter provider exists
-    return _instrument("consumed", lambda: meter().create_counter("carecoord.events.consumed"))
-
-
-def DURATION() -> Any:  # noqa: N802
-    return _instrument("duration", lambda: meter().create_histogram("carecoord.handler.duration", unit="s"))
-
-
-_instruments: dict[str, Any] = {}
-
-
-def _instrument(name: str, make: Callable[[], Any]) -> Any:
-    if name not in _instruments:
-        _instruments[name] = make()
-    return _instruments[name]
+# Proxies until the first Telemetry sets the meter provider, then real instruments (as in EventConsumer).
+CONSUMED = meter().create_counter("carecoord.events.consumed", description="Events consumed, by type and outcome")
+DURATION = meter().create_histogram("carecoord.handler.duration", unit="s", description="Time to handle one event")
 
 
 def broker(ctx: Context, *, telemetry: bool) -> KafkaBroker:
