@@ -10,11 +10,12 @@ export UV_PYTHON := $(shell command -v python3.11 || command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup run test up down status clean contracts manifests validate-deploy
+.PHONY: help setup run test bench up down status clean contracts manifests validate-deploy
 
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
+	@echo "make bench  throughput of each layer next to the raw Kafka client (own stack; BENCH_ARGS=--quick for a smoke run)"
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
 	@echo "make manifests            regenerate deploy/k8s's KafkaTopics and per-service manifests from the topic registry"
@@ -60,6 +61,11 @@ status:
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test`: starts its own stack in .local/bench-stack, writes .local/bench-results/.
+bench: setup
+	$(UV) sync --frozen --all-packages --group bench
+	.venv/bin/python -m bench $(BENCH_ARGS)
 
 # Regenerate docs/asyncapi.json, docs/schemas/ and docs/events.md from the contracts.
 contracts: .venv/.synced

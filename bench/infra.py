@@ -1,0 +1,45 @@
+"""The benchmark's own Kafka + PostgreSQL, on free ports, like the test stack."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from carecoord_devstack.paths import LOCAL
+from carecoord_devstack.stack import Stack
+from carecoord_shared.contracts.topics import SERVICES, Topic
+from carecoord_shared.messaging.topic_admin import ensure_topics
+from tests.conftest import _free_ports as free_ports, scratch_database
+
+STATE_DIR = LOCAL / "bench-stack"
+RESULTS_DIR = LOCAL / "bench-results"
+IN_TOPIC = Topic(name="bench.in", producer="patient-app", consumers=(), events=("SideEffectReportSubmitted",))
+OUT_TOPIC = Topic(name="bench.out", producer="safety", consumers=(), events=("SideEffectReportSubmitted",))
+BENCH_DB = "bench"
+DB_OWNER = "safety"
+
+
+def start_stack(log: Callable[[str], None], *, fast_unsafe_db: bool) -> Stack:
+    """A fresh stack; a broker left by an interrupted run is stopped first."""
+    previous = Stack(STATE_DIR)
+    previous.kafka.stop()
+    previous.postgres.stop()
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
+    stack = Stack(
+        STATE_DIR,
+        kafka_port=kafka,
+        controller_port=controller,
+        pg_port=pg,
+        http_ports=dict(zip(SERVICES, http, strict=True)),
+        fast_unsafe_db=fast_unsafe_db,
+        service_env={"CARECOORD_LOG_LEVEL": "INFO", "CARECOORD_TRACES_DIR": str(STATE_DIR / "traces")},
+    )
+    stack.up(log)
+    ensure_topics(stack.kafka.bootstrap, (IN_TOPIC, OUT_TOPIC))
+    return stack
+
+
+async def bench_database(stack: Stack) -> str:
+    """A fresh database owned by a service role; returns its SQLAlchemy URL."""
+    return await scratch_database(stack, BENCH_DB, DB_OWNER)
