@@ -9,7 +9,7 @@ from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES, Topic
 from carecoord_shared.messaging.topic_admin import ensure_topics
-from tests.conftest import _free_ports as free_ports, scratch_database
+from carecoord_devstack.scratch import free_ports, scratch_database
 
 STATE_DIR = LOCAL / "bench-stack"
 RESULTS_DIR = LOCAL / "bench-results"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,20 +16,9 @@ from typing import Any
 import pytest
 
 from carecoord_devstack.paths import LOCAL
+from carecoord_devstack.scratch import free_ports
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +28,7 @@ def stack() -> Iterator[Stack]:
     previous.kafka.stop()  # a broker left by an interrupted session
     previous.postgres.stop()
     shutil.rmtree(state_dir, ignore_errors=True)
-    kafka, controller, pg, *http = _free_ports(3 + len(SERVICES))
+    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
     test_stack = Stack(
         state_dir,
         kafka_port=kafka,
@@ -88,20 +76,6 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interva
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
-
-
-async def scratch_database(stack: Stack, name: str, owner: str) -> str:
-    """A fresh, empty database owned by a service's role; returns its SQLAlchemy URL."""
-    import asyncpg
-
-    conn = await asyncpg.connect(stack.postgres.dsn())
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f'CREATE DATABASE {name} OWNER "{owner}"')
-    finally:
-        await conn.close()
-    return stack.postgres.service_url(owner).rsplit("/", 1)[0] + f"/{name}"
-
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """The hostile-input figures, in the normal `make test` output (no -s needed)."""

@@ -31,7 +31,7 @@ from carecoord_shared.contracts.common import ReviewDecision
 from carecoord_shared.contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
-from tests.conftest import scratch_database
+from carecoord_devstack.scratch import scratch_database
 
 T = TypeVar("T")
 RULES = domain.load_titration()

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.persistence import upgrade_to_head
-from tests.conftest import scratch_database
+from carecoord_devstack.scratch import scratch_database
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -18,7 +18,7 @@ from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.tables import MessagingTables, messaging_tables
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions
-from tests.conftest import scratch_database
+from carecoord_devstack.scratch import scratch_database
 from tests.kafka_io import read_topic
 
 TOPIC = "safety.reports"

@@ -17,7 +17,7 @@ from carecoord_safety.app import definition
 from carecoord_safety.models import clinician_reviews, messaging
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
-from tests.conftest import scratch_database
+from carecoord_devstack.scratch import scratch_database
 
 RULES = rules.load()
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
