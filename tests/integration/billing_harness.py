@@ -16,6 +16,7 @@ import pytest
 
 from carecoord_billing import app as billing_app
 from carecoord_billing import fees, handlers
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
@@ -64,13 +65,7 @@ class Billing:
 
 async def fresh_database(stack: Stack, name: str) -> tuple[str, str]:
     """A new database owned by the billing role, migrated to head; returns (SQLAlchemy url, asyncpg dsn)."""
-    conn = await asyncpg.connect(stack.postgres.dsn())
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f'CREATE DATABASE {name} OWNER "billing"')
-    finally:
-        await conn.close()
-    url = stack.postgres.service_url("billing").rsplit("/", 1)[0] + f"/{name}"
+    url = await scratch_database(stack, name, "billing")
     await asyncio.to_thread(upgrade_to_head, url, billing_app.definition.migrations_dir)
     dsn = stack.postgres.dsn(name, user="postgres")
     return url, dsn

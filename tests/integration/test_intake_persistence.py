@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import carecoord_intake
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_intake import key_rotation, rules
 from carecoord_intake.intake import Demographics, Intake
@@ -46,13 +47,7 @@ class Db:
 
 @pytest.fixture
 async def db(stack: Stack) -> AsyncIterator[Db]:
-    conn = await asyncpg.connect(stack.postgres.dsn())
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await conn.execute(f'CREATE DATABASE {DATABASE} OWNER "intake"')
-    finally:
-        await conn.close()
-    url = stack.postgres.service_url("intake").rsplit("/", 1)[0] + f"/{DATABASE}"
+    url = await scratch_database(stack, DATABASE, "intake")
     await asyncio.to_thread(upgrade_to_head, url, Path(carecoord_intake.__file__).parent / "migrations")
     engine = create_engine(url)
     sessions = create_sessions(engine)
