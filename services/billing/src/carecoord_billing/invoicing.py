@@ -9,12 +9,11 @@ visits get an invoice of their own at list price.
 from __future__ import annotations
 
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from carecoord_shared.contracts.billing import InvoiceIssued
@@ -42,7 +41,7 @@ async def invoice(tx: Transaction, fees: FeeSchedule, charge: SelfPayCharge, *, 
     package = fees.package
     if charge.appointment_type in package.covers:
         # Two sessions invoiced at once (a rebalance) must not both open a first package.
-        await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(charge.patient_id.bytes) - 2**31})
+        await tx.lock_patient(charge.patient_id)
         current = (
             await tx.session.execute(
                 select(invoices)

@@ -10,12 +10,11 @@ its client-generated id: a resubmission returns the first outcome.
 from __future__ import annotations
 
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, select
 
 from carecoord_shared.contracts.common import Instrument
 from carecoord_shared.contracts.intake import AssessmentScored
@@ -46,11 +45,6 @@ class Outcome:
         return self.review_ids[0] if self.review_ids else None
 
 
-async def lock_patient(tx: Transaction, patient_id: uuid.UUID) -> None:
-    """Serialise safety decisions per patient: reports arriving together see each other."""
-    await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(patient_id.bytes) - 2**31})
-
-
 async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> list[Observation]:
     rows = await tx.session.execute(
         select(side_effect_reports.c.received_at, side_effect_reports.c.grade, side_effect_reports.c.symptoms).where(
@@ -63,7 +57,7 @@ async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datet
 async def record_report(
     tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: SideEffectReportSubmitted, source: str, now: datetime
 ) -> Outcome:
-    await lock_patient(tx, patient_id)
+    await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, observation.report_id)) is not None:
         return existing
     facts = SideEffect(at=now, grade=observation.grade, symptoms=tuple(observation.symptoms))
@@ -98,7 +92,7 @@ async def record_report(
 async def record_vitals(
     tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: VitalsSubmitted, source: str, now: datetime
 ) -> Outcome:
-    await lock_patient(tx, patient_id)
+    await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)) is not None:
         return existing
     assessment = rules.assess(
@@ -142,7 +136,7 @@ async def record_vitals(
 async def record_checkin(
     tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: MoodCheckInSubmitted, source: str, now: datetime
 ) -> Outcome:
-    await lock_patient(tx, patient_id)
+    await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
         return existing
     phq9_total = sum(observation.phq9_items) if observation.phq9_items else None
@@ -188,7 +182,7 @@ async def record_screening(tx: Transaction, rules: RuleSet, *, patient_id: uuid.
     rule (any answer above 0) decides the same either way."""
     if observation.instrument is not Instrument.phq9:
         return Outcome(id=observation.assessment_id, created=False, escalated=False, rule_version=rules.version)
-    await lock_patient(tx, patient_id)
+    await tx.lock_patient(patient_id)
     mood = Mood(at=now, phq9_item9=1 if observation.item9_positive else 0, phq9_total=observation.total)
     return await _act(tx, rules.assess(mood), patient_id=patient_id, kind="intake_screening", source_id=observation.assessment_id, now=now)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, insert, select, text, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,7 +237,10 @@ async def book(
     review_id: uuid.UUID | None = None,
     course_session: int | None = None,
 ) -> uuid.UUID:
-    await lock_patient(tx, patient_id)
+    # One booking change per patient at a time: two constraints (clinician's and
+    # patient's) guard the insert, and two transactions booking one patient with
+    # two clinicians at once could each wait on the other through them (deadlock).
+    await tx.lock_patient(patient_id)
     appointment_id = uuid.uuid4()
     values = dict(
         appointment_id=appointment_id,
@@ -266,16 +268,6 @@ async def book(
         patient_id=patient_id,
     )
     return appointment_id
-
-
-async def lock_patient(tx: Transaction, patient_id: uuid.UUID) -> None:
-    """One booking change per patient at a time.
-
-    Two constraints (the clinician's and the patient's) guard every insert; two
-    transactions booking one patient with two clinicians at once could each
-    wait on the other through them and deadlock. Serialising per patient leaves
-    only the clinician's constraint to wait on, which cannot form a cycle."""
-    await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(patient_id.bytes) - 2**31})
 
 
 async def _guarded(tx: Transaction, statement: Any, slot: Slot) -> None:
@@ -360,7 +352,7 @@ async def cancel(tx: Transaction, row: Any, reason: str) -> None:
 
 async def reschedule(tx: Transaction, row: Any, slot: Slot) -> None:
     _require_booked(row, "rescheduled")
-    await lock_patient(tx, row.patient_id)
+    await tx.lock_patient(row.patient_id)  # as in book()
     await _guarded(
         tx,
         update(appointments)

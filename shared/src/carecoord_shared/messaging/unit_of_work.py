@@ -13,10 +13,12 @@ events the relay is woken so they are published at once.
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from opentelemetry import propagate
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,6 +48,15 @@ class Transaction:
             .returning(inbox.c.event_id)
         )
         return (await self.session.execute(stmt)).first() is not None
+
+    async def lock_patient(self, patient_id: uuid.UUID) -> None:
+        """Serialise this transaction with any other that locks the same patient.
+
+        A transaction-scoped advisory lock: released at commit or rollback, so
+        decisions about one patient (safety rules, bookings, invoices) see each
+        other's writes instead of racing."""
+        key = zlib.crc32(patient_id.bytes) - 2**31
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     def emit(self, event: Event, *, patient_id: uuid.UUID) -> Envelope:
         envelope = Envelope.wrap(event, patient_id=patient_id, producer=self._uow.service, cause=self.cause)
