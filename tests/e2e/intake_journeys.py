@@ -10,6 +10,7 @@ import httpx
 
 from carecoord_devstack.stack import Stack
 from tests.e2e.journeys import url
+from tests.auth import api_client
 
 NO_CONDITIONS = {
     code: False
@@ -58,12 +59,12 @@ def eligible_steps(**overrides: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 async def register(stack: Stack, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         return await http.post(url(stack, "intake", "/v1/patients"), json=body)
 
 
 async def step(stack: Stack, patient_id: str, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         return await http.request(method, url(stack, "intake", f"/v1/patients/{patient_id}{path}"), json=body)
 
 
@@ -79,7 +80,7 @@ async def complete_intake(stack: Stack, body: dict[str, Any] | None = None, **st
 
 
 async def status(stack: Stack, patient_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(url(stack, "intake", f"/v1/patients/{patient_id}/intake"))
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from carecoord_devstack.stack import Stack
+from tests.auth import api_client
 
 
 def url(stack: Stack, service: str, path: str) -> str:
@@ -15,7 +16,7 @@ def url(stack: Stack, service: str, path: str) -> str:
 
 
 async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         created = await http.post(
             url(stack, "dosing", "/v1/plans"),
             json={
@@ -37,26 +38,26 @@ async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(url(stack, "dosing", f"/v1/patients/{patient_id}/plan"))
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
 
 async def report(stack: Stack, patient_id: uuid.UUID, **fields: Any) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         return await http.post(url(stack, "safety", "/v1/side-effect-reports"), json={"patient_id": str(patient_id), **fields})
 
 
 async def reviews(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(url(stack, "safety", "/v1/reviews"), params={"patient_id": str(patient_id)})
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
 
 async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[str]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(url(stack, service, f"/v1/patients/{patient_id}/received-events"))
         assert response.status_code == 200, response.text
         return [e["event_type"] for e in response.json()]
@@ -68,7 +69,7 @@ ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
 async def clinician(stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK) -> str:
     """A clinician in scheduling, licensed in one state; returns the id."""
     clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.put(
             url(stack, "scheduling", f"/v1/clinicians/{clinician_id}"),
             json={"role": role, "time_zone": time_zone, "licensed_states": [state], "weekly_availability": windows},
@@ -78,7 +79,7 @@ async def clinician(stack: Stack, role: str, state: str, time_zone: str, windows
 
 
 async def appointments(stack: Stack, patient_id: uuid.UUID | str, include_all: bool = False) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(
             url(stack, "scheduling", f"/v1/patients/{patient_id}/appointments"), params={"include_all": str(include_all).lower()}
         )

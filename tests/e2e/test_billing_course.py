@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -28,6 +27,7 @@ from tests.e2e import journeys
 from tests.fake_intake import FakeIntake, running_fake_intake
 from tests.kafka_io import events_for, publish_event
 from tests.x12_validators import pyx12_errors
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def billing_exchange(services: Stack, tmp_path_factory: pytest.TempPathFactory) 
 
 
 async def get(stack: Stack, path: str) -> Any:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(journeys.url(stack, "billing", path))
         assert response.status_code == 200, response.text
         return response.json()
@@ -78,7 +78,7 @@ async def insured(stack: Stack, intake: FakeIntake, member_id: str) -> uuid.UUID
 
 
 async def _coverage_is(stack: Stack, patient: uuid.UUID, status: str) -> bool:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(journeys.url(stack, "billing", f"/v1/patients/{patient}/coverage"))
     return response.status_code == 200 and response.json()["verification_status"] == status
 
@@ -177,7 +177,7 @@ async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(services: Stack, 
 
     path = journeys.url(services, "billing", f"/v1/invoices/{invoice['invoice_id']}/payments")
     payment = {"payment_id": str(uuid.uuid4()), "amount_cents": 32000, "method": "card"}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         assert (await http.post(path, json={**payment, "amount_cents": 320.0})).status_code == 422, "money is integer cents"
         first = await http.post(path, json=payment)
         again = await http.post(path, json=payment)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -14,6 +13,7 @@ from carecoord_shared.contracts.topics import SERVICES
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, publish_event
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ async def test_safety_upcasts_a_version_1_report_from_an_old_app(services: Stack
 
 
 async def test_every_service_serves_its_asyncapi_document(services: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         for service in SERVICES:
             response = await http.get(journeys.url(services, service, "/docs/asyncapi"))
             assert response.status_code == 200, service

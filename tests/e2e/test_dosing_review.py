@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -16,12 +15,13 @@ from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_event
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
 
 async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.post(
             journeys.url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"), json={"patient_id": str(patient)}
         )
@@ -30,7 +30,7 @@ async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -
 
 
 async def _pre_dose_reading(stack: Stack, patient: uuid.UUID, systolic: int = 122) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.post(journeys.url(stack, "safety", "/v1/vitals"), json={
             "patient_id": str(patient), "systolic": systolic, "diastolic": 78,
             "measured_at": (datetime.now(UTC) - timedelta(minutes=10)).isoformat(), "context": "pre_dose",
@@ -56,7 +56,7 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
         refused = await _authorise(services, patient, second)
         assert (refused["authorised"], refused["reason"]) == (False, "plan_paused")
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         severe = next(r for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect")
         assert severe["review_id"] in outcome["review_ids"]
         await http.post(journeys.url(services, "safety", f"/v1/reviews/{severe['review_id']}/resolve"),
@@ -94,7 +94,7 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     await _pre_dose_reading(services, patient)
     assert (await _authorise(services, patient, uuid.uuid4()))["reason"] == "no_approved_dose"
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
         too_far = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 200})
         assert too_far.status_code == 409 and "more than one step" in too_far.json()["message"]
@@ -123,7 +123,7 @@ async def _at_least(found: Any, n: int) -> list[Any] | None:
 
 async def test_a_plan_announces_its_cadence_for_scheduling(services: Stack) -> None:
     patient = uuid.uuid4()
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         created = await http.post(journeys.url(services, "dosing", "/v1/plans"), json={
             "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
             "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -15,6 +14,7 @@ from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_envelope, publish_event
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +56,7 @@ async def test_resolving_the_review_with_resume_reactivates_the_plan(services: S
     assert outcome["escalated"], "chest pain is a red flag at any grade"
     await eventually(lambda: _status_is(services, patient, "paused"), what="plan paused")
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         resolved = await http.post(
             journeys.url(services, "safety", f"/v1/reviews/{outcome['review_id']}/resolve"),
             json={"clinician_id": "dr-lee", "decision": "resume"},
@@ -129,7 +129,7 @@ async def test_malformed_http_report_gets_a_readable_422_and_writes_nothing(serv
         problem = response.json()
         assert problem["error"] == "invalid_request" and problem["errors"], problem
         assert problem["message"].startswith("The request was not accepted: ")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         not_json = await http.post(
             journeys.url(services, "safety", "/v1/side-effect-reports"), content=b"{not json", headers={"content-type": "application/json"}
         )

@@ -35,6 +35,7 @@ from tests import hostile
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import group_caught_up, read_topic
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -191,7 +192,7 @@ def http_cases(service: str, openapi: dict[str, Any]) -> list[HttpCase]:
 async def send_http(stack: Stack, cases: list[HttpCase]) -> list[tuple[HttpCase, int | str]]:
     """Each case's status code, or the transport error's name when the connection broke."""
     limit = asyncio.Semaphore(HTTP_CONCURRENCY)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with api_client(timeout=30) as http:
 
         async def one(case: HttpCase) -> tuple[HttpCase, int | str]:
             async with limit:
@@ -263,7 +264,7 @@ async def inbox_hits(stack: Stack, service: str, event_ids: list[uuid.UUID]) -> 
 
 async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_traffic_flows(services: Stack) -> None:
     bootstrap = services.kafka.bootstrap
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         openapis = {s: (await http.get(journeys.url(services, s, "/openapi.json"))).json() for s in SERVICES}
     k_cases = kafka_cases()
     h_cases = [c for s in SERVICES for c in http_cases(s, openapis[s])]
@@ -328,7 +329,7 @@ async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_tra
             outcomes[f"http {status}"] += 1
 
     alive = {s: services.services[s].running() for s in SERVICES}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         ready = {s: (await http.get(journeys.url(services, s, "/health/ready"))).status_code for s in SERVICES}
     for patient in valid_patients:
         await eventually(lambda p=patient: _paused(services, p), timeout=60, what="valid severe report paused its plan")
@@ -369,7 +370,7 @@ async def test_a_streamed_oversized_body_without_content_length_is_refused(servi
         for _ in range(32):
             yield b"A" * 64 * 1024  # 2 MiB in all, chunked: no Content-Length to check up front
 
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with api_client(timeout=30) as http:
         response = await http.post(journeys.url(services, "safety", "/v1/side-effect-reports"), content=chunks())
     assert response.status_code == 413
 

@@ -16,6 +16,7 @@ from tests.conftest import eventually
 from tests.e2e import intake_journeys as intake
 from tests.e2e.journeys import url
 from tests.kafka_io import events_for
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +95,7 @@ async def test_a_needs_review_decision_is_overridden_by_a_clinician_who_says_why
 
     why = "C-SSRS done on video call: passive ideation only, safety plan in place"
     override_url = url(services, "intake", f"/v1/patients/{patient_id}/eligibility/override")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         done = await http.post(override_url, json={"clinician_id": "dr-lee", "outcome": "eligible", "reason": why})
         assert done.status_code == 200, done.text
         again = await http.post(override_url, json={"clinician_id": "dr-lee", "outcome": "ineligible", "reason": "x"})
@@ -217,7 +218,7 @@ async def test_claim_demographics_for_the_right_token_only(services: Stack) -> N
     body = intake.registration()
     patient_id = await intake.complete_intake(services, body)
     endpoint = url(services, "intake", f"/v1/internal/patients/{patient_id}/claim-demographics")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         ok = await http.get(endpoint, headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
         refused = [
             await http.get(endpoint),
@@ -250,7 +251,7 @@ async def test_claim_demographics_for_the_right_token_only(services: Stack) -> N
 async def test_self_pay_claim_demographics_have_no_coverage(services: Stack) -> None:
     self_pay = ("PUT", "/coverage", {"kind": "self_pay"})
     patient_id = await intake.complete_intake(services, coverage=self_pay)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(
             url(services, "intake", f"/v1/internal/patients/{patient_id}/claim-demographics"),
             headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},

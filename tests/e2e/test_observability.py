@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -19,6 +18,7 @@ from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.e2e.intake_journeys import complete_intake, register, registration
 from tests.kafka_io import publish_raw, read_topic
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ async def test_every_log_line_written_while_handling_an_event_carries_a_trace_id
 
 
 async def _metrics_with_lag(stack: Stack) -> str | None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         text = (await http.get(journeys.url(stack, "dosing", "/metrics"))).text
     return text if 'topic="safety.holds"' in text else None
 
@@ -148,7 +148,7 @@ async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_hea
     assert (await register(services, bad)).status_code == 422
     assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=9, note=c["note"])).status_code == 422
     assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=2, note=c["note"])).status_code == 201
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         claim = await http.get(journeys.url(services, "intake", f"/v1/internal/patients/{patient}/claim-demographics"),
                                headers={"Authorization": "Bearer dev-internal-token"})  # fmt: skip
         assert claim.status_code == 200 and claim.json()["first_name"] == c["first_name"]
@@ -166,7 +166,7 @@ async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_hea
     haystacks: dict[str, str] = {}
     for name, service in services.services.items():
         haystacks[f"log of {name}"] = Path(service.log_file).read_text()
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with api_client(timeout=10) as http:
             haystacks[f"metrics of {name}"] = (await http.get(f"{service.url}/metrics")).text
     for path in (services.state_dir / "traces").glob("*.jsonl"):
         haystacks[f"spans {path.name}"] = path.read_text()

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
@@ -20,6 +19,7 @@ from tests.e2e import journeys
 from tests.e2e.cli_io import carecoord, carecoord_json, environment
 from tests.e2e.intake_journeys import complete_intake, registration
 from tests.kafka_io import group_caught_up
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -186,7 +186,7 @@ async def test_demo_drives_a_whole_journey_and_shows_what_each_service_did(servi
 
 async def _retire_demo_clinicians(stack: Stack) -> None:
     """The demo's clinicians are licensed everywhere at any hour; other tests choose their own."""
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         for clinician_id in ("demo-psychiatrist", "demo-therapist"):
             url = journeys.url(stack, "scheduling", f"/v1/clinicians/{clinician_id}")
             found = await http.get(url)

@@ -3,13 +3,13 @@ scheduling, with no further call, with a clinician licensed in the patient's sta
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.e2e.intake_journeys import complete_intake, registration
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ async def test_an_eligible_registration_books_the_initial_evaluation_with_a_lice
     )
 
     booked = await eventually(lambda: _evaluation(services, patient), timeout=30, what="initial evaluation booked")
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         clinician = (await http.get(journeys.url(services, "scheduling", f"/v1/clinicians/{booked['clinician_id']}"))).json()
     assert "IL" in clinician["licensed_states"]
     assert clinician["role"] == "psychiatric_clinician"

@@ -14,12 +14,13 @@ from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_event
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
 
 async def _post(stack: Stack, path: str, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         return await http.post(journeys.url(stack, "safety", path), json=body)
 
 
@@ -63,7 +64,7 @@ async def test_three_grade_1_nausea_reports_within_7_days_open_one_review(servic
     assert outcomes[2]["review_id"] == outcomes[3]["review_id"], "the fourth attaches to the open review"
     [review] = await journeys.reviews(services, patient)
     assert (review["reason"], review["triggers"]) == ("repeated_side_effect", ["nausea_x3_in_7d", "nausea_x4_in_7d"])
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         detail = (await http.get(journeys.url(services, "safety", f"/v1/reviews/{review['review_id']}"))).json()
     assert [t["source_id"] for t in detail["trigger_history"]] == [outcomes[2]["report_id"], outcomes[3]["report_id"]]
 
@@ -85,7 +86,7 @@ async def test_the_worklist_orders_by_priority_then_due_time_and_reviews_move_th
     routine_patient, urgent_patient = uuid.uuid4(), uuid.uuid4()
     routine = (await journeys.report(services, routine_patient, symptoms=["headache"], grade=2)).json()
     urgent = (await journeys.report(services, urgent_patient, symptoms=["nausea"], grade=3)).json()
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         worklist = (await http.get(journeys.url(services, "safety", "/v1/reviews"))).json()
         ids = [r["review_id"] for r in worklist]
         assert ids.index(urgent["review_id"]) < ids.index(routine["review_id"])

@@ -33,6 +33,7 @@ from carecoord_shared.contracts.safety import ClinicianReviewOpened
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_envelope, publish_event
+from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +67,7 @@ async def _received(stack: Stack, patient: uuid.UUID, event_type: str) -> bool:
 
 
 async def _schedule(stack: Stack, patient: uuid.UUID, include_all: bool = False) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         response = await http.get(
             _scheduling(stack, f"/v1/patients/{patient}/appointments"), params={"include_all": str(include_all).lower()}
         )
@@ -95,7 +96,7 @@ async def test_twenty_concurrent_requests_for_one_slot_book_it_once(services: St
     await asyncio.gather(*(_register(services, p, "VT", "America/New_York") for p in patients))
 
     tomorrow_noon = datetime.now(ZoneInfo("America/New_York")).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with api_client(timeout=30) as http:
         slots = await http.get(
             _scheduling(services, f"/v1/patients/{patients[0]}/open-slots"),
             params={"appointment_type": "follow_up", "not_before": tomorrow_noon.isoformat(), "clinician_id": clinician, "limit": 1},
@@ -132,7 +133,7 @@ async def test_one_patient_asking_several_clinicians_for_the_same_time_at_once_g
     patient = uuid.uuid4()
     await _register(services, patient, "RI", "America/New_York")
     starts_at = datetime.now(ZoneInfo("America/New_York")).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with api_client(timeout=30) as http:
         responses = await asyncio.gather(
             *(
                 http.post(
@@ -178,7 +179,7 @@ async def test_severe_report_holds_only_that_patients_dosing_books_a_review_and_
     assert {e["payload"]["reason"] for e in cancelled} == {"treatment_hold"}
     assert _kinds(await _schedule(services, other)) == course, "the other patient keeps every session"
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         resolved = await http.post(
             journeys.url(services, "safety", f"/v1/reviews/{outcome['review_id']}/resolve"),
             json={"clinician_id": "dr-lee", "decision": "resume"},
@@ -271,14 +272,14 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
     at_ten, at_eleven, at_three_am = (day_after.replace(hour=h) for h in (10, 11, 3))
 
     async def book(who: uuid.UUID, clinician_id: str, starts_at: datetime, kind: str = "follow_up") -> httpx.Response:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with api_client(timeout=10) as http:
             return await http.post(
                 _scheduling(services, "/v1/appointments"),
                 json={"patient_id": str(who), "clinician_id": clinician_id, "appointment_type": kind, "starts_at": starts_at.isoformat()},
             )
 
     async def act(appointment_id: str, action: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with api_client(timeout=10) as http:
             return await http.post(_scheduling(services, f"/v1/appointments/{appointment_id}/{action}"), json=body or {})
 
     refusals = {
@@ -316,7 +317,7 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
     assert (await book(patient, clinician, at_eleven)).status_code == 201, "a cancelled appointment holds no slot"
 
     # Time off: nothing is offered in it, by booking or by search.
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with api_client(timeout=10) as http:
         away = await http.post(
             _scheduling(services, f"/v1/clinicians/{clinician}/exceptions"),
             json={"starts_at": day_after.replace(hour=13).isoformat(), "ends_at": day_after.replace(hour=15).isoformat(), "reason": "training"},

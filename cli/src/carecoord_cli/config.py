@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
 from carecoord_shared.config import DEFAULT_HTTP_PORTS
 from carecoord_shared.contracts.topics import SERVICES
 
@@ -27,6 +28,8 @@ def url_variable(service: str) -> str:
 class Target:
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     urls: dict[str, str] = field(default_factory=dict)
+    # The bearer token the commands call the services with.
+    token: str = ""
 
     @classmethod
     def from_environment(cls, kafka_bootstrap: str | None = None, service_urls: dict[str, str] | None = None) -> Target:
@@ -38,7 +41,18 @@ class Target:
             for service in SERVICES
         }
         bootstrap = kafka_bootstrap or os.environ.get("CARECOORD_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
-        return cls(kafka_bootstrap=bootstrap, urls={s: u.rstrip("/") for s, u in urls.items()})
+        return cls(kafka_bootstrap=bootstrap, urls={s: u.rstrip("/") for s, u in urls.items()}, token=cli_token())
 
     def url(self, service: str, path: str) -> str:
         return f"{self.urls[service]}{path}"
+
+
+def cli_token() -> str:
+    """CARECOORD_TOKEN when set (any real deployment: a token from the identity provider);
+    otherwise a short-lived service token signed with the development secret, which
+    only a local stack (`make run`, the test suite) accepts."""
+    token = os.environ.get("CARECOORD_TOKEN")
+    if token:
+        return token
+    secret = os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+    return mint_token(Role.SERVICE, "carecoord-cli", secret=secret, ttl_s=3600)

@@ -14,7 +14,7 @@ from .errors import OperatorError, StackUnavailable
 class Services:
     def __init__(self, target: Target, timeout: float = 10.0) -> None:
         self.target = target
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = httpx.AsyncClient(timeout=timeout, headers={"Authorization": f"Bearer {target.token}"} if target.token else None)
 
     async def __aenter__(self) -> Services:
         return self

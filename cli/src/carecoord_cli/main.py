@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -15,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
+from carecoord_shared.contracts.common import US_STATES
 from carecoord_shared.contracts.topics import SERVICES
 
 from . import dlq as dead_letters
@@ -77,6 +80,29 @@ def _run(coroutine: Coroutine[Any, Any, int | None]) -> None:
 
 def _json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- token -----------------------------------------------------------------------------
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="patient, clinician, operator or service.")],
+    subject: Annotated[str, typer.Option(help="Who: an opaque id (a clinician's id for a clinician).")],
+    patient_id: Annotated[uuid.UUID | None, typer.Option(help="The patient a patient token is for.")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="A state a clinician is licensed in (repeatable).")] = None,
+    ttl: Annotated[int, typer.Option(help="Seconds until it expires.")] = 3600,
+) -> None:
+    """A development bearer token (signed with CARECOORD_AUTH_JWT_SECRET or the development default): for a local stack only."""
+    if role is Role.PATIENT and patient_id is None:
+        raise typer.BadParameter("a patient token needs --patient-id", param_hint="--patient-id")
+    if role is Role.CLINICIAN and not state:
+        raise typer.BadParameter("a clinician token needs at least one --state", param_hint="--state")
+    unknown = sorted(set(state or ()) - US_STATES)
+    if unknown:
+        raise typer.BadParameter(f"not US state codes: {', '.join(unknown)}", param_hint="--state")
+    secret = os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+    sys.stdout.write(mint_token(role, subject, secret=secret, patient_id=patient_id, licensed_states=state or (), ttl_s=ttl) + "\n")
 
 
 # --- status ----------------------------------------------------------------------------

@@ -6,8 +6,10 @@ them through environment variables (see the README's configuration table).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .auth.tokens import DEVELOPMENT_JWT_SECRET
 
 DEFAULT_HTTP_PORTS = {"intake": 8001, "scheduling": 8002, "dosing": 8003, "safety": 8004, "billing": 8005}
 
@@ -17,6 +19,14 @@ class ServiceSettings(BaseSettings):
 
     service: str = Field(description="The service's name; set by its entrypoint.")
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # TLS and SASL to the broker (carecoord_shared.kafka_security); PLAINTEXT on loopback only.
+    kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    kafka_sasl_mechanism: str = Field(default="SCRAM-SHA-512", pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     database_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 0
@@ -36,6 +46,12 @@ class ServiceSettings(BaseSettings):
     traces_dir: str = ""
     # Zipkin's span endpoint (the trace UI `make run` starts), e.g. http://127.0.0.1:9411/api/v2/spans.
     zipkin_endpoint: str = ""
+    # Bearer tokens. Production: the identity provider's PEM public key (RS256/ES256),
+    # and then no shared secret is accepted. Development and tests: HS256 with this secret.
+    auth_jwt_public_key: str = ""
+    auth_jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    auth_issuer: str = "carecoord"
+    auth_audience: str = "carecoord"
     # Names of failure points to crash at (tests of crash safety only), comma-separated.
     crash_at: str = ""
 
@@ -44,6 +60,10 @@ class ServiceSettings(BaseSettings):
             self.database_url = f"postgresql+asyncpg://{self.service}:{self.service}@127.0.0.1:15432/{self.service}"
         if not self.http_port:
             self.http_port = DEFAULT_HTTP_PORTS.get(self.service, 8000)
+
+    @property
+    def uses_development_token_secret(self) -> bool:
+        return not self.auth_jwt_public_key and self.auth_jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
 
     @property
     def consumer_group(self) -> str:

@@ -7,3 +7,10 @@ class RuleViolation(ValueError):
 
 class NotFound(LookupError):
     """The thing asked for does not exist (HTTP 404)."""
+
+
+class Forbidden(PermissionError):
+    """The caller is who they say, but may not do this (HTTP 403); the message says what is missing.
+
+    It names the rule (role, own patient only, licensed state), never the
+    data that was asked for."""

@@ -27,13 +27,15 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from faststream.kafka import KafkaBroker
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 
+from .auth import Auditor, JurisdictionLookup, TokenVerifier
 from .config import ServiceSettings
 from .contracts import topics_consumed_by
 from .contracts.spec import asyncapi
-from .errors import NotFound, RuleViolation
+from .errors import Forbidden, NotFound, RuleViolation
 from .faults import FailurePoints
+from .kafka_security import kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
@@ -52,11 +54,15 @@ class ServiceDefinition:
     title: str
     metadata: MetaData
     tables: MessagingTables
+    # Append-only record of every PHI read and clinical decision (carecoord_shared.auth.audit_table).
+    audit: Table
     migrations_dir: Path
     routers: tuple[APIRouter, ...] = ()
     register_handlers: Callable[[EventConsumer], None] = field(default=lambda _consumer: None)
     # Long-running loops of the service (timers, pollers), started after the broker.
     background: tuple[Callable[[Runtime], Awaitable[None]], ...] = ()
+    # How this service knows a patient's state of residence (clinicians' licences); None: it cannot.
+    jurisdiction_of: JurisdictionLookup | None = None
 
 
 class Runtime:
@@ -69,10 +75,18 @@ class Runtime:
         self.engine = create_engine(settings.database_url)
         SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider)
         self.sessions = create_sessions(self.engine)
+        self.verifier = TokenVerifier(
+            secret=settings.auth_jwt_secret.get_secret_value(),
+            public_key=settings.auth_jwt_public_key,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        )
+        self.auditor = Auditor(self.sessions, definition.audit)
         failure_points = FailurePoints(settings.crash_at)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
             client_id=f"carecoord-{definition.name}",
+            security=kafka_security(settings),
             enable_idempotence=True,
             acks="all",
             # FastStream's own logger writes coloured text straight to stdout;
@@ -148,6 +162,8 @@ class Runtime:
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         tasks = (*self.definition.background, _watch)
         self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
+        if self.settings.uses_development_token_secret:
+            log.warning("auth.development_secret", hint="set CARECOORD_AUTH_JWT_PUBLIC_KEY outside local runs")
         log.info("service.started", http_port=self.settings.http_port)
 
     async def stop(self) -> None:
@@ -293,6 +309,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     @app.exception_handler(RuleViolation)
     async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:
         return JSONResponse(status_code=409, content={"error": "rule_violation", "message": str(exc)})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

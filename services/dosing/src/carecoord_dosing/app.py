@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import ServiceDefinition
 
 from . import api, domain, handlers
-from .models import messaging, metadata
+from .models import audit, jurisdictions, messaging, metadata
 
 titration = domain.load_titration()
 
@@ -16,6 +17,8 @@ definition = ServiceDefinition(
     title="carecoord dosing review",
     metadata=metadata,
     tables=messaging,
+    audit=audit,
+    jurisdiction_of=jurisdiction_lookup(jurisdictions),
     migrations_dir=Path(__file__).parent / "migrations",
     routers=(api.build_router(titration),),
     register_handlers=handlers.register_with(titration),

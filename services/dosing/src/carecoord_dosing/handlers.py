@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.safety import (
     MoodCheckInRecorded,
@@ -16,10 +17,13 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans
 from .domain import TitrationRules
+from .models import jurisdictions
 
 
 def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
     def register(consumer: EventConsumer) -> None:
+        learn_jurisdictions(consumer, jurisdictions)
+
         @consumer.on(TreatmentHoldRequested)
         async def hold_requested(event: TreatmentHoldRequested, tx: Transaction) -> None:
             assert tx.cause is not None

@@ -10,11 +10,12 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 
+from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import ServiceDefinition
 
 from . import api, rules
 from .intake import Intake
-from .models import messaging, metadata
+from .models import audit, messaging, metadata, patients
 from .phi import PhiCipher
 from .settings import IntakeSettings
 
@@ -45,6 +46,8 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         title="carecoord intake",
         metadata=metadata,
         tables=messaging,
+        audit=audit,
+        jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=Path(__file__).parent / "migrations",
         routers=(api.build_router(intake, settings.internal_api_token.get_secret_value()), _startup_checks(settings)),
     )

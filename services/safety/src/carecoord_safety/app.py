@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import Runtime, ServiceDefinition
 
 from . import api, handlers, rules, sessions, timers
-from .models import messaging, metadata
+from .models import audit, jurisdictions, messaging, metadata
 
 escalation_rules = rules.load()
 clock = timers.system_clock
@@ -22,6 +23,8 @@ definition = ServiceDefinition(
     title="carecoord safety monitoring",
     metadata=metadata,
     tables=messaging,
+    audit=audit,
+    jurisdiction_of=jurisdiction_lookup(jurisdictions),
     migrations_dir=Path(__file__).parent / "migrations",
     routers=(api.build_router(escalation_rules, clock),),
     register_handlers=handlers.register_with(escalation_rules, clock),

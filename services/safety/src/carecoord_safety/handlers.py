@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
@@ -15,6 +16,7 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 from . import observations, sessions
 from .rules import RuleSet
 from .timers import Clock
+from .models import jurisdictions
 
 
 RECORDERS = (
@@ -26,6 +28,8 @@ RECORDERS = (
 
 def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
     def register(consumer: EventConsumer) -> None:
+        learn_jurisdictions(consumer, jurisdictions)
+
         for event_type, record in RECORDERS:
             consumer.on(event_type)(_recording(record, rules, clock))
 

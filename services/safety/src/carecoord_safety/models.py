@@ -22,10 +22,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from carecoord_shared.auth import audit_table, jurisdiction_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
+audit = audit_table(metadata)
+jurisdictions = jurisdiction_table(metadata)
 
 
 def _assessment_columns() -> list[Column]:  # type: ignore[type-arg]

@@ -23,10 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, ExcludeConstraint
 
 from carecoord_shared.messaging.journal import journal_table
+from carecoord_shared.auth import audit_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
+audit = audit_table(metadata)
 journal = journal_table(metadata)
 
 clinicians = Table(

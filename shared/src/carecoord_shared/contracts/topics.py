@@ -41,7 +41,9 @@ PATIENT_APP_REPORTS = Topic(
 INTAKE_PATIENTS = Topic(
     name="intake.patients",
     producer="intake",
-    consumers=("scheduling", "billing"),
+    # Dosing and safety learn each patient's state of residence: clinicians reach
+    # only patients in states they are licensed in.
+    consumers=("scheduling", "billing", "dosing", "safety"),
     events=("PatientRegistered", "CoverageDeclared"),
     description="Patients enrolled and the coverage they declared, with pseudonymous ids only.",
 )

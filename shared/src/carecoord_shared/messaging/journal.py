@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Uuid, func, insert, select
 
+from ..auth import Access, Role, allow
 from ..contracts import Event
 from ..service import UowDep
 from .consumer import EventConsumer
@@ -64,7 +65,10 @@ def journal_router(journal: Table) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["received events"])
 
     @router.get("/patients/{patient_id}/received-events", response_model=list[JournalEntry])
-    async def received_events(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def received_events(
+        patient_id: uuid.UUID, uow: UowDep, access: Annotated[Access, allow(Role.OPERATOR, Role.CLINICIAN, Role.SERVICE)]
+    ) -> Any:
+        await access.patient(patient_id, "read", "received-events", operational=True)
         async with uow.sessions() as session:
             rows = await session.execute(
                 select(journal).where(journal.c.patient_id == patient_id).order_by(journal.c.occurred_at).limit(1000)

@@ -7,19 +7,23 @@ container stack's init job: one code path from the registry to the broker.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 
 from ..contracts import ALL_TOPICS, Topic
 
 
-def ensure_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication_factor: int = 1) -> list[str]:
-    """Create missing topics and grow partition counts; returns what was changed."""
-    return asyncio.run(_ensure(bootstrap, topics, replication_factor))
+def ensure_topics(
+    bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication_factor: int = 1, security: dict[str, Any] | None = None
+) -> list[str]:
+    """Create missing topics and grow partition counts; returns what was changed.
+    ``security``: aiokafka's TLS/SASL options (carecoord_shared.kafka_security)."""
+    return asyncio.run(_ensure(bootstrap, topics, replication_factor, security or {}))
 
 
-async def _ensure(bootstrap: str, topics: tuple[Topic, ...], replication_factor: int) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _ensure(bootstrap: str, topics: tuple[Topic, ...], replication_factor: int, security: dict[str, Any]) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await admin.start()
     changes: list[str] = []
     try:
@@ -48,6 +52,11 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("CARECOORD_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
     parser.add_argument("--replication-factor", type=int, default=1)
     args = parser.parse_args()
-    changes = ensure_topics(args.bootstrap, replication_factor=args.replication_factor)
+    from ..config import ServiceSettings
+    from ..kafka_security import aiokafka_security_options
+
+    # The same CARECOORD_KAFKA_SECURITY_PROTOCOL / _SASL_* / _SSL_* settings as the services.
+    security = aiokafka_security_options(ServiceSettings(service="topic-admin"))
+    changes = ensure_topics(args.bootstrap, replication_factor=args.replication_factor, security=security)
     for change in changes or ["all topics already exist as the registry says"]:
         print(change, flush=True)

@@ -1,0 +1,163 @@
+"""Who may see or decide what about a patient, and the audit record of every such access.
+
+The rule, the same in every service:
+
+- a patient reaches their own data and nobody else's;
+- a clinician reaches patients whose state of residence they are licensed in
+  (a patient whose state this service has not learnt yet is refused: it fails
+  closed, and says so);
+- an operator runs the system and reaches no patient's data;
+- a service (another system on its own account) reaches every patient.
+
+Every check writes one audit row, allowed or denied, before the request does
+anything else: a PHI read or a clinical decision is never unrecorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from opentelemetry import trace
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..contracts.intake import PatientRegistered
+from ..errors import Forbidden
+from ..messaging.consumer import EventConsumer
+from ..messaging.unit_of_work import Transaction
+from .tokens import Principal, Role
+
+log = structlog.get_logger("carecoord.audit")
+
+# The state of residence of a patient as this service knows it, or None.
+JurisdictionLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
+
+
+def jurisdiction_lookup(table: Table) -> JurisdictionLookup:
+    async def lookup(session: AsyncSession, patient_id: uuid.UUID) -> str | None:
+        return (await session.execute(select(table.c.state_of_residence).where(table.c.patient_id == patient_id))).scalar()
+
+    return lookup
+
+
+async def record_jurisdiction(session: AsyncSession, table: Table, patient_id: uuid.UUID, state: str) -> None:
+    """Learn (or update) a patient's state; called by the PatientRegistered handler."""
+    stmt = insert(table).values(patient_id=patient_id, state_of_residence=state)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[table.c.patient_id], set_={"state_of_residence": state})
+    )
+
+
+class Auditor:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], table: Table) -> None:
+        self._sessions = sessions
+        self._table = table
+
+    async def record(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        resource_id: object = None,
+        patient_id: uuid.UUID | None = None,
+        outcome: str = "allowed",
+    ) -> None:
+        ctx = trace.get_current_span().get_span_context()
+        async with self._sessions.begin() as session:
+            await session.execute(
+                self._table.insert().values(
+                    actor=principal.subject,
+                    actor_role=str(principal.role),
+                    action=action,
+                    resource=resource,
+                    resource_id=None if resource_id is None else str(resource_id)[:64],
+                    patient_id=patient_id,
+                    outcome=outcome,
+                    trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else None,
+                )
+            )
+
+
+class Access:
+    """One request's caller, with the checks that write the audit log."""
+
+    def __init__(
+        self,
+        principal: Principal,
+        auditor: Auditor,
+        sessions: async_sessionmaker[AsyncSession],
+        jurisdiction_of: JurisdictionLookup | None,
+    ) -> None:
+        self.principal = principal
+        self._auditor = auditor
+        self._sessions = sessions
+        self._jurisdiction_of = jurisdiction_of
+
+    async def patient(
+        self, patient_id: uuid.UUID, action: str, resource: str, resource_id: object = None, *, operational: bool = False
+    ) -> None:
+        """Allow this caller to ``action`` this patient's ``resource``, or raise Forbidden; audited either way.
+
+        ``operational``: the resource is the system's own bookkeeping about the patient
+        (which events arrived, when), which operators need to trace a journey."""
+        refusal = None if operational and self.principal.role is Role.OPERATOR else await self._refusal(patient_id)
+        await self._auditor.record(
+            self.principal,
+            action,
+            resource,
+            resource_id=resource_id,
+            patient_id=patient_id,
+            outcome="denied" if refusal else "allowed",
+        )
+        if refusal:
+            log.warning("access.denied", actor_role=str(self.principal.role), action=action, resource=resource)
+            raise Forbidden(refusal)
+
+    async def record(self, action: str, resource: str, resource_id: object = None) -> None:
+        """Audit an access that concerns no single patient (a worklist, a search)."""
+        await self._auditor.record(self.principal, action, resource, resource_id=resource_id)
+
+    def acting_clinician(self, clinician_id: str) -> None:
+        """A clinician decides in their own name only; a service may record a decision for any clinician."""
+        if self.principal.role is Role.CLINICIAN and clinician_id != self.principal.subject:
+            raise Forbidden("a clinician can only act in their own name (clinician_id must be the token's subject)")
+
+    @property
+    def listable_states(self) -> frozenset[str] | None:
+        """For a list across patients: the states whose patients this caller may see (None: every state).
+        Only clinicians and services list across patients; a patient lists with their own id."""
+        if self.principal.role is Role.SERVICE:
+            return None
+        return self.principal.licensed_states
+
+    async def _refusal(self, patient_id: uuid.UUID) -> str | None:
+        principal = self.principal
+        if principal.role is Role.SERVICE or principal.is_patient(patient_id):
+            return None
+        if principal.role is Role.PATIENT:
+            return "a patient can only reach their own data"
+        if principal.role is Role.OPERATOR:
+            return "operators do not reach patients' data"
+        if self._jurisdiction_of is None:
+            return "this service cannot tell the patient's state, so no clinician is licensed for it here"
+        async with self._sessions() as session:
+            state = await self._jurisdiction_of(session, patient_id)
+        if state is None:
+            return "this service does not know the patient's state of residence yet, so it cannot check the clinician's licence"
+        if not principal.licensed_in(state):
+            return "the clinician is not licensed in the patient's state of residence"
+        return None
+
+
+def learn_jurisdictions(consumer: EventConsumer, table: Table) -> None:
+    """Keep ``table`` (jurisdiction_table) current from intake's PatientRegistered, for a
+    service that has no patient record of its own to read the state from."""
+
+    @consumer.on(PatientRegistered)
+    async def patient_registered(event: PatientRegistered, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await record_jurisdiction(tx.session, table, tx.cause.patient_id, event.state_of_residence)

@@ -1,0 +1,58 @@
+"""The HTTP side: every route declares the roles it admits, and gets the caller's Access.
+
+    @router.get("/patients/{patient_id}/plan")
+    async def get_plan(patient_id: UUID, access: Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]):
+        await access.patient(patient_id, "read", "plan")
+
+A route without ``allow`` is refused by a test that walks every route of every
+service (tests/e2e/test_authorization.py), so nothing is reachable by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..errors import Forbidden
+from .access import Access
+from .tokens import InvalidToken, Role
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)")
+
+
+def _unauthorised(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def allow(*roles: Role) -> Any:
+    """A dependency admitting only callers with a valid token in one of ``roles``."""
+    admitted = frozenset(roles)
+
+    async def authorise(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Access:
+        runtime = request.app.state.runtime
+        if credentials is None:
+            raise _unauthorised("a bearer token is required (Authorization: Bearer <JWT>)")
+        try:
+            principal = runtime.verifier.verify(credentials.credentials)
+        except InvalidToken as exc:
+            raise _unauthorised(str(exc)) from None
+        if principal.role not in admitted:
+            raise Forbidden(f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}")
+        return Access(principal, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of)
+
+    authorise.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route-coverage test
+    return Depends(authorise)
+
+
+def admitted_roles(route: Any) -> frozenset[Role] | None:
+    """The roles a route admits, or None when it has no ``allow`` (for the coverage test)."""
+    stack = list(getattr(route, "dependant", None).dependencies) if getattr(route, "dependant", None) else []
+    while stack:
+        dependant = stack.pop()
+        roles = getattr(dependant.call, "admitted_roles", None)
+        if roles is not None:
+            return roles  # type: ignore[no-any-return]
+        stack.extend(dependant.dependencies)
+    return None

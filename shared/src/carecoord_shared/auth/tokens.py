@@ -1,0 +1,137 @@
+"""Bearer tokens (JWT): who is calling, in which role, for which patients.
+
+A token says who (``sub``, an opaque id: never a name or an e-mail address),
+the role, and what the role is scoped to: a patient token names the one
+patient it is (``patient_id``); a clinician token lists the states the
+clinician is licensed in (``licensed_states``). Services trust the signature
+and the claims, and look nothing up about the caller.
+
+Production verifies tokens of the identity provider with its public key
+(RS256/ES256, ``CARECOORD_AUTH_JWT_PUBLIC_KEY``). Development and tests sign
+and verify with a shared secret (HS256) so that `make run` and the test suite
+can mint tokens; a service refuses to start in production mode with the
+development secret (see ``ServiceSettings``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from ..contracts.common import US_STATES
+
+DEVELOPMENT_JWT_SECRET = "carecoord-development-signing-secret-not-for-production"
+DEFAULT_ISSUER = "carecoord"
+DEFAULT_AUDIENCE = "carecoord"
+# Asymmetric algorithms a production identity provider signs with; never "none".
+PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    CLINICIAN = "clinician"
+    OPERATOR = "operator"
+    # Another system acting on its own account (an integration, a back office job).
+    SERVICE = "service"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or for someone else. The message is safe to return."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+    patient_id: uuid.UUID | None = None
+    licensed_states: frozenset[str] = field(default_factory=frozenset)
+
+    def is_patient(self, patient_id: uuid.UUID) -> bool:
+        return self.role is Role.PATIENT and self.patient_id == patient_id
+
+    def licensed_in(self, state: str | None) -> bool:
+        return self.role is Role.CLINICIAN and state is not None and state in self.licensed_states
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    secret: str = ""
+    public_key: str = ""
+    issuer: str = DEFAULT_ISSUER
+    audience: str = DEFAULT_AUDIENCE
+    leeway_s: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.secret and not self.public_key:
+            raise ValueError("a token verifier needs a public key (production) or a secret (development)")
+
+    def verify(self, token: str) -> Principal:
+        # A public key, when configured, is the only thing trusted: a token signed
+        # with a shared secret is refused even if someone knows the secret.
+        key, algorithms = (self.public_key, list(PUBLIC_KEY_ALGORITHMS)) if self.public_key else (self.secret, ["HS256"])
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["sub", "exp", "iat", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the bearer token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            # PyJWT's messages name the claim or the check, never the token's content.
+            raise InvalidToken(f"the bearer token is not valid: {exc}") from None
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    try:
+        role = Role(claims.get("role"))
+    except ValueError:
+        raise InvalidToken(f"the bearer token has no known role (one of {', '.join(Role)})") from None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+        raise InvalidToken("the bearer token's subject must be a string of 1-128 characters")
+    patient_id = None
+    if role is Role.PATIENT:
+        try:
+            patient_id = uuid.UUID(str(claims.get("patient_id")))
+        except ValueError:
+            raise InvalidToken("a patient's bearer token must carry the patient_id it is for") from None
+    states: frozenset[str] = frozenset()
+    if role is Role.CLINICIAN:
+        raw = claims.get("licensed_states")
+        if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw) or not set(raw) <= US_STATES:
+            raise InvalidToken("a clinician's bearer token must list licensed_states as US state codes")
+        states = frozenset(raw)
+    return Principal(subject=subject, role=role, patient_id=patient_id, licensed_states=states)
+
+
+def mint_token(
+    role: Role | str,
+    subject: str,
+    *,
+    secret: str = DEVELOPMENT_JWT_SECRET,
+    patient_id: uuid.UUID | str | None = None,
+    licensed_states: Iterable[str] = (),
+    ttl_s: int = 3600,
+    issuer: str = DEFAULT_ISSUER,
+    audience: str = DEFAULT_AUDIENCE,
+) -> str:
+    """An HS256 token, as a development identity provider would issue it (tests, `carecoord token`)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": subject, "role": str(Role(role)), "iat": now, "exp": now + ttl_s, "iss": issuer, "aud": audience}
+    if patient_id is not None:
+        claims["patient_id"] = str(patient_id)
+    if Role(role) is Role.CLINICIAN:
+        claims["licensed_states"] = sorted(licensed_states)
+    return jwt.encode(claims, secret, algorithm="HS256")
