@@ -42,6 +42,10 @@ class ServiceSettings(BaseSettings):
     # Outbox relay: woken on commit; polling only catches rows left by a crash.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500
+    # Pruning (carecoord_shared.messaging.retention): sent outbox rows after this many days;
+    # inbox rows after this many, which must cover the retention of every consumed topic.
+    outbox_retention_days: float = Field(default=7.0, gt=0)
+    inbox_retention_days: float = Field(default=37.0, gt=0)
     # Spans as JSON lines in <dir>/<service>.jsonl (local runs, tests); OTLP uses OTEL_EXPORTER_OTLP_ENDPOINT.
     traces_dir: str = ""
     # Zipkin's span endpoint (the trace UI `make run` starts), e.g. http://127.0.0.1:9411/api/v2/spans.

@@ -40,6 +40,7 @@ from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
 from .messaging.relay import OutboxRelay
+from .messaging.retention import Retention
 from .messaging.tables import MessagingTables
 from .messaging.unit_of_work import UnitOfWork
 from .persistence import create_engine, create_sessions, upgrade_to_head
@@ -121,6 +122,13 @@ class Runtime:
             ),
             failure_points=failure_points,
         )
+        self.retention = Retention(
+            self.sessions,
+            definition.tables,
+            sent_outbox_days=settings.outbox_retention_days,
+            inbox_days=settings.inbox_retention_days,
+            consumed=topics_consumed_by(definition.name),
+        )
         definition.register_handlers(self.consumer)
         self._subscribe()
         self._relay_task: asyncio.Task[None] | None = None
@@ -160,7 +168,7 @@ class Runtime:
         await asyncio.to_thread(upgrade_to_head, self.settings.database_url, self.definition.migrations_dir)
         await self.broker.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        tasks = (*self.definition.background, _watch)
+        tasks = (*self.definition.background, _watch, _prune)
         self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
         if self.settings.uses_development_token_secret:
             log.warning("auth.development_secret", hint="set CARECOORD_AUTH_JWT_PUBLIC_KEY outside local runs")
@@ -218,6 +226,10 @@ async def _watch(runtime: Runtime) -> None:
         except Exception as exc:  # a gauge going stale is no reason to stop the service
             log.debug("gauges.refresh_failed", error=type(exc).__name__)
         await asyncio.sleep(5)
+
+
+async def _prune(runtime: Runtime) -> None:
+    await runtime.retention.run()
 
 
 def get_runtime(request: Request) -> Runtime:

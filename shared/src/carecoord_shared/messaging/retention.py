@@ -1,0 +1,91 @@
+"""Pruning the outbox and the inbox, which otherwise grow with every event forever.
+
+- Sent outbox rows are kept a few days (to answer "was it published, when?")
+  and then deleted; unsent rows are never touched, however old.
+- Inbox rows are what makes a redelivery a no-op, so one may only go once the
+  event can no longer be delivered again: after the retention of every topic
+  the service consumes (Kafka deletes the message itself then). A shorter
+  inbox retention is refused at startup rather than risking a duplicate.
+
+Deletes go in small batches so a large backlog never holds long locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..contracts import Topic
+from .tables import MessagingTables
+
+log = structlog.get_logger("carecoord.retention")
+
+DAY_S = 24 * 3600
+
+
+def minimum_inbox_retention_days(consumed: tuple[Topic, ...]) -> float:
+    return max((t.retention_ms / 1000 / DAY_S for t in consumed), default=0.0)
+
+
+class Retention:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: MessagingTables,
+        *,
+        sent_outbox_days: float,
+        inbox_days: float,
+        consumed: tuple[Topic, ...],
+        batch_size: int = 5000,
+    ) -> None:
+        floor = minimum_inbox_retention_days(consumed)
+        if inbox_days < floor:
+            raise ValueError(
+                f"CARECOORD_INBOX_RETENTION_DAYS={inbox_days:g} is shorter than the retention of a topic this service "
+                f"consumes ({floor:g} days): an event still on the topic could be delivered again after its inbox row "
+                "was deleted, and be handled twice. Raise it to at least that."
+            )
+        self._sessions = sessions
+        self._tables = tables
+        self._sent_outbox = timedelta(days=sent_outbox_days)
+        self._inbox = timedelta(days=inbox_days)
+        self._batch_size = batch_size
+
+    async def prune_once(self, now: datetime | None = None) -> tuple[int, int]:
+        """Delete what is past retention; returns (outbox rows, inbox rows) deleted."""
+        now = now or datetime.now(UTC)
+        outbox, inbox = self._tables.outbox, self._tables.inbox
+        sent = await self._delete_in_batches(
+            select(outbox.c.id).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < now - self._sent_outbox),
+            lambda ids: delete(outbox).where(outbox.c.id.in_(ids)),
+        )
+        handled = await self._delete_in_batches(
+            select(inbox.c.event_id).where(inbox.c.processed_at < now - self._inbox),
+            lambda ids: delete(inbox).where(inbox.c.event_id.in_(ids)),
+        )
+        if sent or handled:
+            log.info("retention.pruned", outbox_rows=sent, inbox_rows=handled)
+        return sent, handled
+
+    async def _delete_in_batches(self, candidates, statement) -> int:  # type: ignore[no-untyped-def]
+        total = 0
+        while True:
+            async with self._sessions.begin() as session:
+                ids = list((await session.execute(candidates.limit(self._batch_size))).scalars())
+                if ids:
+                    await session.execute(statement(ids))
+            total += len(ids)
+            if len(ids) < self._batch_size:
+                return total
+
+    async def run(self, interval_s: float = 3600.0) -> None:
+        while True:
+            try:
+                await self.prune_once()
+            except Exception as exc:  # the next pass tries again; pruning late costs only disk
+                log.warning("retention.failed", error=type(exc).__name__)
+            await asyncio.sleep(interval_s)
