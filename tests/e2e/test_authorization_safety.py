@@ -5,7 +5,6 @@ The policy is the table in carecoord_safety.api's docstring; each case asserts t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,12 +14,11 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role
 from tests.e2e import access_cases as ac
-from tests.e2e.access_cases import Caller
+from tests.e2e.access_cases import Caller, Endpoint
 
 pytestmark = pytest.mark.e2e
 
 SAFETY = "safety"
-ALL_ROLES = frozenset(Role)
 PATIENT_SIDE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
 CLINICAL = frozenset({Role.CLINICIAN, Role.SERVICE})
 
@@ -50,20 +48,6 @@ def _now() -> str:
     return (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    method: str
-    path: Callable[[World], str]
-    roles: frozenset[Role]
-    body: Callable[[World, Caller, uuid.UUID], Any] = lambda _w, _c, _p: None
-    params: Callable[[World, uuid.UUID], Any] = lambda _w, _p: None
-    # Patient-scoped: (action, resource) audited, and the status of an allowed call that changes nothing it should not.
-    audited_as: tuple[str, str] | None = None
-    allowed_status: int | None = None
-    in_own_name: bool = False  # a clinical decision: clinician_id in the body must be the caller
-
-
 ENDPOINTS = [
     Endpoint("submit side-effect report", "POST", lambda w: "/v1/side-effect-reports", PATIENT_SIDE,
              body=lambda w, c, p: {"patient_id": str(p), "symptoms": [f"s{uuid.uuid4().hex[:8]}"], "grade": 1},
@@ -89,84 +73,14 @@ ENDPOINTS = [
 ]  # fmt: skip
 
 
-async def _call(stack: Stack, world: World, endpoint: Endpoint, caller: Caller | None, token: str | None = None,
-                about: uuid.UUID | None = None) -> Any:  # fmt: skip
-    patient_id = about or world.co_patient
-    return await ac.call(
-        stack, SAFETY, endpoint.method, endpoint.path(world), caller.token if caller else token,
-        json=endpoint.body(world, caller or ac.service(), patient_id), params=endpoint.params(world, patient_id),
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize("credential", list(ac.UNAUTHENTICATED))
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
-async def test_no_forged_or_expired_token_gets_401(services: Stack, world: World, endpoint: Endpoint, credential: str) -> None:
-    response = await _call(services, world, endpoint, None, token=ac.UNAUTHENTICATED[credential])
-    assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"] == "Bearer"
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "role"),
-    [(e, r) for e in ENDPOINTS for r in sorted(ALL_ROLES - e.roles)],
-    ids=lambda v: v.name if isinstance(v, Endpoint) else str(v),
-)
-async def test_a_role_not_admitted_gets_403(services: Stack, world: World, endpoint: Endpoint, role: Role) -> None:
-    # The patient themself, a clinician licensed in Colorado: only the role is wrong.
-    caller = ac.of_role(role, world.co_patient)
-    response = await _call(services, world, endpoint, caller)
-    assert response.status_code == 403, response.text
-    assert "needs the role" in response.json()["message"]
-
-
-SCOPED = [e for e in ENDPOINTS if e.audited_as]
-OWN, OTHER, LICENSED, ELSEWHERE, IMPERSONATING, SERVICE = (
-    "the patient themself", "another patient", "a clinician licensed in the patient's state", "a clinician licensed elsewhere",
-    "a clinician in someone else's name", "a service",
-)  # fmt: skip
-
-
-def _scope_cases() -> list[tuple[Endpoint, str]]:
-    """Every admitted caller about the Colorado patient; allowed cases only where allowing changes nothing shared."""
-    cases = []
-    for e in SCOPED:
-        allowed = [OWN, LICENSED, SERVICE] if e.allowed_status else []
-        denied = [OTHER, ELSEWHERE] + ([IMPERSONATING] if e.in_own_name else [])
-        cases += [(e, who) for who in allowed + denied if who not in (OWN, OTHER) or Role.PATIENT in e.roles]
-    return cases
-
-
-def _caller(who: str, world: World) -> Caller:
-    return {
-        OWN: lambda: ac.patient(world.co_patient),
-        OTHER: lambda: ac.patient(world.ny_patient),
-        LICENSED: lambda: ac.clinician("CO", "WA"),
-        ELSEWHERE: lambda: ac.clinician("NY", "TX"),
-        IMPERSONATING: lambda: ac.clinician("CO"),
-        SERVICE: ac.service,
-    }[who]()
-
-
-@pytest.mark.parametrize(("endpoint", "who"), _scope_cases(), ids=lambda v: v.name if isinstance(v, Endpoint) else v)
-async def test_patient_data_reaches_only_the_patient_and_licensed_clinicians(
-    services: Stack, world: World, endpoint: Endpoint, who: str
-) -> None:
-    caller = _caller(who, world)
-    action, resource = endpoint.audited_as  # type: ignore[misc]
-    if who == IMPERSONATING:
-        body = {**endpoint.body(world, caller, world.co_patient), "clinician_id": "dr-somebody-else"}
-        response = await ac.call(services, SAFETY, endpoint.method, endpoint.path(world), caller.token, json=body)
-        assert response.status_code == 403 and "own name" in response.json()["message"], response.text
-        return
-    response = await _call(services, world, endpoint, caller)
-    if who in (OTHER, ELSEWHERE):
-        assert response.status_code == 403, response.text
-        await ac.assert_audited(services, SAFETY, caller, action, resource, world.co_patient, "denied")
-        return
-    assert response.status_code == endpoint.allowed_status, response.text
-    await ac.assert_audited(services, SAFETY, caller, action, resource, world.co_patient, "allowed")
-    if isinstance(response.json(), list):
-        assert {r["patient_id"] for r in response.json()} == {str(world.co_patient)}
+# 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
+# routes the patient themself and a licensed clinician allowed, another patient and a clinician
+# licensed elsewhere refused; the audit row of each patient check.
+(
+    test_no_forged_or_expired_token_gets_401,
+    test_a_role_not_admitted_gets_403,
+    test_patient_data_reaches_only_the_patient_and_licensed_clinicians,
+) = ac.route_tests(SAFETY, ENDPOINTS)
 
 
 async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
