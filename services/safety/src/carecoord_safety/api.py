@@ -2,6 +2,29 @@
 
 Request bodies extend the event contracts they become, so HTTP and Kafka
 inputs are validated by the same rules.
+
+Who may call what (carecoord_shared.auth; "licensed" = a clinician licensed in
+the patient's state of residence, learnt from PatientRegistered; every
+patient check writes an audit row, allowed or denied):
+
+| route                                  | patient      | clinician         | operator | service | audited as               |
+|----------------------------------------|--------------|-------------------|----------|---------|--------------------------|
+| POST /side-effect-reports, /vitals,    | own id only  | licensed          | -        | yes     | submit <observation>     |
+|   /mood-check-ins                      |              |                   |          |         |                          |
+| GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
+| GET /reviews/{id}                      | own only     | licensed          | -        | yes     | read review              |
+| POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
+|   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
+| GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
+| POST /rules/shadow                     | -            | licensed states   | -        | yes     | replay rules-shadow      |
+
+A clinician may record an observation too (vitals taken in a video visit, a
+side effect the patient mentions). The rule versions are configuration, not
+patient data, so operators (who deploy them) may read them. The shadow replay
+answers with recorded observations of identified patients and what each rule
+version made of them: that is PHI, so operators are refused, and a clinician's
+replay covers only patients in their licensed states (replaying per patient,
+a patient's outcome does not depend on who else is replayed).
 """
 
 from __future__ import annotations
@@ -14,13 +37,14 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
+from carecoord_shared.auth import Access, Role, allow
 from carecoord_shared.contracts.common import ActorId, PastTimestamp, ReviewDecision
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.errors import NotFound
+from carecoord_shared.errors import Forbidden, NotFound
 from carecoord_shared.service import UowDep
 
 from . import observations, reviews, rules, shadow
-from .models import clinician_reviews, review_triggers
+from .models import clinician_reviews, jurisdictions, review_triggers
 from .rules import RuleSet
 from .timers import Clock
 
@@ -121,26 +145,57 @@ def _respond(outcome: observations.Outcome, response: Response) -> dict[str, Any
 
 ALREADY = {200: {"description": "This id was already recorded; its first outcome is returned."}}
 
+Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+async def _review_patient(uow: UowDep, review_id: uuid.UUID) -> uuid.UUID:
+    async with uow.sessions() as session:
+        patient_id = (await session.execute(select(clinician_reviews.c.patient_id).where(clinician_reviews.c.review_id == review_id))).scalar()
+    if patient_id is None:
+        raise NotFound(f"no clinician review {review_id}")
+    return patient_id  # type: ignore[no-any-return]
+
+
+async def _read_review(uow: UowDep, review_id: uuid.UUID) -> dict[str, Any]:
+    async with uow.sessions() as session:
+        row = (await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))).first()
+        if row is None:
+            raise NotFound(f"no clinician review {review_id}")
+        history = await session.execute(
+            select(review_triggers).where(review_triggers.c.review_id == review_id).order_by(review_triggers.c.id)
+        )
+        return {**row._asdict(), "trigger_history": [h._asdict() for h in history]}
+
+
+async def _decide_on_review(access: Access, uow: UowDep, review_id: uuid.UUID, clinician_id: str, action: str) -> None:
+    """A decision on a review: in the caller's own name, about a patient they may reach (audited)."""
+    access.acting_clinician(clinician_id)
+    await access.patient(await _review_patient(uow, review_id), action, "review", review_id)
+
 
 def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/side-effect-reports", status_code=201, response_model=ReportOutcomeOut, tags=["observations"], responses=ALREADY)
-    async def submit_report(body: SideEffectReportIn, uow: UowDep, response: Response) -> Any:
+    async def submit_report(body: SideEffectReportIn, uow: UowDep, response: Response, access: Observers) -> Any:
+        await access.patient(body.patient_id, "submit", "side-effect-report", body.report_id)
         report = SideEffectReportSubmitted(**body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()})
         async with uow.transaction() as tx:
             outcome = await observations.record_report(tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock())
         return _respond(outcome, response) | {"report_id": outcome.id}
 
     @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
-    async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response) -> Any:
+    async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response, access: Observers) -> Any:
+        await access.patient(body.patient_id, "submit", "vitals", body.reading_id)
         reading = VitalsSubmitted(**body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()})
         async with uow.transaction() as tx:
             outcome = await observations.record_vitals(tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock())
         return _respond(outcome, response)
 
     @router.post("/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
-    async def submit_checkin(body: MoodCheckInIn, uow: UowDep, response: Response) -> Any:
+    async def submit_checkin(body: MoodCheckInIn, uow: UowDep, response: Response, access: Observers) -> Any:
+        await access.patient(body.patient_id, "submit", "mood-check-in", body.checkin_id)
         checkin = MoodCheckInSubmitted(
             **body.model_dump(exclude={"patient_id"})
             | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
@@ -152,59 +207,65 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.get("/reviews", response_model=list[Review], tags=["reviews"], summary="The worklist: most urgent first, then earliest due")
     async def list_reviews(
         uow: UowDep,
+        access: Observers,
         patient_id: uuid.UUID | None = None,
         review_status: Annotated[
             list[str] | None, Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged")
         ] = None,
     ) -> Any:
         wanted = review_status or ["open", "acknowledged"]
+        query = select(clinician_reviews)
         if patient_id:
+            await access.patient(patient_id, "list", "review")
             wanted = review_status or ["open", "acknowledged", "resolved"]
+            query = query.where(clinician_reviews.c.patient_id == patient_id)
+        elif access.principal.role is Role.PATIENT:
+            raise Forbidden("a patient lists their own reviews: pass patient_id (your own)")
+        else:
+            await access.record("list", "review")
+            if (states := access.listable_states) is not None:
+                query = query.join(jurisdictions, jurisdictions.c.patient_id == clinician_reviews.c.patient_id).where(
+                    jurisdictions.c.state_of_residence.in_(states)
+                )
         query = (
-            select(clinician_reviews)
-            .where(clinician_reviews.c.status.in_(wanted))
+            query.where(clinician_reviews.c.status.in_(wanted))
             .order_by(clinician_reviews.c.priority_rank.desc(), clinician_reviews.c.due_at)
             .limit(500)
         )
-        if patient_id:
-            query = query.where(clinician_reviews.c.patient_id == patient_id)
         async with uow.sessions() as session:
             return [r._asdict() for r in await session.execute(query)]
 
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
-    async def get_review(review_id: uuid.UUID, uow: UowDep) -> Any:
-        async with uow.sessions() as session:
-            row = (await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))).first()
-            if row is None:
-                raise NotFound(f"no clinician review {review_id}")
-            history = await session.execute(
-                select(review_triggers).where(review_triggers.c.review_id == review_id).order_by(review_triggers.c.id)
-            )
-            return {**row._asdict(), "trigger_history": [h._asdict() for h in history]}
+    async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> Any:
+        await access.patient(await _review_patient(uow, review_id), "read", "review", review_id)
+        return await _read_review(uow, review_id)
 
     @router.post("/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"])
-    async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep) -> Any:
+    async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> Any:
+        await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge")
         async with uow.transaction() as tx:
             await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
-        return await get_review(review_id, uow)
+        return await _read_review(uow, review_id)
 
     @router.post("/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"])
-    async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep) -> Any:
+    async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> Any:
+        await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
         async with uow.transaction() as tx:
             await reviews.resolve(tx, review_id, decision=body.decision, clinician_id=body.clinician_id, note=body.note, now=clock())
-        return await get_review(review_id, uow)
+        return await _read_review(uow, review_id)
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
-    async def rule_versions() -> dict[str, Any]:
+    async def rule_versions(_access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]) -> dict[str, Any]:
         return {"current": current.version, "available": rules.available_versions()}
 
     @router.post("/rules/shadow", tags=["rules"], summary="Replay recorded history under a proposed rule version; acts on nothing")
-    async def shadow_evaluation(body: ShadowRequest, uow: UowDep) -> dict[str, Any]:
+    async def shadow_evaluation(body: ShadowRequest, uow: UowDep, access: Clinical) -> dict[str, Any]:
+        await access.record("replay", "rules-shadow", body.version)
         try:
             rules.load(body.version)
         except rules.RuleFileError as exc:
             raise NotFound(str(exc)) from exc
         async with uow.sessions() as session, session.begin():
-            return await shadow.evaluate(session, body.version)
+            return await shadow.evaluate(session, body.version, states=access.listable_states)
 
     return router

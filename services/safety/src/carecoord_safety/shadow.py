@@ -4,6 +4,10 @@ Replays every recorded observation, patient by patient in the order received,
 under the version that decided it and under the proposed one, and lists the
 observations whose outcome (reviews, hold, out-of-limits) would differ. It
 runs in a READ ONLY transaction: it acts on nothing and cannot.
+
+``states`` narrows the replay to patients resident in those states (a
+clinician's licences); since history is replayed per patient, each patient's
+outcomes are the same whoever else is included.
 """
 
 from __future__ import annotations
@@ -11,19 +15,21 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import rules
-from .models import mood_checkins, side_effect_reports, vitals_readings
+from .models import jurisdictions, mood_checkins, side_effect_reports, vitals_readings
 from .rules import Mood, Observation, SideEffect, Vitals
 
 
-async def evaluate(session: AsyncSession, proposed_version: str, *, limit: int = 500) -> dict[str, Any]:
+async def evaluate(
+    session: AsyncSession, proposed_version: str, *, states: frozenset[str] | None = None, limit: int = 500
+) -> dict[str, Any]:
     proposed = rules.load(proposed_version)
     recorded_sets: dict[str, rules.RuleSet] = {}
     await session.execute(text("SET TRANSACTION READ ONLY"))
-    records = await _recorded(session)
+    records = await _recorded(session, states)
     history: dict[Any, list[Observation]] = defaultdict(list)
     differences = []
     for kind, row, observation in records:
@@ -54,12 +60,17 @@ async def evaluate(session: AsyncSession, proposed_version: str, *, limit: int =
     }
 
 
-async def _recorded(session: AsyncSession) -> list[tuple[str, Any, Observation]]:
-    reports = await session.execute(
-        select(side_effect_reports.c.report_id.label("id"), side_effect_reports)
-    )
-    vitals = await session.execute(select(vitals_readings.c.reading_id.label("id"), vitals_readings))
-    moods = await session.execute(select(mood_checkins.c.checkin_id.label("id"), mood_checkins))
+async def _recorded(session: AsyncSession, states: frozenset[str] | None) -> list[tuple[str, Any, Observation]]:
+    def of(table: Table, id_column: str) -> Select[Any]:
+        query = select(table.c[id_column].label("id"), table)
+        if states is not None:
+            resident = select(jurisdictions.c.patient_id).where(jurisdictions.c.state_of_residence.in_(states))
+            query = query.where(table.c.patient_id.in_(resident))
+        return query
+
+    reports = await session.execute(of(side_effect_reports, "report_id"))
+    vitals = await session.execute(of(vitals_readings, "reading_id"))
+    moods = await session.execute(of(mood_checkins, "checkin_id"))
     records: list[tuple[str, Any, Observation]] = []
     records += [("side_effect", r, SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms))) for r in reports]
     records += [("vitals", r, Vitals(at=r.measured_at, systolic=r.systolic, diastolic=r.diastolic, context=r.context)) for r in vitals]

@@ -1,0 +1,150 @@
+"""Who may call dosing's HTTP API: every route, every role, the patient's own data, licensed states, the audit log.
+
+The policy is the table in carecoord_dosing.api's docstring; each case asserts the real status code."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from carecoord_devstack.stack import Stack
+from carecoord_shared.auth import Role
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.scheduling import AppointmentCompleted
+from tests.conftest import eventually
+from tests.e2e import access_cases as ac
+from tests.e2e.access_cases import Caller, Endpoint
+from tests.kafka_io import publish_event
+
+pytestmark = pytest.mark.e2e
+
+DOSING = "dosing"
+READERS = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
+CLINICAL = frozenset({Role.CLINICIAN, Role.SERVICE})
+COURSE = {"starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6}
+
+
+@dataclass(frozen=True)
+class World:
+    co_patient: uuid.UUID  # resident in Colorado, with an active plan
+    ny_patient: uuid.UUID  # resident in New York
+    plan_id: uuid.UUID
+    proposal_id: uuid.UUID  # the starting dose's (approved at activation)
+
+
+@pytest.fixture(scope="module")
+async def world(services: Stack) -> World:
+    co, ny = await ac.registered_patient(services, "CO", DOSING), await ac.registered_patient(services, "NY", DOSING)
+    system = ac.service()
+    plan = await _plan_call(services, system, "POST", "/v1/plans", 201, patient_id=str(co), **COURSE)
+    active = await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
+    [starting] = active["proposals"]
+    return World(co, ny, uuid.UUID(plan["plan_id"]), uuid.UUID(starting["proposal_id"]))
+
+
+async def _plan_call(stack: Stack, caller: Caller, method: str, path: str, expected: int, **body: Any) -> dict[str, Any]:
+    body = {"clinician_id": caller.subject, **body} if method == "POST" else {}
+    response = await ac.call(stack, DOSING, method, path, caller.token, json=body or None)
+    assert response.status_code == expected, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+ENDPOINTS = [
+    # Decisions change the plan: their allowed cases are in test_plan_decisions.
+    Endpoint("create a plan", "POST", lambda w: "/v1/plans", CLINICAL,
+             body=lambda w, c, p: {"patient_id": str(p), "clinician_id": c.subject, **COURSE},
+             audited_as=("create", "plan"), in_own_name=True),
+    Endpoint("activate a plan", "POST", lambda w: f"/v1/plans/{w.plan_id}/activate", CLINICAL,
+             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("activate", "plan"), in_own_name=True),
+    Endpoint("discontinue a plan", "POST", lambda w: f"/v1/plans/{w.plan_id}/discontinue", CLINICAL,
+             body=lambda w, c, p: {"clinician_id": c.subject, "reason": "patient_request"},
+             audited_as=("discontinue", "plan"), in_own_name=True),
+    Endpoint("read a plan", "GET", lambda w: f"/v1/plans/{w.plan_id}", READERS, audited_as=("read", "plan"), allowed_status=200),
+    Endpoint("read a patient's plan", "GET", lambda w: f"/v1/patients/{w.co_patient}/plan", READERS,
+             audited_as=("read", "plan"), allowed_status=200),
+    Endpoint("approve a dose", "POST", lambda w: f"/v1/dose-proposals/{w.proposal_id}/approve", CLINICAL,
+             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("approve", "dose-proposal"), in_own_name=True),
+    # A fresh appointment each call: asking changes nothing but records the refusal (no pre-dose reading).
+    Endpoint("authorise a dosing session", "POST", lambda w: f"/v1/dosing-sessions/{uuid.uuid4()}/authorise", CLINICAL,
+             body=lambda w, c, p: {"patient_id": str(p)}, audited_as=("authorise", "dosing-session"), allowed_status=200),
+]  # fmt: skip
+
+
+# 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
+# routes the patient themself and a licensed clinician allowed, another patient and a clinician
+# licensed elsewhere refused; the audit row of each patient check.
+(
+    test_no_forged_or_expired_token_gets_401,
+    test_a_role_not_admitted_gets_403,
+    test_patient_data_reaches_only_the_patient_and_licensed_clinicians,
+) = ac.route_tests(DOSING, ENDPOINTS)
+
+
+async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(services: Stack) -> None:
+    patient_id = await ac.registered_patient(services, "CO", DOSING)
+    dr, elsewhere = ac.clinician("CO"), ac.clinician("NY")
+
+    refused = await ac.call(services, DOSING, "POST", "/v1/plans", elsewhere.token,
+                            json={"patient_id": str(patient_id), "clinician_id": elsewhere.subject, **COURSE})  # fmt: skip
+    assert refused.status_code == 403
+    await ac.assert_audited(services, DOSING, elsewhere, "create", "plan", patient_id, "denied")
+    plan = await _plan_call(services, dr, "POST", "/v1/plans", 201, patient_id=str(patient_id), **COURSE)
+    await ac.assert_audited(services, DOSING, dr, "create", "plan", patient_id, "allowed")
+    await _plan_call(services, elsewhere, "POST", f"/v1/plans/{plan['plan_id']}/activate", 403)
+    await ac.assert_audited(services, DOSING, elsewhere, "activate", "plan", patient_id, "denied")
+    active = await _plan_call(services, dr, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
+    assert active["status"] == "active" and active["proposals"][0]["approved_by"] == dr.subject
+
+    proposal = await _completed_session(services, patient_id, plan["plan_id"])
+    await _plan_call(services, elsewhere, "POST", f"/v1/dose-proposals/{proposal}/approve", 403)
+    await ac.assert_audited(services, DOSING, elsewhere, "approve", "dose-proposal", patient_id, "denied")
+    approved = await _plan_call(services, dr, "POST", f"/v1/dose-proposals/{proposal}/approve", 200)
+    assert approved["approved_dose_mg"] is not None
+    await ac.assert_audited(services, DOSING, dr, "approve", "dose-proposal", patient_id, "allowed")
+
+    await _plan_call(services, elsewhere, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 403, reason="patient_request")
+    ended = await _plan_call(services, dr, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request")
+    assert ended["status"] == "discontinued"
+    assert [r["action"] for r in await ac.audit_rows(services, DOSING, dr)] == ["create", "activate", "approve", "discontinue"]
+    await _plan_call(services, dr, "POST", f"/v1/plans/{uuid.uuid4()}/activate", 404)
+
+
+async def test_a_service_may_take_every_plan_decision_for_any_patient(services: Stack) -> None:
+    patient_id = uuid.uuid4()  # a service is not limited to patients whose state dosing knows
+    system = ac.service()
+    plan = await _plan_call(services, system, "POST", "/v1/plans", 201, patient_id=str(patient_id), **COURSE)
+    await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
+    proposal = await _completed_session(services, patient_id, plan["plan_id"])
+    await _plan_call(services, system, "POST", f"/v1/dose-proposals/{proposal}/approve", 200)
+    await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request")
+    rows = await ac.audit_rows(services, DOSING, system)
+    assert [(r["action"], r["patient_id"], r["outcome"]) for r in rows] == [
+        (action, patient_id, "allowed") for action in ("create", "activate", "approve", "discontinue")
+    ]
+
+
+async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_and_told_why(services: Stack) -> None:
+    stranger, dr = uuid.uuid4(), ac.clinician("CO")
+    response = await ac.call(services, DOSING, "GET", f"/v1/patients/{stranger}/plan", dr.token)
+    assert response.status_code == 403
+    assert "does not know the patient's state" in response.json()["message"]
+    await ac.assert_audited(services, DOSING, dr, "read", "plan", stranger, "denied")
+
+
+async def _completed_session(stack: Stack, patient_id: uuid.UUID, plan_id: str) -> str:
+    """Scheduling says a dosing session took place: dosing proposes the next dose; returns the proposal id."""
+    completed = AppointmentCompleted(
+        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.dosing_session, clinician_id="dr-lee",
+        started_at=datetime.now(UTC) - timedelta(hours=3), ended_at=datetime.now(UTC) - timedelta(hours=1), plan_id=plan_id,
+    )  # fmt: skip
+    await publish_event(stack.kafka.bootstrap, "scheduling.appointments", completed, patient_id, producer="scheduling")
+
+    async def pending() -> str | None:
+        plan = await _plan_call(stack, ac.service(), "GET", f"/v1/plans/{plan_id}", 200)
+        return next((p["proposal_id"] for p in plan["proposals"] if p["status"] == "proposed"), None)
+
+    return await eventually(pending, what="the next dose proposed")  # type: ignore[no-any-return]

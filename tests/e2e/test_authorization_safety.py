@@ -1,0 +1,161 @@
+"""Who may call safety's HTTP API: every route, every role, the patient's own data, licensed states, the audit log.
+
+The policy is the table in carecoord_safety.api's docstring; each case asserts the real status code."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from carecoord_devstack.stack import Stack
+from carecoord_shared.auth import Role
+from tests.e2e import access_cases as ac
+from tests.e2e.access_cases import Caller, Endpoint
+
+pytestmark = pytest.mark.e2e
+
+SAFETY = "safety"
+PATIENT_SIDE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
+CLINICAL = frozenset({Role.CLINICIAN, Role.SERVICE})
+
+
+@dataclass(frozen=True)
+class World:
+    co_patient: uuid.UUID  # resident in Colorado
+    ny_patient: uuid.UUID  # resident in New York
+    co_review: uuid.UUID
+    ny_review: uuid.UUID
+
+
+@pytest.fixture(scope="module")
+async def world(services: Stack) -> World:
+    co, ny = await ac.registered_patient(services, "CO", SAFETY), await ac.registered_patient(services, "NY", SAFETY)
+    return World(co, ny, await _open_review(services, co), await _open_review(services, ny))
+
+
+async def _open_review(stack: Stack, patient_id: uuid.UUID) -> uuid.UUID:
+    body = {"patient_id": str(patient_id), "symptoms": ["dizziness"], "grade": 2}
+    outcome = await ac.call(stack, SAFETY, "POST", "/v1/side-effect-reports", ac.service().token, json=body)
+    assert outcome.status_code == 201 and outcome.json()["review_id"], outcome.text
+    return uuid.UUID(outcome.json()["review_id"])
+
+
+def _now() -> str:
+    return (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+
+ENDPOINTS = [
+    Endpoint("submit side-effect report", "POST", lambda w: "/v1/side-effect-reports", PATIENT_SIDE,
+             body=lambda w, c, p: {"patient_id": str(p), "symptoms": [f"s{uuid.uuid4().hex[:8]}"], "grade": 1},
+             audited_as=("submit", "side-effect-report"), allowed_status=201),
+    Endpoint("submit vitals", "POST", lambda w: "/v1/vitals", PATIENT_SIDE,
+             body=lambda w, c, p: {"patient_id": str(p), "systolic": 121, "diastolic": 79, "measured_at": _now(), "context": "routine"},
+             audited_as=("submit", "vitals"), allowed_status=201),
+    Endpoint("submit mood check-in", "POST", lambda w: "/v1/mood-check-ins", PATIENT_SIDE,
+             body=lambda w, c, p: {"patient_id": str(p), "phq9_items": [1, 1, 0, 1, 0, 0, 1, 0, 0], "answered_at": _now()},
+             audited_as=("submit", "mood-check-in"), allowed_status=201),
+    Endpoint("list a patient's reviews", "GET", lambda w: "/v1/reviews", PATIENT_SIDE,
+             params=lambda w, p: {"patient_id": str(p)}, audited_as=("list", "review"), allowed_status=200),
+    Endpoint("read a review", "GET", lambda w: f"/v1/reviews/{w.co_review}", PATIENT_SIDE,
+             audited_as=("read", "review"), allowed_status=200),
+    # Decisions change the review: their allowed cases are in test_review_decisions.
+    Endpoint("acknowledge a review", "POST", lambda w: f"/v1/reviews/{w.co_review}/acknowledge", CLINICAL,
+             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("acknowledge", "review"), in_own_name=True),
+    Endpoint("resolve a review", "POST", lambda w: f"/v1/reviews/{w.co_review}/resolve", CLINICAL,
+             body=lambda w, c, p: {"clinician_id": c.subject, "decision": "resume"}, audited_as=("resolve", "review"),
+             in_own_name=True),
+    Endpoint("read rule versions", "GET", lambda w: "/v1/rules", frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
+    Endpoint("shadow replay", "POST", lambda w: "/v1/rules/shadow", CLINICAL, body=lambda w, c, p: {"version": "2026.11.1"}),
+]  # fmt: skip
+
+
+# 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
+# routes the patient themself and a licensed clinician allowed, another patient and a clinician
+# licensed elsewhere refused; the audit row of each patient check.
+(
+    test_no_forged_or_expired_token_gets_401,
+    test_a_role_not_admitted_gets_403,
+    test_patient_data_reaches_only_the_patient_and_licensed_clinicians,
+) = ac.route_tests(SAFETY, ENDPOINTS)
+
+
+async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
+    async def worklist(caller: Caller) -> set[str]:
+        response = await ac.call(services, SAFETY, "GET", "/v1/reviews", caller.token)
+        assert response.status_code == 200, response.text
+        await ac.assert_audited(services, SAFETY, caller, "list", "review", None, "allowed")
+        return {r["review_id"] for r in response.json()}
+
+    co, ny = str(world.co_review), str(world.ny_review)
+    colorado = await worklist(ac.clinician("CO"))
+    assert co in colorado and ny not in colorado
+    new_york = await worklist(ac.clinician("NY"))
+    assert ny in new_york and co not in new_york
+    assert {co, ny} <= await worklist(ac.clinician("CO", "NY"))
+    assert {co, ny} <= await worklist(ac.service())
+
+    refused = await ac.call(services, SAFETY, "GET", "/v1/reviews", ac.patient(world.co_patient).token)
+    assert refused.status_code == 403 and "patient_id" in refused.json()["message"], refused.text
+
+
+async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a_services(services: Stack) -> None:
+    patient_id = await ac.registered_patient(services, "CO", SAFETY)
+
+    async def decide(review: uuid.UUID, step: str, caller: Caller, **body: Any) -> int:
+        response = await ac.call(services, SAFETY, "POST", f"/v1/reviews/{review}/{step}", caller.token,
+                                 json={"clinician_id": caller.subject, **body})  # fmt: skip
+        return response.status_code
+
+    first = await _open_review(services, patient_id)
+    elsewhere = ac.clinician("NY")
+    assert await decide(first, "acknowledge", elsewhere) == 403
+    await ac.assert_audited(services, SAFETY, elsewhere, "acknowledge", "review", patient_id, "denied")
+    dr = ac.clinician("CO")
+    assert await decide(first, "acknowledge", dr) == 200
+    await ac.assert_audited(services, SAFETY, dr, "acknowledge", "review", patient_id, "allowed")
+    assert await decide(first, "resolve", dr, decision="resume") == 200
+    await ac.assert_audited(services, SAFETY, dr, "resolve", "review", patient_id, "allowed")
+    detail = await ac.call(services, SAFETY, "GET", f"/v1/reviews/{first}", ac.patient(patient_id).token)
+    assert (detail.json()["status"], detail.json()["acknowledged_by"]) == ("resolved", dr.subject)
+
+    second = await _open_review(services, patient_id)
+    assert second != first
+    system = ac.service()
+    assert await decide(second, "acknowledge", system) == 200
+    assert await decide(second, "resolve", system, decision="resume") == 200
+    assert [r["action"] for r in await ac.audit_rows(services, SAFETY, system)] == ["acknowledge", "resolve"]
+
+    missing = await decide(uuid.uuid4(), "resolve", dr, decision="resume")
+    assert missing == 404
+
+
+async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_and_told_why(services: Stack) -> None:
+    stranger = uuid.uuid4()  # never registered: safety does not know the state
+    dr = ac.clinician("CO")
+    response = await ac.call(services, SAFETY, "GET", "/v1/reviews", dr.token, params={"patient_id": str(stranger)})
+    assert response.status_code == 403
+    assert "does not know the patient's state" in response.json()["message"]
+    await ac.assert_audited(services, SAFETY, dr, "list", "review", stranger, "denied")
+
+
+async def test_rules_are_readable_by_clinicians_operators_and_services(services: Stack) -> None:
+    for caller in (ac.clinician("CO"), ac.operator(), ac.service()):
+        response = await ac.call(services, SAFETY, "GET", "/v1/rules", caller.token)
+        assert response.status_code == 200 and response.json()["current"], response.text
+
+
+async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
+    async def replayed(caller: Caller) -> int:
+        response = await ac.call(services, SAFETY, "POST", "/v1/rules/shadow", caller.token, json={"version": "2026.11.1"})
+        assert response.status_code == 200, response.text
+        [row] = await ac.audit_rows(services, SAFETY, caller)
+        assert (row["action"], row["resource"], row["resource_id"], row["outcome"]) == ("replay", "rules-shadow", "2026.11.1", "allowed")
+        return response.json()["observations_replayed"]  # type: ignore[no-any-return]
+
+    colorado, everyone = await replayed(ac.clinician("CO")), await replayed(ac.service())
+    assert 1 <= colorado < everyone  # the Colorado patient's report, not the New York one's
+    assert await replayed(ac.clinician("VT")) == 0  # no patient of this test stack lives in Vermont
