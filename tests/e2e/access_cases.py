@@ -179,6 +179,8 @@ async def expect_role_refused(stack: Stack, service_name: str, world: Any, endpo
     response = await _call_endpoint(stack, service_name, world, endpoint, caller.token, caller)
     assert response.status_code == 403, response.text
     assert "needs the role" in response.json()["message"]
+    refusal = (await audit_rows(stack, service_name, caller))[-1]
+    assert (refusal["action"], refusal["outcome"], refusal["actor_role"]) == (f"{endpoint.method} refused", "denied", str(role)), refusal
 
 
 async def expect_scope(stack: Stack, service_name: str, world: Any, endpoint: Endpoint, who: str) -> httpx.Response:
@@ -196,6 +198,7 @@ async def expect_scope(stack: Stack, service_name: str, world: Any, endpoint: En
         body = {**endpoint.body(world, caller, world.co_patient), "clinician_id": "dr-somebody-else"}
         response = await call(stack, service_name, endpoint.method, endpoint.path(world), caller.token, json=body)
         assert response.status_code == 403 and "own name" in response.json()["message"], response.text
+        assert (await audit_rows(stack, service_name, caller))[-1]["outcome"] == "denied"
         return response
     response = await _call_endpoint(stack, service_name, world, endpoint, caller.token, caller)
     if who in (OTHER, ELSEWHERE):

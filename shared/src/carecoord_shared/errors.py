@@ -13,4 +13,9 @@ class Forbidden(PermissionError):
     """The caller is who they say, but may not do this (HTTP 403); the message says what is missing.
 
     It names the rule (role, own patient only, licensed state), never the
-    data that was asked for."""
+    data that was asked for. A refusal not yet in the audit log is written
+    there by the HTTP layer (``audited`` says it already is)."""
+
+    def __init__(self, message: str, *, audited: bool = False) -> None:
+        super().__init__(message)
+        self.audited = audited

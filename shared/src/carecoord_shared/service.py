@@ -323,7 +323,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         return JSONResponse(status_code=409, content={"error": "rule_violation", "message": str(exc)})
 
     @app.exception_handler(Forbidden)
-    async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and not exc.audited:
+            # A refusal by role or rule that named no patient: still on the record, by route.
+            route = getattr(request.scope.get("route"), "path", "unknown")
+            await runtime.auditor.record(principal, f"{request.method} refused", route[:64], outcome="denied")
         return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
 
     @app.exception_handler(NotFound)

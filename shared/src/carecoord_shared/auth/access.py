@@ -115,7 +115,7 @@ class Access:
         )
         if refusal:
             log.warning("access.denied", actor_role=str(self.principal.role), action=action, resource=resource)
-            raise Forbidden(refusal)
+            raise Forbidden(refusal, audited=True)
 
     async def record(self, action: str, resource: str, resource_id: object = None) -> None:
         """Audit an access that concerns no single patient (a worklist, a search)."""

@@ -38,6 +38,8 @@ def allow(*roles: Role) -> Any:
             principal = runtime.verifier.verify(credentials.credentials)
         except InvalidToken as exc:
             raise _unauthorised(str(exc)) from None
+        # For the audit row of a refusal raised later in this request (service.py's Forbidden handler).
+        request.state.principal = principal
         if principal.role not in admitted:
             raise Forbidden(f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}")
         return Access(principal, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of)
