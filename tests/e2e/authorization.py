@@ -136,3 +136,15 @@ async def scoped_to_the_patient(
             case,
             [dict(r) for r in rows],
         )
+
+
+async def admits_its_roles(stack: Stack, service: str, endpoint: Endpoint, world: Any, patient_id: Any, state: str, *, audited: bool) -> None:
+    """A route about no single patient: every admitted role gets through (and, ``audited``, leaves a row naming no patient)."""
+    for role in sorted(endpoint.admits):
+        who = endpoint.clinician_subject if role is Role.CLINICIAN and endpoint.clinician_subject else subject(str(role))
+        claims: dict[str, Any] = {"patient_id": patient_id} if role is Role.PATIENT else {"states": (state,)} if role is Role.CLINICIAN else {}
+        response = await call(stack, service, await endpoint.prepare(world), token_as(role, who, **claims))
+        assert response.status_code == endpoint.ok, (endpoint.name, role, response.text)
+        if audited:
+            rows = await audit_of(stack, service, who)
+            assert [(r["outcome"], r["patient_id"]) for r in rows] == [("allowed", None)], (endpoint.name, role)
