@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
@@ -28,6 +29,10 @@ FORGED = mint_token(Role.SERVICE, "carecoord-test-suite", secret="a-secret-no-ca
 EXPIRED = mint_token(Role.SERVICE, "carecoord-test-suite", ttl_s=-3600)
 UNAUTHENTICATED = {"no token": None, "forged token": FORGED, "expired token": EXPIRED}
 ALL_ROLES = frozenset(Role)
+PATIENT_CARE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
+CLINICIAN_OR_SERVICE = frozenset({Role.CLINICIAN, Role.SERVICE})
+# Each module's patient lives in STATE (served by the local configuration); ELSEWHERE is another state.
+STATE, ELSEWHERE = "CO", "NY"
 
 
 @dataclass(frozen=True)
@@ -148,3 +153,24 @@ async def admits_its_roles(stack: Stack, service: str, endpoint: Endpoint, world
         if audited:
             rows = await audit_of(stack, service, who)
             assert [(r["outcome"], r["patient_id"]) for r in rows] == [("allowed", None)], (endpoint.name, role)
+
+
+def route_policy_tests(service: str, every: list[Endpoint], patient_scoped: list[Endpoint]) -> tuple[Any, Any, Any]:
+    """The three tests every service's module runs over its endpoints (assign them to test_ names there).
+    They use the module's ``world`` fixture: anything with ``stack`` and a ``patient_id`` living in STATE."""
+
+    @pytest.mark.parametrize("endpoint", every, ids=ids(every))
+    async def unauthenticated(world: Any, endpoint: Endpoint) -> None:
+        await refuses_unauthenticated(world.stack, service, endpoint, world)
+
+    refusing = [e for e in every if ALL_ROLES - e.admits]
+
+    @pytest.mark.parametrize("endpoint", refusing, ids=ids(refusing))
+    async def other_roles(world: Any, endpoint: Endpoint) -> None:
+        await refuses_other_roles(world.stack, service, endpoint, world, world.patient_id, STATE)
+
+    @pytest.mark.parametrize("endpoint", patient_scoped, ids=ids(patient_scoped))
+    async def scoped(world: Any, endpoint: Endpoint) -> None:
+        await scoped_to_the_patient(world.stack, service, endpoint, world, world.patient_id, STATE, ELSEWHERE)
+
+    return unauthenticated, other_roles, scoped

@@ -20,14 +20,12 @@ from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import authorization as authz
 from tests.e2e import intake_journeys, journeys
-from tests.e2e.authorization import Endpoint, Request
+from tests.e2e.authorization import CLINICIAN_OR_SERVICE, ELSEWHERE, PATIENT_CARE, STATE, Endpoint, Request
 
 pytestmark = pytest.mark.e2e
 
 SERVICE = "scheduling"
-STATE, ELSEWHERE, ZONE = "CO", "NY", "America/Denver"
-PATIENT_CARE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
-CLINICIAN_OR_SERVICE = frozenset({Role.CLINICIAN, Role.SERVICE})
+ZONE = "America/Denver"
 # One clinician id for the module, so that "the appointment's own clinician" can be a token's subject.
 CLINICIAN = f"authz-dr-{uuid.uuid4().hex[:8]}"
 
@@ -146,21 +144,11 @@ DIRECTORY = [
 EVERY_ENDPOINT = PATIENT_ENDPOINTS + OWN_RECORD + DIRECTORY
 
 
-@pytest.mark.parametrize("endpoint", EVERY_ENDPOINT, ids=authz.ids(EVERY_ENDPOINT))
-async def test_a_call_without_a_valid_token_is_refused_with_401(world: World, endpoint: Endpoint) -> None:
-    await authz.refuses_unauthenticated(world.stack, SERVICE, endpoint, world)
-
-
-@pytest.mark.parametrize("endpoint", PATIENT_ENDPOINTS + OWN_RECORD, ids=authz.ids(PATIENT_ENDPOINTS + OWN_RECORD))
-async def test_a_role_the_route_does_not_admit_is_refused_with_403(world: World, endpoint: Endpoint) -> None:
-    await authz.refuses_other_roles(world.stack, SERVICE, endpoint, world, world.patient_id, STATE)
-
-
-@pytest.mark.parametrize("endpoint", PATIENT_ENDPOINTS, ids=authz.ids(PATIENT_ENDPOINTS))
-async def test_only_the_patient_and_licensed_clinicians_reach_a_patients_schedule_and_each_check_is_audited(
-    world: World, endpoint: Endpoint
-) -> None:
-    await authz.scoped_to_the_patient(world.stack, SERVICE, endpoint, world, world.patient_id, STATE, ELSEWHERE)
+(
+    test_a_call_without_a_valid_token_is_refused_with_401,
+    test_a_role_the_route_does_not_admit_is_refused_with_403,
+    test_only_the_patient_and_licensed_clinicians_reach_a_patients_schedule_and_each_check_is_audited,
+) = authz.route_policy_tests(SERVICE, EVERY_ENDPOINT, PATIENT_ENDPOINTS)
 
 
 @pytest.mark.parametrize("endpoint", DIRECTORY, ids=authz.ids(DIRECTORY))
