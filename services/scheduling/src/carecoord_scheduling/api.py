@@ -6,17 +6,18 @@ appointment is also shown in the patient's and the clinician's local time.
 Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
 a clinician licensed in the patient's state; every patient check is audited):
 
-| route                                         | patient | clinician           | operator | service |
-|-----------------------------------------------|---------|---------------------|----------|---------|
-| PUT /clinicians/{id}                          | -       | own record (1)      | -        | any     |
-| PUT /clinicians/{id}/availability             | -       | own record          | -        | any     |
-| POST/GET/DELETE /clinicians/{id}/exceptions   | -       | own record          | -        | any     |
-| GET /clinicians, GET /clinicians/{id}         | yes     | yes                 | yes      | yes     |
-| GET /patients/{id}/open-slots                 | own     | licensed            | -        | any     |
-| POST /appointments (book)                     | own     | licensed            | -        | any     |
-| POST /appointments/{id}/reschedule, /cancel   | own     | licensed            | -        | any     |
-| POST /appointments/{id}/complete, /no-show    | -       | licensed, its own (2) | -      | any     |
-| GET /appointments/{id}, /patients/{id}/appointments | own | licensed          | -        | any     |
+| route                                               | patient | clinician             | operator | service |
+|-----------------------------------------------------|---------|-----------------------|----------|---------|
+| PUT /clinicians/{id}                                | -       | own record (1)        | -        | any     |
+| PUT /clinicians/{id}/availability                   | -       | own record            | -        | any     |
+| POST/GET/DELETE /clinicians/{id}/exceptions         | -       | own record            | -        | any     |
+| GET /clinicians, GET /clinicians/{id}               | yes     | yes                   | yes      | yes     |
+| GET /patients/{id}/open-slots                       | own     | licensed              | -        | any     |
+| POST /appointments (book)                           | own     | licensed              | -        | any     |
+| POST /appointments/{id}/reschedule, /cancel         | own     | licensed              | -        | any     |
+| POST /appointments/{id}/complete, /no-show          | -       | licensed, its own (2) | -        | any     |
+| GET /appointments/{id}, /patients/{id}/appointments | own     | licensed              | -        | any     |
+| GET /patients/{id}/received-events (journal_router) | -       | licensed              | yes (3)  | any     |
 
 The clinician directory (who practises, their licences, their weekly hours) is
 not patient data: patients need it to choose a clinician, operators to run the
@@ -26,6 +27,8 @@ identity provider does not vouch for: the body's licensed_states must be among
 the token's. Patients book, move and cancel their own appointments in their own
 name. (2) Whether a session took place (completed, no-show) is the clinician's
 call: only the clinician the appointment is with, or a service, records it.
+(3) Which events arrived is the system's own bookkeeping. Changes to a
+clinician's record are audited too, though they are not patient data.
 """
 
 from __future__ import annotations
