@@ -12,13 +12,15 @@ from pydantic import SecretStr
 
 from carecoord_billing import fees
 from carecoord_billing.demographics import DemographicsUnavailable, IntakeDemographics, PatientUnknown, development_token
-from carecoord_billing.settings import PayerOutcome, ProviderIdentity
+from carecoord_billing.app import _intake_token
+from carecoord_billing.settings import BillingSettings, PayerOutcome, ProviderIdentity
 from carecoord_billing.simulated_payer import adjudicate
 from carecoord_billing.x12 import claim_837p, eligibility, remittance_835
 from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import PaidClaim
 from carecoord_billing.x12.syntax import Party, X12Error, cents, money, parse
 from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
+from carecoord_shared.config import ServiceSettings
 from carecoord_shared.contracts.common import AppointmentType
 from tests.fake_intake import running_fake_intake
 
@@ -140,3 +142,13 @@ async def test_billing_calls_intake_as_a_service_with_a_token_it_mints_per_reque
         as_patient = SecretStr(mint_token(Role.PATIENT, "someone", patient_id=patient))
         with pytest.raises(DemographicsUnavailable, match="403"):
             await IntakeDemographics(intake.url, as_patient).claim_demographics(patient)
+
+
+def test_billing_needs_a_configured_intake_token_once_tokens_come_from_an_identity_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert callable(_intake_token(BillingSettings(), ServiceSettings(service="billing"))), "development: minted per request"
+    monkeypatch.setenv("CARECOORD_AUTH_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----...")
+    with pytest.raises(RuntimeError, match="CARECOORD_INTAKE_API_TOKEN"):
+        _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+    monkeypatch.setenv("CARECOORD_INTAKE_API_TOKEN", "eyJ.issued.by-the-identity-provider")
+    configured = _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+    assert isinstance(configured, SecretStr) and configured.get_secret_value() == "eyJ.issued.by-the-identity-provider"
