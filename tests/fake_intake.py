@@ -1,8 +1,10 @@
 """A stand-in for intake's internal claim-demographics endpoint, as a real local HTTP server.
 
 Exactly the contract billing relies on: GET
-/v1/internal/patients/{id}/claim-demographics with a bearer token; 200 with the
-demographics, 401 for a wrong token, 404 for a patient it does not know.
+/v1/internal/patients/{id}/claim-demographics with a bearer token (as intake: a
+service's JWT signed with the development secret; or one fixed token); 200 with the
+demographics, 401 for a wrong token, 403 for a role other than service, 404 for a
+patient it does not know.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, InvalidToken, Role, TokenVerifier
 
 PATH = "/v1/internal/patients/{}/claim-demographics"
 
@@ -32,7 +36,7 @@ def demographics(patient_id: uuid.UUID, member_id: str | None, payer_id: str = "
 
 
 class FakeIntake:
-    def __init__(self, token: str = "dev-internal-token") -> None:
+    def __init__(self, token: str | None = None) -> None:
         self.token = token
         self.patients: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
@@ -40,6 +44,18 @@ class FakeIntake:
 
     def add(self, patient_id: uuid.UUID, member_id: str | None, **overrides: Any) -> None:
         self.patients[str(patient_id)] = demographics(patient_id, member_id, **overrides)
+
+    def refusal(self, authorization: str) -> int | None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme != "Bearer":
+            return 401
+        if self.token is not None:
+            return None if token == self.token else 401
+        try:
+            principal = TokenVerifier(secret=DEVELOPMENT_JWT_SECRET).verify(token)
+        except InvalidToken:
+            return 401
+        return None if principal.role is Role.SERVICE else 403
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -50,8 +66,9 @@ class FakeIntake:
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 5 or parts[:3] != ["v1", "internal", "patients"] or parts[4] != "claim-demographics":
                     return self._answer(404, {"error": "not_found"})
-                if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                    return self._answer(401, {"error": "unauthorized"})
+                status = fake.refusal(self.headers.get("Authorization", ""))
+                if status:
+                    return self._answer(status, {"error": "unauthorized" if status == 401 else "forbidden"})
                 body = fake.patients.get(parts[3])
                 return self._answer(200, body) if body else self._answer(404, {"error": "not_found"})
 
@@ -70,7 +87,7 @@ class FakeIntake:
 
 
 @contextmanager
-def running_fake_intake(token: str = "dev-internal-token") -> Iterator[FakeIntake]:
+def running_fake_intake(token: str | None = None) -> Iterator[FakeIntake]:
     fake = FakeIntake(token)
     server = ThreadingHTTPServer(("127.0.0.1", 0), fake._handler())
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -65,12 +65,12 @@ def service_env(service: str) -> list[dict[str, Any]]:
     if service == "intake":
         env += [
             secret_env("CARECOORD_PHI_KEYS", "carecoord-intake-phi", "keys"),
-            secret_env("CARECOORD_INTERNAL_API_TOKEN", "carecoord-internal-api", "token"),
         ]
     if service == "billing":
         env += [
             {"name": "CARECOORD_INTAKE_URL", "value": f"http://intake:{HTTP_PORT}"},
-            secret_env("CARECOORD_INTERNAL_API_TOKEN", "carecoord-internal-api", "token"),
+            # Billing's service JWT from the identity provider, for intake's claim demographics.
+            secret_env("CARECOORD_INTAKE_API_TOKEN", "carecoord-billing-intake-token", "token"),
             {"name": "CARECOORD_CLEARINGHOUSE_DIR", "value": CLEARINGHOUSE_DIR},
             # The simulated payer is a local stand-in: a cluster exchanges files with a real clearinghouse.
             {"name": "CARECOORD_SIMULATED_PAYER_ENABLED", "value": "false"},

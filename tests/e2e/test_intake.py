@@ -16,11 +16,11 @@ from tests.conftest import eventually
 from tests.e2e import intake_journeys as intake
 from tests.e2e.journeys import url
 from tests.kafka_io import events_for
-from tests.auth import api_client
+from tests.auth import SERVICE_TOKEN, api_client
 
 pytestmark = pytest.mark.e2e
 
-INTERNAL_TOKEN = "dev-internal-token"  # the local default of CARECOORD_INTERNAL_API_TOKEN
+INTERNAL_TOKEN = SERVICE_TOKEN  # billing calls the internal API as a service
 PATIENT_TABLES = ("assessments", "medical_screenings", "blood_pressure_readings", "coverages", "eligibility_decisions")
 
 
@@ -218,7 +218,7 @@ async def test_claim_demographics_for_the_right_token_only(services: Stack) -> N
     body = intake.registration()
     patient_id = await intake.complete_intake(services, body)
     endpoint = url(services, "intake", f"/v1/internal/patients/{patient_id}/claim-demographics")
-    async with api_client(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10) as http:  # no default token: each request says its own
         ok = await http.get(endpoint, headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
         refused = [
             await http.get(endpoint),

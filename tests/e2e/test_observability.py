@@ -149,8 +149,7 @@ async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_hea
     assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=9, note=c["note"])).status_code == 422
     assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=2, note=c["note"])).status_code == 201
     async with api_client(timeout=10) as http:
-        claim = await http.get(journeys.url(services, "intake", f"/v1/internal/patients/{patient}/claim-demographics"),
-                               headers={"Authorization": "Bearer dev-internal-token"})  # fmt: skip
+        claim = await http.get(journeys.url(services, "intake", f"/v1/internal/patients/{patient}/claim-demographics"))
         assert claim.status_code == 200 and claim.json()["first_name"] == c["first_name"]
     # The dead-letter path: an invalid report with free text, straight onto the topic.
     poisoned = {"event_id": str(uuid.uuid4()), "type": "SideEffectReportSubmitted", "version": 2, "occurred_at": "2026-11-27T08:00:00Z",

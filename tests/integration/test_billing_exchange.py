@@ -25,6 +25,7 @@ from carecoord_billing.x12.remittance_835 import Adjustment, ClaimPayment, PaidC
 from carecoord_billing.x12.syntax import Party, parse
 from carecoord_shared.contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared
+from tests.auth import SERVICE_TOKEN
 from tests.fake_intake import FakeIntake, running_fake_intake
 from tests.integration.billing_harness import Billing, completed, outbox_types
 from tests.x12_validators import linuxforhealth_parse, pyx12_errors
@@ -37,7 +38,7 @@ def intake() -> Iterator[FakeIntake]:
 
 
 def exchange(billing: Billing, root: Path, intake: FakeIntake, payer: SimulatedPayer | None = None) -> Exchange:
-    demographics = IntakeDemographics(intake.url, SecretStr(intake.token))
+    demographics = IntakeDemographics(intake.url, SecretStr(SERVICE_TOKEN))
     return Exchange(billing.uow, DropFolders(root), demographics, fees.load(), ProviderIdentity(), payer=payer)
 
 
@@ -206,7 +207,7 @@ async def test_claims_reserved_but_not_written_are_sent_on_the_next_run_under_th
     patient = await insured_patient(billing, intake, "MEM0200")
     await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
     folders = FailingOnce(tmp_path)
-    submitter = ClaimSubmitter(billing.uow, IntakeDemographics(intake.url, SecretStr(intake.token)), folders, fees.load(), ProviderIdentity())
+    submitter = ClaimSubmitter(billing.uow, IntakeDemographics(intake.url, SecretStr(SERVICE_TOKEN)), folders, fees.load(), ProviderIdentity())
 
     with pytest.raises(OSError):
         await submitter.run()

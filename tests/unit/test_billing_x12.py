@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from carecoord_billing import fees
-from carecoord_billing.demographics import DemographicsUnavailable, IntakeDemographics, PatientUnknown
-from carecoord_billing.settings import PayerOutcome, ProviderIdentity
+from carecoord_billing.demographics import DemographicsUnavailable, IntakeDemographics, PatientUnknown, development_token
+from carecoord_billing.app import _intake_token
+from carecoord_billing.settings import BillingSettings, PayerOutcome, ProviderIdentity
 from carecoord_billing.simulated_payer import adjudicate
 from carecoord_billing.x12 import claim_837p, eligibility, remittance_835
 from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import PaidClaim
 from carecoord_billing.x12.syntax import Party, X12Error, cents, money, parse
+from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
+from carecoord_shared.config import ServiceSettings
 from carecoord_shared.contracts.common import AppointmentType
 from tests.fake_intake import running_fake_intake
 
@@ -125,3 +128,27 @@ async def test_the_intake_client_keeps_to_the_contract() -> None:
             await client.claim_demographics(known)
         assert "not a date" not in str(broken.value)
     assert intake.requests == [f"/v1/internal/patients/{p}/claim-demographics" for p in (known, unknown, known, known)]
+
+
+async def test_billing_calls_intake_as_a_service_with_a_token_it_mints_per_request() -> None:
+    patient = uuid.uuid4()
+    with running_fake_intake() as intake:  # verifies a service JWT signed with the development secret, as intake does
+        intake.add(patient, "MEM78")
+        minted = development_token(DEVELOPMENT_JWT_SECRET, issuer="carecoord", audience="carecoord")
+        assert (await IntakeDemographics(intake.url, minted).claim_demographics(patient)).patient_id == patient
+        other_secret = development_token("another-secret-intake-does-not-trust", issuer="carecoord", audience="carecoord")
+        with pytest.raises(DemographicsUnavailable, match="401"):
+            await IntakeDemographics(intake.url, other_secret).claim_demographics(patient)
+        as_patient = SecretStr(mint_token(Role.PATIENT, "someone", patient_id=patient))
+        with pytest.raises(DemographicsUnavailable, match="403"):
+            await IntakeDemographics(intake.url, as_patient).claim_demographics(patient)
+
+
+def test_billing_needs_a_configured_intake_token_once_tokens_come_from_an_identity_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert callable(_intake_token(BillingSettings(), ServiceSettings(service="billing"))), "development: minted per request"
+    monkeypatch.setenv("CARECOORD_AUTH_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----...")
+    with pytest.raises(RuntimeError, match="CARECOORD_INTAKE_API_TOKEN"):
+        _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+    monkeypatch.setenv("CARECOORD_INTAKE_API_TOKEN", "eyJ.issued.by-the-identity-provider")
+    configured = _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+    assert isinstance(configured, SecretStr) and configured.get_secret_value() == "eyJ.issued.by-the-identity-provider"

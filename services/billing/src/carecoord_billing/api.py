@@ -1,5 +1,29 @@
 """HTTP API: a patient's coverage, charges, claims and invoices; payments; the denial work queue;
-an exchange cycle on demand."""
+an exchange cycle on demand.
+
+Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
+a clinician licensed in the patient's state; every patient check is audited):
+
+| route                                               | patient | clinician | operator | service |
+|-----------------------------------------------------|---------|-----------|----------|---------|
+| GET /patients/{id}/coverage, /charges, /claims, /invoices | own | licensed  | -        | any     |
+| POST /invoices/{id}/payments                        | own     | -         | -        | any     |
+| GET /denials                                        | -       | -         | -        | yes     |
+| POST /clearinghouse/exchange                        | -       | -         | yes      | yes     |
+| GET /patients/{id}/received-events                  | -       | licensed  | yes (2)  | any     |
+
+A patient's coverage, charges, claims and invoices are PHI: the patient reads
+their own, a clinician those of patients they are licensed for (what a course
+costs the patient is part of care), a service any. Payments are the patient
+paying their own invoice, or the billing office / payment processor as a
+service; a clinician takes no money. The denial queue lists patients across
+every state with payers' reason codes: billing staff work it, and billing staff
+call as a service (the identity provider issues them no clinician licences), so
+the queue admits services only. Running an exchange cycle moves files and
+answers with counts and file names only, no patient data: it is operating the
+system, for operators and services. (2) journal_router: which events arrived,
+the system's own bookkeeping.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +35,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select
 
+from carecoord_shared.auth import Access, Role, allow
 from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
@@ -112,26 +137,37 @@ class ExchangeCycle(BaseModel):
     files_rejected: list[str]
 
 
+# Access as each kind of route needs it (see the table above).
+PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+Payer = Annotated[Access, allow(Role.PATIENT, Role.SERVICE)]
+BillingOffice = Annotated[Access, allow(Role.SERVICE)]
+Operations = Annotated[Access, allow(Role.OPERATOR, Role.SERVICE)]
+
+
 def build_router(lifespan: Any = None) -> APIRouter:
     router = APIRouter(prefix="/v1", lifespan=lifespan)
 
     @router.get("/patients/{patient_id}/coverage", response_model=Coverage, tags=["coverage"])
-    async def patient_coverage(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def patient_coverage(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "coverage")
         rows = await _rows(uow, select(coverages).where(coverages.c.patient_id == patient_id))
         if not rows:
             raise NotFound(f"no coverage declared for patient {patient_id}")
         return rows[0]
 
     @router.get("/patients/{patient_id}/charges", response_model=list[Charge], tags=["charges"])
-    async def patient_charges(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def patient_charges(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "charges")
         return await _rows(uow, _of_patient(charges, patient_id))
 
     @router.get("/patients/{patient_id}/claims", response_model=list[Claim], tags=["claims"])
-    async def patient_claims(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def patient_claims(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "claims")
         return await _rows(uow, _of_patient(claims, patient_id))
 
     @router.get("/patients/{patient_id}/invoices", response_model=list[Invoice], tags=["self-pay"])
-    async def patient_invoices(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def patient_invoices(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "invoices")
         query = select(invoices).where(invoices.c.patient_id == patient_id).order_by(invoices.c.issued_at).limit(1000)
         return await _rows(uow, query)
 
@@ -142,7 +178,11 @@ def build_router(lifespan: Any = None) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         responses={200: {"description": "This payment id was already recorded; the invoice is returned unchanged."}},
     )
-    async def pay(invoice_id: uuid.UUID, body: PaymentIn, uow: UowDep, response: Response) -> Any:
+    async def pay(invoice_id: uuid.UUID, body: PaymentIn, uow: UowDep, response: Response, access: Payer) -> Any:
+        owner = await _rows(uow, select(invoices.c.patient_id).where(invoices.c.invoice_id == invoice_id))
+        if not owner:
+            raise NotFound(f"no invoice {invoice_id}")
+        await access.patient(owner[0]["patient_id"], "pay", "invoice", invoice_id)
         async with uow.transaction() as tx:
             recorded = await invoicing.record_payment(
                 tx, invoice_id, payment_id=body.payment_id, amount_cents=body.amount_cents, method=body.method
@@ -158,7 +198,8 @@ def build_router(lifespan: Any = None) -> APIRouter:
         tags=["claims"],
         summary="The denial work queue: open denials by reason code, oldest first within a code",
     )
-    async def denial_queue(uow: UowDep) -> Any:
+    async def denial_queue(uow: UowDep, access: BillingOffice) -> Any:
+        await access.record("list", "denials")
         query = (
             select(denials)
             .where(denials.c.status == "open")
@@ -173,7 +214,8 @@ def build_router(lifespan: Any = None) -> APIRouter:
         tags=["clearinghouse"],
         summary="Run one exchange cycle now (send claims and inquiries, post what came back)",
     )
-    async def exchange_now(request: Request) -> Any:
+    async def exchange_now(request: Request, access: Operations) -> Any:
+        await access.record("run", "clearinghouse-exchange")
         return (await request.app.state.billing_exchange.run_once()).__dict__
 
     return router

@@ -1,7 +1,7 @@
 """Claim demographics (PHI) from intake, fetched only when a file to a payer is written.
 
 ``DemographicsSource`` is the port; ``IntakeDemographics`` calls intake's
-internal endpoint. What comes back is used to write the X12 file and nothing
+internal endpoint as a service (a bearer JWT with the role service). What comes back is used to write the X12 file and nothing
 else: never logged, stored or put on an event.
 """
 
@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from carecoord_shared.auth import Role, mint_token
+
 from .x12.parties import Subscriber
+
+# Who billing is to intake when it mints its own development token.
+BILLING_SUBJECT = "carecoord-billing"
 
 Text = Annotated[str, Field(min_length=1, max_length=100, repr=False)]
 
@@ -76,10 +82,24 @@ class DemographicsSource(Protocol):
     async def claim_demographics(self, patient_id: uuid.UUID) -> ClaimDemographics: ...
 
 
-class IntakeDemographics:
-    """GET {intake}/v1/internal/patients/{id}/claim-demographics with the internal bearer token."""
+def development_token(secret: str, *, issuer: str, audience: str, ttl_s: int = 300) -> Callable[[], SecretStr]:
+    """Local runs and tests: a fresh short-lived service token for each request, signed with the
+    development secret intake also trusts there (a token minted once would expire under a long run)."""
+    return lambda: SecretStr(mint_token(Role.SERVICE, BILLING_SUBJECT, secret=secret, issuer=issuer, audience=audience, ttl_s=ttl_s))
 
-    def __init__(self, base_url: str, token: SecretStr, *, timeout_s: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+
+class IntakeDemographics:
+    """GET {intake}/v1/internal/patients/{id}/claim-demographics with a service's bearer token:
+    a fixed one (production: issued by the identity provider) or one minted per request (development)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr | Callable[[], SecretStr],
+        *,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout_s
@@ -87,7 +107,8 @@ class IntakeDemographics:
 
     async def claim_demographics(self, patient_id: uuid.UUID) -> ClaimDemographics:
         url = f"{self._base_url}/v1/internal/patients/{patient_id}/claim-demographics"
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        token = self._token if isinstance(self._token, SecretStr) else self._token()
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
         try:
             async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
                 response = await http.get(url, headers=headers)

@@ -50,7 +50,9 @@ class BillingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARECOORD_", extra="ignore")
 
     intake_url: str = "http://127.0.0.1:8001"
-    internal_api_token: SecretStr = SecretStr("dev-internal-token")
+    # Billing's bearer token to intake (a service JWT from the identity provider). Empty: billing
+    # mints its own with CARECOORD_AUTH_JWT_SECRET, which only a development intake accepts.
+    intake_api_token: SecretStr = SecretStr("")
     demographics_timeout_s: float = 5.0
 
     # States where the practice is in network with payers; elsewhere a declared insurance is billed as self-pay.

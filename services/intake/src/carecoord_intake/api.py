@@ -2,18 +2,40 @@
 
 Validation happens here, at the edge: a request that is not accepted gets a
 422 naming each bad field (never echoing its value) and writes nothing.
+
+Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
+a clinician licensed in the patient's state; every patient check is audited):
+
+| route                                                   | patient | clinician          | operator | service |
+|---------------------------------------------------------|---------|--------------------|----------|---------|
+| POST /patients (register)                               | -       | in a licensed state (1) | -   | yes (1) |
+| GET /patients/{id}, GET /patients/{id}/intake           | own     | licensed           | -        | any     |
+| POST /patients/{id}/assessments, /medical-screening, /blood-pressure | own | licensed  | -        | any     |
+| PUT /patients/{id}/coverage                             | own     | licensed           | -        | any     |
+| POST /patients/{id}/eligibility/override                | -       | licensed, own name (2) | -    | any     |
+| GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
+
+(1) Registration creates the patient id, so no patient token can exist for it
+yet: the patient app's backend registers its users as a service (it has
+authenticated them itself), and a clinician registers a patient in
+staff-assisted intake, only in a state they are licensed in (the same rule as
+reading the patient afterwards). Questionnaires, the blood-pressure reading and
+the coverage declaration are the patient's own answers: the patient submits
+their own, a licensed clinician may enter them with the patient. (2) Deciding a
+needs-review intake is a clinical decision: a licensed clinician in their own
+name (clinician_id), or a service recording one. (3) Names, date of birth,
+address and member id leave intake only here, to billing calling as a service.
+Operators reach none of it.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Response, status
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,6 +59,8 @@ from carecoord_shared.contracts.common import (
     StateCode,
     Systolic,
 )
+from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.errors import Forbidden
 from carecoord_shared.service import UowDep
 
 from . import scoring
@@ -253,19 +277,15 @@ def _screening_model(rules: RuleSet) -> type[BaseModel]:
     )
 
 
-_bearer = HTTPBearer(auto_error=False, description="The internal API token (CARECOORD_INTERNAL_API_TOKEN)")
+# Access as each kind of route needs it (see the table above).
+PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+ClinicianOrService = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+ServiceOnly = Annotated[Access, allow(Role.SERVICE)]
 
 
-def build_router(intake: Intake, internal_token: str) -> APIRouter:
+def build_router(intake: Intake) -> APIRouter:
     router = APIRouter(prefix="/v1")
     screening_model = _screening_model(intake.rules)
-
-    def internal_caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        # Constant time: the comparison must not tell a caller how much of the token was right.
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), internal_token.encode()):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
 
     @router.post(
         "/patients",
@@ -274,7 +294,9 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         tags=["patients"],
         responses={200: {"description": "Already registered under this external id; the first registration stands."}},
     )
-    async def register(body: Registration, uow: UowDep, response: Response) -> Any:
+    async def register(body: Registration, uow: UowDep, response: Response, access: ClinicianOrService) -> Any:
+        if access.principal.role is Role.CLINICIAN and not access.principal.licensed_in(body.state_of_residence):
+            raise Forbidden("a clinician registers patients only in states they are licensed in")
         who = Demographics(**body.model_dump(include=set(PHI_FIELDS)))
         async with uow.transaction() as tx:
             row, created = await intake.register(
@@ -284,12 +306,16 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
                 time_zone=body.time_zone,
                 who=who,
             )
+        # After the write: the id exists only now. An external id already registered answers with
+        # that patient, so the check also keeps a clinician from learning of one outside their states.
+        await access.patient(row.patient_id, "register" if created else "read", "patient")
         if not created:
             response.status_code = status.HTTP_200_OK
         return row._asdict()
 
     @router.get("/patients/{patient_id}", response_model=Patient, tags=["patients"])
-    async def get_patient(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def get_patient(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "patient")
         async with uow.sessions() as session:
             return (await patient_row(session, patient_id))._asdict()
 
@@ -301,12 +327,14 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         summary="Submit PHQ-9, GAD-7 or PCL-5 answers; the latest of each instrument counts",
         responses={409: {"description": "The eligibility decision is already made."}},
     )
-    async def submit_assessment(patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep) -> Any:
+    async def submit_assessment(patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "submit", "assessment")
         async with uow.transaction() as tx:
             assessment_id, result = await intake.record_assessment(tx, patient_id, body.instrument, body.answers)
         return {"assessment_id": assessment_id, **result.__dict__}
 
-    async def submit_medical_screening(patient_id: uuid.UUID, body: Any, uow: UowDep) -> Any:
+    async def submit_medical_screening(patient_id: uuid.UUID, body: Any, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "submit", "medical-screening")
         async with uow.transaction() as tx:
             screening_id, _, _ = await intake.record_medical_screening(
                 tx, patient_id, body.answers.model_dump(), body.notes
@@ -331,7 +359,8 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         tags=["screening"],
         responses={409: {"description": "The eligibility decision is already made."}},
     )
-    async def submit_blood_pressure(patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep) -> Any:
+    async def submit_blood_pressure(patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "submit", "blood-pressure")
         async with uow.transaction() as tx:
             reading_id = await intake.record_blood_pressure(
                 tx, patient_id, systolic=body.systolic, diastolic=body.diastolic, measured_at=body.measured_at
@@ -345,7 +374,8 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         tags=["coverage"],
         summary="Declare insurance (payer id, member id, plan) or self-pay; the latest declaration counts",
     )
-    async def declare_coverage(patient_id: uuid.UUID, body: CoverageIn, uow: UowDep) -> Any:
+    async def declare_coverage(patient_id: uuid.UUID, body: CoverageIn, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "declare", "coverage")
         async with uow.transaction() as tx:
             coverage_id = await intake.declare_coverage(
                 tx, patient_id, kind=body.kind, payer_id=body.payer_id, member_id=body.member_id, plan=body.plan
@@ -353,7 +383,8 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         return {"id": coverage_id}
 
     @router.get("/patients/{patient_id}/intake", response_model=IntakeStatus, tags=["eligibility"])
-    async def intake_status(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def intake_status(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+        await access.patient(patient_id, "read", "intake")
         async with uow.sessions() as session:
             patient = await patient_row(session, patient_id)
             inputs = await intake_inputs(session, patient_id)
@@ -377,7 +408,9 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         summary="A clinician decides a needs-review intake (eligible or ineligible), saying why",
         responses={409: {"description": "The current decision is not needs_review."}},
     )
-    async def override(patient_id: uuid.UUID, body: OverrideIn, uow: UowDep) -> Any:
+    async def override(patient_id: uuid.UUID, body: OverrideIn, uow: UowDep, access: ClinicianOrService) -> Any:
+        await access.patient(patient_id, "decide", "eligibility")
+        access.acting_clinician(body.clinician_id)
         async with uow.transaction() as tx:
             await intake.override(
                 tx, patient_id, outcome=body.outcome, clinician_id=body.clinician_id, reason=body.reason
@@ -389,11 +422,11 @@ def build_router(intake: Intake, internal_token: str) -> APIRouter:
         "/internal/patients/{patient_id}/claim-demographics",
         response_model=ClaimDemographics,
         tags=["internal"],
-        summary="Claim demographics for billing (bearer token; PHI leaves intake only through here)",
-        dependencies=[Depends(internal_caller)],
-        responses={401: {"description": "Missing or wrong bearer token."}, 404: {"description": "Unknown patient."}},
+        summary="Claim demographics for billing (a service's bearer token; PHI leaves intake only through here)",
+        responses={404: {"description": "Unknown patient."}},
     )
-    async def claim_demographics(patient_id: uuid.UUID, uow: UowDep) -> Any:
+    async def claim_demographics(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> Any:
+        await access.patient(patient_id, "read", "claim-demographics")
         async with uow.sessions() as session:
             patient = await patient_row(session, patient_id)
             coverage = await latest_coverage(session, patient_id)

@@ -28,7 +28,7 @@ def _startup_checks(settings: IntakeSettings) -> APIRouter:
         if settings.uses_development_secrets:
             structlog.get_logger("carecoord.intake").warning(
                 "intake.development_secrets",
-                hint="set CARECOORD_PHI_KEYS and CARECOORD_INTERNAL_API_TOKEN outside local runs",
+                hint="set CARECOORD_PHI_KEYS outside local runs",
             )
         yield
 
@@ -49,7 +49,7 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=Path(__file__).parent / "migrations",
-        routers=(api.build_router(intake, settings.internal_api_token.get_secret_value()), _startup_checks(settings)),
+        routers=(api.build_router(intake), _startup_checks(settings)),
     )
 
 

@@ -1,8 +1,9 @@
 """Intake's own settings (prefix CARECOORD_), read once by the composition root.
 
-The defaults run with `make run`. The PHI key and the internal token below are
-DEVELOPMENT VALUES, public in this repository: every real deployment sets its
-own through the environment.
+The defaults run with `make run`. The PHI key below is a DEVELOPMENT VALUE,
+public in this repository: every real deployment sets its own through the
+environment. (Billing reads claim demographics with a service's bearer JWT,
+checked like every other caller's: intake holds no token of its own for it.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from .rules import CURRENT_VERSION
 
 # DEVELOPMENT KEY ONLY: encrypts PHI in local stacks. Never use it with real patient data.
 DEVELOPMENT_PHI_KEY = "snbbo7qcgLA_FjdLTF9XrrkZH-3nQsyGfLG48aGV9Zs="
-DEVELOPMENT_INTERNAL_TOKEN = "dev-internal-token"
 
 
 def _comma_separated(value: object) -> object:
@@ -33,8 +33,6 @@ class IntakeSettings(BaseSettings):
     phi_keys: Annotated[list[SecretStr], NoDecode, Field(min_length=1)] = [SecretStr(DEVELOPMENT_PHI_KEY)]
     # USPS codes of the states the provider is licensed in, comma-separated.
     served_states: Annotated[frozenset[str], NoDecode] = frozenset({"CA", "CO", "FL", "IL", "NY", "TX", "WA"})
-    # Bearer token of the internal API (billing's claim demographics).
-    internal_api_token: Annotated[SecretStr, Field(min_length=16)] = SecretStr(DEVELOPMENT_INTERNAL_TOKEN)
     eligibility_rules_version: str = CURRENT_VERSION
 
     _split_keys = field_validator("phi_keys", "served_states", mode="before")(_comma_separated)
@@ -49,6 +47,4 @@ class IntakeSettings(BaseSettings):
 
     @property
     def uses_development_secrets(self) -> bool:
-        return DEVELOPMENT_PHI_KEY in {k.get_secret_value() for k in self.phi_keys} or (
-            self.internal_api_token.get_secret_value() == DEVELOPMENT_INTERNAL_TOKEN
-        )
+        return DEVELOPMENT_PHI_KEY in {k.get_secret_value() for k in self.phi_keys}

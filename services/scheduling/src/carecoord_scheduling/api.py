@@ -2,6 +2,33 @@
 
 Times go in and out as ISO 8601 with an offset and are stored in UTC; each
 appointment is also shown in the patient's and the clinician's local time.
+
+Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
+a clinician licensed in the patient's state; every patient check is audited):
+
+| route                                               | patient | clinician             | operator | service |
+|-----------------------------------------------------|---------|-----------------------|----------|---------|
+| PUT /clinicians/{id}                                | -       | own record (1)        | -        | any     |
+| PUT /clinicians/{id}/availability                   | -       | own record            | -        | any     |
+| POST/GET/DELETE /clinicians/{id}/exceptions         | -       | own record            | -        | any     |
+| GET /clinicians, GET /clinicians/{id}               | yes     | yes                   | yes      | yes     |
+| GET /patients/{id}/open-slots                       | own     | licensed              | -        | any     |
+| POST /appointments (book)                           | own     | licensed              | -        | any     |
+| POST /appointments/{id}/reschedule, /cancel         | own     | licensed              | -        | any     |
+| POST /appointments/{id}/complete, /no-show          | -       | licensed, its own (2) | -        | any     |
+| GET /appointments/{id}, /patients/{id}/appointments | own     | licensed              | -        | any     |
+| GET /patients/{id}/received-events (journal_router) | -       | licensed              | yes (3)  | any     |
+
+The clinician directory (who practises, their licences, their weekly hours) is
+not patient data: patients need it to choose a clinician, operators to run the
+system, so every role reads it. A clinician's time off (exceptions) is theirs:
+only they and a service see it. (1) A clinician cannot claim a licence the
+identity provider does not vouch for: the body's licensed_states must be among
+the token's. Patients book, move and cancel their own appointments in their own
+name. (2) Whether a session took place (completed, no-show) is the clinician's
+call: only the clinician the appointment is with, or a service, records it.
+(3) Which events arrived is the system's own bookkeeping. Changes to a
+clinician's record are audited too, though they are not patient data.
 """
 
 from __future__ import annotations
@@ -16,8 +43,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from carecoord_shared.auth import Access, allow
+from carecoord_shared.auth import Role as Caller
 from carecoord_shared.contracts.common import US_STATES, ActorId, AppointmentType, ShortCode
-from carecoord_shared.errors import NotFound
+from carecoord_shared.errors import Forbidden, NotFound
 from carecoord_shared.service import UowDep
 
 from . import booking
@@ -26,6 +55,11 @@ from .models import appointments, availability_exceptions, clinicians, patients,
 from .rules import Role
 
 router = APIRouter(prefix="/v1")
+
+# Access as each kind of route needs it (see the table above).
+Anyone = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.OPERATOR, Caller.SERVICE)]
+ClinicianOrService = Annotated[Access, allow(Caller.CLINICIAN, Caller.SERVICE)]
+PatientCare = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.SERVICE)]
 
 
 def _zone(name: str) -> str:
@@ -163,7 +197,11 @@ clinicians_tag = ["clinicians"]
 
 
 @router.put("/clinicians/{clinician_id}", response_model=Clinician, tags=clinicians_tag, summary="Create or replace a clinician with their weekly availability")
-async def put_clinician(clinician_id: ActorId, body: ClinicianIn, uow: UowDep) -> Any:
+async def put_clinician(clinician_id: ActorId, body: ClinicianIn, uow: UowDep, access: ClinicianOrService) -> Any:
+    unvouched = set(body.licensed_states) - access.principal.licensed_states
+    if access.principal.role is Caller.CLINICIAN and unvouched:
+        raise Forbidden(f"the token does not vouch for a licence in {', '.join(sorted(unvouched))}")
+    await _manage(access, clinician_id, "replace", "clinician")
     values = body.model_dump(exclude={"weekly_availability"})
     async with uow.transaction() as tx:
         await tx.session.execute(
@@ -176,7 +214,8 @@ async def put_clinician(clinician_id: ActorId, body: ClinicianIn, uow: UowDep) -
 
 
 @router.put("/clinicians/{clinician_id}/availability", response_model=Clinician, tags=clinicians_tag, summary="Replace a clinician's weekly availability (their local wall time)")
-async def put_availability(clinician_id: ActorId, body: Windows, uow: UowDep) -> Any:
+async def put_availability(clinician_id: ActorId, body: Windows, uow: UowDep, access: ClinicianOrService) -> Any:
+    await _manage(access, clinician_id, "replace", "availability")
     async with uow.transaction() as tx:
         await _require_clinician(tx.session, clinician_id)
         await _replace_windows(tx.session, clinician_id, body)
@@ -184,12 +223,12 @@ async def put_availability(clinician_id: ActorId, body: Windows, uow: UowDep) ->
 
 
 @router.get("/clinicians/{clinician_id}", response_model=Clinician, tags=clinicians_tag, summary="A clinician and their weekly availability")
-async def get_clinician(clinician_id: ActorId, uow: UowDep) -> Any:
+async def get_clinician(clinician_id: ActorId, uow: UowDep, _access: Anyone) -> Any:
     return await _read_clinician(uow, clinician_id)
 
 
 @router.get("/clinicians", response_model=list[Clinician], tags=clinicians_tag, summary="Clinicians, optionally those licensed in a state or of a role")
-async def list_clinicians(uow: UowDep, state: State | None = None, role: Role | None = None) -> Any:
+async def list_clinicians(uow: UowDep, _access: Anyone, state: State | None = None, role: Role | None = None) -> Any:
     query = select(clinicians.c.clinician_id).order_by(clinicians.c.clinician_id).limit(500)
     if state:
         query = query.where(clinicians.c.licensed_states.any(state))
@@ -201,7 +240,8 @@ async def list_clinicians(uow: UowDep, state: State | None = None, role: Role | 
 
 
 @router.post("/clinicians/{clinician_id}/exceptions", status_code=status.HTTP_201_CREATED, response_model=AvailabilityException, tags=clinicians_tag, summary="Block a period (time off): no appointment is offered in it")
-async def add_exception(clinician_id: ActorId, body: ExceptionIn, uow: UowDep) -> Any:
+async def add_exception(clinician_id: ActorId, body: ExceptionIn, uow: UowDep, access: ClinicianOrService) -> Any:
+    await _manage(access, clinician_id, "add", "availability-exception")
     exception_id = uuid.uuid4()
     async with uow.transaction() as tx:
         await _require_clinician(tx.session, clinician_id)
@@ -210,7 +250,8 @@ async def add_exception(clinician_id: ActorId, body: ExceptionIn, uow: UowDep) -
 
 
 @router.get("/clinicians/{clinician_id}/exceptions", response_model=list[AvailabilityException], tags=clinicians_tag, summary="A clinician's blocked periods")
-async def list_exceptions(clinician_id: ActorId, uow: UowDep) -> Any:
+async def list_exceptions(clinician_id: ActorId, uow: UowDep, access: ClinicianOrService) -> Any:
+    await _manage(access, clinician_id, "read", "availability-exception")
     async with uow.sessions() as session:
         rows = await session.execute(
             select(availability_exceptions).where(availability_exceptions.c.clinician_id == clinician_id).order_by(availability_exceptions.c.starts_at)
@@ -219,7 +260,8 @@ async def list_exceptions(clinician_id: ActorId, uow: UowDep) -> Any:
 
 
 @router.delete("/clinicians/{clinician_id}/exceptions/{exception_id}", status_code=status.HTTP_204_NO_CONTENT, tags=clinicians_tag, summary="Remove a blocked period")
-async def remove_exception(clinician_id: ActorId, exception_id: uuid.UUID, uow: UowDep) -> None:
+async def remove_exception(clinician_id: ActorId, exception_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> None:
+    await _manage(access, clinician_id, "remove", "availability-exception", exception_id)
     async with uow.transaction() as tx:
         result = await tx.session.execute(
             delete(availability_exceptions).where(
@@ -228,6 +270,12 @@ async def remove_exception(clinician_id: ActorId, exception_id: uuid.UUID, uow: 
         )
         if result.rowcount == 0:
             raise NotFound(f"no exception {exception_id} for clinician {clinician_id}")
+
+
+async def _manage(access: Access, clinician_id: str, action: str, resource: str, resource_id: object = None) -> None:
+    """A clinician manages their own record only; a service any (recorded, though it is not patient data)."""
+    access.acting_clinician(clinician_id)
+    await access.record(action, resource, resource_id or clinician_id)
 
 
 async def _replace_windows(session: Any, clinician_id: str, windows: list[Window]) -> None:
@@ -275,11 +323,13 @@ async def open_slots(
     patient_id: uuid.UUID,
     appointment_type: AppointmentType,
     uow: UowDep,
+    access: PatientCare,
     not_before: AwareDatetime | None = None,
     days: Annotated[int, Query(ge=1, le=60)] = 14,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     clinician_id: ActorId | None = None,
 ) -> Any:
+    await access.patient(patient_id, "read", "open-slots")
     start = max(not_before or booking.now(), booking.now())
     async with uow.sessions() as session:
         patient = await booking.require_patient(session, patient_id)
@@ -298,7 +348,8 @@ async def open_slots(
 
 
 @router.post("/appointments", status_code=status.HTTP_201_CREATED, response_model=Appointment, tags=appointments_tag, summary="Book an appointment (409 when the slot is taken or not offered)")
-async def book_appointment(body: BookingIn, uow: UowDep) -> Any:
+async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> Any:
+    await access.patient(body.patient_id, "book", "appointment")
     async with uow.transaction() as tx:
         patient = await booking.require_patient(tx.session, body.patient_id)
         ends_at = await booking.check_bookable(tx.session, patient, body.appointment_type, body.clinician_id, body.starts_at)
@@ -312,7 +363,8 @@ async def book_appointment(body: BookingIn, uow: UowDep) -> Any:
 
 
 @router.post("/appointments/{appointment_id}/reschedule", response_model=Appointment, tags=appointments_tag, summary="Move a booked appointment to another time (and optionally clinician)")
-async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep) -> Any:
+async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare) -> Any:
+    await _check_appointment(uow, access, appointment_id, "reschedule")
     async with uow.transaction() as tx:
         row = await booking.appointment_for_update(tx, appointment_id)
         patient = await booking.require_patient(tx.session, row.patient_id)
@@ -324,38 +376,61 @@ async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, 
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=Appointment, tags=appointments_tag, summary="Cancel a booked appointment, with a reason code")
-async def cancel_appointment(appointment_id: uuid.UUID, body: CancelIn, uow: UowDep) -> Any:
+async def cancel_appointment(appointment_id: uuid.UUID, body: CancelIn, uow: UowDep, access: PatientCare) -> Any:
+    await _check_appointment(uow, access, appointment_id, "cancel")
     async with uow.transaction() as tx:
         await booking.cancel(tx, await booking.appointment_for_update(tx, appointment_id), body.reason)
     return await _read_appointment(uow, appointment_id)
 
 
 @router.post("/appointments/{appointment_id}/complete", response_model=Appointment, tags=appointments_tag, summary="Mark an appointment that has started as completed")
-async def complete_appointment(appointment_id: uuid.UUID, uow: UowDep) -> Any:
+async def complete_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> Any:
+    await _check_appointment(uow, access, appointment_id, "complete", held_by_caller=True)
     async with uow.transaction() as tx:
         await booking.complete(tx, await booking.appointment_for_update(tx, appointment_id))
     return await _read_appointment(uow, appointment_id)
 
 
 @router.post("/appointments/{appointment_id}/no-show", response_model=Appointment, tags=appointments_tag, summary="Mark an appointment that has started as a no-show")
-async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep) -> Any:
+async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> Any:
+    await _check_appointment(uow, access, appointment_id, "no-show", held_by_caller=True)
     async with uow.transaction() as tx:
         await booking.no_show(tx, await booking.appointment_for_update(tx, appointment_id))
     return await _read_appointment(uow, appointment_id)
 
 
 @router.get("/appointments/{appointment_id}", response_model=Appointment, tags=appointments_tag, summary="One appointment")
-async def get_appointment(appointment_id: uuid.UUID, uow: UowDep) -> Any:
-    return await _read_appointment(uow, appointment_id)
+async def get_appointment(appointment_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
+    appointment = await _read_appointment(uow, appointment_id)
+    await access.patient(appointment["patient_id"], "read", "appointment", appointment_id)
+    return appointment
 
 
 @router.get("/patients/{patient_id}/appointments", response_model=list[Appointment], tags=appointments_tag, summary="A patient's schedule: upcoming booked appointments, or every one with include_all")
-async def patient_schedule(patient_id: uuid.UUID, uow: UowDep, include_all: bool = False) -> Any:
+async def patient_schedule(patient_id: uuid.UUID, uow: UowDep, access: PatientCare, include_all: bool = False) -> Any:
+    await access.patient(patient_id, "read", "appointments")
     query = _appointment_query().where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at).limit(500)
     if not include_all:
         query = query.where(appointments.c.status == "booked", appointments.c.ends_at > booking.now())
     async with uow.sessions() as session:
         return [_present(r) for r in await session.execute(query)]
+
+
+async def _check_appointment(
+    uow: UowDep, access: Access, appointment_id: uuid.UUID, action: str, *, held_by_caller: bool = False
+) -> None:
+    """The caller may ``action`` this appointment (404 when there is none): checked, and audited, before it is locked."""
+    async with uow.sessions() as session:
+        row = (
+            await session.execute(
+                select(appointments.c.patient_id, appointments.c.clinician_id).where(appointments.c.appointment_id == appointment_id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"no appointment {appointment_id}")
+    await access.patient(row.patient_id, action, "appointment", appointment_id)
+    if held_by_caller:
+        access.acting_clinician(row.clinician_id)
 
 
 def _appointment_query() -> Any:
