@@ -77,6 +77,9 @@ carecoord is running.
 {rows}
 
 Drive the headline flow from another terminal: README.md, "Drive it by hand".
+Every API call needs a bearer token; a development one (this stack only):
+  .venv/bin/carecoord token --role clinician --subject dr-lee --state CO
+Or let the operator's command do it all: .venv/bin/carecoord demo
 Ctrl-C stops everything.
 """
 

@@ -1,0 +1,43 @@
+"""Every HTTP route of every service declares who may call it; only health, metrics and docs are open."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+
+from carecoord_shared.auth import Role, admitted_roles
+from carecoord_shared.config import ServiceSettings
+from carecoord_shared.contracts.topics import SERVICES
+from carecoord_shared.service import create_app
+
+OPEN = {"/health/live", "/health/ready", "/metrics", "/docs/asyncapi"}
+# Writes an operator may make: running the system, never clinical or billing data.
+OPERATOR_WRITES = {("billing", "/v1/clearinghouse/exchange")}  # send claims / fetch answers now, instead of at the next poll
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, also inside included routers (FastAPI keeps those as one entry until first use)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (router := getattr(route, "original_router", None)) is not None:
+            yield from api_routes(router.routes)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_route_admits_named_roles_only(service: str) -> None:
+    definition = importlib.import_module(f"carecoord_{service}.app").definition
+    app = create_app(definition, ServiceSettings(service=service))
+    routes = list(api_routes(app.routes))
+    unguarded = [f"{sorted(r.methods)} {r.path}" for r in routes if r.path not in OPEN and admitted_roles(r) is None]
+    assert unguarded == [], f"{service}: routes without allow(...)"
+    guarded = [r for r in routes if r.path not in OPEN]
+    assert guarded, f"{service} has no API routes?"
+    # Operators run the system: no route that writes clinical data admits them.
+    for route in guarded:
+        if route.methods & {"POST", "PUT", "DELETE", "PATCH"} and (service, route.path) not in OPERATOR_WRITES:
+            assert Role.OPERATOR not in admitted_roles(route), f"{service}: operators may {sorted(route.methods)} {route.path}"
