@@ -47,6 +47,19 @@ DNS_PEERS = {
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 CLEARINGHOUSE_DIR = "/var/lib/carecoord/clearinghouse"
+# The broker's TLS listener (SASL/SCRAM over TLS). Strimzi keeps its cluster CA in the
+# Secret <cluster>-cluster-ca-cert and, per KafkaUser, a Secret named after the user
+# with its SCRAM password: the names below follow that convention.
+KAFKA_TLS_PORT = 9093
+KAFKA_CA_SECRET = f"{KAFKA_CLUSTER}-cluster-ca-cert"
+KAFKA_CA_DIR = "/etc/carecoord/kafka-ca"
+# The databases' CA: asyncpg verifies the server against PGSSLROOTCERT (URLs carry ?ssl=verify-full).
+DATABASE_CA_SECRET = "carecoord-database-ca"
+DATABASE_CA_DIR = "/etc/carecoord/database-ca"
+
+
+def kafka_user(service: str) -> str:
+    return f"carecoord-{service}"
 
 
 def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -61,7 +74,17 @@ def database_peers(service: str) -> dict[str, Any]:
 
 
 def service_env(service: str) -> list[dict[str, Any]]:
-    env = [secret_env("CARECOORD_DATABASE_URL", f"carecoord-{service}-db", "url")]
+    env = [
+        secret_env("CARECOORD_DATABASE_URL", f"carecoord-{service}-db", "url"),
+        {"name": "PGSSLROOTCERT", "value": f"{DATABASE_CA_DIR}/ca.crt"},
+        {"name": "CARECOORD_KAFKA_SASL_USERNAME", "value": kafka_user(service)},
+        secret_env("CARECOORD_KAFKA_SASL_PASSWORD", kafka_user(service), "password"),
+        # The identity provider's public key: bearer tokens are verified with it, and no shared secret counts.
+        {
+            "name": "CARECOORD_AUTH_JWT_PUBLIC_KEY",
+            "valueFrom": {"configMapKeyRef": {"name": "carecoord-identity-provider", "key": "public-key.pem"}},
+        },
+    ]
     if service == "intake":
         env += [
             secret_env("CARECOORD_PHI_KEYS", "carecoord-intake-phi", "keys"),
@@ -92,8 +115,16 @@ def http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def deployment(service: str) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "kafka-ca", "secret": {"secretName": KAFKA_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"name": "database-ca", "secret": {"secretName": DATABASE_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
+        {"name": "database-ca", "mountPath": DATABASE_CA_DIR, "readOnly": True},
+    ]
     if service == "billing":
         volumes.append({"name": "clearinghouse", "persistentVolumeClaim": {"claimName": "billing-clearinghouse"}})
         mounts.append({"name": "clearinghouse", "mountPath": CLEARINGHOUSE_DIR})
@@ -185,7 +216,7 @@ def egress_rule(peer: dict[str, Any], *ports: tuple[str, int]) -> dict[str, Any]
 def network_policy(service: str) -> dict[str, Any]:
     egress = [
         egress_rule(DNS_PEERS, ("UDP", 53), ("TCP", 53)),
-        egress_rule(KAFKA_PEERS, ("TCP", 9092)),
+        egress_rule(KAFKA_PEERS, ("TCP", KAFKA_TLS_PORT)),
         egress_rule(database_peers(service), ("TCP", 5432)),
         egress_rule(OTEL_PEERS, ("TCP", 4317), ("TCP", 4318)),
     ]
@@ -221,7 +252,11 @@ def scaled_object(service: str) -> dict[str, Any]:
                 "lagThreshold": str(LAG_THRESHOLD),
                 "offsetResetPolicy": "earliest",
                 "allowIdleConsumers": "false",
+                # The scaler reads lag over the same SASL_SSL listener as the service.
+                "sasl": "scram_sha512",
+                "tls": "enable",
             },
+            "authenticationRef": {"name": f"{service}-kafka"},
         }
         for topic in topics_consumed_by(service)
     ]
@@ -234,6 +269,22 @@ def scaled_object(service: str) -> dict[str, Any]:
             "minReplicaCount": min(MIN_REPLICAS, max_replicas(service)),
             "maxReplicaCount": max_replicas(service),
             "triggers": triggers,
+        },
+    }
+
+
+def kafka_trigger_authentication(service: str) -> dict[str, Any]:
+    """The service's own Kafka credentials and the cluster CA, for its ScaledObject's lag reads."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": f"{service}-kafka", "labels": labels(service)},
+        "spec": {
+            "env": [{"parameter": "username", "name": "CARECOORD_KAFKA_SASL_USERNAME", "containerName": service}],
+            "secretTargetRef": [
+                {"parameter": "password", "name": kafka_user(service), "key": "password"},
+                {"parameter": "ca", "name": KAFKA_CA_SECRET, "key": "ca.crt"},
+            ],
         },
     }
 
@@ -251,7 +302,7 @@ def clearinghouse_claim() -> dict[str, Any]:
 def service_resources(service: str) -> list[dict[str, Any]]:
     resources = [deployment(service), service_resource(service), disruption_budget(service), network_policy(service)]
     if topics_consumed_by(service):
-        resources.append(scaled_object(service))
+        resources += [kafka_trigger_authentication(service), scaled_object(service)]
     if service == "billing":
         resources.append(clearinghouse_claim())
     return resources

@@ -107,6 +107,10 @@ def _peers(rule: dict) -> list[dict]:
 def test_each_service_reaches_only_dns_kafka_its_database_and_the_collector() -> None:
     resources = rendered("base")
     policies = of_kind(resources, "NetworkPolicy")
+    config = next(r["data"] for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"].startswith("carecoord-config"))
+    # The port the services are told to dial is the one their policy lets them reach: the SASL_SSL listener.
+    kafka_port = int(config["CARECOORD_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
+    assert kafka_port == 9093 and config["CARECOORD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert policies["default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     for service in workspace_services():
         spec = policies[service]["spec"]
@@ -119,7 +123,7 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_the_collector() ->
         }
         expected = {
             ((("k8s-app", "kube-dns"),), (53, 53)),
-            ((("strimzi.io/cluster", "carecoord"), ("strimzi.io/kind", "Kafka")), (9092,)),
+            ((("strimzi.io/cluster", "carecoord"), ("strimzi.io/kind", "Kafka")), (kafka_port,)),
             ((("carecoord.io/database", service),), (5432,)),
             ((("app.kubernetes.io/name", "opentelemetry-collector"),), (4317, 4318)),
         }
@@ -201,6 +205,6 @@ def _settings_variables() -> set[str]:
 def test_readme_configuration_documents_every_variable() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme[readme.index("## Configuration") : readme.index("## The production-like stack")]
-    documented = set(re.findall(r"`(CARECOORD_[A-Z0-9_]+)`", section))
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
     assert _settings_variables() - documented == set()
     assert _env_names() - documented == set()
