@@ -195,6 +195,8 @@ class EventConsumer:
             for handler in handlers:
                 await handler(event, tx)
             self._failure_points.reach("consumer.before_commit", envelope.type)
+        # Committed in the database, offset not yet committed: the redelivery must be a no-op.
+        self._failure_points.reach("consumer.after_commit_before_ack", envelope.type)
         log.info("event.processed", event_type=envelope.type, event_id=str(envelope.event_id))
         return Outcome.processed
 
