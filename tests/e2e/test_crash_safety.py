@@ -48,14 +48,20 @@ async def _dosing_rows(stack: Stack, patient: uuid.UUID) -> tuple[str, int, int]
     return status, pauses, holds
 
 
-async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exactly_once(services: Stack) -> None:
+async def _hold_for_dosing_armed_at(services: Stack, point: str) -> uuid.UUID:
+    """A patient's severe report, with dosing armed to die at ``point`` on the hold; returns once it has."""
     dosing = services.services["dosing"]
-    await _restart_armed(dosing, "consumer.before_commit@TreatmentHoldRequested")
+    await _restart_armed(dosing, point)
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
-
     assert (await journeys.report(services, patient, symptoms=["jaundice"], grade=2)).json()["hold_requested"]
     await _wait_killed(dosing)
+    return patient
+
+
+async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exactly_once(services: Stack) -> None:
+    dosing = services.services["dosing"]
+    patient = await _hold_for_dosing_armed_at(services, "consumer.before_commit@TreatmentHoldRequested")
     # It died with the handler's work done but not committed: nothing of it stuck.
     assert await _dosing_rows(services, patient) == ("active", 0, 0)
 
@@ -68,12 +74,7 @@ async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exact
 
 async def test_dosing_killed_after_its_commit_before_the_offset_commit_pauses_exactly_once(services: Stack) -> None:
     dosing = services.services["dosing"]
-    await _restart_armed(dosing, "consumer.after_commit_before_ack@TreatmentHoldRequested")
-    patient = uuid.uuid4()
-    await journeys.active_plan(services, patient)
-
-    assert (await journeys.report(services, patient, symptoms=["jaundice"], grade=2)).json()["hold_requested"]
-    await _wait_killed(dosing)
+    patient = await _hold_for_dosing_armed_at(services, "consumer.after_commit_before_ack@TreatmentHoldRequested")
     # The pause committed; the offset did not: the hold is delivered again after the restart.
     assert await _dosing_rows(services, patient) == ("paused", 1, 1)
 
