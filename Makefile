@@ -15,7 +15,7 @@ export UV_LINK_MODE := copy
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
-	@echo "make soak   the fault-injection suite scaled up (~15-30 min; own stack): SOAK_ARGS=... for pytest"
+	@echo "make soak   the fault-injection suite scaled up (~12 min on 2 cores; own stack): SOAK_ARGS=... for pytest"
 	@echo "make bench  throughput of each layer next to the raw Kafka client (own stack; BENCH_ARGS=--quick for a smoke run)"
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
