@@ -10,11 +10,12 @@ export UV_PYTHON := $(shell command -v python3.11 || command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup run test bench up down status clean contracts manifests validate-deploy
+.PHONY: help setup run test soak bench up down status clean contracts manifests validate-deploy
 
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
+	@echo "make soak   the fault-injection suite scaled up (~12 min on 2 cores; own stack): SOAK_ARGS=... for pytest"
 	@echo "make bench  throughput of each layer next to the raw Kafka client (own stack; BENCH_ARGS=--quick for a smoke run)"
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
@@ -61,6 +62,10 @@ status:
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fault suite (bounded in `make test`) scaled up: more patients, four rounds of faults.
+soak: setup
+	CARECOORD_SOAK=1 .venv/bin/python -m pytest tests/e2e/test_faults.py -q $(SOAK_ARGS)
 
 # Not part of `make test`: starts its own stack in .local/bench-stack, writes .local/bench-results/.
 bench: setup

@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,21 +22,20 @@ from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    state_dir = LOCAL / "test-stack"
+def fresh_stack(state_dir: Path, *, fast_unsafe_db: bool = True, **extra_env: str) -> Stack:
+    """A stack on free ports in its own state folder, emptied first (a broker left by an interrupted session is stopped)."""
     previous = Stack(state_dir)
-    previous.kafka.stop()  # a broker left by an interrupted session
+    previous.kafka.stop()
     previous.postgres.stop()
     shutil.rmtree(state_dir, ignore_errors=True)
     kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
-    test_stack = Stack(
+    return Stack(
         state_dir,
         kafka_port=kafka,
         controller_port=controller,
         pg_port=pg,
         http_ports=dict(zip(SERVICES, http, strict=True)),
-        fast_unsafe_db=True,
+        fast_unsafe_db=fast_unsafe_db,
         service_env={
             # A killed consumer's partitions move to its successor in seconds.
             "CARECOORD_KAFKA_SESSION_TIMEOUT_MS": "3000",
@@ -43,8 +43,14 @@ def stack() -> Iterator[Stack]:
             "CARECOORD_HANDLER_BACKOFF_INITIAL_S": "0.05",
             "CARECOORD_LOG_LEVEL": "DEBUG",
             "CARECOORD_TRACES_DIR": str(state_dir / "traces"),
+            **extra_env,
         },
     )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    test_stack = fresh_stack(LOCAL / "test-stack")
     test_stack.up(lambda msg: print(f"[stack] {msg}"))
     try:
         yield test_stack
@@ -78,10 +84,11 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interva
     raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The hostile-input figures, in the normal `make test` output (no -s needed)."""
-    from tests.hostile import FIGURES
+    """Each suite's figures (hostile input, faults...), in the normal `make test` output (no -s needed)."""
+    from tests.figures import SECTIONS
 
-    if FIGURES:
-        terminalreporter.section("hostile input")
-        for name, value in FIGURES.items():
-            terminalreporter.write_line(f"{name}: {value}")
+    for title, figures in SECTIONS.items():
+        if figures:
+            terminalreporter.section(title)
+            for name, value in figures.items():
+                terminalreporter.write_line(f"{name}: {value}")

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tests.figures import section
+
 NAN = "__NaN__"  # replaced by a bare NaN token after json.dumps (JSON has no NaN)
 CRLF = "ok\r\nX-Injected: 1\r\n\r\n<script>"
 SQL = "'; DROP TABLE patients; --"
@@ -186,4 +188,4 @@ def body_cases(schema: dict[str, Any], defs: dict[str, Any]) -> list[Case]:
 
 
 # Filled by the hostile-input e2e test; tests/conftest.py prints it in the terminal summary.
-FIGURES: dict[str, Any] = {}
+FIGURES: dict[str, Any] = section("hostile input")

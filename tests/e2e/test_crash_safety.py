@@ -48,14 +48,20 @@ async def _dosing_rows(stack: Stack, patient: uuid.UUID) -> tuple[str, int, int]
     return status, pauses, holds
 
 
-async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exactly_once(services: Stack) -> None:
+async def _hold_for_dosing_armed_at(services: Stack, point: str) -> uuid.UUID:
+    """A patient's severe report, with dosing armed to die at ``point`` on the hold; returns once it has."""
     dosing = services.services["dosing"]
-    await _restart_armed(dosing, "consumer.before_commit@TreatmentHoldRequested")
+    await _restart_armed(dosing, point)
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
-
     assert (await journeys.report(services, patient, symptoms=["jaundice"], grade=2)).json()["hold_requested"]
     await _wait_killed(dosing)
+    return patient
+
+
+async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exactly_once(services: Stack) -> None:
+    dosing = services.services["dosing"]
+    patient = await _hold_for_dosing_armed_at(services, "consumer.before_commit@TreatmentHoldRequested")
     # It died with the handler's work done but not committed: nothing of it stuck.
     assert await _dosing_rows(services, patient) == ("active", 0, 0)
 
@@ -64,6 +70,22 @@ async def test_dosing_killed_after_consuming_the_hold_before_commit_pauses_exact
     assert await _dosing_rows(services, patient) == ("paused", 1, 1)
     pauses = await events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanPaused")
     assert len(pauses) == 1, "one TreatmentPlanPaused event, however often the hold was delivered"
+
+
+async def test_dosing_killed_after_its_commit_before_the_offset_commit_pauses_exactly_once(services: Stack) -> None:
+    dosing = services.services["dosing"]
+    patient = await _hold_for_dosing_armed_at(services, "consumer.after_commit_before_ack@TreatmentHoldRequested")
+    # The pause committed; the offset did not: the hold is delivered again after the restart.
+    assert await _dosing_rows(services, patient) == ("paused", 1, 1)
+
+    await _restart(dosing)
+    await eventually(
+        lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.holds"),
+        what="dosing consumed the redelivered hold",
+    )
+    assert await _dosing_rows(services, patient) == ("paused", 1, 1)
+    pauses = await events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanPaused")
+    assert len(pauses) == 1, "the redelivery changed nothing"
 
 
 async def test_safety_killed_between_publish_and_mark_sent_still_pauses_exactly_once(services: Stack) -> None:

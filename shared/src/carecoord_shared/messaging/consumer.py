@@ -9,9 +9,10 @@ loses the message. Here each message is handled like this:
    skipped: producers may add events without breaking consumers.
 3. The handler runs inside one transaction that first claims the event id in
    the inbox: a redelivered event changes nothing.
-4. Transient failures (database away, serialization conflicts) are retried
-   with exponential backoff, a bounded number of times; after that, and at
-   once for any other error, the message is dead-lettered.
+4. Transient failures (serialization conflicts, deadlocks) are retried with
+   exponential backoff, a bounded number of times; after that, and at once
+   for any other error, the message is dead-lettered. While the database is
+   unreachable the retries go on without bound: the message is not at fault.
 5. Only then is the offset committed. If the process dies anywhere before, the
    message is delivered again and the inbox makes the second delivery a no-op.
    If dead-lettering itself fails, the consumer seeks back and tries again.
@@ -38,7 +39,7 @@ from ..contracts import CATALOG, Envelope, Event, Topic, UnsupportedVersion, upc
 from ..faults import FailurePoints
 from ..telemetry import meter, tracer
 from .deadletter import DeadLetterer
-from .errors import is_transient, validation_errors
+from .errors import is_transient, is_unavailable, validation_errors
 from .unit_of_work import Transaction, UnitOfWork
 
 E = TypeVar("E", bound=Event)
@@ -172,20 +173,26 @@ class EventConsumer:
             return await self._dead_letter(record, "unsupported_version", {"error": str(exc)}, envelope)
 
         bound = log.bind(event_type=envelope.type, event_id=str(envelope.event_id))
-        for attempt in range(1, self._retry.max_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await self._process(handlers, event, envelope, record.topic)
             except Exception as exc:
                 if not is_transient(exc):
                     bound.error("event.handler_failed", error=type(exc).__name__, attempt=attempt)
                     return await self._dead_letter(record, "handler_error", _describe(exc), envelope)
-                if attempt == self._retry.max_attempts:
+                if is_unavailable(exc):
+                    # The database is away, the message is not at fault: wait for the database
+                    # however long it takes (at the last attempt's backoff), rather than dead-letter
+                    # every message in flight during a restart.
+                    attempt = min(attempt, self._retry.max_attempts - 1)
+                elif attempt >= self._retry.max_attempts:
                     bound.error("event.retries_exhausted", error=type(exc).__name__, attempts=attempt)
                     return await self._dead_letter(record, "retries_exhausted", _describe(exc), envelope)
                 delay = self._retry.delay(attempt)
                 bound.warning("event.retrying", error=type(exc).__name__, attempt=attempt, delay_s=round(delay, 3))
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
 
     async def _process(self, handlers: list[Handler], event: Event, envelope: Envelope, topic: str) -> Outcome:
         async with self._uow.transaction(cause=envelope) as tx:
@@ -195,6 +202,8 @@ class EventConsumer:
             for handler in handlers:
                 await handler(event, tx)
             self._failure_points.reach("consumer.before_commit", envelope.type)
+        # Committed in the database, offset not yet committed: the redelivery must be a no-op.
+        self._failure_points.reach("consumer.after_commit_before_ack", envelope.type)
         log.info("event.processed", event_type=envelope.type, event_id=str(envelope.event_id))
         return Outcome.processed
 

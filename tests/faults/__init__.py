@@ -1,0 +1,1 @@
+"""The fault-injection suite's parts: load (history), nemesis (faults), checker."""

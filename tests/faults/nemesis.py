@@ -1,0 +1,238 @@
+"""The nemesis: kills and restarts services, the broker and the database while the load runs.
+
+Every service starts armed with CARECOORD_CRASH_AT, so it SIGKILLs itself at a
+named failure point when the load takes it there (between the database commit
+and the offset commit, between the relay's send and mark-sent, ...); a
+supervisor restarts whatever died (armed with the next point, if the soak
+queued more, else plain) and tells a death it did not expect from one it did.
+Meanwhile the faults run one after another:
+- ``("kill", service)``: SIGKILL at a random moment;
+- ``("broker", "clean" | "kill")``, ``("database", "clean" | "kill")``;
+- ``("rebalance", service)``: a second instance joins the consumer group under
+  load, then leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from carecoord_devstack.process import pid_alive
+from carecoord_devstack.scratch import free_ports
+from carecoord_devstack.stack import ServiceProcess, Stack
+from carecoord_shared.contracts.topics import SERVICES
+
+FAILURE_POINTS: dict[str, tuple[str, ...]] = {
+    "intake": ("uow.before_commit", "relay.after_send_before_mark"),
+    "safety": (
+        "consumer.after_commit_before_ack@SideEffectReportSubmitted",
+        "relay.after_send_before_mark",
+        "consumer.before_commit@SideEffectReportSubmitted",
+    ),
+    "dosing": (
+        "consumer.after_commit_before_ack@TreatmentHoldRequested",
+        "relay.after_send_before_mark",
+        "consumer.before_commit@SideEffectReported",
+    ),
+    "scheduling": (
+        "consumer.after_commit_before_ack@TreatmentPlanActivated",
+        "relay.after_send_before_mark",
+        "consumer.before_commit@TreatmentPlanPaused",
+    ),
+    "billing": (
+        "consumer.after_commit_before_ack@AppointmentCompleted",
+        "relay.after_send_before_mark",
+        "uow.before_commit@AppointmentCompleted",
+    ),
+}
+# An armed point the load has not reached by then is disarmed (a plain restart).
+ARMED_WITHIN_S = 90.0
+Fault = tuple[str, ...]
+
+
+@dataclass
+class Figures:
+    kills: Counter[str] = field(default_factory=Counter)  # SIGKILLs per service, all kinds
+    at_failure_points: Counter[str] = field(default_factory=Counter)  # of which at a named point
+    broker_restarts: Counter[str] = field(default_factory=Counter)  # clean / kill
+    database_restarts: Counter[str] = field(default_factory=Counter)
+    rebalances: int = 0
+    unexpected_exits: Counter[str] = field(default_factory=Counter)  # deaths nobody caused
+    log: list[str] = field(default_factory=list)
+
+    def note(self, line: str) -> None:
+        self.log.append(line)
+        print(f"[nemesis] {line}", flush=True)  # seen with -s
+
+
+def armed_points(rng: random.Random, rounds: int) -> dict[str, deque[str]]:
+    """Per round, each service killed once at one of its failure points."""
+    return {s: deque(rng.choice(FAILURE_POINTS[s]) for _ in range(rounds)) for s in SERVICES}
+
+
+def schedule(rng: random.Random, rounds: int, random_kills: int) -> list[Fault]:
+    """Per round: ``random_kills`` services killed at random moments, the broker and the
+    database each restarted cleanly and killed, one rebalance; shuffled."""
+    faults: list[Fault] = []
+    for _ in range(rounds):
+        faults += [("kill", s) for s in rng.sample(SERVICES, random_kills)]
+        faults += [("broker", "clean"), ("broker", "kill"), ("database", "clean"), ("database", "kill")]
+        faults.append(("rebalance", rng.choice(("safety", "dosing", "scheduling", "billing"))))
+    rng.shuffle(faults)
+    return faults
+
+
+class Nemesis:
+    def __init__(self, stack: Stack, rng: random.Random, figures: Figures, armed: dict[str, deque[str]]) -> None:
+        self.stack = stack
+        self.rng = rng
+        self.figures = figures
+        self._queued = armed
+        self._armed: dict[str, tuple[str, float] | None] = dict.fromkeys(SERVICES)
+        self._killing: set[str] = set()
+        # Held while the broker or the database is down: the supervisor restarts nothing meanwhile.
+        self._infrastructure = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- the supervisor -------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        for service in self.stack.services.values():
+            self._start(service)
+        for service in self.stack.services.values():
+            self._wait_ready(service)
+
+    def supervise(self) -> None:
+        """Until stopped: restart what died, counting each death by its cause; disarm stale points.
+
+        Runs while the load does: an armed point's time starts with it."""
+        self._armed = {name: armed and (armed[0], time.monotonic()) for name, armed in self._armed.items()}
+        while not self._stopping.is_set():
+            for service in self.stack.services.values():
+                with self._infrastructure:
+                    if not service.running():
+                        self._died(service)
+                        self._start(service)
+                        self._wait_ready(service)
+                    elif (armed := self._armed[service.name]) and time.monotonic() - armed[1] > ARMED_WITHIN_S:
+                        self.figures.note(f"{service.name}: {armed[0]} not reached, disarmed")
+                        self._queued[service.name].clear()
+                        self._armed[service.name] = None
+                        self._kill(service)
+            time.sleep(0.1)
+
+    def _died(self, service: ServiceProcess) -> None:
+        assert service.proc is not None
+        code, armed = service.proc.returncode, self._armed[service.name]
+        if service.name in self._killing:
+            self._killing.discard(service.name)
+            if armed:  # killed before its point: armed again with it
+                self._queued[service.name].appendleft(armed[0])
+        elif code == -9 and armed:
+            self.figures.kills[service.name] += 1
+            self.figures.at_failure_points[service.name] += 1
+            self.figures.note(f"{service.name} killed itself at {armed[0]}")
+        else:
+            self.figures.unexpected_exits[service.name] += 1
+            self.figures.note(f"{service.name} exited with {code}, not killed")
+
+    def _start(self, service: ServiceProcess) -> None:
+        queued = self._queued[service.name]
+        if queued:
+            point = queued.popleft()
+            self._armed[service.name] = (point, time.monotonic())
+            service.start(CARECOORD_CRASH_AT=point)
+        else:
+            self._armed[service.name] = None
+            service.start()
+
+    def _wait_ready(self, service: ServiceProcess) -> None:
+        try:
+            service.wait_ready(timeout=120)
+        except RuntimeError:
+            pass  # died starting up (at its point, with a backlog to relay): the next pass sees it
+
+    def _kill(self, service: ServiceProcess) -> None:
+        if service.running():
+            self._killing.add(service.name)
+            service.kill()
+            self.figures.kills[service.name] += 1
+
+    def armed_left(self) -> int:
+        return sum(len(q) for q in self._queued.values()) + sum(a is not None for a in self._armed.values())
+
+    def all_ready(self) -> bool:
+        return all(s.running() for s in self.stack.services.values()) and self.armed_left() == 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- the faults -----------------------------------------------------------------------------
+
+    async def run(self, faults: list[Fault], gap_s: tuple[float, float], done: asyncio.Event) -> None:
+        try:
+            for fault in faults:
+                await asyncio.sleep(self.rng.uniform(*gap_s))
+                t0 = time.monotonic()
+                await asyncio.to_thread(self._apply, fault)
+                self.figures.note(f"{'/'.join(fault)} ({time.monotonic() - t0:.1f}s)")
+        finally:
+            done.set()
+
+    def _apply(self, fault: Fault) -> None:
+        kind, target = fault
+        if kind == "kill":
+            time.sleep(self.rng.uniform(0, 1.5))
+            with self._infrastructure:
+                self._kill(self.stack.services[target])
+        elif kind == "broker":
+            with self._infrastructure:
+                self._broker(target)
+        elif kind == "database":
+            with self._infrastructure:
+                self._database(target)
+        elif kind == "rebalance":
+            self._rebalance(self.stack.services[target])
+        else:
+            raise ValueError(fault)
+
+    def _broker(self, how: str) -> None:
+        kafka = self.stack.kafka
+        if how == "clean":
+            kafka.stop()
+        else:
+            pid = kafka.pid()
+            kafka.kill()
+            while pid and pid_alive(pid):
+                time.sleep(0.05)
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        kafka.start(timeout=120)
+        self.figures.broker_restarts[how] += 1
+
+    def _database(self, how: str) -> None:
+        postgres = self.stack.postgres
+        if how == "clean":
+            postgres.stop()
+        else:
+            postgres.kill()
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        postgres.start()
+        self.figures.database_restarts[how] += 1
+
+    def _rebalance(self, service: ServiceProcess) -> None:
+        [port] = free_ports(1)
+        second = ServiceProcess(
+            service.name, port, {**service.env, "CARECOORD_HTTP_PORT": str(port)},
+            service.log_file.with_name(f"{service.name}-2.log"),
+        )  # fmt: skip
+        second.start()
+        try:
+            second.wait_ready(timeout=120)
+            time.sleep(self.rng.uniform(4.0, 8.0))  # both instances share the partitions under load
+        finally:
+            second.stop()
+        self.figures.rebalances += 1
