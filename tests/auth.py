@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
 
 # The suite's own system account: the tests that exercise business flows call as
@@ -35,3 +36,8 @@ def api_client(token: str = SERVICE_TOKEN, **kwargs: Any) -> httpx.AsyncClient:
     """An HTTP client that calls as ``token``'s holder (the test suite's service account by default)."""
     kwargs.setdefault("timeout", 10)
     return httpx.AsyncClient(headers=bearer(token), **kwargs)
+
+
+def service_client(stack: Stack, service: str, token: str = SERVICE_TOKEN, *, timeout: float = 10.0) -> httpx.AsyncClient:
+    """A client for one service of ``stack``: paths relative to it (``/v1/...``)."""
+    return api_client(token, base_url=stack.services[service].url, timeout=timeout)

@@ -24,7 +24,7 @@ import pytest
 
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.stack import Stack
-from tests.api import api_client
+from tests.auth import service_client
 from tests.conftest import eventually, fresh_stack
 from tests.e2e.journeys import ALL_WEEK
 from tests.faults.checker import CATEGORIES, check, quiesce, unclaimed
@@ -77,7 +77,7 @@ def fault_stack() -> Iterator[Stack]:
 
 async def _clinicians(stack: Stack) -> None:
     """Enough clinicians licensed in Colorado (the load's state) for every booking."""
-    async with api_client(stack, "scheduling") as http:
+    async with service_client(stack, "scheduling") as http:
         for n in range(3):
             for role in ("psychiatric_clinician", "therapist"):
                 body = {"role": role, "time_zone": "America/Denver", "licensed_states": ["CO"], "weekly_availability": ALL_WEEK}

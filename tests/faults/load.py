@@ -30,7 +30,7 @@ from carecoord_shared.contracts import Envelope, Event
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from carecoord_shared.contracts.scheduling import AppointmentCompleted
-from tests.api import api_client
+from tests.auth import service_client
 from tests.e2e.intake_journeys import eligible_steps, registration
 
 from .expectations import SCENARIOS
@@ -164,7 +164,7 @@ class Load:
         deadline = time.monotonic() + STEP_DEADLINE_S
         while True:
             try:
-                async with api_client(self.stack, service) as http:
+                async with service_client(self.stack, service) as http:
                     response = await http.request(method, path, json=body)
                 if response.status_code < 500:
                     assert response.status_code in ok, f"{method} {service}{path}: {response.status_code} {response.text[:300]}"
