@@ -49,8 +49,10 @@ class Load:
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> Load:
+        # Not idempotent, like the services' producers (see carecoord_shared.service): a re-send is
+        # the same envelope, and the consumers' inboxes drop a copy that landed twice.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.stack.kafka.bootstrap, acks="all", enable_idempotence=True, request_timeout_ms=8000
+            bootstrap_servers=self.stack.kafka.bootstrap, acks="all", request_timeout_ms=8000
         )
         await self._producer.start()
         return self

@@ -88,7 +88,13 @@ class Runtime:
             settings.kafka_bootstrap,
             client_id=f"carecoord-{definition.name}",
             security=kafka_security(settings),
-            enable_idempotence=True,
+            # Not idempotent: aiokafka's idempotent producer dies for good on
+            # OutOfOrderSequenceNumber, which a broker that lost its producer state
+            # after a crash answers (aio-libs/aiokafka#1017; seen by the fault suite),
+            # and the outbox would never drain again. Order per partition does not
+            # need it (aiokafka keeps one batch per partition in flight), and a
+            # retried send that did land twice is dropped by every consumer's inbox.
+            enable_idempotence=False,
             acks="all",
             # FastStream's own logger writes coloured text straight to stdout;
             # this one goes through structlog like every other line.
