@@ -171,9 +171,10 @@ async def test_a_clinician_manages_only_their_own_record_and_a_service_any(world
     assert "own name" in response.json()["message"]
     response = await authz.call(world.stack, SERVICE, theirs, authz.token_as(Role.SERVICE, authz.subject("back-office")))
     assert response.status_code == endpoint.ok, response.text
-    [row] = await authz.audit_of(world.stack, SERVICE, own)  # the refused attempt on another's record wrote nothing
-    assert (row["outcome"], row["patient_id"]) == ("allowed", None)
-    assert row["resource_id"] in {own, mine.path.rsplit("/", 1)[-1]}
+    allowed, refused = await authz.audit_of(world.stack, SERVICE, own)  # the refused attempt on another's record changed nothing
+    assert (allowed["outcome"], allowed["patient_id"]) == ("allowed", None)
+    assert allowed["resource_id"] in {own, mine.path.rsplit("/", 1)[-1]}
+    assert (refused["action"], refused["outcome"], refused["patient_id"]) == (f"{theirs.method} refused", "denied", None)
 
 
 @dataclass(frozen=True)
