@@ -20,16 +20,21 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def patient_token(patient_id: uuid.UUID | str) -> str:
-    return mint_token(Role.PATIENT, f"patient-{uuid.uuid4().hex[:8]}", patient_id=patient_id)
+def patient_token(patient_id: uuid.UUID | str, subject: str | None = None) -> str:
+    return mint_token(Role.PATIENT, subject or f"patient-{uuid.uuid4().hex[:8]}", patient_id=patient_id)
 
 
 def clinician_token(clinician_id: str, licensed_states: Iterable[str]) -> str:
     return mint_token(Role.CLINICIAN, clinician_id, licensed_states=licensed_states)
 
 
-def operator_token() -> str:
-    return mint_token(Role.OPERATOR, "operator-on-call")
+def operator_token(subject: str = "operator-on-call") -> str:
+    return mint_token(Role.OPERATOR, subject)
+
+
+def service_token(subject: str) -> str:
+    """A token of another system account than the suite's own (to tell its audit rows apart)."""
+    return mint_token(Role.SERVICE, subject)
 
 
 def api_client(token: str = SERVICE_TOKEN, **kwargs: Any) -> httpx.AsyncClient:

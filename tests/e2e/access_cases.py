@@ -1,11 +1,24 @@
-"""Callers in every role, tokens that must be refused, and the audit log, for the authorisation tests."""
+"""What every per-service authorisation test tries, over the real HTTP APIs, and the audit rows it leaves.
+
+An ``Endpoint`` says how to make one request to a route (its ``request`` may create what the request
+needs, e.g. a fresh appointment to cancel, and may name the caller in the body), the roles the route
+admits and the status an admitted caller gets. ``route_tests`` makes the checks that are the same for
+every service, one test case each: without a valid token -> 401; each role not admitted -> 403 and a
+"<METHOD> refused" audit row; for a patient-scoped route the patient themself, a clinician licensed
+in the patient's state and a service are let through, while another patient and a clinician licensed
+only elsewhere get 403, each check leaving exactly its one audit row (allowed or denied).
+
+A module provides a ``world`` fixture (see ``World``): every case is about ``world.patient_id``,
+a patient living in STATE.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -13,21 +26,45 @@ import pytest
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
+from tests.auth import bearer, clinician_token, operator_token, patient_token, service_token
 from tests.conftest import eventually
 from tests.e2e import intake_journeys
 from tests.e2e.journeys import url
 
-# Tokens a service must answer with 401 on every route.
+# Tokens a service must answer with 401 on every route. The forgery claims the suite's own account.
 UNAUTHENTICATED: dict[str, str | None] = {
     "no token": None,
-    "forged": mint_token(Role.SERVICE, "forger", secret="a-secret-the-services-do-not-trust"),
-    "expired": mint_token(Role.SERVICE, "late-service", ttl_s=-300),  # well past the verifier's 30 s leeway
+    "forged token": mint_token(Role.SERVICE, "carecoord-test-suite", secret="a-secret-no-carecoord-service-trusts-at-all"),
+    "expired token": mint_token(Role.SERVICE, "carecoord-test-suite", ttl_s=-3600),  # well past the verifier's leeway
 }
+ALL_ROLES = frozenset(Role)
+PATIENT_CARE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
+CLINICIAN_OR_SERVICE = frozenset({Role.CLINICIAN, Role.SERVICE})
+# Each module's patient lives in STATE (served by the local configuration); ELSEWHERE is another state.
+STATE, ELSEWHERE = "CO", "NY"
 
 _ADDRESSES = {
     "CO": ({"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"}, "America/Denver"),
     "NY": ({"line1": "2 Broadway", "city": "New York", "state": "NY", "postal_code": "10004"}, "America/New_York"),
 }
+# Where a service keeps the state of residence it learnt (dosing and safety from PatientRegistered).
+_STATE_TABLE = {"intake": "patients", "scheduling": "patients", "billing": "patients"}
+
+
+class World(Protocol):
+    @property
+    def stack(self) -> Stack: ...
+
+    @property
+    def patient_id(self) -> uuid.UUID:
+        """The patient every case is about, resident in STATE."""
+
+    @property
+    def other_patient_id(self) -> uuid.UUID:
+        """Another patient (whose token must not reach ``patient_id``'s data)."""
+
+
+# --- Callers: a token and the subject its audit rows are written under.
 
 
 @dataclass(frozen=True)
@@ -37,38 +74,82 @@ class Caller:
     token: str
 
 
+def fresh_subject(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
 def patient(patient_id: uuid.UUID) -> Caller:
-    subject = f"patient-{uuid.uuid4().hex[:8]}"
-    return Caller(Role.PATIENT, subject, mint_token(Role.PATIENT, subject, patient_id=patient_id))
+    subject = fresh_subject("patient")
+    return Caller(Role.PATIENT, subject, patient_token(patient_id, subject))
 
 
-def clinician(*states: str) -> Caller:
-    subject = f"dr-{'-'.join(states).lower() or 'none'}-{uuid.uuid4().hex[:8]}"
-    return Caller(Role.CLINICIAN, subject, mint_token(Role.CLINICIAN, subject, licensed_states=states))
+def clinician(*states: str, subject: str | None = None) -> Caller:
+    subject = subject or fresh_subject(f"dr-{'-'.join(states).lower() or 'none'}")
+    return Caller(Role.CLINICIAN, subject, clinician_token(subject, states))
 
 
 def operator() -> Caller:
-    subject = f"operator-{uuid.uuid4().hex[:8]}"
-    return Caller(Role.OPERATOR, subject, mint_token(Role.OPERATOR, subject))
+    subject = fresh_subject("operator")
+    return Caller(Role.OPERATOR, subject, operator_token(subject))
 
 
-def service() -> Caller:
-    subject = f"service-{uuid.uuid4().hex[:8]}"
-    return Caller(Role.SERVICE, subject, mint_token(Role.SERVICE, subject))
+def service(subject: str | None = None) -> Caller:
+    subject = subject or fresh_subject("service")
+    return Caller(Role.SERVICE, subject, service_token(subject))
 
 
-def of_role(role: Role, patient_id: uuid.UUID, state: str = "CO") -> Caller:
-    """A caller in ``role`` who would pass the patient check if the role were admitted."""
-    return {Role.PATIENT: lambda: patient(patient_id), Role.CLINICIAN: lambda: clinician(state), Role.OPERATOR: operator,
-            Role.SERVICE: service}[role]()  # fmt: skip
+def of_role(role: Role, patient_id: uuid.UUID, clinician_subject: str | None = None) -> Caller:
+    """A caller in ``role`` who would pass every check but the role: the patient themself, a licensed clinician."""
+    if role is Role.PATIENT:
+        return patient(patient_id)
+    if role is Role.CLINICIAN:
+        return clinician(STATE, subject=clinician_subject)
+    return operator() if role is Role.OPERATOR else service()
 
 
-async def call(
-    stack: Stack, service_name: str, method: str, path: str, token: str | None, json: Any = None, params: Any = None
-) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(timeout=10, headers=headers) as http:
-        return await http.request(method, url(stack, service_name, path), json=json, params=params)
+# --- Requests and the audit log.
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: Any = None
+    params: dict[str, str] | None = None
+
+
+async def call(stack: Stack, service_name: str, request: Request, caller: Caller | str | None) -> httpx.Response:
+    """``request`` to the service as ``caller`` (or with that raw token; None: without one)."""
+    token = caller.token if isinstance(caller, Caller) else caller
+    async with httpx.AsyncClient(timeout=10, headers=bearer(token) if token else {}) as http:
+        return await http.request(request.method, url(stack, service_name, request.path), json=request.body, params=request.params)
+
+
+async def _fetch(stack: Stack, service_name: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(stack.postgres.dsn(service_name, service_name))
+    try:
+        return await conn.fetch(query, *args)  # type: ignore[no-any-return]
+    finally:
+        await conn.close()
+
+
+async def audit_rows(stack: Stack, service_name: str, caller: Caller | str) -> list[dict[str, Any]]:
+    """The caller's (or that subject's) audit rows in that service, oldest first."""
+    actor = caller.subject if isinstance(caller, Caller) else caller
+    rows = await _fetch(stack, service_name, "SELECT * FROM audit_log WHERE actor = $1 ORDER BY id", actor)
+    return [dict(r) for r in rows]
+
+
+async def assert_audited(
+    stack: Stack, service_name: str, caller: Caller, action: str, resource: str, patient_id: uuid.UUID | None, outcome: str
+) -> None:
+    """The caller's latest audit row is this one."""
+    rows = await audit_rows(stack, service_name, caller)
+    assert rows, f"no audit row for {caller.subject}"
+    last = rows[-1]
+    assert (last["action"], last["resource"], last["patient_id"], last["outcome"], last["actor_role"]) == (
+        action, resource, patient_id, outcome, str(caller.role),
+    ), last  # fmt: skip
 
 
 async def registered_patient(stack: Stack, state: str, *learnt_by: str) -> uuid.UUID:
@@ -84,149 +165,156 @@ async def registered_patient(stack: Stack, state: str, *learnt_by: str) -> uuid.
 
 
 async def _known_state(stack: Stack, service_name: str, patient_id: uuid.UUID) -> str | None:
-    conn = await asyncpg.connect(stack.postgres.dsn(service_name, service_name))
-    try:
-        return await conn.fetchval(  # type: ignore[no-any-return]
-            "SELECT state_of_residence FROM patient_jurisdictions WHERE patient_id = $1", patient_id
-        )
-    finally:
-        await conn.close()
+    table = _STATE_TABLE.get(service_name, "patient_jurisdictions")
+    rows = await _fetch(stack, service_name, f"SELECT state_of_residence FROM {table} WHERE patient_id = $1", patient_id)  # noqa: S608
+    return rows[0]["state_of_residence"] if rows else None
 
 
-async def audit_rows(stack: Stack, service_name: str, caller: Caller) -> list[dict[str, Any]]:
-    """The caller's audit rows in that service, oldest first."""
-    conn = await asyncpg.connect(stack.postgres.dsn(service_name, service_name))
-    try:
-        rows = await conn.fetch(
-            "SELECT action, resource, resource_id, patient_id, outcome, actor_role FROM audit_log WHERE actor = $1 ORDER BY id",
-            caller.subject,
-        )
-    finally:
-        await conn.close()
-    return [dict(r) for r in rows]
+# --- The table: one Endpoint per route.
+
+RequestFor = Callable[[Any, Caller], Awaitable[Request]]
 
 
-async def assert_audited(
-    stack: Stack, service_name: str, caller: Caller, action: str, resource: str, patient_id: uuid.UUID | None, outcome: str
-) -> None:
-    rows = await audit_rows(stack, service_name, caller)
-    assert rows, f"no audit row for {caller.subject}"
-    last = rows[-1]
-    assert (last["action"], last["resource"], last["patient_id"], last["outcome"], last["actor_role"]) == (
-        action, resource, patient_id, outcome, str(caller.role),
-    ), last  # fmt: skip
+def route(method: str, path: str, body: Any = None, params: Any = None) -> RequestFor:
+    """A request whose ``path`` is a format string over the world ``w`` (``/v1/plans/{w.plan_id}``); ``body`` and
+    ``params`` may be functions of (world, caller), e.g. to name the caller as the deciding clinician."""
 
+    def value(part: Any, world: Any, caller: Caller) -> Any:
+        return part(world, caller) if callable(part) else part
 
-# --- Table-driven route checks. A module's "world" has co_patient (resident in
-# Colorado, the patient every case is about) and ny_patient (resident in New York).
+    async def request(world: Any, caller: Caller) -> Request:
+        return Request(method, path.format(w=world), value(body, world, caller), value(params, world, caller))
+
+    return request
 
 
 @dataclass(frozen=True)
 class Endpoint:
     name: str
-    method: str
-    path: Callable[[Any], str]
-    roles: frozenset[Role]
-    body: Callable[[Any, Caller, uuid.UUID], Any] = lambda _w, _c, _p: None
-    params: Callable[[Any, uuid.UUID], Any] = lambda _w, _p: None
-    # Patient-scoped: the (action, resource) audited, and the status of an allowed call, when
-    # allowing it changes nothing other cases rely on (None: the module tests it on its own).
+    request: RequestFor
+    admits: frozenset[Role]
+    # Patient-scoped: the (action, resource) of the patient check's audit row. None: about no single patient.
     audited_as: tuple[str, str] | None = None
-    allowed_status: int | None = None
-    in_own_name: bool = False  # a clinical decision: clinician_id in the body must be the caller
+    # What an admitted caller gets: the status proves the request went past authorisation. None: allowing
+    # the call would change what other cases rely on, so the module tests the allowed cases on its own.
+    ok: int | None = 200
+    # A clinical decision: the clinician_id in the body must be the calling clinician.
+    in_own_name: bool = False
+    # A clinician gets past the checks only as this subject (the appointment's own clinician, ...).
+    clinician_subject: str | None = None
+
+    def __str__(self) -> str:
+        return self.name
 
 
-OWN, OTHER, LICENSED, ELSEWHERE, IMPERSONATING, SERVICE = (
-    "the patient themself", "another patient", "a clinician licensed in the patient's state", "a clinician licensed elsewhere",
-    "a clinician in someone else's name", "a service",
+OWN, OTHER, LICENSED, ELSEWHERE_LICENSED, IMPERSONATING, SERVICE = (
+    "the patient themself", "another patient", "a clinician licensed in the patient's state",
+    "a clinician licensed elsewhere", "a clinician in someone else's name", "a service",
 )  # fmt: skip
 
 
-def case_id(value: Any) -> str:
-    return value.name if isinstance(value, Endpoint) else str(value)
+def ids(endpoints: list[Endpoint]) -> list[str]:
+    return [e.name for e in endpoints]
 
 
 def role_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, Role]]:
-    return [(e, r) for e in endpoints for r in sorted(frozenset(Role) - e.roles)]
+    return [(e, r) for e in endpoints for r in sorted(ALL_ROLES - e.admits)]
 
 
 def scope_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, str]]:
-    """Every admitted caller about the Colorado patient (allowed ones only where the endpoint says so)."""
+    """Every admitted kind of caller about the module's patient (allowed ones only where the endpoint has ``ok``)."""
     cases = []
-    for e in endpoints:
-        if e.audited_as is None:
-            continue
-        allowed = [OWN, LICENSED, SERVICE] if e.allowed_status else []
-        denied = [OTHER, ELSEWHERE] + ([IMPERSONATING] if e.in_own_name else [])
-        cases += [(e, who) for who in allowed + denied if who not in (OWN, OTHER) or Role.PATIENT in e.roles]
+    for e in (e for e in endpoints if e.audited_as is not None):
+        allowed = [OWN] * (Role.PATIENT in e.admits) + [LICENSED] * (Role.CLINICIAN in e.admits) + [SERVICE] * (Role.SERVICE in e.admits)
+        denied = [OTHER] * (Role.PATIENT in e.admits) + [ELSEWHERE_LICENSED, *[IMPERSONATING] * e.in_own_name] * (Role.CLINICIAN in e.admits)
+        assert denied, f"{e.name} admits neither patients nor clinicians: not patient-scoped"
+        cases += [(e, who) for who in (allowed if e.ok else []) + denied]
     return cases
 
 
-async def _call_endpoint(stack: Stack, service_name: str, world: Any, endpoint: Endpoint, token: str | None, caller: Caller) -> httpx.Response:
-    body, params = endpoint.body(world, caller, world.co_patient), endpoint.params(world, world.co_patient)
-    return await call(stack, service_name, endpoint.method, endpoint.path(world), token, json=body, params=params)
+# --- The checks.
 
 
-async def expect_unauthenticated(stack: Stack, service_name: str, world: Any, endpoint: Endpoint, credential: str) -> None:
-    response = await _call_endpoint(stack, service_name, world, endpoint, UNAUTHENTICATED[credential], service())
+async def expect_unauthenticated(world: World, service_name: str, endpoint: Endpoint, credential: str) -> None:
+    request = await endpoint.request(world, service())
+    response = await call(world.stack, service_name, request, UNAUTHENTICATED[credential])
     assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers.get("www-authenticate") == "Bearer"
 
 
-async def expect_role_refused(stack: Stack, service_name: str, world: Any, endpoint: Endpoint, role: Role) -> None:
-    # The patient themself, a clinician licensed in Colorado: only the role is wrong.
-    caller = of_role(role, world.co_patient)
-    response = await _call_endpoint(stack, service_name, world, endpoint, caller.token, caller)
+async def expect_role_refused(world: World, service_name: str, endpoint: Endpoint, role: Role) -> None:
+    caller = of_role(role, world.patient_id, endpoint.clinician_subject)
+    request = await endpoint.request(world, caller)
+    before = len(await audit_rows(world.stack, service_name, caller))
+    response = await call(world.stack, service_name, request, caller)
     assert response.status_code == 403, response.text
     assert "needs the role" in response.json()["message"]
-    refusal = (await audit_rows(stack, service_name, caller))[-1]
-    assert (refusal["action"], refusal["outcome"], refusal["actor_role"]) == (f"{endpoint.method} refused", "denied", str(role)), refusal
+    rows = (await audit_rows(world.stack, service_name, caller))[before:]
+    assert [(r["action"], r["outcome"], r["actor_role"]) for r in rows] == [(f"{request.method} refused", "denied", str(role))], rows
 
 
-async def expect_scope(stack: Stack, service_name: str, world: Any, endpoint: Endpoint, who: str) -> httpx.Response:
-    caller = {
-        OWN: lambda: patient(world.co_patient),
-        OTHER: lambda: patient(world.ny_patient),
-        LICENSED: lambda: clinician("CO", "WA"),
-        ELSEWHERE: lambda: clinician("NY", "TX"),
-        IMPERSONATING: lambda: clinician("CO"),
-        SERVICE: service,
-    }[who]()
+async def expect_scope(world: World, service_name: str, endpoint: Endpoint, who: str) -> httpx.Response:
+    """The ``who`` caller is let through or refused, and the patient check left its one audit row saying so."""
     assert endpoint.audited_as is not None
     action, resource = endpoint.audited_as
+    caller = {
+        OWN: lambda: patient(world.patient_id),
+        OTHER: lambda: patient(world.other_patient_id),
+        LICENSED: lambda: clinician(STATE, "WA", subject=endpoint.clinician_subject),
+        ELSEWHERE_LICENSED: lambda: clinician(ELSEWHERE, "TX", subject=endpoint.clinician_subject),
+        IMPERSONATING: lambda: clinician(STATE),
+        SERVICE: service,
+    }[who]()
+    request = await endpoint.request(world, caller)
     if who == IMPERSONATING:
-        body = {**endpoint.body(world, caller, world.co_patient), "clinician_id": "dr-somebody-else"}
-        response = await call(stack, service_name, endpoint.method, endpoint.path(world), caller.token, json=body)
+        request = dataclasses.replace(request, body={**request.body, "clinician_id": "dr-somebody-else"})
+    before = len(await audit_rows(world.stack, service_name, caller))
+    response = await call(world.stack, service_name, request, caller)
+    rows = (await audit_rows(world.stack, service_name, caller))[before:]
+    if who == IMPERSONATING:
         assert response.status_code == 403 and "own name" in response.json()["message"], response.text
-        assert (await audit_rows(stack, service_name, caller))[-1]["outcome"] == "denied"
+        assert rows and rows[-1]["outcome"] == "denied", rows
         return response
-    response = await _call_endpoint(stack, service_name, world, endpoint, caller.token, caller)
-    if who in (OTHER, ELSEWHERE):
-        assert response.status_code == 403, response.text
-        await assert_audited(stack, service_name, caller, action, resource, world.co_patient, "denied")
-        return response
-    assert response.status_code == endpoint.allowed_status, response.text
-    await assert_audited(stack, service_name, caller, action, resource, world.co_patient, "allowed")
-    answer = response.json()
-    shown = {r["patient_id"] for r in answer} if isinstance(answer, list) else {answer.get("patient_id", str(world.co_patient))}
-    assert shown <= {str(world.co_patient)}, "an allowed answer shows only the patient asked about"
+    refused = who in (OTHER, ELSEWHERE_LICENSED)
+    assert response.status_code == (403 if refused else endpoint.ok), response.text
+    outcome = "denied" if refused else "allowed"
+    assert [(r["action"], r["resource"], r["patient_id"], r["outcome"], r["actor_role"]) for r in rows] == [
+        (action, resource, world.patient_id, outcome, str(caller.role))
+    ], rows
+    if not refused:
+        answer = response.json() if response.content else None
+        items = answer if isinstance(answer, list) else [answer] if isinstance(answer, dict) else []
+        shown = {str(item.get("patient_id", world.patient_id)) for item in items if isinstance(item, dict)}
+        assert shown <= {str(world.patient_id)}, "an allowed answer shows only the patient asked about"
     return response
+
+
+async def expect_admitted(world: World, service_name: str, endpoint: Endpoint, *, audited: bool) -> None:
+    """A route about no single patient: every admitted role gets through (and, ``audited``, leaves one row naming no patient)."""
+    for role in sorted(endpoint.admits):
+        caller = of_role(role, world.patient_id, endpoint.clinician_subject)
+        before = len(await audit_rows(world.stack, service_name, caller))
+        response = await call(world.stack, service_name, await endpoint.request(world, caller), caller)
+        assert response.status_code == endpoint.ok, (endpoint.name, role, response.text)
+        if audited:
+            rows = (await audit_rows(world.stack, service_name, caller))[before:]
+            assert [(r["outcome"], r["patient_id"]) for r in rows] == [("allowed", None)], (endpoint.name, role, rows)
 
 
 def route_tests(service_name: str, endpoints: list[Endpoint]) -> tuple[Callable[..., Any], ...]:
     """The three table-driven tests over ``endpoints``; a module assigns them to test_* names (it provides ``world``)."""
 
     @pytest.mark.parametrize("credential", list(UNAUTHENTICATED))
-    @pytest.mark.parametrize("endpoint", endpoints, ids=case_id)
-    async def no_forged_or_expired_token(services: Stack, world: Any, endpoint: Endpoint, credential: str) -> None:
-        await expect_unauthenticated(services, service_name, world, endpoint, credential)
+    @pytest.mark.parametrize("endpoint", endpoints, ids=str)
+    async def no_forged_or_expired_token(world: World, endpoint: Endpoint, credential: str) -> None:
+        await expect_unauthenticated(world, service_name, endpoint, credential)
 
-    @pytest.mark.parametrize(("endpoint", "role"), role_cases(endpoints), ids=case_id)
-    async def role_not_admitted(services: Stack, world: Any, endpoint: Endpoint, role: Role) -> None:
-        await expect_role_refused(services, service_name, world, endpoint, role)
+    @pytest.mark.parametrize(("endpoint", "role"), role_cases(endpoints), ids=str)
+    async def role_not_admitted(world: World, endpoint: Endpoint, role: Role) -> None:
+        await expect_role_refused(world, service_name, endpoint, role)
 
-    @pytest.mark.parametrize(("endpoint", "who"), scope_cases(endpoints), ids=case_id)
-    async def own_patient_and_licensed_state(services: Stack, world: Any, endpoint: Endpoint, who: str) -> None:
-        await expect_scope(services, service_name, world, endpoint, who)
+    @pytest.mark.parametrize(("endpoint", "who"), scope_cases(endpoints), ids=str)
+    async def own_patient_and_licensed_state(world: World, endpoint: Endpoint, who: str) -> None:
+        await expect_scope(world, service_name, endpoint, who)
 
     return no_forged_or_expired_token, role_not_admitted, own_patient_and_licensed_state

@@ -8,7 +8,7 @@ invoice to pay, a cent at a time.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,9 @@ from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.auth import api_client
 from tests.conftest import eventually
-from tests.e2e import authorization as authz
+from tests.e2e import access_cases as ac
 from tests.e2e import intake_journeys, journeys
-from tests.e2e.authorization import PATIENT_CARE, STATE, Endpoint, Request
+from tests.e2e.access_cases import PATIENT_CARE, STATE, Caller, Endpoint, Request, route
 from tests.kafka_io import publish_event
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,9 @@ SERVICE = "billing"
 @dataclass(frozen=True)
 class World:
     stack: Stack
-    patient_id: str
+    patient_id: uuid.UUID
     invoice_id: str
+    other_patient_id: uuid.UUID = field(default_factory=uuid.uuid4)  # never registered
 
 
 async def _get(stack: Stack, path: str) -> Any:
@@ -46,45 +47,37 @@ async def _get(stack: Stack, path: str) -> Any:
 
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
-    registered = await intake_journeys.register(services, intake_journeys.registration(state_of_residence=STATE))
-    assert registered.status_code == 201, registered.text
-    patient_id = registered.json()["patient_id"]
-    declared = await intake_journeys.step(services, patient_id, "PUT", "/coverage", {"kind": "self_pay"})
+    patient_id = await ac.registered_patient(services, STATE)
+    declared = await intake_journeys.step(services, str(patient_id), "PUT", "/coverage", {"kind": "self_pay"})
     assert declared.status_code == 201, declared.text
     started = datetime.now(UTC) - timedelta(days=1)
     visit = AppointmentCompleted(
         appointment_id=uuid.uuid4(), appointment_type=AppointmentType.follow_up, clinician_id="dr-authz",
         started_at=started, ended_at=started + timedelta(minutes=30),
     )  # fmt: skip
-    await publish_event(services.kafka.bootstrap, "scheduling.appointments", visit, uuid.UUID(patient_id), "scheduling")
+    await publish_event(services.kafka.bootstrap, "scheduling.appointments", visit, patient_id, "scheduling")
     [invoice] = await eventually(lambda: _get(services, f"/v1/patients/{patient_id}/invoices"), what="the visit invoiced")
     return World(services, patient_id, invoice["invoice_id"])
 
 
-def _static(method: str, path: str, body: Any = None) -> Any:
-    async def prepare(world: World) -> Request:
-        return Request(method, path.format(p=world.patient_id), body)
-
-    return prepare
-
-
-async def _payment(world: World) -> Request:
+async def _payment(world: World, _caller: Caller) -> Request:
     # A cent at a time: every admitted payment is a real one, and the invoice stays open for the next.
     body = {"payment_id": str(uuid.uuid4()), "amount_cents": 1, "method": "card"}
     return Request("POST", f"/v1/invoices/{world.invoice_id}/payments", body)
 
 
 PATIENT_ENDPOINTS = [
-    Endpoint("coverage", _static("GET", "/v1/patients/{p}/coverage"), PATIENT_CARE),
-    Endpoint("charges", _static("GET", "/v1/patients/{p}/charges"), PATIENT_CARE),
-    Endpoint("claims", _static("GET", "/v1/patients/{p}/claims"), PATIENT_CARE),
-    Endpoint("invoices", _static("GET", "/v1/patients/{p}/invoices"), PATIENT_CARE),
-    Endpoint("pay", _payment, frozenset({Role.PATIENT, Role.SERVICE}), ok=201),
-    Endpoint("received events", _static("GET", "/v1/patients/{p}/received-events"), frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE})),
-]
+    Endpoint("coverage", route("GET", "/v1/patients/{w.patient_id}/coverage"), PATIENT_CARE, audited_as=("read", "coverage")),
+    Endpoint("charges", route("GET", "/v1/patients/{w.patient_id}/charges"), PATIENT_CARE, audited_as=("read", "charges")),
+    Endpoint("claims", route("GET", "/v1/patients/{w.patient_id}/claims"), PATIENT_CARE, audited_as=("read", "claims")),
+    Endpoint("invoices", route("GET", "/v1/patients/{w.patient_id}/invoices"), PATIENT_CARE, audited_as=("read", "invoices")),
+    Endpoint("pay", _payment, frozenset({Role.PATIENT, Role.SERVICE}), audited_as=("pay", "invoice"), ok=201),
+    Endpoint("received events", route("GET", "/v1/patients/{w.patient_id}/received-events"), frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
+             audited_as=("read", "received-events")),
+]  # fmt: skip
 OFFICE_ENDPOINTS = [
-    Endpoint("denial queue", _static("GET", "/v1/denials"), frozenset({Role.SERVICE}), patient_scoped=False),
-    Endpoint("exchange now", _static("POST", "/v1/clearinghouse/exchange"), frozenset({Role.OPERATOR, Role.SERVICE}), patient_scoped=False),
+    Endpoint("denial queue", route("GET", "/v1/denials"), frozenset({Role.SERVICE})),
+    Endpoint("exchange now", route("POST", "/v1/clearinghouse/exchange"), frozenset({Role.OPERATOR, Role.SERVICE})),
 ]
 EVERY_ENDPOINT = PATIENT_ENDPOINTS + OFFICE_ENDPOINTS
 
@@ -93,24 +86,23 @@ EVERY_ENDPOINT = PATIENT_ENDPOINTS + OFFICE_ENDPOINTS
     test_a_call_without_a_valid_token_is_refused_with_401,
     test_a_role_the_route_does_not_admit_is_refused_with_403,
     test_only_the_patient_and_licensed_clinicians_reach_a_patients_billing_and_each_check_is_audited,
-) = authz.route_policy_tests(SERVICE, EVERY_ENDPOINT, PATIENT_ENDPOINTS)
+) = ac.route_tests(SERVICE, EVERY_ENDPOINT)
 
 
-@pytest.mark.parametrize("endpoint", OFFICE_ENDPOINTS, ids=authz.ids(OFFICE_ENDPOINTS))
+@pytest.mark.parametrize("endpoint", OFFICE_ENDPOINTS, ids=ac.ids(OFFICE_ENDPOINTS))
 async def test_the_billing_office_routes_admit_their_roles_and_are_audited(world: World, endpoint: Endpoint) -> None:
-    await authz.admits_its_roles(world.stack, SERVICE, endpoint, world, world.patient_id, STATE, audited=True)
+    await ac.expect_admitted(world, SERVICE, endpoint, audited=True)
 
 
 async def test_paying_an_unknown_invoice_is_404_for_an_admitted_caller(world: World) -> None:
-    own = authz.token_as(Role.PATIENT, authz.subject("patient"), patient_id=world.patient_id)
     body = {"payment_id": str(uuid.uuid4()), "amount_cents": 1, "method": "card"}
-    response = await authz.call(world.stack, SERVICE, Request("POST", f"/v1/invoices/{uuid.uuid4()}/payments", body), own)
+    response = await ac.call(world.stack, SERVICE, Request("POST", f"/v1/invoices/{uuid.uuid4()}/payments", body), ac.patient(world.patient_id))
     assert response.status_code == 404, response.text
 
 
 async def test_a_patient_pays_only_their_own_invoice_and_the_refusal_pays_nothing(world: World) -> None:
     before = (await _get(world.stack, f"/v1/patients/{world.patient_id}/invoices"))[0]["paid_cents"]
-    someone_else = authz.token_as(Role.PATIENT, authz.subject("patient"), patient_id=uuid.uuid4())
-    response = await authz.call(world.stack, SERVICE, await _payment(world), someone_else)
+    someone_else = ac.patient(uuid.uuid4())
+    response = await ac.call(world.stack, SERVICE, await _payment(world, someone_else), someone_else)
     assert response.status_code == 403, response.text
     assert (await _get(world.stack, f"/v1/patients/{world.patient_id}/invoices"))[0]["paid_cents"] == before

@@ -12,26 +12,24 @@ from typing import Any
 import pytest
 
 from carecoord_devstack.stack import Stack
-from carecoord_shared.auth import Role
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.conftest import eventually
 from tests.e2e import access_cases as ac
-from tests.e2e.access_cases import Caller, Endpoint
+from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, PATIENT_CARE, Caller, Endpoint, Request, route
 from tests.kafka_io import publish_event
 
 pytestmark = pytest.mark.e2e
 
 DOSING = "dosing"
-READERS = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
-CLINICAL = frozenset({Role.CLINICIAN, Role.SERVICE})
 COURSE = {"starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6}
 
 
 @dataclass(frozen=True)
 class World:
-    co_patient: uuid.UUID  # resident in Colorado, with an active plan
-    ny_patient: uuid.UUID  # resident in New York
+    stack: Stack
+    patient_id: uuid.UUID  # resident in Colorado, with an active plan
+    other_patient_id: uuid.UUID  # resident in New York
     plan_id: uuid.UUID
     proposal_id: uuid.UUID  # the starting dose's (approved at activation)
 
@@ -43,34 +41,34 @@ async def world(services: Stack) -> World:
     plan = await _plan_call(services, system, "POST", "/v1/plans", 201, patient_id=str(co), **COURSE)
     active = await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
     [starting] = active["proposals"]
-    return World(co, ny, uuid.UUID(plan["plan_id"]), uuid.UUID(starting["proposal_id"]))
+    return World(services, co, ny, uuid.UUID(plan["plan_id"]), uuid.UUID(starting["proposal_id"]))
 
 
 async def _plan_call(stack: Stack, caller: Caller, method: str, path: str, expected: int, **body: Any) -> dict[str, Any]:
     body = {"clinician_id": caller.subject, **body} if method == "POST" else {}
-    response = await ac.call(stack, DOSING, method, path, caller.token, json=body or None)
+    response = await ac.call(stack, DOSING, Request(method, path, body or None), caller)
     assert response.status_code == expected, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
+async def _authorise_a_session(world: World, caller: Caller) -> Request:
+    return Request("POST", f"/v1/dosing-sessions/{uuid.uuid4()}/authorise", {"patient_id": str(world.patient_id)})
+
+
 ENDPOINTS = [
     # Decisions change the plan: their allowed cases are in test_plan_decisions.
-    Endpoint("create a plan", "POST", lambda w: "/v1/plans", CLINICAL,
-             body=lambda w, c, p: {"patient_id": str(p), "clinician_id": c.subject, **COURSE},
-             audited_as=("create", "plan"), in_own_name=True),
-    Endpoint("activate a plan", "POST", lambda w: f"/v1/plans/{w.plan_id}/activate", CLINICAL,
-             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("activate", "plan"), in_own_name=True),
-    Endpoint("discontinue a plan", "POST", lambda w: f"/v1/plans/{w.plan_id}/discontinue", CLINICAL,
-             body=lambda w, c, p: {"clinician_id": c.subject, "reason": "patient_request"},
-             audited_as=("discontinue", "plan"), in_own_name=True),
-    Endpoint("read a plan", "GET", lambda w: f"/v1/plans/{w.plan_id}", READERS, audited_as=("read", "plan"), allowed_status=200),
-    Endpoint("read a patient's plan", "GET", lambda w: f"/v1/patients/{w.co_patient}/plan", READERS,
-             audited_as=("read", "plan"), allowed_status=200),
-    Endpoint("approve a dose", "POST", lambda w: f"/v1/dose-proposals/{w.proposal_id}/approve", CLINICAL,
-             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("approve", "dose-proposal"), in_own_name=True),
+    Endpoint("create a plan", route("POST", "/v1/plans", lambda w, c: {"patient_id": str(w.patient_id), "clinician_id": c.subject, **COURSE}),
+             CLINICIAN_OR_SERVICE, audited_as=("create", "plan"), ok=None, in_own_name=True),
+    Endpoint("activate a plan", route("POST", "/v1/plans/{w.plan_id}/activate", lambda w, c: {"clinician_id": c.subject}),
+             CLINICIAN_OR_SERVICE, audited_as=("activate", "plan"), ok=None, in_own_name=True),
+    Endpoint("discontinue a plan", route("POST", "/v1/plans/{w.plan_id}/discontinue", lambda w, c: {"clinician_id": c.subject, "reason": "patient_request"}),
+             CLINICIAN_OR_SERVICE, audited_as=("discontinue", "plan"), ok=None, in_own_name=True),
+    Endpoint("read a plan", route("GET", "/v1/plans/{w.plan_id}"), PATIENT_CARE, audited_as=("read", "plan")),
+    Endpoint("read a patient's plan", route("GET", "/v1/patients/{w.patient_id}/plan"), PATIENT_CARE, audited_as=("read", "plan")),
+    Endpoint("approve a dose", route("POST", "/v1/dose-proposals/{w.proposal_id}/approve", lambda w, c: {"clinician_id": c.subject}),
+             CLINICIAN_OR_SERVICE, audited_as=("approve", "dose-proposal"), ok=None, in_own_name=True),
     # A fresh appointment each call: asking changes nothing but records the refusal (no pre-dose reading).
-    Endpoint("authorise a dosing session", "POST", lambda w: f"/v1/dosing-sessions/{uuid.uuid4()}/authorise", CLINICAL,
-             body=lambda w, c, p: {"patient_id": str(p)}, audited_as=("authorise", "dosing-session"), allowed_status=200),
+    Endpoint("authorise a dosing session", _authorise_a_session, CLINICIAN_OR_SERVICE, audited_as=("authorise", "dosing-session")),
 ]  # fmt: skip
 
 
@@ -88,8 +86,8 @@ async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(servic
     patient_id = await ac.registered_patient(services, "CO", DOSING)
     dr, elsewhere = ac.clinician("CO"), ac.clinician("NY")
 
-    refused = await ac.call(services, DOSING, "POST", "/v1/plans", elsewhere.token,
-                            json={"patient_id": str(patient_id), "clinician_id": elsewhere.subject, **COURSE})  # fmt: skip
+    body = {"patient_id": str(patient_id), "clinician_id": elsewhere.subject, **COURSE}
+    refused = await ac.call(services, DOSING, Request("POST", "/v1/plans", body), elsewhere)
     assert refused.status_code == 403
     await ac.assert_audited(services, DOSING, elsewhere, "create", "plan", patient_id, "denied")
     plan = await _plan_call(services, dr, "POST", "/v1/plans", 201, patient_id=str(patient_id), **COURSE)
@@ -129,7 +127,7 @@ async def test_a_service_may_take_every_plan_decision_for_any_patient(services: 
 
 async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_and_told_why(services: Stack) -> None:
     stranger, dr = uuid.uuid4(), ac.clinician("CO")
-    response = await ac.call(services, DOSING, "GET", f"/v1/patients/{stranger}/plan", dr.token)
+    response = await ac.call(services, DOSING, Request("GET", f"/v1/patients/{stranger}/plan"), dr)
     assert response.status_code == 403
     assert "does not know the patient's state" in response.json()["message"]
     await ac.assert_audited(services, DOSING, dr, "read", "plan", stranger, "denied")

@@ -7,18 +7,17 @@ One patient is registered (Colorado) for the module and kept short of a decision
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role
-from tests.e2e import authorization as authz
+from tests.e2e import access_cases as ac
 from tests.e2e import intake_journeys
-from tests.e2e.authorization import CLINICIAN_OR_SERVICE, ELSEWHERE, PATIENT_CARE, STATE, Endpoint, Request
+from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, ELSEWHERE, PATIENT_CARE, STATE, Caller, Endpoint, Request, route
 
 pytestmark = pytest.mark.e2e
 
@@ -29,29 +28,21 @@ CLINICIAN = f"authz-dr-{uuid.uuid4().hex[:8]}"
 @dataclass(frozen=True)
 class World:
     stack: Stack
-    patient_id: str
+    patient_id: uuid.UUID
+    other_patient_id: uuid.UUID = field(default_factory=uuid.uuid4)  # never registered
 
 
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
-    registered = await intake_journeys.register(services, intake_journeys.registration(state_of_residence=STATE))
-    assert registered.status_code == 201, registered.text
-    return World(services, registered.json()["patient_id"])
+    return World(services, await ac.registered_patient(services, STATE))
 
 
-def _on_patient(method: str, path: str, body: Any = None) -> Any:
-    async def prepare(world: World) -> Request:
-        return Request(method, f"/v1/patients/{world.patient_id}{path}", body)
-
-    return prepare
-
-
-async def _blood_pressure(world: World) -> Request:
+async def _blood_pressure(world: World, _caller: Caller) -> Request:
     body = {"systolic": 121, "diastolic": 79, "measured_at": datetime.now(UTC).isoformat()}
     return Request("POST", f"/v1/patients/{world.patient_id}/blood-pressure", body)
 
 
-async def _registration(_world: World) -> Request:
+async def _registration(_world: World, _caller: Caller) -> Request:
     return Request("POST", "/v1/patients", intake_journeys.registration(state_of_residence=STATE))
 
 
@@ -59,25 +50,21 @@ _phq9 = {"instrument": "phq9", "answers": [1, 1, 1, 1, 1, 1, 1, 1, 0]}
 _screening = {"answers": intake_journeys.NO_CONDITIONS}
 _coverage = {"kind": "self_pay"}
 _override = {"clinician_id": CLINICIAN, "outcome": "eligible", "reason": "reviewed with the patient"}
+_OVERRIDE = route("POST", "/v1/patients/{w.patient_id}/eligibility/override", _override)
 
 PATIENT_ENDPOINTS = [
-    Endpoint("patient", _on_patient("GET", ""), PATIENT_CARE),
-    Endpoint("intake status", _on_patient("GET", "/intake"), PATIENT_CARE),
-    Endpoint("assessment", _on_patient("POST", "/assessments", _phq9), PATIENT_CARE, ok=201),
-    Endpoint("medical screening", _on_patient("POST", "/medical-screening", _screening), PATIENT_CARE, ok=201),
-    Endpoint("blood pressure", _blood_pressure, PATIENT_CARE, ok=201),
-    Endpoint("coverage", _on_patient("PUT", "/coverage", _coverage), PATIENT_CARE, ok=201),
+    Endpoint("patient", route("GET", "/v1/patients/{w.patient_id}"), PATIENT_CARE, audited_as=("read", "patient")),
+    Endpoint("intake status", route("GET", "/v1/patients/{w.patient_id}/intake"), PATIENT_CARE, audited_as=("read", "intake")),
+    Endpoint("assessment", route("POST", "/v1/patients/{w.patient_id}/assessments", _phq9), PATIENT_CARE, audited_as=("submit", "assessment"), ok=201),
+    Endpoint("medical screening", route("POST", "/v1/patients/{w.patient_id}/medical-screening", _screening), PATIENT_CARE,
+             audited_as=("submit", "medical-screening"), ok=201),
+    Endpoint("blood pressure", _blood_pressure, PATIENT_CARE, audited_as=("submit", "blood-pressure"), ok=201),
+    Endpoint("coverage", route("PUT", "/v1/patients/{w.patient_id}/coverage", _coverage), PATIENT_CARE, audited_as=("declare", "coverage"), ok=201),
     # Admitted, a clinician meets the rule: there is no needs-review decision to override (409).
-    Endpoint("eligibility override", _on_patient("POST", "/eligibility/override", _override), CLINICIAN_OR_SERVICE, ok=409, clinician_subject=CLINICIAN),
-]
-REGISTRATION = Endpoint("register", _registration, CLINICIAN_OR_SERVICE, ok=201, patient_scoped=False)
-
-
-async def _internal(world: World) -> Request:
-    return Request("GET", f"/v1/internal/patients/{world.patient_id}/claim-demographics")
-
-
-DEMOGRAPHICS = Endpoint("claim demographics", _internal, frozenset({Role.SERVICE}), patient_scoped=False)
+    Endpoint("eligibility override", _OVERRIDE, CLINICIAN_OR_SERVICE, audited_as=("decide", "eligibility"), ok=409, clinician_subject=CLINICIAN),
+]  # fmt: skip
+REGISTRATION = Endpoint("register", _registration, CLINICIAN_OR_SERVICE, ok=201)
+DEMOGRAPHICS = Endpoint("claim demographics", route("GET", "/v1/internal/patients/{w.patient_id}/claim-demographics"), frozenset({Role.SERVICE}))
 EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, REGISTRATION, DEMOGRAPHICS]
 
 
@@ -85,56 +72,55 @@ EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, REGISTRATION, DEMOGRAPHICS]
     test_a_call_without_a_valid_token_is_refused_with_401,
     test_a_role_the_route_does_not_admit_is_refused_with_403,
     test_only_the_patient_and_licensed_clinicians_reach_a_patients_intake_and_each_check_is_audited,
-) = authz.route_policy_tests(SERVICE, EVERY_ENDPOINT, PATIENT_ENDPOINTS)
+) = ac.route_tests(SERVICE, EVERY_ENDPOINT)
 
 
 async def test_a_clinician_decides_only_in_their_own_name(world: World) -> None:
-    colleague = authz.token_as(Role.CLINICIAN, authz.subject("dr-colleague"), states=(STATE,))
-    response = await authz.call(world.stack, SERVICE, await _on_patient("POST", "/eligibility/override", _override)(world), colleague)
+    colleague = ac.clinician(STATE)
+    response = await ac.call(world.stack, SERVICE, await _OVERRIDE(world, colleague), colleague)
     assert response.status_code == 403, response.text
     assert "own name" in response.json()["message"]
 
 
 async def test_billing_reads_claim_demographics_as_a_service_and_the_read_is_audited(world: World) -> None:
-    billing = authz.subject("billing")
-    response = await authz.call(world.stack, SERVICE, await _internal(world), authz.token_as(Role.SERVICE, billing))
+    billing = ac.service(ac.fresh_subject("billing"))
+    response = await ac.call(world.stack, SERVICE, await DEMOGRAPHICS.request(world, billing), billing)
     assert response.status_code == 200, response.text
-    assert response.json()["patient_id"] == world.patient_id
-    [row] = await authz.audit_of(world.stack, SERVICE, billing)
-    assert (row["action"], row["resource"], str(row["patient_id"]), row["outcome"]) == ("read", "claim-demographics", world.patient_id, "allowed")
+    assert response.json()["patient_id"] == str(world.patient_id)
+    [row] = await ac.audit_rows(world.stack, SERVICE, billing)
+    assert (row["action"], row["resource"], row["patient_id"], row["outcome"]) == ("read", "claim-demographics", world.patient_id, "allowed")
 
 
 async def test_a_service_registers_any_patient_and_the_registration_is_audited(world: World) -> None:
-    backend = authz.subject("patient-app")
-    response = await authz.call(world.stack, SERVICE, await _registration(world), authz.token_as(Role.SERVICE, backend))
+    backend = ac.service(ac.fresh_subject("patient-app"))
+    response = await ac.call(world.stack, SERVICE, await _registration(world, backend), backend)
     assert response.status_code == 201, response.text
-    [row] = await authz.audit_of(world.stack, SERVICE, backend)
+    [row] = await ac.audit_rows(world.stack, SERVICE, backend)
     assert (row["action"], str(row["patient_id"]), row["outcome"]) == ("register", response.json()["patient_id"], "allowed")
 
 
 async def test_a_clinician_registers_patients_only_in_states_they_are_licensed_in(world: World) -> None:
-    request = await _registration(world)
-    elsewhere = authz.token_as(Role.CLINICIAN, authz.subject("dr-ny"), states=(ELSEWHERE,))
-    refused = await authz.call(world.stack, SERVICE, request, elsewhere)
+    licensed, elsewhere = ac.clinician(STATE), ac.clinician(ELSEWHERE)
+    request = await _registration(world, licensed)
+    refused = await ac.call(world.stack, SERVICE, request, elsewhere)
     assert refused.status_code == 403, refused.text
     assert "licensed" in refused.json()["message"]
 
-    licensed = authz.subject("dr-co")
-    created = await authz.call(world.stack, SERVICE, request, authz.token_as(Role.CLINICIAN, licensed, states=(STATE,)))
+    created = await ac.call(world.stack, SERVICE, request, licensed)
     assert created.status_code == 201, "the refused attempt registered nothing: the same external id is new here"
-    [row] = await authz.audit_of(world.stack, SERVICE, licensed)
+    [row] = await ac.audit_rows(world.stack, SERVICE, licensed)
     assert (row["action"], str(row["patient_id"]), row["outcome"]) == ("register", created.json()["patient_id"], "allowed")
 
 
 async def test_a_clinician_does_not_learn_of_a_patient_elsewhere_through_a_known_external_id(world: World) -> None:
     body = intake_journeys.registration(state_of_residence=ELSEWHERE, time_zone="America/New_York")
     body["address"] = {**body["address"], "state": ELSEWHERE}
-    first = await authz.call(world.stack, SERVICE, Request("POST", "/v1/patients", body), authz.token_as(Role.SERVICE, "patient-app"))
+    first = await ac.call(world.stack, SERVICE, Request("POST", "/v1/patients", body), ac.service("patient-app"))
     assert first.status_code == 201, first.text
     colorado = {**body, "state_of_residence": STATE}
-    clinician = authz.subject("dr-co")
-    again = await authz.call(world.stack, SERVICE, Request("POST", "/v1/patients", colorado), authz.token_as(Role.CLINICIAN, clinician, states=(STATE,)))
+    clinician = ac.clinician(STATE)
+    again = await ac.call(world.stack, SERVICE, Request("POST", "/v1/patients", colorado), clinician)
     assert again.status_code == 403, again.text
     assert first.json()["patient_id"] not in again.text
-    [row] = await authz.audit_of(world.stack, SERVICE, clinician)
+    [row] = await ac.audit_rows(world.stack, SERVICE, clinician)
     assert (str(row["patient_id"]), row["outcome"]) == (first.json()["patient_id"], "denied")

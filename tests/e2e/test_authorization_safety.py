@@ -14,19 +14,18 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role
 from tests.e2e import access_cases as ac
-from tests.e2e.access_cases import Caller, Endpoint
+from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, PATIENT_CARE, Caller, Endpoint, Request, route
 
 pytestmark = pytest.mark.e2e
 
 SAFETY = "safety"
-PATIENT_SIDE = frozenset({Role.PATIENT, Role.CLINICIAN, Role.SERVICE})
-CLINICAL = frozenset({Role.CLINICIAN, Role.SERVICE})
 
 
 @dataclass(frozen=True)
 class World:
-    co_patient: uuid.UUID  # resident in Colorado
-    ny_patient: uuid.UUID  # resident in New York
+    stack: Stack
+    patient_id: uuid.UUID  # resident in Colorado
+    other_patient_id: uuid.UUID  # resident in New York
     co_review: uuid.UUID
     ny_review: uuid.UUID
 
@@ -34,12 +33,12 @@ class World:
 @pytest.fixture(scope="module")
 async def world(services: Stack) -> World:
     co, ny = await ac.registered_patient(services, "CO", SAFETY), await ac.registered_patient(services, "NY", SAFETY)
-    return World(co, ny, await _open_review(services, co), await _open_review(services, ny))
+    return World(services, co, ny, await _open_review(services, co), await _open_review(services, ny))
 
 
 async def _open_review(stack: Stack, patient_id: uuid.UUID) -> uuid.UUID:
     body = {"patient_id": str(patient_id), "symptoms": ["dizziness"], "grade": 2}
-    outcome = await ac.call(stack, SAFETY, "POST", "/v1/side-effect-reports", ac.service().token, json=body)
+    outcome = await ac.call(stack, SAFETY, Request("POST", "/v1/side-effect-reports", body), ac.service())
     assert outcome.status_code == 201 and outcome.json()["review_id"], outcome.text
     return uuid.UUID(outcome.json()["review_id"])
 
@@ -48,28 +47,28 @@ def _now() -> str:
     return (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
 
+def _observation(world: World, **fields: Any) -> dict[str, Any]:
+    """A patient-submitted observation about the module's patient."""
+    return {"patient_id": str(world.patient_id), **fields}
+
+
 ENDPOINTS = [
-    Endpoint("submit side-effect report", "POST", lambda w: "/v1/side-effect-reports", PATIENT_SIDE,
-             body=lambda w, c, p: {"patient_id": str(p), "symptoms": [f"s{uuid.uuid4().hex[:8]}"], "grade": 1},
-             audited_as=("submit", "side-effect-report"), allowed_status=201),
-    Endpoint("submit vitals", "POST", lambda w: "/v1/vitals", PATIENT_SIDE,
-             body=lambda w, c, p: {"patient_id": str(p), "systolic": 121, "diastolic": 79, "measured_at": _now(), "context": "routine"},
-             audited_as=("submit", "vitals"), allowed_status=201),
-    Endpoint("submit mood check-in", "POST", lambda w: "/v1/mood-check-ins", PATIENT_SIDE,
-             body=lambda w, c, p: {"patient_id": str(p), "phq9_items": [1, 1, 0, 1, 0, 0, 1, 0, 0], "answered_at": _now()},
-             audited_as=("submit", "mood-check-in"), allowed_status=201),
-    Endpoint("list a patient's reviews", "GET", lambda w: "/v1/reviews", PATIENT_SIDE,
-             params=lambda w, p: {"patient_id": str(p)}, audited_as=("list", "review"), allowed_status=200),
-    Endpoint("read a review", "GET", lambda w: f"/v1/reviews/{w.co_review}", PATIENT_SIDE,
-             audited_as=("read", "review"), allowed_status=200),
+    Endpoint("submit side-effect report", route("POST", "/v1/side-effect-reports", lambda w, c: _observation(w, symptoms=[f"s{uuid.uuid4().hex[:8]}"], grade=1)),
+             PATIENT_CARE, audited_as=("submit", "side-effect-report"), ok=201),
+    Endpoint("submit vitals", route("POST", "/v1/vitals", lambda w, c: _observation(w, systolic=121, diastolic=79, measured_at=_now(), context="routine")),
+             PATIENT_CARE, audited_as=("submit", "vitals"), ok=201),
+    Endpoint("submit mood check-in", route("POST", "/v1/mood-check-ins", lambda w, c: _observation(w, phq9_items=[1, 1, 0, 1, 0, 0, 1, 0, 0], answered_at=_now())),
+             PATIENT_CARE, audited_as=("submit", "mood-check-in"), ok=201),
+    Endpoint("list a patient's reviews", route("GET", "/v1/reviews", params=lambda w, c: {"patient_id": str(w.patient_id)}), PATIENT_CARE,
+             audited_as=("list", "review")),
+    Endpoint("read a review", route("GET", "/v1/reviews/{w.co_review}"), PATIENT_CARE, audited_as=("read", "review")),
     # Decisions change the review: their allowed cases are in test_review_decisions.
-    Endpoint("acknowledge a review", "POST", lambda w: f"/v1/reviews/{w.co_review}/acknowledge", CLINICAL,
-             body=lambda w, c, p: {"clinician_id": c.subject}, audited_as=("acknowledge", "review"), in_own_name=True),
-    Endpoint("resolve a review", "POST", lambda w: f"/v1/reviews/{w.co_review}/resolve", CLINICAL,
-             body=lambda w, c, p: {"clinician_id": c.subject, "decision": "resume"}, audited_as=("resolve", "review"),
-             in_own_name=True),
-    Endpoint("read rule versions", "GET", lambda w: "/v1/rules", frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
-    Endpoint("shadow replay", "POST", lambda w: "/v1/rules/shadow", CLINICAL, body=lambda w, c, p: {"version": "2026.11.1"}),
+    Endpoint("acknowledge a review", route("POST", "/v1/reviews/{w.co_review}/acknowledge", lambda w, c: {"clinician_id": c.subject}),
+             CLINICIAN_OR_SERVICE, audited_as=("acknowledge", "review"), ok=None, in_own_name=True),
+    Endpoint("resolve a review", route("POST", "/v1/reviews/{w.co_review}/resolve", lambda w, c: {"clinician_id": c.subject, "decision": "resume"}),
+             CLINICIAN_OR_SERVICE, audited_as=("resolve", "review"), ok=None, in_own_name=True),
+    Endpoint("read rule versions", route("GET", "/v1/rules"), frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
+    Endpoint("shadow replay", route("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), CLINICIAN_OR_SERVICE),
 ]  # fmt: skip
 
 
@@ -85,7 +84,7 @@ ENDPOINTS = [
 
 async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
     async def worklist(caller: Caller) -> set[str]:
-        response = await ac.call(services, SAFETY, "GET", "/v1/reviews", caller.token)
+        response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), caller)
         assert response.status_code == 200, response.text
         await ac.assert_audited(services, SAFETY, caller, "list", "review", None, "allowed")
         return {r["review_id"] for r in response.json()}
@@ -98,7 +97,7 @@ async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_st
     assert {co, ny} <= await worklist(ac.clinician("CO", "NY"))
     assert {co, ny} <= await worklist(ac.service())
 
-    refused = await ac.call(services, SAFETY, "GET", "/v1/reviews", ac.patient(world.co_patient).token)
+    refused = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), ac.patient(world.patient_id))
     assert refused.status_code == 403 and "patient_id" in refused.json()["message"], refused.text
 
 
@@ -106,8 +105,8 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
     patient_id = await ac.registered_patient(services, "CO", SAFETY)
 
     async def decide(review: uuid.UUID, step: str, caller: Caller, **body: Any) -> int:
-        response = await ac.call(services, SAFETY, "POST", f"/v1/reviews/{review}/{step}", caller.token,
-                                 json={"clinician_id": caller.subject, **body})  # fmt: skip
+        request = Request("POST", f"/v1/reviews/{review}/{step}", {"clinician_id": caller.subject, **body})
+        response = await ac.call(services, SAFETY, request, caller)
         return response.status_code
 
     first = await _open_review(services, patient_id)
@@ -119,7 +118,7 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
     await ac.assert_audited(services, SAFETY, dr, "acknowledge", "review", patient_id, "allowed")
     assert await decide(first, "resolve", dr, decision="resume") == 200
     await ac.assert_audited(services, SAFETY, dr, "resolve", "review", patient_id, "allowed")
-    detail = await ac.call(services, SAFETY, "GET", f"/v1/reviews/{first}", ac.patient(patient_id).token)
+    detail = await ac.call(services, SAFETY, Request("GET", f"/v1/reviews/{first}"), ac.patient(patient_id))
     assert (detail.json()["status"], detail.json()["acknowledged_by"]) == ("resolved", dr.subject)
 
     second = await _open_review(services, patient_id)
@@ -136,7 +135,7 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
 async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_and_told_why(services: Stack) -> None:
     stranger = uuid.uuid4()  # never registered: safety does not know the state
     dr = ac.clinician("CO")
-    response = await ac.call(services, SAFETY, "GET", "/v1/reviews", dr.token, params={"patient_id": str(stranger)})
+    response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews", params={"patient_id": str(stranger)}), dr)
     assert response.status_code == 403
     assert "does not know the patient's state" in response.json()["message"]
     await ac.assert_audited(services, SAFETY, dr, "list", "review", stranger, "denied")
@@ -144,13 +143,13 @@ async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_an
 
 async def test_rules_are_readable_by_clinicians_operators_and_services(services: Stack) -> None:
     for caller in (ac.clinician("CO"), ac.operator(), ac.service()):
-        response = await ac.call(services, SAFETY, "GET", "/v1/rules", caller.token)
+        response = await ac.call(services, SAFETY, Request("GET", "/v1/rules"), caller)
         assert response.status_code == 200 and response.json()["current"], response.text
 
 
 async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
     async def replayed(caller: Caller) -> int:
-        response = await ac.call(services, SAFETY, "POST", "/v1/rules/shadow", caller.token, json={"version": "2026.11.1"})
+        response = await ac.call(services, SAFETY, Request("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), caller)
         assert response.status_code == 200, response.text
         [row] = await ac.audit_rows(services, SAFETY, caller)
         assert (row["action"], row["resource"], row["resource_id"], row["outcome"]) == ("replay", "rules-shadow", "2026.11.1", "allowed")
