@@ -117,9 +117,14 @@ def scaling_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def profile_table(prof: dict[str, Any]) -> Table:
-    t = Table(title=f"A4 hop profile (py-spy, {prof['samples']} CPU samples): frames where the samples were (self time)")
+    t = Table(
+        title=f"A4 hop profile (py-spy, {prof['samples']} samples, all threads; {prof['waiting_pct']:.0f} % in waiting frames): "
+        "inclusive share of some frames, then the top leaf frames"
+    )
     t.add_column("frame")
     t.add_column("% of samples", justify="right")
+    for frame, pct in prof["of_interest"]:
+        t.add_row(f"[bold]{frame}[/bold] (and below)", f"{pct:.1f}")
     for frame, pct in prof["self_top"]:
         t.add_row(frame, f"{pct:.1f}")
     return t

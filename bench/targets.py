@@ -35,8 +35,9 @@ def at_least(target: str, wanted: float, measured: float | None, unit: str, fmt:
     if met:
         margin = f"{fmt.format(diff)} {unit} above".strip()
     else:
-        factor = f", ×{wanted / measured:,.1f} needed" if measured > 0 else ""
-        margin = f"{fmt.format(-diff)} {unit} short ({-diff / wanted:.0%} below{factor})".strip()
+        factor = f"×{wanted / measured:,.1f} needed" if measured > 0 else "nothing measured"
+        short = f"{fmt.format(-diff)} points" if unit == "%" else f"{fmt.format(-diff)} {unit}".strip()
+        margin = f"{short} short ({factor})"
     return Verdict(target, f"≥ {fmt.format(wanted)} {unit}".strip(), f"{fmt.format(measured)} {unit}".strip(), met, margin)
 
 

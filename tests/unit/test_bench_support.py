@@ -52,8 +52,8 @@ def test_a_missed_minimum_says_by_how_much() -> None:
     v = at_least("A4", 5000, 49, "ev/s")
     assert v.met is False
     assert v.measured == "49 ev/s"
-    assert "4,951 ev/s short" in v.margin
-    assert "×102.0 needed" in v.margin
+    assert v.margin == "4,951 ev/s short (×102.0 needed)"
+    assert at_least("A4 / A0e", 20.0, 0.5, "%", "{:,.1f}").margin == "19.5 points short (×40.0 needed)"
     met = at_least("A4", 5000, 6000, "ev/s")
     assert met.met is True and met.margin == "1,000 ev/s above"
 
@@ -90,11 +90,13 @@ def test_top_frames_counts_self_time_by_leaf() -> None:
     collapsed = (
         "run (asyncio/base_events.py:600);handle (consumer.py:130);execute (session.py:10) 30\n"
         "run (asyncio/base_events.py:600);handle (consumer.py:131);validate (envelope.py:5) 10\n"
-        "run (asyncio/base_events.py:600);select (selectors.py:400) 60\n"
+        "run (asyncio/base_events.py:600);EpollSelector.select (selectors.py:400) 60\n"
+        "run (asyncio/base_events.py:600);EventConsumer.handle (consumer.py:130) 0\n"
     )
     top = top_frames(collapsed)
     assert top["samples"] == 100
-    assert top["self_top"][0] == ("select (selectors.py)", 60.0)
+    assert top["waiting_pct"] == 60.0
+    assert top["self_top"][0] == ("execute (session.py)", 30.0)
     inclusive = dict(top["inclusive_top"])
     assert inclusive["handle (consumer.py)"] == 40.0
     assert inclusive["run (base_events.py)"] == 100.0
