@@ -32,6 +32,7 @@ from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.persistence import create_engine
 from carecoord_shared.telemetry import Telemetry, meter, tracer
 
+from .batched import a4b_batched_hop
 from .hop import build_hop, reset_tables
 from .infra import IN_TOPIC, OUT_TOPIC, STATE_DIR
 
@@ -303,4 +304,5 @@ ARMS: tuple[ArmSpec, ...] = (
     ArmSpec("A2", "A1 + envelope and payload validation", a2_validation, "A0", "A1"),
     ArmSpec("A3", "A2 + structlog + OpenTelemetry", a3_observability, "A0", "A2"),
     ArmSpec("A4", "EventConsumer: inbox+state+outbox txn, relay", a4_full_hop, "A0e", "A3"),
+    ArmSpec("A4b", "prototype: A4's work, one txn + one commit per batch", a4b_batched_hop, "A0e", "A4"),
 )
