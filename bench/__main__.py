@@ -38,8 +38,12 @@ WARMUP_MESSAGES = 200
 MIN_MESSAGES = 100
 # The input topic's length; the fastest arm's runs are capped here and are then shorter than --seconds.
 MAX_MESSAGES = 40000
-# Per arm run beyond its measured seconds: group join, connections, the warm-up round's share.
-ARM_OVERHEAD_S = 4.0
+
+
+# One arm run's wall time is about 3 × --seconds + 4 s (group join, set-up, runs sized from a faster warm-up):
+# 13.7 s a run measured at --seconds 3, 2.3 s at --seconds 1 on a quieter machine.
+def arms_estimate_s(n_arms: int, reps: int, seconds: float) -> float:
+    return n_arms * (reps + 1) * (3 * seconds + 4)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -171,7 +175,7 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     n_arms = len(args.arms.split(","))
     console.print(
-        f"throughput arms: about {human_duration(n_arms * (args.reps * (args.seconds + ARM_OVERHEAD_S) + ARM_OVERHEAD_S))}; "
+        f"throughput arms: about {human_duration(arms_estimate_s(n_arms, args.reps, args.seconds))}; "
         "the scaling and latency parts print their own estimate once the rates they depend on are measured"
     )
     stack = start_stack(lambda m: console.print(f"[dim][stack] {m}[/dim]"), fast_unsafe_db=args.fast_unsafe_db)
