@@ -54,7 +54,7 @@ def table(summary: dict[str, dict[str, Any]], arms: Sequence[Any], *, title: str
             f"{row['min_msgs_per_s']:.0f}–{row['max_msgs_per_s']:.0f}",
             f"{row['ratio']:.3f} of {row['ratio_to']}" if row["ratio"] is not None else "—",
             f"{row['us_per_msg']:.0f}",
-            f"+{row['layer_us_per_msg']:.0f} over {row['layer_over']}" if row["layer_us_per_msg"] is not None else "—",
+            f"{row['layer_us_per_msg']:+.0f} over {row['layer_over']}" if row["layer_us_per_msg"] is not None else "—",
         )
     return t
 
