@@ -143,6 +143,8 @@ def scale_and_profile(
 def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict[str, Any]:
     from . import latency  # needs the bench dependency group (make bench syncs it); the throughput arms do not
 
+    skipped = asyncio.run(latency.start_groups_at_end(stack.kafka.bootstrap))
+    console.print(f"the services' groups start at the end of their topics ({skipped} bench records skipped)")
     with console.status("starting the five services, waiting until they have caught up"):
         stack.start_services()
         asyncio.run(latency.settle(stack.kafka.bootstrap))

@@ -91,6 +91,31 @@ async def settle(bootstrap: str, timeout_s: float = 600.0) -> None:
         await admin.close()
 
 
+async def start_groups_at_end(bootstrap: str) -> int:
+    """Commit every service group's offsets at the end of its topics; returns how many records that skips.
+
+    The throughput and scaling parts publish SideEffectReported to the real
+    safety.reports topic; without this the services would first work through
+    those thousands of bench events, and "idle" and the first level would not be.
+    """
+    skipped = 0
+    for service in SERVICES:
+        tps = [TopicPartition(t.name, p) for t in topics_consumed_by(service) for p in range(t.partitions)]
+        if not tps:
+            continue
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"carecoord.{service}", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+            skipped += sum(max(end - committed[tp], 0) for tp, end in ends.items())
+            await consumer.commit({tp: end for tp, end in ends.items()})
+        finally:
+            await consumer.stop()
+    return skipped
+
+
 class Run:
     """The services, the watcher and an HTTP client, shared by the maximum and every level."""
 
