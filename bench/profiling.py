@@ -16,8 +16,7 @@ OF_INTEREST = (
     "UnitOfWork.transaction",
     "OutboxRelay.drain_once",
     "AsyncSession.execute",
-    "AsyncSession.commit",
-    "Envelope.model_validate_json",
+    "BaseModel.model_validate",  # pydantic: envelopes and payloads, in the consumer and again in the relay
     "Tracer.start_span",
     "BatchProcessor",
     "_SelectorSocketTransport.write",
