@@ -16,7 +16,7 @@ help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
 	@echo "make soak   the fault-injection suite scaled up (~12 min on 2 cores; own stack): SOAK_ARGS=... for pytest"
-	@echo "make bench  throughput of each layer next to the raw Kafka client (own stack; BENCH_ARGS=--quick for a smoke run)"
+	@echo "make bench  throughput per layer next to the raw Kafka client, scaling, latency under load, memory, profile (own stack; BENCH_ARGS=--quick for a smoke run)"
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
 	@echo "make manifests            regenerate deploy/k8s's KafkaTopics and per-service manifests from the topic registry"

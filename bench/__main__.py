@@ -1,4 +1,10 @@
-"""``python -m bench``: start the bench stack, run every arm interleaved, report, stop the stack."""
+"""``python -m bench``: start the bench stack, run every part, report, stop the stack.
+
+The parts, in order: the throughput arms (interleaved, repeated), the layers'
+own CPU, the A4 hop's scaling over partitions × instances and its py-spy
+profile, then all five services as processes for the end-to-end latency
+levels and their memory.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,25 @@ import json
 import os
 import platform
 import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cpu
 from carecoord_devstack.stack import Stack
+from carecoord_shared.persistence import create_engine
 
+from . import cpu
 from .arms import ARMS, Context
 from .infra import RESULTS_DIR, bench_database, start_stack
-from .report import cpu_table, latency_table, summarize, table
+from .load import human_duration
+from .memory import rss_mib
+from .report import cpu_table, latency_table, memory_table, profile_table, scaling_table, summarize, table, targets_table
+from .targets import evaluate
 from .workload import prefill
-
 
 WARMUP_MESSAGES = 200
 MIN_MESSAGES = 100
@@ -28,21 +40,36 @@ MIN_MESSAGES = 100
 MAX_MESSAGES = 40000
 
 
+# One arm run's wall time is about 3 × --seconds + 4 s (group join, set-up, runs sized from a faster warm-up):
+# 13.7 s a run measured at --seconds 3, 2.3 s at --seconds 1 on a quieter machine.
+def arms_estimate_s(n_arms: int, reps: int, seconds: float) -> float:
+    return n_arms * (reps + 1) * (3 * seconds + 4)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--reps", type=int, default=5, help="measured repetitions of every arm (default 5)")
     p.add_argument("--seconds", type=float, default=3.0, help="target length of one measured run (default 3)")
-    p.add_argument("--quick", action="store_true", help="2 repetitions of ~1 s: a smoke run, not numbers to quote")
+    p.add_argument(
+        "--quick", action="store_true",
+        help="a smoke run, not numbers to quote: 2 reps of ~1 s, 40 latency samples per level, small scaling runs",
+    )
     p.add_argument("--arms", default=",".join(a.key for a in ARMS), help="comma-separated subset, e.g. A0,A4")
     p.add_argument(
         "--fast-unsafe-db", action="store_true", help="PostgreSQL without fsync (like the tests); default is durable commits"
     )
-    p.add_argument("--no-latency", action="store_true", help="skip the end-to-end latency run (it starts all five services)")
-    p.add_argument("--rates", default="1,2,4", help="report arrival rates per second for the latency run (default 1,2,4)")
-    p.add_argument("--latency-seconds", type=float, default=20.0, help="length of the latency run at each rate (default 20)")
+    p.add_argument("--no-latency", action="store_true", help="skip the end-to-end latency and memory part (it starts all five services)")
+    p.add_argument("--samples", type=int, default=10000, help="latency samples (reports) per load level (default 10000)")
+    p.add_argument("--levels", default="10,50,80", help="load levels, %% of the measured maximum (default 10,50,80)")
+    p.add_argument("--burst", type=int, default=200, help="reports sent at once to measure the maximum (default 200)")
+    p.add_argument("--no-scaling", action="store_true", help="skip the partitions × instances runs and the profile")
+    p.add_argument("--scale-backlog", type=int, default=2000, help="events drained per scaling configuration (default 2000)")
+    p.add_argument("--scale-samples", type=int, default=1000, help="latency samples per scaling configuration (default 1000)")
+    p.add_argument("--profile-seconds", type=float, default=15.0, help="how long py-spy samples the A4 hop (default 15)")
     args = p.parse_args(argv)
     if args.quick:
-        args.reps, args.seconds, args.rates, args.latency_seconds = 2, 1.0, "2,5", 4.0
+        args.reps, args.seconds, args.samples, args.burst = 2, 1.0, 40, 30
+        args.scale_backlog, args.scale_samples, args.profile_seconds = 150, 60, 4.0
     return args
 
 
@@ -56,9 +83,8 @@ async def measure(
     counts = dict.fromkeys((a.key for a in arms), WARMUP_MESSAGES)
     ctx = Context(bootstrap, database_url)
     runs: list[dict] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console) as progress:
+        with progress_bar(console) as progress:
             total = progress.add_task("runs", total=len(arms) * (args.reps + 1))
             for rep in range(args.reps + 1):  # rep 0 warms every code path up and is not recorded
                 order = arms[rep % len(arms):] + arms[: rep % len(arms)]  # rotate: no arm always runs first
@@ -80,31 +106,101 @@ async def measure(
     return runs, cpu_cost
 
 
-def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> list[dict]:
+def progress_bar(console: Console) -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
+
+
+def scale_and_profile(
+    args: argparse.Namespace, console: Console, bootstrap: str, database_url: str, out_dir: Path, a4_rate: float | None
+) -> tuple[list[dict], dict[str, Any] | None]:
+    from . import scaling
+
+    if a4_rate:
+        configs = len(scaling.PARTITIONS) * len(scaling.INSTANCES)
+        per = args.scale_backlog / a4_rate + args.scale_samples / (a4_rate * scaling.LATENCY_LOAD) + 15
+        console.print(
+            f"scaling: {configs} configurations, about {human_duration(configs * per)} at A4's {a4_rate:.0f} ev/s "
+            f"(less where more instances help); profile {args.profile_seconds:g} s"
+        )
+
+    async def run() -> tuple[list[dict], dict[str, Any] | None]:
+        engine = create_engine(database_url)
+        try:
+            with progress_bar(console) as progress:
+                log = lambda m: progress.console.print(f"[dim]{m}[/dim]")  # noqa: E731
+                rows = await scaling.measure(
+                    bootstrap, database_url, engine, backlog=args.scale_backlog, samples=args.scale_samples, progress=progress, log=log
+                )
+                prof = await scaling.profile(bootstrap, database_url, engine, out_dir, seconds=args.profile_seconds, progress=progress)
+            return rows, prof
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict[str, Any]:
     from . import latency  # needs the bench dependency group (make bench syncs it); the throughput arms do not
 
-    with console.status("starting the five services"):
+    skipped = asyncio.run(latency.start_groups_at_end(stack.kafka.bootstrap))
+    console.print(f"the services' groups start at the end of their topics ({skipped} bench records skipped)")
+    with console.status("starting the five services, waiting until they have caught up"):
         stack.start_services()
-    rates = [float(r) for r in args.rates.split(",")]
-    return asyncio.run(latency.measure(stack, rates, args.latency_seconds, lambda m: console.print(f"[dim]{m}[/dim]")))
+        asyncio.run(latency.settle(stack.kafka.bootstrap))
+        time.sleep(5)  # start-up garbage settles; "idle" is a service with nothing to do
+    pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
+    idle = {name: rss_mib(pid) for name, pid in pids.items()}
+    console.print("idle RSS: " + ", ".join(f"{n} {m:.0f} MiB" for n, m in idle.items()))
+    levels = tuple(float(x) / 100 for x in args.levels.split(","))
+    console.print(f"latency: the maximum first ({args.burst} reports at once), then {len(levels)} levels × {args.samples} samples")
+    with progress_bar(console) as progress:
+        result = asyncio.run(
+            latency.measure(
+                stack, samples=args.samples, burst=args.burst, levels=levels, progress=progress,
+                log=lambda m: progress.console.print(f"[dim]{m}[/dim]"),
+            )
+        )
+    time.sleep(5)
+    result["rss_idle_mib"] = idle
+    result["rss_idle_after_mib"] = {name: rss_mib(pid) for name, pid in pids.items()}
+    return result
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = datetime.now(UTC)
+    t0 = time.perf_counter()
     load_before = os.getloadavg()
+    out_dir = RESULTS_DIR / started.strftime("%Y%m%dT%H%M%SZ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_arms = len(args.arms.split(","))
+    console.print(
+        f"throughput arms: about {human_duration(arms_estimate_s(n_arms, args.reps, args.seconds))}; "
+        "the scaling and latency parts print their own estimate once the rates they depend on are measured"
+    )
     stack = start_stack(lambda m: console.print(f"[dim][stack] {m}[/dim]"), fast_unsafe_db=args.fast_unsafe_db)
+    scaling_rows: list[dict] = []
+    prof: dict[str, Any] | None = None
+    latency: dict[str, Any] = {}
     try:
         database_url = asyncio.run(bench_database(stack))
         runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
-        latencies = [] if args.no_latency else end_to_end(args, console, stack)
+        summary = summarize(runs, ARMS)
+        console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
+        if not args.no_scaling:
+            a4 = summary.get("A4", {}).get("median_msgs_per_s")
+            scaling_rows, prof = scale_and_profile(args, console, stack.kafka.bootstrap, database_url, out_dir, a4)
+        if not args.no_latency:
+            latency = end_to_end(args, console, stack)
     finally:
         stack.down()
-    summary = summarize(runs, ARMS)
+    verdicts = evaluate(summary, latency.get("levels", []), latency.get("rss_idle_mib", {}))
     result = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
+        "wall_s": time.perf_counter() - t0,
         "args": vars(args),
         "machine": {
             "cpus": os.cpu_count(),
@@ -117,17 +213,39 @@ def main(argv: list[str]) -> int:
         "runs": runs,
         "summary": summary,
         "cpu_us_per_msg": cpu_cost,
-        "latency": latencies,
+        "scaling": scaling_rows,
+        "profile": prof,
+        "latency": latency,
+        "targets": [v.as_dict() for v in verdicts],
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"throughput-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    plots = write_plots(out_dir, summary, scaling_rows, latency)
+    path = out_dir / "results.json"
     path.write_text(json.dumps(result, indent=2))
     console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
     console.print(cpu_table(cpu_cost))
-    if latencies:
-        console.print(latency_table(latencies))
-    console.print(f"results: {path}")
+    if scaling_rows:
+        console.print(scaling_table(scaling_rows))
+    if prof:
+        console.print(profile_table(prof))
+    if latency:
+        console.print(latency_table(latency))
+        console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
+    console.print(targets_table(verdicts))
+    load_after = os.getloadavg()
+    console.print(f"wall time {human_duration(result['wall_s'])}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    console.print(f"results: {path}" + "".join(f"\n         {p}" for p in plots) + (f"\n         {prof['flamegraph']}" if prof else ""))
     return 0
+
+
+def write_plots(out_dir: Path, summary: dict, scaling_rows: list[dict], latency: dict[str, Any]) -> list[Path]:
+    from . import plots
+
+    out = [plots.throughput_per_arm(summary, [a.key for a in ARMS], out_dir / "throughput-per-arm.png")] if summary else []
+    if scaling_rows:
+        out.append(plots.scaling(scaling_rows, out_dir / "scaling.png"))
+    if latency.get("levels"):
+        out.append(plots.latency_vs_load(latency["levels"], latency["maximum"]["max_per_s"], out_dir / "latency-vs-load.png"))
+    return out
 
 
 if __name__ == "__main__":

@@ -24,21 +24,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carecoord_shared.contracts import CATALOG, Envelope, upcast
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.safety import SideEffectReported
 from carecoord_shared.logging import configure_logging
 from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.deadletter import DeadLetterer
-from carecoord_shared.messaging.relay import OutboxRelay
-from carecoord_shared.messaging.tables import messaging_tables
-from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
-from carecoord_shared.persistence import create_engine, create_sessions
+from carecoord_shared.persistence import create_engine
 from carecoord_shared.telemetry import Telemetry, meter, tracer
 
+from .batched import a4b_batched_hop
+from .hop import build_hop, reset_tables
 from .infra import IN_TOPIC, OUT_TOPIC, STATE_DIR
 
 # Production's broker logger: FastStream's per-message INFO lines are silenced (carecoord_shared.logging).
@@ -228,18 +223,7 @@ async def a3_observability(ctx: Context, n: int) -> Clock:
     return await faststream_arm(ctx, n, observed, telemetry=True)
 
 
-# --- A4: the full hop, EventConsumer + UnitOfWork + OutboxRelay -----------------
-
-STATE = MetaData()
-REPORTS = Table(
-    "bench_reports",
-    STATE,
-    Column("report_id", Uuid, primary_key=True),
-    Column("patient_id", Uuid, nullable=False),
-    Column("grade", Integer, nullable=False),
-    Column("first_symptom", String(64), nullable=False),
-)
-TABLES = messaging_tables(STATE)
+# --- A4: the full hop, EventConsumer + UnitOfWork + OutboxRelay (bench/hop.py) ---
 
 
 class TimedConsumer(EventConsumer):
@@ -251,56 +235,17 @@ class TimedConsumer(EventConsumer):
 
 
 async def a4_full_hop(ctx: Context, n: int) -> Clock:
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
     clock = Clock(n)
-    telemetry = ctx.telemetry()
+    ctx.telemetry()
     engine = await ctx.engine()
-    if not ctx.instrumented:
-        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=telemetry.tracer_provider)
-        ctx.instrumented = True
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE bench_reports, inbox, outbox"))
-    sessions = create_sessions(engine)
-    kafka = broker(ctx, telemetry=True)
-
-    async def publish(topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> Any:
-        future = await kafka.publish(value, topic, key=key, headers=headers, no_confirm=True)
-        future.add_done_callback(lambda f: f.exception() or clock.tick())
-        return future
-
-    async def publish_and_wait(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:
-        return await kafka.publish(value, topic, key=key, headers=headers)
-
-    relay = OutboxRelay(sessions, TABLES, publish, service="safety")
-    uow = UnitOfWork(sessions, TABLES, "safety", on_commit=relay.wake)
-    consumer = TimedConsumer("safety", uow, DeadLetterer("safety", publish_and_wait))
-    consumer.clock = clock
-
-    @consumer.on(SideEffectReportSubmitted)
-    async def recorded(event: SideEffectReportSubmitted, tx: Transaction) -> None:
-        assert tx.cause is not None
-        await tx.session.execute(
-            REPORTS.insert().values(
-                report_id=event.report_id, patient_id=tx.cause.patient_id, grade=event.grade, first_symptom=event.symptoms[0]
-            )
-        )
-        tx.emit(
-            SideEffectReported(
-                report_id=event.report_id, symptoms=event.symptoms, grade=event.grade, escalated=event.grade >= 3, rule_version="bench"
-            ),
-            patient_id=tx.cause.patient_id,
-        )
-
-    consumer.subscribe(kafka, (IN_TOPIC,), group_id=group("a4"))
-    await kafka.start()
-    relay_task = asyncio.create_task(relay.run())
+    await reset_tables(engine)
+    hop = build_hop(broker(ctx, telemetry=True), engine, (IN_TOPIC,), group("a4"), on_published=clock.tick, consumer_cls=TimedConsumer)
+    hop.consumer.clock = clock  # type: ignore[attr-defined]
+    await hop.start()
     try:
         await asyncio.wait_for(clock.finished.wait(), TIMEOUT_S)
     finally:
-        relay.stop()
-        await asyncio.wait_for(relay_task, 10)
-        await kafka.stop()
+        await hop.stop()
     return clock
 
 
@@ -311,7 +256,6 @@ async def a4_full_hop(ctx: Context, n: int) -> Clock:
 class Context:
     bootstrap: str
     database_url: str
-    instrumented: bool = False
     _telemetry: Telemetry | None = None
     _engine: AsyncEngine | None = None
 
@@ -325,10 +269,12 @@ class Context:
         return self._telemetry
 
     async def engine(self) -> AsyncEngine:
+        """The bench database, its queries traced like a service's."""
         if self._engine is None:
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
             self._engine = create_engine(self.database_url)
-            async with self._engine.begin() as conn:
-                await conn.run_sync(STATE.create_all)
+            SQLAlchemyInstrumentor().instrument(engine=self._engine.sync_engine, tracer_provider=self.telemetry().tracer_provider)
         return self._engine
 
     async def close(self) -> None:
@@ -358,4 +304,5 @@ ARMS: tuple[ArmSpec, ...] = (
     ArmSpec("A2", "A1 + envelope and payload validation", a2_validation, "A0", "A1"),
     ArmSpec("A3", "A2 + structlog + OpenTelemetry", a3_observability, "A0", "A2"),
     ArmSpec("A4", "EventConsumer: inbox+state+outbox txn, relay", a4_full_hop, "A0e", "A3"),
+    ArmSpec("A4b", "prototype: A4's work, one txn + one commit per batch", a4b_batched_hop, "A0e", "A4"),
 )

@@ -2,32 +2,57 @@
 report accepted by safety (HTTP 201 back at the client) until the
 TreatmentPlanPaused it causes is read off ``dosing.plans`` by this process.
 
-Open-loop: reports are sent at Poisson arrival times whether or not earlier
-ones were answered, so a slow system queues work up instead of slowing the
-load down (no coordinated omission). One patient per report, each with an
-active plan made beforehand, so every report pauses exactly one plan.
+First the maximum: a burst of reports sent at once, completed reports per
+second. Then open-loop Poisson load at fractions of it (10 %, 50 %, 80 %):
+reports are sent at their arrival times whether or not earlier ones were
+answered, so a slow system queues work up instead of slowing the load down (no
+coordinated omission). One patient per report, each with an active plan made
+beforehand, so every report pauses exactly one plan. Latencies go into an HDR
+histogram; the services' resident memory is sampled while the load runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from hdrh.histogram import HdrHistogram
+from rich.progress import Progress
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import topics_consumed_by
 from carecoord_shared.contracts.topics import SERVICES
 
+from .load import LevelPlan, arrival_offsets, human_duration, open_loop, plan_levels
+from .memory import PeakRss
+from .watch import Watcher, paused_patient
+
 PAUSED_TOPIC = "dosing.plans"
-WAIT_S = 60.0
+DRAIN_S = 60.0
+PREPARE_CONCURRENCY = 8
+SAMPLE_EVERY_S = 0.5
+
+
+def histogram() -> HdrHistogram:
+    return HdrHistogram(1, 120_000_000, 3)  # microseconds, 1 µs to 2 min, 3 significant digits
+
+
+def percentiles_ms(hist: HdrHistogram, prefix: str = "") -> dict[str, float]:
+    ms = lambda v: v / 1000  # noqa: E731
+    return {
+        f"{prefix}p50_ms": ms(hist.get_value_at_percentile(50)),
+        f"{prefix}p95_ms": ms(hist.get_value_at_percentile(95)),
+        f"{prefix}p99_ms": ms(hist.get_value_at_percentile(99)),
+        f"{prefix}p99_9_ms": ms(hist.get_value_at_percentile(99.9)),
+        f"{prefix}max_ms": ms(hist.get_max_value()),
+    }
 
 
 async def _active_plan(http: httpx.AsyncClient, dosing: str, patient: uuid.UUID) -> None:
@@ -41,7 +66,7 @@ async def _active_plan(http: httpx.AsyncClient, dosing: str, patient: uuid.UUID)
     activated.raise_for_status()
 
 
-async def settle(bootstrap: str, timeout_s: float = 120.0) -> None:
+async def settle(bootstrap: str, timeout_s: float = 600.0) -> None:
     """Wait until every service's group has consumed everything on its topics (the plans just made ripple out)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -66,98 +91,170 @@ async def settle(bootstrap: str, timeout_s: float = 120.0) -> None:
         await admin.close()
 
 
-class PauseWatcher:
-    """Notes when each patient's TreatmentPlanPaused arrives."""
+async def start_groups_at_end(bootstrap: str) -> int:
+    """Commit every service group's offsets at the end of its topics; returns how many records that skips.
 
-    def __init__(self, bootstrap: str) -> None:
-        self.seen: dict[str, float] = {}
-        self._consumer = AIOKafkaConsumer(PAUSED_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        while not self._consumer.assignment():
-            await asyncio.sleep(0.05)
-        for tp in self._consumer.assignment():
-            await self._consumer.position(tp)  # fix "latest" now, before any report is sent
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        async for record in self._consumer:
-            if json.loads(record.value).get("type") == "TreatmentPlanPaused":
-                self.seen.setdefault(record.key.decode(), time.perf_counter())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await self._consumer.stop()
+    The throughput and scaling parts publish SideEffectReported to the real
+    safety.reports topic; without this the services would first work through
+    those thousands of bench events, and "idle" and the first level would not be.
+    """
+    skipped = 0
+    for service in SERVICES:
+        tps = [TopicPartition(t.name, p) for t in topics_consumed_by(service) for p in range(t.partitions)]
+        if not tps:
+            continue
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"carecoord.{service}", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+            skipped += sum(max(end - committed[tp], 0) for tp, end in ends.items())
+            await consumer.commit({tp: end for tp, end in ends.items()})
+        finally:
+            await consumer.stop()
+    return skipped
 
 
-async def run_rate(stack: Stack, watcher: PauseWatcher, rate: float, seconds: float, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
-    count = max(int(rate * seconds), 10)
-    patients = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(count)]
-    dosing, safety = stack.services["dosing"].url, stack.services["safety"].url
-    accepted: dict[str, float] = {}
-    failed = 0
-    limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        gate = asyncio.Semaphore(4)
+class Run:
+    """The services, the watcher and an HTTP client, shared by the maximum and every level."""
 
-        async def prepare(p: uuid.UUID) -> None:
+    def __init__(self, stack: Stack, watcher: Watcher, http: httpx.AsyncClient, progress: Progress) -> None:
+        self.stack = stack
+        self.watcher = watcher
+        self.http = http
+        self.progress = progress
+        self.dosing = stack.services["dosing"].url
+        self.safety = stack.services["safety"].url
+
+    async def prepare(self, count: int, rng: random.Random, label: str) -> list[uuid.UUID]:
+        """``count`` patients with an active plan each, everything caught up; the time goes to the progress bar."""
+        patients = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(count)]
+        task = self.progress.add_task(f"{label}: active plans", total=count)
+        gate = asyncio.Semaphore(PREPARE_CONCURRENCY)
+
+        async def one(p: uuid.UUID) -> None:
             async with gate:
-                await _active_plan(http, dosing, p)
+                await _active_plan(self.http, self.dosing, p)
+            self.progress.advance(task)
 
-        await asyncio.gather(*(prepare(p) for p in patients))
-        await settle(stack.kafka.bootstrap)
+        await asyncio.gather(*(one(p) for p in patients))
+        self.progress.update(task, description=f"{label}: active plans (waiting for every consumer group to catch up)")
+        await settle(self.stack.kafka.bootstrap)
+        self.progress.remove_task(task)
+        return patients
 
-        async def report(p: uuid.UUID) -> None:
-            nonlocal failed
-            r = await http.post(f"{safety}/v1/side-effect-reports", json={"patient_id": str(p), "symptoms": ["chest_pain"], "grade": 3})
-            if r.status_code == 201:
-                accepted[str(p)] = time.perf_counter()
-            else:
-                failed += 1
-
+    async def send(self, patients: list[uuid.UUID], offsets: list[float], label: str, on_tick: Callable[[], None]) -> dict[str, Any]:
+        """Reports at the given offsets; returns when every answer and pause is in (or the drain timeout passed)."""
+        accepted: dict[str, float] = {}
+        scheduled: dict[str, float] = {}
+        rejected = 0
         start = time.perf_counter()
-        due = 0.0
-        sent = []
-        for p in patients:
-            due += rng.expovariate(rate)
-            await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
-            sent.append(asyncio.create_task(report(p)))
-        await asyncio.gather(*sent)
-    deadline = time.perf_counter() + WAIT_S
-    while time.perf_counter() < deadline and any(k not in watcher.seen for k in accepted):
-        await asyncio.sleep(0.1)
-    hist = HdrHistogram(1, 120_000_000, 3)  # microseconds, 1 µs to 2 min
-    for key, at in accepted.items():
-        if key in watcher.seen:
-            hist.record_value(max(int((watcher.seen[key] - at) * 1e6), 1))
-    ms = lambda v: v / 1000  # noqa: E731
+        sent_task = self.progress.add_task(f"{label}: sent", total=len(patients))
+        seen_task = self.progress.add_task(f"{label}: paused seen", total=len(patients))
+
+        async def report(i: int) -> None:
+            nonlocal rejected
+            p = str(patients[i])
+            scheduled[p] = start + offsets[i]
+            r = await self.http.post(f"{self.safety}/v1/side-effect-reports", json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3})
+            if r.status_code == 201:
+                accepted[p] = time.perf_counter()
+            else:
+                rejected += 1
+
+        async def ticker() -> None:
+            while True:
+                self.progress.update(seen_task, completed=sum(1 for k in scheduled if k in self.watcher.seen))
+                on_tick()
+                await asyncio.sleep(SAMPLE_EVERY_S)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            lag = await open_loop(offsets, report, lambda _i: self.progress.advance(sent_task))
+            await self.watcher.wait_for(accepted, DRAIN_S)
+        finally:
+            tick.cancel()
+            self.progress.remove_task(sent_task)
+            self.progress.remove_task(seen_task)
+        return {"accepted": accepted, "scheduled": scheduled, "rejected": rejected, "start": start, "sender_lag_s": lag}
+
+
+async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any]:
+    """All ``burst`` reports at once: completed report → paused flows per second, and what preparing one patient costs."""
+    t0 = time.perf_counter()
+    patients = await run.prepare(burst, rng, "maximum")
+    prepare_s = time.perf_counter() - t0
+    out = await run.send(patients, [0.0] * burst, "maximum", lambda: None)
+    done = [run.watcher.seen[k] for k in out["accepted"] if k in run.watcher.seen]
+    if not done:
+        raise RuntimeError("no TreatmentPlanPaused arrived in the maximum run")
+    elapsed = max(done) - out["start"]
     return {
-        "rate_per_s": rate,
-        "sent": count,
-        "accepted": len(accepted),
-        "rejected": failed,
-        "paused_seen": sum(1 for k in accepted if k in watcher.seen),
-        "p50_ms": ms(hist.get_value_at_percentile(50)),
-        "p95_ms": ms(hist.get_value_at_percentile(95)),
-        "p99_ms": ms(hist.get_value_at_percentile(99)),
-        "max_ms": ms(hist.get_max_value()),
+        "burst": burst,
+        "completed": len(done),
+        "seconds": elapsed,
+        "max_per_s": len(done) / elapsed,
+        "prepare_s_per_patient": prepare_s / burst,
     }
 
 
-async def measure(stack: Stack, rates: list[float], seconds: float, log: Any) -> list[dict[str, Any]]:
-    watcher = PauseWatcher(stack.kafka.bootstrap)
+async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[str, int]) -> dict[str, Any]:
+    label = f"{plan.level:.0%} load ({plan.rate_per_s:.2f}/s)"
+    patients = await run.prepare(plan.samples, rng, label)
+    rss = PeakRss(pids)
+    out = await run.send(patients, arrival_offsets(plan.rate_per_s, plan.samples, rng), label, rss.sample)
+    seen = run.watcher.seen
+    from_accepted, from_scheduled = histogram(), histogram()
+    for key, at in out["accepted"].items():
+        if key in seen:
+            from_accepted.record_value(max(int((seen[key] - at) * 1e6), 1))
+            from_scheduled.record_value(max(int((seen[key] - out["scheduled"][key]) * 1e6), 1))
+    return {
+        "level": plan.level,
+        "rate_per_s": plan.rate_per_s,
+        "sent": plan.samples,
+        "accepted": len(out["accepted"]),
+        "rejected": out["rejected"],
+        "paused_seen": from_accepted.get_total_count(),
+        "sender_lag_s": out["sender_lag_s"],
+        **percentiles_ms(from_accepted),
+        # From the arrival time the schedule gave: includes any wait for the HTTP answer itself.
+        **percentiles_ms(from_scheduled, "scheduled_"),
+        "rss_peak_mib": rss.peak,
+    }
+
+
+async def measure(
+    stack: Stack, *, samples: int, burst: int, levels: tuple[float, ...], progress: Progress, log: Callable[[str], None]
+) -> dict[str, Any]:
+    watcher = Watcher(stack.kafka.bootstrap, PAUSED_TOPIC, paused_patient)
     await watcher.start()
-    results = []
+    rng = random.Random(100)
+    pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
     try:
-        for i, rate in enumerate(rates):
-            log(f"latency at {rate:g} reports/s for {seconds:g} s")
-            row = await run_rate(stack, watcher, rate, seconds, seed=100 + i)
-            log(f"  {row}")
-            results.append(row)
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
+            run = Run(stack, watcher, http, progress)
+            maximum = await measure_max(run, burst, rng)
+            log(
+                f"maximum: {maximum['max_per_s']:.1f} reports/s ({maximum['completed']} of {burst} in {maximum['seconds']:.1f} s); "
+                f"preparing a patient takes {maximum['prepare_s_per_patient'] * 1000:.0f} ms"
+            )
+            plans = plan_levels(maximum["max_per_s"], samples, maximum["prepare_s_per_patient"], DRAIN_S / 4, levels)
+            for p in plans:
+                log(
+                    f"  {p.level:.0%}: {p.rate_per_s:.2f} reports/s × {p.samples} samples ≈ {human_duration(p.total_s)} "
+                    f"({human_duration(p.prepare_s)} preparing, {human_duration(p.send_s)} sending)"
+                )
+            log(f"the latency levels will take about {human_duration(sum(p.total_s for p in plans))}")
+            rows = []
+            for p in plans:
+                row = await run_level(run, p, rng, pids)
+                log(
+                    f"  {p.level:.0%} load: p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
+                    f"max {row['max_ms']:.0f} ms ({row['paused_seen']}/{row['sent']} seen)"
+                )
+                rows.append(row)
     finally:
         await watcher.stop()
-    return results
+    return {"maximum": maximum, "levels": rows}

@@ -54,7 +54,7 @@ def table(summary: dict[str, dict[str, Any]], arms: Sequence[Any], *, title: str
             f"{row['min_msgs_per_s']:.0f}–{row['max_msgs_per_s']:.0f}",
             f"{row['ratio']:.3f} of {row['ratio_to']}" if row["ratio"] is not None else "—",
             f"{row['us_per_msg']:.0f}",
-            f"+{row['layer_us_per_msg']:.0f} over {row['layer_over']}" if row["layer_us_per_msg"] is not None else "—",
+            f"{row['layer_us_per_msg']:+.0f} over {row['layer_over']}" if row["layer_us_per_msg"] is not None else "—",
         )
     return t
 
@@ -68,13 +68,73 @@ def cpu_table(cost: dict[str, dict[str, float]]) -> Table:
     return t
 
 
-def latency_table(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load")
-    for col in ("reports/s", "sent", "accepted", "paused seen", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+def ms(value: float) -> str:
+    """Milliseconds for a table: one decimal below 10 ms, whole above."""
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def latency_table(latency: dict[str, Any]) -> Table:
+    top = latency["maximum"]
+    t = Table(
+        title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load; "
+        f"maximum {top['max_per_s']:.1f} reports/s ({top['completed']} in {top['seconds']:.1f} s)"
+    )
+    for col in ("load", "reports/s", "sent", "accepted", "paused seen", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"):
+        t.add_column(col, justify="right")
+    for r in latency["levels"]:
+        t.add_row(
+            f"{r['level']:.0%}", f"{r['rate_per_s']:.2f}", str(r["sent"]), str(r["accepted"]), str(r["paused_seen"]),
+            *(ms(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
+        )
+    return t
+
+
+def memory_table(idle: dict[str, float], levels: list[dict[str, Any]], idle_after: dict[str, float]) -> Table:
+    t = Table(title="Resident set size (VmRSS), MiB")
+    t.add_column("service")
+    t.add_column("idle (started, caught up)", justify="right")
+    for r in levels:
+        t.add_column(f"peak at {r['level']:.0%} load", justify="right")
+    t.add_column("idle after the load", justify="right")
+    for name, mib in idle.items():
+        t.add_row(
+            name, f"{mib:.0f}", *(f"{r['rss_peak_mib'].get(name, 0):.0f}" for r in levels),
+            f"{idle_after[name]:.0f}" if name in idle_after else "—",
+        )
+    return t
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="A4 hop scaling: input topic partitions × worker processes in one group (throughput: backlog drained; p99: Poisson at 50 % of it)")
+    for col in ("partitions", "instances", "partitions held", "ev/s", "p50 ms", "p99 ms", "max ms", "latency samples"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(
-            f"{r['rate_per_s']:g}", str(r["sent"]), str(r["accepted"]), str(r["paused_seen"]),
-            *(f"{r[k]:.0f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+            str(r["partitions"]), str(r["instances"]), "+".join(map(str, r["assignments"])), f"{r['throughput_per_s']:,.0f}",
+            ms(r["p50_ms"]), ms(r["p99_ms"]), ms(r["max_ms"]), f"{r['latency_seen']}/{r['latency_samples']}",
         )
+    return t
+
+
+def profile_table(prof: dict[str, Any]) -> Table:
+    t = Table(
+        title=f"A4 hop profile (py-spy, {prof['samples']} samples, all threads; {prof['waiting_pct']:.0f} % in waiting frames): "
+        "inclusive share of some frames, then the top leaf frames"
+    )
+    t.add_column("frame")
+    t.add_column("% of samples", justify="right")
+    for frame, pct in prof["of_interest"]:
+        t.add_row(f"[bold]{frame}[/bold] (and below)", f"{pct:.1f}")
+    for frame, pct in prof["self_top"]:
+        t.add_row(frame, f"{pct:.1f}")
+    return t
+
+
+def targets_table(verdicts: list[Any]) -> Table:
+    t = Table(title="Targets (issue #11): reported, never asserted")
+    for col in ("target", "wanted", "measured", "", "by how much"):
+        t.add_column(col, justify="left")
+    for v in verdicts:
+        mark = "not measured" if v.met is None else ("met" if v.met else "MISSED")
+        t.add_row(v.target, v.wanted, v.measured, mark, v.margin)
     return t

@@ -16,6 +16,16 @@ loses the message. Here each message is handled like this:
 5. Only then is the offset committed. If the process dies anywhere before, the
    message is delivered again and the inbox makes the second delivery a no-op.
    If dead-lettering itself fails, the consumer seeks back and tries again.
+
+Offsets are committed once per run of messages, not per message: while the
+partition has more records waiting (the broker's high-water mark is beyond the
+message just handled), the commit waits, at most ``commit_every`` messages or
+``commit_interval_s``. A commit covers only messages already handled, because
+messages are handled one at a time and the commit runs after the handler, so
+the guarantee above holds; a crash redelivers at most that run, which the inbox
+drops. A caught-up consumer commits after every message, as before: latency is
+unchanged, and the broker round trip per message (~7 ms here, most of a hop's
+time) is only saved when there is a backlog to save it on.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -75,8 +85,14 @@ class EventConsumer:
         *,
         retry: RetryPolicy | None = None,
         failure_points: FailurePoints | None = None,
+        commit_every: int = 100,
+        commit_interval_s: float = 1.0,
     ) -> None:
         self.service = service
+        self._commit_every = commit_every
+        self._commit_interval_s = commit_interval_s
+        self._handled_since_commit = 0
+        self._last_commit = time.monotonic()
         self._uow = uow
         self._dead_letters = dead_letters
         self._retry = retry or RetryPolicy()
@@ -125,10 +141,28 @@ class EventConsumer:
             try:
                 await self.handle(message.raw_message)
             except BaseException:
-                # Nothing committed: rewind so this message is read again, not skipped.
+                # Not handled: rewind so this message is read again, not skipped. Earlier ones
+                # handled but not yet committed stay behind the position and go with the next commit.
                 await message.nack()
                 raise
-            await message.ack()
+            self._handled_since_commit += 1
+            if self._commit_due(message.raw_message):
+                await message.ack()  # commits the position of every partition: all handled, this one included
+                self._handled_since_commit = 0
+                self._last_commit = time.monotonic()
+
+    def _commit_due(self, record: ConsumerRecord) -> bool:
+        """Commit now unless more of this partition is waiting and the run is still short."""
+        if self._handled_since_commit >= self._commit_every:
+            return True
+        if time.monotonic() - self._last_commit >= self._commit_interval_s:
+            return True
+        consumer = getattr(self.subscriber, "consumer", None)
+        try:
+            highwater = consumer.highwater(TopicPartition(record.topic, record.partition)) if consumer else None
+        except AssertionError:  # the partition was revoked meanwhile: commit what is still ours
+            return True
+        return highwater is None or record.offset + 1 >= highwater
 
     async def handle(self, record: ConsumerRecord) -> Outcome:
         """Handle one record under the policy above; a span and log context cover all of it."""
