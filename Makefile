@@ -6,7 +6,9 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .local/tools
 UV := $(TOOLS)/bin/uv
-export UV_PYTHON := $(shell command -v python3.11 || command -v $(PYTHON))
+# The interpreter itself, not a shim (pyenv's): uv compares it with the venv's and
+# would otherwise rebuild .venv on every sync.
+export UV_PYTHON := $(shell $$(command -v python3.11 || command -v $(PYTHON)) -c 'import sys; print(sys.executable)')
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 

@@ -183,7 +183,7 @@ DURATION = meter().create_histogram("carecoord.handler.duration", unit="s", desc
 def broker(ctx: Context, *, telemetry: bool) -> KafkaBroker:
     return KafkaBroker(
         ctx.bootstrap,
-        enable_idempotence=True,
+        enable_idempotence=False,  # as the services' broker (carecoord_shared.service says why)
         acks="all",
         logger=QUIET,
         middlewares=[ctx.telemetry().kafka_middleware()] if telemetry else [],

@@ -27,6 +27,7 @@ from hdrh.histogram import HdrHistogram
 from rich.progress import Progress
 
 from carecoord_devstack.stack import Stack
+from carecoord_shared.auth import Role, mint_token
 from carecoord_shared.contracts import topics_consumed_by
 from carecoord_shared.contracts.topics import SERVICES
 
@@ -233,7 +234,10 @@ async def measure(
     rng = random.Random(100)
     pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
     try:
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
+        # The bench calls as a service account, with a token the bench stack's services trust (development secret).
+        token = mint_token(Role.SERVICE, "carecoord-bench", ttl_s=24 * 3600)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http:
             run = Run(stack, watcher, http, progress)
             maximum = await measure_max(run, burst, rng)
             log(
