@@ -31,7 +31,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.auth import Access, Role, allow, patient_of
 from carecoord_shared.contracts.common import ActorId, Milligrams, ShortCode
 from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
@@ -125,25 +125,17 @@ Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 
 
 async def _plan_patient(uow: UowDep, plan_id: uuid.UUID) -> uuid.UUID:
-    async with uow.sessions() as session:
-        patient_id = (await session.execute(select(treatment_plans.c.patient_id).where(treatment_plans.c.plan_id == plan_id))).scalar()
-    if patient_id is None:
-        raise NotFound(f"no treatment plan {plan_id}")
-    return patient_id  # type: ignore[no-any-return]
+    query = select(treatment_plans.c.patient_id).where(treatment_plans.c.plan_id == plan_id)
+    return await patient_of(uow.sessions, query, f"no treatment plan {plan_id}")
 
 
 async def _proposal_patient(uow: UowDep, proposal_id: uuid.UUID) -> uuid.UUID:
-    async with uow.sessions() as session:
-        patient_id = (
-            await session.execute(
-                select(treatment_plans.c.patient_id)
-                .join(dose_proposals, dose_proposals.c.plan_id == treatment_plans.c.plan_id)
-                .where(dose_proposals.c.proposal_id == proposal_id)
-            )
-        ).scalar()
-    if patient_id is None:
-        raise NotFound(f"no dose proposal {proposal_id}")
-    return patient_id  # type: ignore[no-any-return]
+    query = (
+        select(treatment_plans.c.patient_id)
+        .join(dose_proposals, dose_proposals.c.plan_id == treatment_plans.c.plan_id)
+        .where(dose_proposals.c.proposal_id == proposal_id)
+    )
+    return await patient_of(uow.sessions, query, f"no dose proposal {proposal_id}")
 
 
 async def _decide_on_plan(access: Access, uow: UowDep, plan_id: uuid.UUID, clinician_id: str, action: str) -> None:

@@ -37,7 +37,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.auth import Access, Role, allow, patient_of
 from carecoord_shared.contracts.common import ActorId, PastTimestamp, ReviewDecision
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.errors import Forbidden, NotFound
@@ -150,11 +150,8 @@ Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 
 
 async def _review_patient(uow: UowDep, review_id: uuid.UUID) -> uuid.UUID:
-    async with uow.sessions() as session:
-        patient_id = (await session.execute(select(clinician_reviews.c.patient_id).where(clinician_reviews.c.review_id == review_id))).scalar()
-    if patient_id is None:
-        raise NotFound(f"no clinician review {review_id}")
-    return patient_id  # type: ignore[no-any-return]
+    query = select(clinician_reviews.c.patient_id).where(clinician_reviews.c.review_id == review_id)
+    return await patient_of(uow.sessions, query, f"no clinician review {review_id}")
 
 
 async def _read_review(uow: UowDep, review_id: uuid.UUID) -> dict[str, Any]:

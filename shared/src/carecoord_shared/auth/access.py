@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from opentelemetry import trace
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..contracts.intake import PatientRegistered
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 from ..messaging.consumer import EventConsumer
 from ..messaging.unit_of_work import Transaction
 from .tokens import Principal, Role
@@ -34,6 +35,16 @@ log = structlog.get_logger("carecoord.audit")
 
 # The state of residence of a patient as this service knows it, or None.
 JurisdictionLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
+
+
+async def patient_of(sessions: async_sessionmaker[AsyncSession], query: Select[Any], missing: str) -> uuid.UUID:
+    """The patient a resource belongs to (``query`` selects its patient_id), or NotFound(missing):
+    what a route that knows only a resource's id checks access against."""
+    async with sessions() as session:
+        patient_id = (await session.execute(query)).scalar()
+    if patient_id is None:
+        raise NotFound(missing)
+    return patient_id  # type: ignore[no-any-return]
 
 
 def jurisdiction_lookup(table: Table) -> JurisdictionLookup:
@@ -65,21 +76,26 @@ class Auditor:
         resource_id: object = None,
         patient_id: uuid.UUID | None = None,
         outcome: str = "allowed",
+        session: AsyncSession | None = None,
     ) -> None:
+        """Write one row: in ``session`` when given (its caller commits), else in a transaction of its own."""
+        if session is None:
+            async with self._sessions.begin() as own:
+                await self.record(principal, action, resource, resource_id=resource_id, patient_id=patient_id, outcome=outcome, session=own)
+            return
         ctx = trace.get_current_span().get_span_context()
-        async with self._sessions.begin() as session:
-            await session.execute(
-                self._table.insert().values(
-                    actor=principal.subject,
-                    actor_role=str(principal.role),
-                    action=action,
-                    resource=resource,
-                    resource_id=None if resource_id is None else str(resource_id)[:64],
-                    patient_id=patient_id,
-                    outcome=outcome,
-                    trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else None,
-                )
+        await session.execute(
+            self._table.insert().values(
+                actor=principal.subject,
+                actor_role=str(principal.role),
+                action=action,
+                resource=resource,
+                resource_id=None if resource_id is None else str(resource_id)[:64],
+                patient_id=patient_id,
+                outcome=outcome,
+                trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else None,
             )
+        )
 
 
 class Access:
@@ -104,15 +120,18 @@ class Access:
 
         ``operational``: the resource is the system's own bookkeeping about the patient
         (which events arrived, when), which operators need to trace a journey."""
-        refusal = None if operational and self.principal.role is Role.OPERATOR else await self._refusal(patient_id)
-        await self._auditor.record(
-            self.principal,
-            action,
-            resource,
-            resource_id=resource_id,
-            patient_id=patient_id,
-            outcome="denied" if refusal else "allowed",
-        )
+        # The licence lookup and the audit row share one transaction: one connection per check.
+        async with self._sessions.begin() as session:
+            refusal = None if operational and self.principal.role is Role.OPERATOR else await self._refusal(session, patient_id)
+            await self._auditor.record(
+                self.principal,
+                action,
+                resource,
+                resource_id=resource_id,
+                patient_id=patient_id,
+                outcome="denied" if refusal else "allowed",
+                session=session,
+            )
         if refusal:
             log.warning("access.denied", actor_role=str(self.principal.role), action=action, resource=resource)
             raise Forbidden(refusal, audited=True)
@@ -134,7 +153,7 @@ class Access:
             return None
         return self.principal.licensed_states
 
-    async def _refusal(self, patient_id: uuid.UUID) -> str | None:
+    async def _refusal(self, session: AsyncSession, patient_id: uuid.UUID) -> str | None:
         principal = self.principal
         if principal.role is Role.SERVICE or principal.is_patient(patient_id):
             return None
@@ -144,8 +163,7 @@ class Access:
             return "operators do not reach patients' data"
         if self._jurisdiction_of is None:
             return "this service cannot tell the patient's state, so no clinician is licensed for it here"
-        async with self._sessions() as session:
-            state = await self._jurisdiction_of(session, patient_id)
+        state = await self._jurisdiction_of(session, patient_id)
         if state is None:
             return "this service does not know the patient's state of residence yet, so it cannot check the clinician's licence"
         if not principal.licensed_in(state):
