@@ -54,5 +54,9 @@ def cli_token() -> str:
     token = os.environ.get("CARECOORD_TOKEN")
     if token:
         return token
-    secret = os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
-    return mint_token(Role.SERVICE, "carecoord-cli", secret=secret, ttl_s=3600)
+    return mint_token(Role.SERVICE, "carecoord-cli", secret=signing_secret(), ttl_s=3600)
+
+
+def signing_secret() -> str:
+    """The secret a local stack signs tokens with: the services' own setting, else the development default."""
+    return os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -16,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
+from carecoord_shared.auth import Role, mint_token
 from carecoord_shared.contracts.common import US_STATES
 from carecoord_shared.contracts.topics import SERVICES
 
 from . import dlq as dead_letters
 from . import status as health
-from .config import DEFAULT_KAFKA_BOOTSTRAP, Target
+from .config import DEFAULT_KAFKA_BOOTSTRAP, Target, signing_secret
 from .demo import Demo
 from .errors import OperatorError
 from .http import Services
@@ -101,8 +100,7 @@ def token(
     unknown = sorted(set(state or ()) - US_STATES)
     if unknown:
         raise typer.BadParameter(f"not US state codes: {', '.join(unknown)}", param_hint="--state")
-    secret = os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
-    sys.stdout.write(mint_token(role, subject, secret=secret, patient_id=patient_id, licensed_states=state or (), ttl_s=ttl) + "\n")
+    sys.stdout.write(mint_token(role, subject, secret=signing_secret(), patient_id=patient_id, licensed_states=state or (), ttl_s=ttl) + "\n")
 
 
 # --- status ----------------------------------------------------------------------------
