@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -30,9 +31,9 @@ from carecoord_shared.contracts import CATALOG, Envelope, upcast
 from carecoord_shared.logging import configure_logging
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.persistence import create_engine
-from carecoord_shared.telemetry import Telemetry, meter, tracer
+from carecoord_shared.messaging.tracing import consume_span
+from carecoord_shared.telemetry import Telemetry, meter
 
-from .batched import a4b_batched_hop
 from .hop import build_hop, reset_tables
 from .infra import IN_TOPIC, OUT_TOPIC, STATE_DIR
 
@@ -41,6 +42,7 @@ QUIET = logging.getLogger("carecoord.faststream")
 QUIET.setLevel(logging.WARNING)
 LOG = structlog.get_logger("carecoord.consumer")
 TIMEOUT_S = 300.0
+MAX_BATCH = 200  # as the services' consumer_max_batch
 
 
 class Clock:
@@ -160,11 +162,12 @@ def validate(record: ConsumerRecord) -> Envelope:
 
 
 def observed(record: ConsumerRecord) -> None:
-    """A2's validation inside what EventConsumer.handle wraps around it: a span, log context, a log line, metrics."""
+    """A2's validation inside what EventConsumer wraps around each event: its consume span, log context, a log line, metrics."""
     started = time.perf_counter()
-    with tracer().start_as_current_span(f"handle {record.topic}") as span:
+    span = consume_span(record, "bench")
+    with trace.use_span(span, end_on_exit=True):
         envelope = validate(record)
-        span.set_attributes({"carecoord.event.type": envelope.type, "carecoord.event.id": str(envelope.event_id)})
+        span.set_attributes({"carecoord.event.type": envelope.type, "messaging.message.id": str(envelope.event_id)})
         with structlog.contextvars.bound_contextvars(
             event_id=str(envelope.event_id), correlation_id=str(envelope.correlation_id), event_type=envelope.type
         ):
@@ -180,27 +183,31 @@ CONSUMED = meter().create_counter("carecoord.events.consumed", description="Even
 DURATION = meter().create_histogram("carecoord.handler.duration", unit="s", description="Time to handle one event")
 
 
-def broker(ctx: Context, *, telemetry: bool) -> KafkaBroker:
+def broker(ctx: Context) -> KafkaBroker:
     return KafkaBroker(
         ctx.bootstrap,
         enable_idempotence=False,  # as the services' broker (carecoord_shared.service says why)
         acks="all",
         logger=QUIET,
-        middlewares=[ctx.telemetry().kafka_middleware()] if telemetry else [],
     )
 
 
-async def faststream_arm(ctx: Context, n: int, work: Callable[[ConsumerRecord], Any], *, telemetry: bool) -> Clock:
+async def faststream_arm(ctx: Context, n: int, work: Callable[[ConsumerRecord], Any]) -> Clock:
+    """A batch subscriber acknowledged once per batch, as EventConsumer subscribes (and as A0 commits)."""
     clock = Clock(n)
-    kafka = broker(ctx, telemetry=telemetry)
-    subscriber = kafka.subscriber(IN_TOPIC.name, group_id=group("fs"), ack_policy=AckPolicy.MANUAL, auto_offset_reset="earliest")
+    kafka = broker(ctx)
+    subscriber = kafka.subscriber(
+        IN_TOPIC.name, group_id=group("fs"), batch=True, max_records=MAX_BATCH, ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest", decoder=lambda m: m.body,
+    )  # fmt: skip
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
-        clock.start()
-        work(message.raw_message)
+        clock.start(len(message.raw_message))
+        for record in message.raw_message:
+            work(record)
         await message.ack()
-        clock.tick()
+        clock.tick(len(message.raw_message))
 
     await kafka.start()
     try:
@@ -211,16 +218,16 @@ async def faststream_arm(ctx: Context, n: int, work: Callable[[ConsumerRecord], 
 
 
 async def a1_faststream(ctx: Context, n: int) -> Clock:
-    return await faststream_arm(ctx, n, lambda _r: None, telemetry=False)
+    return await faststream_arm(ctx, n, lambda _r: None)
 
 
 async def a2_validation(ctx: Context, n: int) -> Clock:
-    return await faststream_arm(ctx, n, validate, telemetry=False)
+    return await faststream_arm(ctx, n, validate)
 
 
 async def a3_observability(ctx: Context, n: int) -> Clock:
     ctx.telemetry()
-    return await faststream_arm(ctx, n, observed, telemetry=True)
+    return await faststream_arm(ctx, n, observed)
 
 
 # --- A4: the full hop, EventConsumer + UnitOfWork + OutboxRelay (bench/hop.py) ---
@@ -229,9 +236,9 @@ async def a3_observability(ctx: Context, n: int) -> Clock:
 class TimedConsumer(EventConsumer):
     clock: Clock
 
-    async def handle(self, record: ConsumerRecord) -> Any:
-        self.clock.start()
-        return await super().handle(record)
+    async def handle_batch(self, records: Any) -> Any:
+        self.clock.start(len(records))
+        return await super().handle_batch(records)
 
 
 async def a4_full_hop(ctx: Context, n: int) -> Clock:
@@ -239,7 +246,7 @@ async def a4_full_hop(ctx: Context, n: int) -> Clock:
     ctx.telemetry()
     engine = await ctx.engine()
     await reset_tables(engine)
-    hop = build_hop(broker(ctx, telemetry=True), engine, (IN_TOPIC,), group("a4"), on_published=clock.tick, consumer_cls=TimedConsumer)
+    hop = build_hop(broker(ctx), engine, (IN_TOPIC,), group("a4"), on_published=clock.tick, consumer_cls=TimedConsumer)
     hop.consumer.clock = clock  # type: ignore[attr-defined]
     await hop.start()
     try:
@@ -300,9 +307,8 @@ ARMS: tuple[ArmSpec, ...] = (
     ArmSpec("A0", "raw aiokafka: getmany, commit per batch", a0_raw, None, None),
     ArmSpec("A0c", "raw aiokafka: getone, commit per message", a0c_raw_commit_each, "A0", "A0"),
     ArmSpec("A0e", "raw consume + produce echo, acks=all", a0e_raw_echo, "A0", "A0"),
-    ArmSpec("A1", "FastStream no-op subscriber, manual ack", a1_faststream, "A0", "A0c"),
+    ArmSpec("A1", "FastStream no-op batch subscriber, ack per batch", a1_faststream, "A0", "A0"),
     ArmSpec("A2", "A1 + envelope and payload validation", a2_validation, "A0", "A1"),
     ArmSpec("A3", "A2 + structlog + OpenTelemetry", a3_observability, "A0", "A2"),
-    ArmSpec("A4", "EventConsumer: inbox+state+outbox txn, relay", a4_full_hop, "A0e", "A3"),
-    ArmSpec("A4b", "prototype: A4's work, one txn + one commit per batch", a4b_batched_hop, "A0e", "A4"),
+    ArmSpec("A4", "EventConsumer: inbox+state+outbox txn per batch, relay", a4_full_hop, "A0e", "A3"),
 )

@@ -22,7 +22,7 @@ from .workload import PATIENTS, make_envelope
 
 LAYERS: dict[str, Callable[[ConsumerRecord], Any]] = {
     "validation (A2's work)": validate,
-    "validation + structlog + span + metrics (A3's work, minus the Kafka middleware)": observed,
+    "validation + consume span + structlog + metrics (A3's work)": observed,
 }
 
 

@@ -82,7 +82,9 @@ async def _deliver(database: _FlakyDatabase) -> tuple[Outcome, _DeadLetters]:
     envelope = Envelope.wrap(
         SideEffectReportSubmitted(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1), patient_id=uuid.uuid4(), producer="patient-app"
     )
-    record = SimpleNamespace(topic="patient-app.reports", partition=0, offset=7, key=envelope.key, value=envelope.model_dump_json().encode())
+    record = SimpleNamespace(
+        topic="patient-app.reports", partition=0, offset=7, key=envelope.key, value=envelope.model_dump_json().encode(), headers=()
+    )
     return await consumer.handle(record), dead_letters  # type: ignore[arg-type]
 
 

@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     handler_max_attempts: int = 5
     handler_backoff_initial_s: float = 0.2
     handler_backoff_max_s: float = 5.0
+    # Most events handled in one database transaction (and one offset commit) when there is a backlog.
+    consumer_max_batch: int = Field(default=200, ge=1, le=5000)
     # Outbox relay: woken on commit; polling only catches rows left by a crash.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500

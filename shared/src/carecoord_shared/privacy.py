@@ -10,6 +10,7 @@ a parameter — are cut down to the exception's type.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -25,6 +26,7 @@ PHI_KEYS = frozenset(
 )  # fmt: skip
 
 
+@lru_cache(maxsize=4096)  # called for every attribute of every span: the names repeat
 def is_phi_key(key: str) -> bool:
     """By the last dotted segment, so semantic-convention keys (server.address,
     messaging.destination.name) are never mistaken for PHI."""
@@ -54,6 +56,11 @@ def structlog_processor(_logger: object, _name: str, event_dict: MutableMapping[
         else:
             event_dict[key] = scrub(event_dict[key])
     return event_dict
+
+
+def needs_scrubbing(attributes: Mapping[str, Any] | None) -> bool:
+    """Whether :func:`scrub_attributes` would change anything (most spans: no, and then they are passed on as they are)."""
+    return any(is_phi_key(key) or key.startswith("exception.") for key in attributes or ())
 
 
 def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:

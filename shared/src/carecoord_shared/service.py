@@ -99,7 +99,8 @@ class Runtime:
             # FastStream's own logger writes coloured text straight to stdout;
             # this one goes through structlog like every other line.
             logger=logging.getLogger("carecoord.faststream"),
-            middlewares=[self.telemetry.kafka_middleware()],
+            # No FastStream telemetry middleware: the consumer and the relay make the
+            # Kafka spans themselves (carecoord_shared.messaging.tracing says why).
         )
         self.relay = OutboxRelay(
             self.sessions,
@@ -127,6 +128,7 @@ class Runtime:
                 backoff_max_s=settings.handler_backoff_max_s,
             ),
             failure_points=failure_points,
+            max_batch=settings.consumer_max_batch,
         )
         self.retention = Retention(
             self.sessions,

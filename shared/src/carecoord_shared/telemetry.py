@@ -1,9 +1,9 @@
 """OpenTelemetry for every service: traces, metrics, and trace ids in logs.
 
 - Traces: HTTP server spans (FastAPI), Kafka publish and consume spans with
-  W3C trace context in the message headers (FastStream's middleware, with
-  keys recorded as text), database spans (SQLAlchemy), and a span per handled
-  event. The outbox stores the trace context of the transaction that wrote a
+  W3C trace context in the message headers (carecoord_shared.messaging.tracing:
+  a consume span per handled event, a publish span per published one) and
+  database spans (SQLAlchemy). The outbox stores the trace context of the transaction that wrote a
   row and the relay publishes inside it, so one report is one trace across
   every service it reaches.
 - Export: OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the collector of
@@ -23,18 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
-from faststream.kafka.response import KafkaPublishCommand
-from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.semconv.trace import SpanAttributes
 
-from .privacy import scrub_attributes
+from .privacy import needs_scrubbing, scrub_attributes
 
 METER = "carecoord"
 
@@ -50,6 +46,8 @@ class RedactingSpanExporter(SpanExporter):
 
     @staticmethod
     def _scrubbed(span: ReadableSpan) -> ReadableSpan:
+        if not needs_scrubbing(span.attributes) and not any(needs_scrubbing(e.attributes) for e in span.events):
+            return span
         return ReadableSpan(
             name=span.name,
             context=span.context,
@@ -135,33 +133,9 @@ class Telemetry:
         trace.set_tracer_provider(self.tracer_provider)
         metrics.set_meter_provider(self.meter_provider)
 
-    def kafka_middleware(self) -> TelemetryMiddleware[KafkaPublishCommand]:
-        return TelemetryMiddleware(
-            settings_provider_factory=lambda _msg: TextKeyKafkaTelemetry(),
-            tracer_provider=self.tracer_provider,
-            meter_provider=self.meter_provider,
-        )
-
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
-
-
-class TextKeyKafkaTelemetry(KafkaTelemetrySettingsProvider):
-    """FastStream records the raw key bytes; the conventions (and trace viewers) want text."""
-
-    def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
-        return _text_key(super().get_publish_attrs_from_cmd(cmd))
-
-    def get_consume_attrs_from_message(self, msg: Any) -> dict[str, Any]:
-        return _text_key(super().get_consume_attrs_from_message(msg))
-
-
-def _text_key(attrs: dict[str, Any]) -> dict[str, Any]:
-    key = attrs.get(SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY)
-    if isinstance(key, (bytes, bytearray)):
-        attrs[SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY] = key.decode("utf-8", errors="replace")
-    return attrs
 
 
 def meter() -> metrics.Meter:

@@ -86,9 +86,9 @@ class Envelope(BaseModel):
 
     def headers(self) -> dict[str, str]:
         """Kafka headers: routing metadata only, never payload content."""
-        return {
-            "event-id": str(self.event_id),
-            "event-type": self.type,
-            "event-version": str(self.version),
-            "producer": self.producer,
-        }
+        return routing_headers(str(self.event_id), self.type, str(self.version), self.producer)
+
+
+def routing_headers(event_id: str, event_type: str, version: str, producer: str) -> dict[str, str]:
+    """An event's Kafka headers (the outbox relay builds them from its columns, without the envelope)."""
+    return {"event-id": event_id, "event-type": event_type, "event-version": version, "producer": producer}

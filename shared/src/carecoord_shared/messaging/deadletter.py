@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from ..contracts import Envelope
 from ..contracts.topics import dead_letter_topic
 from ..telemetry import meter
+from .tracing import publish_span
 
 log = structlog.get_logger("carecoord.deadletter")
 
@@ -84,7 +85,9 @@ class DeadLetterer:
             "original-partition": str(record.partition),
             "original-offset": str(record.offset),
         }
-        await self._publish(self.topic, letter.model_dump_json().encode(), record.key, headers)
+        # No key on the span: a rejected record's key may be anything its sender chose.
+        with publish_span(self.topic, None, letter.event_id or "", letter.event_type or "unknown", None) as trace_headers:
+            await self._publish(self.topic, letter.model_dump_json().encode(), record.key, headers | trace_headers)
         self._count.add(1, {"reason": reason})
         log.warning(
             "event.dead_lettered",

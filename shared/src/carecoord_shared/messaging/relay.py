@@ -5,7 +5,7 @@ rows left behind by a crash or written by another instance). Each pass takes a
 transaction-scoped advisory lock, so however many instances of a service run,
 one relay publishes at a time and rows go out in id order, which is the order
 per patient key. Rows are marked sent only after the broker acknowledged them
-(idempotent producer, acks=all); a crash between send and mark re-sends them,
+(acks=all); a crash between send and mark re-sends them,
 and consumers drop the duplicates by event id.
 """
 
@@ -18,16 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from opentelemetry import context as otel_context
 from opentelemetry import metrics
-from opentelemetry import propagate
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Text, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts import Envelope
+from ..contracts.envelope import routing_headers
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .tables import MessagingTables
+from .tracing import publish_span
 
 # publish(topic, value, key, headers) -> a future resolved when the broker acknowledged.
 Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable["asyncio.Future[Any]"]]
@@ -106,7 +105,19 @@ class OutboxRelay:
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
             rows = (
                 await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.envelope, outbox.c.trace_context)
+                    select(
+                        outbox.c.id,
+                        outbox.c.event_id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.event_type,
+                        # The envelope as the transaction wrote it (it was validated then):
+                        # sent as PostgreSQL renders it, not parsed and rebuilt per row.
+                        outbox.c.envelope.cast(Text).label("body"),
+                        outbox.c.envelope["version"].astext.label("version"),
+                        outbox.c.envelope["producer"].astext.label("producer"),
+                        outbox.c.trace_context,
+                    )
                     .where(outbox.c.sent_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
@@ -117,7 +128,7 @@ class OutboxRelay:
             pending = [await self._send(row) for row in rows]
             await asyncio.gather(*pending)
             for row in rows:
-                self._published.add(1, {"event_type": row.envelope["type"]})
+                self._published.add(1, {"event_type": row.event_type})
             self._failure_points.reach("relay.after_send_before_mark")
             await session.execute(
                 update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
@@ -126,12 +137,10 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(self, row: Any) -> asyncio.Future[Any]:
-        envelope = Envelope.model_validate(row.envelope)
-        token = otel_context.attach(propagate.extract(row.trace_context or {}))
-        try:
-            return await self._publish(row.topic, envelope.model_dump_json().encode(), envelope.key, envelope.headers())
-        finally:
-            otel_context.detach(token)
+        event_id = str(row.event_id)
+        with publish_span(row.topic, row.key, event_id, row.event_type, row.trace_context) as trace_headers:
+            headers = routing_headers(event_id, row.event_type, row.version, row.producer) | trace_headers
+            return await self._publish(row.topic, row.body.encode(), row.key.encode(), headers)
 
     async def backlog(self) -> tuple[int, float | None]:
         """Unsent rows and the age in seconds of the oldest (for health and metrics)."""
