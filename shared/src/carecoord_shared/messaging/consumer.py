@@ -95,7 +95,8 @@ class Delivery:
     """One record on its way through the policy."""
 
     record: ConsumerRecord
-    span: trace.Span
+    # The API's non-recording span until _open starts a real one (a skipped event never gets one).
+    span: trace.Span = trace.INVALID_SPAN
     started: float = field(default_factory=time.perf_counter)
     envelope: Envelope | None = None
     event: Event | None = None
@@ -218,21 +219,26 @@ class EventConsumer:
         return [d.outcome for d in deliveries]  # type: ignore[misc]
 
     def _open(self, record: ConsumerRecord) -> Delivery:
-        """Start the record's span and validate it: what can be decided before any database work."""
-        d = Delivery(record, consume_span(record, self.group))
+        """Validate the record and start its span: what can be decided before any database work.
+
+        An event the service has no handler for gets no span and no log line, only
+        its count: each report passes through about fourteen of those across the
+        services, and a span each (most of an event's CPU here) would say nothing.
+        """
+        d = Delivery(record)
         try:
             d.envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as exc:
+            d.span = consume_span(record, self.group)
             d.rejected = ("invalid_envelope", {"errors": validation_errors(exc)})
             return d
         envelope = d.envelope
-        d.span.set_attributes({"carecoord.event.type": envelope.type, "messaging.message.id": str(envelope.event_id)})
         d.handlers = self._handlers.get(envelope.type, [])
         if not d.handlers:
-            with self._scope(d):
-                log.debug("event.skipped", event_type=envelope.type, event_id=str(envelope.event_id))
             d.outcome = Outcome.skipped
             return d
+        d.span = consume_span(record, self.group)
+        d.span.set_attributes({"carecoord.event.type": envelope.type, "messaging.message.id": str(envelope.event_id)})
         try:
             d.event = CATALOG[envelope.type].model_validate(upcast(envelope.type, envelope.version, envelope.payload))
         except ValidationError as exc:
