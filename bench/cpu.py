@@ -1,8 +1,8 @@
 """CPU per message of the validation and observability layers, in-process, with no I/O.
 
-The throughput arms A1–A3 are bound by the per-message offset commit, whose
-round trip varies more between runs than these layers cost; timing the layers'
-own code on the same records resolves them.
+The throughput arms A1–A3 include the broker's fetches and one offset commit
+per batch, which vary between runs; timing the layers' own code on the same
+records resolves what each costs.
 """
 
 from __future__ import annotations
