@@ -150,6 +150,7 @@ class Run:
         accepted: dict[str, float] = {}
         scheduled: dict[str, float] = {}
         rejected = 0
+        failures: dict[str, int] = {}
         start = time.perf_counter()
         sent_task = self.progress.add_task(f"{label}: sent", total=len(patients))
         seen_task = self.progress.add_task(f"{label}: paused seen", total=len(patients))
@@ -158,7 +159,16 @@ class Run:
             nonlocal rejected
             p = str(patients[i])
             scheduled[p] = start + offsets[i]
-            r = await self.http.post(f"{self.safety}/v1/side-effect-reports", json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3})
+            try:
+                r = await self.http.post(
+                    f"{self.safety}/v1/side-effect-reports", json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3}
+                )
+            except httpx.TransportError as exc:
+                # One dropped connection must not end an hour's run: the report counts as
+                # not accepted (so it has no latency sample) and the table says how many.
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+                rejected += 1
+                return
             if r.status_code == 201:
                 accepted[p] = time.perf_counter()
             else:
@@ -178,7 +188,10 @@ class Run:
             tick.cancel()
             self.progress.remove_task(sent_task)
             self.progress.remove_task(seen_task)
-        return {"accepted": accepted, "scheduled": scheduled, "rejected": rejected, "start": start, "sender_lag_s": lag}
+        return {
+            "accepted": accepted, "scheduled": scheduled, "rejected": rejected, "transport_errors": failures,
+            "start": start, "sender_lag_s": lag,
+        }  # fmt: skip
 
 
 async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any]:
@@ -217,6 +230,7 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
         "sent": plan.samples,
         "accepted": len(out["accepted"]),
         "rejected": out["rejected"],
+        "transport_errors": out["transport_errors"],
         "paused_seen": from_accepted.get_total_count(),
         "sender_lag_s": out["sender_lag_s"],
         **percentiles_ms(from_accepted),

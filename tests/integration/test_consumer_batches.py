@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, select, text
 
 from carecoord_devstack.scratch import scratch_database
@@ -24,6 +26,7 @@ from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions
+from carecoord_shared.telemetry import RedactingSpanExporter
 
 TOPIC = "patient-app.reports"
 METADATA = MetaData()
@@ -37,13 +40,17 @@ REPORTS = Table(
     Column("txid", Integer, nullable=False),
 )
 FAILING_GRADE = 5  # the handler below raises for it: a bug, not a transient failure
+CANARY = "Zqxv-canary@example.org"  # in the failing handler's exception text; must never reach a span
 
 
 class _DeadLetters:
     def __init__(self) -> None:
         self.letters: list[tuple[int, str]] = []
+        self.broker_down_at: int | None = None  # the offset whose dead letter cannot be sent
 
     async def send(self, record: ConsumerRecord, *, reason: str, **_: Any) -> None:
+        if record.offset == self.broker_down_at:
+            raise ConnectionError("broker away")
         self.letters.append((record.offset, reason))
 
 
@@ -60,7 +67,7 @@ class Harness:
         async def record(event: SideEffectReportSubmitted, tx: Transaction) -> None:
             assert tx.cause is not None
             if event.grade == FAILING_GRADE:
-                raise ValueError("a handler bug")
+                raise ValueError(f"a handler bug quoting a row: {CANARY}")
             txid = (await tx.session.execute(text("SELECT txid_current()::int"))).scalar_one()
             await tx.session.execute(REPORTS.insert().values(report_id=event.report_id, grade=event.grade, txid=txid))
             tx.emit(
@@ -182,3 +189,33 @@ async def test_each_event_of_a_batch_continues_its_own_trace(harness: Harness) -
     for r, trace_id in zip(reports, trace_ids, strict=True):
         context = propagate.extract(by_cause[r.event_id])
         assert f"{trace.get_current_span(context).get_span_context().trace_id:032x}" == trace_id
+
+
+async def test_a_handler_failure_in_a_batch_leaves_no_exception_text_on_any_span(harness: Harness) -> None:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    exported = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exported)))  # type: ignore[attr-defined]
+    records = [harness.record(report(grade=1)), harness.record(report(grade=FAILING_GRADE)), harness.record(report(grade=2))]
+
+    outcomes = await harness.consumer.handle_batch(records)
+
+    assert outcomes == [Outcome.processed, Outcome.dead_lettered, Outcome.processed]
+    spans = exported.get_finished_spans()
+    consumed = [s for s in spans if s.kind is trace.SpanKind.CONSUMER]
+    assert [s.attributes["carecoord.outcome"] for s in consumed][-3:] == ["processed", "dead_lettered", "processed"]
+    for span in spans:
+        assert CANARY not in repr((span.status.description, span.attributes, [e.attributes for e in span.events]))
+
+
+async def test_when_a_dead_letter_cannot_be_sent_the_batch_resumes_at_that_record_not_at_its_start(harness: Harness) -> None:
+    records = [harness.record(None, value=b"{1"), harness.record(report()), harness.record(None, value=b"{2"), harness.record(report())]
+    harness.dead_letters.broker_down_at = records[2].offset
+
+    with pytest.raises(ConnectionError):
+        await harness.consumer.handle_batch(records)
+
+    # The first dead letter went out and both valid reports committed; the consumer resumes at the third record.
+    assert harness.dead_letters.letters == [(records[0].offset, "invalid_envelope")]
+    assert len(await harness.rows(select(REPORTS.c.report_id))) == 2
+    assert harness.consumer.unfinished == {TopicPartition(TOPIC, 0): records[2].offset}

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
 
 from carecoord_shared.privacy import REDACTED
 from carecoord_shared.telemetry import RedactingSpanExporter
@@ -27,6 +28,7 @@ def _exported(**attributes: object) -> ReadableSpan:
     with provider.get_tracer("t").start_as_current_span("s", attributes=attributes) as span:  # type: ignore[arg-type]
         if "fail" in attributes:
             span.record_exception(ValueError("Key (email)=(someone@example.org) already exists"))
+            span.set_status(Status(StatusCode.ERROR, "IntegrityError: Key (email)=(someone@example.org) already exists"))
     [out] = inner.spans
     return out
 
@@ -38,6 +40,7 @@ def test_phi_named_attributes_and_exception_texts_are_redacted() -> None:
     [event] = span.events
     assert event.attributes["exception.message"] == REDACTED
     assert "someone@example.org" not in event.attributes["exception.stacktrace"]
+    assert (span.status.status_code, span.status.description) == (StatusCode.ERROR, "IntegrityError")
 
 
 def test_a_span_with_nothing_to_redact_is_passed_on_as_it_is() -> None:

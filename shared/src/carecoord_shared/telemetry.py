@@ -29,8 +29,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
-from .privacy import needs_scrubbing, scrub_attributes
+from .privacy import exception_type_only, needs_scrubbing, scrub_attributes
 
 METER = "carecoord"
 
@@ -46,7 +47,8 @@ class RedactingSpanExporter(SpanExporter):
 
     @staticmethod
     def _scrubbed(span: ReadableSpan) -> ReadableSpan:
-        if not needs_scrubbing(span.attributes) and not any(needs_scrubbing(e.attributes) for e in span.events):
+        described = bool(span.status.description)
+        if not described and not needs_scrubbing(span.attributes) and not any(needs_scrubbing(e.attributes) for e in span.events):
             return span
         return ReadableSpan(
             name=span.name,
@@ -57,7 +59,8 @@ class RedactingSpanExporter(SpanExporter):
             events=[Event(e.name, scrub_attributes(e.attributes), e.timestamp) for e in span.events],
             links=span.links,
             kind=span.kind,
-            status=span.status,
+            # An error status describes itself with the exception's text: its type only.
+            status=Status(span.status.status_code, exception_type_only(span.status.description or "")) if described else span.status,
             start_time=span.start_time,
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,

@@ -21,8 +21,9 @@ to ``max_batch`` records, one record when it is caught up) and handles it so:
    batch a second pass but never takes the others down with it.
 5. Only then is the offset committed, once for the batch. If the process dies
    anywhere before, the batch is delivered again and the inbox makes the second
-   delivery a no-op. If dead-lettering itself fails, the consumer seeks back
-   and tries again.
+   delivery a no-op. If dead-lettering itself fails, the consumer seeks each
+   partition back to its first record without an outcome and tries again from
+   there.
 
 Records of one partition are handled in offset order, in one task, so events
 about one patient (one key, one partition) take effect in the order sent.
@@ -37,6 +38,7 @@ events.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -47,7 +49,8 @@ from itertools import chain
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -130,6 +133,8 @@ class EventConsumer:
         self._failure_points = failure_points or FailurePoints()
         self._handlers: dict[str, list[Handler]] = {}
         self.subscriber: Any = None
+        # After handle_batch raised: each partition's first record with no outcome (where to resume).
+        self.unfinished: dict[TopicPartition, int] | None = None
         self._consumed = meter().create_counter(
             "carecoord.events.consumed", description="Events consumed, by type and outcome"
         )
@@ -181,15 +186,20 @@ class EventConsumer:
             try:
                 await self.handle_batch(message.raw_message)
             except BaseException:
-                # Not all handled: rewind every partition to the batch's first record, so
-                # nothing is skipped; what was handled comes again and the inbox drops it.
-                await message.nack()
+                if self.unfinished is None:
+                    # Failed before any record had an outcome: rewind every partition to the batch's start.
+                    await message.nack()
+                else:
+                    # Rewind each partition to its first record without an outcome, so nothing is
+                    # skipped and what was done (a dead letter sent, say) is not done again.
+                    for tp, offset in self.unfinished.items():
+                        _seek(message.consumer, tp, offset)
                 raise
             await message.ack()  # commits the position of every partition: the whole batch, handled
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_batch)
-        return tuple(chain.from_iterable(batches.values()))
+        return tuple(_readable_headers(record) for record in chain.from_iterable(batches.values()))
 
     async def handle(self, record: ConsumerRecord) -> Outcome:
         """Handle one record (a batch of one)."""
@@ -198,6 +208,7 @@ class EventConsumer:
 
     async def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[Outcome]:
         """Handle records under the policy above; returns each one's outcome, in order."""
+        self.unfinished = None
         deliveries = [self._open(record) for record in records]
         try:
             ready = [d for d in deliveries if d.outcome is None and d.rejected is None]
@@ -208,6 +219,7 @@ class EventConsumer:
                     with self._scope(d):
                         d.outcome = await self._handle_alone(d)
         except BaseException as exc:
+            self.unfinished = _first_unfinished(deliveries)
             for d in deliveries:
                 if d.outcome is None:
                     d.span.record_exception(exc)
@@ -245,6 +257,8 @@ class EventConsumer:
             d.rejected = ("invalid_payload", {"errors": validation_errors(exc)})
         except UnsupportedVersion as exc:
             d.rejected = ("unsupported_version", {"error": str(exc)})
+        except Exception as exc:  # an upcaster's own error on an old payload it did not expect
+            d.rejected = ("invalid_payload", _describe(exc))
         return d
 
     def _close(self, d: Delivery) -> None:
@@ -260,7 +274,9 @@ class EventConsumer:
         """The delivery's span current and its ids on every log line."""
         envelope = d.envelope
         with (
-            trace.use_span(d.span, end_on_exit=False),
+            # Not recorded on the span: a handler's exception text can quote row values, and the
+            # event may yet succeed alone. Its outcome says what happened in the end.
+            trace.use_span(d.span, end_on_exit=False, record_exception=False, set_status_on_exception=False),
             structlog.contextvars.bound_contextvars(
                 event_id=str(envelope.event_id) if envelope else None,
                 correlation_id=str(envelope.correlation_id) if envelope else None,
@@ -360,6 +376,40 @@ class EventConsumer:
 def _describe(exc: BaseException) -> dict[str, Any]:
     # The class name only: database error messages can quote row values.
     return {"error": type(exc).__name__}
+
+
+def _first_unfinished(deliveries: list[Delivery]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for d in deliveries:
+        if d.outcome is None:
+            tp = TopicPartition(d.record.topic, d.record.partition)
+            first[tp] = min(first.get(tp, d.record.offset), d.record.offset)
+    return first
+
+
+def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    try:
+        consumer.seek(tp, offset)
+    except (AssertionError, IllegalStateError):
+        pass  # revoked meanwhile: its next owner starts from the committed offset, before this record
+
+
+def _readable_headers(record: ConsumerRecord) -> ConsumerRecord:
+    """The record, with any header value that is not UTF-8 text (or is null) replaced.
+
+    FastStream decodes every header value of a batch before the handler runs;
+    one it cannot decode drops the whole batch unhandled, with the positions
+    already past it, and the next commit would skip it. Header values are
+    routing metadata only (the body is what is validated and dead-lettered), so
+    an unreadable one is replaced rather than allowed to cost valid events.
+    """
+    try:
+        for _key, value in record.headers:
+            value.decode()
+        return record
+    except (AttributeError, UnicodeDecodeError):
+        headers = tuple((key, value.decode(errors="replace").encode() if value is not None else b"") for key, value in record.headers)
+        return dataclasses.replace(record, headers=headers)
 
 
 def _raw_bodies(message: Any) -> list[bytes]:

@@ -25,7 +25,7 @@ from ..telemetry import tracer
 
 def consume_span(record: ConsumerRecord, group: str) -> trace.Span:
     """Started, not current: the caller makes it current around the event's work (trace.use_span)."""
-    carrier = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    carrier = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
     return tracer().start_span(
         f"process {record.topic}",
         context=propagate.extract(carrier),
