@@ -287,14 +287,14 @@ class EventConsumer:
 
     async def _process_together(self, ready: list[Delivery]) -> None:
         """All of ``ready`` in one transaction; on any failure, nothing of it (the caller goes one by one)."""
-        outcomes: dict[int, Outcome] = {}
+        outcomes: list[Outcome] = []  # one per event of ``ready``, in order
         try:
             async with self._uow.batch() as batch:
                 claimed = await batch.claim_inbox([(d.envelope, d.record.topic) for d in ready])  # type: ignore[misc]
-                for i, d in enumerate(ready):
+                for d in ready:
                     assert d.envelope is not None
                     if d.envelope.event_id not in claimed:
-                        outcomes[i] = Outcome.duplicate
+                        outcomes.append(Outcome.duplicate)
                         continue
                     claimed.discard(d.envelope.event_id)  # the same event twice in one batch runs once
                     with self._scope(d):
@@ -303,7 +303,7 @@ class EventConsumer:
                             await handler(d.event, tx)
                         batch.stage(tx)
                         self._failure_points.reach("consumer.before_commit", d.envelope.type)
-                    outcomes[i] = Outcome.processed
+                    outcomes.append(Outcome.processed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -312,9 +312,9 @@ class EventConsumer:
             log.warning("event.batch_rolled_back", size=len(ready), error=type(exc).__name__)
             return
         self._batch_size.record(len(ready))
-        for i, d in enumerate(ready):
+        for d, outcome in zip(ready, outcomes, strict=True):
             with self._scope(d):
-                d.outcome = self._committed(d, outcomes[i])
+                d.outcome = self._committed(d, outcome)
 
     def _committed(self, d: Delivery, outcome: Outcome) -> Outcome:
         assert d.envelope is not None
