@@ -46,7 +46,7 @@ def local_instant(day: date, minute: int, tz: ZoneInfo) -> datetime:
 
 
 def windows_between(windows: Iterable[WeeklyWindow], tz: ZoneInfo, start: datetime, end: datetime) -> list[Interval]:
-    """The concrete UTC intervals of the weekly windows that overlap [start, end), merged and sorted."""
+    """The concrete UTC intervals of the weekly windows that overlap [start, end), merged and sorted (cut at ``end`` only)."""
     windows = list(windows)
     intervals: list[Interval] = []
     day = start.astimezone(tz).date() - timedelta(days=1)
@@ -55,9 +55,12 @@ def windows_between(windows: Iterable[WeeklyWindow], tz: ZoneInfo, start: dateti
         for w in windows:
             if w.weekday != day.weekday():
                 continue
-            s = max(local_instant(day, w.start_minute, tz), start)
+            # Not cut at ``start``: slots keep the window's grid (candidate_starts skips to the
+            # first step after ``not_before``). Cut there, a window open now offered a slot
+            # starting at this very microsecond, which was in the past by the time it was booked.
+            s = local_instant(day, w.start_minute, tz)
             e = min(local_instant(day, w.end_minute, tz), end)
-            if s < e:
+            if max(s, start) < e:
                 intervals.append((s, e))
         day += timedelta(days=1)
     return merge(intervals)

@@ -214,7 +214,7 @@ async def check_bookable(
     if patient.state not in row.licensed_states:
         raise RuleViolation(f"clinician {clinician_id} is not licensed in the patient's state ({patient.state})")
     [schedule] = await schedules(session, role=row.role, state=patient.state, period=(starts_at, ends_at), clinician_id=clinician_id)
-    available = windows_between(schedule.windows, schedule.tz, starts_at, ends_at)
+    available = [(max(s, starts_at), e) for s, e in windows_between(schedule.windows, schedule.tz, starts_at, ends_at)]
     if available != [(starts_at, ends_at)]:
         raise RuleViolation(f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}")
     if any(overlaps(b, (starts_at, ends_at)) for b in schedule.time_off):
