@@ -6,6 +6,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .local/tools
 UV := $(TOOLS)/bin/uv
+# One line before and after each set-up step, with its time (tools/step).
+STEP := tools/step
 # The interpreter itself, not a shim (pyenv's): uv compares it with the venv's and
 # would otherwise rebuild .venv on every sync.
 export UV_PYTHON := $(shell $$(command -v python3.11 || command -v $(PYTHON)) -c 'import sys; print(sys.executable)')
@@ -25,30 +27,32 @@ help:
 	@echo "make validate-deploy      check deploy/k8s and docker-compose.yml against their schemas (offline)"
 
 $(UV):
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(STEP) "uv $(UV_VERSION) into $(TOOLS) (pip, from PyPI)" \
+	  bash -c '$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)'
 
 .venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml) deploy/local/pyproject.toml cli/pyproject.toml
-	$(UV) sync --frozen --all-packages
+	@$(STEP) "Python packages into .venv (uv sync, from PyPI)" $(UV) sync --quiet --frozen --all-packages
 	@touch $@
 
 tools/asyncapi/node_modules/.installed: tools/asyncapi/package.json tools/asyncapi/package-lock.json
-	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
+	@$(STEP) "AsyncAPI validator into tools/asyncapi (npm ci)" npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Offline validators of deploy/: kustomize and compose-validate built from the
 # Go module in deploy/validate (versions pinned by its go.mod/go.sum), and the
 # KEDA CRD schemas from npm.
 $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate &: deploy/validate/go.mod deploy/validate/go.sum deploy/validate/compose-validate/main.go
-	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/kustomize) sigs.k8s.io/kustomize/kustomize/v5
-	cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/compose-validate) ./compose-validate
+	@$(STEP) "kustomize into $(TOOLS)/bin (go build, from the Go module proxy)" \
+	  bash -c 'cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/kustomize) sigs.k8s.io/kustomize/kustomize/v5'
+	@$(STEP) "compose-validate into $(TOOLS)/bin (go build)" \
+	  bash -c 'cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/compose-validate) ./compose-validate'
 
 deploy/validate/node_modules/.installed: deploy/validate/package.json deploy/validate/package-lock.json
-	npm ci --prefix deploy/validate --no-audit --no-fund --loglevel=error
+	@$(STEP) "KEDA CRD schemas into deploy/validate (npm ci)" npm ci --prefix deploy/validate --no-audit --no-fund --loglevel=error
 	@touch $@
 
 setup: .venv/.synced tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate
-	.venv/bin/devstack fetch
+	@.venv/bin/devstack fetch
 
 run: setup
 	@.venv/bin/devstack run

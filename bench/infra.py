@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES, Topic
+from carecoord_shared.contracts.topics import Topic
 from carecoord_shared.messaging.topic_admin import ensure_topics
-from carecoord_devstack.scratch import free_ports, scratch_database
+from carecoord_devstack.scratch import fresh_stack, scratch_database
 
 STATE_DIR = LOCAL / "bench-stack"
 RESULTS_DIR = LOCAL / "bench-results"
@@ -21,17 +20,8 @@ DB_OWNER = "safety"
 
 def start_stack(log: Callable[[str], None], *, fast_unsafe_db: bool) -> Stack:
     """A fresh stack; a broker left by an interrupted run is stopped first."""
-    previous = Stack(STATE_DIR)
-    previous.kafka.stop()
-    previous.postgres.stop()
-    shutil.rmtree(STATE_DIR, ignore_errors=True)
-    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
-    stack = Stack(
+    stack = fresh_stack(
         STATE_DIR,
-        kafka_port=kafka,
-        controller_port=controller,
-        pg_port=pg,
-        http_ports=dict(zip(SERVICES, http, strict=True)),
         fast_unsafe_db=fast_unsafe_db,
         service_env={"CARECOORD_LOG_LEVEL": "INFO", "CARECOORD_TRACES_DIR": str(STATE_DIR / "traces")},
     )

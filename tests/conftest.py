@@ -8,7 +8,6 @@ session and stopped at the end.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,25 +15,15 @@ from typing import Any
 
 import pytest
 
+from carecoord_devstack import scratch
 from carecoord_devstack.paths import LOCAL
-from carecoord_devstack.scratch import free_ports
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 
 
 def fresh_stack(state_dir: Path, *, fast_unsafe_db: bool = True, **extra_env: str) -> Stack:
-    """A stack on free ports in its own state folder, emptied first (a broker left by an interrupted session is stopped)."""
-    previous = Stack(state_dir)
-    previous.kafka.stop()
-    previous.postgres.stop()
-    shutil.rmtree(state_dir, ignore_errors=True)
-    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
-    return Stack(
+    """A test stack on free ports in its own state folder, emptied first."""
+    return scratch.fresh_stack(
         state_dir,
-        kafka_port=kafka,
-        controller_port=controller,
-        pg_port=pg,
-        http_ports=dict(zip(SERVICES, http, strict=True)),
         fast_unsafe_db=fast_unsafe_db,
         service_env={
             # A killed consumer's partitions move to its successor in seconds.

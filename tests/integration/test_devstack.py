@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
+from carecoord_devstack.paths import LOCAL
+from carecoord_devstack.postgres import Postgres
+from carecoord_devstack.scratch import free_ports, fresh_stack
 from carecoord_devstack.stack import Stack
 from carecoord_shared.messaging.topic_admin import ensure_topics
 from carecoord_shared.contracts import ALL_TOPICS
@@ -42,3 +54,71 @@ async def test_the_broker_refuses_to_auto_create_topics(stack: Stack) -> None:
             await producer.send_and_wait("typo.topic", b"x")
     finally:
         await producer.stop()
+
+
+# --- A machine on which carecoord never ran ----------------------------------------------------
+# No system user, no state folder: asking, stopping and starting must work there as they do on
+# a machine the team has used for months (issue 18: every integration test errored on a new one).
+
+
+@pytest.fixture
+def new_machine() -> Iterator[tuple[Path, str]]:
+    """A state folder never used and a PostgreSQL system user that does not exist yet (removed after)."""
+    user = f"cc_pg_{secrets.token_hex(4)}"
+    with pytest.raises(KeyError):
+        pwd.getpwnam(user)
+    state = LOCAL / f"new-machine-{secrets.token_hex(4)}"
+    yield state, user
+    Postgres(state, system_user=user).stop()
+    shutil.rmtree(state, ignore_errors=True)
+    if os.geteuid() == 0 and _user_exists(user):
+        subprocess.run(["userdel", user], check=True)
+
+
+def _user_exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def _devstack(command: str, state: Path, user: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CARECOORD_DEVSTACK_STATE": str(state), "CARECOORD_PG_SYSTEM_USER": user}
+    return subprocess.run(
+        [sys.executable, "-m", "carecoord_devstack.cli", command], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_status_and_down_before_anything_ever_ran_say_not_running(new_machine: tuple[Path, str]) -> None:
+    state, user = new_machine
+    for command in ("status", "down"):
+        result = _devstack(command, state, user)
+        assert result.returncode == 0, f"devstack {command}: {result.stdout}{result.stderr}"
+        assert "Traceback" not in result.stdout + result.stderr
+    assert "PostgreSQL  stopped" in _devstack("status", state, user).stdout
+    assert "Kafka       stopped" in _devstack("status", state, user).stdout
+    # The fixtures' and the benchmark's clean-up of a previous stack goes the same way.
+    fresh = fresh_stack(state, fast_unsafe_db=True, service_env={})
+    assert fresh.postgres.running() is False
+
+
+def test_postgres_starts_and_stops_where_its_system_user_does_not_exist_yet(new_machine: tuple[Path, str]) -> None:
+    state, user = new_machine
+    (pg_port,) = free_ports(1)
+    postgres = Postgres(state, port=pg_port, fast_unsafe=True, system_user=user)
+    assert postgres.running() is False
+    assert postgres.stop() is False
+    assert postgres.start() is True
+    try:
+        assert postgres.running()
+        assert _devstack("status", state, user).stdout.startswith("PostgreSQL  running")
+        if os.geteuid() == 0:
+            # As root the server runs as the user the first start created.
+            assert _user_exists(user)
+            assert (state / "postgres" / "data").stat().st_uid == pwd.getpwnam(user).pw_uid
+        assert postgres.start() is False
+    finally:
+        assert postgres.stop() is True
+    assert postgres.running() is False
+    assert "PostgreSQL  stopped" in _devstack("status", state, user).stdout

@@ -9,16 +9,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
 from carecoord_shared.contracts.topics import SERVICES
 
+from pathlib import Path
+
 from .paths import LOCAL
 from .stack import Stack
 
-STATE_DIR = LOCAL / "stack"
+# A setting so that tests can drive the command against a scratch folder.
+STATE_DIR = Path(os.environ.get("CARECOORD_DEVSTACK_STATE") or LOCAL / "stack")
 
 
 def _say(message: str) -> None:
@@ -66,7 +70,7 @@ def run(stack: Stack) -> int:
 
 def _banner(stack: Stack) -> str:
     rows = "\n".join(
-        f"  {s.name:<11} {s.url}   (API docs {s.url}/docs, log {s.log_file.relative_to(LOCAL.parent)})"
+        f"  {s.name:<11} {s.url}   (API docs {s.url}/docs, log {os.path.relpath(s.log_file, LOCAL.parent)})"
         for s in stack.services.values()
     )
     return f"""
@@ -94,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             from .kafka import ensure_jars
             from .paths import ZIPKIN_LIB, ZIPKIN_POM
 
-            _say(f"Kafka jars in {ensure_jars()}")
-            _say(f"Zipkin jar in {ensure_jars(ZIPKIN_LIB, ZIPKIN_POM)}")
+            # Says something only when it fetches (a first run): nothing to report otherwise.
+            ensure_jars()
+            ensure_jars(ZIPKIN_LIB, ZIPKIN_POM, what="Zipkin's jar")
         elif args.command == "up":
             stack.up(_say)
         elif args.command == "run":

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from .process import port_open, read_pid, stop_pid, tail, wait_until
 MAIN_CLASS = "kafka.Kafka"
 
 
-def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM) -> Path:
+def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM, what: str = "Kafka broker's jars") -> Path:
     """Fetch a pom's runtime jars unless this exact pom was fetched already."""
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()
     marker = lib / ".pom-sha256"
@@ -36,14 +37,25 @@ def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM) -> Path:
         raise RuntimeError("Maven (mvn) is needed to fetch the local stack's jars: install it (apt-get install maven)")
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    print(f"fetching {pom.parent.name}'s jars from Maven Central into {lib} (once) ...", file=sys.stderr, flush=True)
-    subprocess.run(
+    # The same two lines as the Makefile's other set-up steps (tools/step): a first run takes minutes.
+    label = f"{what} into {os.path.relpath(lib)} (mvn, from Maven Central)"
+    print(f"setup: {label} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    result = subprocess.run(
         [
             "mvn", "-B", "-q", "-C", "-Dstyle.color=never", "-f", str(pom),
             "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
         ],
-        check=True,
+        capture_output=True, text=True,
     )  # fmt: skip
+    took = time.monotonic() - started
+    if result.returncode != 0:
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise RuntimeError(
+            f"{output}\nsetup: {label}: FAILED after {took:.1f}s (mvn exit {result.returncode}). The lines above say why; "
+            "fix that (a proxy? `mvn -v`?) and run the same command again."
+        )
+    print(f"setup: {label}: done in {took:.1f}s", file=sys.stderr, flush=True)
     (staging / ".pom-sha256").write_text(digest)
     shutil.rmtree(lib, ignore_errors=True)
     staging.rename(lib)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+from pathlib import Path
 
 import asyncpg
+
+from carecoord_shared.contracts.topics import SERVICES
 
 from .stack import Stack
 
@@ -31,3 +35,25 @@ async def scratch_database(stack: Stack, name: str, owner: str) -> str:
     finally:
         await conn.close()
     return stack.postgres.service_url(owner).rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_stack(state_dir: Path, *, fast_unsafe_db: bool, service_env: dict[str, str]) -> Stack:
+    """A stack on free ports in its own state folder, emptied first.
+
+    A broker or server left running by an interrupted run is stopped first; on a
+    machine that never ran one there is nothing to stop, and that is no error.
+    """
+    previous = Stack(state_dir)
+    previous.kafka.stop()
+    previous.postgres.stop()
+    shutil.rmtree(state_dir, ignore_errors=True)
+    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
+    return Stack(
+        state_dir,
+        kafka_port=kafka,
+        controller_port=controller,
+        pg_port=pg,
+        http_ports=dict(zip(SERVICES, http, strict=True)),
+        fast_unsafe_db=fast_unsafe_db,
+        service_env=service_env,
+    )

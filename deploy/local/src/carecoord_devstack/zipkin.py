@@ -44,7 +44,7 @@ class Zipkin:
             return False
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is taken by another program: stop it or choose another Zipkin port")
-        jar = next(ensure_jars(ZIPKIN_LIB, ZIPKIN_POM).glob("zipkin-server-*-exec.jar"))
+        jar = next(ensure_jars(ZIPKIN_LIB, ZIPKIN_POM, what="Zipkin's jar").glob("zipkin-server-*-exec.jar"))
         self._pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
