@@ -81,8 +81,11 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     try:
         committed = await admin.list_consumer_group_offsets(group)
         partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        first = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
-        return all(tp in committed and committed[tp].offset >= end[tp] for tp in partitions)
+        # A partition the group never committed on is caught up only if nothing is on it: services
+        # commit exactly past the records they handled, never a bare position.
+        return all((committed[tp].offset if tp in committed else first[tp]) >= end[tp] for tp in partitions)
     finally:
         await consumer.stop()
         await admin.close()

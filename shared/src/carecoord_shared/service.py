@@ -26,6 +26,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, Table, text
 
@@ -35,10 +36,12 @@ from .contracts import topics_consumed_by
 from .contracts.spec import asyncapi
 from .errors import Forbidden, NotFound, RuleViolation
 from .faults import FailurePoints
-from .kafka_security import kafka_security
+from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
+from .messaging.progress import PartitionProgress, degraded
+from .messaging.raw_records import RawFetcher
 from .messaging.relay import OutboxRelay
 from .messaging.retention import Retention
 from .messaging.tables import MessagingTables
@@ -138,7 +141,10 @@ class Runtime:
             consumed=topics_consumed_by(definition.name),
         )
         definition.register_handlers(self.consumer)
-        self._subscribe()
+        self._topics = self._consumed_topics()
+        self.kafka_consumer: AIOKafkaConsumer | None = None
+        self._consume_task: asyncio.Task[None] | None = None
+        self.progress = PartitionProgress(stall_after_s=settings.consumer_stall_after_s)
         self._relay_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
         self._lag: dict[tuple[str, int], int] = {}
@@ -148,7 +154,7 @@ class Runtime:
             description="Messages on each assigned partition not yet consumed by this service",
         )
 
-    def _subscribe(self) -> None:
+    def _consumed_topics(self) -> tuple[str, ...]:
         topics = topics_consumed_by(self.definition.name)
         carried = {event for topic in topics for event in topic.events}
         stray = self.consumer.handled_types - carried
@@ -157,14 +163,44 @@ class Runtime:
                 f"{self.definition.name} handles {sorted(stray)} but the topic registry "
                 "subscribes it to no topic carrying them"
             )
-        if topics:
-            self.consumer.subscribe(
-                self.broker,
-                topics,
-                group_id=self.settings.consumer_group,
-                session_timeout_ms=self.settings.kafka_session_timeout_ms,
-                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
-            )
+        return tuple(t.name for t in topics)
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.settings.kafka_bootstrap,
+            "client_id": f"carecoord-{self.definition.name}",
+            **aiokafka_security_options(self.settings),
+        }
+
+    def _kafka_consumer(self) -> AIOKafkaConsumer:
+        """One group member for all the service's topics; offsets are committed by EventConsumer alone."""
+        settings = self.settings
+        return AIOKafkaConsumer(
+            *self._topics,
+            **self._client_options(),
+            group_id=settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            max_poll_interval_ms=self.consumer.max_poll_interval_ms(),
+        )
+
+    async def _consume(self, kafka: AIOKafkaConsumer) -> None:
+        """The consume loop, started again if it ever fails (from the last commit: nothing skipped)."""
+        while True:
+            try:
+                await self.consumer.run(kafka, RawFetcher(self._client_options()))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("consumer.loop_failed", error=type(exc).__name__, restart_in_s=1.0)
+                await asyncio.sleep(1.0)
+                for tp in kafka.assignment():
+                    committed = await kafka.committed(tp)
+                    if committed is not None:
+                        kafka.seek(tp, committed)
 
     async def _publish_no_confirm(self, topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> Any:
         return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
@@ -175,6 +211,10 @@ class Runtime:
     async def start(self) -> None:
         await asyncio.to_thread(upgrade_to_head, self.settings.database_url, self.definition.migrations_dir)
         await self.broker.start()
+        if self._topics:
+            self.kafka_consumer = self._kafka_consumer()
+            await self.kafka_consumer.start()
+            self._consume_task = asyncio.create_task(self._consume(self.kafka_consumer), name="consumer")
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         tasks = (*self.definition.background, _watch, _prune)
         self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
@@ -183,9 +223,12 @@ class Runtime:
         log.info("service.started", http_port=self.settings.http_port)
 
     async def stop(self) -> None:
-        for task in self._background:
+        # A batch cut short rolls back and was not committed: the next owner gets it again.
+        for task in [*self._background, *([self._consume_task] if self._consume_task else [])]:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._background, *([self._consume_task] if self._consume_task else []), return_exceptions=True)
+        if self.kafka_consumer is not None:
+            await self.kafka_consumer.stop()
         self.relay.stop()
         if self._relay_task:
             try:
@@ -198,17 +241,27 @@ class Runtime:
         log.info("service.stopped")
 
     async def refresh_gauges(self) -> None:
-        """Outbox backlog and consumer lag, for the observable gauges (their callbacks cannot await)."""
+        """Outbox backlog, consumer lag and stalls, for the observable gauges (their callbacks cannot await)."""
         await self.relay.backlog()
-        consumer = getattr(self.consumer.subscriber, "consumer", None)
+        consumer = self.kafka_consumer
         if consumer is None:
             return
-        lag = {}
+        positions = {}
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag[(tp.topic, tp.partition)] = max(highwater - await consumer.position(tp), 0)
-        self._lag = lag
+                positions[tp] = (await consumer.position(tp), highwater)
+        self._lag = {(tp.topic, tp.partition): max(end - position, 0) for tp, (position, end) in positions.items()}
+        self.progress.observe(positions)
+
+    def consumer_check(self) -> dict[str, Any]:
+        running = self._consume_task is not None and not self._consume_task.done()
+        return {
+            "running": running or not self._topics,
+            "stalled_partitions": self.progress.stalled(),
+            "parked_keys": 0,
+            "undecodable_skipped": self.consumer.undecodable_skipped,
+        }
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -224,6 +277,7 @@ class Runtime:
             checks["outbox"] = {"backlog": backlog, "oldest_age_s": oldest_age}
         except Exception as exc:
             checks["outbox"] = f"unavailable: {type(exc).__name__}"
+        checks["consumer"] = self.consumer_check()
         return checks
 
 
@@ -350,10 +404,16 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     @app.get("/health/ready", tags=["health"])
     async def ready() -> JSONResponse:
         checks = await runtime.readiness()
-        healthy = checks["database"] == "ok" and checks["kafka"] == "ok"
+        healthy = checks["database"] == "ok" and checks["kafka"] == "ok" and checks["consumer"]["running"]
+        # Still ready for HTTP, but something waits that an operator must see (`carecoord status`).
         return JSONResponse(
             status_code=200 if healthy else 503,
-            content={"status": "ok" if healthy else "unavailable", "service": definition.name, "checks": checks},
+            content={
+                "status": "ok" if healthy else "unavailable",
+                "service": definition.name,
+                "checks": checks,
+                "degraded": degraded(checks),
+            },
         )
 
     @app.get("/metrics", tags=["health"], summary="Metrics in the Prometheus text format")

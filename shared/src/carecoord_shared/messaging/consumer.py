@@ -28,6 +28,12 @@ to ``max_batch`` records, one record when it is caught up) and handles it so:
 Records of one partition are handled in offset order, in one task, so events
 about one patient (one key, one partition) take effect in the order sent.
 
+The consumer is aiokafka's, driven here rather than through FastStream's
+subscriber: a record aiokafka cannot decode must cost nothing but itself
+(:mod:`.fetch`), offsets are committed exactly as far as records have an
+outcome, and the poll interval it promises the group is sized from the retry
+policy. FastStream stays the services' broker for everything they publish.
+
 Why batches: a commit of the database (a WAL flush) and of the offset (a
 broker round trip) cost far more than an event's own work. A caught-up
 consumer still handles and commits each event as it comes (latency is one
@@ -38,22 +44,18 @@ events.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import chain
 from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import IllegalStateError
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
@@ -63,6 +65,8 @@ from ..faults import FailurePoints
 from ..telemetry import meter
 from .deadletter import DeadLetterer
 from .errors import is_transient, is_unavailable, validation_errors
+from .fetch import Fetched, SafeFetch, Undecodable
+from .raw_records import RawFetcher
 from .tracing import consume_span
 from .unit_of_work import Transaction, UnitOfWork
 
@@ -91,6 +95,10 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         base = min(self.backoff_initial_s * 2 ** (attempt - 1), self.backoff_max_s)
         return base * random.uniform(0.5, 1.0)
+
+    def longest_wait_s(self) -> float:
+        """The most one event can sleep between its attempts before it is given up on."""
+        return sum(min(self.backoff_initial_s * 2 ** (a - 1), self.backoff_max_s) for a in range(1, self.max_attempts))
 
 
 @dataclass
@@ -132,14 +140,19 @@ class EventConsumer:
         self._retry = retry or RetryPolicy()
         self._failure_points = failure_points or FailurePoints()
         self._handlers: dict[str, list[Handler]] = {}
-        self.subscriber: Any = None
         # After handle_batch raised: each partition's first record with no outcome (where to resume).
         self.unfinished: dict[TopicPartition, int] | None = None
+        # Records given up on undecoded, since the process started (readiness shows it).
+        self.undecodable_skipped = 0
         self._consumed = meter().create_counter(
             "carecoord.events.consumed", description="Events consumed, by type and outcome"
         )
         self._duration = meter().create_histogram(
             "carecoord.handler.duration", unit="s", description="Time to handle one event, by type and outcome"
+        )
+        self._undecodable = meter().create_counter(
+            "carecoord.consumer.undecodable_records",
+            description="Records that could not be decoded at all, dead-lettered by their coordinates",
         )
         self._batch_size = meter().create_histogram(
             "carecoord.consumer.batch_size", description="Events handled in one database transaction"
@@ -162,44 +175,93 @@ class EventConsumer:
     def handled_types(self) -> frozenset[str]:
         return frozenset(self._handlers)
 
-    def subscribe(self, broker: KafkaBroker, topics: tuple[Topic, ...], *, group_id: str, **consumer_options: Any) -> None:
-        """Attach one Kafka consumer (one group per service) for all the service's topics."""
-        self.group = group_id
-        self.subscriber = broker.subscriber(
-            *(t.name for t in topics),
-            group_id=group_id,
-            batch=True,
-            max_records=self.max_batch,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            title=f"{self.service}.consumer",
-            decoder=_raw_bodies,
-            **consumer_options,
-        )
-        # FastStream's batch poll sleeps its whole timeout after an empty poll, and a
-        # message arriving meanwhile waits that long. aiokafka's getmany already waits
-        # for the first record and returns at once with it, so poll with that alone.
-        self.subscriber.get_msg = self._poll
+    def max_poll_interval_ms(self, margin_s: float = 60.0) -> int:
+        """What to promise the group: a whole batch retried to the end, and a margin.
 
-        @self.subscriber
-        async def consume(message: KafkaMessage) -> None:
+        aiokafka expels a member that does not poll within this interval, and two
+        consumers would then work the same records; a batch whose every event
+        retries transient failures to the last attempt must still fit.
+        """
+        worst_s = self.max_batch * self._retry.longest_wait_s() + margin_s
+        return int(max(worst_s, 300.0) * 1000)
+
+    async def run(self, kafka: AIOKafkaConsumer, raw: RawFetcher) -> None:
+        """Poll, handle, commit, until the consumer is stopped (the service's consume loop).
+
+        ``raw`` reads what aiokafka cannot decode (:mod:`.fetch`); give it the same
+        connection options as ``kafka``.
+        """
+        fetch = SafeFetch(kafka, raw, max_records=self.max_batch)
+        try:
+            await self._loop(kafka, fetch)
+        finally:
+            await fetch.close()
+
+    async def _loop(self, kafka: AIOKafkaConsumer, fetch: SafeFetch) -> None:
+        backoff = 0.5
+        while True:
             try:
-                await self.handle_batch(message.raw_message)
-            except BaseException:
-                if self.unfinished is None:
-                    # Failed before any record had an outcome: rewind every partition to the batch's start.
-                    await message.nack()
-                else:
-                    # Rewind each partition to its first record without an outcome, so nothing is
-                    # skipped and what was done (a dead letter sent, say) is not done again.
-                    for tp, offset in self.unfinished.items():
-                        _seek(message.consumer, tp, offset)
-                raise
-            await message.ack()  # commits the position of every partition: the whole batch, handled
+                fetched = await fetch.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:  # the broker or the connection, not a record: try again
+                log.warning("consumer.fetch_failed", error=type(exc).__name__, retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            if fetched.records or fetched.undecodable:
+                await self._settle(kafka, fetched)
 
-    async def _poll(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
-        batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_batch)
-        return tuple(_readable_headers(record) for record in chain.from_iterable(batches.values()))
+    async def _settle(self, kafka: AIOKafkaConsumer, fetched: Fetched) -> None:
+        """Give every fetched record an outcome, then commit just past them; else rewind."""
+        done: dict[TopicPartition, int] = {}
+        self.unfinished = None
+        try:
+            for bad in fetched.undecodable:
+                await self._dead_letter_undecodable(bad)
+                done[TopicPartition(bad.topic, bad.partition)] = bad.last_offset + 1
+            await self.handle_batch(fetched.records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("consumer.batch_failed", error=type(exc).__name__, size=len(fetched.records))
+            for tp, offset in self._resume_points(fetched, done).items():
+                _seek(kafka, tp, offset)
+            await asyncio.sleep(self._retry.backoff_initial_s)
+            return
+        for record in fetched.records:
+            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        try:
+            await kafka.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in done.items()})
+        except KafkaError as exc:
+            # Rebalanced meanwhile, or the coordinator moved: the next owner gets these again
+            # from the last commit, and every inbox makes the second delivery a no-op.
+            log.warning("consumer.commit_failed", error=type(exc).__name__, partitions=len(done))
+
+    def _resume_points(self, fetched: Fetched, done: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Where each partition starts again after a failed batch: its first record without an outcome."""
+        points: dict[TopicPartition, int] = {}
+        for bad in fetched.undecodable:
+            tp = TopicPartition(bad.topic, bad.partition)
+            if tp not in done:
+                points[tp] = bad.offset  # its dead letter was not sent: find it again
+        unfinished = self.unfinished
+        if unfinished is None:  # failed before any record had an outcome
+            unfinished = {}
+            for record in fetched.records:
+                unfinished.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        for tp, offset in unfinished.items():
+            points.setdefault(tp, offset)
+        return points
+
+    async def _dead_letter_undecodable(self, bad: Undecodable) -> None:
+        await self._dead_letters.send_undecodable(
+            bad.topic, bad.partition, bad.offset, raw=bad.raw,
+            detail={"error": bad.error, "attempts": bad.attempts, "last_offset": bad.last_offset},
+        )  # fmt: skip
+        self._undecodable.add(1, {"topic": bad.topic})
+        self.undecodable_skipped += 1
 
     async def handle(self, record: ConsumerRecord) -> Outcome:
         """Handle one record (a batch of one)."""
@@ -392,31 +454,3 @@ def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         consumer.seek(tp, offset)
     except (AssertionError, IllegalStateError):
         pass  # revoked meanwhile: its next owner starts from the committed offset, before this record
-
-
-def _readable_headers(record: ConsumerRecord) -> ConsumerRecord:
-    """The record, with any header value that is not UTF-8 text (or is null) replaced.
-
-    FastStream decodes every header value of a batch before the handler runs;
-    one it cannot decode drops the whole batch unhandled, with the positions
-    already past it, and the next commit would skip it. Header values are
-    routing metadata only (the body is what is validated and dead-lettered), so
-    an unreadable one is replaced rather than allowed to cost valid events.
-    """
-    try:
-        for _key, value in record.headers:
-            value.decode()
-        return record
-    except (AttributeError, UnicodeDecodeError):
-        headers = tuple((key, value.decode(errors="replace").encode() if value is not None else b"") for key, value in record.headers)
-        return dataclasses.replace(record, headers=headers)
-
-
-def _raw_bodies(message: Any) -> list[bytes]:
-    """Leave the bodies undecoded: ``handle_batch`` validates the raw records itself.
-
-    FastStream's default decoder parses JSON before the handler is called, so a
-    body it cannot parse (10,000 nested arrays raise RecursionError) never
-    reached the handler: no dead letter, no ack, the message silently lost.
-    """
-    return message.body  # type: ignore[no-any-return]

@@ -29,6 +29,9 @@ log = structlog.get_logger("carecoord.deadletter")
 # could never be published and the consumer would retry the message forever.
 MAX_KEPT_ORIGINAL_BYTES = 512 * 1024
 
+# The reason of a record that could not be decoded (header keys, CRC): no bytes, only where it is.
+UNDECODABLE = "undecodable_record"
+
 # publish(topic, value, key, headers) and wait for the broker's acknowledgement.
 PublishAndWait = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Any]]
 
@@ -79,22 +82,47 @@ class DeadLetterer:
             event_type=envelope.type if envelope else None,
             dead_lettered_at=datetime.now(UTC),
         )
+        await self._publish_letter(letter, record.key)
+
+    async def send_undecodable(self, topic: str, partition: int, offset: int, *, raw: bytes, detail: dict[str, Any]) -> None:
+        """A batch whose bytes are broken: kept by its coordinates and its raw bytes (never replayable).
+
+        The batch stays on the original topic until retention deletes it, where an
+        operator reads it by topic, partition and offset (kcat -o).
+        """
+        detail = {**detail, "raw_batch_b64": base64.b64encode(raw[:MAX_KEPT_ORIGINAL_BYTES]).decode(), "raw_batch_size": len(raw)}
+        letter = DeadLetter(
+            reason=UNDECODABLE,
+            detail=detail,
+            service=self.service,
+            original_topic=topic,
+            original_partition=partition,
+            original_offset=offset,
+            original_key_b64=None,
+            original_value_b64="",
+            original_truncated=True,
+            original_size=None,
+            dead_lettered_at=datetime.now(UTC),
+        )
+        await self._publish_letter(letter, None)
+
+    async def _publish_letter(self, letter: DeadLetter, key: bytes | None) -> None:
         headers = {
-            "dead-letter-reason": reason,
-            "original-topic": record.topic,
-            "original-partition": str(record.partition),
-            "original-offset": str(record.offset),
+            "dead-letter-reason": letter.reason,
+            "original-topic": letter.original_topic,
+            "original-partition": str(letter.original_partition),
+            "original-offset": str(letter.original_offset),
         }
         # No key on the span: a rejected record's key may be anything its sender chose.
         with publish_span(self.topic, None, letter.event_id or "", letter.event_type or "unknown", None) as trace_headers:
-            await self._publish(self.topic, letter.model_dump_json().encode(), record.key, headers | trace_headers)
-        self._count.add(1, {"reason": reason})
+            await self._publish(self.topic, letter.model_dump_json().encode(), key, headers | trace_headers)
+        self._count.add(1, {"reason": letter.reason})
         log.warning(
             "event.dead_lettered",
-            reason=reason,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            reason=letter.reason,
+            topic=letter.original_topic,
+            partition=letter.original_partition,
+            offset=letter.original_offset,
             event_type=letter.event_type,
             event_id=letter.event_id,
         )
