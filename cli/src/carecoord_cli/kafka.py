@@ -6,6 +6,7 @@ commits nothing), so looking never moves a service's offsets.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -14,7 +15,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from carecoord_shared.messaging.fetch import SafeFetch, Undecodable
+from carecoord_shared.messaging.raw_records import RawFetcher
+
 from .errors import StackUnavailable
+
+# Records read per fetch when reading whole topics.
+_READ_BATCH = 500
 
 
 class Broker:
@@ -24,6 +31,11 @@ class Broker:
         self._consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
         self._admin = AIOKafkaAdminClient(**options)
         self._producer: AIOKafkaProducer | None = None
+        # Reads what aiokafka cannot decode (header keys that are not text): another team's
+        # producer may write anything the record format allows, and looking must not crash.
+        self._fetch = SafeFetch(self._consumer, RawFetcher(options), max_records=_READ_BATCH)
+        # Batches whose bytes are broken, met while reading: reported, never a traceback.
+        self.unreadable: list[Undecodable] = []
 
     async def __aenter__(self) -> Broker:
         try:
@@ -36,9 +48,14 @@ class Broker:
 
     async def __aexit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self._close()
+        for bad in self.unreadable:
+            sys.stderr.write(
+                f"warning: {bad.topic}[{bad.partition}] offsets {bad.offset}-{bad.last_offset} could not be read "
+                f"({bad.error}); shown without them\n"
+            )
 
     async def _close(self) -> None:
-        for close in (self._consumer.stop, self._admin.close, *([self._producer.stop] if self._producer else [])):
+        for close in (self._fetch.close, self._consumer.stop, self._admin.close, *([self._producer.stop] if self._producer else [])):
             try:
                 await close()
             except Exception:  # noqa: BLE001 - closing a half-open client must not hide the real error
@@ -72,8 +89,9 @@ class Broker:
         await self._consumer.seek_to_beginning(*bounds)
         records: list[ConsumerRecord] = []
         while [tp for tp, end in bounds.items() if await self._consumer.position(tp) < end]:
-            for batch in (await self._consumer.getmany(*bounds, timeout_ms=1000)).values():
-                records.extend(r for r in batch if r.offset < bounds[TopicPartition(r.topic, r.partition)])
+            fetched = await self._fetch.getmany(*bounds, timeout_ms=1000)
+            records.extend(r for r in fetched.records if r.offset < bounds[TopicPartition(r.topic, r.partition)])
+            self.unreadable.extend(fetched.undecodable)
         self._consumer.unsubscribe()
         return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
 

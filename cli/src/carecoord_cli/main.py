@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import logging
 import sys
 import uuid
@@ -73,6 +74,12 @@ def _run(coroutine: Coroutine[Any, Any, int | None]) -> None:
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:
+        # Whatever the stack or a topic holds, an operator gets one line and a way on, not a traceback.
+        if os.environ.get("CARECOORD_DEBUG"):
+            raise
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (CARECOORD_DEBUG=1 shows the traceback)")
+        raise typer.Exit(2) from None
     if code:
         raise typer.Exit(code)
 
