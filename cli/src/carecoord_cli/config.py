@@ -57,6 +57,15 @@ def cli_token() -> str:
     return mint_token(Role.SERVICE, "carecoord-cli", secret=signing_secret(), ttl_s=3600)
 
 
+def operator_token() -> str:
+    """For what only an operator may do (releasing parked patients): CARECOORD_TOKEN when set,
+    otherwise an operator token signed with the development secret (a local stack only)."""
+    token = os.environ.get("CARECOORD_TOKEN")
+    if token:
+        return token
+    return mint_token(Role.OPERATOR, "carecoord-cli-operator", secret=signing_secret(), ttl_s=3600)
+
+
 def signing_secret() -> str:
     """The secret a local stack signs tokens with: the services' own setting, else the development default."""
     return os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)

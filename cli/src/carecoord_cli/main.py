@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import logging
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -22,7 +24,7 @@ from carecoord_shared.contracts.topics import SERVICES
 
 from . import dlq as dead_letters
 from . import status as health
-from .config import DEFAULT_KAFKA_BOOTSTRAP, Target, signing_secret
+from .config import DEFAULT_KAFKA_BOOTSTRAP, Target, operator_token, signing_secret
 from .demo import Demo
 from .errors import OperatorError
 from .http import Services
@@ -36,6 +38,11 @@ app = typer.Typer(
 )
 dlq_app = typer.Typer(help="Dead letters: what a service could not process, and replaying it after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+parked_app = typer.Typer(
+    help="Parked patients: events held back behind one of the same patient's that failed, and releasing them.",
+    no_args_is_help=True,
+)
+app.add_typer(parked_app, name="parked")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -57,6 +64,11 @@ def configure(
     """Defaults match `make run`. Service URLs: CARECOORD_INTAKE_URL, …_SCHEDULING_URL, …_DOSING_URL, …_SAFETY_URL, …_BILLING_URL."""
     # aiokafka logs every refused connection; the operator gets one clear message instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # The shared library logs for services; here its warnings (a repaired header, say) are not the
+    # operator's concern, and nothing but the answer goes to stdout (--json is parsed by scripts).
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR), logger_factory=structlog.PrintLoggerFactory(sys.stderr)
+    )
     urls: dict[str, str] = {}
     for pair in service_url or []:
         service, _, url = pair.partition("=")
@@ -364,3 +376,60 @@ async def _demo(target: Target, timeout: float) -> int:
     return 0
 
 
+# --- parked patients ------------------------------------------------------------------
+
+
+@parked_app.command("list")
+def parked_list(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Option("--service", "-s", help="Only this service.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Patients whose events wait, per service: how many, and the event that holds them and why."""
+    _run(_parked_list(ctx.obj, service, as_json))
+
+
+async def _parked_list(target: Target, service: str | None, as_json: bool) -> int:
+    services = [_service(service)] if service else list(SERVICES)
+    async with Services(target) as http:
+        found = [(name, p) for name in services for p in (await http.get(name, "/v1/ops/parked"))["parked"]]
+    if as_json:
+        _json([{"service": name, **p} for name, p in found])
+        return 0
+    if not found:
+        out.print("No parked patients.")
+        return 0
+    table = Table(title="Parked patients")
+    for column in ("service", "patient", "events waiting", "held by", "reason", "error", "attempts", "parked for"):
+        table.add_column(column)
+    for name, p in found:
+        head = p["head"]
+        table.add_row(name, p["patient_id"], str(p["events"]), f"{head['event_type']} ({head['topic']}[{head['partition']}]@{head['offset']})",
+                      head["reason"], head["error"] or "-", str(head["attempts"]), f"{p['parked_s']:.0f}s")  # fmt: skip
+    out.print(table)
+    out.print("A bug: deploy the fix, then `carecoord parked release SERVICE PATIENT_ID`. Retries exhausted: the service retries by itself.")
+    return 0
+
+
+@parked_app.command("release")
+def parked_release(
+    ctx: typer.Context,
+    service: ServiceArg,
+    patient_id: Annotated[uuid.UUID, typer.Argument(help="The patient, as `carecoord parked list` shows it.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Apply a patient's parked events in the order they came; stops at the first that fails again."""
+    _run(_parked_release(ctx.obj, _service(service), patient_id, as_json))
+
+
+async def _parked_release(target: Target, service: str, patient_id: uuid.UUID, as_json: bool) -> int:
+    async with Services(dataclasses.replace(target, token=operator_token())) as http:
+        result = await http.post(service, f"/v1/ops/parked/{patient_id}/release", None)
+    if as_json:
+        _json(result)
+    elif result["done"]:
+        out.print(f"{service}: released {result['released']} event(s) of {patient_id}; the patient flows again.")
+    else:
+        out.print(f"[red]{service}: released {result['released']} event(s); the next failed again ({result['error']}).[/] "
+                  "It stays parked: see the service's log and `carecoord dlq list`.")  # fmt: skip
+    return 0 if result["done"] else 1

@@ -43,6 +43,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_batch: int = Field(default=200, ge=1, le=5000)
     # A partition whose position has not moved for this long while records wait is reported stalled.
     consumer_stall_after_s: float = Field(default=30.0, gt=0)
+    # How often parked patients whose first event needs no fix are retried (messaging.parking).
+    parked_retry_s: float = Field(default=30.0, gt=0)
     # Outbox relay: woken on commit; polling only catches rows left by a crash.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500

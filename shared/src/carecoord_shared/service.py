@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, Table, text
 
-from .auth import Auditor, JurisdictionLookup, TokenVerifier
+from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier, allow
 from .config import ServiceSettings
 from .contracts import topics_consumed_by
 from .contracts.spec import asyncapi
@@ -145,6 +146,12 @@ class Runtime:
         self.kafka_consumer: AIOKafkaConsumer | None = None
         self._consume_task: asyncio.Task[None] | None = None
         self.progress = PartitionProgress(stall_after_s=settings.consumer_stall_after_s)
+        self.parked_keys = 0
+        meter().create_observable_gauge(
+            "carecoord.consumer.parked_keys",
+            callbacks=[lambda _o: [Observation(self.parked_keys)]],
+            description="Patients whose events wait behind one of theirs that failed (carecoord parked list)",
+        )
         self._relay_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
         self._lag: dict[tuple[str, int], int] = {}
@@ -216,7 +223,7 @@ class Runtime:
             await self.kafka_consumer.start()
             self._consume_task = asyncio.create_task(self._consume(self.kafka_consumer), name="consumer")
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        tasks = (*self.definition.background, _watch, _prune)
+        tasks = (*self.definition.background, _watch, _prune, _release_parked)
         self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
         if self.settings.uses_development_token_secret:
             log.warning("auth.development_secret", hint="set CARECOORD_AUTH_JWT_PUBLIC_KEY outside local runs")
@@ -253,13 +260,14 @@ class Runtime:
                 positions[tp] = (await consumer.position(tp), highwater)
         self._lag = {(tp.topic, tp.partition): max(end - position, 0) for tp, (position, end) in positions.items()}
         self.progress.observe(positions)
+        self.parked_keys = await self.consumer.parking.count()
 
     def consumer_check(self) -> dict[str, Any]:
         running = self._consume_task is not None and not self._consume_task.done()
         return {
             "running": running or not self._topics,
             "stalled_partitions": self.progress.stalled(),
-            "parked_keys": 0,
+            "parked_keys": self.parked_keys,
             "undecodable_skipped": self.consumer.undecodable_skipped,
         }
 
@@ -292,6 +300,17 @@ async def _watch(runtime: Runtime) -> None:
 
 async def _prune(runtime: Runtime) -> None:
     await runtime.retention.run()
+
+
+async def _release_parked(runtime: Runtime) -> None:
+    """Retry, without bound, the parked patients whose first event needs no fix (see messaging.parking)."""
+    while True:
+        await asyncio.sleep(runtime.settings.parked_retry_s)
+        try:
+            for patient_id in await runtime.consumer.parking.self_releasing():
+                await runtime.consumer.release(patient_id)
+        except Exception as exc:  # the database away: the next round tries again
+            log.warning("parked.retry_failed", error=type(exc).__name__)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -343,6 +362,9 @@ class RequestSizeLimit:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+# Running the system: who may look at and release parked patients.
+Operators = Annotated[Access, allow(Role.OPERATOR, Role.SERVICE)]
+OperatorOnly = Annotated[Access, allow(Role.OPERATOR)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
@@ -419,6 +441,22 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     @app.get("/metrics", tags=["health"], summary="Metrics in the Prometheus text format")
     async def metrics_text() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/ops/parked", tags=["operations"], summary="Patients whose events wait behind one of theirs that failed")
+    async def parked(_access: Operators) -> dict[str, Any]:
+        return {"service": definition.name, "parked": await runtime.consumer.parking.patients()}
+
+    @app.post(
+        "/v1/ops/parked/{patient_id}/release",
+        tags=["operations"],
+        summary="Apply a patient's parked events in order (after the fix, or the replay of its dead letter)",
+    )
+    async def release_parked(patient_id: uuid.UUID, access: OperatorOnly) -> dict[str, Any]:
+        result = await runtime.consumer.release(patient_id)
+        await runtime.auditor.record(access.principal, "release", "parked_events", patient_id=patient_id,
+                                     outcome="allowed" if result["done"] else "incomplete")  # fmt: skip
+        runtime.parked_keys = await runtime.consumer.parking.count()
+        return {"service": definition.name, "patient_id": str(patient_id), **result}
 
     asyncapi_document = asyncapi(definition.name)
 

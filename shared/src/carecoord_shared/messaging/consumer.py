@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ from ..telemetry import meter
 from .deadletter import DeadLetterer
 from .errors import is_transient, is_unavailable, validation_errors
 from .fetch import Fetched, SafeFetch, Undecodable
+from .parking import BEHIND_PARKED, HANDLER_ERROR, RETRIES_EXHAUSTED, Parked, ParkedEvent, Parking
 from .raw_records import RawFetcher
 from .tracing import consume_span
 from .unit_of_work import Transaction, UnitOfWork
@@ -84,6 +86,8 @@ class Outcome(StrEnum):
     duplicate = "duplicate"
     skipped = "skipped"
     dead_lettered = "dead_lettered"
+    # Held back behind an earlier event of the same patient that failed (messaging.parking).
+    parked = "parked"
 
 
 @dataclass(frozen=True)
@@ -131,12 +135,14 @@ class EventConsumer:
         retry: RetryPolicy | None = None,
         failure_points: FailurePoints | None = None,
         max_batch: int = 200,
+        parking: Parking | None = None,
     ) -> None:
         self.service = service
         self.group = service
         self.max_batch = max_batch
         self._uow = uow
         self._dead_letters = dead_letters
+        self.parking = parking or Parking(uow.sessions, uow.tables)
         self._retry = retry or RetryPolicy()
         self._failure_points = failure_points or FailurePoints()
         self._handlers: dict[str, list[Handler]] = {}
@@ -350,11 +356,19 @@ class EventConsumer:
     async def _process_together(self, ready: list[Delivery]) -> None:
         """All of ``ready`` in one transaction; on any failure, nothing of it (the caller goes one by one)."""
         outcomes: list[Outcome] = []  # one per event of ``ready``, in order
+        to_release: set[uuid.UUID] = set()
         try:
             async with self._uow.batch() as batch:
-                claimed = await batch.claim_inbox([(d.envelope, d.record.topic) for d in ready])  # type: ignore[misc]
+                parked = await self.parking.parked_among(batch.session, {d.envelope.patient_id for d in ready})  # type: ignore[union-attr]
+                claimable = [(d.envelope, d.record.topic) for d in ready if d.envelope.patient_id not in parked]  # type: ignore[union-attr]
+                claimed = await batch.claim_inbox(claimable) if claimable else set()  # type: ignore[arg-type]
                 for d in ready:
                     assert d.envelope is not None
+                    if d.envelope.patient_id in parked:
+                        if await self._park_behind(batch.session, d, parked[d.envelope.patient_id]):
+                            to_release.add(d.envelope.patient_id)
+                        outcomes.append(Outcome.parked)
+                        continue
                     if d.envelope.event_id not in claimed:
                         outcomes.append(Outcome.duplicate)
                         continue
@@ -377,9 +391,14 @@ class EventConsumer:
         for d, outcome in zip(ready, outcomes, strict=True):
             with self._scope(d):
                 d.outcome = self._committed(d, outcome)
+        for patient_id in to_release:
+            await self.release(patient_id)
 
     def _committed(self, d: Delivery, outcome: Outcome) -> Outcome:
         assert d.envelope is not None
+        if outcome is Outcome.parked:
+            log.warning("event.parked", event_type=d.envelope.type, event_id=str(d.envelope.event_id), reason=BEHIND_PARKED)
+            return outcome
         if outcome is Outcome.duplicate:
             log.info("event.duplicate", event_type=d.envelope.type, event_id=str(d.envelope.event_id))
             return outcome
@@ -404,7 +423,7 @@ class EventConsumer:
             except Exception as exc:
                 if not is_transient(exc):
                     bound.error("event.handler_failed", error=type(exc).__name__, attempt=attempt)
-                    return await self._dead_letter(d, "handler_error", _describe(exc))
+                    return await self._park_and_dead_letter(d, HANDLER_ERROR, exc)
                 if is_unavailable(exc):
                     # The database is away, the message is not at fault: wait for the database
                     # however long it takes (at the last attempt's backoff), rather than dead-letter
@@ -412,7 +431,7 @@ class EventConsumer:
                     attempt = min(attempt, self._retry.max_attempts - 1)
                 elif attempt >= self._retry.max_attempts:
                     bound.error("event.retries_exhausted", error=type(exc).__name__, attempts=attempt)
-                    return await self._dead_letter(d, "retries_exhausted", _describe(exc))
+                    return await self._park_and_dead_letter(d, RETRIES_EXHAUSTED, exc)
                 delay = self._retry.delay(attempt)
                 bound.warning("event.retrying", error=type(exc).__name__, attempt=attempt, delay_s=round(delay, 3))
                 await asyncio.sleep(delay)
@@ -420,15 +439,74 @@ class EventConsumer:
     async def _process(self, d: Delivery) -> Outcome:
         envelope = d.envelope
         assert envelope is not None
+        release = False
         async with self._uow.transaction(cause=envelope) as tx:
-            if not await tx.claim_inbox(envelope, d.record.topic):
+            if parked := await self.parking.parked_among(tx.session, [envelope.patient_id]):
+                release = await self._park_behind(tx.session, d, parked[envelope.patient_id])
+                outcome = Outcome.parked
+            elif not await tx.claim_inbox(envelope, d.record.topic):
                 outcome = Outcome.duplicate
             else:
                 for handler in d.handlers:
                     await handler(d.event, tx)
                 self._failure_points.reach("consumer.before_commit", envelope.type)
                 outcome = Outcome.processed
-        return self._committed(d, outcome)
+        outcome = self._committed(d, outcome)
+        if release:
+            await self.release(envelope.patient_id)
+        return outcome
+
+    async def _park_behind(self, session: Any, d: Delivery, parked: Parked) -> bool:
+        """Park the event behind the patient's parked ones (once); True when it is the one that holds
+        them arriving again (a replay after a fix): then the patient is released after this commit."""
+        assert d.envelope is not None
+        if d.envelope.event_id not in parked.events:
+            await self.parking.park(session, d.envelope, d.record, BEHIND_PARKED)
+        return d.envelope.event_id == parked.head
+
+    async def _park_and_dead_letter(self, d: Delivery, reason: str, exc: Exception) -> Outcome:
+        """The patient's later events wait behind this one (parked first: the durable part), and the
+        operator sees it among the dead letters."""
+        assert d.envelope is not None
+        async with self._uow.transaction() as tx:
+            await self.parking.park(tx.session, d.envelope, d.record, reason, type(exc).__name__)
+        return await self._dead_letter(d, reason, {**_describe(exc), "parked": True})
+
+    async def release(self, patient_id: uuid.UUID) -> dict[str, Any]:
+        """Apply the patient's parked events in order, each in its own transaction; stop at one that fails."""
+        released = 0
+        while True:
+            try:
+                head = await self._release_head(patient_id)
+            except Exception as exc:
+                log.warning("parked.release_stopped", error=type(exc).__name__, released=released)
+                return {"released": released, "done": False, "error": type(exc).__name__}
+            if head is None:
+                if released:
+                    log.info("parked.released", released=released)
+                return {"released": released, "done": True, "error": None}
+            released += 1
+
+    async def _release_head(self, patient_id: uuid.UUID) -> ParkedEvent | None:
+        head: ParkedEvent | None = None
+        try:
+            async with self._uow.transaction() as tx:
+                head = await self.parking.head(tx.session, patient_id)
+                if head is None:
+                    return None
+                envelope = Envelope.model_validate_json(head.value)
+                tx.cause = envelope
+                with structlog.contextvars.bound_contextvars(event_id=str(envelope.event_id), event_type=envelope.type):
+                    if await tx.claim_inbox(envelope, head.topic):
+                        event = CATALOG[envelope.type].model_validate(upcast(envelope.type, envelope.version, envelope.payload))
+                        for handler in self._handlers.get(envelope.type, []):
+                            await handler(event, tx)
+                await self.parking.unpark(tx.session, head)
+        except Exception as exc:
+            if head is not None:
+                await self.parking.failed_again(head, type(exc).__name__)
+            raise
+        return head
 
     async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, Any]) -> Outcome:
         await self._dead_letters.send(d.record, reason=reason, detail=detail, envelope=d.envelope)

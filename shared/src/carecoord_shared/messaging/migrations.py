@@ -46,6 +46,31 @@ def drop_messaging_tables_v1() -> None:
     op.drop_table("inbox")
 
 
+def create_parked_events_v1() -> None:
+    op.create_table(
+        "parked_events",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=80), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("error", sa.String(length=120), server_default="", nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_parked_events_patient", "parked_events", ["patient_id", "id"], unique=False)
+
+
+def drop_parked_events_v1() -> None:
+    op.drop_index("ix_parked_events_patient", table_name="parked_events")
+    op.drop_table("parked_events")
+
+
 def create_event_journal_v1() -> None:
     op.create_table(
         "event_journal",

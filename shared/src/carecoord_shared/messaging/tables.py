@@ -14,6 +14,8 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -28,6 +30,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 class MessagingTables:
     outbox: Table
     inbox: Table
+    # Events of a patient held back behind one of theirs that failed (the consumer's parking).
+    parked: Table
 
 
 def messaging_tables(metadata: MetaData) -> MessagingTables:
@@ -57,4 +61,24 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("topic", String(200), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox)
+    parked = Table(
+        "parked_events",
+        metadata,
+        # The identity is the order the events arrived in, the order a release applies them.
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("patient_id", Uuid, nullable=False),
+        Column("event_id", Uuid, nullable=False),
+        Column("event_type", String(80), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        # The record's value exactly as it came (a valid envelope: only valid events are parked).
+        Column("value", LargeBinary, nullable=False),
+        # handler_error / retries_exhausted for the event that failed; behind_parked for those after it.
+        Column("reason", String(40), nullable=False),
+        Column("error", String(120), nullable=False, server_default=""),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_parked_events_patient", "patient_id", "id"),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox, parked=parked)
