@@ -3,7 +3,9 @@ database are killed and restarted under load (issue 10).
 
 A history of what was sent is recorded while the nemesis kills each service at
 named failure points and at random moments, restarts the broker and the
-database (cleanly and with SIGKILL) and rebalances a consumer group; once the
+database (cleanly and with SIGKILL) and rebalances a consumer group, and a
+hostile producer writes protocol-level garbage onto every consumed topic and
+partition (tests/faults/hostile.py); once the
 system has quiesced, the checker compares the history with every service's
 database. The figures are printed in the terminal summary ("faults").
 
@@ -27,8 +29,9 @@ from carecoord_devstack.stack import Stack
 from tests.auth import service_client
 from tests.conftest import eventually, fresh_stack
 from tests.e2e.journeys import ALL_WEEK
-from tests.faults.checker import CATEGORIES, check, quiesce, unclaimed
+from tests.faults.checker import CATEGORIES, check, dead_letter_reasons, quiesce, unclaimed
 from tests.faults.history import History
+from tests.faults.hostile import HostileProducer
 from tests.faults.load import Load
 from tests.faults.nemesis import Figures, Nemesis, armed_points, schedule
 from tests.figures import section
@@ -49,6 +52,9 @@ class Scale:
     fault_gap_s: tuple[float, float]
 
 
+# Per service process (a kill resets it): more than one event's whole retry budget.
+TRANSIENT_FAILURES = 7
+
 SCALE = Scale(200, 800, 8, 1.0, 4, 3, (2.0, 6.0)) if SOAK else Scale(20, 60, 6, 1.0, 1, 1, (0.5, 1.5))
 
 
@@ -65,6 +71,10 @@ def fault_stack() -> Iterator[Stack]:
         fast_unsafe_db=False,
         CARECOORD_CLEARINGHOUSE_DIR=str(state_dir / "clearinghouse"),
         CARECOORD_EXCHANGE_INTERVAL_S="0.5",
+        # Transient failures past the retry budget (5 attempts): the patient is parked, later
+        # events wait behind, and the service releases it itself.
+        CARECOORD_TRANSIENT_AT=f"consumer.before_commit@TreatmentHoldRequested*{TRANSIENT_FAILURES}",
+        CARECOORD_PARKED_RETRY_S="2",
     )
     stack.services["billing"].env["CARECOORD_INTAKE_URL"] = stack.services["intake"].url
     stack.kafka.heap = "512m"
@@ -92,6 +102,7 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     rng = random.Random(seed)
     figures, history = Figures(), History()
     nemesis = Nemesis(fault_stack, rng, figures, armed_points(rng, SCALE.rounds))
+    hostile = HostileProducer(fault_stack, random.Random(rng.random()))
     await asyncio.to_thread(nemesis.start_services)
     await _clinicians(fault_stack)
 
@@ -106,6 +117,7 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
                     more=lambda: not faults_done.is_set() or nemesis.armed_left() > 0,
                 ),
                 nemesis.run(schedule(rng, SCALE.rounds, SCALE.random_kills), SCALE.fault_gap_s, faults_done),
+                hostile.run(faults_done),
             )  # fmt: skip
         await eventually(nemesis.all_ready, timeout=120, what="every service up again, disarmed")
     finally:
@@ -115,6 +127,7 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     await quiesce(fault_stack, timeout=180)
     await eventually(lambda: _all_claimed(fault_stack), timeout=60, what="every insured charge claimed")
     findings = await check(fault_stack, history)
+    letters = await dead_letter_reasons(fault_stack)
 
     report = section("faults" + (" (soak)" if SOAK else ""))
     report.update(
@@ -132,6 +145,9 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
             "database restarts (clean / SIGKILL)": f"{figures.database_restarts['clean']} / {figures.database_restarts['kill']}",
             "consumer-group rebalances": figures.rebalances,
             "unexpected service exits": sum(figures.unexpected_exits.values()),
+            "hostile records (protocol level, every consumed topic and partition)": hostile.figures(),
+            "dead letters by reason": ", ".join(f"{r} {n}" for r, n in sorted(letters.items())) or "none",
+            "patients parked past the retry budget, then released by the service": letters["retries_exhausted"],
             "client retries (http / kafka)": f"{history.http_retries} / {history.kafka_retries}",
             "checked": ", ".join(f"{k} {v}" for k, v in findings.checked.items()),
             **{category: findings.counts[category] for category in CATEGORIES},
@@ -144,6 +160,7 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     assert not figures.unexpected_exits, f"services died of faults they were not given: {figures.unexpected_exits}"
     assert all(findings.counts[c] == 0 for c in CATEGORIES), "\n".join(findings.details)
     assert sum(figures.at_failure_points.values()) >= 1, figures.log
+    assert letters["retries_exhausted"] >= 1, "no event ran out of its retry budget: the parking was not exercised"
 
 
 async def _all_claimed(stack: Stack) -> bool:

@@ -20,6 +20,7 @@ Categories, each a count that must be 0:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -29,8 +30,8 @@ from typing import Any
 import asyncpg
 
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import BUSINESS_TOPICS, SERVICES, topics_consumed_by
-from tests.kafka_io import group_caught_up
+from carecoord_shared.contracts.topics import BUSINESS_TOPICS, SERVICES, dead_letter_topic, topics_consumed_by
+from tests.kafka_io import group_caught_up, read_topic
 
 from .expectations import expected, window_of
 from .history import History
@@ -59,7 +60,7 @@ async def rows(stack: Stack, service: str, sql: str, *args: Any) -> list[asyncpg
 
 
 async def quiesce(stack: Stack, timeout: float) -> None:
-    """Until every outbox is published and every consumer group has consumed all its topics."""
+    """Until every outbox is published, no patient is parked and every consumer group has consumed all its topics."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -75,6 +76,9 @@ async def quiesce(stack: Stack, timeout: float) -> None:
 async def _quiet(stack: Stack) -> bool:
     for service in SERVICES:
         if (await rows(stack, service, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL"))[0]["n"]:
+            return False
+        # A patient parked behind a transient failure is released by the service itself.
+        if (await rows(stack, service, "SELECT count(*) AS n FROM parked_events"))[0]["n"]:
             return False
     for service in SERVICES:
         for topic in topics_consumed_by(service):
@@ -246,3 +250,12 @@ async def _billing(stack: Stack, history: History, findings: Findings) -> None:
     for charge_id, n in claims.items():
         if n > 1:
             findings.add("duplicated", f"charge {charge_id} claimed {n} times", n - 1)
+
+
+async def dead_letter_reasons(stack: Stack) -> Counter[str]:
+    """How many dead letters of each reason every service wrote (the topics outlive restarts)."""
+    reasons: Counter[str] = Counter()
+    for service in SERVICES:
+        for record in await read_topic(stack.kafka.bootstrap, dead_letter_topic(service).name):
+            reasons[json.loads(record.value)["reason"]] += 1
+    return reasons

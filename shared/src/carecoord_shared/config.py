@@ -64,6 +64,8 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = "carecoord"
     # Names of failure points to crash at (tests of crash safety only), comma-separated.
     crash_at: str = ""
+    # Failure points that raise a transient database error N times (fault tests only): point@detail*N, comma-separated.
+    transient_at: str = ""
 
     def model_post_init(self, __context: object) -> None:
         if not self.database_url:

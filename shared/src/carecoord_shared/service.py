@@ -87,7 +87,7 @@ class Runtime:
             audience=settings.auth_audience,
         )
         self.auditor = Auditor(self.sessions, definition.audit)
-        failure_points = FailurePoints(settings.crash_at)
+        failure_points = FailurePoints(settings.crash_at, settings.transient_at)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
             client_id=f"carecoord-{definition.name}",
