@@ -16,6 +16,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.admin import CreateAclsRequest
+
 from carecoord_devstack.kafka import Kafka
 from carecoord_devstack.scratch import free_ports
 
@@ -24,12 +27,17 @@ from carecoord_devstack.scratch import free_ports
 class ProxiedKafka(Kafka):
     proxied_port: int = 0  # where the broker listens for proxied clients
     proxy_port: int = 0  # where the proxy listens, and what the broker advertises
+    # ACLs enforced (add_topic_acl); a resource without any ACL stays open to everyone.
+    authorizer: bool = False
 
     @classmethod
-    def fresh(cls, state_dir: Path) -> ProxiedKafka:
+    def fresh(cls, state_dir: Path, *, authorizer: bool = False) -> ProxiedKafka:
         shutil.rmtree(state_dir, ignore_errors=True)
         plain, controller, proxied, proxy = free_ports(4)
-        kafka = cls(state_dir, port=plain, controller_port=controller, heap="512m", proxied_port=proxied, proxy_port=proxy)
+        kafka = cls(
+            state_dir, port=plain, controller_port=controller, heap="512m",
+            proxied_port=proxied, proxy_port=proxy, authorizer=authorizer,
+        )  # fmt: skip
         kafka.start()
         return kafka
 
@@ -47,6 +55,30 @@ class ProxiedKafka(Kafka):
                 f"CONTROLLER://127.0.0.1:{self.controller_port}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},PROXIED://127.0.0.1:{self.proxy_port}",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                *(AUTHORIZER if self.authorizer else ()),
                 "",
             ]
         )
+
+
+AUTHORIZER = (
+    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found=true",
+)
+# Kafka's protocol enums (org.apache.kafka.common.acl / resource).
+TOPIC, LITERAL, DENY = 2, 3, 2
+WRITE, ALL = 4, 2
+
+
+async def add_topic_acl(bootstrap: str, topic: str, *, operation: int, permission: int = DENY) -> None:
+    """An ACL for every client of a PLAINTEXT listener (User:ANONYMOUS) on ``topic``.
+
+    aiokafka's admin client has no ACL call; its protocol module has the request."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        request = CreateAclsRequest(TOPIC, topic, LITERAL, "User:ANONYMOUS", "*", operation, permission)
+        response = await client.send(client.get_random_node(), request)
+        assert all(code == 0 for code, _message in response.creation_responses), response
+    finally:
+        await client.close()

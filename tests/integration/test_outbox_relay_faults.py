@@ -1,9 +1,10 @@
-"""The relay when the network to the broker goes quiet: a batch fails for good, and then?
+"""The relay when a batch fails for good: the network goes quiet, a topic is not authorised.
 
-A broker of its own (tests/proxied_kafka.py) that the relay reaches only
-through a TcpProxy, stalled past the producer's request timeout: the batch in
-flight expires and aiokafka fails it, the next batch of that partition goes
-out. Read with a keep-first oracle, as consumers' inboxes apply it.
+A broker of its own (tests/proxied_kafka.py), with ACLs enforced, that the
+relay reaches only through a TcpProxy. Stalled past the producer's request
+timeout, the batch in flight expires and aiokafka fails it, and the next batch
+of that partition goes out. Read with a keep-first oracle, as consumers'
+inboxes apply it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.stack import Stack
 from tests.conftest import eventually
 from tests.integration.outbox_harness import Outbox, create_topic, landed
-from tests.proxied_kafka import ProxiedKafka
+from tests.proxied_kafka import ALL, WRITE, ProxiedKafka, add_topic_acl
 from tests.tcp_proxy import TcpProxy
 
 REQUEST_TIMEOUT_MS = 2000
@@ -26,7 +27,7 @@ REQUEST_TIMEOUT_MS = 2000
 
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[ProxiedKafka]:
-    broker = ProxiedKafka.fresh(LOCAL / "test-relay-proxy")
+    broker = ProxiedKafka.fresh(LOCAL / "test-relay-proxy", authorizer=True)
     try:
         yield broker
     finally:
@@ -82,6 +83,32 @@ async def test_a_batch_that_fails_for_good_never_lets_a_later_event_of_its_key_o
         await asyncio.wait_for(task, 10)
     seen = await landed(kafka.bootstrap, topic)
     assert {p: seen[p] for p in patients} == written, "each patient's events in commit order, first copies counted"
+
+
+@pytest.mark.parametrize("refused", [WRITE, ALL], ids=["write-denied-mid-run", "not-even-described"])
+async def test_a_topic_not_authorised_parks_its_keys_and_the_others_flow(kafka: ProxiedKafka, outbox: Outbox, refused: int) -> None:
+    denied, open_ = (f"relaytest.{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for topic in (denied, open_):
+        await create_topic(kafka.bootstrap, topic)
+    waiting, flowing = str(uuid.uuid4()), str(uuid.uuid4())
+    relay = outbox.relay(request_timeout_ms=REQUEST_TIMEOUT_MS)
+    await outbox.insert(denied, waiting)
+    assert await asyncio.wait_for(relay.drain_once(), 30) == 1  # writable until now, metadata known
+
+    await add_topic_acl(kafka.bootstrap, denied, operation=refused)
+    for _ in range(2):
+        await outbox.insert(denied, waiting)
+    sent = [await outbox.insert(open_, flowing) for _ in range(2)]
+    await eventually(lambda: _parked(relay), timeout=30, interval=0.2, what="the key of the unwritable topic parked")
+    assert (await landed(kafka.bootstrap, open_))[flowing] == sent
+    health = await relay.health()
+    assert health["parked_keys"] == 1 and health["backlog"] == 2
+    assert health["parked"][0]["topic"] == denied and health["parked"][0]["error"] == "TopicAuthorizationFailedError"
+
+
+async def _parked(relay: object) -> bool:
+    await relay.drain_once()  # type: ignore[attr-defined]
+    return bool((await relay.health())["parked_keys"])  # type: ignore[attr-defined]
 
 
 async def _none_unsent(outbox: Outbox) -> bool:
