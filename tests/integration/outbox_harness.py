@@ -43,7 +43,7 @@ class Outbox:
 
     def relay(self, *, request_timeout_ms: int = 40000, **options: Any) -> OutboxRelay:
         kafka = {"bootstrap_servers": self.bootstrap, "request_timeout_ms": request_timeout_ms}
-        relay = OutboxRelay(self.sessions, self.tables, kafka, service="relaytest", batch_size=1000, **options)
+        relay = OutboxRelay(self.sessions, self.tables, kafka, service="relaytest", **{"batch_size": 1000, **options})
         self._relays.append(relay)
         return relay
 

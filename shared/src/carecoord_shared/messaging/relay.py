@@ -141,8 +141,10 @@ class OutboxRelay:
         return len((await self._drain())[1].acked)
 
     async def _pass(self) -> tuple[int, bool]:
+        """Rows selected, and whether to back off: keys failed and none went through
+        (the broker away). While other keys flow, a failing key is simply in the next pass."""
         selected, outcome = await self._drain()
-        return selected, bool(outcome.transient)
+        return selected, bool(outcome.transient) and not outcome.acked
 
     async def _drain(self) -> tuple[int, Outcome]:
         # Clear first: a commit that lands while this pass runs wakes the next one.
@@ -165,8 +167,8 @@ class OutboxRelay:
         if retry_parked:
             self._parked_retry_at = time.monotonic() + self._park_retry_s
         self._report(outcome)
-        if outcome.transient:
-            await self._drop_producer()  # a sender that died is not reused
+        if outcome.transient and not outcome.acked:
+            await self._drop_producer()  # nothing went through: a producer whose sender died is not reused
         for _ in outcome.acked:
             self._on_published()
         return len(rows), outcome
@@ -221,8 +223,8 @@ class OutboxRelay:
         parked = Counter((topic, row.event_type, error) for (topic, _key), (row, error) in outcome.parked.items())
         for (topic, event_type, error), keys in parked.items():
             log.warning("outbox.keys_parked", topic=topic, event_type=event_type, error=error, keys=keys)
-        if outcome.transient:
-            log.warning("outbox.keys_retrying", keys=len(outcome.transient))
+        for error, keys in Counter(outcome.transient.values()).items():
+            log.warning("outbox.keys_retrying", error=error, keys=keys)
         log.debug("outbox.published", count=len(outcome.acked), parked=len(outcome.parked))
 
     def _record(self, row: Any) -> Record:
