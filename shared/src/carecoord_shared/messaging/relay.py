@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer
 from opentelemetry import metrics
-from sqlalchemy import Text, exists, func, select, update
+from sqlalchemy import Text, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..contracts.envelope import routing_headers
@@ -211,12 +211,13 @@ class OutboxRelay:
         now = datetime.now(UTC)
         if outcome.acked:
             await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in outcome.acked])).values(sent_at=now))
-        for row, error in outcome.parked.values():
-            await session.execute(
+        if outcome.parked:
+            park = (
                 update(outbox)
-                .where(outbox.c.id == row.id)
-                .values(parked_at=func.coalesce(outbox.c.parked_at, now), park_error=error)
+                .where(outbox.c.id == bindparam("row_id"))
+                .values(parked_at=func.coalesce(outbox.c.parked_at, now), park_error=bindparam("error"))
             )
+            await session.execute(park, [{"row_id": row.id, "error": error} for row, error in outcome.parked.values()])
 
     def _report(self, outcome: Outcome) -> None:
         # Counts, topics, event types and error classes only: keys are patient ids.

@@ -42,6 +42,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 Key = tuple[str, str]  # (topic, key): order holds per partition, so per topic and key
 
+
 class TopicMissing(UnknownTopicOrPartitionError):
     """The broker answered metadata and has no such topic (not: the broker did not answer)."""
 
