@@ -246,7 +246,7 @@ async def a4_full_hop(ctx: Context, n: int) -> Clock:
     ctx.telemetry()
     engine = await ctx.engine()
     await reset_tables(engine)
-    hop = build_hop(broker(ctx), engine, (IN_TOPIC,), group("a4"), on_published=clock.tick, consumer_cls=TimedConsumer)
+    hop = build_hop(broker(ctx), engine, (IN_TOPIC,), group("a4"), bootstrap=ctx.bootstrap, on_published=clock.tick, consumer_cls=TimedConsumer)
     hop.consumer.clock = clock  # type: ignore[attr-defined]
     await hop.start()
     try:

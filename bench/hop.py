@@ -68,21 +68,17 @@ def build_hop(
     topics: tuple[Topic, ...],
     group_id: str,
     *,
+    bootstrap: str,
     on_published: Callable[[], None] = lambda: None,
     consumer_cls: type[EventConsumer] = EventConsumer,
 ) -> Hop:
     """Wire the hop on ``kafka``; ``on_published`` runs when the broker acknowledged one output event."""
     sessions = create_sessions(engine)
 
-    async def publish(topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> Any:
-        future = await kafka.publish(value, topic, key=key, headers=headers, no_confirm=True)
-        future.add_done_callback(lambda f: f.exception() or on_published())
-        return future
-
     async def publish_and_wait(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:
         return await kafka.publish(value, topic, key=key, headers=headers)
 
-    relay = OutboxRelay(sessions, TABLES, publish, service="safety")
+    relay = OutboxRelay(sessions, TABLES, {"bootstrap_servers": bootstrap}, service="safety", on_published=on_published)
     uow = UnitOfWork(sessions, TABLES, "safety", on_commit=relay.wake)
     consumer = consumer_cls("safety", uow, DeadLetterer("safety", publish_and_wait))
 

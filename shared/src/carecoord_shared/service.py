@@ -109,7 +109,12 @@ class Runtime:
         self.relay = OutboxRelay(
             self.sessions,
             definition.tables,
-            self._publish_no_confirm,
+            # The relay's own producer: it sends explicit record batches (relay_send says why).
+            {
+                "bootstrap_servers": settings.kafka_bootstrap,
+                "client_id": f"carecoord-{definition.name}-relay",
+                **aiokafka_security_options(settings),
+            },
             service=definition.name,
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
@@ -209,9 +214,6 @@ class Runtime:
                     if committed is not None:
                         kafka.seek(tp, committed)
 
-    async def _publish_no_confirm(self, topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> Any:
-        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
-
     async def _publish_and_wait(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:
         return await self.broker.publish(value, topic, key=key, headers=headers)
 
@@ -249,7 +251,7 @@ class Runtime:
 
     async def refresh_gauges(self) -> None:
         """Outbox backlog, consumer lag and stalls, for the observable gauges (their callbacks cannot await)."""
-        await self.relay.backlog()
+        await self.relay.health()
         consumer = self.kafka_consumer
         if consumer is None:
             return
@@ -281,8 +283,7 @@ class Runtime:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["kafka"] = "ok" if await self.broker.ping(timeout=2) else "unavailable"
         try:
-            backlog, oldest_age = await self.relay.backlog()
-            checks["outbox"] = {"backlog": backlog, "oldest_age_s": oldest_age}
+            checks["outbox"] = await self.relay.health()
         except Exception as exc:
             checks["outbox"] = f"unavailable: {type(exc).__name__}"
         checks["consumer"] = self.consumer_check()

@@ -71,6 +71,21 @@ def drop_parked_events_v1() -> None:
     op.drop_table("parked_events")
 
 
+def add_outbox_parking_v1() -> None:
+    op.add_column("outbox", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("outbox", sa.Column("park_error", sa.String(length=80), nullable=True))
+    op.create_index(
+        "ix_outbox_parked", "outbox", ["topic", "key", "id"], unique=False,
+        postgresql_where=sa.text("parked_at IS NOT NULL AND sent_at IS NULL"),
+    )  # fmt: skip
+
+
+def drop_outbox_parking_v1() -> None:
+    op.drop_index("ix_outbox_parked", table_name="outbox", postgresql_where=sa.text("parked_at IS NOT NULL AND sent_at IS NULL"))
+    op.drop_column("outbox", "park_error")
+    op.drop_column("outbox", "parked_at")
+
+
 def create_event_journal_v1() -> None:
     op.create_table(
         "event_journal",

@@ -51,7 +51,12 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("trace_context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
+        # Set on the first unsent row of a (topic, key) the broker refused for good
+        # (carecoord_shared.messaging.relay): that key waits, the others flow.
+        Column("parked_at", DateTime(timezone=True)),
+        Column("park_error", String(80)),
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+        Index("ix_outbox_parked", "topic", "key", "id", postgresql_where=text("parked_at IS NOT NULL AND sent_at IS NULL")),
     )
     inbox = Table(
         "inbox",

@@ -22,18 +22,17 @@ the group: the caller falls back to one transaction per event when it fails.
 from __future__ import annotations
 
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from opentelemetry import propagate
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..contracts import Envelope, Event, topic_for_event
 from ..faults import FailurePoints
+from .locks import lock_for_transaction, patient_lock
 from .tables import MessagingTables
 
 
@@ -58,8 +57,7 @@ class Transaction:
         A transaction-scoped advisory lock: released at commit or rollback, so
         decisions about one patient (safety rules, bookings, invoices) see each
         other's writes instead of racing."""
-        key = zlib.crc32(patient_id.bytes) - 2**31
-        await self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        await lock_for_transaction(self.session, patient_lock(patient_id))
 
     def emit(self, event: Event, *, patient_id: uuid.UUID) -> Envelope:
         envelope = Envelope.wrap(event, patient_id=patient_id, producer=self._uow.service, cause=self.cause)

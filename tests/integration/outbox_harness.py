@@ -1,0 +1,114 @@
+"""An outbox in a scratch database, relays over it, and what landed on a topic (read as consumers do)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import MetaData, func, select
+
+from carecoord_devstack.scratch import scratch_database
+from carecoord_devstack.stack import Stack
+from carecoord_shared.contracts.safety import SideEffectReported
+from carecoord_shared.messaging.relay import OutboxRelay
+from carecoord_shared.messaging.tables import messaging_tables
+from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.persistence import create_engine, create_sessions
+from tests.kafka_io import read_topic
+
+
+class Outbox:
+    def __init__(self, url: str, bootstrap: str) -> None:
+        self.metadata = MetaData()
+        self.tables = messaging_tables(self.metadata)
+        self.engine = create_engine(url)
+        self.sessions = create_sessions(self.engine)
+        self.bootstrap = bootstrap
+        self._relays: list[OutboxRelay] = []
+
+    @classmethod
+    async def create(cls, stack: Stack, bootstrap: str | None = None) -> Outbox:
+        box = cls(await scratch_database(stack, "relaytest", "safety"), bootstrap or stack.kafka.bootstrap)
+        async with box.engine.begin() as conn:
+            await conn.run_sync(box.metadata.create_all)
+        return box
+
+    async def dispose(self) -> None:
+        for relay in self._relays:
+            await relay.close()
+        await self.engine.dispose()
+
+    def relay(self, *, request_timeout_ms: int = 40000, **options: Any) -> OutboxRelay:
+        kafka = {"bootstrap_servers": self.bootstrap, "request_timeout_ms": request_timeout_ms}
+        relay = OutboxRelay(self.sessions, self.tables, kafka, service="relaytest", **{"batch_size": 1000, **options})
+        self._relays.append(relay)
+        return relay
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.tables, "safety")
+
+    async def unsent(self) -> int:
+        async with self.sessions() as s:
+            return (await s.execute(select(func.count()).where(self.tables.outbox.c.sent_at.is_(None)))).scalar_one()
+
+    async def write(self, patients: list[uuid.UUID], per_patient: int) -> dict[str, list[str]]:
+        """One transaction per event, interleaving patients; each patient's event ids in write order."""
+        written: dict[str, list[str]] = {str(p): [] for p in patients}
+        uow = self.uow()
+        for i in range(per_patient):
+            for patient in patients:
+                async with uow.transaction() as tx:
+                    env = tx.emit(
+                        SideEffectReported(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version=str(i)),
+                        patient_id=patient,
+                    )
+                written[str(patient)].append(str(env.event_id))
+        return written
+
+    async def insert(self, topic: str, key: str, pad: int = 0) -> str:
+        """One outbox row for ``topic`` written directly (any topic, any size); returns its event id."""
+        event_id = str(uuid.uuid4())
+        envelope = {"event_id": event_id, "type": "SideEffectReported", "version": "1", "producer": "safety", "pad": "x" * pad}
+        async with self.sessions() as s, s.begin():
+            await s.execute(
+                self.tables.outbox.insert().values(
+                    event_id=uuid.UUID(event_id), topic=topic, key=key, event_type="SideEffectReported", envelope=envelope
+                )
+            )
+        return event_id
+
+
+async def landed(bootstrap: str, topic: str) -> dict[str, list[str]]:
+    """Event ids per key in log order, each kept at its first copy: what an inbox applies."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for record in await read_topic(bootstrap, topic):
+        event_id = json.loads(record.value)["event_id"]
+        key = record.key.decode()
+        if event_id not in seen[key]:
+            seen[key].append(event_id)
+    return seen
+
+
+async def copies(bootstrap: str, topic: str) -> int:
+    return len(await read_topic(bootstrap, topic))
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = 3, **configs: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
+
+
+async def delete_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()

@@ -1,0 +1,81 @@
+"""A loopback TCP proxy a test can stall: the network between a client and a server going quiet.
+
+    proxy = await TcpProxy.start(upstream_port)   # listens on 127.0.0.1:proxy.port
+    proxy.stall()     # bytes stop moving both ways (held, not dropped); new connections wait too
+    proxy.resume()    # held bytes move on, for connections that are still open
+    await proxy.close()
+
+A connection the client closes while stalled loses what was held for it, as a
+request on a connection that timed out does. Kafka clients connect to the
+address a broker advertises, not the bootstrap address: a broker behind this
+proxy must advertise the proxy's port (tests/proxied_kafka.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class TcpProxy:
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream_port = upstream_port
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @classmethod
+    async def start(cls, upstream_port: int, port: int = 0) -> TcpProxy:
+        proxy = cls(upstream_port)
+        proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", port)
+        proxy.port = proxy._server.sockets[0].getsockname()[1]
+        return proxy
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pipes.add(task)
+        try:
+            await self._flowing.wait()
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+            try:
+                await asyncio.gather(
+                    self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
+                )
+            finally:
+                upstream_writer.close()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            client_writer.close()
+            self._pipes.discard(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await self._flowing.wait()
+                if reader.at_eof() or writer.is_closing():
+                    return  # closed while stalled: what was held goes with it
+                writer.write(data)
+                await writer.drain()
+        finally:
+            # One side gone: the other goes too, whatever was held for it.
+            with contextlib.suppress(Exception):
+                writer.close()
