@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from carecoord_devstack.stack import Stack
+from carecoord_shared.contracts.safety import SideEffectReported
+from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from tests.conftest import eventually
 from tests.integration.outbox_harness import Outbox, copies, create_topic, delete_topic, landed
@@ -64,8 +66,6 @@ async def test_relay_wakes_on_commit_without_waiting_for_the_poll(stack: Stack, 
         await asyncio.sleep(0.2)  # the relay is now asleep
         patient = uuid.uuid4()
         async with uow.transaction() as tx:
-            from carecoord_shared.contracts.safety import SideEffectReported
-
             tx.emit(SideEffectReported(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version="w"), patient_id=patient)
         await eventually(lambda: _none_unsent(outbox), timeout=5, what="woken by the commit, not by a 60 s poll")
     finally:
@@ -146,6 +146,6 @@ async def _none_unsent(outbox: Outbox) -> bool:
     return await outbox.unsent() == 0
 
 
-async def _drained(relay: object, outbox: Outbox) -> bool:
-    await relay.drain_once()  # type: ignore[attr-defined]
+async def _drained(relay: OutboxRelay, outbox: Outbox) -> bool:
+    await relay.drain_once()
     return await outbox.unsent() == 0

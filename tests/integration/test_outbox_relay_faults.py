@@ -17,6 +17,7 @@ import pytest
 
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.stack import Stack
+from carecoord_shared.messaging.relay import OutboxRelay
 from tests.conftest import eventually
 from tests.integration.outbox_harness import Outbox, create_topic, landed
 from tests.proxied_kafka import ALL, WRITE, ProxiedKafka, add_topic_acl
@@ -106,9 +107,9 @@ async def test_a_topic_not_authorised_parks_its_keys_and_the_others_flow(kafka: 
     assert health["parked"][0]["topic"] == denied and health["parked"][0]["error"] == "TopicAuthorizationFailedError"
 
 
-async def _parked(relay: object) -> bool:
-    await relay.drain_once()  # type: ignore[attr-defined]
-    return bool((await relay.health())["parked_keys"])  # type: ignore[attr-defined]
+async def _parked(relay: OutboxRelay) -> bool:
+    await relay.drain_once()
+    return bool((await relay.health())["parked_keys"])
 
 
 async def _none_unsent(outbox: Outbox) -> bool:
