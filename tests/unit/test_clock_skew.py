@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +25,8 @@ from carecoord_shared.contracts.common import CLOCK_SKEW, PRODUCER_CLOCK_LIMIT, 
 from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.messaging.clock_skew import LOG_EVERY_S, ClockSkewFlag
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
+
+from .consumer_fakes import DeadLetters, FlakyDatabase
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 AHEAD = timedelta(hours=1)
@@ -112,30 +112,9 @@ def test_a_producer_stamping_every_event_ahead_is_counted_each_time_and_logged_o
 # --- Through the consumer --------------------------------------------------------------------
 
 
-class _Database:
-    def __init__(self) -> None:
-        self.committed = 0
-
-    @asynccontextmanager
-    async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Any]:
-        async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
-            return True
-
-        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause)
-        self.committed += 1
-
-
-class _DeadLetters:
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-
-    async def send(self, _record: Any, *, reason: str, **_: Any) -> None:
-        self.reasons.append(reason)
-
-
 async def _consume(envelope: Envelope) -> tuple[Outcome, list[str], list[Any]]:
-    dead_letters = _DeadLetters()
-    consumer = EventConsumer("safety", _Database(), dead_letters)  # type: ignore[arg-type]
+    dead_letters = DeadLetters()
+    consumer = EventConsumer("safety", FlakyDatabase(), dead_letters)  # type: ignore[arg-type]
     handled: list[Any] = []
 
     @consumer.on(SideEffectReportSubmitted)

@@ -30,6 +30,19 @@ MAX_LISTED = 10
 MAX_TEXT = 120
 
 
+# Where keys are parked: what that means, and what to do ({service} filled in).
+PARKED = {
+    "consumer": (
+        "their later events wait behind one that is in dead letters or retrying",
+        "fix the cause (`carecoord dlq list`, the {service} log), replay the dead letter; `carecoord dlq --help` says how to release a key",
+    ),
+    "outbox": (
+        "their events cannot be published (topic missing or not authorised, or a record too large)",
+        "see the {service} log (relay) for the topic and the error; other keys keep flowing",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     service: str
@@ -47,27 +60,13 @@ def problems(service: str, body: Any, *, max_outbox_age_s: float = DEFAULT_MAX_O
     checks = _dict(body.get("checks"))
     consumer, outbox = _dict(checks.get("consumer")), _dict(checks.get("outbox"))
     found = [Problem(service, *p) for p in _stalled(consumer.get("stalled_partitions"))]
-    parked = _count(consumer.get("parked_keys"))
-    if parked:
-        found.append(Problem(
-            service,
-            f"{parked} patient key(s) parked in the consumer: their later events wait behind one that is in dead letters or retrying",
-            f"fix the cause (`carecoord dlq list`, the {service} log), replay the dead letter; `carecoord dlq --help` says how to release a key",
-        ))
-    parked = _count(outbox.get("parked_keys"))
-    if parked:
-        found.append(Problem(
-            service,
-            f"{parked} patient key(s) parked in the outbox: their events cannot be published (topic missing or not authorised, or a record too large)",
-            f"see the {service} log (relay) for the topic and the error; other keys keep flowing",
-        ))
+    parked = {"consumer": _count(consumer.get("parked_keys")), "outbox": _count(outbox.get("parked_keys"))}
+    found += [Problem(service, f"{n} patient key(s) parked in the {where}: {PARKED[where][0]}", PARKED[where][1].format(service=service))
+              for where, n in parked.items() if n]
     age = _number(outbox.get("oldest_age_s"))
     if age is not None and age > max_outbox_age_s:
-        found.append(Problem(
-            service,
-            f"outbox: the oldest unsent event is {age:.0f}s old (more than {max_outbox_age_s:g}s)",
-            f"the relay is not publishing: is Kafka reachable from {service}? see its log (relay)",
-        ))
+        what = f"outbox: the oldest unsent event is {age:.0f}s old (more than {max_outbox_age_s:g}s)"
+        found.append(Problem(service, what, f"the relay is not publishing: is Kafka reachable from {service}? see its log (relay)"))
     found += [Problem(service, f"degraded: {reason}", f"see the {service} log") for reason in _texts(body.get("degraded"))]
     return found
 
