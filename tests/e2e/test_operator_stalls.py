@@ -83,5 +83,5 @@ async def test_a_ready_but_stalled_service_makes_status_unhealthy_and_says_what_
     assert as_json.returncode == 1 and not report["healthy"] and billing["ready"]
     assert [p["what"] for p in billing["problems"]] == [
         "intake.patients[2] stalled for 95s with 4 record(s) waiting",
-        "degraded: consumer stalled on intake.patients[2]",
+        "reports itself degraded: consumer stalled on intake.patients[2]",
     ]

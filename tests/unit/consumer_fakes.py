@@ -1,7 +1,8 @@
-"""Stand-ins for the database and the dead-letter topic, for EventConsumer driven in-process."""
+"""Stand-ins for the database, the parking table and the dead-letter topic, for EventConsumer driven in-process."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -25,8 +26,21 @@ class FlakyDatabase:
         async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
             return True
 
-        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause)
+        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
         self.committed += 1
+
+
+class Parking:
+    """Nobody parked yet; remembers whom the consumer parks and why."""
+
+    def __init__(self) -> None:
+        self.parked: list[str] = []
+
+    async def parked_among(self, _session: Any, _patients: Any) -> dict[uuid.UUID, Any]:
+        return {}
+
+    async def park(self, _session: Any, _envelope: Envelope, _record: Any, reason: str, _error: str = "") -> None:
+        self.parked.append(reason)
 
 
 class DeadLetters:

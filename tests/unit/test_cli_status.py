@@ -18,7 +18,7 @@ import pytest
 from carecoord_cli import status as health
 from carecoord_cli.config import Target
 from carecoord_cli.main import out, show_status
-from carecoord_cli.stalls import MAX_LISTED, problems
+from carecoord_cli.stalls import MAX_LISTED, MAX_TEXT, problems
 from carecoord_shared.contracts.topics import SERVICES
 
 FINE: dict[str, Any] = {
@@ -70,7 +70,8 @@ def test_a_stalled_partition_is_a_problem_with_where_how_long_and_what_to_do() -
         (_with(consumer__parked_keys=2), ["2 patient key(s) parked in the consumer"]),
         (_with(outbox__parked_keys=1), ["1 patient key(s) parked in the outbox"]),
         (_with(outbox__oldest_age_s=61.0), ["oldest unsent event is 61s old"]),
-        (_with(degraded=["consumer stalled on patient-app.reports[0]"]), ["degraded: consumer stalled on patient-app.reports[0]"]),
+        (_with(degraded=["consumer: the consume loop is not running", "outbox: 1 key(s) parked"]),
+         ["reports itself degraded: consumer: the consume loop is not running; outbox: 1 key(s) parked"]),
     ],
 )
 def test_parked_keys_an_ageing_outbox_and_the_service_s_own_reasons_are_problems(body: dict[str, Any], words: list[str]) -> None:
@@ -121,9 +122,11 @@ def test_a_flood_of_stalls_or_reasons_is_cut_short_and_escapes_are_neutralised()
         degraded=["\x1b[2J\x1b[31mcleared your screen\n"] + ["x" * 10_000] * 50,
     )
     found = problems("safety", body)
-    assert len(found) == MAX_LISTED + 1 + MAX_LISTED + 1
+    assert len(found) == MAX_LISTED + 1 + 1
     assert "490 more stalled partition(s)" in found[MAX_LISTED].what
-    assert all("\x1b" not in p.what and "\n" not in p.what and len(p.what) < 200 for p in found)
+    assert found[-1].what.endswith("; and 41 more")
+    assert all("\x1b" not in p.what and "\n" not in p.what for p in found)
+    assert all(len(p.what) < 200 for p in found[:-1]) and len(found[-1].what) < (MAX_LISTED + 1) * (MAX_TEXT + 2) + 40
 
 
 # --- Through the HTTP read and the report -------------------------------------------------------

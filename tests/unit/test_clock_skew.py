@@ -26,7 +26,7 @@ from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted, Vi
 from carecoord_shared.messaging.clock_skew import LOG_EVERY_S, ClockSkewFlag
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 
-from .consumer_fakes import DeadLetters, FlakyDatabase
+from .consumer_fakes import DeadLetters, FlakyDatabase, Parking
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 AHEAD = timedelta(hours=1)
@@ -114,7 +114,7 @@ def test_a_producer_stamping_every_event_ahead_is_counted_each_time_and_logged_o
 
 async def _consume(envelope: Envelope) -> tuple[Outcome, list[str], list[Any]]:
     dead_letters = DeadLetters()
-    consumer = EventConsumer("safety", FlakyDatabase(), dead_letters)  # type: ignore[arg-type]
+    consumer = EventConsumer("safety", FlakyDatabase(), dead_letters, parking=Parking())  # type: ignore[arg-type]
     handled: list[Any] = []
 
     @consumer.on(SideEffectReportSubmitted)

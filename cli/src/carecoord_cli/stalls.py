@@ -34,7 +34,7 @@ MAX_TEXT = 120
 PARKED = {
     "consumer": (
         "their later events wait behind one that is in dead letters or retrying",
-        "fix the cause (`carecoord dlq list`, the {service} log), replay the dead letter; `carecoord dlq --help` says how to release a key",
+        "`carecoord parked list --service {service}` shows who and why; after the fix, `carecoord parked release {service} PATIENT_ID`",
     ),
     "outbox": (
         "their events cannot be published (topic missing or not authorised, or a record too large)",
@@ -67,7 +67,10 @@ def problems(service: str, body: Any, *, max_outbox_age_s: float = DEFAULT_MAX_O
     if age is not None and age > max_outbox_age_s:
         what = f"outbox: the oldest unsent event is {age:.0f}s old (more than {max_outbox_age_s:g}s)"
         found.append(Problem(service, what, f"the relay is not publishing: is Kafka reachable from {service}? see its log (relay)"))
-    found += [Problem(service, f"degraded: {reason}", f"see the {service} log") for reason in _texts(body.get("degraded"))]
+    # The service's own summary mostly restates the fields above; one line, so that a reason this
+    # CLI does not know yet is still seen, without repeating each known one.
+    if reasons := _texts(body.get("degraded")):
+        found.append(Problem(service, f"reports itself degraded: {'; '.join(reasons)}", f"the lines above say what to do; else see the {service} log"))
     return found
 
 
