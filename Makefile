@@ -24,7 +24,7 @@ help:
 	@echo "make up | down | status   the infrastructure alone"
 	@echo "make contracts            regenerate the AsyncAPI document, JSON Schemas and event catalog"
 	@echo "make manifests            regenerate deploy/k8s's KafkaTopics and per-service manifests from the topic registry"
-	@echo "make validate-deploy      check deploy/k8s and docker-compose.yml against their schemas (offline)"
+	@echo "make validate-deploy      check deploy/k8s and docker-compose.yml against their schemas, the alert rules and dashboard with promtool (offline)"
 
 $(UV):
 	@$(STEP) "uv $(UV_VERSION) into $(TOOLS) (pip, from PyPI)" \
@@ -47,11 +47,21 @@ $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate &: deploy/validate/go.mod d
 	@$(STEP) "compose-validate into $(TOOLS)/bin (go build)" \
 	  bash -c 'cd deploy/validate && GOTOOLCHAIN=local go build -o $(abspath $(TOOLS)/bin/compose-validate) ./compose-validate'
 
+# promtool checks and unit-tests deploy/prometheus's alert rules. Its own module (pinned by
+# deploy/validate/promtool/go.mod/go.sum), so Prometheus' dependencies never move kustomize's.
+# Built from source it reports no version unless told: the pinned module's, from go.mod.
+$(TOOLS)/bin/promtool: deploy/validate/promtool/go.mod deploy/validate/promtool/go.sum
+	@$(STEP) "promtool into $(TOOLS)/bin (go build, from the Go module proxy; minutes the first time)" \
+	  bash -c 'cd deploy/validate/promtool && version=$$(GOTOOLCHAIN=local go list -m -f "{{.Version}}" github.com/prometheus/prometheus) && \
+	    GOTOOLCHAIN=local go build -ldflags "-X github.com/prometheus/common/version.Version=$$version" \
+	      -o $(abspath $(TOOLS)/bin/promtool) github.com/prometheus/prometheus/cmd/promtool'
+
 deploy/validate/node_modules/.installed: deploy/validate/package.json deploy/validate/package-lock.json
 	@$(STEP) "KEDA CRD schemas into deploy/validate (npm ci)" npm ci --prefix deploy/validate --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: .venv/.synced tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate
+setup: .venv/.synced tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate \
+  $(TOOLS)/bin/promtool
 	@.venv/bin/devstack fetch
 
 run: setup

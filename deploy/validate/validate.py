@@ -11,6 +11,10 @@
 - docker-compose.yml: against the compose-spec JSON schema embedded in
   compose-go, the library docker compose loads files with
   (deploy/validate/compose-validate).
+- deploy/prometheus: promtool checks the scrape config and the alert rules and
+  runs the rules' unit tests (alerts.test.yml); every query of the Grafana
+  dashboard (deploy/grafana/dashboards) is parsed by promtool too, as a
+  recording rule of a throwaway rules file.
 
 The tools are installed by `make setup` into .local/tools; `make validate-deploy`
 runs this file. Nothing is downloaded at run time.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,9 @@ K8S = ROOT / "deploy" / "k8s"
 TOOLS = ROOT / ".local" / "tools" / "bin"
 KUSTOMIZE = TOOLS / "kustomize"
 COMPOSE_VALIDATE = TOOLS / "compose-validate"
+PROMTOOL = TOOLS / "promtool"
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 KEDA_VALIDATOR = ROOT / "deploy" / "validate" / "keda.mjs"
 SCHEMAS = ROOT / "deploy" / "schemas"
 KUBERNETES_VERSION = "1.33.0"
@@ -85,19 +93,52 @@ def compose_errors(compose_file: Path) -> list[str]:
     return checked.stderr.strip().splitlines() if checked.returncode else []
 
 
+def prometheus_errors(directory: Path = PROMETHEUS) -> list[str]:
+    """promtool's complaints about the config, the alert rules and their unit tests in ``directory``; empty when all pass."""
+    errors: list[str] = []
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
+        # From the directory: the config and the tests name the rules file relative to themselves.
+        done = subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, cwd=directory)
+        if done.returncode:
+            errors += [f"promtool {' '.join(args)}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    return errors
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of a Grafana dashboard's panels (rows nest panels one level)."""
+    panels = [p for panel in dashboard.get("panels", []) for p in [panel, *panel.get("panels", [])]]
+    return [target["expr"] for panel in panels for target in panel.get("targets", []) if target.get("expr")]
+
+
+def dashboard_errors(dashboard_file: Path, scratch: Path) -> list[str]:
+    """promtool's complaints about the dashboard's queries; empty when every one parses."""
+    queries = dashboard_queries(json.loads(dashboard_file.read_text()))
+    if not queries:
+        return [f"{dashboard_file.name}: no queries"]
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)]}]}
+    rules_file = scratch / f"{dashboard_file.stem}.rules.yml"
+    rules_file.write_text(yaml.safe_dump(rules))
+    done = subprocess.run([str(PROMTOOL), "check", "rules", str(rules_file)], capture_output=True, text=True)
+    return [f"{dashboard_file.name}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()] if done.returncode else []
+
+
+def _report(name: str, errors: list[str]) -> int:
+    print(f"{name}: " + ("valid" if not errors else f"{len(errors)} errors"))
+    for error in errors:
+        print(f"  {error}")
+    return len(errors)
+
+
 def main() -> None:
     failures = 0
     for kustomization in kustomizations():
-        errors = kubernetes_errors(render(kustomization))
-        print(f"{kustomization.relative_to(ROOT)}: " + ("valid" if not errors else f"{len(errors)} errors"))
-        for error in errors:
-            print(f"  {error}")
-        failures += len(errors)
-    errors = compose_errors(ROOT / "docker-compose.yml")
-    print("docker-compose.yml: " + ("valid" if not errors else f"{len(errors)} errors"))
-    for error in errors:
-        print(f"  {error}")
-    sys.exit(1 if failures or errors else 0)
+        failures += _report(str(kustomization.relative_to(ROOT)), kubernetes_errors(render(kustomization)))
+    failures += _report("docker-compose.yml", compose_errors(ROOT / "docker-compose.yml"))
+    failures += _report(str(PROMETHEUS.relative_to(ROOT)), prometheus_errors())
+    with tempfile.TemporaryDirectory() as scratch:
+        for dashboard in sorted(DASHBOARDS.glob("*.json")):
+            failures += _report(str(dashboard.relative_to(ROOT)), dashboard_errors(dashboard, Path(scratch)))
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

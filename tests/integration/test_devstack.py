@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import secrets
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from carecoord_devstack.paths import LOCAL
@@ -21,7 +23,8 @@ from carecoord_devstack.postgres import Postgres
 from carecoord_devstack.scratch import free_ports, fresh_stack
 from carecoord_devstack.stack import Stack
 from carecoord_shared.messaging.topic_admin import ensure_topics
-from carecoord_shared.contracts import ALL_TOPICS
+from carecoord_shared.contracts import ALL_TOPICS, Topic
+from tests.conftest import eventually
 
 
 def test_starting_a_running_stack_changes_nothing(stack: Stack) -> None:
@@ -44,6 +47,35 @@ async def test_topics_match_the_registry(stack: Stack) -> None:
     for topic in ALL_TOPICS:
         assert described[topic.name]["error_code"] == 0, topic.name
         assert len(described[topic.name]["partitions"]) == topic.partitions, topic.name
+
+
+async def test_a_topic_made_before_a_registry_setting_gets_it_and_keeps_its_own_overrides(stack: Stack) -> None:
+    """Issue 19, finding 4: a topic created without segment.ms (the broker's 7 days applied) is
+    brought to the registry's segment.ms by the same ensure_topics every stack runs."""
+    topic = Topic(name=f"admin.aligned-{secrets.token_hex(4)}", producer="safety", consumers=(), events=(), partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
+    await admin.start()
+    try:
+        # As the registry made it before segment.ms was in it, plus an operator's own override.
+        old = {"retention.ms": str(topic.retention_ms), "max.message.bytes": "2000000"}
+        await admin.create_topics([NewTopic(topic.name, 1, 1, topic_configs=old)])
+
+        async def described() -> bool:
+            return not (await admin.describe_topics([topic.name]))[0]["error_code"]
+
+        await eventually(described, what="the topic's metadata")
+        changes = await asyncio.to_thread(ensure_topics, stack.kafka.bootstrap, (topic,))
+        assert changes == [f"set {topic.name} segment.ms={topic.segment_ms}"]
+        [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name)])
+        [resource] = described.to_object()["resources"]
+        values = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+        assert values["segment.ms"] == str(topic.segment_ms)
+        assert values["retention.ms"] == str(topic.retention_ms)
+        assert values["max.message.bytes"] == "2000000", "an override not in the registry is kept"
+        assert await asyncio.to_thread(ensure_topics, stack.kafka.bootstrap, (topic,)) == []
+    finally:
+        await admin.delete_topics([topic.name])
+        await admin.close()
 
 
 async def test_the_broker_refuses_to_auto_create_topics(stack: Stack) -> None:

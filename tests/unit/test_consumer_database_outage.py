@@ -9,8 +9,6 @@ second. Either way the offset moved on and the event was lost to its consumer.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +19,8 @@ from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome, RetryPolicy
 from carecoord_shared.messaging.errors import is_transient, is_unavailable
+
+from .consumer_fakes import DeadLetters, FlakyDatabase, Parking
 
 
 class _Orig(Exception):
@@ -42,51 +42,11 @@ def test_a_database_that_is_restarting_or_unreachable_is_unavailable() -> None:
     assert not is_unavailable(ValueError("bad"))
 
 
-class _FlakyDatabase:
-    """A unit of work whose transactions fail with ``error`` the first ``failures`` times."""
-
-    def __init__(self, error: Exception, failures: int) -> None:
-        self.error, self.failures, self.committed = error, failures, 0
-
-    @asynccontextmanager
-    async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Any]:
-        if self.failures:
-            self.failures -= 1
-            raise self.error
-
-        async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
-            return True
-
-        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
-        self.committed += 1
-
-
-class _Parking:
-    """Nobody parked yet; remembers whom the consumer parks and why."""
-
-    def __init__(self) -> None:
-        self.parked: list[str] = []
-
-    async def parked_among(self, _session: Any, _patients: Any) -> dict[uuid.UUID, Any]:
-        return {}
-
-    async def park(self, _session: Any, _envelope: Envelope, _record: Any, reason: str, _error: str = "") -> None:
-        self.parked.append(reason)
-
-
-class _DeadLetters:
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-
-    async def send(self, _record: Any, *, reason: str, **_: Any) -> None:
-        self.reasons.append(reason)
-
-
-async def _deliver(database: _FlakyDatabase, parking: _Parking | None = None) -> tuple[Outcome, _DeadLetters]:
-    dead_letters = _DeadLetters()
+async def _deliver(database: FlakyDatabase, parking: Parking | None = None) -> tuple[Outcome, DeadLetters]:
+    dead_letters = DeadLetters()
     consumer = EventConsumer(
         "safety", database, dead_letters, retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002),  # type: ignore[arg-type]
-        parking=parking or _Parking(),  # type: ignore[arg-type]
+        parking=parking or Parking(),  # type: ignore[arg-type]
     )
 
     @consumer.on(SideEffectReportSubmitted)
@@ -103,14 +63,14 @@ async def _deliver(database: _FlakyDatabase, parking: _Parking | None = None) ->
 
 
 async def test_a_message_waits_for_a_restarting_database_however_many_attempts_it_takes() -> None:
-    database = _FlakyDatabase(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), failures=20)
+    database = FlakyDatabase(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), failures=20)
     outcome, dead_letters = await _deliver(database)
     assert (outcome, dead_letters.reasons, database.committed) == (Outcome.processed, [], 1)
 
 
 async def test_a_conflict_that_keeps_coming_back_is_dead_lettered_and_parked_after_the_bounded_retries() -> None:
     # Three attempts fail; the fourth transaction is the one that parks the patient behind it.
-    database = _FlakyDatabase(DBAPIError("UPDATE", {}, _Orig("40001")), failures=3)
-    parking = _Parking()
+    database = FlakyDatabase(DBAPIError("UPDATE", {}, _Orig("40001")), failures=3)
+    parking = Parking()
     outcome, dead_letters = await _deliver(database, parking)
     assert (outcome, dead_letters.reasons, parking.parked) == (Outcome.dead_lettered, ["retries_exhausted"], ["retries_exhausted"])

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,6 +31,7 @@ from .errors import OperatorError
 from .http import Services
 from .journey import Step, journey, trace_url
 from .kafka import Broker
+from .stalls import DEFAULT_MAX_OUTBOX_AGE_S
 
 app = typer.Typer(
     help="Operate a running carecoord stack: health, dead letters, a patient's journey, a guided demo.",
@@ -126,18 +128,32 @@ def token(
 
 
 @app.command()
-def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Each service's readiness, consumer lag, outbox backlog and dead letters. Exits 1 when a service is not ready or Kafka is unreachable."""
-    _run(_status(ctx.obj, as_json))
+def status(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    max_outbox_age: Annotated[
+        float, typer.Option(min=0, help="Seconds the oldest unsent outbox event may wait before the relay counts as stuck.")
+    ] = DEFAULT_MAX_OUTBOX_AGE_S,
+) -> None:
+    """Each service's readiness, consumer lag, stalls, outbox backlog and dead letters.
+
+    Exits 1 when a service is not ready, Kafka is unreachable, or a ready service reports a stalled
+    partition, a parked key or an outbox that does not drain; each problem is listed with what to do."""
+    _run(_status(ctx.obj, as_json, max_outbox_age))
 
 
-async def _status(target: Target, as_json: bool) -> int:
-    report = await health.collect(target)
+async def _status(target: Target, as_json: bool, max_outbox_age_s: float) -> int:
+    return show_status(await health.collect(target, max_outbox_age_s=max_outbox_age_s), target, as_json)
+
+
+def show_status(report: health.Report, target: Target, as_json: bool) -> int:
+    """Print the report (a table, each problem with what to do, or JSON); returns the exit code."""
     if as_json:
         _json({"healthy": report.healthy, "kafka_reachable": report.kafka_reachable, "services": [s.as_json() for s in report.services]})
         return 0 if report.healthy else 1
     table = Table(title=f"carecoord status (Kafka {target.kafka_bootstrap})")
-    for column in ("service", "ready", "database", "kafka", "outbox backlog", "oldest unsent", "consumer lag", "dead letters"):
+    columns = ("service", "ready", "database", "kafka", "outbox backlog", "oldest unsent", "consumer lag", "stuck", "dead letters")
+    for column in columns:
         table.add_column(column)
     for s in report.services:
         outbox = s.checks.get("outbox")
@@ -147,12 +163,18 @@ async def _status(target: Target, as_json: bool) -> int:
             _mark(s.ready, "ready" if s.ready else ("unavailable" if s.reachable else f"unreachable ({s.url})")),
             _check(s.checks.get("database")),
             _check(s.checks.get("kafka")),
-            "-" if backlog is None else str(backlog),
-            "-" if age is None else f"{age:.1f}s",
+            "-" if backlog is None else escape(str(backlog)[:40]),
+            f"{age:.1f}s" if isinstance(age, int | float) and not isinstance(age, bool) else "-",
             _lag(s),
+            f"[red]{len(s.problems)}[/]" if s.problems else ("-" if not s.reachable else "0"),
             "-" if s.dead_letters is None else (f"[yellow]{s.dead_letters}[/]" if s.dead_letters else "0"),
         )
     out.print(table)
+    for problem in (p for s in report.services for p in s.problems):
+        out.print(f"[red]{problem.service}[/]: {escape(problem.what)}\n  what to do: {escape(problem.todo)}")
+    for s in report.services:
+        if s.undecodable_skipped:
+            out.print(f"{s.service}: {s.undecodable_skipped} undecodable record(s) dead-lettered by their coordinates and stepped past.")
     if not report.kafka_reachable:
         out.print(f"[red]Kafka is not reachable at {target.kafka_bootstrap}[/]: lag and dead letters unknown.")
     if any(s.dead_letters for s in report.services):
@@ -166,7 +188,7 @@ def _mark(ok: bool, text: str) -> str:
 
 
 def _check(value: Any) -> str:
-    return "-" if value is None else _mark(value == "ok", str(value))
+    return "-" if value is None else _mark(value == "ok", escape(str(value)[:80]))
 
 
 def _lag(s: health.ServiceStatus) -> str:

@@ -1,4 +1,4 @@
-"""`carecoord status`: is every service ready, caught up, and is anything dead-lettered?"""
+"""`carecoord status`: is every service ready, caught up, not stalled, and is anything dead-lettered?"""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import httpx
 from carecoord_shared.contracts.topics import SERVICES, dead_letter_topic, topics_consumed_by
 
 from .config import Target
-from .errors import OperatorError, StackUnavailable
+from .errors import StackUnavailable
 from .kafka import Broker
+from .stalls import DEFAULT_MAX_OUTBOX_AGE_S, Problem, problems, undecodable_skipped
 
 
 @dataclass
@@ -24,6 +25,9 @@ class ServiceStatus:
     checks: dict[str, Any] = field(default_factory=dict)
     lag: dict[str, int] | None = None  # "topic[partition]" -> messages not yet processed
     dead_letters: int | None = None
+    # What the readiness body says is stuck while the service stays ready (carecoord_cli.stalls).
+    problems: list[Problem] = field(default_factory=list)
+    undecodable_skipped: int = 0
 
     @property
     def total_lag(self) -> int | None:
@@ -40,6 +44,8 @@ class ServiceStatus:
             "lag": self.lag,
             "total_lag": self.total_lag,
             "dead_letters": self.dead_letters,
+            "problems": [p.as_json() for p in self.problems],
+            "undecodable_skipped": self.undecodable_skipped,
         }
 
 
@@ -50,13 +56,14 @@ class Report:
 
     @property
     def healthy(self) -> bool:
-        return self.kafka_reachable and all(s.ready for s in self.services)
+        # Ready is not enough: a stalled partition or a parked key leaves a service ready.
+        return self.kafka_reachable and all(s.ready and not s.problems for s in self.services)
 
 
-async def collect(target: Target) -> Report:
+async def collect(target: Target, *, max_outbox_age_s: float = DEFAULT_MAX_OUTBOX_AGE_S) -> Report:
     statuses = [ServiceStatus(service, target.urls[service]) for service in SERVICES]
     async with httpx.AsyncClient(timeout=5) as http:
-        await asyncio.gather(*(_health(http, s) for s in statuses))
+        await asyncio.gather(*(_health(http, s, max_outbox_age_s) for s in statuses))
     try:
         async with Broker(target.kafka_bootstrap) as broker:
             for status in statuses:
@@ -71,7 +78,7 @@ async def collect(target: Target) -> Report:
     return Report(statuses, kafka_reachable)
 
 
-async def _health(http: httpx.AsyncClient, status: ServiceStatus) -> None:
+async def _health(http: httpx.AsyncClient, status: ServiceStatus, max_outbox_age_s: float) -> None:
     try:
         response = await http.get(f"{status.url}/health/ready")
     except httpx.TransportError:
@@ -80,9 +87,18 @@ async def _health(http: httpx.AsyncClient, status: ServiceStatus) -> None:
     try:
         body = response.json()
     except ValueError:
-        raise OperatorError(f"{status.url} answered /health/ready with something that is not carecoord's health") from None
+        body = None
+    if not isinstance(body, dict):
+        # Something else answers there (a proxy's error page, another program): this one
+        # service is unhealthy, and the others are still reported.
+        what = f"{status.url} answered /health/ready with something that is not carecoord's health"
+        status.problems = [Problem(status.service, what, "check that the URL points at the service (--service-url)")]
+        return
+    checks = body.get("checks")
+    status.checks = checks if isinstance(checks, dict) else {}
     status.ready = response.status_code == 200 and body.get("status") == "ok"
-    status.checks = body.get("checks", {})
+    status.problems = problems(status.service, body, max_outbox_age_s=max_outbox_age_s)
+    status.undecodable_skipped = undecodable_skipped(body)
 
 
 async def _kafka_view(broker: Broker, status: ServiceStatus) -> None:

@@ -49,7 +49,9 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500
     # Pruning (carecoord_shared.messaging.retention): sent outbox rows after this many days;
-    # inbox rows after this many, which must cover the retention of every consumed topic.
+    # inbox rows after this many, which must cover the longest a record can stay on a consumed
+    # topic: retention.ms 30 days + segment.ms 1 day + a 1-day margin = 32 (the service refuses
+    # less); 37 leaves room to raise a topic's retention by a few days without touching this.
     outbox_retention_days: float = Field(default=7.0, gt=0)
     inbox_retention_days: float = Field(default=37.0, gt=0)
     # Spans as JSON lines in <dir>/<service>.jsonl (local runs, tests); OTLP uses OTEL_EXPORTER_OTLP_ENDPOINT.

@@ -26,6 +26,18 @@ def _not_in_future(value: datetime) -> datetime:
     return value
 
 
+# A producer's clock may be off by more than CLOCK_SKEW (a host whose time sync failed):
+# its events are flagged, not refused (messaging.clock_skew). A date further ahead than
+# this is no clock error but a broken or hostile producer (year 2999), and is refused.
+PRODUCER_CLOCK_LIMIT = timedelta(days=1)
+
+
+def _not_implausibly_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + PRODUCER_CLOCK_LIMIT:
+        raise ValueError("must not be more than a day in the future")
+    return value
+
+
 def _not_epoch_number(value: object) -> object:
     # pydantic reads a bare number as Unix time; the contract says an ISO 8601 string.
     if isinstance(value, int | float):
@@ -52,6 +64,8 @@ Cents = Annotated[int, Field(ge=0, le=100_000_000, description="money in integer
 SignedCents = Annotated[int, Field(ge=-100_000_000, le=100_000_000, description="money in integer cents (USD), may be negative")]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_epoch_number)]
 PastTimestamp = Annotated[Timestamp, AfterValidator(_not_in_future)]
+# When a producer says its event happened: its own clock, which may run ahead (see above).
+ProducerTimestamp = Annotated[Timestamp, AfterValidator(_not_implausibly_future)]
 IanaTimeZone = Annotated[str, Field(min_length=3, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)]
 Systolic = Annotated[int, Field(ge=50, le=300, description="mmHg")]
 Diastolic = Annotated[int, Field(ge=20, le=200, description="mmHg")]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .common import PastTimestamp
+from .common import ProducerTimestamp
 
 EVENT_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{2,79}$"
 SERVICE_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
@@ -45,7 +45,10 @@ class Envelope(BaseModel):
     event_id: uuid.UUID
     type: str = Field(pattern=EVENT_TYPE_PATTERN)
     version: int = Field(ge=1, le=1000)
-    occurred_at: PastTimestamp
+    # The producer's clock, not a person's report: up to a day ahead of the consumer's clock
+    # it is flagged on consumption (messaging.clock_skew), not refused. Refusing it beyond
+    # CLOCK_SKEW dead-lettered every event of a producer whose clock ran ahead, with no retry.
+    occurred_at: ProducerTimestamp
     producer: str = Field(pattern=SERVICE_PATTERN)
     patient_id: uuid.UUID
     correlation_id: uuid.UUID

@@ -24,11 +24,22 @@ class Topic:
     partitions: int = 3
     key: str = "patient_id"
     retention_ms: int = 30 * DAY_MS
+    # Kafka deletes whole segments, and only once a segment's newest record is past
+    # retention.ms; a segment takes records for up to segment.ms. Left unset it is the
+    # broker's 7 days, so a record could outlive retention.ms by a week. Set here so
+    # that the bound below (and the inbox retention floor built on it) is what the
+    # broker really does, and records go close to the retention they are promised.
+    segment_ms: int = DAY_MS
     description: str = ""
     config: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def longest_life_ms(self) -> int:
+        """How long a record can stay readable on this topic at most (before the broker's own delays)."""
+        return self.retention_ms + self.segment_ms
+
     def topic_config(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), **self.config}
+        return {"retention.ms": str(self.retention_ms), "segment.ms": str(self.segment_ms), **self.config}
 
 
 PATIENT_APP_REPORTS = Topic(

@@ -3,9 +3,12 @@
 - Sent outbox rows are kept a few days (to answer "was it published, when?")
   and then deleted; unsent rows are never touched, however old.
 - Inbox rows are what makes a redelivery a no-op, so one may only go once the
-  event can no longer be delivered again: after the retention of every topic
-  the service consumes (Kafka deletes the message itself then). A shorter
-  inbox retention is refused at startup rather than risking a duplicate.
+  event can no longer be delivered again: after the longest a record can stay
+  on any topic the service consumes. Kafka deletes whole segments, once the
+  newest record of one is past retention.ms, so that is retention.ms plus the
+  topic's segment.ms (both set in the topic registry), plus a margin for the
+  broker's own delays. A shorter inbox retention is refused at startup rather
+  than risking a duplicate.
 
 Deletes go in small batches so a large backlog never holds long locks.
 """
@@ -26,9 +29,19 @@ log = structlog.get_logger("carecoord.retention")
 
 DAY_S = 24 * 3600
 
+# Beyond retention.ms + segment.ms a record can still be read for: the broker's
+# retention check interval (5 minutes by default) and file delete delay (1 minute),
+# a producer whose clock ran ahead (the record's CreateTime is what retention counts
+# from) and the consumer's clock against the producer's. A day covers all of them
+# with room to spare; it costs only a day more of inbox rows.
+MARGIN_DAYS = 1.0
+
 
 def minimum_inbox_retention_days(consumed: tuple[Topic, ...]) -> float:
-    return max((t.retention_ms / 1000 / DAY_S for t in consumed), default=0.0)
+    """The shortest inbox retention under which no consumed record can be delivered after its inbox row is gone."""
+    if not consumed:
+        return 0.0
+    return max(t.longest_life_ms for t in consumed) / 1000 / DAY_S + MARGIN_DAYS
 
 
 class Retention:
@@ -45,9 +58,10 @@ class Retention:
         floor = minimum_inbox_retention_days(consumed)
         if inbox_days < floor:
             raise ValueError(
-                f"CARECOORD_INBOX_RETENTION_DAYS={inbox_days:g} is shorter than the retention of a topic this service "
-                f"consumes ({floor:g} days): an event still on the topic could be delivered again after its inbox row "
-                "was deleted, and be handled twice. Raise it to at least that."
+                f"CARECOORD_INBOX_RETENTION_DAYS={inbox_days:g} is shorter than the longest a record can stay on a topic "
+                f"this service consumes ({floor:g} days: retention.ms + segment.ms + {MARGIN_DAYS:g} day): an event still "
+                "on the topic could be delivered again after its inbox row was deleted, and be handled twice. "
+                "Raise it to at least that."
             )
         self._sessions = sessions
         self._tables = tables

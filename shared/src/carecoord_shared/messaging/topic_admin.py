@@ -2,6 +2,10 @@
 
 Used by the local stack and, as the `carecoord-topics` command, by the
 container stack's init job: one code path from the registry to the broker.
+A topic that already exists gets the registry's settings too: a topic made
+before a setting entered the registry (segment.ms) would otherwise keep the
+broker's default for good, and the inbox retention floor, computed from the
+registry, would be wrong for it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import asyncio
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
 
 from ..contracts import ALL_TOPICS, Topic
 
@@ -17,7 +23,7 @@ from ..contracts import ALL_TOPICS, Topic
 def ensure_topics(
     bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication_factor: int = 1, security: dict[str, Any] | None = None
 ) -> list[str]:
-    """Create missing topics and grow partition counts; returns what was changed.
+    """Create missing topics, grow partition counts, set the registry's settings; returns what was changed.
     ``security``: aiokafka's TLS/SASL options (carecoord_shared.kafka_security)."""
     return asyncio.run(_ensure(bootstrap, topics, replication_factor, security or {}))
 
@@ -38,9 +44,45 @@ async def _ensure(bootstrap: str, topics: tuple[Topic, ...], replication_factor:
         if grow:
             await admin.create_partitions(grow)
             changes += [f"grew {name} to {p.total_count} partitions" for name, p in grow.items()]
+        changes += await _align_configs(admin, [t for t in topics if t.name in existing])
     finally:
         await admin.close()
     return changes
+
+
+# DescribeConfigs' config_source for a value set on the topic itself (v1+); v0 says is_default instead.
+DYNAMIC_TOPIC_CONFIG = 1
+
+
+async def _align_configs(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[str]:
+    if not topics:
+        return []
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics])
+    overrides = {r["resource_name"]: _topic_overrides(r) for response in described for r in response.to_object()["resources"]}
+    stale = [t for t in topics if any(overrides[t.name].get(k) != v for k, v in t.topic_config().items())]
+    if not stale:
+        return []
+    # AlterConfigs replaces a topic's whole set of overrides: what was set on the topic
+    # by hand is kept, the registry's keys win.
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name, {**overrides[t.name], **t.topic_config()}) for t in stale]
+    for response in await admin.alter_configs(resources):
+        for r in response.to_object()["resources"]:
+            if r["error_code"]:
+                raise for_code(r["error_code"])(f"altering {r['resource_name']}: {r['error_message']}")
+    return [
+        f"set {t.name} " + ", ".join(f"{k}={v}" for k, v in t.topic_config().items() if overrides[t.name].get(k) != v)
+        for t in stale
+    ]
+
+
+def _topic_overrides(resource: dict[str, Any]) -> dict[str, str]:
+    if resource["error_code"]:
+        raise for_code(resource["error_code"])(f"describing {resource['resource_name']}: {resource['error_message']}")
+    return {
+        e["config_names"]: e["config_value"]
+        for e in resource["config_entries"]
+        if e.get("config_source") == DYNAMIC_TOPIC_CONFIG or e.get("is_default") is False
+    }
 
 
 def main() -> None:

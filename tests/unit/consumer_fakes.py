@@ -1,0 +1,51 @@
+"""Stand-ins for the database, the parking table and the dead-letter topic, for EventConsumer driven in-process."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any
+
+from carecoord_shared.contracts import Envelope
+
+
+class FlakyDatabase:
+    """A unit of work whose transactions fail with ``error`` the first ``failures`` times."""
+
+    def __init__(self, error: Exception | None = None, failures: int = 0) -> None:
+        self.error, self.failures, self.committed = error, failures, 0
+
+    @asynccontextmanager
+    async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Any]:
+        if self.failures and self.error is not None:
+            self.failures -= 1
+            raise self.error
+
+        async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
+            return True
+
+        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
+        self.committed += 1
+
+
+class Parking:
+    """Nobody parked yet; remembers whom the consumer parks and why."""
+
+    def __init__(self) -> None:
+        self.parked: list[str] = []
+
+    async def parked_among(self, _session: Any, _patients: Any) -> dict[uuid.UUID, Any]:
+        return {}
+
+    async def park(self, _session: Any, _envelope: Envelope, _record: Any, reason: str, _error: str = "") -> None:
+        self.parked.append(reason)
+
+
+class DeadLetters:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    async def send(self, _record: Any, *, reason: str, **_: Any) -> None:
+        self.reasons.append(reason)
