@@ -36,12 +36,6 @@ ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARDS = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 # Written by Prometheus itself for each scrape target, not by a service.
 PROMETHEUS_SYNTHETIC = {"up"}
-# Named by the rules and the dashboard, exported only once the rest of issue 19 is merged (the
-# consumer's call to messaging.clock_skew.note_clock_skew in EventConsumer._open): reported as
-# skipped until then, not failed. On merge, empty this set.
-AWAITING_MERGE: set[str] = {
-    "carecoord_events_clock_skew_total",
-}
 # The broker checks every record batch it is sent, so no test can write one the consumer cannot
 # decode: this counter appears on real corruption only. Its name is checked against the instrument
 # the code registers instead (rendered as the exporter does).
@@ -118,7 +112,7 @@ async def _drive_traffic(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 async def exported(services: Stack) -> dict[str, set[str]]:
     await _drive_traffic(services)
-    required = set(queried()) - PROMETHEUS_SYNTHETIC - AWAITING_MERGE - NOT_DRIVABLE_LIVE
+    required = set(queried()) - PROMETHEUS_SYNTHETIC - NOT_DRIVABLE_LIVE
 
     async def all_required() -> dict[str, set[str]] | None:
         found = await _exported(services)
@@ -133,11 +127,10 @@ async def exported(services: Stack) -> dict[str, set[str]]:
 def test_the_rules_and_the_dashboard_name_metrics_at_all() -> None:
     readers = queried()
     assert {"carecoord_consumer_lag", "carecoord_deadletters_total", "carecoord_outbox_oldest_age_seconds"} <= set(readers)
-    assert AWAITING_MERGE <= set(readers), "a name awaiting merge that nothing reads any more: drop it from the set"
 
 
 async def test_every_metric_an_alert_or_a_panel_reads_is_exported_by_a_service(exported: dict[str, set[str]]) -> None:
-    unexported = PROMETHEUS_SYNTHETIC | AWAITING_MERGE | NOT_DRIVABLE_LIVE
+    unexported = PROMETHEUS_SYNTHETIC | NOT_DRIVABLE_LIVE
     missing = {name: sorted(by) for name, by in queried().items() if name not in unexported and name not in exported}
     assert missing == {}, f"read but exported by no service: {missing}"
 
@@ -145,13 +138,6 @@ async def test_every_metric_an_alert_or_a_panel_reads_is_exported_by_a_service(e
 def test_a_metric_no_test_can_make_appear_is_one_the_code_registers() -> None:
     assert NOT_DRIVABLE_LIVE <= set(queried())
     assert NOT_DRIVABLE_LIVE - registered_names() == set()
-
-
-@pytest.mark.parametrize("name", sorted(AWAITING_MERGE))
-async def test_metrics_awaiting_the_merge_of_issue_19(name: str, exported: dict[str, set[str]]) -> None:
-    if name not in exported:
-        pytest.skip(f"{name}: not exported yet (awaiting merge); read by {sorted(queried()[name])}")
-    assert exported[name]
 
 
 def test_what_the_test_reads_as_names_is_what_the_exporter_writes(exported: dict[str, Any]) -> None:

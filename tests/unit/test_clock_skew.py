@@ -143,11 +143,6 @@ async def test_the_consumer_still_dead_letters_a_future_reading() -> None:
     assert (outcome, dead_letters, handled) == (Outcome.dead_lettered, ["invalid_payload"], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaiting the hook in consumer.py (EventConsumer._open: note_clock_skew(envelope, record.topic)); "
-    "remove this marker when it is merged",
-)
 async def test_the_consumer_flags_an_event_stamped_ahead() -> None:
     producer = f"skew-{secrets.token_hex(4)}"  # its own producer: the log line is once a minute per producer
     with capture_logs() as logs:

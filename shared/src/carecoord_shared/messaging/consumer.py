@@ -64,6 +64,7 @@ from pydantic import ValidationError
 from ..contracts import CATALOG, Envelope, Event, Topic, UnsupportedVersion, upcast
 from ..faults import FailurePoints
 from ..telemetry import meter
+from .clock_skew import note_clock_skew
 from .deadletter import DeadLetterer
 from .errors import is_transient, is_unavailable, validation_errors
 from .fetch import Fetched, SafeFetch, Undecodable
@@ -313,6 +314,8 @@ class EventConsumer:
             d.rejected = ("invalid_envelope", {"errors": validation_errors(exc)})
             return d
         envelope = d.envelope
+        # A producer whose clock runs ahead is flagged, never a reason to refuse its events.
+        note_clock_skew(envelope, record.topic)
         d.handlers = self._handlers.get(envelope.type, [])
         if not d.handlers:
             d.outcome = Outcome.skipped
