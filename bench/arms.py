@@ -193,7 +193,7 @@ def broker(ctx: Context) -> KafkaBroker:
 
 
 async def faststream_arm(ctx: Context, n: int, work: Callable[[ConsumerRecord], Any]) -> Clock:
-    """A batch subscriber acknowledged once per batch, as EventConsumer subscribes (and as A0 commits)."""
+    """FastStream's batch subscriber acknowledged once per batch (what EventConsumer ran on until it drove aiokafka itself)."""
     clock = Clock(n)
     kafka = broker(ctx)
     subscriber = kafka.subscriber(

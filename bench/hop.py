@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from carecoord_shared.contracts.safety import SideEffectReported
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.deadletter import DeadLetterer
+from carecoord_shared.messaging.raw_records import RawFetcher
 from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
@@ -49,13 +51,31 @@ class Hop:
     kafka: KafkaBroker
     consumer: EventConsumer
     relay: OutboxRelay
+    topics: tuple[Topic, ...]
+    group_id: str
+    bootstrap: str
     relay_task: asyncio.Task[None] | None = None
+    consume_task: asyncio.Task[None] | None = None
+    kafka_consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         await self.kafka.start()
+        # The consumer as the services run it (carecoord_shared.service.Runtime): aiokafka driven by EventConsumer.
+        self.kafka_consumer = AIOKafkaConsumer(
+            *(t.name for t in self.topics), bootstrap_servers=self.bootstrap, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_interval_ms=self.consumer.max_poll_interval_ms(),
+        )  # fmt: skip
+        await self.kafka_consumer.start()
+        raw = RawFetcher({"bootstrap_servers": self.bootstrap})
+        self.consume_task = asyncio.create_task(self.consumer.run(self.kafka_consumer, raw))
         self.relay_task = asyncio.create_task(self.relay.run())
 
     async def stop(self) -> None:
+        if self.consume_task is not None:
+            self.consume_task.cancel()
+            await asyncio.gather(self.consume_task, return_exceptions=True)
+        if self.kafka_consumer is not None:
+            await self.kafka_consumer.stop()
         self.relay.stop()
         if self.relay_task is not None:
             await asyncio.wait_for(self.relay_task, 10)
@@ -97,5 +117,4 @@ def build_hop(
             patient_id=tx.cause.patient_id,
         )
 
-    consumer.subscribe(kafka, topics, group_id=group_id)
-    return Hop(kafka, consumer, relay)
+    return Hop(kafka, consumer, relay, topics, group_id, bootstrap)

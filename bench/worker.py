@@ -32,8 +32,7 @@ async def main(bootstrap: str, database_url: str, topic: str, partitions: int, g
     try:
         last = -1
         while not stop.is_set():
-            consumer = getattr(hop.consumer.subscriber, "consumer", None)
-            assigned = len(consumer.assignment()) if consumer is not None else 0
+            assigned = len(hop.kafka_consumer.assignment()) if hop.kafka_consumer is not None else 0
             if assigned != last:
                 print(f"assigned {assigned}", flush=True)
                 last = assigned

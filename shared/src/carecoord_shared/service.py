@@ -211,7 +211,9 @@ class Runtime:
                 await asyncio.sleep(1.0)
                 for tp in kafka.assignment():
                     committed = await kafka.committed(tp)
-                    if committed is not None:
+                    if committed is None:  # never committed: from the start, as auto_offset_reset says
+                        await kafka.seek_to_beginning(tp)
+                    else:
                         kafka.seek(tp, committed)
 
     async def _publish_and_wait(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:

@@ -314,14 +314,16 @@ class EventConsumer:
             d.rejected = ("invalid_envelope", {"errors": validation_errors(exc)})
             return d
         envelope = d.envelope
-        # A producer whose clock runs ahead is flagged, never a reason to refuse its events.
-        note_clock_skew(envelope, record.topic)
         d.handlers = self._handlers.get(envelope.type, [])
         if not d.handlers:
             d.outcome = Outcome.skipped
             return d
         d.span = consume_span(record, self.group)
         d.span.set_attributes({"carecoord.event.type": envelope.type, "messaging.message.id": str(envelope.event_id)})
+        # A producer whose clock runs ahead is flagged (under the event's span, like every line
+        # about an event), never a reason to refuse its events.
+        with trace.use_span(d.span, end_on_exit=False):
+            note_clock_skew(envelope, record.topic)
         try:
             d.event = CATALOG[envelope.type].model_validate(upcast(envelope.type, envelope.version, envelope.payload))
         except ValidationError as exc:
