@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     # Outbox relay: woken on commit; polling only catches rows left by a crash.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500
+    # How long the relay's producer waits for the broker to acknowledge a batch (aiokafka's
+    # request_timeout_ms, also its batches' expiry): past it the batch fails for good and
+    # the relay sends its rows again in a later pass.
+    outbox_request_timeout_ms: int = Field(default=40_000, gt=0)
     # Pruning (carecoord_shared.messaging.retention): sent outbox rows after this many days;
     # inbox rows after this many, which must cover the longest a record can stay on a consumed
     # topic: retention.ms 30 days + segment.ms 1 day + a 1-day margin = 32 (the service refuses

@@ -113,6 +113,7 @@ class Runtime:
             {
                 "bootstrap_servers": settings.kafka_bootstrap,
                 "client_id": f"carecoord-{definition.name}-relay",
+                "request_timeout_ms": settings.outbox_request_timeout_ms,
                 **aiokafka_security_options(settings),
             },
             service=definition.name,
