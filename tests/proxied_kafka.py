@@ -8,6 +8,8 @@ and for reading back what landed.
 
     kafka = ProxiedKafka.fresh(LOCAL / "some-state-dir")   # synchronous: outside the event loop
     proxy = await TcpProxy.start(kafka.proxied_port, port=kafka.proxy_port)
+
+    stack.kafka = ProxiedKafka.instead_of(stack.kafka)      # a whole stack's broker, before stack.up()
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ class ProxiedKafka(Kafka):
         )  # fmt: skip
         kafka.start()
         return kafka
+
+    @classmethod
+    def instead_of(cls, kafka: Kafka) -> ProxiedKafka:
+        """A stack's broker (same state folder, ports and heap), with the proxied listener added;
+        not started (a Stack starts it)."""
+        taken = {kafka.port, kafka.controller_port}
+        proxied, proxy = [p for p in free_ports(len(taken) + 2) if p not in taken][:2]
+        return cls(
+            kafka.state_dir, port=kafka.port, controller_port=kafka.controller_port, heap=kafka.heap,
+            proxied_port=proxied, proxy_port=proxy,
+        )  # fmt: skip
 
     @property
     def proxy_bootstrap(self) -> str:

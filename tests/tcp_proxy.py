@@ -5,6 +5,9 @@
     proxy.resume()    # held bytes move on, for connections that are still open
     await proxy.close()
 
+    proxy = ProxyThread(upstream_port, port)   # the same on an event loop of its own, for
+    proxy.stall(); proxy.resume(); proxy.close()   # synchronous callers (the fault suite's nemesis)
+
 A connection the client closes while stalled loses what was held for it, as a
 request on a connection that timed out does. Kafka clients connect to the
 address a broker advertises, not the bootstrap address: a broker behind this
@@ -15,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
 
 
 class TcpProxy:
@@ -79,3 +85,36 @@ class TcpProxy:
             # One side gone: the other goes too, whatever was held for it.
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+class ProxyThread:
+    """A TcpProxy running on an event loop in a thread of its own: it lives as long as a
+    module-scoped fixture (longer than any test's loop) and synchronous code stalls it."""
+
+    def __init__(self, upstream_port: int, port: int = 0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
+        self._thread.start()
+        self._proxy = self._call(TcpProxy.start(upstream_port, port))
+        self.port = self._proxy.port
+
+    def stall(self) -> None:
+        self._call(_now(self._proxy.stall))
+
+    def resume(self) -> None:
+        self._call(_now(self._proxy.resume))
+
+    def close(self) -> None:
+        try:
+            self._call(self._proxy.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+
+async def _now(action: Callable[[], None]) -> None:
+    action()  # on the proxy's loop: asyncio.Event is not thread-safe
