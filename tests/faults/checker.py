@@ -3,7 +3,7 @@ with what every service holds, read straight from each service's database.
 
 Categories, each a count that must be 0:
 - lost: an acknowledged report safety does not hold; an outbox row never
-  published; an event a consumer handles (it has handled its type) missing
+  published, or marked sent and not on its topic; an event a consumer handles (it has handled its type) missing
   from that consumer's inbox; a completed visit without its charge, a
   claimable charge without its claim;
 - missed: an escalation the domain table demands (expectations.py) that did
@@ -12,9 +12,18 @@ Categories, each a count that must be 0:
 - spurious: a review or hold the table does not call for;
 - duplicated: more than one review per kind, hold, pause, booking (evaluation,
   course step, review appointment), charge per visit or claim per charge;
-- reordered: one patient's events (on one topic) handled by a consumer in an
-  order other than the one they were produced in; reports handled in an order
-  other than the one they were sent in.
+- reordered: one patient's events (on one topic) whose first copies on the
+  topic are in an order other than the one they were produced in (outbox id
+  order); handled by a consumer in another order (inbox times); reports
+  handled in an order other than the one they were sent in.
+
+Both order checks keep the first copy of an event that landed or was delivered
+twice, as consumers do: they read a partition in offset order and their inbox
+applies the first copy (its processed_at is the first handling's), dropping
+the rest. The inbox times cannot order events handled in one transaction
+(a batch shares one now()), which is where a relay that let a later event of a
+patient overtake an earlier one would mostly show: the check on the log itself
+sees that whatever the consumers' batching.
 """
 
 from __future__ import annotations
@@ -101,6 +110,7 @@ async def check(stack: Stack, history: History) -> Findings:
     findings = Findings()
     await _lost_reports(stack, history, findings)
     await _deliveries_and_order(stack, findings)
+    await _log_order(stack, findings)
     await _report_order(stack, history, findings)
     await _escalations(stack, history, findings)
     await _bookings(stack, history, findings)
@@ -145,12 +155,53 @@ async def _deliveries_and_order(stack: Stack, findings: Findings) -> None:
                 _count_inversions(findings, handled, f"{consumer} on {topic} for patient {key}")
 
 
-def _count_inversions(findings: Findings, handled: list[tuple[str, Any]], where: str) -> None:
-    """``handled`` in production order, with the time each was handled; a later one handled first is reordered."""
-    findings.checked["ordered sequences"] += 1
+def _count_inversions(
+    findings: Findings, handled: list[tuple[str, Any]], where: str, *, checked: str = "ordered sequences", verb: str = "handled"
+) -> None:
+    """``handled`` in production order, with the time (or position) each was handled; a later one first is reordered."""
+    findings.checked[checked] += 1
     for (before_type, before), (after_type, after) in zip(handled, handled[1:], strict=False):
         if after < before:
-            findings.add("reordered", f"{where}: {after_type} handled before the earlier {before_type}")
+            findings.add("reordered", f"{where}: {after_type} {verb} before the earlier {before_type}")
+
+
+async def _log_order(stack: Stack, findings: Findings) -> None:
+    """Per producer, topic and patient: every row marked sent is on the topic, and the first
+    copies are in outbox id order (a relay retry after a batch failed for good may land a
+    copy twice; consumers keep the first)."""
+    produced: dict[str, list[tuple[str, Any]]] = defaultdict(list)  # topic -> (producer, row), id order
+    for service in SERVICES:
+        for row in await rows(stack, service, "SELECT event_id, topic, key, event_type FROM outbox WHERE sent_at IS NOT NULL ORDER BY id"):
+            produced[row["topic"]].append((service, row))
+    for topic, written in sorted(produced.items()):
+        first: dict[str, tuple[int, int]] = {}
+        copies: Counter[str] = Counter()
+        for record in await read_topic(stack.kafka.bootstrap, topic):
+            event_id = _event_id(record.value)
+            if event_id is not None:  # not an envelope: the hostile producer's
+                copies[event_id] += 1
+                first.setdefault(event_id, (record.partition, record.offset))  # offset order per partition
+        per_key: dict[tuple[str, str], list[tuple[str, Any]]] = defaultdict(list)
+        for producer, row in written:
+            findings.checked["events on the log"] += 1
+            landed = first.get(str(row["event_id"]))
+            if landed is None:
+                findings.add("lost", f"{producer}'s {row['event_type']} {row['event_id']} marked sent, not on {topic}")
+                continue
+            per_key[(producer, row["key"])].append((row["event_type"], landed))
+        for (producer, key), landed_at in per_key.items():
+            _count_inversions(
+                findings, landed_at, f"{producer} on {topic} for patient {key}", checked="ordered sequences on the log", verb="landed"
+            )  # fmt: skip
+        findings.checked["events on the log twice or more"] += sum(1 for n in copies.values() if n > 1)
+
+
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        event_id = json.loads(value or b"").get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return event_id if isinstance(event_id, str) else None
 
 
 async def _report_order(stack: Stack, history: History, findings: Findings) -> None:
