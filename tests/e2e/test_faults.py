@@ -1,9 +1,12 @@
 """Fault injection: the domain invariants hold while services, the broker and the
-database are killed and restarted under load (issue 10).
+database are killed and restarted, and the network to the broker stalls, under
+load (issues 10 and 19).
 
 A history of what was sent is recorded while the nemesis kills each service at
 named failure points and at random moments, restarts the broker and the
-database (cleanly and with SIGKILL) and rebalances a consumer group, and a
+database (cleanly and with SIGKILL), rebalances a consumer group and stalls the
+TCP proxy every service reaches the broker through past the relays' producer
+timeout (batches in flight fail for good and are sent again), and a
 hostile producer writes protocol-level garbage onto every consumed topic and
 partition (tests/faults/hostile.py); once the
 system has quiesced, the checker compares the history with every service's
@@ -35,6 +38,8 @@ from tests.faults.hostile import HostileProducer
 from tests.faults.load import Load
 from tests.faults.nemesis import Figures, Nemesis, armed_points, schedule
 from tests.figures import section
+from tests.proxied_kafka import ProxiedKafka
+from tests.tcp_proxy import ProxyThread
 
 pytestmark = pytest.mark.e2e
 
@@ -55,12 +60,20 @@ class Scale:
 # Per service process (a kill resets it): more than one event's whole retry budget.
 TRANSIENT_FAILURES = 7
 
+# The relays' producer timeout here (CARECOORD_OUTBOX_REQUEST_TIMEOUT_MS): a stall past it
+# costs seconds, not aiokafka's default 40.
+PRODUCER_TIMEOUT_MS = 3000
+
 SCALE = Scale(200, 800, 8, 1.0, 4, 3, (2.0, 6.0)) if SOAK else Scale(20, 60, 6, 1.0, 1, 1, (0.5, 1.5))
 
 
 @pytest.fixture(scope="module")
-def fault_stack() -> Iterator[Stack]:
+def fault_stack() -> Iterator[tuple[Stack, ProxyThread]]:
     """Its own stack: restarting the broker and the database must not disturb the session's.
+
+    Its services reach the broker only through a TCP proxy the nemesis stalls (the
+    broker advertises the proxy on a listener of its own, tests/proxied_kafka.py);
+    the test's own clients (the load, the checker) go straight to it.
 
     Durable commits (not the session stack's fast_unsafe_db): with asynchronous
     commit, a killed PostgreSQL may lose commits it already acknowledged, which
@@ -75,14 +88,22 @@ def fault_stack() -> Iterator[Stack]:
         # events wait behind, and the service releases it itself.
         CARECOORD_TRANSIENT_AT=f"consumer.before_commit@TreatmentHoldRequested*{TRANSIENT_FAILURES}",
         CARECOORD_PARKED_RETRY_S="2",
+        CARECOORD_OUTBOX_REQUEST_TIMEOUT_MS=str(PRODUCER_TIMEOUT_MS),
     )
     stack.services["billing"].env["CARECOORD_INTAKE_URL"] = stack.services["intake"].url
     stack.kafka.heap = "512m"
-    stack.up(lambda msg: print(f"[fault-stack] {msg}"))
+    kafka = stack.kafka = ProxiedKafka.instead_of(stack.kafka)
+    for service in stack.services.values():
+        service.env["CARECOORD_KAFKA_BOOTSTRAP"] = kafka.proxy_bootstrap
+    proxy = ProxyThread(kafka.proxied_port, port=kafka.proxy_port)
     try:
-        yield stack  # the nemesis starts the services, armed
+        stack.up(lambda msg: print(f"[fault-stack] {msg}"))
+        try:
+            yield stack, proxy  # the nemesis starts the services, armed
+        finally:
+            stack.down()
     finally:
-        stack.down()
+        proxy.close()
 
 
 async def _clinicians(stack: Stack) -> None:
@@ -97,20 +118,21 @@ async def _clinicians(stack: Stack) -> None:
 
 # ~4 min on a quiet 2-core machine; the margin is for a busy one.
 @pytest.mark.timeout(3600 if SOAK else 600)
-async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_stack: Stack) -> None:
+async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_stack: tuple[Stack, ProxyThread]) -> None:
+    stack, proxy = fault_stack
     seed = int(os.environ.get("CARECOORD_FAULT_SEED", random.randrange(10**6)))
     rng = random.Random(seed)
     figures, history = Figures(), History()
-    nemesis = Nemesis(fault_stack, rng, figures, armed_points(rng, SCALE.rounds))
-    hostile = HostileProducer(fault_stack, random.Random(rng.random()))
+    nemesis = Nemesis(stack, rng, figures, armed_points(rng, SCALE.rounds), proxy, PRODUCER_TIMEOUT_MS / 1000)
+    hostile = HostileProducer(stack, random.Random(rng.random()))
     await asyncio.to_thread(nemesis.start_services)
-    await _clinicians(fault_stack)
+    await _clinicians(stack)
 
     t0 = time.monotonic()
     supervisor = asyncio.create_task(asyncio.to_thread(nemesis.supervise))
     try:
         faults_done = asyncio.Event()
-        async with Load(fault_stack, history, rng) as load:
+        async with Load(stack, history, rng) as load:
             await asyncio.gather(
                 load.run(
                     SCALE.patients, SCALE.most, SCALE.concurrency, SCALE.start_gap_s,
@@ -124,10 +146,10 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
         nemesis.stop()
         await supervisor
     loaded = time.monotonic() - t0
-    await quiesce(fault_stack, timeout=180)
-    await eventually(lambda: _all_claimed(fault_stack), timeout=60, what="every insured charge claimed")
-    findings = await check(fault_stack, history)
-    letters = await dead_letter_reasons(fault_stack)
+    await quiesce(stack, timeout=180)
+    await eventually(lambda: _all_claimed(stack), timeout=60, what="every insured charge claimed")
+    findings = await check(stack, history)
+    letters = await dead_letter_reasons(stack)
 
     report = section("faults" + (" (soak)" if SOAK else ""))
     report.update(
@@ -144,6 +166,10 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
             "broker restarts (clean / SIGKILL)": f"{figures.broker_restarts['clean']} / {figures.broker_restarts['kill']}",
             "database restarts (clean / SIGKILL)": f"{figures.database_restarts['clean']} / {figures.database_restarts['kill']}",
             "consumer-group rebalances": figures.rebalances,
+            f"producer stalls past the {PRODUCER_TIMEOUT_MS / 1000:g} s timeout (held; relay failures meanwhile)": "; ".join(
+                f"{stall.seconds:.1f}s ({', '.join(f'{what} {n}' for what, n in sorted(stall.relay_failures.items())) or 'none'})"
+                for stall in figures.stalls
+            ) or "none",
             "unexpected service exits": sum(figures.unexpected_exits.values()),
             "hostile records (protocol level, every consumed topic and partition)": hostile.figures(),
             "dead letters by reason": ", ".join(f"{r} {n}" for r, n in sorted(letters.items())) or "none",
@@ -161,6 +187,10 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     assert all(findings.counts[c] == 0 for c in CATEGORIES), "\n".join(findings.details)
     assert sum(figures.at_failure_points.values()) >= 1, figures.log
     assert letters["retries_exhausted"] >= 1, "no event ran out of its retry budget: the parking was not exercised"
+    assert len(figures.stalls) == SCALE.rounds, figures.log
+    assert all(stall.keys_timed_out >= 1 for stall in figures.stalls), (
+        f"a network stall during which no relay batch timed out proves nothing: {figures.stalls}"
+    )
 
 
 async def _all_claimed(stack: Stack) -> bool:

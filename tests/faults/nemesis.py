@@ -9,7 +9,11 @@ Meanwhile the faults run one after another:
 - ``("kill", service)``: SIGKILL at a random moment;
 - ``("broker", "clean" | "kill")``, ``("database", "clean" | "kill")``;
 - ``("rebalance", service)``: a second instance joins the consumer group under
-  load, then leaves.
+  load, then leaves;
+- ``("stall", "network")``: the TCP proxy between every service and the broker
+  (tests/tcp_proxy.py) holds all bytes past the relay's producer timeout, so
+  batches in flight fail for good (the relay sends their rows again), then
+  lets them go; consumers miss heartbeats meanwhile and rejoin their groups.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from carecoord_devstack.process import pid_alive
 from carecoord_devstack.scratch import free_ports
 from carecoord_devstack.stack import ServiceProcess, Stack
 from carecoord_shared.contracts.topics import SERVICES
+from tests.tcp_proxy import ProxyThread
+
+from .service_logs import RelayFailures
 
 FAILURE_POINTS: dict[str, tuple[str, ...]] = {
     "intake": ("uow.before_commit", "relay.after_send_before_mark"),
@@ -51,7 +58,18 @@ FAILURE_POINTS: dict[str, tuple[str, ...]] = {
 }
 # An armed point the load has not reached by then is disarmed (a plain restart).
 ARMED_WITHIN_S = 90.0
+# A stall lasts past the producer timeout by this much at least, and until some relay batch
+# failed for good (seen in the logs), at the most STALL_MAX_S.
+STALL_PAST_TIMEOUT_S = 1.5
+STALL_MAX_S = 30.0
 Fault = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stall:
+    seconds: float  # how long the network was held
+    relay_failures: Counter[str]  # what the relays logged meanwhile (service_logs.RelayFailures)
+    keys_timed_out: int  # keys whose batch failed for good on the producer's timeout meanwhile
 
 
 @dataclass
@@ -61,6 +79,7 @@ class Figures:
     broker_restarts: Counter[str] = field(default_factory=Counter)  # clean / kill
     database_restarts: Counter[str] = field(default_factory=Counter)
     rebalances: int = 0
+    stalls: list[Stall] = field(default_factory=list)
     unexpected_exits: Counter[str] = field(default_factory=Counter)  # deaths nobody caused
     log: list[str] = field(default_factory=list)
 
@@ -76,19 +95,28 @@ def armed_points(rng: random.Random, rounds: int) -> dict[str, deque[str]]:
 
 def schedule(rng: random.Random, rounds: int, random_kills: int) -> list[Fault]:
     """Per round: ``random_kills`` services killed at random moments, the broker and the
-    database each restarted cleanly and killed, one rebalance; shuffled."""
+    database each restarted cleanly and killed, one rebalance, one network stall; shuffled."""
     faults: list[Fault] = []
     for _ in range(rounds):
         faults += [("kill", s) for s in rng.sample(SERVICES, random_kills)]
         faults += [("broker", "clean"), ("broker", "kill"), ("database", "clean"), ("database", "kill")]
         faults.append(("rebalance", rng.choice(("safety", "dosing", "scheduling", "billing"))))
+        faults.append(("stall", "network"))
     rng.shuffle(faults)
     return faults
 
 
 class Nemesis:
-    def __init__(self, stack: Stack, rng: random.Random, figures: Figures, armed: dict[str, deque[str]]) -> None:
+    """``proxy``: what every service reaches the broker through; ``producer_timeout_s``: the
+    relays' producer request timeout (CARECOORD_OUTBOX_REQUEST_TIMEOUT_MS)."""
+
+    def __init__(
+        self, stack: Stack, rng: random.Random, figures: Figures, armed: dict[str, deque[str]],
+        proxy: ProxyThread, producer_timeout_s: float,
+    ) -> None:  # fmt: skip
         self.stack = stack
+        self.proxy = proxy
+        self.producer_timeout_s = producer_timeout_s
         self.rng = rng
         self.figures = figures
         self._queued = armed
@@ -197,6 +225,9 @@ class Nemesis:
                 self._database(target)
         elif kind == "rebalance":
             self._rebalance(self.stack.services[target])
+        elif kind == "stall":
+            with self._infrastructure:  # as with the broker away: nothing restarted meanwhile
+                self._stall()
         else:
             raise ValueError(fault)
 
@@ -236,3 +267,20 @@ class Nemesis:
         finally:
             second.stop()
         self.figures.rebalances += 1
+
+    def _stall(self) -> None:
+        failures = RelayFailures(self.stack.state_dir / "logs")
+        t0 = time.monotonic()
+        self.proxy.stall()
+        try:
+            while (held := time.monotonic() - t0) < STALL_MAX_S:
+                if held > self.producer_timeout_s + STALL_PAST_TIMEOUT_S:
+                    failures.poll()
+                    if failures.keys_timed_out:
+                        break
+                time.sleep(0.2)
+        finally:
+            self.proxy.resume()
+        held = time.monotonic() - t0
+        failures.poll()
+        self.figures.stalls.append(Stall(held, Counter(failures.seen), failures.keys_timed_out))
