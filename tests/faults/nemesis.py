@@ -14,21 +14,29 @@ Meanwhile the faults run one after another:
   (tests/tcp_proxy.py) holds all bytes past the relay's producer timeout, so
   batches in flight fail for good (the relay sends their rows again), then
   lets them go; consumers miss heartbeats meanwhile and rejoin their groups.
+  The load's journeys soon all wait on events that cannot arrive then, so the
+  nemesis registers a patient at intake each second of the stall (a write
+  that needs no event): intake's relay has a batch to send into it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+import httpx
+
 from carecoord_devstack.process import pid_alive
 from carecoord_devstack.scratch import free_ports
 from carecoord_devstack.stack import ServiceProcess, Stack
 from carecoord_shared.contracts.topics import SERVICES
+from tests.auth import SERVICE_TOKEN, bearer
+from tests.e2e.intake_journeys import registration
 from tests.tcp_proxy import ProxyThread
 
 from .service_logs import RelayFailures
@@ -270,10 +278,13 @@ class Nemesis:
 
     def _stall(self) -> None:
         failures = RelayFailures(self.stack.state_dir / "logs")
-        t0 = time.monotonic()
+        t0 = probed = time.monotonic()
         self.proxy.stall()
         try:
             while (held := time.monotonic() - t0) < STALL_MAX_S:
+                if time.monotonic() - probed >= 1.0:
+                    self._register_probe_patient()
+                    probed = time.monotonic()
                 if held > self.producer_timeout_s + STALL_PAST_TIMEOUT_S:
                     failures.poll()
                     if failures.keys_timed_out:
@@ -284,3 +295,11 @@ class Nemesis:
         held = time.monotonic() - t0
         failures.poll()
         self.figures.stalls.append(Stall(held, Counter(failures.seen), failures.keys_timed_out))
+
+    def _register_probe_patient(self) -> None:
+        """A patient outside the load's history (no intake steps: nothing is booked or billed)."""
+        body = registration(external_id=f"fault-probe-{uuid.uuid4()}")
+        try:
+            httpx.post(f"{self.stack.services['intake'].url}/v1/patients", json=body, headers=bearer(SERVICE_TOKEN), timeout=5)
+        except httpx.HTTPError:
+            pass  # intake restarting: the next second tries again
