@@ -209,13 +209,17 @@ class Runtime:
                 raise
             except Exception as exc:
                 log.error("consumer.loop_failed", error=type(exc).__name__, restart_in_s=1.0)
-                await asyncio.sleep(1.0)
-                for tp in kafka.assignment():
-                    committed = await kafka.committed(tp)
-                    if committed is None:  # never committed: from the start, as auto_offset_reset says
-                        await kafka.seek_to_beginning(tp)
-                    else:
-                        kafka.seek(tp, committed)
+                # Not started again before every partition is back at the last commit: the failed
+                # loop may have held records it never gave an outcome.
+                while True:
+                    await asyncio.sleep(1.0)
+                    try:
+                        await _rewind_to_committed(kafka)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as rewind_exc:  # the broker away: ask again
+                        log.error("consumer.rewind_failed", error=type(rewind_exc).__name__)
 
     async def _publish_and_wait(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> Any:
         return await self.broker.publish(value, topic, key=key, headers=headers)
@@ -291,6 +295,16 @@ class Runtime:
             checks["outbox"] = f"unavailable: {type(exc).__name__}"
         checks["consumer"] = self.consumer_check()
         return checks
+
+
+async def _rewind_to_committed(kafka: AIOKafkaConsumer) -> None:
+    """Every assigned partition back to the group's last commit: nothing the failed loop held is skipped."""
+    for tp in kafka.assignment():
+        committed = await kafka.committed(tp)
+        if committed is None:  # never committed: from the start, as auto_offset_reset says
+            await kafka.seek_to_beginning(tp)
+        else:
+            kafka.seek(tp, committed)
 
 
 async def _watch(runtime: Runtime) -> None:
