@@ -114,7 +114,21 @@ class SafeFetch:
                 pass  # revoked meanwhile: its next owner starts from the committed offset
 
     async def _isolate(self, before: dict[TopicPartition, int]) -> Fetched:
-        """Each partition on its own: through the client where it can, raw where it cannot."""
+        """Each partition on its own: through the client where it can, raw where it cannot.
+
+        If anything raises part way (the broker going away while partitions are read one by
+        one), every partition goes back to where this fetch began: the records already
+        collected here are dropped with the exception, so their positions must not stay past
+        them (found by the fault suite: a broker restart in the middle lost intake's events
+        to billing, and the next commit went past them).
+        """
+        try:
+            return await self._isolate_each(before)
+        except BaseException:
+            self._rewind(before)
+            raise
+
+    async def _isolate_each(self, before: dict[TopicPartition, int]) -> Fetched:
         out = Fetched([], [])
         for tp, start in sorted(before.items()):
             highwater = self._consumer.highwater(tp)
