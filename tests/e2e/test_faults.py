@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     await eventually(lambda: _all_claimed(stack), timeout=60, what="every insured charge claimed")
     findings = await check(stack, history)
     letters = await dead_letter_reasons(stack)
+    if any(findings.counts[c] for c in CATEGORIES):
+        _keep_evidence(stack, seed, findings.details)
 
     report = section("faults" + (" (soak)" if SOAK else ""))
     report.update(
@@ -195,3 +198,11 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
 
 async def _all_claimed(stack: Stack) -> bool:
     return await unclaimed(stack) == 0
+
+
+def _keep_evidence(stack: Stack, seed: int, details: list[str]) -> None:
+    """The services' logs and the findings of a failed run, kept past the next run's fresh stack."""
+    kept = LOCAL / "fault-failures" / f"seed-{seed}-{int(time.time())}"
+    shutil.copytree(stack.state_dir / "logs", kept / "logs", dirs_exist_ok=True)
+    (kept / "findings.txt").write_text("\n".join(details) + "\n")
+    print(f"[faults] evidence kept in {kept}")
