@@ -65,3 +65,35 @@ async def test_a_broker_error_while_isolating_leaves_every_partition_where_the_f
     with pytest.raises(KafkaConnectionError):
         await fetch.getmany(timeout_ms=500)
     assert consumer.positions == {A: 6, B: 3}
+
+
+class _Rejoining(_Consumer):
+    """A rebalance in the middle of the fetch hands the consumer partition C, which the fetch drains
+    before it fails to decode a record elsewhere."""
+
+    C = TopicPartition("safety.reports", 2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed_offsets = {self.C: 18}
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_offsets.get(tp)
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self.positions[tp] = 0
+
+    async def getmany(self, *partitions: TopicPartition, **_: Any) -> dict[TopicPartition, list[ConsumerRecord]]:
+        if not partitions:
+            self.positions[self.C] = 24  # assigned at 18 (its commit), drained to 24, then the failure
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        return {}
+
+
+async def test_a_partition_assigned_during_a_failed_fetch_goes_back_to_its_commit() -> None:
+    consumer = _Rejoining()
+    fetch = SafeFetch(consumer, _Raw(), max_records=50)  # type: ignore[arg-type]
+    await fetch.getmany(timeout_ms=500)
+    assert consumer.positions[_Rejoining.C] == 18
+    assert (consumer.positions[A], consumer.positions[B]) == (6, 3)
