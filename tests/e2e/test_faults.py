@@ -191,8 +191,10 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
     assert sum(figures.at_failure_points.values()) >= 1, figures.log
     assert letters["retries_exhausted"] >= 1, "no event ran out of its retry budget: the parking was not exercised"
     assert len(figures.stalls) == SCALE.rounds, figures.log
-    assert all(stall.keys_timed_out >= 1 for stall in figures.stalls), (
-        f"a network stall during which no relay batch timed out proves nothing: {figures.stalls}"
+    # A stall may find no batch in flight (make soak saw one of four, held twice): the run as a
+    # whole must have failed some batch for good, or the producer fault proved nothing.
+    assert any(stall.keys_timed_out >= 1 for stall in figures.stalls), (
+        f"network stalls during which no relay batch timed out prove nothing: {figures.stalls}"
     )
 
 
