@@ -293,3 +293,15 @@ def test_a_malformed_rule_file_is_refused_with_the_reason(tmp_path, monkeypatch,
     monkeypatch.setattr(rules, "RULES_DIR", tmp_path)
     with pytest.raises(rules.RuleFileError, match=message):
         rules.load("x")
+
+
+def test_the_contract_docs_name_the_vocabulary_of_the_version_in_force() -> None:
+    """SideEffectReported's field description (docs/events.md, AsyncAPI) lists the codes the rules know."""
+    import re as _re
+
+    from carecoord_shared.contracts.safety import SYMPTOM_CODES
+
+    assert f"({RULES.version}:" in SYMPTOM_CODES
+    listed = set(_re.findall(r"[a-z][a-z0-9_]+", SYMPTOM_CODES.split(f"({RULES.version}:", 1)[1].split(")", 1)[0]))
+    assert {s.code for s in RULES.symptoms()} <= listed
+    assert {c for c in listed if c not in {"red", "flags"}} <= {s.code for s in RULES.symptoms()}
