@@ -392,3 +392,17 @@ async def test_another_patients_check_in_naming_the_session_does_not_count(world
     await events.deliver(db, checkin(appointment, T0 + timedelta(hours=1)), intruder, T0 + timedelta(hours=1))
     await _fired_until(db, clock, T0 + timedelta(hours=4))
     assert len(await _missed(db, patient)) == 1
+
+
+async def test_an_event_keyed_by_another_patient_never_changes_the_session(world: Any) -> None:
+    db, events, clock = world
+    patient, other, appointment = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    refusal = DosingSessionRefused(appointment_id=appointment, plan_id=uuid.uuid4(), reason="blood_pressure")
+    await events.deliver(db, refusal, other, T0 - timedelta(minutes=5))
+    no_show = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+    await events.deliver(db, no_show, other, T0 - timedelta(minutes=4))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    assert await db.reviews_of(other) == []
+    await _fired_until(db, clock, T0 + timedelta(hours=4))
+    assert len(await _missed(db, patient)) == 1

@@ -27,6 +27,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -39,19 +40,27 @@ from .rules import ReviewRequest, RuleSet
 
 POST_DOSE_TIMERS = (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW)
 
+log = structlog.get_logger("carecoord.safety.sessions")
+
 
 async def _upsert(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, **values: Any) -> Any:
-    """The session's row, created if this is the first word about it, and locked for this transaction."""
+    """The session's row as it was before this event (created if this is the first word about it), locked for
+    this transaction, with ``values`` then written. None when the appointment belongs to another patient: an
+    event keyed by one patient never changes another's session."""
     await tx.session.execute(
         insert(dosing_sessions)
         .values(appointment_id=appointment_id, patient_id=patient_id, status="unbooked")
         .on_conflict_do_nothing(index_elements=[dosing_sessions.c.appointment_id])
     )
-    if values:
-        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values))
-    return (
+    row = (
         await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).with_for_update())
     ).one()
+    if row.patient_id != patient_id:
+        log.warning("dosing_session.other_patient", appointment_id=str(appointment_id))
+        return None
+    if values:
+        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values))
+    return row
 
 
 async def _cancel_timers(tx: Transaction, appointment_id: uuid.UUID, now: datetime) -> None:
@@ -64,6 +73,8 @@ async def booked(
 ) -> None:
     """A dosing session is on the calendar (or moved). Its timers wait for the dose, not for the booked start."""
     session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, starts_at=starts_at)
+    if session is None:
+        return
     if session.status in ("unbooked", "cancelled"):
         await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="booked"))
     if session.authorised_at is None:
@@ -82,7 +93,7 @@ async def authorised(
 ) -> None:
     """Dosing authorised the session: the dose. The post-dose timers run from ``at``."""
     session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
-    if session.authorised_at is not None:
+    if session is None or session.authorised_at is not None:
         return  # dosing authorises a session once; a second word about it changes nothing
     first_after = await _first_check_in_since(tx, appointment_id, patient_id, at)
     await tx.session.execute(
@@ -103,20 +114,13 @@ async def refused(
 ) -> None:
     """Dosing refused the session (paused plan, no approved dose, blood pressure): no dose, so nothing to chase."""
     session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, refused_at=at, refusal_reason=reason)
-    if session.authorised_at is None:
+    if session is not None and session.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)
 
 
-async def cancelled(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID | None = None, now: datetime) -> None:
-    row = (
-        await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).with_for_update())
-    ).first()
-    if row is None:
-        if patient_id is None:
-            return
-        row = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
-    await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="cancelled"))
-    if row.authorised_at is None:
+async def cancelled(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, now: datetime) -> None:
+    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, status="cancelled")
+    if session is not None and session.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)
 
 
@@ -125,6 +129,8 @@ async def no_show(
 ) -> None:
     """The patient did not attend the monitored session: they may have dosed unsupervised, or not at all."""
     before = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
+    if before is None:
+        return
     await tx.session.execute(
         update(dosing_sessions)
         .where(dosing_sessions.c.appointment_id == appointment_id)
