@@ -68,6 +68,7 @@ ENDPOINTS = [
     Endpoint("resolve a review", route("POST", "/v1/reviews/{w.co_review}/resolve", lambda w, c: {"clinician_id": c.subject, "decision": "resume"}),
              CLINICIAN_OR_SERVICE, audited_as=("resolve", "review"), ok=None, in_own_name=True),
     Endpoint("read rule versions", route("GET", "/v1/rules"), frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
+    Endpoint("read the symptom vocabulary", route("GET", "/v1/rules/symptoms"), frozenset({Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
     Endpoint("shadow replay", route("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), CLINICIAN_OR_SERVICE),
 ]  # fmt: skip
 

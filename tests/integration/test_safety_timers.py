@@ -12,9 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from carecoord_devstack.stack import Stack
-from carecoord_safety import reviews, rules, sessions, timers
+from carecoord_safety import handlers, reviews, rules, sessions, timers
 from carecoord_safety.app import definition
 from carecoord_safety.models import clinician_reviews, messaging
+from carecoord_shared.contracts import Envelope
+from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
+from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
+from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 from carecoord_devstack.scratch import scratch_database
@@ -61,8 +66,12 @@ async def db_url(stack: Stack) -> AsyncIterator[str]:
 
 
 async def _book(db: SafetyDb, patient: uuid.UUID, appointment: uuid.UUID) -> None:
+    """Booked for T0 and authorised (dosed) at T0: the post-dose timers run from T0."""
     async with db.uow.transaction() as tx:
-        await sessions.booked(tx, RULES, appointment_id=appointment, patient_id=patient, starts_at=T0)
+        await sessions.booked(tx, RULES, appointment_id=appointment, patient_id=patient, starts_at=T0, now=T0)
+        await sessions.authorised(
+            tx, RULES, appointment_id=appointment, patient_id=patient, authorisation_id=uuid.uuid4(), at=T0, now=T0
+        )
 
 
 async def test_check_in_timers_survive_a_restart_and_fire_exactly_once(db_url: str) -> None:
@@ -96,7 +105,10 @@ async def test_a_check_in_in_time_cancels_both_timers(db_url: str) -> None:
     db = SafetyDb(db_url)
     await _book(db, patient, appointment)
     async with db.uow.transaction() as tx:
-        await sessions.checked_in(tx, appointment, now=T0 + timedelta(hours=2))
+        counted = await sessions.checked_in(
+            tx, appointment_id=appointment, patient_id=patient, at=T0 + timedelta(hours=2), now=T0 + timedelta(hours=2)
+        )
+    assert counted
     assert await db.loop(Clock(T0 + timedelta(hours=9))).tick() == 0
     assert await db.outbox_types(patient) == []
     await db.engine.dispose()
@@ -156,3 +168,241 @@ async def test_an_unacknowledged_review_becomes_overdue_once_with_raised_priorit
         pending = await s.execute(select(func.count()).select_from(timers.timers).where(timers.timers.c.fired_at.is_(None), timers.timers.c.cancelled_at.is_(None), timers.timers.c.subject_id.in_(review_ids.values())))
         assert pending.scalar_one() == 0
     await db.engine.dispose()
+
+
+# --- the post-dose timers run from the dose, whatever order the events arrive in (issue #20) ---
+
+
+class Handlers:
+    """Safety's event handlers as the service registers them, delivered to in-process (no broker)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.by_type: dict[str, list[Any]] = {}
+        self.clock = clock
+        handlers.register_with(RULES, clock)(self)  # type: ignore[arg-type]
+
+    def on(self, event_cls: Any) -> Any:
+        def register(fn: Any) -> Any:
+            self.by_type.setdefault(event_cls.event_type, []).append(fn)
+            return fn
+
+        return register
+
+    async def deliver(self, db: SafetyDb, event: Any, patient: uuid.UUID, occurred_at: datetime) -> None:
+        """``event`` happened at ``occurred_at`` and reaches safety then (the clock moves to it)."""
+        self.clock.now = max(self.clock.now, occurred_at)
+        envelope = Envelope.wrap(event, patient_id=patient, producer="dosing", occurred_at=occurred_at)
+        async with db.uow.transaction(cause=envelope) as tx:
+            for handle in self.by_type.get(event.event_type, []):  # a type safety does not handle is skipped, as the consumer does
+                await handle(event, tx)
+
+
+def booked(appointment: uuid.UUID, starts_at: datetime = T0) -> AppointmentBooked:
+    return AppointmentBooked(
+        appointment_id=appointment,
+        appointment_type=AppointmentType.dosing_session,
+        clinician_id="dr-lee",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=2),
+    )
+
+
+def authorised(appointment: uuid.UUID) -> DosingSessionAuthorised:
+    return DosingSessionAuthorised(authorisation_id=uuid.uuid4(), plan_id=uuid.uuid4(), appointment_id=appointment, dose_mg=100)
+
+
+def checkin(appointment: uuid.UUID, answered_at: datetime) -> MoodCheckInSubmitted:
+    return MoodCheckInSubmitted(checkin_id=uuid.uuid4(), phq9_items=[1] * 8 + [0], answered_at=answered_at, appointment_id=appointment)
+
+
+async def _fired_until(db: SafetyDb, clock: Clock, until: datetime) -> None:
+    clock.now = until
+    while await db.loop(clock).tick():
+        pass
+
+
+async def _missed(db: SafetyDb, patient: uuid.UUID) -> list[Any]:
+    async with db.uow.sessions() as s:
+        rows = await s.execute(
+            select(messaging.outbox.c.envelope).where(
+                messaging.outbox.c.key == str(patient), messaging.outbox.c.event_type == "CheckInMissed"
+            )
+        )
+        return [envelope["payload"] for envelope in rows.scalars()]
+
+
+@pytest.fixture
+async def world(db_url: str) -> AsyncIterator[tuple[SafetyDb, Handlers, Clock]]:
+    db = SafetyDb(db_url)
+    clock = Clock(T0 - timedelta(days=1))
+    yield db, Handlers(clock), clock
+    await db.engine.dispose()
+
+
+async def test_a_dose_two_hours_late_is_chased_four_hours_after_the_dose_not_the_booking(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, authorised(appointment), patient, T0 + timedelta(hours=2))
+
+    await _fired_until(db, clock, T0 + timedelta(hours=5, minutes=59))
+    assert await db.outbox_types(patient) == [], "4 h after the booked start is only 3 h 59 after the dose"
+    await _fired_until(db, clock, T0 + timedelta(hours=6))
+    [missed] = await _missed(db, patient)
+    assert missed["appointment_id"] == str(appointment) and missed["hours_since_start"] == 4
+    await _fired_until(db, clock, T0 + timedelta(hours=9, minutes=59))
+    assert await db.reviews_of(patient) == []
+    await _fired_until(db, clock, T0 + timedelta(hours=10))
+    [review] = await db.reviews_of(patient)
+    assert review.reason == "missed_check_in"
+
+
+async def test_the_authorisation_arriving_before_the_booking_still_starts_the_timers_once(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, authorised(appointment), patient, T0 + timedelta(hours=1))  # dosing.sessions overtook ...
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))  # ... scheduling.appointments
+    await _fired_until(db, clock, T0 + timedelta(hours=4, minutes=59))
+    assert await _missed(db, patient) == []
+    await _fired_until(db, clock, T0 + timedelta(hours=9))
+    assert len(await _missed(db, patient)) == 1
+    assert [r.reason for r in await db.reviews_of(patient)] == ["missed_check_in"]
+
+
+async def test_a_session_refused_at_150_95_is_never_chased(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    refusal = DosingSessionRefused(appointment_id=appointment, plan_id=uuid.uuid4(), reason="blood_pressure")
+    await events.deliver(db, refusal, patient, T0 - timedelta(minutes=10))
+    await _fired_until(db, clock, T0 + timedelta(days=1))
+    assert await db.outbox_types(patient) == [] and await db.reviews_of(patient) == []
+
+
+async def test_a_refusal_then_an_authorisation_after_a_repeat_reading_chases_from_the_authorisation(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    refusal = DosingSessionRefused(appointment_id=appointment, plan_id=uuid.uuid4(), reason="blood_pressure")
+    await events.deliver(db, refusal, patient, T0)
+    await events.deliver(db, authorised(appointment), patient, T0 + timedelta(minutes=30))
+    await _fired_until(db, clock, T0 + timedelta(hours=4, minutes=29))
+    assert await _missed(db, patient) == []
+    await _fired_until(db, clock, T0 + timedelta(hours=4, minutes=30))
+    assert len(await _missed(db, patient)) == 1
+
+
+async def test_a_no_show_opens_the_rules_review_once_and_nothing_is_chased(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    no_show = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+    await events.deliver(db, no_show, patient, T0 + timedelta(hours=1))
+    await events.deliver(db, no_show, patient, T0 + timedelta(hours=1, minutes=5))  # said twice (a new event id)
+    [review] = await db.reviews_of(patient)
+    assert (review.reason, review.priority, review.triggers, review.rule_version) == (
+        "dosing_session_no_show", "high", ["dosing_session_no_show"], "2026.12.1"
+    )
+    assert review.due_at == T0 + timedelta(hours=25)
+    await _fired_until(db, clock, T0 + timedelta(hours=9))
+    assert await _missed(db, patient) == []
+    assert [r.reason for r in await db.reviews_of(patient)] == ["dosing_session_no_show"]
+
+
+async def test_a_no_show_or_a_cancellation_after_the_authorisation_keeps_chasing_the_dose(world: Any) -> None:
+    db, events, clock = world
+    no_show_patient, cancelled_patient = uuid.uuid4(), uuid.uuid4()
+    for patient in (no_show_patient, cancelled_patient):
+        appointment = uuid.uuid4()
+        await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+        await events.deliver(db, authorised(appointment), patient, T0)
+        if patient == no_show_patient:
+            later = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+        else:
+            later = AppointmentCancelled(
+                appointment_id=appointment, appointment_type=AppointmentType.dosing_session, reason="treatment_hold", starts_at=T0
+            )
+        await events.deliver(db, later, patient, T0 + timedelta(minutes=30))
+    await _fired_until(db, clock, T0 + timedelta(hours=8))
+    for patient in (no_show_patient, cancelled_patient):
+        assert len(await _missed(db, patient)) == 1, "the tablet was released: the patient may have taken it"
+    assert sorted(r.reason for r in await db.reviews_of(no_show_patient)) == ["dosing_session_no_show", "missed_check_in"]
+    [no_show_review] = [r for r in await db.reviews_of(no_show_patient) if r.reason == "dosing_session_no_show"]
+    assert no_show_review.triggers == ["dosing_session_no_show_authorised"]
+
+
+async def test_a_check_in_before_the_dose_does_not_count_as_the_post_dose_check_in(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, checkin(appointment, T0 - timedelta(seconds=1)), patient, T0 - timedelta(seconds=1))  # pre-dose
+    await events.deliver(db, authorised(appointment), patient, T0)
+    await _fired_until(db, clock, T0 + timedelta(hours=8))
+    assert len(await _missed(db, patient)) == 1
+    assert [r.reason for r in await db.reviews_of(patient)] == ["missed_check_in"]
+    assert "MoodCheckInRecorded" in await db.outbox_types(patient), "still recorded, as a mood observation"
+
+
+async def test_a_check_in_at_the_dose_counts(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    await events.deliver(db, checkin(appointment, T0), patient, T0)
+    await _fired_until(db, clock, T0 + timedelta(hours=9))
+    assert await _missed(db, patient) == [] and await db.reviews_of(patient) == []
+
+
+async def test_a_pre_dose_check_in_arriving_after_the_authorisation_does_not_cancel_the_timers(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    await events.deliver(db, checkin(appointment, T0 - timedelta(minutes=20)), patient, T0 + timedelta(minutes=5))  # late upload
+    await _fired_until(db, clock, T0 + timedelta(hours=4))
+    assert len(await _missed(db, patient)) == 1
+
+
+async def test_a_post_dose_check_in_arriving_before_the_authorisation_still_counts(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    # patient-app.reports overtook dosing.sessions: the check-in (answered 1 h after the dose) comes first
+    await events.deliver(db, checkin(appointment, T0 + timedelta(hours=1)), patient, T0 + timedelta(hours=1))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    await _fired_until(db, clock, T0 + timedelta(hours=9))
+    assert await _missed(db, patient) == [] and await db.reviews_of(patient) == []
+
+
+async def test_a_check_in_after_the_booked_start_but_before_a_late_dose_does_not_count(world: Any) -> None:
+    db, events, clock = world
+    patient, appointment = uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, checkin(appointment, T0 + timedelta(hours=1)), patient, T0 + timedelta(hours=1))
+    await events.deliver(db, authorised(appointment), patient, T0 + timedelta(hours=2))  # dosed two hours late
+    await _fired_until(db, clock, T0 + timedelta(hours=6))
+    assert len(await _missed(db, patient)) == 1
+
+
+async def test_another_patients_check_in_naming_the_session_does_not_count(world: Any) -> None:
+    db, events, clock = world
+    patient, intruder, appointment = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    await events.deliver(db, checkin(appointment, T0 + timedelta(hours=1)), intruder, T0 + timedelta(hours=1))
+    await _fired_until(db, clock, T0 + timedelta(hours=4))
+    assert len(await _missed(db, patient)) == 1
+
+
+async def test_an_event_keyed_by_another_patient_never_changes_the_session(world: Any) -> None:
+    db, events, clock = world
+    patient, other, appointment = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
+    refusal = DosingSessionRefused(appointment_id=appointment, plan_id=uuid.uuid4(), reason="blood_pressure")
+    await events.deliver(db, refusal, other, T0 - timedelta(minutes=5))
+    no_show = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+    await events.deliver(db, no_show, other, T0 - timedelta(minutes=4))
+    await events.deliver(db, authorised(appointment), patient, T0)
+    assert await db.reviews_of(other) == []
+    await _fired_until(db, clock, T0 + timedelta(hours=4))
+    assert len(await _missed(db, patient)) == 1

@@ -22,8 +22,8 @@ def reviews(assessment: rules.Assessment) -> dict[str, tuple[str, int, bool]]:
 
 
 def test_the_current_rule_file_loads_and_declares_its_version() -> None:
-    assert RULES.version == rules.CURRENT_VERSION == "2026.11.2"
-    assert set(rules.available_versions()) >= {"2026.11.1", "2026.11.2"}
+    assert RULES.version == rules.CURRENT_VERSION == "2026.12.1"
+    assert set(rules.available_versions()) >= {"2026.11.1", "2026.11.2", "2026.12.0", "2026.12.1"}
 
 
 # --- grade >= 3 or a red flag: urgent review (<= 4 h) and hold ---
@@ -38,7 +38,9 @@ def test_grade_3_or_worse_opens_an_urgent_review_within_4h_and_holds(grade: int)
     assessment = RULES.assess(report(grade))
     assert reviews(assessment) == {"severe_side_effect": ("urgent", 4, True)}
     assert assessment.triggers == (f"grade_{grade}",) and assessment.hold
-    assert assessment.rule_version == "2026.11.2"
+    assert assessment.rule_version == "2026.12.1"
+    # grade 4 is life-threatening: the patient is told to seek emergency care; grade 3 is not told so
+    assert assessment.advice == (("seek_emergency_care",) if grade >= 4 else ())
 
 
 @pytest.mark.parametrize("symptom", sorted(RULES.red_flags))
@@ -51,7 +53,7 @@ def test_any_red_flag_escalates_even_at_grade_1(symptom: str) -> None:
 def test_severe_and_red_flag_together_make_one_review_with_both_triggers() -> None:
     assessment = RULES.assess(report(4, "chest_pain"))
     [review] = assessment.reviews
-    assert review.rule_ids == ("red_flag_symptom", "grade_3_or_worse")
+    assert review.rule_ids == ("red_flag_symptom", "emergency_symptom", "grade_3_or_worse", "grade_4_or_worse")
     assert review.triggers == ("red_flag_chest_pain", "grade_4")
 
 
@@ -158,13 +160,103 @@ def test_160_100_opens_a_review_without_hold(systolic: int, diastolic: int) -> N
     assessment = bp(systolic, diastolic, context="post_dose")
     assert reviews(assessment) == {"high_blood_pressure": ("high", 24, False)}
     assert assessment.out_of_limits
+    assert assessment.advice == (), "below the crisis range the patient is not sent to the emergency department"
 
 
 @pytest.mark.parametrize(("systolic", "diastolic"), [(180, 100), (150, 110), (220, 130)])
 def test_180_110_is_a_crisis_urgent_review_with_hold(systolic: int, diastolic: int) -> None:
     assessment = bp(systolic, diastolic, context="routine")
     assert reviews(assessment) == {"high_blood_pressure": ("urgent", 4, True)}
-    assert assessment.rule_version == "2026.11.2"
+    assert assessment.rule_version == "2026.12.1"
+    assert assessment.advice == ("seek_emergency_care",), "the rule calls for guidance to seek emergency care"
+
+
+# --- the blood-pressure rule's symptoms (domain.md): red flags, with emergency advice ---
+
+EMERGENCY = ["chest_pain", "severe_headache", "shortness_of_breath", "breathing_difficulty", "confusion", "loss_of_consciousness"]
+
+
+@pytest.mark.parametrize("symptom", EMERGENCY)
+def test_the_symptoms_the_blood_pressure_rule_names_are_urgent_with_a_hold_and_emergency_advice(symptom: str) -> None:
+    assessment = RULES.assess(report(1, symptom))
+    assert reviews(assessment) == {"severe_side_effect": ("urgent", 4, True)}
+    assert f"red_flag_{symptom}" in assessment.triggers
+    assert assessment.advice == ("seek_emergency_care",)
+
+
+def test_a_plain_headache_is_not_a_severe_headache() -> None:
+    assessment = RULES.assess(report(1, "headache"))
+    assert assessment.reviews == () and assessment.advice == () and assessment.unknown_symptoms == ()
+
+
+def test_red_flags_without_emergency_advice_still_escalate_without_it() -> None:
+    assessment = RULES.assess(report(1, "blood_in_urine"))
+    assert reviews(assessment) == {"severe_side_effect": ("urgent", 4, True)} and assessment.advice == ()
+
+
+def test_the_version_before_missed_severe_headache_and_confusion() -> None:
+    """What 2026.12.1 fixes: under 2026.11.2 these reports escalated nothing and advised nothing."""
+    old = rules.load("2026.11.2")
+    for symptom in ("severe_headache", "confusion", "shortness_of_breath"):
+        assert old.assess(report(1, symptom)).reviews == ()
+        assert RULES.assess(report(1, symptom)).hold
+
+
+# --- the symptom vocabulary; an unknown code is flagged for a clinician ---
+
+
+def test_the_vocabulary_names_every_red_flag_and_labels_each_code() -> None:
+    by_code = {s.code: s for s in RULES.symptoms()}
+    assert RULES.red_flags <= by_code.keys()
+    assert {c for c, s in by_code.items() if s.red_flag} == RULES.red_flags
+    assert by_code["severe_headache"].label == "Severe headache" and by_code["severe_headache"].advice == ("seek_emergency_care",)
+    assert by_code["nausea"].red_flag is False and by_code["nausea"].advice == ()
+    assert all(s.label for s in by_code.values())
+
+
+def test_an_unknown_symptom_code_opens_a_routine_review_naming_it() -> None:
+    assessment = RULES.assess(report(1, "nausea", "tingling_lips"))
+    assert reviews(assessment) == {"unrecognised_symptom": ("routine", 24, False)}
+    assert assessment.unknown_symptoms == ("tingling_lips",)
+    assert assessment.triggers == ("unknown_symptom_tingling_lips",)
+
+
+def test_known_codes_only_open_no_unknown_review() -> None:
+    assessment = RULES.assess(report(1, "nausea", "dizziness"))
+    assert assessment.reviews == () and assessment.unknown_symptoms == ()
+
+
+def test_an_unknown_code_beside_a_red_flag_is_flagged_too() -> None:
+    assessment = RULES.assess(report(2, "chest_pain", "zz_new"))
+    assert set(reviews(assessment)) == {"severe_side_effect", "moderate_side_effect", "unrecognised_symptom"}
+    assert assessment.unknown_symptoms == ("zz_new",)
+
+
+def test_a_64_character_unknown_code_gives_a_trigger_that_is_still_a_short_code() -> None:
+    code = "x" * 64
+    assessment = RULES.assess(report(1, code))
+    [trigger] = assessment.triggers
+    assert len(trigger) == 64 and trigger.startswith("unknown_symptom_x")
+    assert assessment.unknown_symptoms == (code,)
+
+
+def test_an_older_version_has_no_vocabulary_and_flags_nothing() -> None:
+    old = rules.load("2026.11.2")
+    assert old.symptoms() == [] and old.assess(report(1, "tingling_lips")).unknown_symptoms == ()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('red_flag_symptoms = ["chest_pain"]\n[symptoms]\nnausea = "Nausea"\n', "not in \\[symptoms\\]"),
+        ('[symptoms]\n"Bad Code" = "x"\n', "snake_case"),
+    ],
+)
+def test_a_vocabulary_that_misses_a_code_its_rules_name_is_refused(tmp_path, monkeypatch, extra: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "escalation-x.toml").write_text(f'version = "x"\n{extra}[[rules]]\nid = "r"\non = "side_effect"\nwhen = {{ any_red_flag = true }}\n')
+    monkeypatch.setattr(rules, "RULES_DIR", tmp_path)
+    with pytest.raises(rules.RuleFileError, match=message):
+        rules.load("x")
 
 
 # --- timers and versions are configuration too ---
@@ -174,6 +266,11 @@ def test_check_in_timers_come_from_the_rule_file() -> None:
     assert RULES.timers.checkin_missed_after == timedelta(hours=4)
     assert RULES.timers.checkin_review_after == timedelta(hours=8)
     assert RULES.timers.checkin_review is not None and RULES.timers.checkin_review.reason == "missed_check_in"
+    no_show = RULES.timers.no_show_review
+    assert no_show is not None and (no_show.reason, no_show.priority.value, no_show.due_within) == (
+        "dosing_session_no_show", "high", timedelta(hours=24)
+    )
+    assert rules.load("2026.11.2").timers.no_show_review is None
 
 
 def test_an_older_version_still_decides_as_it_did() -> None:
@@ -196,3 +293,15 @@ def test_a_malformed_rule_file_is_refused_with_the_reason(tmp_path, monkeypatch,
     monkeypatch.setattr(rules, "RULES_DIR", tmp_path)
     with pytest.raises(rules.RuleFileError, match=message):
         rules.load("x")
+
+
+def test_the_contract_docs_name_the_vocabulary_of_the_version_in_force() -> None:
+    """SideEffectReported's field description (docs/events.md, AsyncAPI) lists the codes the rules know."""
+    import re as _re
+
+    from carecoord_shared.contracts.safety import SYMPTOM_CODES
+
+    assert f"({RULES.version}:" in SYMPTOM_CODES
+    listed = set(_re.findall(r"[a-z][a-z0-9_]+", SYMPTOM_CODES.split(f"({RULES.version}:", 1)[1].split(")", 1)[0]))
+    assert {s.code for s in RULES.symptoms()} <= listed
+    assert {c for c in listed if c not in {"red", "flags"}} <= {s.code for s in RULES.symptoms()}

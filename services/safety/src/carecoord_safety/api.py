@@ -16,11 +16,13 @@ patient check writes an audit row, allowed or denied):
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
 |   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
 | GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
+| GET /rules/symptoms (the vocabulary)   | yes          | yes               | yes      | yes     | not audited: no PHI      |
 | POST /rules/shadow                     | -            | licensed states   | -        | yes     | replay rules-shadow      |
 
 A clinician may record an observation too (vitals taken in a video visit, a
 side effect the patient mentions). The rule versions are configuration, not
-patient data, so operators (who deploy them) may read them. The shadow replay
+patient data, so operators (who deploy them) may read them; the symptom
+vocabulary is what the patient app offers, so patients read it too. The shadow replay
 answers with recorded observations of identified patients and what each rule
 version made of them: that is PHI, so operators are refused, and a clinician's
 replay covers only patients in their licensed states (replaying per patient,
@@ -85,10 +87,32 @@ class OutcomeOut(BaseModel):
     review_ids: list[uuid.UUID]
     hold_requested: bool
     out_of_limits: bool
+    advice: list[str] = Field(
+        description="Coded guidance for the patient the app shows with the answer: seek_emergency_care "
+        "(a red-flag symptom of the blood-pressure rule, a life-threatening report, a reading at or above 180/110)."
+    )
 
 
 class ReportOutcomeOut(OutcomeOut):
     report_id: uuid.UUID
+    unknown_symptoms: list[str] = Field(
+        description="Codes of this report the rules do not know (GET /v1/rules/symptoms): recorded, and a clinician will look."
+    )
+
+
+class SymptomOut(BaseModel):
+    code: str
+    label: str
+    red_flag: bool = Field(description="Escalates at any grade: an urgent clinician review and a treatment hold.")
+    advice: list[str] = Field(description="Guidance a report of this symptom brings, e.g. seek_emergency_care.")
+
+
+class SymptomVocabulary(BaseModel):
+    rule_version: str
+    symptoms: list[SymptomOut]
+    unknown_codes: str = Field(
+        description="What happens to a code outside this list: it is accepted and recorded, and flagged for a clinician."
+    )
 
 
 class Review(BaseModel):
@@ -254,6 +278,23 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
     async def rule_versions(_access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]) -> dict[str, Any]:
         return {"current": current.version, "available": rules.available_versions()}
+
+    @router.get(
+        "/rules/symptoms",
+        response_model=SymptomVocabulary,
+        tags=["rules"],
+        summary="The symptom codes the rules in force know, with a label, whether each is a red flag, and its advice",
+    )
+    async def symptom_vocabulary(
+        _access: Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
+    ) -> dict[str, Any]:
+        review = next((r.review for r in current.rules if "any_unknown_symptom" in r.when and r.review), None)
+        flagged = f"an {review.reason} review ({review.priority.value}, within {int(review.due_within.total_seconds() // 3600)} h)" if review else "no review"
+        return {
+            "rule_version": current.version,
+            "symptoms": [s.__dict__ | {"advice": list(s.advice)} for s in current.symptoms()],
+            "unknown_codes": f"accepted and recorded, never refused; counted, and flagged for a clinician: {flagged}",
+        }
 
     @router.post("/rules/shadow", tags=["rules"], summary="Replay recorded history under a proposed rule version; acts on nothing")
     async def shadow_evaluation(body: ShadowRequest, uow: UowDep, access: Clinical) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Safety's reactions to events: what the patient app submits, and the dosing
-sessions scheduling books (for the check-in timers)."""
+sessions scheduling books and dosing authorises or refuses (for the post-dose
+check-in timers, which run from the authorisation; see sessions.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentRescheduled
+from carecoord_shared.contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
+from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow, AppointmentRescheduled
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 
@@ -43,7 +45,7 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
             assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
-                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at
+                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at, now=clock()
                 )
 
         @consumer.on(AppointmentRescheduled)
@@ -51,15 +53,58 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
             assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
-                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at
+                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at, now=clock()
                 )
 
         @consumer.on(AppointmentCancelled)
         async def cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
+            assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
-                await sessions.cancelled(tx, appointment_id=event.appointment_id, now=clock())
+                await sessions.cancelled(tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, now=clock())
+
+        @consumer.on(AppointmentNoShow)
+        async def no_show(event: AppointmentNoShow, tx: Transaction) -> None:
+            assert tx.cause is not None
+            if event.appointment_type is AppointmentType.dosing_session:
+                await sessions.no_show(
+                    tx,
+                    rules,
+                    appointment_id=event.appointment_id,
+                    patient_id=tx.cause.patient_id,
+                    starts_at=event.starts_at,
+                    at=_when(tx, clock),
+                    now=clock(),
+                )
+
+        # The dose: dosing's authorisation names scheduling's appointment id; its time is the envelope's occurred_at.
+        @consumer.on(DosingSessionAuthorised)
+        async def authorised(event: DosingSessionAuthorised, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await sessions.authorised(
+                tx,
+                rules,
+                appointment_id=event.appointment_id,
+                patient_id=tx.cause.patient_id,
+                authorisation_id=event.authorisation_id,
+                at=_when(tx, clock),
+                now=clock(),
+            )
+
+        @consumer.on(DosingSessionRefused)
+        async def refused(event: DosingSessionRefused, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await sessions.refused(
+                tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, reason=event.reason, at=_when(tx, clock), now=clock()
+            )
 
     return register
+
+
+def _when(tx: Transaction, clock: Clock) -> Any:
+    """When the event happened: the producer's occurred_at, but never later than it reached us (a producer
+    clock running ahead would start the post-dose timers late)."""
+    assert tx.cause is not None
+    return min(tx.cause.occurred_at, clock())
 
 
 def _recording(record: Any, rules: RuleSet, clock: Clock) -> Any:

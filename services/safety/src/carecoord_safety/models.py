@@ -37,6 +37,8 @@ def _assessment_columns() -> list[Column]:  # type: ignore[type-arg]
         Column("rule_version", String(40), nullable=False),
         Column("fired", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
         Column("triggers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        # Coded guidance for the patient (e.g. seek_emergency_care), returned again on a resubmission.
+        Column("advice", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     ]
 
 
@@ -53,6 +55,8 @@ side_effect_reports = Table(
     Column("source", String(20), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("escalated", Boolean, nullable=False),
+    # Codes outside the rule version's symptom vocabulary: flagged for a clinician.
+    Column("unknown_symptoms", ARRAY(String(64)), nullable=False, server_default=text("'{}'")),
     *_assessment_columns(),
 )
 
@@ -148,15 +152,26 @@ treatment_holds = Table(
     Column("released_at", DateTime(timezone=True)),
 )
 
-# Safety's own view of scheduled dosing sessions, for the check-in timers.
+# Safety's own view of dosing sessions, for the post-dose check-in timers: what
+# scheduling says (booked start, cancelled, no-show) and what dosing says (the
+# authorisation, i.e. the dose; a refusal), merged whatever order they arrive in.
 dosing_sessions = Table(
     "dosing_sessions",
     metadata,
     Column("appointment_id", Uuid, primary_key=True),
     Column("patient_id", Uuid, nullable=False, index=True),
-    Column("starts_at", DateTime(timezone=True), nullable=False),
+    # Empty while only dosing's authorisation has arrived.
+    Column("starts_at", DateTime(timezone=True)),
+    # booked | cancelled | no_show (scheduling), or unbooked: not heard from scheduling yet.
     Column("status", String(20), nullable=False),
+    # The earliest post-dose check-in (answered/measured at or after the dose).
     Column("checked_in_at", DateTime(timezone=True)),
+    # When dosing authorised the session (its event's occurred_at): the post-dose timers run from here.
+    Column("authorised_at", DateTime(timezone=True)),
+    Column("authorisation_id", Uuid),
+    Column("refused_at", DateTime(timezone=True)),
+    Column("refusal_reason", String(64)),
+    Column("no_show_at", DateTime(timezone=True)),
 )
 
 # Durable timers: kept in the database so they survive restarts; fired and

@@ -9,11 +9,13 @@ its client-generated id: a resubmission returns the first outcome.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.metrics import Counter
 from sqlalchemy import Table, insert, select
 
 from carecoord_shared.contracts.common import Instrument
@@ -21,6 +23,7 @@ from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.telemetry import meter
 
 from . import reviews, sessions
 from .models import mood_checkins, review_triggers, side_effect_reports, treatment_holds, vitals_readings
@@ -39,6 +42,10 @@ class Outcome:
     review_ids: list[uuid.UUID] = field(default_factory=list)
     hold_requested: bool = False
     out_of_limits: bool = False
+    # Coded guidance for the patient (e.g. seek_emergency_care), for the app to show.
+    advice: list[str] = field(default_factory=list)
+    # Symptom codes the rule version does not know (side-effect reports only).
+    unknown_symptoms: list[str] = field(default_factory=list)
 
     @property
     def review_id(self) -> uuid.UUID | None:
@@ -62,6 +69,7 @@ async def record_report(
         return existing
     facts = SideEffect(at=now, grade=observation.grade, symptoms=tuple(observation.symptoms))
     assessment = rules.assess(facts, await side_effect_history(tx, patient_id, now))
+    unknown = list(assessment.unknown_symptoms)
     await tx.session.execute(
         insert(side_effect_reports).values(
             report_id=observation.report_id,
@@ -73,6 +81,7 @@ async def record_report(
             source=source,
             received_at=now,
             escalated=assessment.escalated,
+            unknown_symptoms=unknown,
             **_decision(assessment),
         )
     )
@@ -83,9 +92,14 @@ async def record_report(
             grade=observation.grade,
             escalated=assessment.escalated,
             rule_version=assessment.rule_version,
+            advice=list(assessment.advice),
+            unknown_symptoms=unknown,
         ),
         patient_id=patient_id,
     )
+    if unknown:
+        # Counted, never labelled with the code: codes come from outside and are unbounded.
+        _unknown_symptom_codes().add(len(unknown), {"source": source if source in SOURCES else "other", "rule_version": assessment.rule_version})
     return await _act(tx, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now)
 
 
@@ -125,11 +139,12 @@ async def record_vitals(
             appointment_id=observation.appointment_id,
             within_limits=not assessment.out_of_limits,
             rule_version=assessment.rule_version,
+            advice=list(assessment.advice),
         ),
         patient_id=patient_id,
     )
     if observation.appointment_id and observation.context.value == "post_dose":
-        await sessions.checked_in(tx, observation.appointment_id, now=now)
+        await sessions.checked_in(tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.measured_at, now=now)
     return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=observation.reading_id, now=now)
 
 
@@ -170,7 +185,8 @@ async def record_checkin(
         patient_id=patient_id,
     )
     if observation.appointment_id:
-        await sessions.checked_in(tx, observation.appointment_id, now=now)
+        # The post-dose check-in only if answered after the dose; before it, a mood observation like any other.
+        await sessions.checked_in(tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.answered_at, now=now)
     return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now)
 
 
@@ -187,8 +203,24 @@ async def record_screening(tx: Transaction, rules: RuleSet, *, patient_id: uuid.
     return await _act(tx, rules.assess(mood), patient_id=patient_id, kind="intake_screening", source_id=observation.assessment_id, now=now)
 
 
+SOURCES = frozenset({"http", "patient-app"})
+
+
+@functools.cache
+def _unknown_symptom_codes() -> Counter:
+    return meter().create_counter(
+        "carecoord.safety.unknown_symptom_codes",
+        description="Symptom codes in side-effect reports that the rule version in force does not know, by source and rule version",
+    )
+
+
 def _decision(assessment: Assessment) -> dict[str, Any]:
-    return {"rule_version": assessment.rule_version, "fired": list(assessment.fired), "triggers": list(assessment.triggers)}
+    return {
+        "rule_version": assessment.rule_version,
+        "fired": list(assessment.fired),
+        "triggers": list(assessment.triggers),
+        "advice": list(assessment.advice),
+    }
 
 
 async def _act(
@@ -215,6 +247,8 @@ async def _act(
         review_ids=review_ids,
         hold_requested=hold,
         out_of_limits=assessment.out_of_limits,
+        advice=list(assessment.advice),
+        unknown_symptoms=list(assessment.unknown_symptoms),
     )
 
 
@@ -238,4 +272,6 @@ async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uu
         review_ids=list(dict.fromkeys(linked)),
         hold_requested=held,
         out_of_limits=bool(getattr(row, "out_of_limits", False)),
+        advice=list(row.advice or []),
+        unknown_symptoms=list(getattr(row, "unknown_symptoms", None) or []),
     )

@@ -1,5 +1,25 @@
-"""Dosing sessions as safety sees them: when each starts, whether the patient
-checked in afterwards, and the timers that chase a missing check-in."""
+"""Dosing sessions as safety sees them, and the timers that chase a missing
+post-dose check-in.
+
+The post-dose timers run from the dose: dosing's ``DosingSessionAuthorised``
+(its ``occurred_at``), not the booked start. A session that is refused, or never
+authorised, has none. What arrives about a session comes from three topics
+(scheduling.appointments, dosing.sessions, patient-app.reports) in no
+guaranteed order across them, so every handler upserts the session by its
+appointment id and the state is judged from the times the events carry, never
+from the order they came in:
+
+- a check-in counts as the post-dose check-in only when it was answered (a
+  vitals reading: measured) at or after the authorisation; an earlier one is a
+  mood observation like any other. A check-in that arrived before the
+  authorisation is found again when the authorisation comes;
+- once authorised, the timers stand whatever scheduling says next (a hold that
+  cancels the appointment, a no-show): the tablet was released and may have been
+  taken. A refusal, a cancellation or a no-show of a session never authorised
+  cancels whatever timers it had (a session booked before 2026.12.1 still has
+  timers from its booked start; those fire as before unless one of these comes).
+- a no-show opens the review the rules name (``[timers] no_show_review``), once.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +27,183 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+import structlog
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from carecoord_shared.contracts.safety import CheckInMissed
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import reviews, timers
-from .models import dosing_sessions
+from .models import dosing_sessions, mood_checkins, vitals_readings
 from .rules import ReviewRequest, RuleSet
 
+POST_DOSE_TIMERS = (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW)
 
-async def booked(tx: Transaction, rules: RuleSet, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, starts_at: datetime) -> None:
-    """A dosing session is on the calendar (or moved): (re)arm its check-in timers."""
+log = structlog.get_logger("carecoord.safety.sessions")
+
+
+async def _upsert(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, **values: Any) -> Any:
+    """The session's row as it was before this event (created if this is the first word about it), locked for
+    this transaction, with ``values`` then written. None when the appointment belongs to another patient: an
+    event keyed by one patient never changes another's session."""
     await tx.session.execute(
         insert(dosing_sessions)
-        .values(appointment_id=appointment_id, patient_id=patient_id, starts_at=starts_at, status="booked")
-        .on_conflict_do_update(index_elements=[dosing_sessions.c.appointment_id], set_={"starts_at": starts_at, "status": "booked"})
+        .values(appointment_id=appointment_id, patient_id=patient_id, status="unbooked")
+        .on_conflict_do_nothing(index_elements=[dosing_sessions.c.appointment_id])
     )
-    due = {timers.CHECKIN_MISSED: rules.timers.checkin_missed_after, timers.CHECKIN_REVIEW: rules.timers.checkin_review_after}
-    for kind, after in due.items():
-        await timers.schedule(tx, kind, patient_id=patient_id, subject_id=appointment_id, due_at=starts_at + after)
+    row = (
+        await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).with_for_update())
+    ).one()
+    if row.patient_id != patient_id:
+        log.warning("dosing_session.other_patient", appointment_id=str(appointment_id))
+        return None
+    if values:
+        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values))
+    return row
 
 
-async def cancelled(tx: Transaction, *, appointment_id: uuid.UUID, now: datetime) -> None:
-    await tx.session.execute(
-        update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="cancelled")
-    )
-    for kind in (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW):
+async def _cancel_timers(tx: Transaction, appointment_id: uuid.UUID, now: datetime) -> None:
+    for kind in POST_DOSE_TIMERS:
         await timers.cancel(tx, kind, subject_id=appointment_id, now=now)
 
 
-async def checked_in(tx: Transaction, appointment_id: uuid.UUID, *, now: datetime) -> None:
+async def booked(
+    tx: Transaction, rules: RuleSet, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, starts_at: datetime, now: datetime
+) -> None:
+    """A dosing session is on the calendar (or moved). Its timers wait for the dose, not for the booked start."""
+    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, starts_at=starts_at)
+    if session is None:
+        return
+    if session.status in ("unbooked", "cancelled"):
+        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="booked"))
+    if session.authorised_at is None:
+        await _cancel_timers(tx, appointment_id, now)  # a booked-start timer of a session booked before 2026.12.1
+
+
+async def authorised(
+    tx: Transaction,
+    rules: RuleSet,
+    *,
+    appointment_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    authorisation_id: uuid.UUID,
+    at: datetime,
+    now: datetime,
+) -> None:
+    """Dosing authorised the session: the dose. The post-dose timers run from ``at``."""
+    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
+    if session is None or session.authorised_at is not None:
+        return  # dosing authorises a session once; a second word about it changes nothing
+    first_after = await _first_check_in_since(tx, appointment_id, patient_id, at)
     await tx.session.execute(
         update(dosing_sessions)
-        .where(dosing_sessions.c.appointment_id == appointment_id, dosing_sessions.c.checked_in_at.is_(None))
-        .values(checked_in_at=now)
+        .where(dosing_sessions.c.appointment_id == appointment_id)
+        .values(authorised_at=at, authorisation_id=authorisation_id, checked_in_at=first_after)
     )
-    for kind in (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW):
-        await timers.cancel(tx, kind, subject_id=appointment_id, now=now)
+    if first_after is not None:
+        await _cancel_timers(tx, appointment_id, now)  # already checked in after the dose (that event came first)
+        return
+    due = {timers.CHECKIN_MISSED: rules.timers.checkin_missed_after, timers.CHECKIN_REVIEW: rules.timers.checkin_review_after}
+    for kind, after in due.items():
+        await timers.schedule(tx, kind, patient_id=patient_id, subject_id=appointment_id, due_at=at + after)
+
+
+async def refused(
+    tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, reason: str, at: datetime, now: datetime
+) -> None:
+    """Dosing refused the session (paused plan, no approved dose, blood pressure): no dose, so nothing to chase."""
+    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, refused_at=at, refusal_reason=reason)
+    if session is not None and session.authorised_at is None:
+        await _cancel_timers(tx, appointment_id, now)
+
+
+async def cancelled(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, now: datetime) -> None:
+    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, status="cancelled")
+    if session is not None and session.authorised_at is None:
+        await _cancel_timers(tx, appointment_id, now)
+
+
+async def no_show(
+    tx: Transaction, rules: RuleSet, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, starts_at: datetime, at: datetime, now: datetime
+) -> None:
+    """The patient did not attend the monitored session: they may have dosed unsupervised, or not at all."""
+    before = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
+    if before is None:
+        return
+    await tx.session.execute(
+        update(dosing_sessions)
+        .where(dosing_sessions.c.appointment_id == appointment_id)
+        .values(status="no_show", no_show_at=func.coalesce(dosing_sessions.c.no_show_at, at), starts_at=func.coalesce(dosing_sessions.c.starts_at, starts_at))
+    )
+    if before.authorised_at is None:
+        await _cancel_timers(tx, appointment_id, now)
+    action = rules.timers.no_show_review
+    if action is None or before.no_show_at is not None:
+        return
+    request = ReviewRequest(
+        reason=action.reason,
+        priority=action.priority,
+        due_within=action.due_within,
+        hold=False,
+        triggers=("dosing_session_no_show_authorised" if before.authorised_at else "dosing_session_no_show",),
+        rule_ids=("timers.no_show_review",),
+    )
+    await reviews.open_or_join(
+        tx, request, patient_id=patient_id, rule_version=rules.version, source_kind="no_show", source_id=appointment_id, now=now
+    )
+
+
+async def checked_in(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, at: datetime, now: datetime) -> bool:
+    """A check-in (answered, or measured, at ``at``) naming the session. It is the post-dose check-in only if it
+    came after the dose; returns whether it was. One that arrives before the authorisation is kept with the
+    observation and counted when the authorisation arrives (``authorised``)."""
+    session = (
+        await tx.session.execute(
+            select(dosing_sessions)
+            .where(dosing_sessions.c.appointment_id == appointment_id, dosing_sessions.c.patient_id == patient_id)
+            .with_for_update()
+        )
+    ).first()
+    if session is None:
+        return False
+    # The dose; for a session booked before 2026.12.1 and never authorised since, its booked start.
+    dose_at = session.authorised_at or (session.starts_at if session.refused_at is None and session.no_show_at is None else None)
+    if dose_at is None or at < dose_at:
+        return False  # before the dose: a mood observation, not the post-dose check-in
+    if session.checked_in_at is None or at < session.checked_in_at:
+        await tx.session.execute(
+            update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(checked_in_at=at)
+        )
+    await _cancel_timers(tx, appointment_id, now)
+    return True
+
+
+async def _first_check_in_since(tx: Transaction, appointment_id: uuid.UUID, patient_id: uuid.UUID, since: datetime) -> datetime | None:
+    """The earliest recorded check-in of this patient naming this session at or after ``since``."""
+    mood = select(func.min(mood_checkins.c.answered_at)).where(
+        mood_checkins.c.appointment_id == appointment_id, mood_checkins.c.patient_id == patient_id, mood_checkins.c.answered_at >= since
+    )
+    vitals = select(func.min(vitals_readings.c.measured_at)).where(
+        vitals_readings.c.appointment_id == appointment_id,
+        vitals_readings.c.patient_id == patient_id,
+        vitals_readings.c.context == "post_dose",
+        vitals_readings.c.measured_at >= since,
+    )
+    found = [t for t in ((await tx.session.execute(mood)).scalar(), (await tx.session.execute(vitals)).scalar()) if t is not None]
+    return min(found, default=None)
 
 
 async def _still_missing(tx: Transaction, appointment_id: uuid.UUID) -> Any:
     session = (
         await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id))
     ).first()
-    return session if session and session.status == "booked" and session.checked_in_at is None else None
+    if session is None or session.checked_in_at is not None:
+        return None
+    if session.authorised_at is not None:
+        return session  # dosed: chase whatever scheduling said since
+    # A timer armed from the booked start (before 2026.12.1), for a session still merely booked.
+    return session if session.status == "booked" and session.refused_at is None else None
 
 
 def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
@@ -60,7 +211,8 @@ def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
 
     async def checkin_missed(tx: Transaction, timer: Any, now: datetime) -> None:
         if session := await _still_missing(tx, timer.subject_id):
-            hours = int((now - session.starts_at).total_seconds() // 3600)
+            dose_at = session.authorised_at or session.starts_at
+            hours = int((now - dose_at).total_seconds() // 3600)
             tx.emit(CheckInMissed(appointment_id=timer.subject_id, hours_since_start=max(hours, 0)), patient_id=timer.patient_id)
 
     async def checkin_review(tx: Transaction, timer: Any, now: datetime) -> None:

@@ -10,6 +10,12 @@ from pydantic import Field
 from .common import Diastolic, Grade, HeartRate, PastTimestamp, ReadingContext, ShortCode, Systolic
 from .envelope import Event
 
+SYMPTOM_CODES = (
+    "Symptom codes (snake_case). The codes the escalation rules know are published by safety at "
+    "GET /v1/rules/symptoms (code, label, red flag or not) under the rule version in force. A code outside them "
+    "is accepted and recorded, never refused, and flagged for a clinician."
+)
+
 FreeText = Annotated[str, Field(max_length=2000)]
 OnsetMinutes = Annotated[int, Field(ge=0, le=60 * 24 * 30, description="minutes after the last dose")]
 
@@ -25,7 +31,7 @@ class SideEffectReportSubmitted(Event):
     version = 2
 
     report_id: uuid.UUID
-    symptoms: Annotated[list[ShortCode], Field(min_length=1, max_length=20)]
+    symptoms: Annotated[list[ShortCode], Field(min_length=1, max_length=20, description=SYMPTOM_CODES)]
     grade: Grade
     onset_minutes_after_dose: OnsetMinutes | None = None
     note: FreeText | None = None

@@ -24,6 +24,23 @@ from .common import (
 )
 from .envelope import Event
 
+SYMPTOM_CODES = (
+    "Symptom codes (snake_case). The codes the escalation rules know, with a label and whether each is a red "
+    "flag, are published by safety at GET /v1/rules/symptoms under the rule version in force (2026.12.1: nausea, "
+    "vomiting, dizziness, drowsiness, blurred_vision, headache, dissociation, raised_blood_pressure, anxiety, "
+    "fatigue; red flags suicidal_ideation, chest_pain, severe_headache, shortness_of_breath, breathing_difficulty, "
+    "confusion, loss_of_consciousness, hallucinations_persisting, dissociation_persisting, signs_of_misuse, "
+    "blood_in_urine, painful_urination, jaundice). Any other code is accepted and recorded, and flagged for a "
+    "clinician (a routine review); see unknown_symptoms."
+)
+ADVICE = Field(
+    default_factory=list,
+    max_length=5,
+    description="Coded guidance the rules give the patient with this observation, for the app to show: "
+    "seek_emergency_care (a red-flag symptom of the blood-pressure rule, a life-threatening report, or a reading "
+    "at or above 180/110). Empty: no guidance. Absent before rule version 2026.12.1.",
+)
+
 
 class SideEffectReported(Event):
     """A side-effect report was recorded (coded facts only; free text stays in safety)."""
@@ -32,10 +49,17 @@ class SideEffectReported(Event):
     version = 1
 
     report_id: uuid.UUID
-    symptoms: Annotated[list[ShortCode], Field(min_length=1, max_length=20)]
+    symptoms: Annotated[list[ShortCode], Field(min_length=1, max_length=20, description=SYMPTOM_CODES)]
     grade: Grade
     escalated: bool
     rule_version: RuleVersion
+    advice: list[ShortCode] = ADVICE
+    unknown_symptoms: list[ShortCode] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The codes of symptoms this report carries that the rule version does not know: recorded, "
+        "counted and flagged for a clinician (an unrecognised_symptom review). Absent before rule version 2026.12.1.",
+    )
 
 
 class VitalsRecorded(Event):
@@ -51,6 +75,7 @@ class VitalsRecorded(Event):
     appointment_id: uuid.UUID | None = None
     within_limits: bool
     rule_version: RuleVersion
+    advice: list[ShortCode] = ADVICE
 
 
 class MoodCheckInRecorded(Event):
@@ -65,7 +90,10 @@ class MoodCheckInRecorded(Event):
 
 
 class CheckInMissed(Event):
-    """No post-dose check-in arrived within the configured time after a dosing session started."""
+    """No post-dose check-in arrived within the configured time after the dose.
+
+    Since rule version 2026.12.1 the dose is the session's DosingSessionAuthorised, and ``hours_since_start``
+    counts from it (before: from the booked start); a refused or never authorised session is not chased."""
 
     event_type = "CheckInMissed"
     version = 1

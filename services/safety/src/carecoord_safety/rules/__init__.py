@@ -11,6 +11,7 @@ mode).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 from carecoord_shared.contracts.common import ReviewPriority
 
 RULES_DIR = Path(__file__).parent
-CURRENT_VERSION = "2026.11.2"
+CURRENT_VERSION = "2026.12.1"
 PRIORITY_RANK = {ReviewPriority.routine: 1, ReviewPriority.high: 2, ReviewPriority.urgent: 3}
 
 
@@ -73,6 +74,8 @@ class Rule:
     review: ReviewAction | None
     hold: bool
     out_of_limits: bool
+    # A coded guidance for the patient (e.g. seek_emergency_care) the app shows with the answer.
+    advice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class Assessment:
     triggers: tuple[str, ...] = ()
     reviews: tuple[ReviewRequest, ...] = ()
     out_of_limits: bool = False
+    advice: tuple[str, ...] = ()
+    # Symptom codes outside the rule set's vocabulary (empty when it publishes none).
+    unknown_symptoms: tuple[str, ...] = ()
 
     @property
     def hold(self) -> bool:
@@ -109,6 +115,7 @@ class Assessment:
             "reviews": sorted(f"{r.reason}:{r.priority.value}:{int(r.due_within.total_seconds() // 3600)}h" for r in self.reviews),
             "hold": self.hold,
             "out_of_limits": self.out_of_limits,
+            "advice": list(self.advice),
         }
 
 
@@ -117,6 +124,16 @@ class Timers:
     checkin_missed_after: timedelta
     checkin_review_after: timedelta
     checkin_review: ReviewAction | None
+    # What a dosing session marked no-show opens (None: nothing, as before 2026.12.1).
+    no_show_review: ReviewAction | None = None
+
+
+@dataclass(frozen=True)
+class Symptom:
+    code: str
+    label: str
+    red_flag: bool
+    advice: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,26 @@ class RuleSet:
     red_flags: frozenset[str]
     rules: tuple[Rule, ...]
     timers: Timers = field(compare=False)
+    # code -> label: the symptom codes these rules know (empty before 2026.12.1: every code was free).
+    vocabulary: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def unknown_symptoms(self, symptoms: Sequence[str]) -> tuple[str, ...]:
+        """The codes outside the vocabulary, in report order (none when the version publishes no vocabulary)."""
+        if not self.vocabulary:
+            return ()
+        return tuple(dict.fromkeys(s for s in symptoms if s not in self.vocabulary))
+
+    def symptoms(self) -> list[Symptom]:
+        """The published vocabulary: each code, its label, whether it is a red flag, the advice it brings."""
+        advice: dict[str, list[str]] = {}
+        for rule in self.rules:
+            if rule.advice and "any_symptom_in" in rule.when:
+                for code in rule.when["any_symptom_in"]:
+                    advice.setdefault(code, []).append(rule.advice)
+        return [
+            Symptom(code, label, code in self.red_flags, tuple(dict.fromkeys(advice.get(code, ()))))
+            for code, label in self.vocabulary.items()
+        ]
 
     def assess(self, observation: Observation, history: Sequence[Observation] = ()) -> Assessment:
         """Every rule for this kind of observation whose conditions all hold fires.
@@ -146,6 +183,8 @@ class RuleSet:
             triggers=tuple(dict.fromkeys(t for _, ts in fired for t in ts)),
             reviews=_merge_reviews(fired),
             out_of_limits=any(rule.out_of_limits for rule, _ in fired),
+            advice=tuple(dict.fromkeys(rule.advice for rule, _ in fired if rule.advice)),
+            unknown_symptoms=self.unknown_symptoms(observation.symptoms) if isinstance(observation, SideEffect) else (),
         )
 
 
@@ -193,6 +232,24 @@ def _any_red_flag(value: bool, obs: SideEffect, _h: Sequence[Observation], _w: d
     return [f"red_flag_{s}" for s in red] or None
 
 
+# A trigger is a ShortCode (at most 64 characters): a long code is cut to fit.
+_TRIGGER_MAX = 64
+
+
+def _any_symptom_in(value: list[str], obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+    named = [s for s in obs.symptoms if s in value]
+    if not named:
+        return None
+    return [f"symptom_{s}"[:_TRIGGER_MAX] for s in named if s not in _rs.red_flags]  # a red flag already says red_flag_<code>
+
+
+def _any_unknown_symptom(value: bool, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], rs: RuleSet) -> list[str] | None:
+    unknown = rs.unknown_symptoms(obs.symptoms)
+    if not value:
+        return [] if not unknown else None
+    return list(dict.fromkeys(f"unknown_symptom_{s}"[:_TRIGGER_MAX] for s in unknown)) or None
+
+
 def _window(obs: SideEffect, history: Sequence[Observation], when: dict[str, Any]) -> list[SideEffect]:
     """This report and the earlier ones within the window, of the rule's grade if it names one."""
     start = obs.at - timedelta(days=when["within_days"])
@@ -235,6 +292,8 @@ CONDITIONS: dict[str, dict[str, Condition]] = {
         "min_grade": _min_grade,
         "grade": _grade,
         "any_red_flag": _any_red_flag,
+        "any_symptom_in": _any_symptom_in,
+        "any_unknown_symptom": _any_unknown_symptom,
         "same_symptom_reports_at_least": _same_symptom_reports_at_least,
         "reports_at_least": _reports_at_least,
     },
@@ -288,16 +347,36 @@ def load(version: str = CURRENT_VERSION) -> RuleSet:
     rules = tuple(_rule(r) for r in raw["rules"])
     timers = raw.get("timers", {})
     review = timers.get("checkin_review")
+    no_show = timers.get("no_show_review")
+    red_flags = frozenset(raw.get("red_flag_symptoms", []))
+    vocabulary = {str(code): str(label) for code, label in raw.get("symptoms", {}).items()}
+    _check_vocabulary(version, vocabulary, red_flags, rules)
     return RuleSet(
         version=version,
-        red_flags=frozenset(raw.get("red_flag_symptoms", [])),
+        red_flags=red_flags,
         rules=rules,
         timers=Timers(
             checkin_missed_after=timedelta(hours=timers.get("checkin_missed_after_hours", 4)),
             checkin_review_after=timedelta(hours=timers.get("checkin_review_after_hours", 8)),
             checkin_review=_review(review) if review else None,
+            no_show_review=_review(no_show) if no_show else None,
         ),
+        vocabulary=vocabulary,
     )
+
+
+def _check_vocabulary(version: str, vocabulary: dict[str, str], red_flags: frozenset[str], rules: tuple[Rule, ...]) -> None:
+    """A version that publishes a vocabulary must name in it every code its rules mention."""
+    named = set(red_flags) | {c for r in rules for c in r.when.get("any_symptom_in", [])}
+    if not vocabulary:
+        if any("any_unknown_symptom" in r.when for r in rules):
+            raise RuleFileError(f"{version}: any_unknown_symptom needs a [symptoms] vocabulary")
+        return
+    bad = sorted(c for c in vocabulary if not re.fullmatch(r"[a-z0-9_]{1,64}", c))
+    if bad:
+        raise RuleFileError(f"{version}: symptom codes must be snake_case: {bad}")
+    if missing := sorted(named - vocabulary.keys()):
+        raise RuleFileError(f"{version}: symptoms named by the rules but not in [symptoms]: {missing}")
 
 
 def _review(raw: dict[str, Any]) -> ReviewAction:
@@ -324,4 +403,13 @@ def _rule(raw: dict[str, Any]) -> Rule:
         review=_review(raw["review"]) if "review" in raw else None,
         hold=bool(raw.get("hold", False)),
         out_of_limits=bool(raw.get("out_of_limits", False)),
+        advice=_advice(rule_id, raw.get("advice")),
     )
+
+
+def _advice(rule_id: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", value):
+        raise RuleFileError(f"rule {rule_id}: advice must be a snake_case code")
+    return value
