@@ -18,7 +18,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 # Red-flag symptoms of the domain reference, as the patient app codes them.
-RED_FLAGS = frozenset({"chest_pain", "jaundice", "breathing_difficulty", "loss_of_consciousness"})
+# The blood-pressure rule's symptoms (severe headache, shortness of breath, confusion)
+# are red flags too.
+RED_FLAGS = frozenset(
+    {"chest_pain", "jaundice", "breathing_difficulty", "loss_of_consciousness", "severe_headache", "shortness_of_breath", "confusion"}
+)
 
 URGENT, WITHIN_DAY, WITHIN_3_DAYS = 4, 24, 72
 
@@ -62,4 +66,5 @@ SCENARIOS: list[list[tuple[int, tuple[str, ...]]]] = [
     [(1, ("chest_pain",))],
     [(2, ("nausea",)), (4, ("blurred_vision",)), (1, ("drowsiness",)), (1, ("drowsiness",)), (1, ("drowsiness",))],
     [(1, ("nausea",)), (1, ("dizziness",)), (1, ("nausea",))],
+    [(1, ("severe_headache",))],
 ]
