@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from carecoord_shared.contracts.common import PlanStatus
 from carecoord_shared.errors import RuleViolation
@@ -123,17 +124,17 @@ def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
     )
 
 
-def _pre_dose_bp(raw: dict[str, object]) -> dict[str, object]:
+def _pre_dose_bp(raw: dict[str, Any]) -> dict[str, Any]:
     """From 2026.12.0 the reading must name the session and fall within a window before it;
     earlier versions (kept for the record) took any pre-dose reading no older than a maximum age."""
     if "pre_dose_bp_window_minutes" in raw:
         return {
-            "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_window_minutes"])),  # type: ignore[call-overload]
-            "pre_dose_bp_future_skew": timedelta(minutes=int(raw["pre_dose_bp_future_skew_minutes"])),  # type: ignore[call-overload]
+            "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_window_minutes"])),
+            "pre_dose_bp_future_skew": timedelta(minutes=int(raw["pre_dose_bp_future_skew_minutes"])),
             "pre_dose_bp_for_session": True,
         }
     return {
-        "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_max_age_minutes"])),  # type: ignore[call-overload]
+        "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_max_age_minutes"])),
         "pre_dose_bp_future_skew": timedelta(0),
         "pre_dose_bp_for_session": False,
     }
@@ -154,15 +155,16 @@ def pre_dose_bp_refusal(reading: PreDoseReading | None, appointment_id: uuid.UUI
 
     It must name the session's appointment, be taken no earlier than the rules' window before
     ``now`` and no later than ``now`` plus a small clock skew, and be within limits."""
-    if reading is None or (rules.pre_dose_bp_for_session and reading.appointment_id != appointment_id):
-        return "no_pre_dose_bp_for_session" if rules.pre_dose_bp_for_session else "no_recent_pre_dose_blood_pressure"
-    if now - reading.measured_at > rules.pre_dose_bp_window:
-        return "pre_dose_bp_too_old" if rules.pre_dose_bp_for_session else "no_recent_pre_dose_blood_pressure"
-    if reading.measured_at - now > rules.pre_dose_bp_future_skew and rules.pre_dose_bp_for_session:
+    if not rules.pre_dose_bp_for_session:  # titration before 2026.12.0, kept for the record
+        if reading is None or now - reading.measured_at > rules.pre_dose_bp_window:
+            return "no_recent_pre_dose_blood_pressure"
+    elif reading is None or reading.appointment_id != appointment_id:
+        return "no_pre_dose_bp_for_session"
+    elif now - reading.measured_at > rules.pre_dose_bp_window:
+        return "pre_dose_bp_too_old"
+    elif reading.measured_at - now > rules.pre_dose_bp_future_skew:
         return "pre_dose_bp_in_future"
-    if not reading.within_limits:
-        return "blood_pressure_out_of_limits"
-    return None
+    return None if reading.within_limits else "blood_pressure_out_of_limits"
 
 
 def authorisation_refusal(

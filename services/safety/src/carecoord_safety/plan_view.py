@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_shared.errors import RuleViolation
@@ -70,7 +70,8 @@ async def of_patient(tx: Transaction, patient_id: uuid.UUID) -> PlanView | None:
 async def created(tx: Transaction, *, patient_id: uuid.UUID, plan_id: uuid.UUID, starting_dose_mg: int, max_dose_mg: int, max_step_mg: int) -> None:
     """A new plan replaces the patient's previous one in the view (dosing allows one live plan per patient)."""
     values: dict[str, Any] = {
-        "plan_id": plan_id, "status": "draft", "max_dose_mg": max_dose_mg, "max_step_mg": max_step_mg, "current_dose_mg": starting_dose_mg,
+        "plan_id": plan_id, "status": "draft", "max_dose_mg": max_dose_mg, "max_step_mg": max_step_mg,
+        "current_dose_mg": starting_dose_mg, "updated_at": func.now(),
     }  # fmt: skip
     await tx.session.execute(
         pg_insert(plan_limits)
@@ -81,4 +82,4 @@ async def created(tx: Transaction, *, patient_id: uuid.UUID, plan_id: uuid.UUID,
 
 async def changed(tx: Transaction, *, plan_id: uuid.UUID, **values: Any) -> None:
     """A later fact about a plan in the view (status, current dose); events about an older plan change nothing."""
-    await tx.session.execute(update(plan_limits).where(plan_limits.c.plan_id == plan_id).values(**values))
+    await tx.session.execute(update(plan_limits).where(plan_limits.c.plan_id == plan_id).values(**values, updated_at=func.now()))

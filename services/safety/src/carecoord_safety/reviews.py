@@ -177,7 +177,6 @@ async def resolve(
     if review.status == "resolved":
         raise RuleViolation(f"review {review_id} was already resolved ({review.decision})")
     if dose_mg is not None:
-        await tx.lock_patient(review.patient_id)
         if not await _has_requested_hold(tx, review_id):
             raise plan_view.DoseNotAllowed(
                 "review_holds_no_treatment",
