@@ -29,11 +29,14 @@ async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -
     return response.json()  # type: ignore[no-any-return]
 
 
-async def _pre_dose_reading(stack: Stack, patient: uuid.UUID, systolic: int = 122) -> None:
+async def _pre_dose_reading(
+    stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, systolic: int = 122, minutes_ago: int = 10
+) -> None:
     async with api_client(timeout=10) as http:
         response = await http.post(journeys.url(stack, "safety", "/v1/vitals"), json={
             "patient_id": str(patient), "systolic": systolic, "diastolic": 78,
-            "measured_at": (datetime.now(UTC) - timedelta(minutes=10)).isoformat(), "context": "pre_dose",
+            "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(), "context": "pre_dose",
+            "appointment_id": str(appointment),
         })  # fmt: skip
     assert response.status_code == 201, response.text
     await eventually(lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard the reading")
@@ -44,8 +47,8 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
     await journeys.active_plan(services, patient)
     first, second = uuid.uuid4(), uuid.uuid4()
 
-    assert (await _authorise(services, patient, first))["reason"] == "no_recent_pre_dose_blood_pressure"
-    await _pre_dose_reading(services, patient)
+    assert (await _authorise(services, patient, first))["reason"] == "no_pre_dose_bp_for_session"
+    await _pre_dose_reading(services, patient, first)
     granted = await _authorise(services, patient, first)
     assert granted["authorised"] and granted["dose_mg"] == 100
     assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], "one per session"
@@ -62,7 +65,7 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
         await http.post(journeys.url(services, "safety", f"/v1/reviews/{severe['review_id']}/resolve"),
                         json={"clinician_id": "dr-lee", "decision": "resume"})  # fmt: skip
     await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
-    await _pre_dose_reading(services, patient)
+    await _pre_dose_reading(services, patient, second)
     assert (await _authorise(services, patient, second))["authorised"]
 
     sessions = await eventually(
@@ -72,7 +75,7 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
         "DosingSessionRefused", "DosingSessionAuthorised", "DosingSessionRefused", "DosingSessionRefused", "DosingSessionAuthorised",
     ]  # fmt: skip
     assert [e["payload"].get("reason") for e in sessions if e["type"] == "DosingSessionRefused"] == [
-        "no_recent_pre_dose_blood_pressure", "plan_paused", "plan_paused",
+        "no_pre_dose_bp_for_session", "plan_paused", "plan_paused",
     ]  # fmt: skip
 
 
@@ -91,8 +94,9 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     assert (proposed["previous_dose_mg"], proposed["proposed_dose_mg"]) == (100, 100)
     assert "grade_2_side_effect_no_increase" in proposed["rationale"]
     assert (await journeys.plan(services, patient))["approved_dose_mg"] is None, "the old approval lapsed"
-    await _pre_dose_reading(services, patient)
-    assert (await _authorise(services, patient, uuid.uuid4()))["reason"] == "no_approved_dose"
+    next_session = uuid.uuid4()
+    await _pre_dose_reading(services, patient, next_session)
+    assert (await _authorise(services, patient, next_session))["reason"] == "no_approved_dose"
 
     async with api_client(timeout=10) as http:
         url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
@@ -100,11 +104,69 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
         assert too_far.status_code == 409 and "more than one step" in too_far.json()["message"]
         approved = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 90})
         assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
-    granted = await _authorise(services, patient, uuid.uuid4())
+    granted = await _authorise(services, patient, next_session)
     assert granted["authorised"] and granted["dose_mg"] == 90
     [approval] = [e for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
                   if e["payload"]["proposal_id"] == proposed["proposal_id"]]  # fmt: skip
     assert approval["payload"]["approved_by"] == "dr-lee"
+
+
+async def test_a_review_resolved_with_a_dose_change_resumes_the_plan_at_that_dose(services: Stack) -> None:
+    patient = uuid.uuid4()
+    plan = await journeys.active_plan(services, patient)  # 100 mg; maximum 300, step 50
+    outcome = (await journeys.report(services, patient, symptoms=["hallucinations_persisting"], grade=2)).json()
+    await eventually(lambda: _status_is(services, patient, "paused"), what="paused")
+    await eventually(lambda: _safety_knows_the_plan(services), what="safety heard the plan's events")
+    review_id = next(r["review_id"] for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect")
+    assert review_id in outcome["review_ids"]
+    resolve = journeys.url(services, "safety", f"/v1/reviews/{review_id}/resolve")
+
+    async with api_client(timeout=10) as http:
+        no_dose = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change"})
+        assert no_dose.status_code == 422 and "needs dose_mg" in no_dose.text
+        stray = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume", "dose_mg": 75})
+        assert stray.status_code == 422 and "only with resume_with_dose_change" in stray.text
+        too_far = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 49})
+        assert too_far.status_code == 422, too_far.text
+        assert [(e["field"], e["type"]) for e in too_far.json()["errors"]] == [("dose_mg", "dose_step_above_plan_maximum")]
+        assert (await _review_status(services, review_id)) == "open", "a refused resolution records nothing"
+        resolved = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 50})
+        assert resolved.status_code == 200, resolved.text
+
+    await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
+    resumed = await journeys.plan(services, patient)
+    assert resumed["approved_dose_mg"] == 50 and not any(p["status"] == "proposed" for p in resumed["proposals"]), "no round trip"
+    [approval] = [e for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
+                  if e["payload"]["approved_dose_mg"] == 50]  # fmt: skip
+    assert (approval["payload"]["approved_by"], approval["payload"]["review_id"]) == ("dr-lee", review_id)
+    assert approval["payload"]["plan_id"] == plan["plan_id"]
+    session = uuid.uuid4()
+    await _pre_dose_reading(services, patient, session)
+    granted = await _authorise(services, patient, session)
+    assert granted["authorised"] and granted["dose_mg"] == 50
+
+
+async def test_only_a_recent_reading_for_the_session_authorises_it(services: Stack) -> None:
+    patient = uuid.uuid4()
+    await journeys.active_plan(services, patient)
+    session, other = uuid.uuid4(), uuid.uuid4()
+    await _pre_dose_reading(services, patient, other)
+    assert (await _authorise(services, patient, session))["reason"] == "no_pre_dose_bp_for_session"
+    await _pre_dose_reading(services, patient, session, minutes_ago=61)
+    assert (await _authorise(services, patient, session))["reason"] == "pre_dose_bp_too_old"
+    await _pre_dose_reading(services, patient, session, minutes_ago=2)
+    assert (await _authorise(services, patient, session))["authorised"]
+
+
+async def _safety_knows_the_plan(stack: Stack) -> bool:
+    return await group_caught_up(stack.kafka.bootstrap, "carecoord.safety", "dosing.plans")  # type: ignore[no-any-return]
+
+
+async def _review_status(stack: Stack, review_id: str) -> str:
+    async with api_client(timeout=10) as http:
+        response = await http.get(journeys.url(stack, "safety", f"/v1/reviews/{review_id}"))
+    assert response.status_code == 200, response.text
+    return response.json()["status"]  # type: ignore[no-any-return]
 
 
 async def _status_is(stack: Stack, patient: uuid.UUID, status: str) -> bool:

@@ -82,6 +82,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
             self.released: set[uuid.UUID] = set()
             self.discontinued = False
             self.sent: list[tuple[Envelope, str]] = []
+            self.session = uuid.uuid4()  # the next dosing session: pre-dose readings are taken for it
 
             async def setup() -> uuid.UUID:
                 async with uow.transaction() as tx:
@@ -95,7 +96,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
             self.plan_id = loop.run(setup())
             self._deliver(VitalsRecorded(
                 reading_id=uuid.uuid4(), systolic=120, diastolic=80, measured_at=datetime.now(UTC) - timedelta(minutes=5),
-                context="pre_dose", within_limits=True, rule_version="t",
+                context="pre_dose", appointment_id=self.session, within_limits=True, rule_version="t",
             ), "vitals")  # fmt: skip
 
         # --- what the outside world does ---
@@ -130,7 +131,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
         def a_pre_dose_reading_arrives(self, within: bool) -> None:
             self._deliver(VitalsRecorded(
                 reading_id=uuid.uuid4(), systolic=120 if within else 150, diastolic=80, measured_at=datetime.now(UTC),
-                context="pre_dose", within_limits=within, rule_version="t",
+                context="pre_dose", appointment_id=self.session, within_limits=within, rule_version="t",
             ), "vitals")  # fmt: skip
 
         @rule()
@@ -167,7 +168,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
                 async with uow.transaction() as tx:
                     status = (await tx.session.execute(select(treatment_plans.c.status, treatment_plans.c.approved_dose_mg)
                                                        .where(treatment_plans.c.plan_id == self.plan_id))).one()  # fmt: skip
-                    decision = await plans.authorise_session(tx, appointment_id=uuid.uuid4(), patient_id=self.patient, now=datetime.now(UTC), rules=RULES)
+                    decision = await plans.authorise_session(tx, appointment_id=self.session, patient_id=self.patient, now=datetime.now(UTC), rules=RULES)
                     if decision.authorised:
                         assert status.status == "active", f"authorised while {status.status}"
                         assert status.approved_dose_mg is not None and decision.dose_mg == status.approved_dose_mg <= CAP
@@ -176,6 +177,8 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
                     return decision
 
             decision = loop.run(ask())
+            if decision.authorised:
+                self.session = uuid.uuid4()  # that session goes ahead; the next needs its own reading
             if self.open and not self.discontinued:
                 assert not decision.authorised and decision.reason == "plan_paused"
 
@@ -217,7 +220,8 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
                                              decision=ReviewDecision(event["decision"]), rules=RULES)  # fmt: skip
                 else:
                     await plans.record_observation(tx, kind="vitals", observed_at=datetime.fromisoformat(event["measured_at"]),
-                                                   context=event["context"], within_limits=event["within_limits"])  # fmt: skip
+                                                   context=event["context"], within_limits=event["within_limits"],
+                                                   appointment_id=uuid.UUID(event["appointment_id"]))  # fmt: skip
             return True
 
         def _snapshot(self) -> dict[str, Any]:

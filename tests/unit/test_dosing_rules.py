@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,11 +85,21 @@ def test_a_clinician_cannot_approve_above_the_cap_or_beyond_a_step() -> None:
         domain.check_dose_change(100, 200, LIMITS)
 
 
-GOOD_READING = PreDoseReading(measured_at=NOW - timedelta(minutes=20), within_limits=True)
+SESSION = uuid.uuid4()
+GOOD_READING = PreDoseReading(measured_at=NOW - timedelta(minutes=20), within_limits=True, appointment_id=SESSION)
 
 
-def refusal(status: PlanStatus | None = PlanStatus.active, dose: int | None = 150, reading: PreDoseReading | None = GOOD_READING) -> str | None:
-    return domain.authorisation_refusal(status, dose, LIMITS if status else None, reading, now=NOW, rules=RULES)
+def refusal(
+    status: PlanStatus | None = PlanStatus.active,
+    dose: int | None = 150,
+    reading: PreDoseReading | None = GOOD_READING,
+    rules: domain.TitrationRules = RULES,
+) -> str | None:
+    return domain.authorisation_refusal(status, dose, LIMITS if status else None, reading, appointment_id=SESSION, now=NOW, rules=rules)
+
+
+def reading(minutes_before: float, *, session: uuid.UUID | None = SESSION, within: bool = True) -> PreDoseReading:
+    return PreDoseReading(measured_at=NOW - timedelta(minutes=minutes_before), within_limits=within, appointment_id=session)
 
 
 def test_an_active_plan_with_an_approved_dose_and_a_good_reading_is_authorised() -> None:
@@ -105,14 +116,41 @@ def test_an_active_plan_with_an_approved_dose_and_a_good_reading_is_authorised()
         ({"status": PlanStatus.completed}, "plan_not_active"),
         ({"dose": None}, "no_approved_dose"),
         ({"dose": 301}, "dose_above_cap"),
-        ({"reading": None}, "no_recent_pre_dose_blood_pressure"),
-        ({"reading": PreDoseReading(NOW - timedelta(minutes=181), True)}, "no_recent_pre_dose_blood_pressure"),
-        ({"reading": PreDoseReading(NOW - timedelta(minutes=5), False)}, "blood_pressure_out_of_limits"),
+        ({"reading": None}, "no_pre_dose_bp_for_session"),
+        ({"reading": reading(61)}, "pre_dose_bp_too_old"),
+        ({"reading": reading(5, within=False)}, "blood_pressure_out_of_limits"),
     ],
 )
 def test_each_refusal_reason(kwargs: dict[str, object], reason: str) -> None:
     assert refusal(**kwargs) == reason  # type: ignore[arg-type]
 
 
-def test_a_reading_exactly_at_the_age_limit_still_counts() -> None:
-    assert refusal(reading=PreDoseReading(NOW - timedelta(minutes=180), True)) is None
+def test_the_pre_dose_window_is_the_rules_and_a_reading_at_its_edge_still_counts() -> None:
+    assert RULES.pre_dose_bp_window == timedelta(minutes=60) and RULES.pre_dose_bp_future_skew == timedelta(minutes=5)
+    assert refusal(reading=reading(60)) is None
+    assert refusal(reading=reading(60 + 1 / 60)) == "pre_dose_bp_too_old", "one second past the window"
+    assert refusal(reading=reading(61)) == "pre_dose_bp_too_old", "within the old 180 minutes, but not right before the dose"
+
+
+def test_a_reading_for_another_session_or_for_none_does_not_authorise() -> None:
+    assert refusal(reading=reading(5, session=uuid.uuid4())) == "no_pre_dose_bp_for_session"
+    assert refusal(reading=reading(5, session=None)) == "no_pre_dose_bp_for_session", "a reading naming no session"
+
+
+def test_a_reading_stamped_in_the_future_counts_only_within_the_skew() -> None:
+    assert refusal(reading=reading(-5)) is None
+    assert refusal(reading=reading(-5 - 1 / 60)) == "pre_dose_bp_in_future"
+
+
+def test_the_earlier_rule_version_is_kept_for_the_record() -> None:
+    earlier = domain.load_titration("2026.11.1")
+    assert refusal(reading=reading(170, session=uuid.uuid4()), rules=earlier) is None, "2026.11.1: any reading from 180 minutes"
+    assert refusal(reading=reading(181), rules=earlier) == "no_recent_pre_dose_blood_pressure"
+
+
+def test_the_dose_a_plan_allows_is_decided_in_one_place_with_a_code() -> None:
+    assert domain.dose_refusal(150, 200, LIMITS) is None
+    assert domain.dose_refusal(250, 300, LIMITS) is None, "at the cap and one step"
+    assert domain.dose_refusal(300, 301, LIMITS).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 201, LIMITS).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 99, LIMITS).code == "dose_step_above_plan_maximum", "a step down is a step too"  # type: ignore[union-attr]

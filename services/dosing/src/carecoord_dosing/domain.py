@@ -10,9 +10,11 @@ every hold has been released by a clinician's decision.
 from __future__ import annotations
 
 import tomllib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from carecoord_shared.contracts.common import PlanStatus
 from carecoord_shared.errors import RuleViolation
@@ -66,20 +68,38 @@ def check_dosing_limits(starting_dose_mg: int, max_dose_mg: int, max_step_mg: in
         raise PlanRuleViolation("the maximum step exceeds the per-session maximum")
 
 
-def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits) -> None:
-    """A dose a clinician approves: never above the cap, never more than one step from the last."""
+@dataclass(frozen=True)
+class DoseRefusal:
+    code: str
+    message: str
+
+
+def dose_refusal(current_mg: int | None, new_mg: int, limits: Limits) -> DoseRefusal | None:
+    """Is this dose allowed for this plan? The one place that decides, for every door a dose comes
+    through (a proposal's approval, a review resolved with a dose change): never above the plan's
+    per-session maximum, never more than one step from the current dose. None when allowed."""
     if new_mg > limits.max_dose_mg:
-        raise PlanRuleViolation(f"{new_mg} mg is above the plan's per-session maximum of {limits.max_dose_mg} mg")
-    if current_mg is not None and abs(new_mg - current_mg) > limits.max_step_mg:
-        raise PlanRuleViolation(
-            f"{new_mg} mg is more than one step ({limits.max_step_mg} mg) from the current {current_mg} mg"
+        return DoseRefusal(
+            "dose_above_plan_maximum", f"{new_mg} mg is above the plan's per-session maximum of {limits.max_dose_mg} mg"
         )
+    if current_mg is not None and abs(new_mg - current_mg) > limits.max_step_mg:
+        return DoseRefusal(
+            "dose_step_above_plan_maximum",
+            f"{new_mg} mg is more than one step ({limits.max_step_mg} mg) from the current {current_mg} mg",
+        )
+    return None
+
+
+def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits) -> None:
+    """A dose a clinician approves: refused (PlanRuleViolation) unless dose_refusal allows it."""
+    if (refusal := dose_refusal(current_mg, new_mg, limits)) is not None:
+        raise PlanRuleViolation(refusal.message)
 
 
 # --- configuration -------------------------------------------------------------
 
 CONFIG_DIR = Path(__file__).parent
-CURRENT_TITRATION = "2026.11.1"
+CURRENT_TITRATION = "2026.12.0"
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,9 @@ class TitrationRules:
     version: str
     adequate_phq9_improvement: int
     no_increase_symptoms: frozenset[str]
-    pre_dose_bp_max_age: timedelta
+    pre_dose_bp_window: timedelta
+    pre_dose_bp_future_skew: timedelta
+    pre_dose_bp_for_session: bool
 
 
 def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
@@ -98,8 +120,24 @@ def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
         version=version,
         adequate_phq9_improvement=int(raw["adequate_phq9_improvement"]),
         no_increase_symptoms=frozenset(raw["no_increase_symptoms"]),
-        pre_dose_bp_max_age=timedelta(minutes=int(raw["pre_dose_bp_max_age_minutes"])),
+        **_pre_dose_bp(raw),
     )
+
+
+def _pre_dose_bp(raw: dict[str, Any]) -> dict[str, Any]:
+    """From 2026.12.0 the reading must name the session and fall within a window before it;
+    earlier versions (kept for the record) took any pre-dose reading no older than a maximum age."""
+    if "pre_dose_bp_window_minutes" in raw:
+        return {
+            "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_window_minutes"])),
+            "pre_dose_bp_future_skew": timedelta(minutes=int(raw["pre_dose_bp_future_skew_minutes"])),
+            "pre_dose_bp_for_session": True,
+        }
+    return {
+        "pre_dose_bp_window": timedelta(minutes=int(raw["pre_dose_bp_max_age_minutes"])),
+        "pre_dose_bp_future_skew": timedelta(0),
+        "pre_dose_bp_for_session": False,
+    }
 
 
 # --- session authorisation -----------------------------------------------------
@@ -109,6 +147,24 @@ def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
 class PreDoseReading:
     measured_at: datetime
     within_limits: bool
+    appointment_id: uuid.UUID | None = None
+
+
+def pre_dose_bp_refusal(reading: PreDoseReading | None, appointment_id: uuid.UUID, *, now: datetime, rules: TitrationRules) -> str | None:
+    """Does this reading (the latest pre-dose one taken for the session) authorise the session at ``now``?
+
+    It must name the session's appointment, be taken no earlier than the rules' window before
+    ``now`` and no later than ``now`` plus a small clock skew, and be within limits."""
+    if not rules.pre_dose_bp_for_session:  # titration before 2026.12.0, kept for the record
+        if reading is None or now - reading.measured_at > rules.pre_dose_bp_window:
+            return "no_recent_pre_dose_blood_pressure"
+    elif reading is None or reading.appointment_id != appointment_id:
+        return "no_pre_dose_bp_for_session"
+    elif now - reading.measured_at > rules.pre_dose_bp_window:
+        return "pre_dose_bp_too_old"
+    elif reading.measured_at - now > rules.pre_dose_bp_future_skew:
+        return "pre_dose_bp_in_future"
+    return None if reading.within_limits else "blood_pressure_out_of_limits"
 
 
 def authorisation_refusal(
@@ -117,6 +173,7 @@ def authorisation_refusal(
     limits: Limits | None,
     reading: PreDoseReading | None,
     *,
+    appointment_id: uuid.UUID,
     now: datetime,
     rules: TitrationRules,
 ) -> str | None:
@@ -131,11 +188,7 @@ def authorisation_refusal(
         return "no_approved_dose"
     if approved_dose_mg > limits.max_dose_mg:
         return "dose_above_cap"
-    if reading is None or now - reading.measured_at > rules.pre_dose_bp_max_age:
-        return "no_recent_pre_dose_blood_pressure"
-    if not reading.within_limits:
-        return "blood_pressure_out_of_limits"
-    return None
+    return pre_dose_bp_refusal(reading, appointment_id, now=now, rules=rules)
 
 
 # --- titration -----------------------------------------------------------------

@@ -32,7 +32,10 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         @consumer.on(TreatmentHoldReleased)
         async def hold_released(event: TreatmentHoldReleased, tx: Transaction) -> None:
             assert tx.cause is not None
-            await plans.release_hold(tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, decision=event.decision, rules=rules)
+            await plans.release_hold(
+                tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, decision=event.decision, rules=rules,
+                review_id=event.review_id, dose_mg=event.dose_mg, decided_by=event.decided_by,
+            )  # fmt: skip
 
         @consumer.on(AppointmentCompleted)
         async def session_completed(event: AppointmentCompleted, tx: Transaction) -> None:
@@ -43,8 +46,9 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         @consumer.on(VitalsRecorded)
         async def vitals(event: VitalsRecorded, tx: Transaction) -> None:
             await plans.record_observation(
-                tx, kind="vitals", observed_at=event.measured_at, context=event.context.value, within_limits=event.within_limits
-            )
+                tx, kind="vitals", observed_at=event.measured_at, context=event.context.value, within_limits=event.within_limits,
+                appointment_id=event.appointment_id,
+            )  # fmt: skip
 
         @consumer.on(SideEffectReported)
         async def side_effect(event: SideEffectReported, tx: Transaction) -> None:

@@ -79,6 +79,7 @@ treatment_holds = Table(
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("released_at", DateTime(timezone=True)),
     Column("release_decision", String(40)),
+    Column("dose_change_refused", String(64)),  # why a review's dose change was refused; the hold stays open
 )
 
 dose_proposals = Table(
@@ -135,5 +136,7 @@ safety_observations = Table(
     Column("context", String(20)),
     Column("within_limits", Boolean),
     Column("phq9_total", Integer),
+    Column("appointment_id", Uuid),  # the session a reading was taken for
     Index("ix_safety_observations_patient", "patient_id", "kind", "observed_at"),
+    Index("ix_safety_observations_appointment", "appointment_id", "observed_at"),
 )

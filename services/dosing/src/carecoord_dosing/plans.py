@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from carecoord_shared.contracts.common import PlanStatus, ReviewDecision
 from carecoord_shared.contracts.dosing import (
     DoseApproved,
+    DoseChangeRefused,
     DoseProposed,
     DosingSessionAuthorised,
     DosingSessionRefused,
@@ -127,30 +128,79 @@ async def open_hold(tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUI
 
 
 async def release_hold(
-    tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, decision: ReviewDecision, rules: TitrationRules
+    tx: Transaction,
+    *,
+    hold_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    decision: ReviewDecision,
+    rules: TitrationRules,
+    review_id: uuid.UUID | None = None,
+    dose_mg: int | None = None,
+    decided_by: str | None = None,
 ) -> None:
-    """The clinician's review decision releases the hold: resume, resume with a dose change, or discontinue."""
-    released = await tx.session.execute(
-        update(treatment_holds)
-        .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.status == "open")
-        .values(status="released", released_at=func.now(), release_decision=decision.value)
-        .returning(treatment_holds.c.hold_id)
-    )
-    if released.first() is None:
+    """The clinician's review decision releases the hold: resume, resume with a dose change, or discontinue.
+
+    Resume with a dose change that names the dose approves it in the same step, in the resolving
+    clinician's name with the review as cause; dosing re-validates it (the source of truth) and,
+    if it is not allowed, the hold stays open (the plan stays paused) and DoseChangeRefused says why.
+    """
+    hold = (
+        await tx.session.execute(
+            select(treatment_holds).where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.status == "open").with_for_update()
+        )
+    ).first()
+    if hold is None:
         return  # unknown or already released: nothing changes twice
     plan = await live_plan_for_update(tx, patient_id)
+    review_id = review_id or hold.review_id
+    if decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
+        refusal = await _review_dose_refusal(tx, plan, dose_mg)
+        if refusal is not None:
+            await tx.session.execute(
+                update(treatment_holds).where(treatment_holds.c.hold_id == hold_id).values(dose_change_refused=refusal)
+            )
+            tx.emit(
+                DoseChangeRefused(
+                    plan_id=plan.plan_id if plan else None, hold_id=hold_id, review_id=review_id, requested_dose_mg=dose_mg, reason=refusal
+                ),
+                patient_id=patient_id,
+            )
+            return
+    await tx.session.execute(
+        update(treatment_holds)
+        .where(treatment_holds.c.hold_id == hold_id)
+        .values(status="released", released_at=func.now(), release_decision=decision.value)
+    )
     if plan is not None and decision is ReviewDecision.discontinue:
-        await _discontinue(tx, plan, actor="clinician_review", reason="review_discontinued")
+        await _discontinue(tx, plan, actor=decided_by or "clinician_review", reason="review_discontinued")
         return
-    if plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
-        # The clinician wants a different dose: the old approval lapses, and a
-        # one-step decrease is proposed for their approval.
+    if plan is not None and decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
+        current = await _current_dose(tx, plan)
+        proposal_id = await _propose(
+            tx, plan, dose_mg, ["review_dose_change"], rules, session_number=plan.sessions_completed + 1, previous=current
+        )
+        await approve_dose(tx, proposal_id, actor=decided_by or "clinician_review", review_id=review_id)
+    elif plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
+        # A release without a dose (before the resolution carried one): the old approval
+        # lapses, and a one-step decrease is proposed for a clinician's approval.
         limits = limits_of(plan)
         await _propose(
             tx, plan, max(plan.approved_dose_mg - limits.max_step_mg, 1), ["review_requested_dose_change"], rules,
             session_number=plan.sessions_completed + 1, previous=plan.approved_dose_mg,
         )  # fmt: skip
-    await _reconcile(tx, patient_id, actor="clinician_review", reason=f"hold_released_{decision.value}")
+    await _reconcile(tx, patient_id, actor=decided_by or "clinician_review", reason=f"hold_released_{decision.value}")
+
+
+async def _current_dose(tx: Transaction, plan: Any) -> int:
+    """The dose a change is one step from: the approved one, else the last approved, else the starting dose."""
+    return int(plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg)
+
+
+async def _review_dose_refusal(tx: Transaction, plan: Any, dose_mg: int) -> str | None:
+    if plan is None or PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
+        return "no_live_plan"
+    refusal = domain.dose_refusal(await _current_dose(tx, plan), dose_mg, limits_of(plan))
+    return refusal.code if refusal else None
 
 
 async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reason: str) -> None:
@@ -208,7 +258,9 @@ async def _propose(
     return proposal_id
 
 
-async def approve_dose(tx: Transaction, proposal_id: uuid.UUID, *, actor: str, dose_mg: int | None = None) -> int:
+async def approve_dose(
+    tx: Transaction, proposal_id: uuid.UUID, *, actor: str, dose_mg: int | None = None, review_id: uuid.UUID | None = None
+) -> int:
     proposal = (
         await tx.session.execute(select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update())
     ).first()
@@ -227,7 +279,10 @@ async def approve_dose(tx: Transaction, proposal_id: uuid.UUID, *, actor: str, d
         .values(status="approved", approved_dose_mg=approved, approved_by=actor, approved_at=datetime.now(UTC))
     )
     await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=approved))
-    tx.emit(DoseApproved(proposal_id=proposal_id, plan_id=plan.plan_id, approved_dose_mg=approved, approved_by=actor), patient_id=plan.patient_id)
+    tx.emit(
+        DoseApproved(proposal_id=proposal_id, plan_id=plan.plan_id, approved_dose_mg=approved, approved_by=actor, review_id=review_id),
+        patient_id=plan.patient_id,
+    )
     return approved
 
 
@@ -306,12 +361,13 @@ async def authorise_session(
     ).first()
     if granted is not None:
         return Authorisation(appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg)
-    reading = await _latest_pre_dose_reading(tx, patient_id)
+    reading = await _latest_pre_dose_reading(tx, patient_id, appointment_id if rules.pre_dose_bp_for_session else None)
     refusal = domain.authorisation_refusal(
         PlanStatus(plan.status) if plan else None,
         plan.approved_dose_mg if plan else None,
         limits_of(plan) if plan else None,
         reading,
+        appointment_id=appointment_id,
         now=now,
         rules=rules,
     )
@@ -337,17 +393,21 @@ async def authorise_session(
     return Authorisation(appointment_id, True, authorisation_id=authorisation_id, dose_mg=plan.approved_dose_mg)
 
 
-async def _latest_pre_dose_reading(tx: Transaction, patient_id: uuid.UUID) -> domain.PreDoseReading | None:
+async def _latest_pre_dose_reading(
+    tx: Transaction, patient_id: uuid.UUID, appointment_id: uuid.UUID | None
+) -> domain.PreDoseReading | None:
+    """The latest pre-dose reading taken for this session (any session's under rules before 2026.12.0):
+    a repeat reading after a high one supersedes it."""
     obs = safety_observations.c
-    row = (
-        await tx.session.execute(
-            select(obs.observed_at, obs.within_limits)
-            .where(obs.patient_id == patient_id, obs.kind == "vitals", obs.context == "pre_dose")
-            .order_by(obs.observed_at.desc())
-            .limit(1)
-        )
-    ).first()
-    return domain.PreDoseReading(measured_at=row.observed_at, within_limits=bool(row.within_limits)) if row else None
+    query = select(obs.observed_at, obs.within_limits, obs.appointment_id).where(
+        obs.patient_id == patient_id, obs.kind == "vitals", obs.context == "pre_dose"
+    )
+    if appointment_id is not None:
+        query = query.where(obs.appointment_id == appointment_id)
+    row = (await tx.session.execute(query.order_by(obs.observed_at.desc()).limit(1))).first()
+    if row is None:
+        return None
+    return domain.PreDoseReading(measured_at=row.observed_at, within_limits=bool(row.within_limits), appointment_id=row.appointment_id)
 
 
 async def record_observation(tx: Transaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:

@@ -36,16 +36,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from carecoord_shared.auth import Access, Role, allow, patient_of
-from carecoord_shared.contracts.common import ActorId, PastTimestamp, ReviewDecision
+from carecoord_shared.contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.errors import Forbidden, NotFound
 from carecoord_shared.service import UowDep
 
-from . import observations, reviews, rules, shadow
+from . import observations, plan_view, reviews, rules, shadow
 from .models import clinician_reviews, jurisdictions, review_triggers
 from .rules import RuleSet
 from .timers import Clock
@@ -154,6 +155,19 @@ class ResolveReview(BaseModel):
     clinician_id: ActorId
     decision: ReviewDecision
     note: Annotated[str, Field(max_length=4000, description="Kept in safety only; never in events or logs.")] | None = None
+    dose_mg: Milligrams | None = Field(
+        default=None,
+        description="Required with resume_with_dose_change, refused with any other decision: the new dose, within the plan's "
+        "per-session maximum and one maximum step from the current dose. The plan resumes with it, approved by this clinician.",
+    )
+
+    @model_validator(mode="after")
+    def dose_with_its_decision(self) -> ResolveReview:
+        if self.decision is ReviewDecision.resume_with_dose_change and self.dose_mg is None:
+            raise ValueError("resume_with_dose_change needs dose_mg, the new dose")
+        if self.decision is not ReviewDecision.resume_with_dose_change and self.dose_mg is not None:
+            raise ValueError(f"dose_mg goes only with resume_with_dose_change, not {self.decision.value}")
+        return self
 
 
 class ShadowRequest(BaseModel):
@@ -271,8 +285,14 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.post("/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"])
     async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> Any:
         await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
-        async with uow.transaction() as tx:
-            await reviews.resolve(tx, review_id, decision=body.decision, clinician_id=body.clinician_id, note=body.note, now=clock())
+        try:
+            async with uow.transaction() as tx:
+                await reviews.resolve(
+                    tx, review_id, decision=body.decision, clinician_id=body.clinician_id, note=body.note, now=clock(), dose_mg=body.dose_mg
+                )
+        except plan_view.DoseNotAllowed as refused:
+            # Nothing was recorded; the body's dose is what is wrong, so say so as a validation error.
+            raise RequestValidationError([{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]) from refused
         return await _read_review(uow, review_id)
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")

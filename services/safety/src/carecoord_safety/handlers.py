@@ -8,14 +8,25 @@ from typing import Any
 
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.dosing import (
+    DoseApproved,
+    DoseChangeRefused,
+    DosingSessionAuthorised,
+    DosingSessionRefused,
+    TreatmentPlanActivated,
+    TreatmentPlanCompleted,
+    TreatmentPlanCreated,
+    TreatmentPlanDiscontinued,
+    TreatmentPlanPaused,
+    TreatmentPlanResumed,
+)
 from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
 from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow, AppointmentRescheduled
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import observations, sessions
+from . import observations, plan_view, reviews, sessions
 from .rules import RuleSet
 from .timers import Clock
 from .models import jurisdictions
@@ -97,6 +108,31 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
                 tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, reason=event.reason, at=_when(tx, clock), now=clock()
             )
 
+        # --- the plan read model (plan_view) and dosing's refusals of a review's dose change ---
+
+        @consumer.on(TreatmentPlanCreated)
+        async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plan_view.created(
+                tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, starting_dose_mg=event.starting_dose_mg,
+                max_dose_mg=event.max_dose_mg, max_step_mg=event.max_step_mg,
+            )  # fmt: skip
+
+        for event_type, plan_status in PLAN_STATUSES:
+            consumer.on(event_type)(_plan_status(plan_status))
+
+        @consumer.on(DoseApproved)
+        async def dose_approved(event: DoseApproved, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, current_dose_mg=event.approved_dose_mg)
+
+        @consumer.on(DoseChangeRefused)
+        async def dose_change_refused(event: DoseChangeRefused, tx: Transaction) -> None:
+            assert tx.cause is not None
+            await reviews.dose_change_refused(
+                tx, patient_id=tx.cause.patient_id, hold_id=event.hold_id, review_id=event.review_id, reason=event.reason, now=clock()
+            )
+
     return register
 
 
@@ -105,6 +141,23 @@ def _when(tx: Transaction, clock: Clock) -> Any:
     clock running ahead would start the post-dose timers late)."""
     assert tx.cause is not None
     return min(tx.cause.occurred_at, clock())
+
+
+PLAN_STATUSES = (
+    (TreatmentPlanActivated, "active"),
+    (TreatmentPlanPaused, "paused"),
+    (TreatmentPlanResumed, "active"),
+    (TreatmentPlanDiscontinued, "discontinued"),
+    (TreatmentPlanCompleted, "completed"),
+)
+
+
+def _plan_status(plan_status: str) -> Any:
+    async def handle(event: Any, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, status=plan_status)
+
+    return handle
 
 
 def _recording(record: Any, rules: RuleSet, clock: Clock) -> Any:

@@ -174,6 +174,23 @@ dosing_sessions = Table(
     Column("no_show_at", DateTime(timezone=True)),
 )
 
+# Safety's read model of each patient's latest treatment plan, from dosing's events
+# (TreatmentPlanCreated: the limits; DoseApproved: the current dose; the status
+# events): lets a review resolved with a dose change be refused at once (422)
+# when the dose is outside the plan's limits. Dosing re-validates (its own data
+# is the source of truth) and says DoseChangeRefused if it disagrees.
+plan_limits = Table(
+    "plan_limits",
+    metadata,
+    Column("patient_id", Uuid, primary_key=True),
+    Column("plan_id", Uuid, nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("max_dose_mg", Integer, nullable=False),
+    Column("max_step_mg", Integer, nullable=False),
+    Column("current_dose_mg", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # Durable timers: kept in the database so they survive restarts; fired and
 # marked in one transaction with their effects, so each fires exactly once.
 timers = Table(

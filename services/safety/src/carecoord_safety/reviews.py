@@ -30,7 +30,7 @@ from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.telemetry import meter
 
-from . import timers
+from . import plan_view, timers
 from .models import clinician_reviews, review_triggers, treatment_holds
 from .rules import PRIORITY_RANK, ReviewRequest
 
@@ -157,19 +157,44 @@ async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: st
 
 
 async def resolve(
-    tx: Transaction, review_id: uuid.UUID, *, decision: ReviewDecision, clinician_id: str, note: str | None, now: datetime
+    tx: Transaction,
+    review_id: uuid.UUID,
+    *,
+    decision: ReviewDecision,
+    clinician_id: str,
+    note: str | None,
+    now: datetime,
+    dose_mg: int | None = None,
 ) -> None:
-    """Resolve with the clinician's decision and release the holds the review requested."""
+    """Resolve with the clinician's decision and release the holds the review requested.
+
+    Resume with a dose change names the new dose: it must be within the plan's limits as safety
+    last heard them from dosing (plan_view; else DoseNotAllowed, nothing recorded), and it travels
+    with the release so dosing approves it in the clinician's name in the same step."""
+    if (decision is ReviewDecision.resume_with_dose_change) != (dose_mg is not None):
+        raise RuleViolation("resume_with_dose_change needs dose_mg, and only that decision takes one")
     review = await _for_update(tx, review_id)
     if review.status == "resolved":
         raise RuleViolation(f"review {review_id} was already resolved ({review.decision})")
+    if dose_mg is not None:
+        if not await _has_requested_hold(tx, review_id):
+            raise plan_view.DoseNotAllowed(
+                "review_holds_no_treatment",
+                "this review holds no treatment, so there is no paused plan to resume with a new dose: "
+                "resolve it with resume and approve the dose in dosing",
+            )
+        if (refusal := plan_view.dose_refusal(await plan_view.of_patient(tx, review.patient_id), dose_mg)) is not None:
+            raise refusal
     await tx.session.execute(
         update(clinician_reviews)
         .where(clinician_reviews.c.review_id == review_id)
         .values(status="resolved", resolved_at=now, resolved_by=clinician_id, decision=decision.value, resolution_note=note)
     )
     await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
-    tx.emit(ClinicianReviewResolved(review_id=review_id, decision=decision, resolved_by=clinician_id), patient_id=review.patient_id)
+    tx.emit(
+        ClinicianReviewResolved(review_id=review_id, decision=decision, resolved_by=clinician_id, dose_mg=dose_mg),
+        patient_id=review.patient_id,
+    )
     released = await tx.session.execute(
         update(treatment_holds)
         .where(treatment_holds.c.review_id == review_id, treatment_holds.c.status == "requested")
@@ -177,7 +202,56 @@ async def resolve(
         .returning(treatment_holds.c.hold_id)
     )
     for hold_id in released.scalars():
-        tx.emit(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=decision), patient_id=review.patient_id)
+        tx.emit(
+            TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=decision, dose_mg=dose_mg, decided_by=clinician_id),
+            patient_id=review.patient_id,
+        )
+
+
+async def _has_requested_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
+    found = await tx.session.execute(
+        select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id == review_id, treatment_holds.c.status == "requested")
+    )
+    return found.first() is not None
+
+
+DOSE_CHANGE_REFUSED = "dose_change_refused"
+
+
+async def dose_change_refused(
+    tx: Transaction, *, patient_id: uuid.UUID, hold_id: uuid.UUID, review_id: uuid.UUID, reason: str, now: datetime
+) -> uuid.UUID:
+    """Dosing refused a resolution's dose change and kept the plan paused: the clinician must decide again.
+
+    A review (reason dose_change_refused, the refusal's code as its trigger) opens with the resolved
+    review's priority, urgency (the same time to its due time) and rule version, and the hold, still
+    open in dosing, moves to it: resolving it releases the hold again."""
+    await tx.lock_patient(patient_id)
+    original = (await tx.session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))).first()
+    if original is None or original.patient_id != patient_id:
+        raise NotFound(f"no clinician review {review_id} of this patient")
+    request = ReviewRequest(
+        reason=DOSE_CHANGE_REFUSED,
+        priority=ReviewPriority(original.priority),
+        due_within=original.due_at - original.opened_at,
+        hold=False,
+        triggers=(reason,),
+        rule_ids=(),
+    )
+    outcome = await open_or_join(
+        tx, request, patient_id=patient_id, rule_version=original.rule_version, source_kind="dose_refusal", source_id=hold_id, now=now
+    )
+    moved = await tx.session.execute(
+        update(treatment_holds)
+        .where(treatment_holds.c.hold_id == hold_id)
+        .values(review_id=outcome.review_id, status="requested", released_at=None)
+        .returning(treatment_holds.c.hold_id)
+    )
+    if moved.first() is None:
+        await tx.session.execute(
+            insert(treatment_holds).values(hold_id=hold_id, patient_id=patient_id, review_id=outcome.review_id, reason=DOSE_CHANGE_REFUSED)
+        )
+    return outcome.review_id
 
 
 @functools.cache

@@ -90,6 +90,23 @@ class DoseApproved(Event):
     plan_id: uuid.UUID
     approved_dose_mg: Milligrams
     approved_by: ActorId
+    review_id: uuid.UUID | None = Field(
+        default=None, description="Set when the dose was approved by resolving a clinician review (resume_with_dose_change)."
+    )
+
+
+class DoseChangeRefused(Event):
+    """A review's resume-with-dose-change could not be applied (the dose is outside the plan's limits, or no live plan):
+    the plan stays paused, the hold stays open, and safety opens a review for the clinician to decide again."""
+
+    event_type = "DoseChangeRefused"
+    version = 1
+
+    plan_id: uuid.UUID | None = None
+    hold_id: uuid.UUID
+    review_id: uuid.UUID
+    requested_dose_mg: Milligrams
+    reason: ShortCode
 
 
 class DosingSessionAuthorised(Event):

@@ -13,6 +13,7 @@ from .common import (
     Diastolic,
     Grade,
     HeartRate,
+    Milligrams,
     PastTimestamp,
     ReadingContext,
     ReviewDecision,
@@ -140,6 +141,9 @@ class ClinicianReviewResolved(Event):
     review_id: uuid.UUID
     decision: ReviewDecision
     resolved_by: ActorId | None = None
+    dose_mg: Milligrams | None = Field(
+        default=None, description="The new dose the clinician approved with resume_with_dose_change; absent for other decisions."
+    )
 
 
 class TreatmentHoldRequested(Event):
@@ -161,3 +165,9 @@ class TreatmentHoldReleased(Event):
     hold_id: uuid.UUID
     review_id: uuid.UUID
     decision: ReviewDecision
+    dose_mg: Milligrams | None = Field(
+        default=None,
+        description="With resume_with_dose_change: the dose the resolving clinician approved; dosing re-validates it against "
+        "the plan and, if it is refused, keeps the plan paused (DoseChangeRefused).",
+    )
+    decided_by: ActorId | None = Field(default=None, description="The clinician who resolved the review.")

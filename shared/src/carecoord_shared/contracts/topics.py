@@ -113,6 +113,7 @@ DOSING_PLANS = Topic(
         "TreatmentPlanCompleted",
         "DoseProposed",
         "DoseApproved",
+        "DoseChangeRefused",
     ),
     description="Treatment-plan status changes and dose proposals and approvals.",
 )

@@ -1,0 +1,90 @@
+"""Safety's read model of each patient's treatment plan, kept from dosing's events.
+
+Safety does not own plans; it keeps just enough of them (the plan's per-session
+maximum and maximum step, its status, the current approved dose) to answer a
+clinician who resolves a review with a dose change synchronously: a dose outside
+the plan's limits is refused with a 422 before anything is recorded. Dosing owns
+the plan and re-validates the dose when it consumes the release (a plan changed in
+between, or a program cap this view does not know): if it refuses, it keeps the
+plan paused and says DoseChangeRefused, and safety opens a review for it
+(reviews.dose_change_refused).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from carecoord_shared.errors import RuleViolation
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from .models import plan_limits
+
+LIVE = ("active", "paused")
+
+
+class DoseNotAllowed(RuleViolation):
+    """A review resolution's dose the plan does not allow; ``code`` says which limit."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class PlanView:
+    plan_id: uuid.UUID
+    status: str
+    max_dose_mg: int
+    max_step_mg: int
+    current_dose_mg: int
+
+
+def dose_refusal(plan: PlanView | None, dose_mg: int) -> DoseNotAllowed | None:
+    """The plan's own limits, as dosing applies them (domain.dose_refusal there, the source of truth)."""
+    if plan is None or plan.status not in LIVE:
+        return DoseNotAllowed("no_live_plan", "the patient has no active or paused treatment plan whose dose could change")
+    if dose_mg > plan.max_dose_mg:
+        return DoseNotAllowed(
+            "dose_above_plan_maximum", f"{dose_mg} mg is above the plan's per-session maximum of {plan.max_dose_mg} mg"
+        )
+    if abs(dose_mg - plan.current_dose_mg) > plan.max_step_mg:
+        return DoseNotAllowed(
+            "dose_step_above_plan_maximum",
+            f"{dose_mg} mg is more than one step ({plan.max_step_mg} mg) from the current {plan.current_dose_mg} mg",
+        )
+    return None
+
+
+async def of_patient(tx: Transaction, patient_id: uuid.UUID) -> PlanView | None:
+    row = (await tx.session.execute(select(plan_limits).where(plan_limits.c.patient_id == patient_id))).first()
+    if row is None:
+        return None
+    return PlanView(row.plan_id, row.status, row.max_dose_mg, row.max_step_mg, row.current_dose_mg)
+
+
+async def created(tx: Transaction, *, patient_id: uuid.UUID, plan_id: uuid.UUID, starting_dose_mg: int, max_dose_mg: int, max_step_mg: int) -> None:
+    """A new plan replaces the patient's previous one in the view (dosing allows one live plan per patient)."""
+    values: dict[str, Any] = {
+        "plan_id": plan_id, "status": "draft", "max_dose_mg": max_dose_mg, "max_step_mg": max_step_mg,
+        "current_dose_mg": starting_dose_mg, "updated_at": func.now(),
+    }  # fmt: skip
+    await tx.session.execute(
+        pg_insert(plan_limits)
+        .values(patient_id=patient_id, **values)
+        .on_conflict_do_update(index_elements=[plan_limits.c.patient_id], set_=values)
+    )
+
+
+async def changed(tx: Transaction, *, patient_id: uuid.UUID, plan_id: uuid.UUID, **values: Any) -> None:
+    """A later fact about a plan in the view (status, current dose); events about an older plan change nothing,
+    and neither does an event keyed by another patient that names this plan (the key is the patient id)."""
+    await tx.session.execute(
+        update(plan_limits)
+        .where(plan_limits.c.patient_id == patient_id, plan_limits.c.plan_id == plan_id)
+        .values(**values, updated_at=func.now())
+    )
