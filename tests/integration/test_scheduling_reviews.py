@@ -250,3 +250,15 @@ async def test_a_superseding_ineligible_decision_cancels_the_evaluation_and_a_st
     # The clinician's next re-evaluation makes them eligible again: a new evaluation is booked.
     await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
     assert sorted(a.status for a in await scheduling.appointments_of(patient)) == ["booked", "cancelled"]
+
+
+async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_against_stale_ones(scheduling: Scheduling) -> None:
+    zone = "America/Chicago"
+    patient, state = await patient_in(scheduling, zone)
+    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
+    # From a producer that numbers nothing (an older intake during a rollout): applied.
+    await scheduling.publish(decision(EligibilityOutcome.ineligible, state, zone, None), patient, "intake")
+    assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
+    # Decision 2 is older than the 3 already applied, unnumbered decision or not: nothing books.
+    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 2), patient, "intake")
+    assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]

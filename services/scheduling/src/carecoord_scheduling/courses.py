@@ -53,14 +53,10 @@ async def apply_eligibility(tx: Transaction, patient_id: uuid.UUID, event: Eligi
         if event.sequence <= row.eligibility_sequence:
             log.info("scheduling.eligibility_superseded", patient_id=str(patient_id), sequence=event.sequence)
             return
-    await remember_patient(
-        tx,
-        patient_id,
-        event.state_of_residence,
-        event.time_zone,
-        eligibility_outcome=event.outcome.value,
-        eligibility_sequence=event.sequence,
-    )
+    applied: dict[str, str | int | None] = {"eligibility_outcome": event.outcome.value}
+    if event.sequence is not None:  # a producer that numbers no decision leaves the last number in place
+        applied["eligibility_sequence"] = event.sequence
+    await remember_patient(tx, patient_id, event.state_of_residence, event.time_zone, **applied)
     if event.outcome is EligibilityOutcome.eligible:
         await book_initial_evaluation(tx, patient_id)
         await book_waiting_courses(tx, patient_id)
