@@ -110,6 +110,17 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     )
     assert booked["status"] == "booked"
 
+    # Safety learnt the move: a clinician licensed only in the new state reaches the patient there.
+    async def safety_admits(token: str) -> int:
+        async with api_client(token, timeout=10) as http:
+            answer = await http.get(url(services, "safety", "/v1/reviews"), params={"patient_id": patient_id})
+        return answer.status_code
+
+    await eventually(
+        lambda: _true_or_none(safety_admits(clinician_token("dr-co", ["CO"])), 200), what="safety knows the patient moved to CO"
+    )
+    assert await safety_admits(clinician_token("dr-ak", ["AK"])) == 403
+
     conn = await asyncpg.connect(services.postgres.dsn("intake"))
     try:
         audited = await conn.fetch(
@@ -119,6 +130,10 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     finally:
         await conn.close()
     assert ("dr-re", "re-evaluate", "allowed") in [tuple(r) for r in audited]
+
+
+async def _true_or_none(status: Any, wanted: int) -> bool | None:
+    return True if await status == wanted else None
 
 
 async def _evaluation(stack: Stack, patient_id: str) -> dict[str, Any] | None:

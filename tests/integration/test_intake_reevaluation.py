@@ -61,13 +61,17 @@ async def re_evaluate(uow: UnitOfWork, pid: uuid.UUID, new: NewInformation, why:
         await INTAKE.re_evaluate(tx, pid, clinician_id="dr-lee", reason=why, new=new)
 
 
-async def decisions_emitted(uow: UnitOfWork, pid: uuid.UUID) -> list[dict]:  # type: ignore[type-arg]
+async def emitted(uow: UnitOfWork, pid: uuid.UUID, event_type: str) -> list[dict]:  # type: ignore[type-arg]
     async with uow.sessions() as session:
         rows = await session.execute(
-            text("SELECT envelope FROM outbox WHERE key = :key AND event_type = 'EligibilityDetermined' ORDER BY id"),
-            {"key": str(pid)},
+            text("SELECT envelope FROM outbox WHERE key = :key AND event_type = :type ORDER BY id"),
+            {"key": str(pid), "type": event_type},
         )
         return [r.envelope["payload"] for r in rows]
+
+
+async def decisions_emitted(uow: UnitOfWork, pid: uuid.UUID) -> list[dict]:  # type: ignore[type-arg]
+    return await emitted(uow, pid, "EligibilityDetermined")
 
 
 def reading(systolic: int, diastolic: int) -> NewInformation:
@@ -98,6 +102,13 @@ async def test_a_move_to_a_served_state_supersedes_not_served_with_who_and_why(u
     assert (was["outcome"], was["sequence"], was["state_of_residence"]) == ("ineligible", 1, "VT")
     assert (now["outcome"], now["sequence"], now["state_of_residence"]) == ("eligible", 2, "NY")
     assert now["supersedes_decision_id"] == str(first.decision_id) and now["overridden_by"] == "dr-lee"
+    # The move is announced to every service that checks licences by the patient's state.
+    assert [(r["state_of_residence"], r["time_zone"]) for r in await emitted(uow, pid, "PatientRegistered")] == [
+        ("VT", "America/New_York"), ("NY", "America/New_York"),
+    ]  # fmt: skip
+    # A re-evaluation that names the same residence announces nothing.
+    await re_evaluate(uow, pid, NewInformation(state_of_residence="NY", time_zone="America/New_York"))
+    assert len(await emitted(uow, pid, "PatientRegistered")) == 2
 
 
 async def test_a_repeat_reading_at_180_110_makes_an_eligible_patient_ineligible_and_179_109_needs_review(uow: UnitOfWork) -> None:

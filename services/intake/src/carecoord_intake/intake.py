@@ -298,12 +298,19 @@ class Intake:
         now = datetime.now(UTC)
         if new.state_of_residence is not None:
             assert new.time_zone is not None
+            moved = (new.state_of_residence, new.time_zone) != (patient.state_of_residence, patient.time_zone)
             await tx.session.execute(
                 update(patients)
                 .where(patients.c.patient_id == patient_id)
                 .values(state_of_residence=new.state_of_residence, time_zone=new.time_zone)
             )
             patient = await self._lock(tx, patient_id)
+            if moved:
+                # Every service keeps the patient's state (licensing) and zone from this event: announce the move.
+                tx.emit(
+                    PatientRegistered(state_of_residence=new.state_of_residence, time_zone=new.time_zone),
+                    patient_id=patient_id,
+                )
         if new.systolic is not None:
             assert new.diastolic is not None and new.measured_at is not None
             await tx.session.execute(

@@ -13,7 +13,10 @@ from .envelope import Event
 
 
 class PatientRegistered(Event):
-    """A patient enrolled; the pseudonymous patient id is the envelope's key."""
+    """A patient enrolled; the pseudonymous patient id is the envelope's key.
+
+    Sent again, with the new values, when a clinician's re-evaluation records a move (state of
+    residence or time zone): consumers keep the latest (licensing checks and local times use it)."""
 
     event_type = "PatientRegistered"
     version = 1
