@@ -30,6 +30,7 @@ from carecoord_shared.contracts import Envelope, Event, topic_for_event
 from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 from carecoord_shared.contracts.intake import EligibilityDetermined
 from carecoord_shared.contracts.safety import ClinicianReviewOpened
+from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
@@ -262,3 +263,29 @@ async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_a
     # Decision 2 is older than the 3 already applied, unnumbered decision or not: nothing books.
     await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 2), patient, "intake")
     assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
+
+
+async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_urgent_reviews(scheduling: Scheduling) -> None:
+    zone = zone_where_it_is(1)
+    patient, _ = await patient_in(scheduling, zone)
+    urgent = review(ReviewPriority.urgent, timedelta(hours=4))
+    high = review(ReviewPriority.high, timedelta(hours=4))
+    for opened in (urgent, high):
+        await scheduling.publish(opened, patient, "safety")
+    rows = {a.review_id: a for a in await scheduling.appointments_of(patient)}
+    night = rows[urgent.review_id].starts_at + timedelta(minutes=30)  # still the patient's night, after the urgent visit
+    assert local(night, zone).hour < 8
+    clinician_id = rows[urgent.review_id].clinician_id
+    async with scheduling.uow.sessions() as session:
+        person = await booking.require_patient(session, patient)
+        # Booked by hand (no review behind it): inside the patient's day only.
+        with pytest.raises(RuleViolation, match="outside the patient's local day"):
+            await booking.check_bookable(session, person, AppointmentType.urgent_review, clinician_id, night)
+        # Moving the urgent review's visit may stay at night; the high review's may not.
+        assert booking.review_may_book_any_hour(rows[urgent.review_id])
+        assert not booking.review_may_book_any_hour(rows[high.review_id])
+        ends = await booking.check_bookable(
+            session, person, AppointmentType.urgent_review, clinician_id, night,
+            rescheduling=rows[urgent.review_id].appointment_id, any_hour=True,
+        )  # fmt: skip
+        assert ends == night + timedelta(minutes=30)
