@@ -16,7 +16,8 @@ from tests.conftest import eventually
 from tests.e2e import intake_journeys as intake
 from tests.e2e.journeys import url
 from tests.kafka_io import events_for
-from tests.auth import SERVICE_TOKEN, api_client
+from tests.auth import SERVICE_TOKEN, api_client, clinician_token
+from tests.e2e import journeys
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +62,82 @@ async def test_a_full_eligible_registration_publishes_eligibility_determined(ser
     for phi in (body["first_name"], body["last_name"], body["date_of_birth"], body["email"], body["phone"],
                 body["address"]["line1"], "XQZ-99817", body["external_id"]):  # fmt: skip
         assert phi not in everything
+
+
+async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_scheduling_books_the_evaluation(services: Stack) -> None:
+    await journeys.clinician(services, "psychiatric_clinician", "CO", "America/Denver")
+    patient_id = await intake.complete_intake(services, intake.registration(state_of_residence="AK", time_zone="America/Anchorage"))
+    first = (await intake.status(services, patient_id))["decision"]
+    assert (first["outcome"], first["sequence"], first["basis"]) == ("ineligible", 1, "rules")
+
+    re_evaluation = url(services, "intake", f"/v1/patients/{patient_id}/eligibility/re-evaluation")
+    moved = {"state_of_residence": "CO", "time_zone": "America/Denver"}
+    body = {"clinician_id": "dr-re", "reason": "moved to Denver in November", "residence": moved}
+    both = clinician_token("dr-re", ["AK", "CO"])
+    async with api_client(both, timeout=10) as http:
+        for bad in ({**body, "reason": ""}, {k: v for k, v in body.items() if k != "reason"}, {**body, "residence": {**moved, "time_zone": "Mars/Olympus"}},
+                    {**body, "blood_pressure": {"systolic": 400, "diastolic": 80, "measured_at": datetime.now(UTC).isoformat()}}, {**body, "outcome": "eligible"}):  # fmt: skip
+            refused = await http.post(re_evaluation, json=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+        assert (await http.post(re_evaluation, json={**body, "clinician_id": "dr-other"})).status_code == 403, "own name only"
+    async with api_client(clinician_token("dr-re", ["AK"]), timeout=10) as http:
+        assert (await http.post(re_evaluation, json=body)).status_code == 403, "not licensed in the new state"
+    async with api_client(timeout=10) as http:
+        assert (await http.post(re_evaluation, json=body)).status_code == 403, "a clinician's act: no service"
+    async with api_client(both, timeout=10) as http:
+        done = await http.post(re_evaluation, json=body)
+        assert done.status_code == 200, done.text
+    decision = done.json()
+    assert (decision["outcome"], decision["sequence"], decision["basis"]) == ("eligible", 2, "clinician_re_evaluation")
+    assert decision["overrides_decision_id"] == first["decision_id"] and decision["overridden_by"] == "dr-re"
+    status = await intake.status(services, patient_id)
+    assert status["decision"] == decision and status["state_of_residence"] == "CO"
+
+    async with api_client(clinician_token("dr-re", ["CO"]), timeout=10) as http:
+        history = await http.get(url(services, "intake", f"/v1/patients/{patient_id}/eligibility/decisions"))
+    assert history.status_code == 200, history.text
+    assert [(d["sequence"], d["outcome"], d["clinician_reason"]) for d in history.json()] == [
+        (1, "ineligible", None), (2, "eligible", "moved to Denver in November"),
+    ]  # fmt: skip
+
+    determined = await eventually(
+        lambda: _n_events(services, "intake.screening", patient_id, "EligibilityDetermined", 2), what="both decisions published"
+    )
+    assert [(e["payload"]["outcome"], e["payload"]["sequence"]) for e in determined] == [("ineligible", 1), ("eligible", 2)]
+    assert "Denver in November" not in json.dumps(determined), "the clinician's free text stays in intake"
+    booked = await eventually(
+        lambda: _evaluation(services, patient_id), what="scheduling booked the evaluation on the superseding decision"
+    )
+    assert booked["status"] == "booked"
+
+    # Safety learnt the move: a clinician licensed only in the new state reaches the patient there.
+    async def safety_admits(token: str) -> int:
+        async with api_client(token, timeout=10) as http:
+            answer = await http.get(url(services, "safety", "/v1/reviews"), params={"patient_id": patient_id})
+        return answer.status_code
+
+    await eventually(
+        lambda: _true_or_none(safety_admits(clinician_token("dr-co", ["CO"])), 200), what="safety knows the patient moved to CO"
+    )
+    assert await safety_admits(clinician_token("dr-ak", ["AK"])) == 403
+
+    conn = await asyncpg.connect(services.postgres.dsn("intake"))
+    try:
+        audited = await conn.fetch(
+            "SELECT actor, action, outcome FROM audit_log WHERE patient_id = $1 AND resource = 'eligibility' ORDER BY id",
+            uuid.UUID(patient_id),
+        )
+    finally:
+        await conn.close()
+    assert ("dr-re", "re-evaluate", "allowed") in [tuple(r) for r in audited]
+
+
+async def _true_or_none(status: Any, wanted: int) -> bool | None:
+    return True if await status == wanted else None
+
+
+async def _evaluation(stack: Stack, patient_id: str) -> dict[str, Any] | None:
+    return next((a for a in await journeys.appointments(stack, patient_id) if a["appointment_type"] == "initial_evaluation"), None)
 
 
 async def test_registration_is_idempotent_on_the_external_id(services: Stack) -> None:

@@ -65,6 +65,16 @@ async def test_codes_per_appointment_type_and_no_video_modifier_in_person(billin
     }
 
 
+async def test_a_review_visit_is_billed_as_a_new_patients_when_scheduling_says_so(billing: Billing) -> None:
+    patient = uuid.uuid4()
+    await declare(billing, patient)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await billing.publish(completed(first, AppointmentType.urgent_review).model_copy(update={"new_patient": True}), patient, "scheduling")
+    await billing.publish(completed(second, AppointmentType.urgent_review).model_copy(update={"new_patient": False}), patient, "scheduling")
+    codes = {row["appointment_id"]: [line["cpt"] for line in row["lines"]] for row in await charges_of(billing, patient)}
+    assert codes == {first: ["99204"], second: ["99214"]}
+
+
 async def test_service_date_is_the_patients_local_date(billing: Billing) -> None:
     patient = uuid.uuid4()
     await billing.publish(PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles"), patient, "intake")

@@ -53,6 +53,19 @@ def test_the_fee_schedule_prices_each_type_with_pos_10_and_modifier_95_on_video(
     assert set(schedule.by_type) == set(AppointmentType), "every appointment type has a product decision"
 
 
+def test_a_review_visit_of_a_new_patient_bills_the_new_patient_e_m_and_an_established_one_99214() -> None:
+    schedule = fees.load()
+    established = schedule.price(AppointmentType.urgent_review, video=True, new_patient=False)
+    unsaid = schedule.price(AppointmentType.urgent_review, video=True)
+    new = schedule.price(AppointmentType.urgent_review, video=True, new_patient=True)
+    assert established is not None and unsaid is not None and new is not None
+    assert established.cpt_codes == unsaid.cpt_codes == ["99214"]
+    assert new.cpt_codes == ["99204"] and new.modifiers == ("95",)
+    assert schedule.price(AppointmentType.follow_up, video=True, new_patient=True).cpt_codes == ["99204", "90833"]  # type: ignore[union-attr]
+    # A type without new-patient codes bills the same either way (the evaluation is 90792 for everyone).
+    assert schedule.price(AppointmentType.initial_evaluation, video=True, new_patient=True).cpt_codes == ["90792"]  # type: ignore[union-attr]
+
+
 def test_a_fee_schedule_with_a_float_price_is_refused() -> None:
     raw = {"version": "x", "place_of_service": "10", "video_modifier": "95", "default_diagnosis": "F331", "self_pay": {"package": {"cents": 1, "sessions": 1, "covers": []}}}
     with pytest.raises(ValueError, match="integer of cents"):

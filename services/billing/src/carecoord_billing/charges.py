@@ -42,7 +42,7 @@ async def charge_completed(
     patient's coverage is known: now, or when the declaration arrives.
     """
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
-    priced = fees.price(event.appointment_type, video=event.video)
+    priced = fees.price(event.appointment_type, video=event.video, new_patient=event.new_patient)
     if priced is None:
         bound.info("charge.not_billable", appointment_type=event.appointment_type.value)
         return None

@@ -13,6 +13,8 @@ a clinician licensed in the patient's state; every patient check is audited):
 | POST /patients/{id}/assessments, /medical-screening, /blood-pressure | own | licensed  | -        | any     |
 | PUT /patients/{id}/coverage                             | own     | licensed           | -        | any     |
 | POST /patients/{id}/eligibility/override                | -       | licensed, own name (2) | -    | any     |
+| POST /patients/{id}/eligibility/re-evaluation           | -       | licensed, own name (4) | -    | -       |
+| GET /patients/{id}/eligibility/decisions                | -       | licensed           | -        | any     |
 | GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
 
 (1) Registration creates the patient id, so no patient token can exist for it
@@ -25,7 +27,9 @@ their own, a licensed clinician may enter them with the patient. (2) Deciding a
 needs-review intake is a clinical decision: a licensed clinician in their own
 name (clinician_id), or a service recording one. (3) Names, date of birth,
 address and member id leave intake only here, to billing calling as a service.
-Operators reach none of it.
+Operators reach none of it. (4) Re-evaluating after new information is a
+clinician's own act: only a clinician, in their own name, licensed in the
+patient's state and, when the patient moved, in the new state too.
 """
 
 from __future__ import annotations
@@ -64,7 +68,17 @@ from carecoord_shared.errors import Forbidden
 from carecoord_shared.service import UowDep
 
 from . import scoring
-from .intake import PHI_FIELDS, Demographics, Intake, current_decision, intake_inputs, latest_coverage, patient_row
+from .intake import (
+    PHI_FIELDS,
+    Demographics,
+    Intake,
+    NewInformation,
+    current_decision,
+    decision_history,
+    intake_inputs,
+    latest_coverage,
+    patient_row,
+)
 from .rules import RuleSet
 
 _TIME_ZONES = frozenset(available_timezones())
@@ -215,8 +229,19 @@ class DecisionOut(BaseModel):
     reasons: list[str]
     rule_version: str
     decided_at: datetime
-    overrides_decision_id: uuid.UUID | None
-    overridden_by: str | None
+    sequence: int = Field(description="1, 2, ... per patient; the highest is the decision in force")
+    basis: str = Field(description="rules, clinician_override or clinician_re_evaluation")
+    overrides_decision_id: uuid.UUID | None = Field(description="The decision this one superseded (a clinician's decision)")
+    overridden_by: str | None = Field(description="The clinician who made this decision; None for the rules' own")
+
+
+class DecisionHistoryEntry(DecisionOut):
+    clinician_reason: str | None = Field(description="Why the clinician decided (free text)")
+
+
+class Residence(Strict):
+    state_of_residence: UsState
+    time_zone: TimeZone
 
 
 class AssessmentSummary(BaseModel):
@@ -280,12 +305,34 @@ def _screening_model(rules: RuleSet) -> type[BaseModel]:
 # Access as each kind of route needs it (see the table above).
 PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 ClinicianOrService = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+ClinicianOnly = Annotated[Access, allow(Role.CLINICIAN)]
 ServiceOnly = Annotated[Access, allow(Role.SERVICE)]
+
+
+def _re_evaluation_model(screening_model: type[BaseModel]) -> type[BaseModel]:
+    answers = screening_model.model_fields["answers"].annotation
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "ReEvaluationIn",
+        __base__=Strict,
+        clinician_id=(ActorId, ...),
+        reason=(FreeText, Field(description="Why (the new information); kept in intake only, encrypted, never in events or logs")),
+        residence=(Residence | None, Field(default=None, description="A move: the new state of residence and time zone")),
+        blood_pressure=(BloodPressureIn | None, Field(default=None, description="A repeat reading")),
+        medical_screening_answers=(
+            answers | None,  # type: ignore[operator]
+            Field(default=None, description="Updated screening answers: every question answered yes or no"),
+        ),
+    )
+
+
+def _history_entry(intake: Intake, row: Any) -> dict[str, Any]:
+    return {**row._asdict(), "clinician_reason": intake.cipher.decrypt(row.override_reason_enc) if row.override_reason_enc else None}
 
 
 def build_router(intake: Intake) -> APIRouter:
     router = APIRouter(prefix="/v1")
     screening_model = _screening_model(intake.rules)
+    re_evaluation_model = _re_evaluation_model(screening_model)
 
     @router.post(
         "/patients",
@@ -417,6 +464,46 @@ def build_router(intake: Intake) -> APIRouter:
             )
         async with uow.sessions() as session:
             return (await current_decision(session, patient_id))._asdict()  # type: ignore[union-attr]
+
+    async def re_evaluate(patient_id: uuid.UUID, body: Any, uow: UowDep, access: ClinicianOnly) -> Any:
+        await access.patient(patient_id, "re-evaluate", "eligibility")
+        access.acting_clinician(body.clinician_id)
+        if body.residence is not None and not access.principal.licensed_in(body.residence.state_of_residence):
+            raise Forbidden("a clinician moves a patient only to a state they are licensed in")
+        bp = body.blood_pressure
+        new = NewInformation(
+            state_of_residence=body.residence.state_of_residence if body.residence else None,
+            time_zone=body.residence.time_zone if body.residence else None,
+            systolic=bp.systolic if bp else None,
+            diastolic=bp.diastolic if bp else None,
+            measured_at=bp.measured_at if bp else None,
+            screening_answers=body.medical_screening_answers.model_dump() if body.medical_screening_answers else None,
+        )
+        async with uow.transaction() as tx:
+            await intake.re_evaluate(tx, patient_id, clinician_id=body.clinician_id, reason=body.reason, new=new)
+        async with uow.sessions() as session:
+            return (await current_decision(session, patient_id))._asdict()  # type: ignore[union-attr]
+
+    re_evaluate.__annotations__["body"] = re_evaluation_model
+    router.post(
+        "/patients/{patient_id}/eligibility/re-evaluation",
+        response_model=DecisionOut,
+        tags=["eligibility"],
+        summary="A clinician re-evaluates eligibility after new information; the new decision supersedes the current one",
+        responses={409: {"description": "There is no decision yet (the intake is not complete)."}},
+    )(re_evaluate)
+
+    @router.get(
+        "/patients/{patient_id}/eligibility/decisions",
+        response_model=list[DecisionHistoryEntry],
+        tags=["eligibility"],
+        summary="Every eligibility decision about the patient, first to latest, with who decided and why",
+    )
+    async def decisions(patient_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> Any:
+        await access.patient(patient_id, "read", "eligibility-decisions")
+        async with uow.sessions() as session:
+            await patient_row(session, patient_id)
+            return [_history_entry(intake, row) for row in await decision_history(session, patient_id)]
 
     @router.get(
         "/internal/patients/{patient_id}/claim-demographics",

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +48,27 @@ log = structlog.get_logger("carecoord.intake")
 
 PHI_FIELDS = ("first_name", "last_name", "date_of_birth", "sex", "email", "phone", "address")
 OVERRIDE_REASON = "clinician_override"
+RE_EVALUATION_REASON = "clinician_re_evaluation"
+
+
+class Basis:
+    """What made an eligibility decision (the decision row's ``basis``)."""
+
+    rules = "rules"
+    clinician_override = OVERRIDE_REASON
+    clinician_re_evaluation = RE_EVALUATION_REASON
+
+
+@dataclass(frozen=True)
+class NewInformation:
+    """What a clinician's re-evaluation brings; each part optional (none: the same facts under the rules in force)."""
+
+    state_of_residence: str | None = None
+    time_zone: str | None = None
+    systolic: int | None = None
+    diastolic: int | None = None
+    measured_at: datetime | None = None
+    screening_answers: Mapping[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +274,73 @@ class Intake:
             outcome=outcome,
             reasons=[*current.reasons, OVERRIDE_REASON],
             rule_version=current.rule_version,
+            basis=Basis.clinician_override,
+            overrides=current.decision_id,
+            overridden_by=clinician_id,
+            override_reason=reason,
+        )
+
+    async def re_evaluate(
+        self, tx: Transaction, patient_id: uuid.UUID, *, clinician_id: str, reason: str, new: NewInformation
+    ) -> uuid.UUID:
+        """A clinician re-runs the eligibility rules after new information; the result supersedes the current decision.
+
+        The new information is recorded as intake data (a repeat blood-pressure reading, updated
+        screening answers, a new state of residence and time zone) and the rules in force decide
+        again, so a re-evaluation can never pass an exclusion the rules make: a needs_review
+        result is then decided with an override. Who, why and which decision it supersedes are
+        recorded with the new decision.
+        """
+        patient = await self._lock(tx, patient_id)
+        current = await current_decision(tx.session, patient_id)
+        if current is None:
+            raise RuleViolation("there is no eligibility decision to re-evaluate yet: the intake is not complete")
+        now = datetime.now(UTC)
+        if new.state_of_residence is not None:
+            assert new.time_zone is not None
+            moved = (new.state_of_residence, new.time_zone) != (patient.state_of_residence, patient.time_zone)
+            await tx.session.execute(
+                update(patients)
+                .where(patients.c.patient_id == patient_id)
+                .values(state_of_residence=new.state_of_residence, time_zone=new.time_zone)
+            )
+            patient = await self._lock(tx, patient_id)
+            if moved:
+                # Every service keeps the patient's state (licensing) and zone from this event: announce the move.
+                tx.emit(
+                    PatientRegistered(state_of_residence=new.state_of_residence, time_zone=new.time_zone),
+                    patient_id=patient_id,
+                )
+        if new.systolic is not None:
+            assert new.diastolic is not None and new.measured_at is not None
+            await tx.session.execute(
+                insert(blood_pressure_readings).values(
+                    reading_id=uuid.uuid4(), patient_id=patient_id, systolic=new.systolic, diastolic=new.diastolic,
+                    measured_at=new.measured_at, recorded_at=now,
+                )
+            )
+        if new.screening_answers is not None:
+            exclusions, review = self.rules.screening_findings(frozenset(c for c, yes in new.screening_answers.items() if yes))
+            screening_id = uuid.uuid4()
+            await tx.session.execute(
+                insert(medical_screenings).values(
+                    screening_id=screening_id, patient_id=patient_id, answers=dict(new.screening_answers),
+                    exclusions=list(exclusions), needs_review=list(review), notes_enc=None,
+                    rule_version=self.rules.version, submitted_at=now,
+                )
+            )
+            tx.emit(
+                MedicalScreeningCompleted(screening_id=screening_id, exclusions=list(exclusions), needs_review=list(review)),
+                patient_id=patient_id,
+            )
+        decision = self.rules.evaluate(await self._facts(tx.session, patient))
+        return await self._store_decision(
+            tx,
+            patient,
+            outcome=decision.outcome,
+            reasons=[*decision.reasons, RE_EVALUATION_REASON],
+            rule_version=decision.rule_version,
+            basis=Basis.clinician_re_evaluation,
             overrides=current.decision_id,
             overridden_by=clinician_id,
             override_reason=reason,
@@ -262,9 +350,18 @@ class Intake:
         inputs = await intake_inputs(tx.session, patient.patient_id)
         if inputs.missing:
             return
-        assert inputs.screening is not None and inputs.blood_pressure is not None
+        decision = self.rules.evaluate(await self._facts(tx.session, patient))
+        await self._store_decision(
+            tx, patient, outcome=decision.outcome, reasons=list(decision.reasons), rule_version=decision.rule_version,
+            basis=Basis.rules,
+        )
+
+    async def _facts(self, session: AsyncSession, patient: Any) -> Facts:
+        """What the rules look at, from the latest submission of each kind (the intake is complete)."""
+        inputs = await intake_inputs(session, patient.patient_id)
+        assert not inputs.missing and inputs.screening is not None and inputs.blood_pressure is not None
         phq9 = inputs.scores[Instrument.phq9]
-        facts = Facts(
+        return Facts(
             age=age_on(date.fromisoformat(self.cipher.decrypt(patient.date_of_birth_enc)), datetime.now(UTC).date()),
             state_of_residence=patient.state_of_residence,
             served_states=self.served_states,
@@ -273,10 +370,6 @@ class Intake:
             diastolic=inputs.blood_pressure.diastolic,
             totals={i: row.total for i, row in inputs.scores.items()},
             phq9_item9_positive=bool(phq9.item9_positive),
-        )
-        decision = self.rules.evaluate(facts)
-        await self._store_decision(
-            tx, patient, outcome=decision.outcome, reasons=list(decision.reasons), rule_version=decision.rule_version
         )
 
     async def _store_decision(
@@ -287,13 +380,25 @@ class Intake:
         outcome: EligibilityOutcome,
         reasons: list[str],
         rule_version: str,
+        basis: str,
         overrides: uuid.UUID | None = None,
         overridden_by: str | None = None,
         override_reason: str | None = None,
     ) -> uuid.UUID:
         decision_id = uuid.uuid4()
+        # The patient's row is locked (every caller took _lock), so the next number is this one's.
+        sequence = 1 + (
+            await tx.session.scalar(
+                select(func.coalesce(func.max(eligibility_decisions.c.sequence), 0)).where(
+                    eligibility_decisions.c.patient_id == patient.patient_id
+                )
+            )
+            or 0
+        )
         await tx.session.execute(
             insert(eligibility_decisions).values(
+                sequence=sequence,
+                basis=basis,
                 decision_id=decision_id,
                 patient_id=patient.patient_id,
                 outcome=outcome.value,
@@ -314,10 +419,19 @@ class Intake:
                 state_of_residence=patient.state_of_residence,
                 time_zone=patient.time_zone,
                 overridden_by=overridden_by,
+                sequence=sequence,
+                supersedes_decision_id=overrides,
             ),
             patient_id=patient.patient_id,
         )
-        log.info("intake.eligibility_decided", patient_id=str(patient.patient_id), outcome=outcome.value, rule_version=rule_version)
+        log.info(
+            "intake.eligibility_decided",
+            patient_id=str(patient.patient_id),
+            outcome=outcome.value,
+            rule_version=rule_version,
+            basis=basis,
+            sequence=sequence,
+        )
         return decision_id
 
     # -- locking ------------------------------------------------------------------------
@@ -381,7 +495,14 @@ async def latest_coverage(session: AsyncSession, patient_id: uuid.UUID) -> Any |
 
 
 async def current_decision(session: AsyncSession, patient_id: uuid.UUID) -> Any | None:
-    return await _latest(session, eligibility_decisions, patient_id, "decided_at")
+    """The decision in force: the highest sequence (a re-evaluation or an override supersedes the one before)."""
+    return await _latest(session, eligibility_decisions, patient_id, "sequence")
+
+
+async def decision_history(session: AsyncSession, patient_id: uuid.UUID) -> list[Any]:
+    """Every eligibility decision about the patient, first to latest."""
+    query = select(eligibility_decisions).where(eligibility_decisions.c.patient_id == patient_id)
+    return list((await session.execute(query.order_by(eligibility_decisions.c.sequence))).all())
 
 
 async def patient_row(session: AsyncSession, patient_id: uuid.UUID) -> Any:

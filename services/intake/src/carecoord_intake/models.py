@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
 )
@@ -114,8 +115,14 @@ eligibility_decisions = Table(
     Column("reasons", ARRAY(String(64)), nullable=False),
     Column("rule_version", String(40), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # A clinician's override of a needs-review decision: who, which decision, and why (free text).
+    # A clinician's decision (an override of a needs-review decision, or a re-evaluation): who,
+    # which decision it supersedes, and why (free text).
     Column("overrides_decision_id", Uuid, ForeignKey("eligibility_decisions.decision_id")),
     Column("overridden_by", String(64)),
     Column("override_reason_enc", Text),
+    # 1, 2, ... per patient: the highest is the decision in force (and consumers apply the highest they saw).
+    Column("sequence", Integer, nullable=False),
+    # What made it: rules (the automatic decision), clinician_override, clinician_re_evaluation.
+    Column("basis", String(32), nullable=False),
+    UniqueConstraint("patient_id", "sequence", name="uq_eligibility_decisions_sequence"),
 )

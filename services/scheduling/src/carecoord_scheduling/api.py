@@ -187,6 +187,7 @@ class Appointment(BaseModel):
     starts_at_clinician_local: datetime
     plan_id: uuid.UUID | None
     review_id: uuid.UUID | None
+    review_priority: str | None = None
     course_session: int | None
     cancel_reason: str | None
 
@@ -370,7 +371,10 @@ async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, 
         patient = await booking.require_patient(tx.session, row.patient_id)
         clinician_id = body.clinician_id or row.clinician_id
         kind = AppointmentType(row.appointment_type)
-        ends_at = await booking.check_bookable(tx.session, patient, kind, clinician_id, body.starts_at, rescheduling=appointment_id)
+        ends_at = await booking.check_bookable(
+            tx.session, patient, kind, clinician_id, body.starts_at, rescheduling=appointment_id,
+            any_hour=booking.review_may_book_any_hour(row),
+        )
         await booking.reschedule(tx, row, booking.Slot(clinician_id, body.starts_at, ends_at))
     return await _read_appointment(uow, appointment_id)
 

@@ -21,7 +21,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
 from carecoord_shared.contracts.scheduling import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -34,7 +34,7 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 
 from .availability import Interval, WeeklyWindow, candidate_starts, overlaps, windows_between, within_local_day
 from .models import appointments, availability_exceptions, clinicians, patients, weekly_availability
-from .rules import APPOINTMENT_KINDS, POLICY, AppointmentKind
+from .rules import APPOINTMENT_KINDS, POLICY, AppointmentKind, review_any_hour
 
 log = structlog.get_logger("carecoord.scheduling")
 
@@ -151,13 +151,16 @@ async def open_slots(
     not_after: datetime,
     limit: int,
     clinician_id: str | None = None,
+    any_hour: bool = False,
 ) -> list[Slot]:
-    """The earliest free slots for this patient, with clinicians licensed in the patient's state."""
+    """The earliest free slots for this patient, with clinicians licensed in the patient's state.
+
+    ``any_hour`` lifts the patient's-day rule (an urgent review); the clinician's availability always holds."""
     kind = APPOINTMENT_KINDS[appointment_type]
     period = (not_before, not_after)
     patient_taken = await patient_busy(session, patient.patient_id, period)
     streams = [
-        _slots_of(c, kind, patient, patient_taken, period)
+        _slots_of(c, kind, patient, patient_taken, period, any_hour=any_hour)
         for c in await schedules(session, role=kind.role, state=patient.state, period=period, clinician_id=clinician_id)
     ]
     merged = heapq.merge(*streams, key=lambda s: (s.starts_at, s.clinician_id))
@@ -165,7 +168,13 @@ async def open_slots(
 
 
 def _slots_of(
-    c: ClinicianSchedule, kind: AppointmentKind, patient: Patient, patient_taken: list[Interval], period: Interval
+    c: ClinicianSchedule,
+    kind: AppointmentKind,
+    patient: Patient,
+    patient_taken: list[Interval],
+    period: Interval,
+    *,
+    any_hour: bool = False,
 ) -> Iterator[Slot]:
     available = windows_between(c.windows, c.tz, *period)
     for start in candidate_starts(
@@ -177,9 +186,13 @@ def _slots_of(
         not_after=period[1],
     ):
         end = start + kind.duration
-        if kind.within_patient_day and not _in_patient_day(patient, start, end):
+        if kind.within_patient_day and not any_hour and not _in_patient_day(patient, start, end):
             continue
         yield Slot(c.clinician_id, start, end)
+
+
+def _wall(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 def _in_patient_day(patient: Patient, start: datetime, end: datetime) -> bool:
@@ -194,6 +207,7 @@ async def check_bookable(
     starts_at: datetime,
     *,
     rescheduling: uuid.UUID | None = None,
+    any_hour: bool = False,
 ) -> datetime:
     """Refuse, with a readable reason, a time the clinician does not offer; returns the end time.
 
@@ -219,8 +233,11 @@ async def check_bookable(
         raise RuleViolation(f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}")
     if any(overlaps(b, (starts_at, ends_at)) for b in schedule.time_off):
         raise RuleViolation(f"clinician {clinician_id} is away during {starts_at.isoformat()} to {ends_at.isoformat()}")
-    if kind.within_patient_day and not _in_patient_day(patient, starts_at, ends_at):
-        raise RuleViolation("the appointment falls outside the patient's local day (08:00 to 21:00 in their time zone)")
+    if kind.within_patient_day and not any_hour and not _in_patient_day(patient, starts_at, ends_at):
+        raise RuleViolation(
+            f"the appointment falls outside the patient's local day ({_wall(POLICY.patient_day_start_minute)} to "
+            f"{_wall(POLICY.patient_day_end_minute)} in their time zone)"
+        )
     taken = await patient_busy(session, patient.patient_id, (starts_at, ends_at), except_id=rescheduling)
     if taken:
         raise RuleViolation("the patient already has an appointment at that time")
@@ -235,6 +252,7 @@ async def book(
     appointment_type: AppointmentType,
     plan_id: uuid.UUID | None = None,
     review_id: uuid.UUID | None = None,
+    review_priority: ReviewPriority | None = None,
     course_session: int | None = None,
 ) -> uuid.UUID:
     # One booking change per patient at a time: two constraints (clinician's and
@@ -251,6 +269,7 @@ async def book(
         ends_at=slot.ends_at,
         plan_id=plan_id,
         review_id=review_id,
+        review_priority=None if review_priority is None else review_priority.value,
         course_session=course_session,
         rule_version=POLICY.version,
     )
@@ -296,11 +315,14 @@ async def book_earliest(
     *,
     not_before: datetime,
     not_after: datetime,
+    any_hour: bool = False,
     **links: Any,
 ) -> Booked | None:
     """Book the earliest free slot in the period; None when there is none."""
     while True:
-        slots = await open_slots(tx.session, patient, appointment_type, not_before=not_before, not_after=not_after, limit=10)
+        slots = await open_slots(
+            tx.session, patient, appointment_type, not_before=not_before, not_after=not_after, limit=10, any_hour=any_hour
+        )
         if not slots:
             return None
         for slot in slots:
@@ -375,6 +397,7 @@ async def reschedule(tx: Transaction, row: Any, slot: Slot) -> None:
 
 async def complete(tx: Transaction, row: Any) -> None:
     await _settle(tx, row, "completed")
+    new_patient = not await _had_completed_visit(tx.session, row.patient_id, row.appointment_id)
     tx.emit(
         AppointmentCompleted(
             appointment_id=row.appointment_id,
@@ -383,9 +406,31 @@ async def complete(tx: Transaction, row: Any) -> None:
             started_at=row.starts_at,
             ended_at=min(row.ends_at, now()),
             plan_id=row.plan_id,
+            new_patient=new_patient,
         ),
         patient_id=row.patient_id,
     )
+
+
+async def _had_completed_visit(session: AsyncSession, patient_id: uuid.UUID, other_than: uuid.UUID) -> bool:
+    """Whether the patient is established with the practice: some other appointment of theirs was completed."""
+    found = await session.execute(
+        select(appointments.c.appointment_id)
+        .where(
+            appointments.c.patient_id == patient_id,
+            appointments.c.status == "completed",
+            appointments.c.appointment_id != other_than,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+def review_may_book_any_hour(row: Any) -> bool:
+    """For an existing appointment (a reschedule): only a review booked for a priority that may book any hour."""
+    if row.appointment_type != AppointmentType.urgent_review.value or row.review_priority is None:
+        return False
+    return review_any_hour(ReviewPriority(row.review_priority))
 
 
 async def no_show(tx: Transaction, row: Any) -> None:

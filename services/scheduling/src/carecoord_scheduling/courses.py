@@ -14,25 +14,61 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
+from carecoord_shared.contracts.intake import EligibilityDetermined
 from carecoord_shared.contracts.scheduling import ReviewAppointmentUnavailable
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import booking
 from .booking import Patient
 from .models import appointments, patients, plans
-from .rules import DISCONTINUED_REASON, HOLD_REASON, POLICY
+from .rules import DISCONTINUED_REASON, HOLD_REASON, INELIGIBLE_REASON, POLICY, review_any_hour
 
 log = structlog.get_logger("carecoord.scheduling")
 
 
-async def remember_patient(tx: Transaction, patient_id: uuid.UUID, state: str, time_zone: str) -> None:
-    values = {"state_of_residence": state, "time_zone": time_zone}
+async def remember_patient(
+    tx: Transaction, patient_id: uuid.UUID, state: str, time_zone: str, **eligibility: str | int | None
+) -> None:
+    values = {"state_of_residence": state, "time_zone": time_zone, **eligibility}
     await tx.session.execute(
         pg_insert(patients)
         .values(patient_id=patient_id, **values)
         .on_conflict_do_update(index_elements=[patients.c.patient_id], set_={**values, "updated_at": booking.now()})
     )
+
+
+async def apply_eligibility(tx: Transaction, patient_id: uuid.UUID, event: EligibilityDetermined) -> None:
+    """Apply intake's latest decision about the patient; a decision it supersedes that arrives later changes nothing.
+
+    eligible: the initial evaluation is booked (once), and a course waiting for the patient books.
+    ineligible (also superseding an eligible decision): the upcoming initial evaluation and dosing
+    sessions are cancelled (never billed) and no course books; therapy and clinician visits stay
+    (the clinician decides the plan). needs_review: nothing new books, nothing is cancelled.
+    """
+    row = (
+        await tx.session.execute(select(patients).where(patients.c.patient_id == patient_id).with_for_update())
+    ).first()
+    if row is not None and row.eligibility_sequence is not None and event.sequence is not None:
+        if event.sequence <= row.eligibility_sequence:
+            log.info("scheduling.eligibility_superseded", patient_id=str(patient_id), sequence=event.sequence)
+            return
+    applied: dict[str, str | int | None] = {"eligibility_outcome": event.outcome.value}
+    if event.sequence is not None:  # a producer that numbers no decision leaves the last number in place
+        applied["eligibility_sequence"] = event.sequence
+    await remember_patient(tx, patient_id, event.state_of_residence, event.time_zone, **applied)
+    if event.outcome is EligibilityOutcome.eligible:
+        await book_initial_evaluation(tx, patient_id)
+        await book_waiting_courses(tx, patient_id)
+    elif event.outcome is EligibilityOutcome.ineligible:
+        for kind in (AppointmentType.initial_evaluation, AppointmentType.dosing_session):
+            for appointment in await _upcoming(tx, patient_id, kind):
+                await booking.cancel(tx, appointment, INELIGIBLE_REASON)
+
+
+async def _ineligible(tx: Transaction, patient_id: uuid.UUID) -> bool:
+    outcome = await tx.session.scalar(select(patients.c.eligibility_outcome).where(patients.c.patient_id == patient_id))
+    return outcome == EligibilityOutcome.ineligible.value
 
 
 async def book_initial_evaluation(tx: Transaction, patient_id: uuid.UUID) -> None:
@@ -86,6 +122,9 @@ async def book_course(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID
     await _set_plan_status(tx, plan_id, "active")
     already = await tx.session.execute(select(appointments.c.appointment_id).where(appointments.c.plan_id == plan_id).limit(1))
     if already.first():
+        return
+    if await _ineligible(tx, patient_id):
+        log.warning("scheduling.course_not_booked_ineligible", plan_id=str(plan_id))
         return
     patient = await booking.find_patient(tx.session, patient_id)
     if patient is None:
@@ -150,7 +189,7 @@ async def rebook_held_sessions(tx: Transaction, plan_id: uuid.UUID, patient_id: 
         .with_for_update()
     )
     patient = await booking.find_patient(tx.session, patient_id)
-    if patient is None:
+    if patient is None or await _ineligible(tx, patient_id):
         return
     earliest = booking.now() + POLICY.routine_lead
     for row in held.all():
@@ -193,8 +232,16 @@ async def _upcoming(tx: Transaction, patient_id: uuid.UUID, kind: AppointmentTyp
     return list(rows.all())
 
 
-async def book_review(tx: Transaction, review_id: uuid.UUID, due_at: datetime, patient_id: uuid.UUID) -> None:
-    """An urgent review with a licensed clinician that ends before the review is due, or say that there is none."""
+async def book_review(
+    tx: Transaction, review_id: uuid.UUID, due_at: datetime, patient_id: uuid.UUID, priority: ReviewPriority
+) -> None:
+    """A review visit with a licensed clinician in their availability, or say that there is none.
+
+    An urgent review (a priority in POLICY.any_hour_review_priorities) takes the earliest slot at any
+    hour that ends before the review is due. Any other review falls inside the patient's day and
+    leaves the routine lead: the earliest such slot before it is due, else the next one within the
+    search horizon (the patient is still seen; safety's overdue escalation covers the due time).
+    """
     taken = await tx.session.execute(
         select(appointments.c.appointment_id).where(appointments.c.review_id == review_id, appointments.c.status != "cancelled")
     )
@@ -202,11 +249,25 @@ async def book_review(tx: Transaction, review_id: uuid.UUID, due_at: datetime, p
         return
     patient = await booking.find_patient(tx.session, patient_id)
     booked = None
+    any_hour = review_any_hour(priority)
+    links = {"review_id": review_id, "review_priority": priority}
     if patient is not None:
+        start = booking.now() if any_hour else booking.now() + POLICY.routine_lead
         booked = await booking.book_earliest(
-            tx, patient, AppointmentType.urgent_review, not_before=booking.now(), not_after=due_at, review_id=review_id
+            tx, patient, AppointmentType.urgent_review, not_before=start, not_after=due_at, any_hour=any_hour, **links
         )
+        if booked is None and not any_hour:
+            booked = await booking.book_earliest(
+                tx, patient, AppointmentType.urgent_review, not_before=start, not_after=start + POLICY.search_horizon, **links
+            )
+            if booked is not None:
+                log.warning("scheduling.review_booked_after_due", review_id=str(review_id), priority=priority.value)
     if booked is None:
-        reason = "patient_location_unknown" if patient is None else "no_licensed_clinician_free"
-        log.warning("scheduling.review_unbookable", review_id=str(review_id), reason=reason)
+        if patient is None:
+            reason = "patient_location_unknown"
+        elif any_hour:
+            reason = "no_licensed_clinician_free"
+        else:
+            reason = "no_licensed_clinician_free_in_patient_day"
+        log.warning("scheduling.review_unbookable", review_id=str(review_id), reason=reason, priority=priority.value)
         tx.emit(ReviewAppointmentUnavailable(review_id=review_id, due_at=due_at, reason=reason), patient_id=patient_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from carecoord_shared.contracts.common import EligibilityOutcome
 from carecoord_shared.contracts.dosing import (
     TreatmentPlanActivated,
     TreatmentPlanCreated,
@@ -42,9 +41,7 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(EligibilityDetermined)
     async def eligibility(event: EligibilityDetermined, tx: Transaction) -> None:
         assert tx.cause is not None
-        await courses.remember_patient(tx, tx.cause.patient_id, event.state_of_residence, event.time_zone)
-        if event.outcome is EligibilityOutcome.eligible:
-            await courses.book_initial_evaluation(tx, tx.cause.patient_id)
+        await courses.apply_eligibility(tx, tx.cause.patient_id, event)
 
     @consumer.on(TreatmentPlanCreated)
     async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
@@ -74,4 +71,4 @@ def register(consumer: EventConsumer) -> None:
     @consumer.on(ClinicianReviewOpened)
     async def review_opened(event: ClinicianReviewOpened, tx: Transaction) -> None:
         assert tx.cause is not None
-        await courses.book_review(tx, event.review_id, event.due_at, tx.cause.patient_id)
+        await courses.book_review(tx, event.review_id, event.due_at, tx.cause.patient_id, event.priority)

@@ -74,6 +74,10 @@ patients = Table(
     Column("patient_id", Uuid, primary_key=True),
     Column("state_of_residence", String(2), nullable=False),
     Column("time_zone", String(64), nullable=False),
+    # The latest eligibility decision applied (intake's per-patient sequence; NULL before any, or from
+    # a producer that sent none): an older decision arriving later is not applied over it.
+    Column("eligibility_outcome", String(16)),
+    Column("eligibility_sequence", Integer),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -101,6 +105,8 @@ appointments = Table(
     Column("status", String(20), nullable=False, server_default="booked"),
     Column("plan_id", Uuid),
     Column("review_id", Uuid),
+    # The priority of the review this appointment was booked for: it decides whether any hour may be used.
+    Column("review_priority", String(16)),
     Column("course_session", Integer),
     Column("cancel_reason", String(64)),
     # A session cancelled by a hold points at the one that replaced it when the plan resumed.

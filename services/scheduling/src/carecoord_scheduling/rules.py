@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
 
 
 class Role(StrEnum):
@@ -22,7 +22,8 @@ class Role(StrEnum):
 class AppointmentKind:
     duration: timedelta
     role: Role
-    # Urgent safety reviews are booked at any hour: waiting for the patient's morning could breach the review's due time.
+    # Whether the appointment must fall inside the patient's local day. A review appointment
+    # (urgent_review) decides by the review's priority instead: see BookingPolicy.any_hour_review_priorities.
     within_patient_day: bool = True
 
 
@@ -33,15 +34,16 @@ APPOINTMENT_KINDS: dict[AppointmentType, AppointmentKind] = {
     AppointmentType.dosing_session: AppointmentKind(timedelta(hours=2), Role.psychiatric_clinician),
     AppointmentType.integration: AppointmentKind(timedelta(minutes=50), Role.therapist),
     AppointmentType.follow_up: AppointmentKind(timedelta(minutes=30), Role.psychiatric_clinician),
-    AppointmentType.urgent_review: AppointmentKind(
-        timedelta(minutes=30), Role.psychiatric_clinician, within_patient_day=False
-    ),
+    # Inside the patient's day unless the review it is booked for has a priority that may book any hour.
+    AppointmentType.urgent_review: AppointmentKind(timedelta(minutes=30), Role.psychiatric_clinician),
 }
 
 
 @dataclass(frozen=True)
 class BookingPolicy:
-    version: str = "scheduling-2026-11-1"
+    # scheduling-2026-11-1: every review booked at any hour. 2026-12-1: only the priorities in
+    # any_hour_review_priorities; the others inside the patient's day, with the routine lead.
+    version: str = "scheduling-2026-12-1"
     # Candidate start times step from the start of each availability window.
     slot_step: timedelta = timedelta(minutes=30)
     # Routine appointments fall inside the patient's local day (minutes after local midnight).
@@ -50,6 +52,11 @@ class BookingPolicy:
     # Routine bookings made automatically leave the patient this much notice; urgent reviews none.
     routine_lead: timedelta = timedelta(hours=1)
     search_horizon: timedelta = timedelta(days=28)
+    # Review appointments: only these priorities may be booked at any hour of the patient's day
+    # (within the review's due time); the others fall inside the patient's day and leave the
+    # routine lead. When no slot ends before the review is due, a non-urgent review takes the
+    # next slot within the search horizon (it is still seen; the review's own overdue escalation runs).
+    any_hour_review_priorities: frozenset[ReviewPriority] = frozenset({ReviewPriority.urgent})
     default_cadence_days: int = 7
     first_dosing_after_preparation: timedelta = timedelta(days=1)
     integration_after_dosing: timedelta = timedelta(hours=20)
@@ -57,5 +64,12 @@ class BookingPolicy:
 
 POLICY = BookingPolicy()
 
+
+def review_any_hour(priority: ReviewPriority | None) -> bool:
+    """Whether a review of this priority may be booked outside the patient's day (an unknown priority may not)."""
+    return priority is not None and priority in POLICY.any_hour_review_priorities
+
 HOLD_REASON = "treatment_hold"
 DISCONTINUED_REASON = "plan_discontinued"
+# A superseding decision made the patient ineligible: their evaluation and dosing sessions are cancelled.
+INELIGIBLE_REASON = "eligibility_withdrawn"

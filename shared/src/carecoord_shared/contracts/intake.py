@@ -13,7 +13,10 @@ from .envelope import Event
 
 
 class PatientRegistered(Event):
-    """A patient enrolled; the pseudonymous patient id is the envelope's key."""
+    """A patient enrolled; the pseudonymous patient id is the envelope's key.
+
+    Sent again, with the new values, when a clinician's re-evaluation records a move (state of
+    residence or time zone): consumers keep the latest (licensing checks and local times use it)."""
 
     event_type = "PatientRegistered"
     version = 1
@@ -56,7 +59,14 @@ class EligibilityDetermined(Event):
     rule_version: RuleVersion
     state_of_residence: StateCode
     time_zone: IanaTimeZone
-    overridden_by: Annotated[str, Field(max_length=64)] | None = None
+    overridden_by: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="The clinician who made this decision (an override or a re-evaluation); None for the rules' own"
+    )
+    sequence: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="1, 2, ... per patient: a later decision supersedes an earlier one; apply the highest seen (None from an older producer)",
+    )
+    supersedes_decision_id: uuid.UUID | None = Field(default=None, description="The decision this one replaces, if any")
 
 
 class CoverageDeclared(Event):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import Field
 
 from .common import Timestamp, ActorId, AppointmentType, ShortCode
 from .envelope import Event
@@ -57,6 +58,10 @@ class AppointmentCompleted(Event):
     ended_at: Timestamp
     video: bool = True
     plan_id: uuid.UUID | None = None
+    new_patient: bool | None = Field(
+        default=None,
+        description="True when the patient had no completed visit with the practice before this one (billing's new-patient E/M code); None from a producer that did not say",
+    )
 
 
 class AppointmentNoShow(Event):
@@ -69,7 +74,9 @@ class AppointmentNoShow(Event):
 
 
 class ReviewAppointmentUnavailable(Event):
-    """No licensed clinician is free before the review's due time: operators must step in."""
+    """No review visit could be booked: operators must step in. ``reason``: ``patient_location_unknown``,
+    ``no_licensed_clinician_free`` (an urgent review: none free before its due time) or
+    ``no_licensed_clinician_free_in_patient_day`` (any other review: none in the patient's day within the search horizon)."""
 
     event_type = "ReviewAppointmentUnavailable"
     version = 1

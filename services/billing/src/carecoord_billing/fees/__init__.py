@@ -7,13 +7,13 @@ it can be tested, and replayed under a proposed schedule, without a database.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from carecoord_shared.contracts.common import AppointmentType
 
 FEES_DIR = Path(__file__).parent
-CURRENT_VERSION = "2026.1"
+CURRENT_VERSION = "2026.2"
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,16 @@ class FeeSchedule:
     default_diagnosis: str
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]]
     package: Package
+    # A new patient's codes where they differ (E/M 9920x instead of 9921x); the others bill as by_type.
+    new_patient_by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = field(default_factory=dict)
 
-    def price(self, appointment_type: AppointmentType, *, video: bool) -> PricedVisit | None:
-        """The visit's codes and price; None when this kind of appointment is not billable."""
+    def price(self, appointment_type: AppointmentType, *, video: bool, new_patient: bool | None = None) -> PricedVisit | None:
+        """The visit's codes and price; None when this kind of appointment is not billable.
+
+        ``new_patient`` True: the new-patient codes where the schedule has them (None, not said: established)."""
         lines = self.by_type.get(appointment_type)
+        if new_patient and lines:
+            lines = self.new_patient_by_type.get(appointment_type, lines)
         if not lines:
             return None
         return PricedVisit(
@@ -73,15 +79,11 @@ class FeeSchedule:
 
 def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = {}
+    new_patient_by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = {}
     for name, entry in raw.get("appointment_types", {}).items():
-        lines = tuple(ServiceLine(cpt=str(line["cpt"]), cents=line["cents"]) for line in entry["lines"])
-        for line in lines:
-            # Money is integer cents: a float or a string here is a mistake in the file.
-            if type(line.cents) is not int or line.cents < 0:
-                raise ValueError(f"fee schedule: {name} {line.cpt}: price must be a non-negative integer of cents")
-            if not (len(line.cpt) == 5 and line.cpt[:4].isdigit()):
-                raise ValueError(f"fee schedule: {name}: {line.cpt!r} is not a CPT code")
-        by_type[AppointmentType(name)] = lines
+        by_type[AppointmentType(name)] = _lines(name, entry["lines"])
+        if "new_patient_lines" in entry:
+            new_patient_by_type[AppointmentType(name)] = _lines(name, entry["new_patient_lines"])
     package = raw["self_pay"]["package"]
     if type(package["cents"]) is not int or package["cents"] < 0 or package["sessions"] < 1:
         raise ValueError("fee schedule: the self-pay package needs integer cents and at least one session")
@@ -91,8 +93,20 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
         video_modifier=str(raw["video_modifier"]),
         default_diagnosis=str(raw["default_diagnosis"]),
         by_type=by_type,
+        new_patient_by_type=new_patient_by_type,
         package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),
     )
+
+
+def _lines(name: str, raw: list) -> tuple[ServiceLine, ...]:  # type: ignore[type-arg]
+    lines = tuple(ServiceLine(cpt=str(line["cpt"]), cents=line["cents"]) for line in raw)
+    for line in lines:
+        # Money is integer cents: a float or a string here is a mistake in the file.
+        if type(line.cents) is not int or line.cents < 0:
+            raise ValueError(f"fee schedule: {name} {line.cpt}: price must be a non-negative integer of cents")
+        if not (len(line.cpt) == 5 and line.cpt[:4].isdigit()):
+            raise ValueError(f"fee schedule: {name}: {line.cpt!r} is not a CPT code")
+    return lines
 
 
 def load(version: str = CURRENT_VERSION) -> FeeSchedule:
