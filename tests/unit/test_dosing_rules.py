@@ -15,7 +15,7 @@ from carecoord_shared.contracts.common import PlanStatus
 RULES = domain.load_titration()
 LIMITS = Limits(starting_dose_mg=100, max_dose_mg=300, max_step_mg=50)
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
-NOT_RESPONDING = {"phq9_baseline": 20, "phq9_latest": 18}
+NOT_RESPONDING = {"baseline": 20, "latest": 18, "baseline_from_intake": True}
 
 
 def propose(current: int, **response: object) -> tuple[int, list[str]]:
@@ -50,8 +50,8 @@ def test_dissociation_at_grade_1_means_no_increase() -> None:
 
 
 def test_an_adequate_response_keeps_the_dose() -> None:
-    assert propose(150, phq9_baseline=20, phq9_latest=15) == (150, ["responding_keep_dose"])
-    assert propose(150, phq9_baseline=20, phq9_latest=16)[0] == 200, "4 points is not yet a response"
+    assert propose(150, baseline=20, latest=10, baseline_from_intake=True) == (150, ["responding_keep_dose"])
+    assert propose(150, baseline=20, latest=11, baseline_from_intake=True)[0] == 200, "a 45 % drop is not yet a response"
 
 
 def test_without_mood_data_the_dose_is_kept() -> None:
@@ -66,7 +66,7 @@ def test_without_mood_data_the_dose_is_kept() -> None:
     latest=st.none() | st.integers(0, 27),
 )
 def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(current: int, worst: int, bp: bool, baseline: int | None, latest: int | None) -> None:
-    dose, rationale = propose(current, worst_grade=worst, blood_pressure_hold=bp, phq9_baseline=baseline, phq9_latest=latest)
+    dose, rationale = propose(current, worst_grade=worst, blood_pressure_hold=bp, baseline=baseline, latest=latest)
     assert 1 <= dose <= LIMITS.max_dose_mg
     assert abs(dose - current) <= LIMITS.max_step_mg
     if worst >= 2 or bp:
@@ -77,11 +77,11 @@ def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(current: int, wor
 
 
 def test_a_clinician_cannot_approve_above_the_cap_or_beyond_a_step() -> None:
-    domain.check_dose_change(150, 200, LIMITS)
+    domain.check_dose_change(150, 200, LIMITS, RULES)
     with pytest.raises(domain.PlanRuleViolation, match="above the plan's per-session maximum"):
-        domain.check_dose_change(300, 310, LIMITS)
+        domain.check_dose_change(250, 260, Limits(100, 250, 50), RULES)
     with pytest.raises(domain.PlanRuleViolation, match="more than one step"):
-        domain.check_dose_change(100, 200, LIMITS)
+        domain.check_dose_change(100, 200, LIMITS, RULES)
 
 
 GOOD_READING = PreDoseReading(measured_at=NOW - timedelta(minutes=20), within_limits=True)
