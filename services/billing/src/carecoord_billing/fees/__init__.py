@@ -13,7 +13,7 @@ from pathlib import Path
 from carecoord_shared.contracts.common import AppointmentType
 
 FEES_DIR = Path(__file__).parent
-CURRENT_VERSION = "2026.1"
+CURRENT_VERSION = "2026.2"
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,6 @@ class FeeSchedule:
     version: str
     place_of_service: str
     video_modifier: str
-    default_diagnosis: str
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]]
     package: Package
 
@@ -82,6 +81,7 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
             if not (len(line.cpt) == 5 and line.cpt[:4].isdigit()):
                 raise ValueError(f"fee schedule: {name}: {line.cpt!r} is not a CPT code")
         by_type[AppointmentType(name)] = lines
+    # 2026.1's default_diagnosis is no longer read: claims carry the plan's diagnosis.
     package = raw["self_pay"]["package"]
     if type(package["cents"]) is not int or package["cents"] < 0 or package["sessions"] < 1:
         raise ValueError("fee schedule: the self-pay package needs integer cents and at least one session")
@@ -89,7 +89,6 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
         version=str(raw["version"]),
         place_of_service=str(raw["place_of_service"]),
         video_modifier=str(raw["video_modifier"]),
-        default_diagnosis=str(raw["default_diagnosis"]),
         by_type=by_type,
         package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),
     )
