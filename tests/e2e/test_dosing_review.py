@@ -126,7 +126,7 @@ async def test_a_plan_announces_its_cadence_for_scheduling(services: Stack) -> N
     async with api_client(timeout=10) as http:
         created = await http.post(journeys.url(services, "dosing", "/v1/plans"), json={
             "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
-            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10,
+            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10, "indication": "depression", "diagnosis_codes": ["F33.1"],
         })  # fmt: skip
     assert created.status_code == 201 and created.json()["cadence_days"] == 10
     [announced] = await eventually(

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
+from carecoord_shared.contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_shared.contracts.dosing import (
     DoseApproved,
     DoseProposed,
@@ -45,6 +46,9 @@ from .models import (
     treatment_holds,
     treatment_plans,
 )
+
+
+DIAGNOSIS_CODES = TypeAdapter(DiagnosisCodes)
 
 
 def limits_of(plan: Any) -> Limits:
@@ -92,8 +96,9 @@ async def create_plan(
 ) -> uuid.UUID:
     """A draft plan; ``course`` holds the dose limits, planned sessions and cadence.
 
-    ``diagnosis_codes`` are ICD-10-CM codes without the dot, principal first (the
-    contract type validated and normalised them)."""
+    ``diagnosis_codes`` are ICD-10-CM codes, principal first; validated here too
+    (whichever door the plan came through) and kept without the dot."""
+    diagnosis_codes = DIAGNOSIS_CODES.validate_python(diagnosis_codes)
     domain.check_dosing_limits(course["starting_dose_mg"], course["max_dose_mg"], course["max_step_mg"], rules)
     if await live_plan_for_update(tx, patient_id):
         raise PlanRuleViolation("the patient already has a live treatment plan")
