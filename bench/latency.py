@@ -60,7 +60,7 @@ async def _active_plan(http: httpx.AsyncClient, dosing: str, patient: uuid.UUID)
     created = await http.post(
         f"{dosing}/v1/plans",
         json={"patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
-              "max_step_mg": 50, "planned_sessions": 6},
+              "max_step_mg": 50, "planned_sessions": 6, "indication": "depression", "diagnosis_codes": ["F33.1"]},
     )
     created.raise_for_status()
     activated = await http.post(f"{dosing}/v1/plans/{created.json()['plan_id']}/activate", json={"clinician_id": "dr-lee"})

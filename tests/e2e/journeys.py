@@ -26,6 +26,8 @@ async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
                 "max_dose_mg": 300,
                 "max_step_mg": 50,
                 "planned_sessions": 6,
+                "indication": "depression",
+                "diagnosis_codes": ["F33.1"],
             },
         )
         assert created.status_code == 201, created.text

@@ -22,7 +22,8 @@ from tests.kafka_io import publish_event
 pytestmark = pytest.mark.e2e
 
 DOSING = "dosing"
-COURSE = {"starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6}
+COURSE = {"starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
+          "indication": "depression", "diagnosis_codes": ["F33.1"]}
 
 
 @dataclass(frozen=True)

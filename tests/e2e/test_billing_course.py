@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from tests.conftest import eventually
@@ -63,8 +64,19 @@ async def get(stack: Stack, path: str) -> Any:
         return response.json()
 
 
-async def insured(stack: Stack, intake: FakeIntake, member_id: str) -> uuid.UUID:
+async def planned(stack: Stack, patient: uuid.UUID, codes: list[str]) -> None:
+    """The treatment plan as dosing announces it: billing takes the claims' diagnosis from it."""
+    created = TreatmentPlanCreated(
+        plan_id=uuid.uuid4(), starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6,
+        indication=Indication.ptsd, diagnosis_codes=codes,
+    )  # fmt: skip
+    await publish_event(stack.kafka.bootstrap, "dosing.plans", created, patient, "dosing")
+
+
+async def insured(stack: Stack, intake: FakeIntake, member_id: str, *, plan: bool = True) -> uuid.UUID:
     patient = uuid.uuid4()
+    if plan:
+        await planned(stack, patient, ["F43.10"])
     intake.add(patient, member_id)
     bootstrap = stack.kafka.bootstrap
     await publish_event(bootstrap, "intake.patients", PatientRegistered(state_of_residence="TX", time_zone="America/Chicago"), patient, "intake")
@@ -104,10 +116,12 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
     services: Stack, billing_exchange: tuple[FakeIntake, Path]
 ) -> None:
     intake, folders = billing_exchange
-    patient = await insured(services, intake, "MEMBER42")
+    patient = await insured(services, intake, "MEMBER42", plan=False)
     evaluation, s1, s2, s3, s4, review, s3_rebooked = (uuid.uuid4() for _ in range(7))
 
     await complete(services, patient, evaluation, AppointmentType.initial_evaluation, 1)
+    # The evaluation is billed before the plan exists: its claim waits for the plan's diagnosis.
+    await planned(services, patient, ["F43.10", "F33.1"])
     await complete(services, patient, s1, AppointmentType.dosing_session, 3)
     await complete(services, patient, s2, AppointmentType.dosing_session, 6)
     await complete(services, patient, s1, AppointmentType.dosing_session, 3)  # scheduling redelivers, new event id
@@ -134,6 +148,11 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
     assert len(submitted) == len(billed)
     for claim_file in sorted((folders / "delivered").glob("837P-*")):
         assert pyx12_errors(claim_file) == [], claim_file.name
+    mine = [c for c in await get(services, f"/v1/patients/{patient}/claims")]
+    texts = "".join(p.read_text() for p in sorted((folders / "delivered").glob("837P-*")))
+    for claim in mine:
+        after = texts.split(f"CLM*{claim['claim_number']}*", 1)[1]
+        assert after.split("~", 2)[1].strip() == "HI*ABK:F4310*ABF:F331", "the plan's diagnosis, principal first"
 
 
 async def test_a_denied_claim_lands_in_the_denial_work_queue(services: Stack, billing_exchange: tuple[FakeIntake, Path]) -> None:

@@ -101,7 +101,8 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     async with api_client(timeout=10) as http:
         url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
         too_far = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 200})
-        assert too_far.status_code == 409 and "more than one step" in too_far.json()["message"]
+        assert too_far.status_code == 422 and "more than one step" in too_far.json()["message"]
+        assert too_far.json()["reason"] == "dose_step_above_plan_maximum"
         approved = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 90})
         assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
     granted = await _authorise(services, patient, next_session)
@@ -188,10 +189,39 @@ async def test_a_plan_announces_its_cadence_for_scheduling(services: Stack) -> N
     async with api_client(timeout=10) as http:
         created = await http.post(journeys.url(services, "dosing", "/v1/plans"), json={
             "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
-            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10,
+            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10, "indication": "depression", "diagnosis_codes": ["F33.1"],
         })  # fmt: skip
     assert created.status_code == 201 and created.json()["cadence_days"] == 10
     [announced] = await eventually(
         lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"), what="plan created"
     )
     assert announced["payload"]["cadence_days"] == 10
+
+
+PLAN = {"clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 4,
+        "indication": "ptsd", "diagnosis_codes": ["F43.10", "F33.1"]}  # fmt: skip
+
+
+async def test_a_plan_beyond_the_program_caps_is_refused_with_a_reason_and_a_recorded_one_announces_its_diagnosis(
+    services: Stack,
+) -> None:
+    patient = uuid.uuid4()
+    plans_url = journeys.url(services, "dosing", "/v1/plans")
+    async with api_client(timeout=10) as http:
+        too_high = await http.post(plans_url, json={**PLAN, "patient_id": str(patient), "max_dose_mg": 301})
+        step_too_big = await http.post(plans_url, json={**PLAN, "patient_id": str(patient), "max_step_mg": 300})
+        no_diagnosis = await http.post(plans_url, json={**PLAN, "patient_id": str(patient), "diagnosis_codes": []})
+        bad_code = await http.post(plans_url, json={**PLAN, "patient_id": str(patient), "diagnosis_codes": ["F4.310"]})
+        created = await http.post(plans_url, json={**PLAN, "patient_id": str(patient)})
+    assert too_high.status_code == 422, too_high.text
+    assert too_high.json()["reason"] == "max_dose_above_program_maximum"
+    assert "300 mg" in too_high.json()["message"] and "2026.12.0" in too_high.json()["message"]
+    assert step_too_big.status_code == 422 and step_too_big.json()["reason"] == "max_step_above_program_maximum"
+    assert no_diagnosis.status_code == 422 and no_diagnosis.json()["error"] == "invalid_request"
+    assert bad_code.status_code == 422 and bad_code.json()["error"] == "invalid_request"
+    assert created.status_code == 201, created.text
+    assert (created.json()["indication"], created.json()["diagnosis_codes"]) == ("ptsd", ["F4310", "F331"])
+    [announced] = await eventually(
+        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"), what="plan created"
+    )
+    assert announced["payload"]["indication"] == "ptsd" and announced["payload"]["diagnosis_codes"] == ["F4310", "F331"]

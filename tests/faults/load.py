@@ -107,6 +107,7 @@ class Load:
         body = {
             "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100,
             "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
+            "indication": "depression", "diagnosis_codes": ["F33.1"],
         }  # fmt: skip
         created = await self.call("dosing", "POST", "/v1/plans", body, ok=(201, 409))
         if created.status_code == 409:  # a first attempt committed before the crash: one live plan per patient

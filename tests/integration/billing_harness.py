@@ -19,7 +19,8 @@ from carecoord_billing import fees, handlers
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.contracts.intake import CoverageDeclared
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
@@ -119,3 +120,14 @@ async def charges_of(billing: Billing, patient: uuid.UUID) -> list:
 async def outbox_types(billing: Billing, patient: uuid.UUID) -> list[str]:
     rows = await billing.fetch("SELECT event_type FROM outbox WHERE key = $1 ORDER BY id", str(patient))
     return [r["event_type"] for r in rows]
+
+
+async def planned(billing: Billing, patient: uuid.UUID, codes: list[str] | None = None, indication: Indication = Indication.depression) -> uuid.UUID:
+    """The clinician's treatment plan, as dosing announces it: what billing takes the claim's diagnosis from."""
+    plan_id = uuid.uuid4()
+    created = TreatmentPlanCreated(
+        plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6,
+        indication=indication, diagnosis_codes=codes or ["F33.1"],
+    )  # fmt: skip
+    await billing.publish(created, patient, "dosing")
+    return plan_id

@@ -19,15 +19,16 @@ from carecoord_billing.demographics import IntakeDemographics
 from carecoord_billing.exchange import Exchange
 from carecoord_billing.settings import PayerOutcome, ProviderIdentity
 from carecoord_billing.simulated_payer import SimulatedPayer
-from carecoord_billing.x12 import remittance_835
+from carecoord_billing.x12 import claim_837p, remittance_835
 from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import Adjustment, ClaimPayment, PaidClaim
 from carecoord_billing.x12.syntax import Party, parse
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.contracts.intake import CoverageDeclared
 from tests.auth import SERVICE_TOKEN
 from tests.fake_intake import FakeIntake, running_fake_intake
-from tests.integration.billing_harness import Billing, completed, outbox_types
+from tests.integration.billing_harness import Billing, completed, outbox_types, planned
 from tests.x12_validators import linuxforhealth_parse, pyx12_errors
 
 
@@ -42,11 +43,14 @@ def exchange(billing: Billing, root: Path, intake: FakeIntake, payer: SimulatedP
     return Exchange(billing.uow, DropFolders(root), demographics, fees.load(), ProviderIdentity(), payer=payer)
 
 
-async def insured_patient(billing: Billing, intake: FakeIntake, member_id: str, state: str = "TX") -> uuid.UUID:
+async def insured_patient(billing: Billing, intake: FakeIntake, member_id: str, state: str = "TX", *, plan: bool = True) -> uuid.UUID:
+    """An insured patient; with ``plan``, one whose treatment plan (and so diagnosis) billing already knows."""
     patient = uuid.uuid4()
     intake.add(patient, member_id)
     declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state)
     await billing.publish(declared, patient, "intake")
+    if plan:
+        await planned(billing, patient)
     return patient
 
 
@@ -219,3 +223,58 @@ async def test_claims_reserved_but_not_written_are_sent_on_the_next_run_under_th
     assert sent["status"] == "submitted" and sent["claim_id"] == claim["claim_id"]
     assert claim_numbers_in(tmp_path / "outbound") == [claim["claim_number"]]
     assert (await outbox_types(billing, patient)).count("ClaimSubmitted") == 1
+
+
+# --- the diagnosis on a claim (issue 20, item 6) -------------------------------------------
+
+
+async def test_a_claim_carries_the_diagnosis_codes_of_the_patients_plan_in_an_837p_that_pyx12_accepts(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
+    patient = await insured_patient(billing, intake, "MEM0300", plan=False)
+    await planned(billing, patient, ["F43.10", "F33.1"], Indication.ptsd)
+    await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
+
+    await exchange(billing, tmp_path, intake).run_once()
+
+    [claim] = await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient)
+    assert claim["diagnosis_codes"] == ["F4310", "F331"]
+    [claim_file] = [p for p in sorted((tmp_path / "outbound").glob("837P-*")) if claim["claim_number"] in p.read_text()]
+    assert pyx12_errors(claim_file) == []
+    [received] = [c for c in claim_837p.read(claim_file.read_text()) if c.claim_number == claim["claim_number"]]
+    assert received.diagnoses == ("F4310", "F331"), "principal (ABK) first, then the others (ABF), without the dot"
+    assert "HI*ABK:F4310*ABF:F331~" in claim_file.read_text()
+
+
+async def test_a_claim_without_a_known_diagnosis_waits_for_the_plan_and_then_carries_its_codes(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
+    """An initial evaluation is billed before any plan exists: its charge is not claimed under a made-up code."""
+    patient = await insured_patient(billing, intake, "MEM0301", plan=False)
+    await billing.publish(completed(uuid.uuid4(), AppointmentType.initial_evaluation), patient, "scheduling")
+    ex = exchange(billing, tmp_path, intake)
+
+    await ex.run_once()
+    await ex.run_once()
+    assert await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient) == [], "no claim without a diagnosis"
+    [charge] = await billing.fetch("SELECT status FROM charges WHERE patient_id = $1", patient)
+    assert charge["status"] == "open", "the charge waits, it is not lost"
+
+    await planned(billing, patient, ["F41.1"], Indication.anxiety)  # the plan the evaluation led to
+    await ex.run_once()
+    [claim] = await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient)
+    assert claim["diagnosis_codes"] == ["F411"] and claim["status"] == "submitted"
+    texts = [p.read_text() for p in sorted((tmp_path / "outbound").glob("837P-*"))]
+    [text] = [t for t in texts if claim["claim_number"] in t]
+    assert "HI*ABK:F411~" in text and "F331" not in text
+
+
+async def test_a_plan_event_from_before_diagnoses_were_recorded_tells_billing_nothing(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
+    patient = await insured_patient(billing, intake, "MEM0302", plan=False)
+    legacy = TreatmentPlanCreated(plan_id=uuid.uuid4(), starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6)
+    await billing.publish(legacy, patient, "dosing")
+    await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
+    await exchange(billing, tmp_path, intake).run_once()
+    assert await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient) == []

@@ -27,7 +27,7 @@ from carecoord_dosing import domain, plans
 from carecoord_dosing.app import definition
 from carecoord_dosing.models import dose_proposals, messaging, session_authorisations, treatment_plans
 from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import ReviewDecision
+from carecoord_shared.contracts.common import Indication, ReviewDecision
 from carecoord_shared.contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
@@ -87,7 +87,8 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
             async def setup() -> uuid.UUID:
                 async with uow.transaction() as tx:
                     plan_id = await plans.create_plan(
-                        tx, patient_id=self.patient, actor="dr-a", starting_dose_mg=100, max_dose_mg=CAP, max_step_mg=50, planned_sessions=52
+                        tx, patient_id=self.patient, actor="dr-a", rules=RULES, indication=Indication.depression,
+                        diagnosis_codes=["F331"], starting_dose_mg=100, max_dose_mg=CAP, max_step_mg=50, planned_sessions=52,
                     )
                 async with uow.transaction() as tx:
                     await plans.activate_plan(tx, plan_id, actor="dr-a", rules=RULES)
@@ -153,7 +154,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
                 out_of_bounds = dose is not None and (dose > CAP or abs(dose - pending.previous_dose_mg) > 50)
                 try:
                     async with uow.transaction() as tx:
-                        approved = await plans.approve_dose(tx, pending.proposal_id, actor="dr-b", dose_mg=dose)
+                        approved = await plans.approve_dose(tx, pending.proposal_id, actor="dr-b", rules=RULES, dose_mg=dose)
                 except domain.PlanRuleViolation:
                     assert out_of_bounds or self.discontinued, "refused although within the cap, the step and a live plan"
                     return

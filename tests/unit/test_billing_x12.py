@@ -67,14 +67,14 @@ def test_a_review_visit_of_a_new_patient_bills_the_new_patient_e_m_and_an_establ
 
 
 def test_a_fee_schedule_with_a_float_price_is_refused() -> None:
-    raw = {"version": "x", "place_of_service": "10", "video_modifier": "95", "default_diagnosis": "F331", "self_pay": {"package": {"cents": 1, "sessions": 1, "covers": []}}}
+    raw = {"version": "x", "place_of_service": "10", "video_modifier": "95", "self_pay": {"package": {"cents": 1, "sessions": 1, "covers": []}}}
     with pytest.raises(ValueError, match="integer of cents"):
         fees.parse({**raw, "appointment_types": {"follow_up": {"lines": [{"cpt": "99214", "cents": 220.0}]}}})
 
 
 def test_an_837p_reads_back_as_the_payer_sees_it() -> None:
     claim = claim_837p.Claim(
-        "CLAIM0001", Payer("ACME1"), JANE, "10", "F331",
+        "CLAIM0001", Payer("ACME1"), JANE, "10", ("F331",),
         (claim_837p.ServiceLine("99214", ("95",), 22000, date(2026, 11, 20)), claim_837p.ServiceLine("90833", ("95",), 10000, date(2026, 11, 20))),
     )  # fmt: skip
     document = claim_837p.build([claim], provider=ProviderIdentity(), control_number=7, at=AT)

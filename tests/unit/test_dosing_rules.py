@@ -16,7 +16,7 @@ from carecoord_shared.contracts.common import PlanStatus
 RULES = domain.load_titration()
 LIMITS = Limits(starting_dose_mg=100, max_dose_mg=300, max_step_mg=50)
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
-NOT_RESPONDING = {"phq9_baseline": 20, "phq9_latest": 18}
+NOT_RESPONDING = {"baseline": 20, "latest": 18, "baseline_from_intake": True}
 
 
 def propose(current: int, **response: object) -> tuple[int, list[str]]:
@@ -51,8 +51,8 @@ def test_dissociation_at_grade_1_means_no_increase() -> None:
 
 
 def test_an_adequate_response_keeps_the_dose() -> None:
-    assert propose(150, phq9_baseline=20, phq9_latest=15) == (150, ["responding_keep_dose"])
-    assert propose(150, phq9_baseline=20, phq9_latest=16)[0] == 200, "4 points is not yet a response"
+    assert propose(150, baseline=20, latest=10, baseline_from_intake=True) == (150, ["responding_keep_dose"])
+    assert propose(150, baseline=20, latest=11, baseline_from_intake=True)[0] == 200, "a 45 % drop is not yet a response"
 
 
 def test_without_mood_data_the_dose_is_kept() -> None:
@@ -67,7 +67,7 @@ def test_without_mood_data_the_dose_is_kept() -> None:
     latest=st.none() | st.integers(0, 27),
 )
 def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(current: int, worst: int, bp: bool, baseline: int | None, latest: int | None) -> None:
-    dose, rationale = propose(current, worst_grade=worst, blood_pressure_hold=bp, phq9_baseline=baseline, phq9_latest=latest)
+    dose, rationale = propose(current, worst_grade=worst, blood_pressure_hold=bp, baseline=baseline, latest=latest)
     assert 1 <= dose <= LIMITS.max_dose_mg
     assert abs(dose - current) <= LIMITS.max_step_mg
     if worst >= 2 or bp:
@@ -78,11 +78,11 @@ def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(current: int, wor
 
 
 def test_a_clinician_cannot_approve_above_the_cap_or_beyond_a_step() -> None:
-    domain.check_dose_change(150, 200, LIMITS)
+    domain.check_dose_change(150, 200, LIMITS, RULES)
     with pytest.raises(domain.PlanRuleViolation, match="above the plan's per-session maximum"):
-        domain.check_dose_change(300, 310, LIMITS)
+        domain.check_dose_change(250, 260, Limits(100, 250, 50), RULES)
     with pytest.raises(domain.PlanRuleViolation, match="more than one step"):
-        domain.check_dose_change(100, 200, LIMITS)
+        domain.check_dose_change(100, 200, LIMITS, RULES)
 
 
 SESSION = uuid.uuid4()
@@ -149,8 +149,18 @@ def test_the_earlier_rule_version_is_kept_for_the_record() -> None:
 
 
 def test_the_dose_a_plan_allows_is_decided_in_one_place_with_a_code() -> None:
-    assert domain.dose_refusal(150, 200, LIMITS) is None
-    assert domain.dose_refusal(250, 300, LIMITS) is None, "at the cap and one step"
-    assert domain.dose_refusal(300, 301, LIMITS).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
-    assert domain.dose_refusal(150, 201, LIMITS).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
-    assert domain.dose_refusal(150, 99, LIMITS).code == "dose_step_above_plan_maximum", "a step down is a step too"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 200, LIMITS, RULES) is None
+    assert domain.dose_refusal(250, 300, LIMITS, RULES) is None, "at the cap and one step"
+    assert domain.dose_refusal(300, 301, LIMITS, RULES).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 201, LIMITS, RULES).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 99, LIMITS, RULES).code == "dose_step_above_plan_maximum", "a step down is a step too"  # type: ignore[union-attr]
+
+
+def test_the_program_caps_bind_a_review_dose_change_like_any_approval() -> None:
+    """A plan recorded before the caps (limits above them): the program's maximum and step still hold,
+    through the same function the review's dose change goes through."""
+    legacy = Limits(starting_dose_mg=100, max_dose_mg=400, max_step_mg=100)
+    assert domain.dose_refusal(250, 300, legacy, RULES) is None
+    assert domain.dose_refusal(250, 301, legacy, RULES).code == "dose_above_program_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(200, 251, legacy, RULES).code == "dose_step_above_program_maximum"  # type: ignore[union-attr]
+    assert domain.dose_refusal(400, 300, legacy, RULES) is None, "a plan above the caps comes down to them in one step"

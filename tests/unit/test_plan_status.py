@@ -5,6 +5,8 @@ import pytest
 from carecoord_dosing import domain
 from carecoord_shared.contracts.common import PlanStatus as S
 
+RULES = domain.load_titration()
+
 
 @pytest.mark.parametrize(
     ("current", "target"),
@@ -40,6 +42,6 @@ def test_a_draft_cannot_be_activated_while_a_hold_is_open() -> None:
 
 def test_dosing_limits_are_consistent() -> None:
     with pytest.raises(domain.PlanRuleViolation, match="starting dose"):
-        domain.check_dosing_limits(starting_dose_mg=400, max_dose_mg=300, max_step_mg=50)
+        domain.check_dosing_limits(starting_dose_mg=400, max_dose_mg=300, max_step_mg=50, rules=RULES)
     with pytest.raises(domain.PlanRuleViolation, match="maximum step"):
-        domain.check_dosing_limits(starting_dose_mg=100, max_dose_mg=300, max_step_mg=301)
+        domain.check_dosing_limits(starting_dose_mg=100, max_dose_mg=300, max_step_mg=301, rules=RULES)

@@ -169,7 +169,8 @@ class Demo:
             "dosing",
             "/v1/plans",
             {"patient_id": self.j.patient_id, "clinician_id": CLINICIAN, "starting_dose_mg": 100,
-             "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6},
+             "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
+             "indication": "depression", "diagnosis_codes": ["F33.1"]},
         )  # fmt: skip
         self.j.plan_id = plan["plan_id"]
         active = await self.http.post("dosing", f"/v1/plans/{self.j.plan_id}/activate", {"clinician_id": CLINICIAN})

@@ -5,6 +5,14 @@ class RuleViolation(ValueError):
     """A requested change that a domain rule forbids (HTTP 409); the message names the rule."""
 
 
+class LimitExceeded(RuleViolation):
+    """A value beyond a configured limit (HTTP 422): ``reason`` is a code, the message names the limit and its rule version."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class NotFound(LookupError):
     """The thing asked for does not exist (HTTP 404)."""
 

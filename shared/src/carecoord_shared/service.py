@@ -35,7 +35,7 @@ from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier, allo
 from .config import ServiceSettings
 from .contracts import topics_consumed_by
 from .contracts.spec import asyncapi
-from .errors import Forbidden, NotFound, RuleViolation
+from .errors import Forbidden, LimitExceeded, NotFound, RuleViolation
 from .faults import FailurePoints
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
@@ -419,6 +419,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             status_code=422,
             content={"error": "invalid_request", "message": f"The request was not accepted: {summary}", "errors": errors},
         )
+
+    @app.exception_handler(LimitExceeded)
+    async def limit_exceeded(_request: Request, exc: LimitExceeded) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": "limit_exceeded", "reason": exc.reason, "message": str(exc)})
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:

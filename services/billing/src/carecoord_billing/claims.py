@@ -11,6 +11,12 @@ Three steps, so that a crash never sends a claim twice nor loses one:
 
 An interchange left between 1 and 3 by a crash is written again, with the same
 control number and claims, on the next run.
+
+A claim carries the diagnosis codes of the patient's latest treatment plan
+(TreatmentPlanCreated), fixed on the claim in step 1. A charge whose patient has
+no plan with a diagnosis yet (an initial evaluation billed before the plan is
+written) is not claimed: it stays open and is claimed on the first run after the
+diagnosis arrives. No code is ever made up.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, exists, func, insert, select, update
 
 from carecoord_shared.contracts.billing import ClaimSubmitted
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
@@ -30,7 +36,7 @@ from . import interchanges as sent_files
 from .clearinghouse import DropFolders
 from .demographics import DemographicsSource, subscriber_for
 from .fees import FeeSchedule
-from .models import charges, claims, interchanges
+from .models import charges, claims, interchanges, plan_diagnoses
 from .settings import ProviderIdentity
 from .x12 import claim_837p
 from .x12.parties import Payer, Subscriber
@@ -43,6 +49,18 @@ TRANSACTION = "837P"
 def claim_number(claim_id: uuid.UUID) -> str:
     """CLM01: at most 20 characters, and what the payer echoes in CLP01."""
     return claim_id.hex[:20].upper()
+
+
+async def latest_diagnosis(session: Any, patient_id: uuid.UUID) -> list[str] | None:
+    """The ICD-10-CM codes of the patient's latest plan (by when it was written), or None."""
+    return (  # type: ignore[no-any-return]
+        await session.execute(
+            select(plan_diagnoses.c.diagnosis_codes)
+            .where(plan_diagnoses.c.patient_id == patient_id)
+            .order_by(plan_diagnoses.c.planned_at.desc())
+            .limit(1)
+        )
+    ).scalar()
 
 
 class ClaimSubmitter:
@@ -93,14 +111,20 @@ class ClaimSubmitter:
             return [r.control_number for r in rows]
 
     async def _due_charges(self) -> Sequence[Row[Any]]:
+        """Open insured charges whose patient has a recorded diagnosis; the others wait (counted in the log)."""
+        diagnosed = exists().where(plan_diagnoses.c.patient_id == charges.c.patient_id)
+        open_insured = (charges.c.status == "open", charges.c.self_pay.is_(False))
         async with self._uow.sessions() as session:
             rows = await session.execute(
                 select(charges.c.charge_id, charges.c.patient_id)
-                .where(charges.c.status == "open", charges.c.self_pay.is_(False))
+                .where(*open_insured, diagnosed)
                 .order_by(charges.c.created_at)
                 .limit(self._max_claims)
             )
-            return rows.all()
+            waiting = (await session.execute(select(func.count()).select_from(charges).where(*open_insured, ~diagnosed))).scalar_one()
+        if waiting:
+            log.warning("claims.waiting_for_diagnosis", charges=waiting)
+        return rows.all()
 
     async def _subscriber(self, patient_id: uuid.UUID) -> Subscriber | None:
         return await subscriber_for(self._demographics, patient_id, log)
@@ -120,6 +144,9 @@ class ClaimSubmitter:
                 ).first()
                 if charge is None:  # voided or claimed meanwhile
                     continue
+                diagnosis_codes = await latest_diagnosis(tx.session, charge.patient_id)
+                if diagnosis_codes is None:  # cannot happen after _due_charges; never claim without one
+                    continue
                 claim_id = uuid.uuid4()
                 await tx.session.execute(
                     insert(claims).values(
@@ -130,6 +157,7 @@ class ClaimSubmitter:
                         payer_id=charge.payer_id,
                         interchange_control_number=control_number,
                         total_cents=charge.amount_cents,
+                        diagnosis_codes=diagnosis_codes,
                     )
                 )
                 claimed += 1
@@ -160,7 +188,7 @@ class ClaimSubmitter:
                 payer=Payer(r.payer_id),
                 subscriber=subscribers[r.patient_id],
                 place_of_service=r.place_of_service,
-                diagnosis=self._fees.default_diagnosis,
+                diagnoses=tuple(r.diagnosis_codes),
                 lines=tuple(
                     claim_837p.ServiceLine(line["cpt"], tuple(r.modifiers), line["cents"], r.service_date) for line in r.lines
                 ),

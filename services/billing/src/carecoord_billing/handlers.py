@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from carecoord_shared.contracts.dosing import TreatmentPlanPaused, TreatmentPlanResumed
+from carecoord_shared.contracts.dosing import TreatmentPlanCreated, TreatmentPlanPaused, TreatmentPlanResumed
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
@@ -12,7 +12,7 @@ from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import charges, coverage
+from . import charges, coverage, diagnoses
 from .fees import FeeSchedule
 from .models import journal
 
@@ -39,6 +39,12 @@ def register_with(fees: FeeSchedule, insurance_states: frozenset[str], invoice_d
             assert tx.cause is not None
             await coverage.declare(tx, insurance_states, patient_id=tx.cause.patient_id, event=event)
             await charges.bill_awaiting(tx, fees, patient_id=tx.cause.patient_id, invoice_due_days=invoice_due_days)
+
+        @consumer.on(TreatmentPlanCreated)
+        async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
+            # The clinician's diagnosis: what the patient's claims carry from now on.
+            assert tx.cause is not None
+            await diagnoses.record(tx, patient_id=tx.cause.patient_id, planned_at=tx.cause.occurred_at, event=event)
 
         @consumer.on(AppointmentCompleted)
         async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:

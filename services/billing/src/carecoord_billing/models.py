@@ -45,6 +45,20 @@ patients = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# The diagnoses clinicians recorded in the patient's treatment plans (TreatmentPlanCreated
+# on dosing.plans): a claim carries the codes of the patient's latest plan. Codes only.
+plan_diagnoses = Table(
+    "plan_diagnoses",
+    metadata,
+    Column("plan_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("indication", String(20)),
+    Column("diagnosis_codes", JSONB, nullable=False),
+    # When dosing wrote the plan (the event's occurred_at): "latest" is by this, not by arrival.
+    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Index("ix_plan_diagnoses_patient", "patient_id", "planned_at"),
+)
+
 # The patient's latest coverage declaration; one row per patient.
 coverages = Table(
     "coverages",
@@ -172,6 +186,9 @@ claims = Table(
     Column("payer_id", String(32), nullable=False),
     Column("interchange_control_number", Integer, ForeignKey("interchanges.control_number"), nullable=False),
     Column("total_cents", BigInteger, nullable=False),
+    # The ICD-10-CM codes (no dot, principal first) the claim carries, fixed when the
+    # claim is made so that a file written again says the same; from the patient's plan.
+    Column("diagnosis_codes", JSONB),
     # building -> submitted -> paid | partially_paid | denied | reversed
     Column("status", String(20), nullable=False, server_default="building"),
     Column("paid_cents", BigInteger, nullable=False, server_default="0"),

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from carecoord_shared.auth import Access, Role, allow, patient_of
-from carecoord_shared.contracts.common import ActorId, Milligrams, ShortCode
+from carecoord_shared.contracts.common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode
 from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
@@ -53,6 +53,10 @@ class PlanCreate(BaseModel):
     max_step_mg: Milligrams
     planned_sessions: Annotated[int, Field(ge=1, le=52)]
     cadence_days: Annotated[int, Field(ge=1, le=90, description="days between dosing sessions")] = 7
+    indication: Indication = Field(description="what the plan treats; titration measures response on its instrument")
+    diagnosis_codes: DiagnosisCodes = Field(
+        description="ICD-10-CM codes the clinician chose, principal first (F43.10 or F4310; 1 to 12, each once); claims carry them"
+    )
 
 
 class ClinicianAction(BaseModel):
@@ -66,7 +70,7 @@ class Discontinue(ClinicianAction):
 
 class Approval(ClinicianAction):
     dose_mg: Milligrams | None = Field(
-        default=None, description="Approve a different dose than proposed: still within the cap and one step."
+        default=None, description="Approve a different dose than proposed: still within the plan's and the program's caps and one step."
     )
 
 
@@ -105,6 +109,8 @@ class Plan(BaseModel):
     max_step_mg: int
     planned_sessions: int
     cadence_days: int
+    indication: Indication | None = Field(description="null on plans created before it was recorded")
+    diagnosis_codes: list[str] | None = Field(description="without the dot, principal first; null on older plans")
     sessions_completed: int
     approved_dose_mg: int | None
     open_hold_ids: list[uuid.UUID]
@@ -155,6 +161,9 @@ def build_router(rules: TitrationRules) -> APIRouter:
                 tx,
                 patient_id=body.patient_id,
                 actor=body.clinician_id,
+                rules=rules,
+                indication=body.indication,
+                diagnosis_codes=body.diagnosis_codes,
                 starting_dose_mg=body.starting_dose_mg,
                 max_dose_mg=body.max_dose_mg,
                 max_step_mg=body.max_step_mg,
@@ -204,7 +213,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
         access.acting_clinician(body.clinician_id)
         await access.patient(await _proposal_patient(uow, proposal_id), "approve", "dose-proposal", proposal_id)
         async with uow.transaction() as tx:
-            await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, dose_mg=body.dose_mg)
+            await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg)
             plan_id = (await tx.session.execute(select(dose_proposals.c.plan_id).where(dose_proposals.c.proposal_id == proposal_id))).scalar_one()
         return await _read_plan(uow, plan_id)
 

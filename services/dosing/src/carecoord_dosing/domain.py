@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import PlanStatus
-from carecoord_shared.errors import RuleViolation
+from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus
+from carecoord_shared.errors import LimitExceeded, RuleViolation
 
 ALLOWED: dict[PlanStatus, frozenset[PlanStatus]] = {
     PlanStatus.draft: frozenset({PlanStatus.active, PlanStatus.discontinued}),
@@ -61,11 +61,40 @@ class Limits:
     max_step_mg: int
 
 
-def check_dosing_limits(starting_dose_mg: int, max_dose_mg: int, max_step_mg: int) -> None:
+class LimitRefused(LimitExceeded, PlanRuleViolation):
+    """A dose, step or plan limit beyond what the rules allow (HTTP 422 with a reason code)."""
+
+
+def check_dosing_limits(starting_dose_mg: int, max_dose_mg: int, max_step_mg: int, rules: TitrationRules) -> None:
+    """Every relation a new plan's limits must keep, against each other and the program's caps."""
+    version = f"titration rules {rules.version}"
+    if rules.program_max_dose_mg is not None and max_dose_mg > rules.program_max_dose_mg:
+        raise LimitRefused(
+            "max_dose_above_program_maximum",
+            f"the plan's maximum dose of {max_dose_mg} mg is above the program's maximum dose of {rules.program_max_dose_mg} mg ({version})",
+        )
+    if rules.program_max_step_mg is not None and max_step_mg > rules.program_max_step_mg:
+        raise LimitRefused(
+            "max_step_above_program_maximum",
+            f"the plan's maximum step of {max_step_mg} mg is above the program's maximum step of {rules.program_max_step_mg} mg ({version})",
+        )
     if starting_dose_mg > max_dose_mg:
-        raise PlanRuleViolation("the starting dose exceeds the per-session maximum")
-    if max_step_mg > max_dose_mg:
-        raise PlanRuleViolation("the maximum step exceeds the per-session maximum")
+        raise LimitRefused(
+            "starting_dose_above_plan_maximum",
+            f"the starting dose of {starting_dose_mg} mg exceeds the plan's per-session maximum of {max_dose_mg} mg",
+        )
+    if max_step_mg >= max_dose_mg:
+        raise LimitRefused(
+            "max_step_not_below_max_dose",
+            f"the maximum step of {max_step_mg} mg must be smaller than the plan's per-session maximum of {max_dose_mg} mg",
+        )
+
+
+def effective_caps(limits: Limits, rules: TitrationRules) -> tuple[int, int]:
+    """The per-session maximum and step that hold: the plan's, never beyond the program's."""
+    cap = min(limits.max_dose_mg, rules.program_max_dose_mg or limits.max_dose_mg)
+    step = min(limits.max_step_mg, rules.program_max_step_mg or limits.max_step_mg)
+    return cap, step
 
 
 @dataclass(frozen=True)
@@ -74,26 +103,42 @@ class DoseRefusal:
     message: str
 
 
-def dose_refusal(current_mg: int | None, new_mg: int, limits: Limits) -> DoseRefusal | None:
+def dose_refusal(current_mg: int | None, new_mg: int, limits: Limits, rules: TitrationRules) -> DoseRefusal | None:
     """Is this dose allowed for this plan? The one place that decides, for every door a dose comes
-    through (a proposal's approval, a review resolved with a dose change): never above the plan's
-    per-session maximum, never more than one step from the current dose. None when allowed."""
+    through (a proposal's approval, a clinician's own dose, a review resolved with a dose change):
+    never above the program's or the plan's maximum, never more than one step (the smaller of the
+    plan's and the program's) from the current dose. None when allowed.
+
+    One exception to the step: a plan recorded before the program caps whose dose is above them
+    may come down to the cap in one approval (a decrease is never refused for size).
+    """
+    version = f"titration rules {rules.version}"
+    # The binding limit is named: the plan's when it is within the program's cap.
     if new_mg > limits.max_dose_mg:
         return DoseRefusal(
             "dose_above_plan_maximum", f"{new_mg} mg is above the plan's per-session maximum of {limits.max_dose_mg} mg"
         )
-    if current_mg is not None and abs(new_mg - current_mg) > limits.max_step_mg:
+    if rules.program_max_dose_mg is not None and new_mg > rules.program_max_dose_mg:
         return DoseRefusal(
-            "dose_step_above_plan_maximum",
-            f"{new_mg} mg is more than one step ({limits.max_step_mg} mg) from the current {current_mg} mg",
+            "dose_above_program_maximum", f"{new_mg} mg is above the program's maximum dose of {rules.program_max_dose_mg} mg ({version})"
         )
-    return None
+    cap, step = effective_caps(limits, rules)
+    if current_mg is None or abs(new_mg - current_mg) <= step:
+        return None
+    if current_mg > cap and new_mg < current_mg:
+        return None
+    program_step = step < limits.max_step_mg
+    return DoseRefusal(
+        "dose_step_above_program_maximum" if program_step else "dose_step_above_plan_maximum",
+        f"{new_mg} mg is more than one step ({'the program' if program_step else 'the plan'}'s maximum step of {step} mg, {version})"
+        f" from the current {current_mg} mg",
+    )
 
 
-def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits) -> None:
-    """A dose a clinician approves: refused (PlanRuleViolation) unless dose_refusal allows it."""
-    if (refusal := dose_refusal(current_mg, new_mg, limits)) is not None:
-        raise PlanRuleViolation(refusal.message)
+def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits, rules: TitrationRules) -> None:
+    """A dose a clinician approves: refused (LimitRefused, a 422 with the code) unless dose_refusal allows it."""
+    if (refusal := dose_refusal(current_mg, new_mg, limits, rules)) is not None:
+        raise LimitRefused(refusal.code, refusal.message)
 
 
 # --- configuration -------------------------------------------------------------
@@ -103,24 +148,81 @@ CURRENT_TITRATION = "2026.12.0"
 
 
 @dataclass(frozen=True)
+class ResponseThreshold:
+    """A drop from the baseline that counts as responding: in points, or in percent of the baseline."""
+
+    min_reduction_points: int | None = None
+    min_reduction_percent: int | None = None
+
+    def met(self, baseline: int, latest: int) -> bool:
+        drop = baseline - latest
+        if self.min_reduction_points is not None:
+            return drop >= self.min_reduction_points
+        assert self.min_reduction_percent is not None
+        return drop * 100 >= self.min_reduction_percent * baseline
+
+
+@dataclass(frozen=True)
 class TitrationRules:
     version: str
-    adequate_phq9_improvement: int
     no_increase_symptoms: frozenset[str]
     pre_dose_bp_window: timedelta
     pre_dose_bp_future_skew: timedelta
     pre_dose_bp_for_session: bool
+    response: dict[Instrument, ResponseThreshold]
+    # None: every plan is measured by PHQ-9 from its first check-in (2026.11.1).
+    indication_instrument: dict[Indication, Instrument] | None = None
+    program_max_dose_mg: int | None = None
+    program_max_step_mg: int | None = None
+
+    def instrument_for(self, indication: Indication | None) -> Instrument:
+        if self.indication_instrument is None:
+            return Instrument.phq9
+        return self.indication_instrument[indication or Indication.depression]
+
+    @property
+    def uses_intake_baseline(self) -> bool:
+        return self.indication_instrument is not None
+
+
+def _threshold(raw: dict) -> ResponseThreshold:  # type: ignore[type-arg]
+    points, percent = raw.get("min_reduction_points"), raw.get("min_reduction_percent")
+    if (points is None) == (percent is None):
+        raise ValueError("a response threshold is min_reduction_points or min_reduction_percent, exactly one")
+    for value in (points, percent):
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError("a response threshold must be a positive integer")
+    return ResponseThreshold(points, percent)
 
 
 def load_titration(version: str = CURRENT_TITRATION) -> TitrationRules:
     raw = tomllib.loads((CONFIG_DIR / f"titration-{version}.toml").read_text())
     if raw["version"] != version:
         raise ValueError(f"titration file for {version} declares version {raw['version']}")
+    if "adequate_phq9_improvement" in raw:  # 2026.11.1: PHQ-9 only, points from the first check-in
+        response = {Instrument.phq9: ResponseThreshold(min_reduction_points=int(raw["adequate_phq9_improvement"]))}
+    else:
+        response = {Instrument(name): _threshold(entry) for name, entry in raw["response"].items()}
+    mapping = None
+    if "indication_instrument" in raw:
+        mapping = {Indication(k): Instrument(v) for k, v in raw["indication_instrument"].items()}
+        if set(mapping) != set(Indication):
+            raise ValueError("indication_instrument must name an instrument for every indication")
+        if not set(mapping.values()) <= set(response):
+            raise ValueError("every instrument an indication uses needs a [response] threshold")
+    cap, step = raw.get("program_max_dose_mg"), raw.get("program_max_step_mg")
+    if (cap is None) != (step is None):
+        raise ValueError("program_max_dose_mg and program_max_step_mg come together")
+    if cap is not None and not (type(cap) is int and type(step) is int and 1 <= step < cap <= 1000):
+        raise ValueError("program caps: integers with 1 <= program_max_step_mg < program_max_dose_mg <= 1000")
     return TitrationRules(
         version=version,
-        adequate_phq9_improvement=int(raw["adequate_phq9_improvement"]),
         no_increase_symptoms=frozenset(raw["no_increase_symptoms"]),
         **_pre_dose_bp(raw),
+        response=response,
+        indication_instrument=mapping,
+        program_max_dose_mg=cap,
+        program_max_step_mg=step,
     )
 
 
@@ -186,7 +288,7 @@ def authorisation_refusal(
         return "plan_not_active"
     if approved_dose_mg is None:
         return "no_approved_dose"
-    if approved_dose_mg > limits.max_dose_mg:
+    if approved_dose_mg > limits.max_dose_mg or (rules.program_max_dose_mg is not None and approved_dose_mg > rules.program_max_dose_mg):
         return "dose_above_cap"
     return pre_dose_bp_refusal(reading, appointment_id, now=now, rules=rules)
 
@@ -196,20 +298,30 @@ def authorisation_refusal(
 
 @dataclass(frozen=True)
 class Response:
-    """How the patient responded since the previous session."""
+    """How the patient responded since the previous session.
+
+    ``baseline`` and ``latest`` are totals on ``instrument`` (the plan's indication's):
+    the baseline is the intake score, or the course's first check-in when intake sent
+    none (``baseline_from_intake`` False); ``latest`` the latest check-in after it.
+    """
 
     worst_grade: int = 0
     symptoms: frozenset[str] = frozenset()
     blood_pressure_hold: bool = False
-    phq9_baseline: int | None = None
-    phq9_latest: int | None = None
+    instrument: Instrument = Instrument.phq9
+    baseline: int | None = None
+    latest: int | None = None
+    baseline_from_intake: bool = False
 
 
 def propose_dose(current_mg: int, limits: Limits, response: Response, rules: TitrationRules) -> tuple[int, list[str]]:
-    """The next session's dose and why. Never above the cap, never beyond one step."""
-    step = limits.max_step_mg
+    """The next session's dose and why. Never above the plan's or program's cap, never beyond one step."""
+    cap, step = effective_caps(limits, rules)
+    notes = []
+    if rules.uses_intake_baseline and response.baseline is not None and not response.baseline_from_intake:
+        notes.append("no_intake_baseline_first_checkin_used")
     if response.worst_grade >= 3:
-        return max(current_mg - step, 1), ["grade_3_side_effect_decrease"]
+        return min(max(current_mg - step, 1), cap), ["grade_3_side_effect_decrease", *notes]
     reasons = []
     if response.worst_grade == 2:
         reasons.append("grade_2_side_effect_no_increase")
@@ -217,16 +329,13 @@ def propose_dose(current_mg: int, limits: Limits, response: Response, rules: Tit
         reasons.append("blood_pressure_hold_no_increase")
     if response.symptoms & rules.no_increase_symptoms:
         reasons.append("tolerability_no_increase")
-    if (
-        response.phq9_baseline is not None
-        and response.phq9_latest is not None
-        and response.phq9_baseline - response.phq9_latest >= rules.adequate_phq9_improvement
-    ):
+    threshold = rules.response[response.instrument]
+    if response.baseline is not None and response.latest is not None and threshold.met(response.baseline, response.latest):
         reasons.append("responding_keep_dose")
-    if response.phq9_latest is None:
+    if response.latest is None:
         reasons.append("no_mood_data_keep_dose")
     if reasons:
-        return min(current_mg, limits.max_dose_mg), reasons
-    if current_mg >= limits.max_dose_mg:
-        return limits.max_dose_mg, ["at_maximum_dose"]
-    return min(current_mg + step, limits.max_dose_mg), ["inadequate_response_increase"]
+        return min(current_mg, cap), reasons + notes
+    if current_mg >= cap:
+        return cap, ["at_maximum_dose", *notes]
+    return min(current_mg + step, cap), ["inadequate_response_increase", *notes]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
+from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.safety import (
     MoodCheckInRecorded,
     SideEffectReported,
@@ -60,6 +61,15 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         @consumer.on(MoodCheckInRecorded)
         async def mood(event: MoodCheckInRecorded, tx: Transaction) -> None:
             assert tx.cause is not None
-            await plans.record_observation(tx, kind="mood", observed_at=tx.cause.occurred_at, phq9_total=event.phq9_total)
+            await plans.record_observation(
+                tx, kind="mood", observed_at=tx.cause.occurred_at,
+                phq9_total=event.phq9_total, pcl5_total=event.pcl5_total, gad7_total=event.gad7_total,
+            )  # fmt: skip
+
+        @consumer.on(AssessmentScored)
+        async def assessment_scored(event: AssessmentScored, tx: Transaction) -> None:
+            # Intake's scores are the titration baselines (read at proposal time, so order-independent).
+            assert tx.cause is not None
+            await plans.record_assessment(tx, instrument=event.instrument, total=event.total, scored_at=tx.cause.occurred_at)
 
     return register

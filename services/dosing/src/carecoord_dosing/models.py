@@ -44,6 +44,10 @@ treatment_plans = Table(
     # The dose a clinician approved for the next session; none means no session may go ahead.
     Column("approved_dose_mg", Integer),
     Column("sessions_completed", Integer, nullable=False, server_default="0"),
+    # What the plan treats (Indication) and the clinician's ICD-10-CM codes, principal
+    # first, without the dot; null on plans written before they were recorded.
+    Column("indication", String(20)),
+    Column("diagnosis_codes", JSONB),
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -137,6 +141,21 @@ safety_observations = Table(
     Column("within_limits", Boolean),
     Column("phq9_total", Integer),
     Column("appointment_id", Uuid),  # the session a reading was taken for
+    Column("pcl5_total", Integer),
+    Column("gad7_total", Integer),
     Index("ix_safety_observations_patient", "patient_id", "kind", "observed_at"),
     Index("ix_safety_observations_appointment", "appointment_id", "observed_at"),
+)
+
+# Intake's scores (AssessmentScored on intake.screening): the baselines titration
+# measures response against. Totals only; ``scored_at`` is when intake scored it.
+intake_assessments = Table(
+    "intake_assessments",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("instrument", String(10), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Index("ix_intake_assessments_patient", "patient_id", "instrument", "scored_at"),
 )

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import PlanStatus, ReviewDecision
+from carecoord_shared.contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_shared.contracts.dosing import (
     DoseApproved,
     DoseChangeRefused,
@@ -38,6 +39,7 @@ from . import domain
 from .domain import Limits, PlanRuleViolation, TitrationRules
 from .models import (
     dose_proposals,
+    intake_assessments,
     plan_transitions,
     safety_observations,
     session_authorisations,
@@ -45,6 +47,9 @@ from .models import (
     treatment_holds,
     treatment_plans,
 )
+
+
+DIAGNOSIS_CODES = TypeAdapter(DiagnosisCodes)
 
 
 def limits_of(plan: Any) -> Limits:
@@ -80,16 +85,35 @@ async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUI
 # --- lifecycle -------------------------------------------------------------------
 
 
-async def create_plan(tx: Transaction, *, patient_id: uuid.UUID, actor: str, **course: int) -> uuid.UUID:
-    """A draft plan; ``course`` holds the dose limits, planned sessions and cadence."""
-    domain.check_dosing_limits(course["starting_dose_mg"], course["max_dose_mg"], course["max_step_mg"])
+async def create_plan(
+    tx: Transaction,
+    *,
+    patient_id: uuid.UUID,
+    actor: str,
+    rules: TitrationRules,
+    indication: Indication,
+    diagnosis_codes: list[str],
+    **course: int,
+) -> uuid.UUID:
+    """A draft plan; ``course`` holds the dose limits, planned sessions and cadence.
+
+    ``diagnosis_codes`` are ICD-10-CM codes, principal first; validated here too
+    (whichever door the plan came through) and kept without the dot."""
+    diagnosis_codes = DIAGNOSIS_CODES.validate_python(diagnosis_codes)
+    domain.check_dosing_limits(course["starting_dose_mg"], course["max_dose_mg"], course["max_step_mg"], rules)
     if await live_plan_for_update(tx, patient_id):
         raise PlanRuleViolation("the patient already has a live treatment plan")
     plan_id = uuid.uuid4()
     await tx.session.execute(
-        insert(treatment_plans).values(plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor, **course)
+        insert(treatment_plans).values(
+            plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor,
+            indication=indication.value, diagnosis_codes=list(diagnosis_codes), **course,
+        )
+    )  # fmt: skip
+    tx.emit(
+        TreatmentPlanCreated(plan_id=plan_id, indication=indication, diagnosis_codes=list(diagnosis_codes), **course),
+        patient_id=patient_id,
     )
-    tx.emit(TreatmentPlanCreated(plan_id=plan_id, **course), patient_id=patient_id)
     return plan_id
 
 
@@ -100,7 +124,7 @@ async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rule
     await _move(tx, plan, PlanStatus.active, actor=actor, reason="clinician_activated")
     tx.emit(TreatmentPlanActivated(plan_id=plan_id), patient_id=plan.patient_id)
     proposal_id = await _propose(tx, plan, plan.starting_dose_mg, ["starting_dose"], rules, session_number=1, previous=plan.starting_dose_mg)
-    await approve_dose(tx, proposal_id, actor=actor)
+    await approve_dose(tx, proposal_id, actor=actor, rules=rules)
 
 
 async def discontinue_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, reason: str) -> None:
@@ -154,7 +178,7 @@ async def release_hold(
     plan = await live_plan_for_update(tx, patient_id)
     review_id = review_id or hold.review_id
     if decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
-        refusal = await _review_dose_refusal(tx, plan, dose_mg)
+        refusal = await _review_dose_refusal(tx, plan, dose_mg, rules)
         if refusal is not None:
             await tx.session.execute(
                 update(treatment_holds).where(treatment_holds.c.hold_id == hold_id).values(dose_change_refused=refusal)
@@ -179,7 +203,7 @@ async def release_hold(
         proposal_id = await _propose(
             tx, plan, dose_mg, ["review_dose_change"], rules, session_number=plan.sessions_completed + 1, previous=current
         )
-        await approve_dose(tx, proposal_id, actor=decided_by or "clinician_review", review_id=review_id)
+        await approve_dose(tx, proposal_id, actor=decided_by or "clinician_review", rules=rules, review_id=review_id)
     elif plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
         # A release without a dose (before the resolution carried one): the old approval
         # lapses, and a one-step decrease is proposed for a clinician's approval.
@@ -196,10 +220,10 @@ async def _current_dose(tx: Transaction, plan: Any) -> int:
     return int(plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg)
 
 
-async def _review_dose_refusal(tx: Transaction, plan: Any, dose_mg: int) -> str | None:
+async def _review_dose_refusal(tx: Transaction, plan: Any, dose_mg: int, rules: TitrationRules) -> str | None:
     if plan is None or PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
         return "no_live_plan"
-    refusal = domain.dose_refusal(await _current_dose(tx, plan), dose_mg, limits_of(plan))
+    refusal = domain.dose_refusal(await _current_dose(tx, plan), dose_mg, limits_of(plan), rules)
     return refusal.code if refusal else None
 
 
@@ -259,7 +283,13 @@ async def _propose(
 
 
 async def approve_dose(
-    tx: Transaction, proposal_id: uuid.UUID, *, actor: str, dose_mg: int | None = None, review_id: uuid.UUID | None = None
+    tx: Transaction,
+    proposal_id: uuid.UUID,
+    *,
+    actor: str,
+    rules: TitrationRules,
+    dose_mg: int | None = None,
+    review_id: uuid.UUID | None = None,
 ) -> int:
     proposal = (
         await tx.session.execute(select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update())
@@ -272,7 +302,7 @@ async def approve_dose(
     if PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
         raise PlanRuleViolation(f"the plan is {plan.status}; doses are approved only for an active or paused plan")
     approved = proposal.proposed_dose_mg if dose_mg is None else dose_mg
-    domain.check_dose_change(proposal.previous_dose_mg, approved, limits_of(plan))
+    domain.check_dose_change(proposal.previous_dose_mg, approved, limits_of(plan), rules)
     await tx.session.execute(
         update(dose_proposals)
         .where(dose_proposals.c.proposal_id == proposal_id)
@@ -299,7 +329,7 @@ async def session_completed(tx: Transaction, *, patient_id: uuid.UUID, rules: Ti
         await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
         tx.emit(TreatmentPlanCompleted(plan_id=plan.plan_id, sessions_completed=completed), patient_id=patient_id)
         return
-    response = await _response_since_last_proposal(tx, plan)
+    response = await _response_since_last_proposal(tx, plan, rules)
     dose, rationale = domain.propose_dose(last_dose, limits_of(plan), response, rules)
     await _propose(tx, plan, dose, rationale, rules, session_number=completed + 1, previous=last_dose)
 
@@ -315,7 +345,10 @@ async def _last_approved_dose(tx: Transaction, plan_id: uuid.UUID) -> int | None
     ).scalar()
 
 
-async def _response_since_last_proposal(tx: Transaction, plan: Any) -> domain.Response:
+MOOD_TOTAL = {Instrument.phq9: "phq9_total", Instrument.pcl5: "pcl5_total", Instrument.gad7: "gad7_total"}
+
+
+async def _response_since_last_proposal(tx: Transaction, plan: Any, rules: TitrationRules) -> domain.Response:
     since = (
         await tx.session.execute(select(func.max(dose_proposals.c.proposed_at)).where(dose_proposals.c.plan_id == plan.plan_id))
     ).scalar() or plan.created_at
@@ -323,19 +356,51 @@ async def _response_since_last_proposal(tx: Transaction, plan: Any) -> domain.Re
     recent = (
         await tx.session.execute(select(safety_observations).where(obs.patient_id == plan.patient_id, obs.observed_at >= since))
     ).all()
+    instrument = rules.instrument_for(Indication(plan.indication) if plan.indication else None)
+    total = obs[MOOD_TOTAL[instrument]]
     moods = (
         await tx.session.execute(
-            select(obs.phq9_total)
-            .where(obs.patient_id == plan.patient_id, obs.kind == "mood", obs.phq9_total.is_not(None), obs.observed_at >= plan.created_at)
+            select(total)
+            .where(obs.patient_id == plan.patient_id, obs.kind == "mood", total.is_not(None), obs.observed_at >= plan.created_at)
             .order_by(obs.observed_at)
         )
     ).scalars().all()
+    intake = await intake_baseline(tx, plan.patient_id, instrument, plan.created_at) if rules.uses_intake_baseline else None
+    if intake is not None:
+        baseline, latest = intake, (moods[-1] if moods else None)
+    else:  # no intake score (or 2026.11.1): the course's first check-in is the baseline
+        baseline, latest = (moods[0] if moods else None), (moods[-1] if len(moods) > 1 else None)
     return domain.Response(
         worst_grade=max((r.grade or 0 for r in recent if r.kind == "side_effect"), default=0),
         symptoms=frozenset(s for r in recent if r.kind == "side_effect" for s in (r.symptoms or [])),
         blood_pressure_hold=any(r.kind == "vitals" and r.within_limits is False for r in recent),
-        phq9_baseline=moods[0] if moods else None,
-        phq9_latest=moods[-1] if len(moods) > 1 else None,
+        instrument=instrument,
+        baseline=baseline,
+        latest=latest,
+        baseline_from_intake=intake is not None,
+    )
+
+
+async def intake_baseline(tx: Transaction, patient_id: uuid.UUID, instrument: Instrument, plan_created_at: datetime) -> int | None:
+    """The intake score on ``instrument``: the latest scored before the plan was written, else the earliest after.
+
+    Read when a dose is proposed, never copied at plan creation: intake's topic and
+    dosing's are not ordered with each other, so the score may arrive after the plan.
+    Ordered by when intake scored it, not when it arrived."""
+    a = intake_assessments.c
+    mine = select(a.total).where(a.patient_id == patient_id, a.instrument == instrument.value)
+    before = (await tx.session.execute(mine.where(a.scored_at <= plan_created_at).order_by(a.scored_at.desc()).limit(1))).scalar()
+    if before is not None:
+        return before  # type: ignore[no-any-return]
+    return (await tx.session.execute(mine.order_by(a.scored_at).limit(1))).scalar()  # type: ignore[no-any-return]
+
+
+async def record_assessment(tx: Transaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
+    assert tx.cause is not None
+    await tx.session.execute(
+        pg_insert(intake_assessments)
+        .values(event_id=tx.cause.event_id, patient_id=tx.cause.patient_id, instrument=instrument.value, total=total, scored_at=scored_at)
+        .on_conflict_do_nothing(index_elements=[intake_assessments.c.event_id])
     )
 
 

@@ -76,6 +76,30 @@ RuleVersion = Annotated[str, Field(min_length=1, max_length=40)]
 CptCode = Annotated[str, Field(pattern=r"^\d{4}[0-9A-Z]$")]
 
 
+def _icd10cm_without_dot(value: str) -> str:
+    return value.replace(".", "")
+
+
+# An ICD-10-CM code as a clinician writes it (F43.10) or as X12 carries it (F4310):
+# a letter, a digit, a letter or digit, then up to four more letters or digits, the
+# dot (if written) only after the third character. Stored and sent without the dot.
+DiagnosisCode = Annotated[
+    str,
+    Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$", description="ICD-10-CM code, e.g. F43.10 or F4310 (sent without the dot)"),
+    AfterValidator(_icd10cm_without_dot),
+]
+
+
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("each diagnosis code at most once")
+    return values
+
+
+# At least one; at most 12, what one X12 837P HI segment carries (principal first).
+DiagnosisCodes = Annotated[list[DiagnosisCode], Field(min_length=1, max_length=12), AfterValidator(_distinct)]
+
+
 class ReviewPriority(StrEnum):
     urgent = "urgent"
     high = "high"
@@ -109,6 +133,14 @@ class Instrument(StrEnum):
     phq9 = "phq9"
     gad7 = "gad7"
     pcl5 = "pcl5"
+
+
+class Indication(StrEnum):
+    """What the treatment plan treats; the titration rules map it to the instrument that measures response."""
+
+    ptsd = "ptsd"
+    depression = "depression"
+    anxiety = "anxiety"
 
 
 class EligibilityOutcome(StrEnum):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .common import ActorId, Milligrams, ShortCode, ShortCodes
+from .common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode, ShortCodes
 from .envelope import Event
 
 HoldIds = Annotated[list[uuid.UUID], Field(max_length=100)]
@@ -24,6 +24,10 @@ class TreatmentPlanCreated(Event):
     max_step_mg: Milligrams
     planned_sessions: SessionNumber
     cadence_days: Annotated[int, Field(ge=1, le=90, description="days between dosing sessions; absent means weekly")] | None = None
+    indication: Indication | None = Field(default=None, description="what the plan treats; absent on plans created before it was recorded")
+    diagnosis_codes: DiagnosisCodes | None = Field(
+        default=None, description="ICD-10-CM codes the clinician chose, principal first, without the dot; absent on older plans"
+    )
 
 
 class TreatmentPlanActivated(Event):

@@ -88,6 +88,7 @@ class MoodCheckInRecorded(Event):
     phq9_item9: Annotated[int, Field(ge=0, le=3)] | None = None
     pcl5_total: Annotated[int, Field(ge=0, le=80)] | None = None
     appointment_id: uuid.UUID | None = None
+    gad7_total: Annotated[int, Field(ge=0, le=21)] | None = Field(default=None, description="GAD-7 total when the check-in asked it")
 
 
 class CheckInMissed(Event):

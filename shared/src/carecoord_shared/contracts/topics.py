@@ -61,7 +61,8 @@ INTAKE_PATIENTS = Topic(
 INTAKE_SCREENING = Topic(
     name="intake.screening",
     producer="intake",
-    consumers=("scheduling", "safety"),
+    # Dosing reads the intake scores (AssessmentScored) as the titration baselines.
+    consumers=("scheduling", "safety", "dosing"),
     events=("AssessmentScored", "MedicalScreeningCompleted", "EligibilityDetermined"),
     description="Screening scores, medical screening and the eligibility decision with its reasons.",
 )

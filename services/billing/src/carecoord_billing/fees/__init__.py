@@ -54,7 +54,6 @@ class FeeSchedule:
     version: str
     place_of_service: str
     video_modifier: str
-    default_diagnosis: str
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]]
     package: Package
     # A new patient's codes where they differ (E/M 9920x instead of 9921x); the others bill as by_type.
@@ -84,6 +83,7 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
         by_type[AppointmentType(name)] = _lines(name, entry["lines"])
         if "new_patient_lines" in entry:
             new_patient_by_type[AppointmentType(name)] = _lines(name, entry["new_patient_lines"])
+    # 2026.1's default_diagnosis is no longer read: claims carry the plan's diagnosis.
     package = raw["self_pay"]["package"]
     if type(package["cents"]) is not int or package["cents"] < 0 or package["sessions"] < 1:
         raise ValueError("fee schedule: the self-pay package needs integer cents and at least one session")
@@ -91,7 +91,6 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
         version=str(raw["version"]),
         place_of_service=str(raw["place_of_service"]),
         video_modifier=str(raw["video_modifier"]),
-        default_diagnosis=str(raw["default_diagnosis"]),
         by_type=by_type,
         new_patient_by_type=new_patient_by_type,
         package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),

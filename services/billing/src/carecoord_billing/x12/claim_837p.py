@@ -8,7 +8,7 @@ claim number, which the payer echoes in the 835's CLP01.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from ..settings import ProviderIdentity
@@ -32,8 +32,15 @@ class Claim:
     payer: Payer
     subscriber: Subscriber
     place_of_service: str
-    diagnosis: str
+    # ICD-10-CM codes without the dot, principal first (HI: ABK, then ABF for the others).
+    diagnoses: tuple[str, ...]
     lines: tuple[ServiceLine, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.diagnoses) <= 12:
+            raise ValueError("an 837P claim carries 1 to 12 diagnosis codes")
+        if any("." in code for code in self.diagnoses):
+            raise ValueError("837P diagnosis codes go without the dot")
 
     @property
     def total_cents(self) -> int:
@@ -88,7 +95,7 @@ def _subscriber_and_claim(hl: int, claim: Claim) -> list[str]:
         segment("NM1", "PR", "2", claim.payer.display_name, "", "", "", "", "PI", claim.payer.id),
         # 2300: CLM05 = place of service : B (professional) : 1 (original claim)
         segment("CLM", claim.claim_number, money(claim.total_cents), "", "", (claim.place_of_service, "B", "1"), "Y", "A", "Y", "Y"),
-        segment("HI", ("ABK", claim.diagnosis)),
+        segment("HI", ("ABK", claim.diagnoses[0]), *(("ABF", code) for code in claim.diagnoses[1:])),
     ]
     for number, line in enumerate(claim.lines, start=1):
         out.extend(
@@ -110,6 +117,7 @@ class ReceivedClaim:
     place_of_service: str
     payer_id: str
     patient: Subscriber
+    diagnoses: tuple[str, ...] = ()
 
 
 def read(document: str) -> list[ReceivedClaim]:
@@ -129,4 +137,7 @@ def read(document: str) -> list[ReceivedClaim]:
                     raise X12Error("a CLM before its subscriber and payer")
                 patient = Subscriber(subscriber[4], subscriber[3], date.min, "U", "", "", "", "", subscriber[9])
                 out.append(ReceivedClaim(seg[1], cents(seg[2]), seg.components(5)[0], payer[9], patient))
+            elif seg.id == "HI" and out:
+                codes = tuple(seg.components(i)[1] for i in range(1, len(seg.elements)) if seg[i])
+                out[-1] = replace(out[-1], diagnoses=codes)
     return out
