@@ -29,7 +29,7 @@ from carecoord_safety.models import messaging as safety_messaging
 from carecoord_safety.models import treatment_holds as safety_holds
 from carecoord_safety.rules import ReviewRequest
 from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
+from carecoord_shared.contracts.common import Indication, ReviewDecision, ReviewPriority
 from carecoord_shared.contracts.safety import TreatmentHoldReleased, VitalsRecorded
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
@@ -84,8 +84,9 @@ async def _paused_plan(uow: UnitOfWork, patient: uuid.UUID) -> tuple[uuid.UUID, 
     """A plan at 100 mg (maximum 300, step 50), paused by one hold."""
     async with uow.transaction() as tx:
         plan_id = await plans.create_plan(
-            tx, patient_id=patient, actor="dr-a", starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6, cadence_days=7
-        )
+            tx, patient_id=patient, actor="dr-a", rules=RULES, indication=Indication.depression, diagnosis_codes=["F331"],
+            starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6, cadence_days=7,
+        )  # fmt: skip
     async with uow.transaction() as tx:
         await plans.activate_plan(tx, plan_id, actor="dr-a", rules=RULES)
     hold_id, review_id = uuid.uuid4(), uuid.uuid4()
