@@ -75,8 +75,8 @@ class MoodCheckInIn(MoodCheckInSubmitted):
 
     @model_validator(mode="after")
     def some_instrument(self) -> MoodCheckInIn:
-        if self.phq9_items is None and self.pcl5_items is None:
-            raise ValueError("a check-in needs phq9_items and/or pcl5_items")
+        if self.phq9_items is None and self.pcl5_items is None and self.gad7_items is None:
+            raise ValueError("a check-in needs phq9_items, pcl5_items and/or gad7_items")
         return self
 
 

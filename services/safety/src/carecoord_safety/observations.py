@@ -157,6 +157,8 @@ async def record_checkin(
     phq9_total = sum(observation.phq9_items) if observation.phq9_items else None
     phq9_item9 = observation.phq9_items[8] if observation.phq9_items else None
     pcl5_total = sum(observation.pcl5_items) if observation.pcl5_items else None
+    # No escalation rule reads GAD-7; dosing measures an anxiety plan's response on it.
+    gad7_total = sum(observation.gad7_items) if observation.gad7_items else None
     assessment = rules.assess(Mood(at=observation.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total))
     await tx.session.execute(
         insert(mood_checkins).values(
@@ -164,9 +166,11 @@ async def record_checkin(
             patient_id=patient_id,
             phq9_items=observation.phq9_items,
             pcl5_items=observation.pcl5_items,
+            gad7_items=observation.gad7_items,
             phq9_total=phq9_total,
             phq9_item9=phq9_item9,
             pcl5_total=pcl5_total,
+            gad7_total=gad7_total,
             answered_at=observation.answered_at,
             appointment_id=observation.appointment_id,
             source=source,
@@ -180,6 +184,7 @@ async def record_checkin(
             phq9_total=phq9_total,
             phq9_item9=phq9_item9,
             pcl5_total=pcl5_total,
+            gad7_total=gad7_total,
             appointment_id=observation.appointment_id,
         ),
         patient_id=patient_id,

@@ -72,7 +72,8 @@ class VitalsSubmitted(Event):
 
 
 class MoodCheckInSubmitted(Event):
-    """A mood check-in: PHQ-9 and/or PCL-5 item answers, scored by safety."""
+    """A mood check-in: PHQ-9, PCL-5 and/or GAD-7 item answers, scored by safety (the instrument a plan's
+    indication measures response on: PTSD PCL-5, depression PHQ-9, anxiety GAD-7)."""
 
     event_type = "MoodCheckInSubmitted"
     version = 1
@@ -80,5 +81,6 @@ class MoodCheckInSubmitted(Event):
     checkin_id: uuid.UUID
     phq9_items: Annotated[list[Annotated[int, Field(ge=0, le=3)]], Field(min_length=9, max_length=9)] | None = None
     pcl5_items: Annotated[list[Annotated[int, Field(ge=0, le=4)]], Field(min_length=20, max_length=20)] | None = None
+    gad7_items: Annotated[list[Annotated[int, Field(ge=0, le=3)]], Field(min_length=7, max_length=7)] | None = None
     answered_at: PastTimestamp
     appointment_id: uuid.UUID | None = None
