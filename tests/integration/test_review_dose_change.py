@@ -167,7 +167,9 @@ async def test_a_dose_dosing_refuses_keeps_the_plan_paused_and_says_why(dosing: 
 # --- dosing: the pre-dose reading is the session's ------------------------------------
 
 
-async def _reading(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID | None, minutes_ago: float, *, within: bool = True) -> None:
+async def _reading(
+    uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID | None, minutes_ago: float, *, within: bool = True, emergency: bool = False
+) -> None:
     measured_at = NOW - timedelta(minutes=minutes_ago)
     event = VitalsRecorded(
         reading_id=uuid.uuid4(), systolic=120 if within else 150, diastolic=80, measured_at=measured_at, context="pre_dose",
@@ -177,8 +179,9 @@ async def _reading(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID |
 
     async def handle(tx: Transaction) -> None:
         await plans.record_observation(
-            tx, kind="vitals", observed_at=measured_at, context="pre_dose", within_limits=within, appointment_id=appointment
-        )
+            tx, kind="vitals", observed_at=measured_at, context="pre_dose", within_limits=within, appointment_id=appointment,
+            emergency=emergency,
+        )  # fmt: skip
 
     assert await deliver(uow, envelope, handle)
 
@@ -320,3 +323,66 @@ async def test_a_plan_event_keyed_by_another_patient_leaves_the_plan_view_alone(
     async with safety.transaction() as tx:
         view = await plan_view.of_patient(tx, patient)
     assert view is not None and (view.status, view.current_dose_mg) == ("paused", 150)
+
+
+async def _authorise_at(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID, now: datetime) -> plans.Authorisation:
+    async with uow.transaction() as tx:
+        return await plans.authorise_session(tx, appointment_id=appointment, patient_id=patient, now=now, rules=RULES)
+
+
+async def test_a_repeat_request_gets_the_grant_back_only_while_it_still_holds(dosing: UnitOfWork) -> None:
+    patient, intruder = uuid.uuid4(), uuid.uuid4()
+    _plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
+    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=patient, producer="safety")
+    assert await deliver(dosing, resume, _handle_release(resume))
+    await _paused_plan(dosing, intruder)
+    session = uuid.uuid4()
+    await _reading(dosing, patient, session, 5)
+    first = await _authorise(dosing, patient, session)
+    assert first.authorised
+
+    again = await _authorise_at(dosing, patient, session, NOW + RULES.pre_dose_bp_window)
+    assert (again.authorised, again.authorisation_id) == (True, first.authorisation_id), "a retry within the window: the same grant"
+    expired = await _authorise_at(dosing, patient, session, NOW + RULES.pre_dose_bp_window + timedelta(seconds=1))
+    assert (expired.authorised, expired.reason) == (False, "authorisation_expired")
+    other = await _authorise(dosing, intruder, session)
+    assert (other.authorised, other.reason) == (False, "authorisation_not_for_this_plan"), "another patient's grant is not theirs"
+
+    async with dosing.transaction() as tx:
+        await plans.open_hold(tx, hold_id=uuid.uuid4(), patient_id=patient, review_id=uuid.uuid4(), reason="severe_side_effect")
+    paused = await _authorise(dosing, patient, session)
+    assert (paused.authorised, paused.reason) == (False, "plan_paused"), "a grant from before the hold is not handed out while paused"
+    refusals = await outbox(dosing, dosing_messaging, patient, "DosingSessionRefused")
+    assert [r["reason"] for r in refusals] == ["authorisation_expired", "plan_paused"], "each refusal is announced"
+
+
+async def test_a_release_keyed_by_another_patient_leaves_this_patients_hold_and_plan_alone(dosing: UnitOfWork) -> None:
+    patient, intruder = uuid.uuid4(), uuid.uuid4()
+    plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
+    await _paused_plan(dosing, intruder)  # a plan the forged dose would fit
+    forged = _release(intruder, hold_id, review_id, 150)  # names this patient's hold, keyed by another patient
+    assert await deliver(dosing, forged, _handle_release(forged))
+    async with dosing.sessions() as s:
+        hold = (await s.execute(select(dosing_holds).where(dosing_holds.c.hold_id == hold_id))).one()
+    assert (hold.status, (await _plan(dosing, plan_id)).status) == ("open", "paused")
+
+
+async def test_a_normal_repeat_reading_does_not_outrun_the_hold_a_crisis_reading_leads_to(dosing: UnitOfWork) -> None:
+    """A reading at or above 180/110 gets safety's emergency advice and a hold, but the hold travels on
+    safety.holds and may arrive after the repeat reading on safety.reports: the advice alone refuses."""
+    patient = uuid.uuid4()
+    _plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
+    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=patient, producer="safety")
+    assert await deliver(dosing, resume, _handle_release(resume))
+    session = uuid.uuid4()
+    await _reading(dosing, patient, session, 20, within=False, emergency=True)
+    await _reading(dosing, patient, session, 5)  # the repeat, within limits
+    assert (await _authorise(dosing, patient, session)).reason == "emergency_advice_recent"
+
+    other, next_session = uuid.uuid4(), uuid.uuid4()
+    await _reading(dosing, other, None, 61, within=False, emergency=True)  # past the window: no longer refuses
+    _plan_id, hold_id, review_id = await _paused_plan(dosing, other)
+    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=other, producer="safety")
+    assert await deliver(dosing, resume, _handle_release(resume))
+    await _reading(dosing, other, next_session, 5)
+    assert (await _authorise(dosing, other, next_session)).authorised

@@ -269,6 +269,23 @@ def pre_dose_bp_refusal(reading: PreDoseReading | None, appointment_id: uuid.UUI
     return None if reading.within_limits else "blood_pressure_out_of_limits"
 
 
+def grant_refusal(
+    status: PlanStatus | None, *, same_plan: bool, authorised_at: datetime, now: datetime, rules: TitrationRules
+) -> str | None:
+    """Why an existing grant for a session may not be handed out again, or None when it may.
+
+    A session is authorised once; a repeat request gets the grant back only while the plan it was
+    given for is still the patient's and still active, and the reading it rested on is still within
+    the pre-dose window. A grant from before a hold is never replayed while the plan is paused."""
+    if status is None or not same_plan:
+        return "authorisation_not_for_this_plan"
+    if status is not PlanStatus.active:
+        return "plan_paused" if status is PlanStatus.paused else "plan_not_active"
+    if now - authorised_at > rules.pre_dose_bp_window:
+        return "authorisation_expired"
+    return None
+
+
 def authorisation_refusal(
     status: PlanStatus | None,
     approved_dose_mg: int | None,
@@ -278,8 +295,13 @@ def authorisation_refusal(
     appointment_id: uuid.UUID,
     now: datetime,
     rules: TitrationRules,
+    recent_emergency: bool = False,
 ) -> str | None:
-    """Why a dosing session may not go ahead, or None when it may. The last line of defence."""
+    """Why a dosing session may not go ahead, or None when it may. The last line of defence.
+
+    ``recent_emergency``: safety advised emergency care on an observation within the pre-dose
+    window (a crisis reading, an emergency symptom). Its hold travels on another topic and may
+    not have arrived yet, and a normal repeat reading must not outrun it."""
     if status is None or limits is None:
         return "no_active_plan"
     if status is PlanStatus.paused:
@@ -290,6 +312,8 @@ def authorisation_refusal(
         return "no_approved_dose"
     if approved_dose_mg > limits.max_dose_mg or (rules.program_max_dose_mg is not None and approved_dose_mg > rules.program_max_dose_mg):
         return "dose_above_cap"
+    if recent_emergency:
+        return "emergency_advice_recent"
     return pre_dose_bp_refusal(reading, appointment_id, now=now, rules=rules)
 
 

@@ -6,6 +6,7 @@ from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.safety import (
+    SEEK_EMERGENCY_CARE,
     MoodCheckInRecorded,
     SideEffectReported,
     TreatmentHoldReleased,
@@ -48,14 +49,15 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         async def vitals(event: VitalsRecorded, tx: Transaction) -> None:
             await plans.record_observation(
                 tx, kind="vitals", observed_at=event.measured_at, context=event.context.value, within_limits=event.within_limits,
-                appointment_id=event.appointment_id,
+                appointment_id=event.appointment_id, emergency=SEEK_EMERGENCY_CARE in event.advice,
             )  # fmt: skip
 
         @consumer.on(SideEffectReported)
         async def side_effect(event: SideEffectReported, tx: Transaction) -> None:
             assert tx.cause is not None
             await plans.record_observation(
-                tx, kind="side_effect", observed_at=tx.cause.occurred_at, grade=event.grade, symptoms=list(event.symptoms)
+                tx, kind="side_effect", observed_at=tx.cause.occurred_at, grade=event.grade, symptoms=list(event.symptoms),
+                emergency=SEEK_EMERGENCY_CARE in event.advice,
             )
 
         @consumer.on(MoodCheckInRecorded)

@@ -141,6 +141,7 @@ safety_observations = Table(
     Column("within_limits", Boolean),
     Column("phq9_total", Integer),
     Column("appointment_id", Uuid),  # the session a reading was taken for
+    Column("emergency", Boolean),  # safety advised emergency care (seek_emergency_care) on it
     Column("pcl5_total", Integer),
     Column("gad7_total", Integer),
     Index("ix_safety_observations_patient", "patient_id", "kind", "observed_at"),

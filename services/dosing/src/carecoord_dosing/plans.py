@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -170,7 +170,9 @@ async def release_hold(
     """
     hold = (
         await tx.session.execute(
-            select(treatment_holds).where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.status == "open").with_for_update()
+            select(treatment_holds)
+            .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.patient_id == patient_id, treatment_holds.c.status == "open")
+            .with_for_update()
         )
     ).first()
     if hold is None:
@@ -425,7 +427,20 @@ async def authorise_session(
         await tx.session.execute(select(session_authorisations).where(session_authorisations.c.appointment_id == appointment_id))
     ).first()
     if granted is not None:
-        return Authorisation(appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg)
+        # A repeat request (an app retrying) gets the same grant back only while it still holds: the
+        # patient's own live plan, still active, and within the pre-dose window of the grant (the
+        # reading it rested on still says something about now). Otherwise it is refused, and says why:
+        # a session is authorised once, so a later dose needs a new session and a new reading.
+        replay = domain.grant_refusal(
+            PlanStatus(plan.status) if plan else None,
+            same_plan=plan is not None and plan.plan_id == granted.plan_id,
+            authorised_at=granted.authorised_at,
+            now=now,
+            rules=rules,
+        )
+        if replay is None:
+            return Authorisation(appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg)
+        return await _refuse(tx, appointment_id, patient_id, plan.plan_id if plan else None, replay)
     reading = await _latest_pre_dose_reading(tx, patient_id, appointment_id if rules.pre_dose_bp_for_session else None)
     refusal = domain.authorisation_refusal(
         PlanStatus(plan.status) if plan else None,
@@ -435,19 +450,16 @@ async def authorise_session(
         appointment_id=appointment_id,
         now=now,
         rules=rules,
+        recent_emergency=await _recent_emergency(tx, patient_id, now=now, window=rules.pre_dose_bp_window),
     )
-    plan_id = plan.plan_id if plan else None
     if refusal is not None:
-        await tx.session.execute(
-            insert(session_refusals).values(appointment_id=appointment_id, patient_id=patient_id, plan_id=plan_id, reason=refusal)
-        )
-        tx.emit(DosingSessionRefused(appointment_id=appointment_id, plan_id=plan_id, reason=refusal), patient_id=patient_id)
-        return Authorisation(appointment_id, False, reason=refusal)
+        return await _refuse(tx, appointment_id, patient_id, plan.plan_id if plan else None, refusal)
     authorisation_id = uuid.uuid4()
     await tx.session.execute(
         insert(session_authorisations).values(
-            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg
-        )
+            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg,
+            authorised_at=now,  # the decision's clock, the one a repeat request is measured against
+        )  # fmt: skip
     )
     tx.emit(
         DosingSessionAuthorised(
@@ -456,6 +468,23 @@ async def authorise_session(
         patient_id=patient_id,
     )
     return Authorisation(appointment_id, True, authorisation_id=authorisation_id, dose_mg=plan.approved_dose_mg)
+
+
+async def _refuse(
+    tx: Transaction, appointment_id: uuid.UUID, patient_id: uuid.UUID, plan_id: uuid.UUID | None, reason: str
+) -> Authorisation:
+    await tx.session.execute(
+        insert(session_refusals).values(appointment_id=appointment_id, patient_id=patient_id, plan_id=plan_id, reason=reason)
+    )
+    tx.emit(DosingSessionRefused(appointment_id=appointment_id, plan_id=plan_id, reason=reason), patient_id=patient_id)
+    return Authorisation(appointment_id, False, reason=reason)
+
+
+async def _recent_emergency(tx: Transaction, patient_id: uuid.UUID, *, now: datetime, window: timedelta) -> bool:
+    """Did safety advise emergency care on any of the patient's observations within the window?"""
+    obs = safety_observations.c
+    query = select(obs.event_id).where(obs.patient_id == patient_id, obs.emergency.is_(True), obs.observed_at >= now - window)
+    return (await tx.session.execute(query.limit(1))).first() is not None
 
 
 async def _latest_pre_dose_reading(

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from opentelemetry.metrics import Histogram
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
 from carecoord_shared.contracts.safety import (
@@ -243,13 +244,15 @@ async def dose_change_refused(
     )
     moved = await tx.session.execute(
         update(treatment_holds)
-        .where(treatment_holds.c.hold_id == hold_id)
+        .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.patient_id == patient_id)  # never another patient's hold
         .values(review_id=outcome.review_id, status="requested", released_at=None)
         .returning(treatment_holds.c.hold_id)
     )
     if moved.first() is None:
         await tx.session.execute(
-            insert(treatment_holds).values(hold_id=hold_id, patient_id=patient_id, review_id=outcome.review_id, reason=DOSE_CHANGE_REFUSED)
+            pg_insert(treatment_holds)
+            .values(hold_id=hold_id, patient_id=patient_id, review_id=outcome.review_id, reason=DOSE_CHANGE_REFUSED)
+            .on_conflict_do_nothing(index_elements=[treatment_holds.c.hold_id])
         )
     return outcome.review_id
 

@@ -34,6 +34,9 @@ SYMPTOM_CODES = (
     "blood_in_urine, painful_urination, jaundice). Any other code is accepted and recorded, and flagged for a "
     "clinician (a routine review); see unknown_symptoms."
 )
+# The advice code that means "go to emergency care now"; consumers may act on it (dosing refuses to
+# authorise a session while one is recent, ahead of the hold that follows on safety.holds).
+SEEK_EMERGENCY_CARE = "seek_emergency_care"
 ADVICE = Field(
     default_factory=list,
     max_length=5,
