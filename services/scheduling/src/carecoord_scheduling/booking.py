@@ -186,7 +186,7 @@ def _slots_of(
         not_after=period[1],
     ):
         end = start + kind.duration
-        if kind.within_patient_day and not any_hour and not _in_patient_day(patient, start, end):
+        if not any_hour and not _in_patient_day(patient, start, end):
             continue
         yield Slot(c.clinician_id, start, end)
 
@@ -233,7 +233,7 @@ async def check_bookable(
         raise RuleViolation(f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}")
     if any(overlaps(b, (starts_at, ends_at)) for b in schedule.time_off):
         raise RuleViolation(f"clinician {clinician_id} is away during {starts_at.isoformat()} to {ends_at.isoformat()}")
-    if kind.within_patient_day and not any_hour and not _in_patient_day(patient, starts_at, ends_at):
+    if not any_hour and not _in_patient_day(patient, starts_at, ends_at):
         raise RuleViolation(
             f"the appointment falls outside the patient's local day ({_wall(POLICY.patient_day_start_minute)} to "
             f"{_wall(POLICY.patient_day_end_minute)} in their time zone)"

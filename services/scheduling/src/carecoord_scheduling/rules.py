@@ -22,9 +22,8 @@ class Role(StrEnum):
 class AppointmentKind:
     duration: timedelta
     role: Role
-    # Whether the appointment must fall inside the patient's local day. A review appointment
-    # (urgent_review) decides by the review's priority instead: see BookingPolicy.any_hour_review_priorities.
-    within_patient_day: bool = True
+    # Every kind falls inside the patient's local day, except a review appointment whose review's
+    # priority may book any hour (BookingPolicy.any_hour_review_priorities).
 
 
 APPOINTMENT_KINDS: dict[AppointmentType, AppointmentKind] = {
