@@ -269,6 +269,13 @@ def pre_dose_bp_refusal(reading: PreDoseReading | None, appointment_id: uuid.UUI
     return None if reading.within_limits else "blood_pressure_out_of_limits"
 
 
+def _status_refusal(status: PlanStatus) -> str | None:
+    """Only an active plan doses: never while paused (any hold open), nor a draft or an ended plan."""
+    if status is PlanStatus.paused:
+        return "plan_paused"
+    return None if status is PlanStatus.active else "plan_not_active"
+
+
 def grant_refusal(
     status: PlanStatus | None, *, same_plan: bool, authorised_at: datetime, now: datetime, rules: TitrationRules
 ) -> str | None:
@@ -279,8 +286,8 @@ def grant_refusal(
     the pre-dose window. A grant from before a hold is never replayed while the plan is paused."""
     if status is None or not same_plan:
         return "authorisation_not_for_this_plan"
-    if status is not PlanStatus.active:
-        return "plan_paused" if status is PlanStatus.paused else "plan_not_active"
+    if (refusal := _status_refusal(status)) is not None:
+        return refusal
     if now - authorised_at > rules.pre_dose_bp_window:
         return "authorisation_expired"
     return None
@@ -304,10 +311,8 @@ def authorisation_refusal(
     not have arrived yet, and a normal repeat reading must not outrun it."""
     if status is None or limits is None:
         return "no_active_plan"
-    if status is PlanStatus.paused:
-        return "plan_paused"
-    if status is not PlanStatus.active:
-        return "plan_not_active"
+    if (refusal := _status_refusal(status)) is not None:
+        return refusal
     if approved_dose_mg is None:
         return "no_approved_dose"
     if approved_dose_mg > limits.max_dose_mg or (rules.program_max_dose_mg is not None and approved_dose_mg > rules.program_max_dose_mg):
