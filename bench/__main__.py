@@ -30,7 +30,16 @@ from .arms import ARMS, Context
 from .infra import RESULTS_DIR, bench_database, start_stack
 from .load import human_duration
 from .memory import rss_mib
-from .report import cpu_table, latency_table, memory_table, profile_table, scaling_table, summarize, table, targets_table
+from .report import (
+    cpu_table,
+    latency_table,
+    memory_table,
+    profile_table,
+    scaling_table,
+    summarize,
+    table,
+    targets_table,
+)
 from .targets import evaluate
 from .workload import prefill
 
@@ -51,21 +60,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=5, help="measured repetitions of every arm (default 5)")
     p.add_argument("--seconds", type=float, default=3.0, help="target length of one measured run (default 3)")
     p.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="a smoke run, not numbers to quote: 2 reps of ~1 s, 40 latency samples per level, small scaling runs",
     )
     p.add_argument("--arms", default=",".join(a.key for a in ARMS), help="comma-separated subset, e.g. A0,A4")
     p.add_argument(
-        "--fast-unsafe-db", action="store_true", help="PostgreSQL without fsync (like the tests); default is durable commits"
+        "--fast-unsafe-db",
+        action="store_true",
+        help="PostgreSQL without fsync (like the tests); default is durable commits",
     )
-    p.add_argument("--no-latency", action="store_true", help="skip the end-to-end latency and memory part (it starts all five services)")
-    p.add_argument("--samples", type=int, default=10000, help="latency samples (reports) per load level (default 10000)")
+    p.add_argument(
+        "--no-latency",
+        action="store_true",
+        help="skip the end-to-end latency and memory part (it starts all five services)",
+    )
+    p.add_argument(
+        "--samples", type=int, default=10000, help="latency samples (reports) per load level (default 10000)"
+    )
     p.add_argument("--levels", default="10,50,80", help="load levels, %% of the measured maximum (default 10,50,80)")
     p.add_argument("--burst", type=int, default=200, help="reports sent at once to measure the maximum (default 200)")
     p.add_argument("--no-scaling", action="store_true", help="skip the partitions × instances runs and the profile")
-    p.add_argument("--scale-backlog", type=int, default=2000, help="events drained per scaling configuration (default 2000)")
-    p.add_argument("--scale-samples", type=int, default=1000, help="latency samples per scaling configuration (default 1000)")
-    p.add_argument("--profile-seconds", type=float, default=15.0, help="how long py-spy samples the A4 hop (default 15)")
+    p.add_argument(
+        "--scale-backlog", type=int, default=2000, help="events drained per scaling configuration (default 2000)"
+    )
+    p.add_argument(
+        "--scale-samples", type=int, default=1000, help="latency samples per scaling configuration (default 1000)"
+    )
+    p.add_argument(
+        "--profile-seconds", type=float, default=15.0, help="how long py-spy samples the A4 hop (default 15)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.reps, args.seconds, args.samples, args.burst = 2, 1.0, 40, 30
@@ -87,7 +111,7 @@ async def measure(
         with progress_bar(console) as progress:
             total = progress.add_task("runs", total=len(arms) * (args.reps + 1))
             for rep in range(args.reps + 1):  # rep 0 warms every code path up and is not recorded
-                order = arms[rep % len(arms):] + arms[: rep % len(arms)]  # rotate: no arm always runs first
+                order = arms[rep % len(arms) :] + arms[: rep % len(arms)]  # rotate: no arm always runs first
                 for arm in order:
                     n = counts[arm.key]
                     label = "warm-up" if rep == 0 else f"rep {rep}/{args.reps}"
@@ -96,7 +120,15 @@ async def measure(
                     if rep == 0:  # size each arm's runs to last about args.seconds
                         counts[arm.key] = int(min(max(clock.rate() * args.seconds, MIN_MESSAGES), MAX_MESSAGES))
                     else:
-                        runs.append({"arm": arm.key, "rep": rep, "messages": clock.done_count, "seconds": clock.seconds(), "rate": clock.rate()})
+                        runs.append(
+                            {
+                                "arm": arm.key,
+                                "rep": rep,
+                                "messages": clock.done_count,
+                                "seconds": clock.seconds(),
+                                "rate": clock.rate(),
+                            }
+                        )
                         progress.console.print(f"  {arm.key:4} rep {rep}: {clock.rate():9.0f} msg/s")
                     progress.advance(total)
         with console.status("timing the validation and observability layers' own CPU"):
@@ -130,9 +162,17 @@ def scale_and_profile(
             with progress_bar(console) as progress:
                 log = lambda m: progress.console.print(f"[dim]{m}[/dim]")  # noqa: E731
                 rows = await scaling.measure(
-                    bootstrap, database_url, engine, backlog=args.scale_backlog, samples=args.scale_samples, progress=progress, log=log
+                    bootstrap,
+                    database_url,
+                    engine,
+                    backlog=args.scale_backlog,
+                    samples=args.scale_samples,
+                    progress=progress,
+                    log=log,
                 )
-                prof = await scaling.profile(bootstrap, database_url, engine, out_dir, seconds=args.profile_seconds, progress=progress)
+                prof = await scaling.profile(
+                    bootstrap, database_url, engine, out_dir, seconds=args.profile_seconds, progress=progress
+                )
             return rows, prof
         finally:
             await engine.dispose()
@@ -153,11 +193,17 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict
     idle = {name: rss_mib(pid) for name, pid in pids.items()}
     console.print("idle RSS: " + ", ".join(f"{n} {m:.0f} MiB" for n, m in idle.items()))
     levels = tuple(float(x) / 100 for x in args.levels.split(","))
-    console.print(f"latency: the maximum first ({args.burst} reports at once), then {len(levels)} levels × {args.samples} samples")
+    console.print(
+        f"latency: the maximum first ({args.burst} reports at once), then {len(levels)} levels × {args.samples} samples"
+    )
     with progress_bar(console) as progress:
         result = asyncio.run(
             latency.measure(
-                stack, samples=args.samples, burst=args.burst, levels=levels, progress=progress,
+                stack,
+                samples=args.samples,
+                burst=args.burst,
+                levels=levels,
+                progress=progress,
                 log=lambda m: progress.console.print(f"[dim]{m}[/dim]"),
             )
         )
@@ -188,7 +234,9 @@ def main(argv: list[str]) -> int:
         database_url = asyncio.run(bench_database(stack))
         runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
         summary = summarize(runs, ARMS)
-        console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
+        console.print(
+            table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
+        )
         if not args.no_scaling:
             a4 = summary.get("A4", {}).get("median_msgs_per_s")
             scaling_rows, prof = scale_and_profile(args, console, stack.kafka.bootstrap, database_url, out_dir, a4)
@@ -221,7 +269,9 @@ def main(argv: list[str]) -> int:
     plots = write_plots(out_dir, summary, scaling_rows, latency)
     path = out_dir / "results.json"
     path.write_text(json.dumps(result, indent=2))
-    console.print(table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before"))
+    console.print(
+        table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
+    )
     console.print(cpu_table(cpu_cost))
     if scaling_rows:
         console.print(scaling_table(scaling_rows))
@@ -232,19 +282,31 @@ def main(argv: list[str]) -> int:
         console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
     console.print(targets_table(verdicts))
     load_after = os.getloadavg()
-    console.print(f"wall time {human_duration(result['wall_s'])}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    console.print(f"results: {path}" + "".join(f"\n         {p}" for p in plots) + (f"\n         {prof['flamegraph']}" if prof else ""))
+    console.print(
+        f"wall time {human_duration(result['wall_s'])}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    console.print(
+        f"results: {path}"
+        + "".join(f"\n         {p}" for p in plots)
+        + (f"\n         {prof['flamegraph']}" if prof else "")
+    )
     return 0
 
 
 def write_plots(out_dir: Path, summary: dict, scaling_rows: list[dict], latency: dict[str, Any]) -> list[Path]:
     from . import plots
 
-    out = [plots.throughput_per_arm(summary, [a.key for a in ARMS], out_dir / "throughput-per-arm.png")] if summary else []
+    out = (
+        [plots.throughput_per_arm(summary, [a.key for a in ARMS], out_dir / "throughput-per-arm.png")]
+        if summary
+        else []
+    )
     if scaling_rows:
         out.append(plots.scaling(scaling_rows, out_dir / "scaling.png"))
     if latency.get("levels"):
-        out.append(plots.latency_vs_load(latency["levels"], latency["maximum"]["max_per_s"], out_dir / "latency-vs-load.png"))
+        out.append(
+            plots.latency_vs_load(latency["levels"], latency["maximum"]["max_per_s"], out_dir / "latency-vs-load.png")
+        )
     return out
 
 

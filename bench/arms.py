@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from opentelemetry import trace
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carecoord_shared.contracts import CATALOG, Envelope, upcast
 from carecoord_shared.logging import configure_logging
 from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.persistence import create_engine
 from carecoord_shared.messaging.tracing import consume_span
+from carecoord_shared.persistence import create_engine
 from carecoord_shared.telemetry import Telemetry, meter
 
 from .hop import build_hop, reset_tables
@@ -141,7 +141,9 @@ async def a0e_raw_echo(ctx: Context, n: int) -> Clock:
             batches = await consumer.getmany(timeout_ms=200)
             clock.start(sum(map(len, batches.values())))
             for records in batches.values():
-                pending = [await producer.send(OUT_TOPIC.name, r.value, key=r.key, headers=list(r.headers)) for r in records]
+                pending = [
+                    await producer.send(OUT_TOPIC.name, r.value, key=r.key, headers=list(r.headers)) for r in records
+                ]
                 await asyncio.gather(*pending)
                 clock.tick(len(records))
             if batches:
@@ -197,9 +199,14 @@ async def faststream_arm(ctx: Context, n: int, work: Callable[[ConsumerRecord], 
     clock = Clock(n)
     kafka = broker(ctx)
     subscriber = kafka.subscriber(
-        IN_TOPIC.name, group_id=group("fs"), batch=True, max_records=MAX_BATCH, ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest", decoder=lambda m: m.body,
-    )  # fmt: skip
+        IN_TOPIC.name,
+        group_id=group("fs"),
+        batch=True,
+        max_records=MAX_BATCH,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        decoder=lambda m: m.body,
+    )
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
@@ -246,7 +253,15 @@ async def a4_full_hop(ctx: Context, n: int) -> Clock:
     ctx.telemetry()
     engine = await ctx.engine()
     await reset_tables(engine)
-    hop = build_hop(broker(ctx), engine, (IN_TOPIC,), group("a4"), bootstrap=ctx.bootstrap, on_published=clock.tick, consumer_cls=TimedConsumer)
+    hop = build_hop(
+        broker(ctx),
+        engine,
+        (IN_TOPIC,),
+        group("a4"),
+        bootstrap=ctx.bootstrap,
+        on_published=clock.tick,
+        consumer_cls=TimedConsumer,
+    )
     hop.consumer.clock = clock  # type: ignore[attr-defined]
     await hop.start()
     try:
@@ -281,7 +296,9 @@ class Context:
             from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
             self._engine = create_engine(self.database_url)
-            SQLAlchemyInstrumentor().instrument(engine=self._engine.sync_engine, tracer_provider=self.telemetry().tracer_provider)
+            SQLAlchemyInstrumentor().instrument(
+                engine=self._engine.sync_engine, tracer_provider=self.telemetry().tracer_provider
+            )
         return self._engine
 
     async def close(self) -> None:

@@ -62,9 +62,13 @@ class Hop:
         await self.kafka.start()
         # The consumer as the services run it (carecoord_shared.service.Runtime): aiokafka driven by EventConsumer.
         self.kafka_consumer = AIOKafkaConsumer(
-            *(t.name for t in self.topics), bootstrap_servers=self.bootstrap, group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_interval_ms=self.consumer.max_poll_interval_ms(),
-        )  # fmt: skip
+            *(t.name for t in self.topics),
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=self.consumer.max_poll_interval_ms(),
+        )
         await self.kafka_consumer.start()
         raw = RawFetcher({"bootstrap_servers": self.bootstrap})
         self.consume_task = asyncio.create_task(self.consumer.run(self.kafka_consumer, raw))
@@ -107,12 +111,19 @@ def build_hop(
         assert tx.cause is not None
         await tx.session.execute(
             REPORTS.insert().values(
-                report_id=event.report_id, patient_id=tx.cause.patient_id, grade=event.grade, first_symptom=event.symptoms[0]
+                report_id=event.report_id,
+                patient_id=tx.cause.patient_id,
+                grade=event.grade,
+                first_symptom=event.symptoms[0],
             )
         )
         tx.emit(
             SideEffectReported(
-                report_id=event.report_id, symptoms=event.symptoms, grade=event.grade, escalated=event.grade >= 3, rule_version="bench"
+                report_id=event.report_id,
+                symptoms=event.symptoms,
+                grade=event.grade,
+                escalated=event.grade >= 3,
+                rule_version="bench",
             ),
             patient_id=tx.cause.patient_id,
         )

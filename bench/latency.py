@@ -59,11 +59,21 @@ def percentiles_ms(hist: HdrHistogram, prefix: str = "") -> dict[str, float]:
 async def _active_plan(http: httpx.AsyncClient, dosing: str, patient: uuid.UUID) -> None:
     created = await http.post(
         f"{dosing}/v1/plans",
-        json={"patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
-              "max_step_mg": 50, "planned_sessions": 6, "indication": "depression", "diagnosis_codes": ["F33.1"]},
+        json={
+            "patient_id": str(patient),
+            "clinician_id": "dr-lee",
+            "starting_dose_mg": 100,
+            "max_dose_mg": 300,
+            "max_step_mg": 50,
+            "planned_sessions": 6,
+            "indication": "depression",
+            "diagnosis_codes": ["F33.1"],
+        },
     )
     created.raise_for_status()
-    activated = await http.post(f"{dosing}/v1/plans/{created.json()['plan_id']}/activate", json={"clinician_id": "dr-lee"})
+    activated = await http.post(
+        f"{dosing}/v1/plans/{created.json()['plan_id']}/activate", json={"clinician_id": "dr-lee"}
+    )
     activated.raise_for_status()
 
 
@@ -104,7 +114,9 @@ async def start_groups_at_end(bootstrap: str) -> int:
         tps = [TopicPartition(t.name, p) for t in topics_consumed_by(service) for p in range(t.partitions)]
         if not tps:
             continue
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"carecoord.{service}", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=f"carecoord.{service}", enable_auto_commit=False
+        )
         await consumer.start()
         try:
             consumer.assign(tps)
@@ -145,7 +157,9 @@ class Run:
         self.progress.remove_task(task)
         return patients
 
-    async def send(self, patients: list[uuid.UUID], offsets: list[float], label: str, on_tick: Callable[[], None]) -> dict[str, Any]:
+    async def send(
+        self, patients: list[uuid.UUID], offsets: list[float], label: str, on_tick: Callable[[], None]
+    ) -> dict[str, Any]:
         """Reports at the given offsets; returns when every answer and pause is in (or the drain timeout passed)."""
         accepted: dict[str, float] = {}
         scheduled: dict[str, float] = {}
@@ -161,7 +175,8 @@ class Run:
             scheduled[p] = start + offsets[i]
             try:
                 r = await self.http.post(
-                    f"{self.safety}/v1/side-effect-reports", json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3}
+                    f"{self.safety}/v1/side-effect-reports",
+                    json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3},
                 )
             except httpx.TransportError as exc:
                 # One dropped connection must not end an hour's run: the report counts as
@@ -189,9 +204,13 @@ class Run:
             self.progress.remove_task(sent_task)
             self.progress.remove_task(seen_task)
         return {
-            "accepted": accepted, "scheduled": scheduled, "rejected": rejected, "transport_errors": failures,
-            "start": start, "sender_lag_s": lag,
-        }  # fmt: skip
+            "accepted": accepted,
+            "scheduled": scheduled,
+            "rejected": rejected,
+            "transport_errors": failures,
+            "start": start,
+            "sender_lag_s": lag,
+        }
 
 
 async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any]:

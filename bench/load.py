@@ -68,7 +68,9 @@ def human_duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-async def open_loop(offsets: list[float], send: Callable[[int], Awaitable[None]], on_sent: Callable[[int], None] = lambda _i: None) -> float:
+async def open_loop(
+    offsets: list[float], send: Callable[[int], Awaitable[None]], on_sent: Callable[[int], None] = lambda _i: None
+) -> float:
     """Start ``send(i)`` at ``offsets[i]`` seconds, without waiting for earlier sends; returns when all are answered.
 
     Returns how far behind schedule the last start was, in seconds (the load

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-
 # Leaf frames of a thread that waits (the event loop's poll, the span and metric exporters' threads):
 # py-spy's idle detection lets some through; they are counted apart, not as work.
 WAITING = ("EpollSelector.select", "Condition.wait", "Event.wait", "Queue.get", "Lock.acquire")
@@ -47,7 +46,9 @@ def top_frames(collapsed: str, n: int = 12) -> dict[str, Any]:
         "samples": total,
         "waiting_pct": pct(waiting),
         "self_top": [(frame, pct(c)) for frame, c in own.most_common(n)],
-        "of_interest": [(name, pct(sum(c for f, c in inclusive.items() if f.startswith(name)))) for name in OF_INTEREST],
+        "of_interest": [
+            (name, pct(sum(c for f, c in inclusive.items() if f.startswith(name)))) for name in OF_INTEREST
+        ],
         "inclusive_top": [(frame, pct(c)) for frame, c in inclusive.most_common(n * 3)],
     }
 

@@ -79,11 +79,26 @@ def latency_table(latency: dict[str, Any]) -> Table:
         title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load; "
         f"maximum {top['max_per_s']:.1f} reports/s ({top['completed']} in {top['seconds']:.1f} s)"
     )
-    for col in ("load", "reports/s", "sent", "accepted", "paused seen", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"):
+    for col in (
+        "load",
+        "reports/s",
+        "sent",
+        "accepted",
+        "paused seen",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+    ):
         t.add_column(col, justify="right")
     for r in latency["levels"]:
         t.add_row(
-            f"{r['level']:.0%}", f"{r['rate_per_s']:.2f}", str(r["sent"]), str(r["accepted"]), str(r["paused_seen"]),
+            f"{r['level']:.0%}",
+            f"{r['rate_per_s']:.2f}",
+            str(r["sent"]),
+            str(r["accepted"]),
+            str(r["paused_seen"]),
             *(ms(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
         )
     return t
@@ -98,20 +113,30 @@ def memory_table(idle: dict[str, float], levels: list[dict[str, Any]], idle_afte
     t.add_column("idle after the load", justify="right")
     for name, mib in idle.items():
         t.add_row(
-            name, f"{mib:.0f}", *(f"{r['rss_peak_mib'].get(name, 0):.0f}" for r in levels),
+            name,
+            f"{mib:.0f}",
+            *(f"{r['rss_peak_mib'].get(name, 0):.0f}" for r in levels),
             f"{idle_after[name]:.0f}" if name in idle_after else "—",
         )
     return t
 
 
 def scaling_table(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="A4 hop scaling: input topic partitions × worker processes in one group (throughput: backlog drained; p99: Poisson at 50 % of it)")
+    t = Table(
+        title="A4 hop scaling: input topic partitions × worker processes in one group (throughput: backlog drained; p99: Poisson at 50 % of it)"
+    )
     for col in ("partitions", "instances", "partitions held", "ev/s", "p50 ms", "p99 ms", "max ms", "latency samples"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(
-            str(r["partitions"]), str(r["instances"]), "+".join(map(str, r["assignments"])), f"{r['throughput_per_s']:,.0f}",
-            ms(r["p50_ms"]), ms(r["p99_ms"]), ms(r["max_ms"]), f"{r['latency_seen']}/{r['latency_samples']}",
+            str(r["partitions"]),
+            str(r["instances"]),
+            "+".join(map(str, r["assignments"])),
+            f"{r['throughput_per_s']:,.0f}",
+            ms(r["p50_ms"]),
+            ms(r["p99_ms"]),
+            ms(r["max_ms"]),
+            f"{r['latency_seen']}/{r['latency_samples']}",
         )
     return t
 

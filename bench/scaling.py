@@ -32,8 +32,8 @@ from carecoord_shared.messaging.topic_admin import ensure_topics
 
 from .hop import reset_tables
 from .latency import histogram, percentiles_ms
-from .profiling import top_frames
 from .load import arrival_offsets, open_loop
+from .profiling import top_frames
 from .watch import Watcher, reported_report
 from .workload import PATIENTS, make_envelope
 
@@ -59,7 +59,12 @@ class Workers:
     async def start(self) -> None:
         for i in range(self.count):
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.worker", *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+                sys.executable,
+                "-m",
+                "bench.worker",
+                *self.args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             self.procs.append(proc)
             self.assigned.append(0)
@@ -138,7 +143,10 @@ class Input:
 
 async def fresh_topic(bootstrap: str, partitions: int) -> Topic:
     topic = Topic(
-        name=f"bench.scale.{uuid.uuid4().hex[:8]}", producer="patient-app", consumers=(), events=("SideEffectReportSubmitted",),
+        name=f"bench.scale.{uuid.uuid4().hex[:8]}",
+        producer="patient-app",
+        consumers=(),
+        events=("SideEffectReportSubmitted",),
         partitions=partitions,
     )
     await asyncio.to_thread(ensure_topics, bootstrap, (topic,))
@@ -146,8 +154,15 @@ async def fresh_topic(bootstrap: str, partitions: int) -> Topic:
 
 
 async def run_config(
-    bootstrap: str, database_url: str, engine: Any, partitions: int, instances: int, backlog: int, samples: int,
-    progress: Progress, seed: int,
+    bootstrap: str,
+    database_url: str,
+    engine: Any,
+    partitions: int,
+    instances: int,
+    backlog: int,
+    samples: int,
+    progress: Progress,
+    seed: int,
 ) -> dict[str, Any]:
     label = f"{partitions} partition(s) × {instances} instance(s)"
     await reset_tables(engine)
@@ -172,13 +187,17 @@ async def run_config(
             rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
             if rate <= 0:
                 raise RuntimeError(f"{label}: no throughput measured")
-            progress.update(task, description=f"{label}: latency at {LATENCY_LOAD:.0%} of {rate:.0f}/s", total=samples, completed=0)
+            progress.update(
+                task, description=f"{label}: latency at {LATENCY_LOAD:.0%} of {rate:.0f}/s", total=samples, completed=0
+            )
             sent: list[str] = []
 
             async def one(_i: int) -> None:
                 sent.append(await source.send())
 
-            await open_loop(arrival_offsets(rate * LATENCY_LOAD, samples, source.rng), one, lambda _i: progress.advance(task))
+            await open_loop(
+                arrival_offsets(rate * LATENCY_LOAD, samples, source.rng), one, lambda _i: progress.advance(task)
+            )
             await source.producer.flush()
             await watcher.wait_for(sent, DRAIN_TIMEOUT_S)
             hist = histogram()
@@ -208,7 +227,9 @@ async def measure(
 ) -> list[dict[str, Any]]:
     rows = []
     for i, (partitions, instances) in enumerate((p, n) for p in PARTITIONS for n in INSTANCES):
-        row = await run_config(bootstrap, database_url, engine, partitions, instances, backlog, samples, progress, seed=300 + i)
+        row = await run_config(
+            bootstrap, database_url, engine, partitions, instances, backlog, samples, progress, seed=300 + i
+        )
         log(
             f"  {partitions} partition(s) × {instances} instance(s): {row['throughput_per_s']:.0f} ev/s, "
             f"p99 {row['p99_ms']:.0f} ms at {row['latency_rate_per_s']:.0f} ev/s"
@@ -242,8 +263,15 @@ async def profile(
         # Two recordings at once would stop the process twice per sample: collapsed stacks first, then a flame graph.
         for fmt, path in (("raw", raw), ("flamegraph", svg)):
             proc = await asyncio.create_subprocess_exec(
-                str(py_spy), "record", *common, "--format", fmt, "-o", str(path),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                str(py_spy),
+                "record",
+                *common,
+                "--format",
+                fmt,
+                "-o",
+                str(path),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
             _, err = await proc.communicate()
             if proc.returncode != 0:

@@ -38,7 +38,9 @@ def at_least(target: str, wanted: float, measured: float | None, unit: str, fmt:
         factor = f"×{wanted / measured:,.1f} needed" if measured > 0 else "nothing measured"
         short = f"{fmt.format(-diff)} points" if unit == "%" else f"{fmt.format(-diff)} {unit}".strip()
         margin = f"{short} short ({factor})"
-    return Verdict(target, f"≥ {fmt.format(wanted)} {unit}".strip(), f"{fmt.format(measured)} {unit}".strip(), met, margin)
+    return Verdict(
+        target, f"≥ {fmt.format(wanted)} {unit}".strip(), f"{fmt.format(measured)} {unit}".strip(), met, margin
+    )
 
 
 def at_most(target: str, wanted: float, measured: float | None, unit: str, fmt: str = "{:,.0f}") -> Verdict:
@@ -46,7 +48,11 @@ def at_most(target: str, wanted: float, measured: float | None, unit: str, fmt: 
         return Verdict(target, f"< {fmt.format(wanted)} {unit}", "not measured", None, "—")
     met = measured < wanted
     diff = measured - wanted
-    margin = f"{fmt.format(-diff)} {unit} below the limit" if met else f"{fmt.format(diff)} {unit} over (×{measured / wanted:,.1f})"
+    margin = (
+        f"{fmt.format(-diff)} {unit} below the limit"
+        if met
+        else f"{fmt.format(diff)} {unit} over (×{measured / wanted:,.1f})"
+    )
     return Verdict(target, f"< {fmt.format(wanted)} {unit}", f"{fmt.format(measured)} {unit}", met, margin)
 
 
@@ -60,7 +66,9 @@ def evaluate(
         at_least("A4 full hop, one process", A4_MIN_EVENTS_PER_S, a4, "ev/s"),
         at_least("A4 / A0e", A4_MIN_OF_A0E * 100, a4 / a0e * 100 if a4 and a0e else None, "%", "{:,.1f}"),
         at_least("A1 / A0", A1_MIN_OF_A0 * 100, a1 / a0 * 100 if a1 and a0 else None, "%", "{:,.1f}"),
-        at_most("report → plan paused p99 at 50 % load", P99_MAX_MS_AT_HALF_LOAD, half["p99_ms"] if half else None, "ms"),
+        at_most(
+            "report → plan paused p99 at 50 % load", P99_MAX_MS_AT_HALF_LOAD, half["p99_ms"] if half else None, "ms"
+        ),
     ]
     for service, mib in idle_rss_mib.items():
         out.append(at_most(f"{service} idle RSS", IDLE_RSS_MAX_MIB, mib, "MiB"))

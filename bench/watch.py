@@ -28,7 +28,9 @@ class Watcher:
     def __init__(self, bootstrap: str, topic: str, key_of: Callable[[ConsumerRecord], str | None]) -> None:
         self.seen: dict[str, float] = {}
         self._key_of = key_of
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50)
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

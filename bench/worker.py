@@ -24,7 +24,9 @@ async def main(bootstrap: str, database_url: str, topic: str, partitions: int, g
     ctx = Context(bootstrap, database_url)
     ctx.telemetry()
     engine = await ctx.engine()
-    source = Topic(name=topic, producer="patient-app", consumers=(), events=("SideEffectReportSubmitted",), partitions=partitions)
+    source = Topic(
+        name=topic, producer="patient-app", consumers=(), events=("SideEffectReportSubmitted",), partitions=partitions
+    )
     hop = build_hop(broker(ctx), engine, (source,), group_id, bootstrap=bootstrap)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -12,7 +12,16 @@ from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 
 from .infra import IN_TOPIC
 
-SYMPTOMS = ("nausea", "dizziness", "dissociation", "headache", "anxiety", "raised_blood_pressure", "fatigue", "blurred_vision")
+SYMPTOMS = (
+    "nausea",
+    "dizziness",
+    "dissociation",
+    "headache",
+    "anxiety",
+    "raised_blood_pressure",
+    "fatigue",
+    "blurred_vision",
+)
 PATIENTS = 200
 
 

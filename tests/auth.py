@@ -43,6 +43,8 @@ def api_client(token: str = SERVICE_TOKEN, **kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(headers=bearer(token), **kwargs)
 
 
-def service_client(stack: Stack, service: str, token: str = SERVICE_TOKEN, *, timeout: float = 10.0) -> httpx.AsyncClient:
+def service_client(
+    stack: Stack, service: str, token: str = SERVICE_TOKEN, *, timeout: float = 10.0
+) -> httpx.AsyncClient:
     """A client for one service of ``stack``: paths relative to it (``/v1/...``)."""
     return api_client(token, base_url=stack.services[service].url, timeout=timeout)

@@ -59,7 +59,9 @@ def services(stack: Stack) -> Iterator[Stack]:
         stack.stop_services()
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll an (async or sync) check until it returns something truthy."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -71,6 +73,7 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interva
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s (last value: {last!r})")
+
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Each suite's figures (hostile input, faults...), in the normal `make test` output (no -s needed)."""

@@ -22,7 +22,9 @@ from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, InvalidToken, Role, To
 PATH = "/v1/internal/patients/{}/claim-demographics"
 
 
-def demographics(patient_id: uuid.UUID, member_id: str | None, payer_id: str = "ACME1", **overrides: Any) -> dict[str, Any]:
+def demographics(
+    patient_id: uuid.UUID, member_id: str | None, payer_id: str = "ACME1", **overrides: Any
+) -> dict[str, Any]:
     body = {
         "patient_id": str(patient_id),
         "first_name": "Jane",
@@ -61,7 +63,7 @@ class FakeIntake:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 fake.requests.append(self.path)
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 5 or parts[:3] != ["v1", "internal", "patients"] or parts[4] != "claim-demographics":

@@ -139,7 +139,9 @@ def _is_dose(name: str) -> bool:
     return "dose" in name or name.endswith("_mg")
 
 
-def mutations(schema: dict[str, Any], defs: dict[str, Any], base: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any] | Any]]:
+def mutations(
+    schema: dict[str, Any], defs: dict[str, Any], base: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any] | Any]]:
     """One defect per case, on each top-level field of ``base``'s schema (and one level into objects)."""
     schema = _non_null(schema, defs)
     required = set(schema.get("required", []))
@@ -183,8 +185,6 @@ def body_cases(schema: dict[str, Any], defs: dict[str, Any]) -> list[Case]:
     cases = whole_body_cases() + [Case("empty_object", b"{}")] if schema.get("required") else whole_body_cases()
     cases += [Case(label, encode(bad)) for label, bad in mutations(schema, defs, base)]
     return cases
-
-
 
 
 # Filled by the hostile-input e2e test; tests/conftest.py prints it in the terminal summary.

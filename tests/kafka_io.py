@@ -28,7 +28,9 @@ async def publish_raw(
         await producer.stop()
 
 
-async def publish_event(bootstrap: str, topic: str, event: Event, patient_id: uuid.UUID, producer: str = "patient-app") -> Envelope:
+async def publish_event(
+    bootstrap: str, topic: str, event: Event, patient_id: uuid.UUID, producer: str = "patient-app"
+) -> Envelope:
     envelope = Envelope.wrap(event, patient_id=patient_id, producer=producer)
     await publish_envelope(bootstrap, topic, envelope)
     return envelope
@@ -43,7 +45,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)]
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
@@ -61,11 +65,13 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public "refresh" call
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def events_for(bootstrap: str, topic: str, patient_id: uuid.UUID, event_type: str | None = None) -> list[dict[str, Any]]:
+async def events_for(
+    bootstrap: str, topic: str, patient_id: uuid.UUID, event_type: str | None = None
+) -> list[dict[str, Any]]:
     """The envelopes (as dicts) on a topic about one patient, optionally of one type."""
     out = []
     for record in await read_topic(bootstrap, topic):

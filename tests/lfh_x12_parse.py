@@ -8,7 +8,6 @@ import sys
 from linuxforhealth.x12.io import X12ModelReader
 
 
-
 def benefits(subscriber):
     """EB01 of each 2110C loop (a 270's single inquiry loop has none)."""
     loops = (subscriber.get("loop_2100c") or {}).get("loop_2110c") or []
@@ -28,7 +27,9 @@ try:
                         found.append(
                             {
                                 "model": type(model).__name__,
-                                "traces": [t["reference_identification_1"] for t in subscriber.get("trn_segment") or []],
+                                "traces": [
+                                    t["reference_identification_1"] for t in subscriber.get("trn_segment") or []
+                                ],
                                 "benefits": benefits(subscriber),
                             }
                         )

@@ -37,9 +37,14 @@ class ProxiedKafka(Kafka):
         shutil.rmtree(state_dir, ignore_errors=True)
         plain, controller, proxied, proxy = free_ports(4)
         kafka = cls(
-            state_dir, port=plain, controller_port=controller, heap="512m",
-            proxied_port=proxied, proxy_port=proxy, authorizer=authorizer,
-        )  # fmt: skip
+            state_dir,
+            port=plain,
+            controller_port=controller,
+            heap="512m",
+            proxied_port=proxied,
+            proxy_port=proxy,
+            authorizer=authorizer,
+        )
         kafka.start()
         return kafka
 
@@ -50,9 +55,13 @@ class ProxiedKafka(Kafka):
         taken = {kafka.port, kafka.controller_port}
         proxied, proxy = [p for p in free_ports(len(taken) + 2) if p not in taken][:2]
         return cls(
-            kafka.state_dir, port=kafka.port, controller_port=kafka.controller_port, heap=kafka.heap,
-            proxied_port=proxied, proxy_port=proxy,
-        )  # fmt: skip
+            kafka.state_dir,
+            port=kafka.port,
+            controller_port=kafka.controller_port,
+            heap=kafka.heap,
+            proxied_port=proxied,
+            proxy_port=proxy,
+        )
 
     @property
     def proxy_bootstrap(self) -> str:

@@ -81,9 +81,11 @@ async def produce_raw(bootstrap: str, topic: str, partition: int, records: list[
         while True:
             leader = await _leader(client, TopicPartition(topic, partition))
             request = ProduceRequest(
-                transactional_id=None, required_acks=-1, timeout=10_000,
+                transactional_id=None,
+                required_acks=-1,
+                timeout=10_000,
                 topics=[(topic, [(partition, record_batch(records))])],
-            )  # fmt: skip
+            )
             response = await client.send(leader, request)
             [(_topic, [(_partition, error_code, offset, *_rest)])] = response.topics
             if not error_code:

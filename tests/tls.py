@@ -30,23 +30,34 @@ def server_certificate(directory: Path) -> ServerCertificate:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carecoord test CA")])
     ca = (
-        x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
-                                serial_number=x509.random_serial_number(), **valid)
+        x509.CertificateBuilder(
+            subject_name=ca_name,
+            issuer_name=ca_name,
+            public_key=ca_key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
-                                issuer_name=ca_name, public_key=key.public_key(),
-                                serial_number=x509.random_serial_number(), **valid)
+        x509.CertificateBuilder(
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+            issuer_name=ca_name,
+            public_key=key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     directory.mkdir(parents=True, exist_ok=True)
     paths = ServerCertificate(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths.key.chmod(0o600)
     return paths

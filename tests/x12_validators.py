@@ -24,7 +24,11 @@ def pyx12_errors(path: Path) -> list[str]:
         param=pyx12.params.params(), src_file=str(path), fd_997=ack, fd_html=None, fd_json=report
     )
     errors = [e.get("err_str", str(e)) for e in _errors(json.loads(report.getvalue() or "{}"))]
-    rejected = [line for line in (ack.getvalue() if ack else "").splitlines() if line.startswith(("IK5*R", "IK5*E", "AK9*R", "AK9*E", "AK9*P"))]
+    rejected = [
+        line
+        for line in (ack.getvalue() if ack else "").splitlines()
+        if line.startswith(("IK5*R", "IK5*E", "AK9*R", "AK9*E", "AK9*P"))
+    ]
     if not ok and not errors:
         errors.append("pyx12 did not accept the file")
     return errors + rejected
@@ -60,5 +64,7 @@ def linuxforhealth_parse(path: Path) -> dict[str, Any]:
         )
         (LFH_VENV / ".installed").touch()
     script = Path(__file__).parent / "lfh_x12_parse.py"
-    result = subprocess.run([str(python), str(script), str(path)], check=True, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(python), str(script), str(path)], check=True, capture_output=True, text=True, timeout=120
+    )
     return json.loads(result.stdout)  # type: ignore[no-any-return]

@@ -118,7 +118,10 @@ def deployment(service: str) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "kafka-ca", "secret": {"secretName": KAFKA_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"name": "database-ca", "secret": {"secretName": DATABASE_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {
+            "name": "database-ca",
+            "secret": {"secretName": DATABASE_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+        },
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "tmp", "mountPath": "/tmp"},
@@ -340,7 +343,9 @@ def main() -> None:
     for path, text in outputs().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    print(f"wrote {len(outputs())} files under deploy/k8s/" + (f" ({len(stale)} changed)" if stale else " (none changed)"))
+    print(
+        f"wrote {len(outputs())} files under deploy/k8s/" + (f" ({len(stale)} changed)" if stale else " (none changed)")
+    )
 
 
 if __name__ == "__main__":

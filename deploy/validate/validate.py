@@ -72,7 +72,10 @@ def kubernetes_errors(resources: list[dict[str, Any]]) -> list[str]:
         crd_schema = CRD_SCHEMAS.get((resource.get("apiVersion"), resource.get("kind")))
         if crd_schema:
             validator = jsonschema.Draft202012Validator(json.loads(crd_schema.read_text()))
-            errors += [f"{name_of(resource)}: {'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(resource)]
+            errors += [
+                f"{name_of(resource)}: {'.'.join(map(str, e.path))}: {e.message}"
+                for e in validator.iter_errors(resource)
+            ]
             continue
         try:
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
@@ -96,11 +99,19 @@ def compose_errors(compose_file: Path) -> list[str]:
 def prometheus_errors(directory: Path = PROMETHEUS) -> list[str]:
     """promtool's complaints about the config, the alert rules and their unit tests in ``directory``; empty when all pass."""
     errors: list[str] = []
-    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
+    for args in (
+        ["check", "config", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ):
         # From the directory: the config and the tests name the rules file relative to themselves.
         done = subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, cwd=directory)
         if done.returncode:
-            errors += [f"promtool {' '.join(args)}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+            errors += [
+                f"promtool {' '.join(args)}: {line}"
+                for line in (done.stdout + done.stderr).splitlines()
+                if line.strip()
+            ]
     return errors
 
 
@@ -115,11 +126,22 @@ def dashboard_errors(dashboard_file: Path, scratch: Path) -> list[str]:
     queries = dashboard_queries(json.loads(dashboard_file.read_text()))
     if not queries:
         return [f"{dashboard_file.name}: no queries"]
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)],
+            }
+        ]
+    }
     rules_file = scratch / f"{dashboard_file.stem}.rules.yml"
     rules_file.write_text(yaml.safe_dump(rules))
     done = subprocess.run([str(PROMTOOL), "check", "rules", str(rules_file)], capture_output=True, text=True)
-    return [f"{dashboard_file.name}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()] if done.returncode else []
+    return (
+        [f"{dashboard_file.name}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        if done.returncode
+        else []
+    )
 
 
 def _report(name: str, errors: list[str]) -> int:

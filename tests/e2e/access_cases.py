@@ -34,7 +34,9 @@ from tests.e2e.journeys import url
 # Tokens a service must answer with 401 on every route. The forgery claims the suite's own account.
 UNAUTHENTICATED: dict[str, str | None] = {
     "no token": None,
-    "forged token": mint_token(Role.SERVICE, "carecoord-test-suite", secret="a-secret-no-carecoord-service-trusts-at-all"),
+    "forged token": mint_token(
+        Role.SERVICE, "carecoord-test-suite", secret="a-secret-no-carecoord-service-trusts-at-all"
+    ),
     "expired token": mint_token(Role.SERVICE, "carecoord-test-suite", ttl_s=-3600),  # well past the verifier's leeway
 }
 ALL_ROLES = frozenset(Role)
@@ -122,7 +124,9 @@ async def call(stack: Stack, service_name: str, request: Request, caller: Caller
     """``request`` to the service as ``caller`` (or with that raw token; None: without one)."""
     token = caller.token if isinstance(caller, Caller) else caller
     async with httpx.AsyncClient(timeout=10, headers=bearer(token) if token else {}) as http:
-        return await http.request(request.method, url(stack, service_name, request.path), json=request.body, params=request.params)
+        return await http.request(
+            request.method, url(stack, service_name, request.path), json=request.body, params=request.params
+        )
 
 
 async def _fetch(stack: Stack, service_name: str, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -141,15 +145,25 @@ async def audit_rows(stack: Stack, service_name: str, caller: Caller | str) -> l
 
 
 async def assert_audited(
-    stack: Stack, service_name: str, caller: Caller, action: str, resource: str, patient_id: uuid.UUID | None, outcome: str
+    stack: Stack,
+    service_name: str,
+    caller: Caller,
+    action: str,
+    resource: str,
+    patient_id: uuid.UUID | None,
+    outcome: str,
 ) -> None:
     """The caller's latest audit row is this one."""
     rows = await audit_rows(stack, service_name, caller)
     assert rows, f"no audit row for {caller.subject}"
     last = rows[-1]
     assert (last["action"], last["resource"], last["patient_id"], last["outcome"], last["actor_role"]) == (
-        action, resource, patient_id, outcome, str(caller.role),
-    ), last  # fmt: skip
+        action,
+        resource,
+        patient_id,
+        outcome,
+        str(caller.role),
+    ), last
 
 
 async def registered_patient(stack: Stack, state: str, *learnt_by: str) -> uuid.UUID:
@@ -160,13 +174,17 @@ async def registered_patient(stack: Stack, state: str, *learnt_by: str) -> uuid.
     assert response.status_code == 201, response.text
     patient_id = uuid.UUID(response.json()["patient_id"])
     for name in learnt_by:
-        await eventually(lambda name=name: _known_state(stack, name, patient_id), what=f"{name} learnt the patient's state")
+        await eventually(
+            lambda name=name: _known_state(stack, name, patient_id), what=f"{name} learnt the patient's state"
+        )
     return patient_id
 
 
 async def _known_state(stack: Stack, service_name: str, patient_id: uuid.UUID) -> str | None:
     table = _STATE_TABLE.get(service_name, "patient_jurisdictions")
-    rows = await _fetch(stack, service_name, f"SELECT state_of_residence FROM {table} WHERE patient_id = $1", patient_id)  # noqa: S608
+    rows = await _fetch(
+        stack, service_name, f"SELECT state_of_residence FROM {table} WHERE patient_id = $1", patient_id
+    )
     return rows[0]["state_of_residence"] if rows else None
 
 
@@ -208,9 +226,13 @@ class Endpoint:
 
 
 OWN, OTHER, LICENSED, ELSEWHERE_LICENSED, IMPERSONATING, SERVICE = (
-    "the patient themself", "another patient", "a clinician licensed in the patient's state",
-    "a clinician licensed elsewhere", "a clinician in someone else's name", "a service",
-)  # fmt: skip
+    "the patient themself",
+    "another patient",
+    "a clinician licensed in the patient's state",
+    "a clinician licensed elsewhere",
+    "a clinician in someone else's name",
+    "a service",
+)
 
 
 def ids(endpoints: list[Endpoint]) -> list[str]:
@@ -225,8 +247,14 @@ def scope_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, str]]:
     """Every admitted kind of caller about the module's patient (allowed ones only where the endpoint has ``ok``)."""
     cases = []
     for e in (e for e in endpoints if e.audited_as is not None):
-        allowed = [OWN] * (Role.PATIENT in e.admits) + [LICENSED] * (Role.CLINICIAN in e.admits) + [SERVICE] * (Role.SERVICE in e.admits)
-        denied = [OTHER] * (Role.PATIENT in e.admits) + [ELSEWHERE_LICENSED, *[IMPERSONATING] * e.in_own_name] * (Role.CLINICIAN in e.admits)
+        allowed = (
+            [OWN] * (Role.PATIENT in e.admits)
+            + [LICENSED] * (Role.CLINICIAN in e.admits)
+            + [SERVICE] * (Role.SERVICE in e.admits)
+        )
+        denied = [OTHER] * (Role.PATIENT in e.admits) + [ELSEWHERE_LICENSED, *[IMPERSONATING] * e.in_own_name] * (
+            Role.CLINICIAN in e.admits
+        )
         assert denied, f"{e.name} admits neither patients nor clinicians: not patient-scoped"
         cases += [(e, who) for who in (allowed if e.ok else []) + denied]
     return cases
@@ -250,7 +278,9 @@ async def expect_role_refused(world: World, service_name: str, endpoint: Endpoin
     assert response.status_code == 403, response.text
     assert "needs the role" in response.json()["message"]
     rows = (await audit_rows(world.stack, service_name, caller))[before:]
-    assert [(r["action"], r["outcome"], r["actor_role"]) for r in rows] == [(f"{request.method} refused", "denied", str(role))], rows
+    assert [(r["action"], r["outcome"], r["actor_role"]) for r in rows] == [
+        (f"{request.method} refused", "denied", str(role))
+    ], rows
 
 
 async def expect_scope(world: World, service_name: str, endpoint: Endpoint, who: str) -> httpx.Response:

@@ -9,18 +9,29 @@ from typing import Any
 import httpx
 
 from carecoord_devstack.stack import Stack
-from tests.e2e.journeys import url
 from tests.auth import api_client
+from tests.e2e.journeys import url
 
 NO_CONDITIONS = {
     code: False
     for code in (
-        "aneurysmal_vascular_disease", "arteriovenous_malformation", "intracerebral_haemorrhage_history",
-        "uncontrolled_hypertension", "severe_cardiovascular_disease", "active_psychosis", "active_mania", "pregnant",
-        "breastfeeding", "ketamine_hypersensitivity", "past_psychosis_stable", "substance_use_disorder_in_recovery",
-        "significant_liver_disease", "interstitial_cystitis_or_urinary_symptoms", "current_suicidal_thoughts",
+        "aneurysmal_vascular_disease",
+        "arteriovenous_malformation",
+        "intracerebral_haemorrhage_history",
+        "uncontrolled_hypertension",
+        "severe_cardiovascular_disease",
+        "active_psychosis",
+        "active_mania",
+        "pregnant",
+        "breastfeeding",
+        "ketamine_hypersensitivity",
+        "past_psychosis_stable",
+        "substance_use_disorder_in_recovery",
+        "significant_liver_disease",
+        "interstitial_cystitis_or_urinary_symptoms",
+        "current_suicidal_thoughts",
     )
-}  # fmt: skip
+}
 
 
 def registration(**overrides: Any) -> dict[str, Any]:
@@ -52,7 +63,11 @@ def eligible_steps(**overrides: Any) -> list[tuple[str, str, dict[str, Any]]]:
             "/blood-pressure",
             {"systolic": 122, "diastolic": 78, "measured_at": datetime.now(UTC).isoformat()},
         ),
-        "coverage": ("PUT", "/coverage", {"kind": "insurance", "payer_id": "BCBSCO", "member_id": "XQZ-99817", "plan": "Silver PPO"}),
+        "coverage": (
+            "PUT",
+            "/coverage",
+            {"kind": "insurance", "payer_id": "BCBSCO", "member_id": "XQZ-99817", "plan": "Silver PPO"},
+        ),
     }
     steps.update(overrides)
     return list(steps.values())

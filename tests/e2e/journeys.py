@@ -48,7 +48,9 @@ async def plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
 
 async def report(stack: Stack, patient_id: uuid.UUID, **fields: Any) -> httpx.Response:
     async with api_client(timeout=10) as http:
-        return await http.post(url(stack, "safety", "/v1/side-effect-reports"), json={"patient_id": str(patient_id), **fields})
+        return await http.post(
+            url(stack, "safety", "/v1/side-effect-reports"), json={"patient_id": str(patient_id), **fields}
+        )
 
 
 async def reviews(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -68,7 +70,9 @@ async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[st
 ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
 
 
-async def clinician(stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK) -> str:
+async def clinician(
+    stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK
+) -> str:
     """A clinician in scheduling, licensed in one state; returns the id."""
     clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
     async with api_client(timeout=10) as http:
@@ -83,7 +87,8 @@ async def clinician(stack: Stack, role: str, state: str, time_zone: str, windows
 async def appointments(stack: Stack, patient_id: uuid.UUID | str, include_all: bool = False) -> list[dict[str, Any]]:
     async with api_client(timeout=10) as http:
         response = await http.get(
-            url(stack, "scheduling", f"/v1/patients/{patient_id}/appointments"), params={"include_all": str(include_all).lower()}
+            url(stack, "scheduling", f"/v1/patients/{patient_id}/appointments"),
+            params={"include_all": str(include_all).lower()},
         )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]

@@ -52,11 +52,16 @@ async def world(services: Stack) -> World:
     assert declared.status_code == 201, declared.text
     started = datetime.now(UTC) - timedelta(days=1)
     visit = AppointmentCompleted(
-        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.follow_up, clinician_id="dr-authz",
-        started_at=started, ended_at=started + timedelta(minutes=30),
-    )  # fmt: skip
+        appointment_id=uuid.uuid4(),
+        appointment_type=AppointmentType.follow_up,
+        clinician_id="dr-authz",
+        started_at=started,
+        ended_at=started + timedelta(minutes=30),
+    )
     await publish_event(services.kafka.bootstrap, "scheduling.appointments", visit, patient_id, "scheduling")
-    [invoice] = await eventually(lambda: _get(services, f"/v1/patients/{patient_id}/invoices"), what="the visit invoiced")
+    [invoice] = await eventually(
+        lambda: _get(services, f"/v1/patients/{patient_id}/invoices"), what="the visit invoiced"
+    )
     return World(services, patient_id, invoice["invoice_id"])
 
 
@@ -67,14 +72,24 @@ async def _payment(world: World, _caller: Caller) -> Request:
 
 
 PATIENT_ENDPOINTS = [
-    Endpoint("coverage", route("GET", "/v1/patients/{w.patient_id}/coverage"), PATIENT_CARE, audited_as=("read", "coverage")),
-    Endpoint("charges", route("GET", "/v1/patients/{w.patient_id}/charges"), PATIENT_CARE, audited_as=("read", "charges")),
+    Endpoint(
+        "coverage", route("GET", "/v1/patients/{w.patient_id}/coverage"), PATIENT_CARE, audited_as=("read", "coverage")
+    ),
+    Endpoint(
+        "charges", route("GET", "/v1/patients/{w.patient_id}/charges"), PATIENT_CARE, audited_as=("read", "charges")
+    ),
     Endpoint("claims", route("GET", "/v1/patients/{w.patient_id}/claims"), PATIENT_CARE, audited_as=("read", "claims")),
-    Endpoint("invoices", route("GET", "/v1/patients/{w.patient_id}/invoices"), PATIENT_CARE, audited_as=("read", "invoices")),
+    Endpoint(
+        "invoices", route("GET", "/v1/patients/{w.patient_id}/invoices"), PATIENT_CARE, audited_as=("read", "invoices")
+    ),
     Endpoint("pay", _payment, frozenset({Role.PATIENT, Role.SERVICE}), audited_as=("pay", "invoice"), ok=201),
-    Endpoint("received events", route("GET", "/v1/patients/{w.patient_id}/received-events"), frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
-             audited_as=("read", "received-events")),
-]  # fmt: skip
+    Endpoint(
+        "received events",
+        route("GET", "/v1/patients/{w.patient_id}/received-events"),
+        frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
+        audited_as=("read", "received-events"),
+    ),
+]
 OFFICE_ENDPOINTS = [
     Endpoint("denial queue", route("GET", "/v1/denials"), frozenset({Role.SERVICE})),
     Endpoint("exchange now", route("POST", "/v1/clearinghouse/exchange"), frozenset({Role.OPERATOR, Role.SERVICE})),
@@ -96,7 +111,12 @@ async def test_the_billing_office_routes_admit_their_roles_and_are_audited(world
 
 async def test_paying_an_unknown_invoice_is_404_for_an_admitted_caller(world: World) -> None:
     body = {"payment_id": str(uuid.uuid4()), "amount_cents": 1, "method": "card"}
-    response = await ac.call(world.stack, SERVICE, Request("POST", f"/v1/invoices/{uuid.uuid4()}/payments", body), ac.patient(world.patient_id))
+    response = await ac.call(
+        world.stack,
+        SERVICE,
+        Request("POST", f"/v1/invoices/{uuid.uuid4()}/payments", body),
+        ac.patient(world.patient_id),
+    )
     assert response.status_code == 404, response.text
 
 

@@ -22,8 +22,14 @@ from tests.kafka_io import publish_event
 pytestmark = pytest.mark.e2e
 
 DOSING = "dosing"
-COURSE = {"starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
-          "indication": "depression", "diagnosis_codes": ["F33.1"]}
+COURSE = {
+    "starting_dose_mg": 100,
+    "max_dose_mg": 300,
+    "max_step_mg": 50,
+    "planned_sessions": 6,
+    "indication": "depression",
+    "diagnosis_codes": ["F33.1"],
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,9 @@ async def world(services: Stack) -> World:
     return World(services, co, ny, uuid.UUID(plan["plan_id"]), uuid.UUID(starting["proposal_id"]))
 
 
-async def _plan_call(stack: Stack, caller: Caller, method: str, path: str, expected: int, **body: Any) -> dict[str, Any]:
+async def _plan_call(
+    stack: Stack, caller: Caller, method: str, path: str, expected: int, **body: Any
+) -> dict[str, Any]:
     body = {"clinician_id": caller.subject, **body} if method == "POST" else {}
     response = await ac.call(stack, DOSING, Request(method, path, body or None), caller)
     assert response.status_code == expected, response.text
@@ -58,19 +66,57 @@ async def _authorise_a_session(world: World, caller: Caller) -> Request:
 
 ENDPOINTS = [
     # Decisions change the plan: their allowed cases are in test_plan_decisions.
-    Endpoint("create a plan", route("POST", "/v1/plans", lambda w, c: {"patient_id": str(w.patient_id), "clinician_id": c.subject, **COURSE}),
-             CLINICIAN_OR_SERVICE, audited_as=("create", "plan"), ok=None, in_own_name=True),
-    Endpoint("activate a plan", route("POST", "/v1/plans/{w.plan_id}/activate", lambda w, c: {"clinician_id": c.subject}),
-             CLINICIAN_OR_SERVICE, audited_as=("activate", "plan"), ok=None, in_own_name=True),
-    Endpoint("discontinue a plan", route("POST", "/v1/plans/{w.plan_id}/discontinue", lambda w, c: {"clinician_id": c.subject, "reason": "patient_request"}),
-             CLINICIAN_OR_SERVICE, audited_as=("discontinue", "plan"), ok=None, in_own_name=True),
+    Endpoint(
+        "create a plan",
+        route("POST", "/v1/plans", lambda w, c: {"patient_id": str(w.patient_id), "clinician_id": c.subject, **COURSE}),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("create", "plan"),
+        ok=None,
+        in_own_name=True,
+    ),
+    Endpoint(
+        "activate a plan",
+        route("POST", "/v1/plans/{w.plan_id}/activate", lambda w, c: {"clinician_id": c.subject}),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("activate", "plan"),
+        ok=None,
+        in_own_name=True,
+    ),
+    Endpoint(
+        "discontinue a plan",
+        route(
+            "POST",
+            "/v1/plans/{w.plan_id}/discontinue",
+            lambda w, c: {"clinician_id": c.subject, "reason": "patient_request"},
+        ),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("discontinue", "plan"),
+        ok=None,
+        in_own_name=True,
+    ),
     Endpoint("read a plan", route("GET", "/v1/plans/{w.plan_id}"), PATIENT_CARE, audited_as=("read", "plan")),
-    Endpoint("read a patient's plan", route("GET", "/v1/patients/{w.patient_id}/plan"), PATIENT_CARE, audited_as=("read", "plan")),
-    Endpoint("approve a dose", route("POST", "/v1/dose-proposals/{w.proposal_id}/approve", lambda w, c: {"clinician_id": c.subject}),
-             CLINICIAN_OR_SERVICE, audited_as=("approve", "dose-proposal"), ok=None, in_own_name=True),
+    Endpoint(
+        "read a patient's plan",
+        route("GET", "/v1/patients/{w.patient_id}/plan"),
+        PATIENT_CARE,
+        audited_as=("read", "plan"),
+    ),
+    Endpoint(
+        "approve a dose",
+        route("POST", "/v1/dose-proposals/{w.proposal_id}/approve", lambda w, c: {"clinician_id": c.subject}),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("approve", "dose-proposal"),
+        ok=None,
+        in_own_name=True,
+    ),
     # A fresh appointment each call: asking changes nothing but records the refusal (no pre-dose reading).
-    Endpoint("authorise a dosing session", _authorise_a_session, CLINICIAN_OR_SERVICE, audited_as=("authorise", "dosing-session")),
-]  # fmt: skip
+    Endpoint(
+        "authorise a dosing session",
+        _authorise_a_session,
+        CLINICIAN_OR_SERVICE,
+        audited_as=("authorise", "dosing-session"),
+    ),
+]
 
 
 # 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
@@ -105,10 +151,19 @@ async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(servic
     assert approved["approved_dose_mg"] is not None
     await ac.assert_audited(services, DOSING, dr, "approve", "dose-proposal", patient_id, "allowed")
 
-    await _plan_call(services, elsewhere, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 403, reason="patient_request")
-    ended = await _plan_call(services, dr, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request")
+    await _plan_call(
+        services, elsewhere, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 403, reason="patient_request"
+    )
+    ended = await _plan_call(
+        services, dr, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request"
+    )
     assert ended["status"] == "discontinued"
-    assert [r["action"] for r in await ac.audit_rows(services, DOSING, dr)] == ["create", "activate", "approve", "discontinue"]
+    assert [r["action"] for r in await ac.audit_rows(services, DOSING, dr)] == [
+        "create",
+        "activate",
+        "approve",
+        "discontinue",
+    ]
     await _plan_call(services, dr, "POST", f"/v1/plans/{uuid.uuid4()}/activate", 404)
 
 
@@ -119,7 +174,9 @@ async def test_a_service_may_take_every_plan_decision_for_any_patient(services: 
     await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
     proposal = await _completed_session(services, patient_id, plan["plan_id"])
     await _plan_call(services, system, "POST", f"/v1/dose-proposals/{proposal}/approve", 200)
-    await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request")
+    await _plan_call(
+        services, system, "POST", f"/v1/plans/{plan['plan_id']}/discontinue", 200, reason="patient_request"
+    )
     rows = await ac.audit_rows(services, DOSING, system)
     assert [(r["action"], r["patient_id"], r["outcome"]) for r in rows] == [
         (action, patient_id, "allowed") for action in ("create", "activate", "approve", "discontinue")
@@ -137,9 +194,13 @@ async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_an
 async def _completed_session(stack: Stack, patient_id: uuid.UUID, plan_id: str) -> str:
     """Scheduling says a dosing session took place: dosing proposes the next dose; returns the proposal id."""
     completed = AppointmentCompleted(
-        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.dosing_session, clinician_id="dr-lee",
-        started_at=datetime.now(UTC) - timedelta(hours=3), ended_at=datetime.now(UTC) - timedelta(hours=1), plan_id=plan_id,
-    )  # fmt: skip
+        appointment_id=uuid.uuid4(),
+        appointment_type=AppointmentType.dosing_session,
+        clinician_id="dr-lee",
+        started_at=datetime.now(UTC) - timedelta(hours=3),
+        ended_at=datetime.now(UTC) - timedelta(hours=1),
+        plan_id=plan_id,
+    )
     await publish_event(stack.kafka.bootstrap, "scheduling.appointments", completed, patient_id, producer="scheduling")
 
     async def pending() -> str | None:

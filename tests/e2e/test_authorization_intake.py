@@ -17,7 +17,16 @@ from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role
 from tests.e2e import access_cases as ac
 from tests.e2e import intake_journeys
-from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, ELSEWHERE, PATIENT_CARE, STATE, Caller, Endpoint, Request, route
+from tests.e2e.access_cases import (
+    CLINICIAN_OR_SERVICE,
+    ELSEWHERE,
+    PATIENT_CARE,
+    STATE,
+    Caller,
+    Endpoint,
+    Request,
+    route,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -54,17 +63,47 @@ _OVERRIDE = route("POST", "/v1/patients/{w.patient_id}/eligibility/override", _o
 
 PATIENT_ENDPOINTS = [
     Endpoint("patient", route("GET", "/v1/patients/{w.patient_id}"), PATIENT_CARE, audited_as=("read", "patient")),
-    Endpoint("intake status", route("GET", "/v1/patients/{w.patient_id}/intake"), PATIENT_CARE, audited_as=("read", "intake")),
-    Endpoint("assessment", route("POST", "/v1/patients/{w.patient_id}/assessments", _phq9), PATIENT_CARE, audited_as=("submit", "assessment"), ok=201),
-    Endpoint("medical screening", route("POST", "/v1/patients/{w.patient_id}/medical-screening", _screening), PATIENT_CARE,
-             audited_as=("submit", "medical-screening"), ok=201),
+    Endpoint(
+        "intake status", route("GET", "/v1/patients/{w.patient_id}/intake"), PATIENT_CARE, audited_as=("read", "intake")
+    ),
+    Endpoint(
+        "assessment",
+        route("POST", "/v1/patients/{w.patient_id}/assessments", _phq9),
+        PATIENT_CARE,
+        audited_as=("submit", "assessment"),
+        ok=201,
+    ),
+    Endpoint(
+        "medical screening",
+        route("POST", "/v1/patients/{w.patient_id}/medical-screening", _screening),
+        PATIENT_CARE,
+        audited_as=("submit", "medical-screening"),
+        ok=201,
+    ),
     Endpoint("blood pressure", _blood_pressure, PATIENT_CARE, audited_as=("submit", "blood-pressure"), ok=201),
-    Endpoint("coverage", route("PUT", "/v1/patients/{w.patient_id}/coverage", _coverage), PATIENT_CARE, audited_as=("declare", "coverage"), ok=201),
+    Endpoint(
+        "coverage",
+        route("PUT", "/v1/patients/{w.patient_id}/coverage", _coverage),
+        PATIENT_CARE,
+        audited_as=("declare", "coverage"),
+        ok=201,
+    ),
     # Admitted, a clinician meets the rule: there is no needs-review decision to override (409).
-    Endpoint("eligibility override", _OVERRIDE, CLINICIAN_OR_SERVICE, audited_as=("decide", "eligibility"), ok=409, clinician_subject=CLINICIAN),
-]  # fmt: skip
+    Endpoint(
+        "eligibility override",
+        _OVERRIDE,
+        CLINICIAN_OR_SERVICE,
+        audited_as=("decide", "eligibility"),
+        ok=409,
+        clinician_subject=CLINICIAN,
+    ),
+]
 REGISTRATION = Endpoint("register", _registration, CLINICIAN_OR_SERVICE, ok=201)
-DEMOGRAPHICS = Endpoint("claim demographics", route("GET", "/v1/internal/patients/{w.patient_id}/claim-demographics"), frozenset({Role.SERVICE}))
+DEMOGRAPHICS = Endpoint(
+    "claim demographics",
+    route("GET", "/v1/internal/patients/{w.patient_id}/claim-demographics"),
+    frozenset({Role.SERVICE}),
+)
 EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, REGISTRATION, DEMOGRAPHICS]
 
 
@@ -88,7 +127,12 @@ async def test_billing_reads_claim_demographics_as_a_service_and_the_read_is_aud
     assert response.status_code == 200, response.text
     assert response.json()["patient_id"] == str(world.patient_id)
     [row] = await ac.audit_rows(world.stack, SERVICE, billing)
-    assert (row["action"], row["resource"], row["patient_id"], row["outcome"]) == ("read", "claim-demographics", world.patient_id, "allowed")
+    assert (row["action"], row["resource"], row["patient_id"], row["outcome"]) == (
+        "read",
+        "claim-demographics",
+        world.patient_id,
+        "allowed",
+    )
 
 
 async def test_a_service_registers_any_patient_and_the_registration_is_audited(world: World) -> None:
@@ -96,7 +140,11 @@ async def test_a_service_registers_any_patient_and_the_registration_is_audited(w
     response = await ac.call(world.stack, SERVICE, await _registration(world, backend), backend)
     assert response.status_code == 201, response.text
     [row] = await ac.audit_rows(world.stack, SERVICE, backend)
-    assert (row["action"], str(row["patient_id"]), row["outcome"]) == ("register", response.json()["patient_id"], "allowed")
+    assert (row["action"], str(row["patient_id"]), row["outcome"]) == (
+        "register",
+        response.json()["patient_id"],
+        "allowed",
+    )
 
 
 async def test_a_clinician_registers_patients_only_in_states_they_are_licensed_in(world: World) -> None:
@@ -109,7 +157,11 @@ async def test_a_clinician_registers_patients_only_in_states_they_are_licensed_i
     created = await ac.call(world.stack, SERVICE, request, licensed)
     assert created.status_code == 201, "the refused attempt registered nothing: the same external id is new here"
     [row] = await ac.audit_rows(world.stack, SERVICE, licensed)
-    assert (row["action"], str(row["patient_id"]), row["outcome"]) == ("register", created.json()["patient_id"], "allowed")
+    assert (row["action"], str(row["patient_id"]), row["outcome"]) == (
+        "register",
+        created.json()["patient_id"],
+        "allowed",
+    )
 
 
 async def test_a_clinician_does_not_learn_of_a_patient_elsewhere_through_a_known_external_id(world: World) -> None:

@@ -53,24 +53,73 @@ def _observation(world: World, **fields: Any) -> dict[str, Any]:
 
 
 ENDPOINTS = [
-    Endpoint("submit side-effect report", route("POST", "/v1/side-effect-reports", lambda w, c: _observation(w, symptoms=[f"s{uuid.uuid4().hex[:8]}"], grade=1)),
-             PATIENT_CARE, audited_as=("submit", "side-effect-report"), ok=201),
-    Endpoint("submit vitals", route("POST", "/v1/vitals", lambda w, c: _observation(w, systolic=121, diastolic=79, measured_at=_now(), context="routine")),
-             PATIENT_CARE, audited_as=("submit", "vitals"), ok=201),
-    Endpoint("submit mood check-in", route("POST", "/v1/mood-check-ins", lambda w, c: _observation(w, phq9_items=[1, 1, 0, 1, 0, 0, 1, 0, 0], answered_at=_now())),
-             PATIENT_CARE, audited_as=("submit", "mood-check-in"), ok=201),
-    Endpoint("list a patient's reviews", route("GET", "/v1/reviews", params=lambda w, c: {"patient_id": str(w.patient_id)}), PATIENT_CARE,
-             audited_as=("list", "review")),
+    Endpoint(
+        "submit side-effect report",
+        route(
+            "POST",
+            "/v1/side-effect-reports",
+            lambda w, c: _observation(w, symptoms=[f"s{uuid.uuid4().hex[:8]}"], grade=1),
+        ),
+        PATIENT_CARE,
+        audited_as=("submit", "side-effect-report"),
+        ok=201,
+    ),
+    Endpoint(
+        "submit vitals",
+        route(
+            "POST",
+            "/v1/vitals",
+            lambda w, c: _observation(w, systolic=121, diastolic=79, measured_at=_now(), context="routine"),
+        ),
+        PATIENT_CARE,
+        audited_as=("submit", "vitals"),
+        ok=201,
+    ),
+    Endpoint(
+        "submit mood check-in",
+        route(
+            "POST",
+            "/v1/mood-check-ins",
+            lambda w, c: _observation(w, phq9_items=[1, 1, 0, 1, 0, 0, 1, 0, 0], answered_at=_now()),
+        ),
+        PATIENT_CARE,
+        audited_as=("submit", "mood-check-in"),
+        ok=201,
+    ),
+    Endpoint(
+        "list a patient's reviews",
+        route("GET", "/v1/reviews", params=lambda w, c: {"patient_id": str(w.patient_id)}),
+        PATIENT_CARE,
+        audited_as=("list", "review"),
+    ),
     Endpoint("read a review", route("GET", "/v1/reviews/{w.co_review}"), PATIENT_CARE, audited_as=("read", "review")),
     # Decisions change the review: their allowed cases are in test_review_decisions.
-    Endpoint("acknowledge a review", route("POST", "/v1/reviews/{w.co_review}/acknowledge", lambda w, c: {"clinician_id": c.subject}),
-             CLINICIAN_OR_SERVICE, audited_as=("acknowledge", "review"), ok=None, in_own_name=True),
-    Endpoint("resolve a review", route("POST", "/v1/reviews/{w.co_review}/resolve", lambda w, c: {"clinician_id": c.subject, "decision": "resume"}),
-             CLINICIAN_OR_SERVICE, audited_as=("resolve", "review"), ok=None, in_own_name=True),
+    Endpoint(
+        "acknowledge a review",
+        route("POST", "/v1/reviews/{w.co_review}/acknowledge", lambda w, c: {"clinician_id": c.subject}),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("acknowledge", "review"),
+        ok=None,
+        in_own_name=True,
+    ),
+    Endpoint(
+        "resolve a review",
+        route(
+            "POST", "/v1/reviews/{w.co_review}/resolve", lambda w, c: {"clinician_id": c.subject, "decision": "resume"}
+        ),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("resolve", "review"),
+        ok=None,
+        in_own_name=True,
+    ),
     Endpoint("read rule versions", route("GET", "/v1/rules"), frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
-    Endpoint("read the symptom vocabulary", route("GET", "/v1/rules/symptoms"), frozenset({Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE})),
+    Endpoint(
+        "read the symptom vocabulary",
+        route("GET", "/v1/rules/symptoms"),
+        frozenset({Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE}),
+    ),
     Endpoint("shadow replay", route("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), CLINICIAN_OR_SERVICE),
-]  # fmt: skip
+]
 
 
 # 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
@@ -83,7 +132,9 @@ ENDPOINTS = [
 ) = ac.route_tests(SAFETY, ENDPOINTS)
 
 
-async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
+async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(
+    services: Stack, world: World
+) -> None:
     async def worklist(caller: Caller) -> set[str]:
         response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), caller)
         assert response.status_code == 200, response.text
@@ -148,12 +199,21 @@ async def test_rules_are_readable_by_clinicians_operators_and_services(services:
         assert response.status_code == 200 and response.json()["current"], response.text
 
 
-async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed_states(services: Stack, world: World) -> None:
+async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed_states(
+    services: Stack, world: World
+) -> None:
     async def replayed(caller: Caller) -> int:
-        response = await ac.call(services, SAFETY, Request("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), caller)
+        response = await ac.call(
+            services, SAFETY, Request("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), caller
+        )
         assert response.status_code == 200, response.text
         [row] = await ac.audit_rows(services, SAFETY, caller)
-        assert (row["action"], row["resource"], row["resource_id"], row["outcome"]) == ("replay", "rules-shadow", "2026.11.1", "allowed")
+        assert (row["action"], row["resource"], row["resource_id"], row["outcome"]) == (
+            "replay",
+            "rules-shadow",
+            "2026.11.1",
+            "allowed",
+        )
         return response.json()["observations_replayed"]  # type: ignore[no-any-return]
 
     colorado, everyone = await replayed(ac.clinician("CO")), await replayed(ac.service())

@@ -19,7 +19,17 @@ from carecoord_shared.auth import Role
 from tests.auth import api_client
 from tests.e2e import access_cases as ac
 from tests.e2e import journeys
-from tests.e2e.access_cases import ALL_ROLES, CLINICIAN_OR_SERVICE, ELSEWHERE, PATIENT_CARE, STATE, Caller, Endpoint, Request, route
+from tests.e2e.access_cases import (
+    ALL_ROLES,
+    CLINICIAN_OR_SERVICE,
+    ELSEWHERE,
+    PATIENT_CARE,
+    STATE,
+    Caller,
+    Endpoint,
+    Request,
+    route,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +62,12 @@ class World:
         return response.json()["appointment_id"]  # type: ignore[no-any-return]
 
     async def booking(self) -> dict[str, Any]:
-        return {"patient_id": str(self.patient_id), "clinician_id": self.clinician_id, "appointment_type": "follow_up", "starts_at": await self.open_slot()}
+        return {
+            "patient_id": str(self.patient_id),
+            "clinician_id": self.clinician_id,
+            "appointment_type": "follow_up",
+            "starts_at": await self.open_slot(),
+        }
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -60,7 +75,12 @@ async def world(services: Stack) -> World:
     async with api_client() as http:
         created = await http.put(
             journeys.url(services, SERVICE, f"/v1/clinicians/{CLINICIAN}"),
-            json={"role": "psychiatric_clinician", "time_zone": ZONE, "licensed_states": [STATE], "weekly_availability": journeys.ALL_WEEK},
+            json={
+                "role": "psychiatric_clinician",
+                "time_zone": ZONE,
+                "licensed_states": [STATE],
+                "weekly_availability": journeys.ALL_WEEK,
+            },
         )
         assert created.status_code == 200, created.text
     return World(services, await ac.registered_patient(services, STATE, SERVICE), CLINICIAN)
@@ -86,21 +106,56 @@ async def _booking(world: World, _caller: Caller) -> Request:
 
 
 PATIENT_ENDPOINTS = [
-    Endpoint("open slots", route("GET", "/v1/patients/{w.patient_id}/open-slots", params={"appointment_type": "follow_up"}), PATIENT_CARE,
-             audited_as=("read", "open-slots")),
-    Endpoint("schedule", route("GET", "/v1/patients/{w.patient_id}/appointments"), PATIENT_CARE, audited_as=("read", "appointments")),
+    Endpoint(
+        "open slots",
+        route("GET", "/v1/patients/{w.patient_id}/open-slots", params={"appointment_type": "follow_up"}),
+        PATIENT_CARE,
+        audited_as=("read", "open-slots"),
+    ),
+    Endpoint(
+        "schedule",
+        route("GET", "/v1/patients/{w.patient_id}/appointments"),
+        PATIENT_CARE,
+        audited_as=("read", "appointments"),
+    ),
     Endpoint("book", _booking, PATIENT_CARE, audited_as=("book", "appointment"), ok=201),
     Endpoint("one appointment", _on_appointment("", fresh=False), PATIENT_CARE, audited_as=("read", "appointment")),
-    Endpoint("reschedule", _on_appointment("/reschedule", fresh=True, reschedule=True), PATIENT_CARE, audited_as=("reschedule", "appointment")),
-    Endpoint("cancel", _on_appointment("/cancel", {"reason": "patient_request"}, fresh=True), PATIENT_CARE, audited_as=("cancel", "appointment")),
+    Endpoint(
+        "reschedule",
+        _on_appointment("/reschedule", fresh=True, reschedule=True),
+        PATIENT_CARE,
+        audited_as=("reschedule", "appointment"),
+    ),
+    Endpoint(
+        "cancel",
+        _on_appointment("/cancel", {"reason": "patient_request"}, fresh=True),
+        PATIENT_CARE,
+        audited_as=("cancel", "appointment"),
+    ),
     # An admitted caller is past authorization and meets the rule: a session not started yet cannot be settled (409).
-    Endpoint("complete", _on_appointment("/complete", fresh=False), CLINICIAN_OR_SERVICE, audited_as=("complete", "appointment"), ok=409,
-             clinician_subject=CLINICIAN),
-    Endpoint("no-show", _on_appointment("/no-show", fresh=False), CLINICIAN_OR_SERVICE, audited_as=("no-show", "appointment"), ok=409,
-             clinician_subject=CLINICIAN),
-    Endpoint("received events", route("GET", "/v1/patients/{w.patient_id}/received-events"), frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
-             audited_as=("read", "received-events")),
-]  # fmt: skip
+    Endpoint(
+        "complete",
+        _on_appointment("/complete", fresh=False),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("complete", "appointment"),
+        ok=409,
+        clinician_subject=CLINICIAN,
+    ),
+    Endpoint(
+        "no-show",
+        _on_appointment("/no-show", fresh=False),
+        CLINICIAN_OR_SERVICE,
+        audited_as=("no-show", "appointment"),
+        ok=409,
+        clinician_subject=CLINICIAN,
+    ),
+    Endpoint(
+        "received events",
+        route("GET", "/v1/patients/{w.patient_id}/received-events"),
+        frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
+        audited_as=("read", "received-events"),
+    ),
+]
 
 _windows = [{"weekday": 0, "start": "09:00", "end": "17:00"}]
 _exception = {"starts_at": "2031-01-06T09:00:00+00:00", "ends_at": "2031-01-06T10:00:00+00:00", "reason": "time_off"}
@@ -122,7 +177,9 @@ CLINICIAN_ENDPOINTS = {
     "list exceptions": (route("GET", "/v1/clinicians/{w.clinician_id}/exceptions"), 200),
     "remove exception": (_exception_to_remove, 204),
 }
-OWN_RECORD = [Endpoint(name, request, CLINICIAN_OR_SERVICE, ok=ok) for name, (request, ok) in CLINICIAN_ENDPOINTS.items()]
+OWN_RECORD = [
+    Endpoint(name, request, CLINICIAN_OR_SERVICE, ok=ok) for name, (request, ok) in CLINICIAN_ENDPOINTS.items()
+]
 DIRECTORY = [
     Endpoint("clinicians", route("GET", "/v1/clinicians", params={"state": STATE}), ALL_ROLES),
     Endpoint("one clinician", route("GET", "/v1/clinicians/{w.clinician_id}"), ALL_ROLES),
@@ -157,10 +214,16 @@ async def test_a_clinician_manages_only_their_own_record_and_a_service_any(world
     assert "own name" in response.json()["message"]
     response = await ac.call(world.stack, SERVICE, theirs, ac.service())
     assert response.status_code == endpoint.ok, response.text
-    allowed, refused = await ac.audit_rows(world.stack, SERVICE, me)  # the refused attempt on another's record changed nothing
+    allowed, refused = await ac.audit_rows(
+        world.stack, SERVICE, me
+    )  # the refused attempt on another's record changed nothing
     assert (allowed["outcome"], allowed["patient_id"]) == ("allowed", None)
     assert allowed["resource_id"] in {me.subject, mine.path.rsplit("/", 1)[-1]}
-    assert (refused["action"], refused["outcome"], refused["patient_id"]) == (f"{theirs.method} refused", "denied", None)
+    assert (refused["action"], refused["outcome"], refused["patient_id"]) == (
+        f"{theirs.method} refused",
+        "denied",
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +236,9 @@ class _Own:
 
 async def _create_clinician(world: World, clinician_id: str) -> None:
     async with api_client() as http:
-        response = await http.put(journeys.url(world.stack, SERVICE, f"/v1/clinicians/{clinician_id}"), json=_clinician_body)
+        response = await http.put(
+            journeys.url(world.stack, SERVICE, f"/v1/clinicians/{clinician_id}"), json=_clinician_body
+        )
     assert response.status_code == 200, response.text
 
 
@@ -190,9 +255,13 @@ async def test_a_clinician_cannot_claim_a_licence_their_token_does_not_vouch_for
 
 async def test_a_patient_books_only_in_their_own_name(world: World) -> None:
     booking = await world.booking()
-    response = await ac.call(world.stack, SERVICE, Request("POST", "/v1/appointments", booking), ac.patient(uuid.uuid4()))
+    response = await ac.call(
+        world.stack, SERVICE, Request("POST", "/v1/appointments", booking), ac.patient(uuid.uuid4())
+    )
     assert response.status_code == 403, response.text
-    response = await ac.call(world.stack, SERVICE, Request("POST", "/v1/appointments", booking), ac.patient(world.patient_id))
+    response = await ac.call(
+        world.stack, SERVICE, Request("POST", "/v1/appointments", booking), ac.patient(world.patient_id)
+    )
     assert response.status_code == 201, response.text
     assert response.json()["patient_id"] == str(world.patient_id)
 
@@ -200,11 +269,18 @@ async def test_a_patient_books_only_in_their_own_name(world: World) -> None:
 async def test_only_the_appointments_own_clinician_settles_it(world: World) -> None:
     appointment_id = await world.booked()
     colleague = ac.clinician(STATE)
-    response = await ac.call(world.stack, SERVICE, Request("POST", f"/v1/appointments/{appointment_id}/complete"), colleague)
+    response = await ac.call(
+        world.stack, SERVICE, Request("POST", f"/v1/appointments/{appointment_id}/complete"), colleague
+    )
     assert response.status_code == 403, response.text
     assert "own name" in response.json()["message"]
 
 
 async def test_an_unknown_appointment_is_404_for_an_admitted_caller(world: World) -> None:
-    response = await ac.call(world.stack, SERVICE, Request("POST", f"/v1/appointments/{uuid.uuid4()}/cancel", {}), ac.patient(world.patient_id))
+    response = await ac.call(
+        world.stack,
+        SERVICE,
+        Request("POST", f"/v1/appointments/{uuid.uuid4()}/cancel", {}),
+        ac.patient(world.patient_id),
+    )
     assert response.status_code == 404, response.text

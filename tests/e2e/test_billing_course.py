@@ -23,12 +23,12 @@ from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Ind
 from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.fake_intake import FakeIntake, running_fake_intake
 from tests.kafka_io import events_for, publish_event
 from tests.x12_validators import pyx12_errors
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +67,14 @@ async def get(stack: Stack, path: str) -> Any:
 async def planned(stack: Stack, patient: uuid.UUID, codes: list[str]) -> None:
     """The treatment plan as dosing announces it: billing takes the claims' diagnosis from it."""
     created = TreatmentPlanCreated(
-        plan_id=uuid.uuid4(), starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6,
-        indication=Indication.ptsd, diagnosis_codes=codes,
-    )  # fmt: skip
+        plan_id=uuid.uuid4(),
+        starting_dose_mg=100,
+        max_dose_mg=300,
+        max_step_mg=50,
+        planned_sessions=6,
+        indication=Indication.ptsd,
+        diagnosis_codes=codes,
+    )
     await publish_event(stack.kafka.bootstrap, "dosing.plans", created, patient, "dosing")
 
 
@@ -79,8 +84,16 @@ async def insured(stack: Stack, intake: FakeIntake, member_id: str, *, plan: boo
         await planned(stack, patient, ["F43.10"])
     intake.add(patient, member_id)
     bootstrap = stack.kafka.bootstrap
-    await publish_event(bootstrap, "intake.patients", PatientRegistered(state_of_residence="TX", time_zone="America/Chicago"), patient, "intake")
-    declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence="TX")
+    await publish_event(
+        bootstrap,
+        "intake.patients",
+        PatientRegistered(state_of_residence="TX", time_zone="America/Chicago"),
+        patient,
+        "intake",
+    )
+    declared = CoverageDeclared(
+        coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence="TX"
+    )
     await publish_event(bootstrap, "intake.patients", declared, patient, "intake")
     # Coverage and appointments travel on different topics: wait until the payer has confirmed it.
     await eventually(
@@ -98,17 +111,22 @@ async def _coverage_is(stack: Stack, patient: uuid.UUID, status: str) -> bool:
 async def complete(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, kind: AppointmentType, day: int) -> None:
     started = datetime.now(UTC) - timedelta(days=30 - day)
     event = AppointmentCompleted(
-        appointment_id=appointment, appointment_type=kind, clinician_id="dr-lee",
-        started_at=started, ended_at=started + timedelta(minutes=60),
-    )  # fmt: skip
+        appointment_id=appointment,
+        appointment_type=kind,
+        clinician_id="dr-lee",
+        started_at=started,
+        ended_at=started + timedelta(minutes=60),
+    )
     await publish_event(stack.kafka.bootstrap, APPOINTMENTS, event, patient, "scheduling")
 
 
 async def cancel_for_hold(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, day: int) -> None:
     event = AppointmentCancelled(
-        appointment_id=appointment, appointment_type=AppointmentType.dosing_session, reason="treatment_hold",
+        appointment_id=appointment,
+        appointment_type=AppointmentType.dosing_session,
+        reason="treatment_hold",
         starts_at=datetime.now(UTC) + timedelta(days=day),
-    )  # fmt: skip
+    )
     await publish_event(stack.kafka.bootstrap, APPOINTMENTS, event, patient, "scheduling")
 
 
@@ -140,7 +158,9 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
     assert {uuid.UUID(c["appointment_id"]) for c in charges} == billed
     assert not {s3, s4} & {uuid.UUID(c["appointment_id"]) for c in charges}, "cancelled by the hold: never charged"
     assert all(c["self_pay"] is False and c["payer_id"] == "ACME1" for c in charges)
-    assert sum(c["amount_cents"] for c in claims) == sum(c["amount_cents"] for c in charges) == 45000 + 3 * 25000 + 22000
+    assert (
+        sum(c["amount_cents"] for c in claims) == sum(c["amount_cents"] for c in charges) == 45000 + 3 * 25000 + 22000
+    )
 
     created = await events_for(services.kafka.bootstrap, "billing.charges", patient, "ChargeCreated")
     assert sorted(e["payload"]["appointment_id"] for e in created) == sorted(map(str, billed))
@@ -155,7 +175,9 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
         assert after.split("~", 2)[1].strip() == "HI*ABK:F4310*ABF:F331", "the plan's diagnosis, principal first"
 
 
-async def test_a_denied_claim_lands_in_the_denial_work_queue(services: Stack, billing_exchange: tuple[FakeIntake, Path]) -> None:
+async def test_a_denied_claim_lands_in_the_denial_work_queue(
+    services: Stack, billing_exchange: tuple[FakeIntake, Path]
+) -> None:
     intake, folders = billing_exchange
     patient = await insured(services, intake, "MDENIED7")
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 2)
@@ -168,7 +190,8 @@ async def test_a_denied_claim_lands_in_the_denial_work_queue(services: Stack, bi
     [claim] = await get(services, f"/v1/patients/{patient}/claims")
     assert claim["status"] == "denied" and claim["claim_id"] == denial["claim_id"]
     [event] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "billing.claims", patient, "ClaimDenied"), what="ClaimDenied published"
+        lambda: events_for(services.kafka.bootstrap, "billing.claims", patient, "ClaimDenied"),
+        what="ClaimDenied published",
     )
     assert event["payload"] == {"claim_id": claim["claim_id"], "reason_code": "50"}
     assert "MDENIED7" not in json.dumps(event), "no member id on Kafka"
@@ -181,7 +204,9 @@ async def _all_paid(stack: Stack, patient: uuid.UUID, expected: int) -> list[dic
     return [{**c, "amount_cents": c["total_cents"]} for c in claims]
 
 
-async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(services: Stack, billing_exchange: tuple[FakeIntake, Path]) -> None:
+async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(
+    services: Stack, billing_exchange: tuple[FakeIntake, Path]
+) -> None:
     patient = uuid.uuid4()
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 4)
     # The declaration may well be read after the visit (another topic): the charge waits for it.
@@ -190,14 +215,17 @@ async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(services: Stack, 
     [invoice] = await eventually(lambda: get(services, f"/v1/patients/{patient}/invoices"), what="the invoice issued")
     assert (invoice["kind"], invoice["amount_cents"], invoice["status"]) == ("visit", 32000, "open")
     [issued] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "billing.charges", patient, "InvoiceIssued"), what="InvoiceIssued published"
+        lambda: events_for(services.kafka.bootstrap, "billing.charges", patient, "InvoiceIssued"),
+        what="InvoiceIssued published",
     )
     assert issued["payload"]["invoice_id"] == invoice["invoice_id"]
 
     path = journeys.url(services, "billing", f"/v1/invoices/{invoice['invoice_id']}/payments")
     payment = {"payment_id": str(uuid.uuid4()), "amount_cents": 32000, "method": "card"}
     async with api_client(timeout=10) as http:
-        assert (await http.post(path, json={**payment, "amount_cents": 320.0})).status_code == 422, "money is integer cents"
+        assert (await http.post(path, json={**payment, "amount_cents": 320.0})).status_code == 422, (
+            "money is integer cents"
+        )
         first = await http.post(path, json=payment)
         again = await http.post(path, json=payment)
         more = await http.post(path, json={**payment, "payment_id": str(uuid.uuid4()), "amount_cents": 1})

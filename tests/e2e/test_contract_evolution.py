@@ -10,10 +10,10 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.patient_app import SideEffectReportSubmittedV1
 from carecoord_shared.contracts.topics import SERVICES
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, publish_event
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _hold(patient: uuid.UUID) -> Envelope:
-    event = TreatmentHoldRequested(hold_id=uuid.uuid4(), review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="t")
+    event = TreatmentHoldRequested(
+        hold_id=uuid.uuid4(), review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="t"
+    )
     return Envelope.wrap(event, patient_id=patient, producer="safety")
 
 

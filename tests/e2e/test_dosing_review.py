@@ -12,10 +12,10 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.scheduling import AppointmentCompleted
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_event
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
     async with api_client(timeout=10) as http:
         response = await http.post(
-            journeys.url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"), json={"patient_id": str(patient)}
+            journeys.url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"),
+            json={"patient_id": str(patient)},
         )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -33,13 +34,22 @@ async def _pre_dose_reading(
     stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, systolic: int = 122, minutes_ago: int = 10
 ) -> None:
     async with api_client(timeout=10) as http:
-        response = await http.post(journeys.url(stack, "safety", "/v1/vitals"), json={
-            "patient_id": str(patient), "systolic": systolic, "diastolic": 78,
-            "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(), "context": "pre_dose",
-            "appointment_id": str(appointment),
-        })  # fmt: skip
+        response = await http.post(
+            journeys.url(stack, "safety", "/v1/vitals"),
+            json={
+                "patient_id": str(patient),
+                "systolic": systolic,
+                "diastolic": 78,
+                "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+                "context": "pre_dose",
+                "appointment_id": str(appointment),
+            },
+        )
     assert response.status_code == 201, response.text
-    await eventually(lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard the reading")
+    await eventually(
+        lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"),
+        what="dosing heard the reading",
+    )
 
 
 async def test_sessions_are_refused_while_paused_and_authorised_after_resume(services: Stack) -> None:
@@ -51,7 +61,9 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
     await _pre_dose_reading(services, patient, first)
     granted = await _authorise(services, patient, first)
     assert granted["authorised"] and granted["dose_mg"] == 100
-    assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], "one per session"
+    assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], (
+        "one per session"
+    )
 
     outcome = (await journeys.report(services, patient, symptoms=["hallucinations_persisting"], grade=2)).json()
     await eventually(lambda: _status_is(services, patient, "paused"), what="paused")
@@ -62,8 +74,10 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
     async with api_client(timeout=10) as http:
         severe = next(r for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect")
         assert severe["review_id"] in outcome["review_ids"]
-        await http.post(journeys.url(services, "safety", f"/v1/reviews/{severe['review_id']}/resolve"),
-                        json={"clinician_id": "dr-lee", "decision": "resume"})  # fmt: skip
+        await http.post(
+            journeys.url(services, "safety", f"/v1/reviews/{severe['review_id']}/resolve"),
+            json={"clinician_id": "dr-lee", "decision": "resume"},
+        )
     await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
     await _pre_dose_reading(services, patient, second)
     assert (await _authorise(services, patient, second))["authorised"]
@@ -72,22 +86,34 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
         lambda: _at_least(events_for(services.kafka.bootstrap, "dosing.sessions", patient), 5), what="session events"
     )
     assert [e["type"] for e in sessions] == [
-        "DosingSessionRefused", "DosingSessionAuthorised", "DosingSessionRefused", "DosingSessionRefused", "DosingSessionAuthorised",
-    ]  # fmt: skip
+        "DosingSessionRefused",
+        "DosingSessionAuthorised",
+        "DosingSessionRefused",
+        "DosingSessionRefused",
+        "DosingSessionAuthorised",
+    ]
     assert [e["payload"].get("reason") for e in sessions if e["type"] == "DosingSessionRefused"] == [
-        "no_pre_dose_bp_for_session", "plan_paused", "plan_paused",
-    ]  # fmt: skip
+        "no_pre_dose_bp_for_session",
+        "plan_paused",
+        "plan_paused",
+    ]
 
 
 async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(services: Stack) -> None:
     patient = uuid.uuid4()
     plan = await journeys.active_plan(services, patient)
     await journeys.report(services, patient, symptoms=["nausea"], grade=2)  # no increase after grade 2
-    await eventually(lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard it")
+    await eventually(
+        lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.reports"), what="dosing heard it"
+    )
     completed = AppointmentCompleted(
-        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.dosing_session, clinician_id="dr-lee",
-        started_at=datetime.now(UTC) - timedelta(hours=3), ended_at=datetime.now(UTC) - timedelta(hours=1), plan_id=plan["plan_id"],
-    )  # fmt: skip
+        appointment_id=uuid.uuid4(),
+        appointment_type=AppointmentType.dosing_session,
+        clinician_id="dr-lee",
+        started_at=datetime.now(UTC) - timedelta(hours=3),
+        ended_at=datetime.now(UTC) - timedelta(hours=1),
+        plan_id=plan["plan_id"],
+    )
     await publish_event(services.kafka.bootstrap, "scheduling.appointments", completed, patient, producer="scheduling")
 
     proposed = await eventually(lambda: _pending(services, patient), what="a dose proposed")
@@ -107,8 +133,11 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
         assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
     granted = await _authorise(services, patient, next_session)
     assert granted["authorised"] and granted["dose_mg"] == 90
-    [approval] = [e for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
-                  if e["payload"]["proposal_id"] == proposed["proposal_id"]]  # fmt: skip
+    [approval] = [
+        e
+        for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
+        if e["payload"]["proposal_id"] == proposed["proposal_id"]
+    ]
     assert approval["payload"]["approved_by"] == "dr-lee"
 
 
@@ -118,7 +147,9 @@ async def test_a_review_resolved_with_a_dose_change_resumes_the_plan_at_that_dos
     outcome = (await journeys.report(services, patient, symptoms=["hallucinations_persisting"], grade=2)).json()
     await eventually(lambda: _status_is(services, patient, "paused"), what="paused")
     await eventually(lambda: _safety_knows_the_plan(services), what="safety heard the plan's events")
-    review_id = next(r["review_id"] for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect")
+    review_id = next(
+        r["review_id"] for r in await journeys.reviews(services, patient) if r["reason"] == "severe_side_effect"
+    )
     assert review_id in outcome["review_ids"]
     resolve = journeys.url(services, "safety", f"/v1/reviews/{review_id}/resolve")
 
@@ -127,18 +158,29 @@ async def test_a_review_resolved_with_a_dose_change_resumes_the_plan_at_that_dos
         assert no_dose.status_code == 422 and "needs dose_mg" in no_dose.text
         stray = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume", "dose_mg": 75})
         assert stray.status_code == 422 and "only with resume_with_dose_change" in stray.text
-        too_far = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 49})
+        too_far = await http.post(
+            resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 49}
+        )
         assert too_far.status_code == 422, too_far.text
-        assert [(e["field"], e["type"]) for e in too_far.json()["errors"]] == [("dose_mg", "dose_step_above_plan_maximum")]
+        assert [(e["field"], e["type"]) for e in too_far.json()["errors"]] == [
+            ("dose_mg", "dose_step_above_plan_maximum")
+        ]
         assert (await _review_status(services, review_id)) == "open", "a refused resolution records nothing"
-        resolved = await http.post(resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 50})
+        resolved = await http.post(
+            resolve, json={"clinician_id": "dr-lee", "decision": "resume_with_dose_change", "dose_mg": 50}
+        )
         assert resolved.status_code == 200, resolved.text
 
     await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
     resumed = await journeys.plan(services, patient)
-    assert resumed["approved_dose_mg"] == 50 and not any(p["status"] == "proposed" for p in resumed["proposals"]), "no round trip"
-    [approval] = [e for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
-                  if e["payload"]["approved_dose_mg"] == 50]  # fmt: skip
+    assert resumed["approved_dose_mg"] == 50 and not any(p["status"] == "proposed" for p in resumed["proposals"]), (
+        "no round trip"
+    )
+    [approval] = [
+        e
+        for e in await events_for(services.kafka.bootstrap, "dosing.plans", patient, "DoseApproved")
+        if e["payload"]["approved_dose_mg"] == 50
+    ]
     assert (approval["payload"]["approved_by"], approval["payload"]["review_id"]) == ("dr-lee", review_id)
     assert approval["payload"]["plan_id"] == plan["plan_id"]
     session = uuid.uuid4()
@@ -187,19 +229,37 @@ async def _at_least(found: Any, n: int) -> list[Any] | None:
 async def test_a_plan_announces_its_cadence_for_scheduling(services: Stack) -> None:
     patient = uuid.uuid4()
     async with api_client(timeout=10) as http:
-        created = await http.post(journeys.url(services, "dosing", "/v1/plans"), json={
-            "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300,
-            "max_step_mg": 50, "planned_sessions": 4, "cadence_days": 10, "indication": "depression", "diagnosis_codes": ["F33.1"],
-        })  # fmt: skip
+        created = await http.post(
+            journeys.url(services, "dosing", "/v1/plans"),
+            json={
+                "patient_id": str(patient),
+                "clinician_id": "dr-lee",
+                "starting_dose_mg": 100,
+                "max_dose_mg": 300,
+                "max_step_mg": 50,
+                "planned_sessions": 4,
+                "cadence_days": 10,
+                "indication": "depression",
+                "diagnosis_codes": ["F33.1"],
+            },
+        )
     assert created.status_code == 201 and created.json()["cadence_days"] == 10
     [announced] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"), what="plan created"
+        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"),
+        what="plan created",
     )
     assert announced["payload"]["cadence_days"] == 10
 
 
-PLAN = {"clinician_id": "dr-lee", "starting_dose_mg": 100, "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 4,
-        "indication": "ptsd", "diagnosis_codes": ["F43.10", "F33.1"]}  # fmt: skip
+PLAN = {
+    "clinician_id": "dr-lee",
+    "starting_dose_mg": 100,
+    "max_dose_mg": 300,
+    "max_step_mg": 50,
+    "planned_sessions": 4,
+    "indication": "ptsd",
+    "diagnosis_codes": ["F43.10", "F33.1"],
+}
 
 
 async def test_a_plan_beyond_the_program_caps_is_refused_with_a_reason_and_a_recorded_one_announces_its_diagnosis(
@@ -222,6 +282,7 @@ async def test_a_plan_beyond_the_program_caps_is_refused_with_a_reason_and_a_rec
     assert created.status_code == 201, created.text
     assert (created.json()["indication"], created.json()["diagnosis_codes"]) == ("ptsd", ["F4310", "F331"])
     [announced] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"), what="plan created"
+        lambda: events_for(services.kafka.bootstrap, "dosing.plans", patient, "TreatmentPlanCreated"),
+        what="plan created",
     )
     assert announced["payload"]["indication"] == "ptsd" and announced["payload"]["diagnosis_codes"] == ["F4310", "F331"]

@@ -112,14 +112,21 @@ async def _clinicians(stack: Stack) -> None:
     async with service_client(stack, "scheduling") as http:
         for n in range(3):
             for role in ("psychiatric_clinician", "therapist"):
-                body = {"role": role, "time_zone": "America/Denver", "licensed_states": ["CO"], "weekly_availability": ALL_WEEK}
+                body = {
+                    "role": role,
+                    "time_zone": "America/Denver",
+                    "licensed_states": ["CO"],
+                    "weekly_availability": ALL_WEEK,
+                }
                 response = await http.put(f"/v1/clinicians/fault-{role[:5]}-{n}", json=body)
                 assert response.status_code == 200, response.text
 
 
 # ~4 min on a quiet 2-core machine; the margin is for a busy one.
 @pytest.mark.timeout(3600 if SOAK else 600)
-async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_stack: tuple[Stack, ProxyThread]) -> None:
+async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(
+    fault_stack: tuple[Stack, ProxyThread],
+) -> None:
     stack, proxy = fault_stack
     seed = int(os.environ.get("CARECOORD_FAULT_SEED", random.randrange(10**6)))
     rng = random.Random(seed)
@@ -136,12 +143,15 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
         async with Load(stack, history, rng) as load:
             await asyncio.gather(
                 load.run(
-                    SCALE.patients, SCALE.most, SCALE.concurrency, SCALE.start_gap_s,
+                    SCALE.patients,
+                    SCALE.most,
+                    SCALE.concurrency,
+                    SCALE.start_gap_s,
                     more=lambda: not faults_done.is_set() or nemesis.armed_left() > 0,
                 ),
                 nemesis.run(schedule(rng, SCALE.rounds, SCALE.random_kills), SCALE.fault_gap_s, faults_done),
                 hostile.run(faults_done),
-            )  # fmt: skip
+            )
         await eventually(nemesis.all_ready, timeout=120, what="every service up again, disarmed")
     finally:
         nemesis.stop()
@@ -172,7 +182,8 @@ async def test_no_lost_missed_duplicated_or_reordered_effect_under_faults(fault_
             f"producer stalls past the {PRODUCER_TIMEOUT_MS / 1000:g} s timeout (held; relay failures meanwhile)": "; ".join(
                 f"{stall.seconds:.1f}s ({', '.join(f'{what} {n}' for what, n in sorted(stall.relay_failures.items())) or 'none'})"
                 for stall in figures.stalls
-            ) or "none",
+            )
+            or "none",
             "unexpected service exits": sum(figures.unexpected_exits.values()),
             "hostile records (protocol level, every consumed topic and partition)": hostile.figures(),
             "dead letters by reason": ", ".join(f"{r} {n}" for r, n in sorted(letters.items())) or "none",

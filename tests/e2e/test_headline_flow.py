@@ -11,10 +11,10 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_envelope, publish_event
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -33,17 +33,20 @@ async def test_severe_report_opens_review_and_pauses_plan(services: Stack) -> No
     assert (review["status"], review["priority"], review["reason"]) == ("open", "urgent", "severe_side_effect")
     assert review["triggers"] == ["grade_3"]
 
-    paused = await eventually(
-        lambda: _status_is(services, patient, "paused"), what="plan paused after a severe report"
-    )
+    paused = await eventually(lambda: _status_is(services, patient, "paused"), what="plan paused after a severe report")
     assert paused["plan_id"] == plan["plan_id"]
-    assert [(t["from_status"], t["to_status"]) for t in paused["transitions"]] == [("draft", "active"), ("active", "paused")]
+    assert [(t["from_status"], t["to_status"]) for t in paused["transitions"]] == [
+        ("draft", "active"),
+        ("active", "paused"),
+    ]
     assert len(paused["open_hold_ids"]) == 1
 
     # Scheduling and billing heard about the review and the pause.
     for service in ("scheduling", "billing"):
         got = await eventually(
-            lambda s=service: _received_includes(services, s, patient, {"ClinicianReviewOpened", "TreatmentPlanPaused"}),
+            lambda s=service: _received_includes(
+                services, s, patient, {"ClinicianReviewOpened", "TreatmentPlanPaused"}
+            ),
             what=f"{service} received the review and the pause",
         )
         assert got.count("TreatmentPlanPaused") == 1
@@ -131,7 +134,9 @@ async def test_malformed_http_report_gets_a_readable_422_and_writes_nothing(serv
         assert problem["message"].startswith("The request was not accepted: ")
     async with api_client(timeout=10) as http:
         not_json = await http.post(
-            journeys.url(services, "safety", "/v1/side-effect-reports"), content=b"{not json", headers={"content-type": "application/json"}
+            journeys.url(services, "safety", "/v1/side-effect-reports"),
+            content=b"{not json",
+            headers={"content-type": "application/json"},
         )
     assert not_json.status_code == 422
 

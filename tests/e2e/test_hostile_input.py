@@ -29,13 +29,13 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import CATALOG, BUSINESS_TOPICS, Envelope
+from carecoord_shared.contracts import BUSINESS_TOPICS, CATALOG, Envelope
 from carecoord_shared.contracts.topics import SERVICES, Topic
 from tests import hostile
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import group_caught_up, read_topic
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +123,9 @@ def kafka_cases() -> list[KafkaCase]:
             schema = CATALOG[event_type].model_json_schema()
             defs = schema.get("$defs", {})
             base = hostile.example(schema, defs)
-            bad_payloads = [("payload:array", [base]), ("payload:empty", {})] + list(hostile.mutations(schema, defs, base))
+            bad_payloads = [("payload:array", [base]), ("payload:empty", {})] + list(
+                hostile.mutations(schema, defs, base)
+            )
             for label, bad in _sample(bad_payloads, PAYLOAD_CASES_PER_EVENT):
                 patient = uuid.uuid4()
                 add(f"{event_type}:{label}", hostile.encode(_envelope(event_type, bad, patient)), patient)
@@ -179,7 +181,9 @@ def http_cases(service: str, openapi: dict[str, Any]) -> list[HttpCase]:
             body = hostile.body_cases(body_schema, defs) if body_schema else []
             good_body = hostile.encode(hostile.example(body_schema, defs)) if body_schema else None
             for case in body:
-                cases.append(HttpCase(service, method.upper(), template.format(**good_path), f"body:{case.label}", case.body))
+                cases.append(
+                    HttpCase(service, method.upper(), template.format(**good_path), f"body:{case.label}", case.body)
+                )
             for p in params:
                 schema = p.get("schema", {})
                 attacks = {k: v for k, v in PATH_ATTACKS.items() if k != "not_a_uuid" or schema.get("format") == "uuid"}
@@ -324,8 +328,14 @@ async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_tra
                 outcomes["skipped (event type not handled)"] += 1
 
     # HTTP: 4xx only.
-    http_crashes = [f"{c.service} {c.method} {c.path[:80]} {c.label} -> {r}" for c, r in results if not isinstance(r, int) or r >= 500]
-    http_accepted = [f"{c.service} {c.method} {c.path[:80]} {c.label} -> {r}" for c, r in results if isinstance(r, int) and r < 400]
+    http_crashes = [
+        f"{c.service} {c.method} {c.path[:80]} {c.label} -> {r}"
+        for c, r in results
+        if not isinstance(r, int) or r >= 500
+    ]
+    http_accepted = [
+        f"{c.service} {c.method} {c.path[:80]} {c.label} -> {r}" for c, r in results if isinstance(r, int) and r < 400
+    ]
     for _case, status in results:
         if isinstance(status, int) and 400 <= status < 500:
             outcomes[f"http {status}"] += 1

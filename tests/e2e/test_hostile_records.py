@@ -56,11 +56,15 @@ async def test_a_header_key_that_is_not_text_costs_no_report_and_stalls_no_parti
     await produce_raw(bootstrap, TOPIC, 0, [after])
 
     for patient in patients:
-        await eventually(lambda p=patient: _reported(services, p), timeout=30, what=f"SideEffectReported for patient {patient}")
+        await eventually(
+            lambda p=patient: _reported(services, p), timeout=30, what=f"SideEffectReported for patient {patient}"
+        )
     first_patient = await events_for(bootstrap, "safety.reports", patients[0], "SideEffectReported")
     assert len(first_patient) == 2
     await eventually(
-        lambda: group_caught_up(bootstrap, "carecoord.safety", TOPIC), timeout=30, what="safety committed past every record"
+        lambda: group_caught_up(bootstrap, "carecoord.safety", TOPIC),
+        timeout=30,
+        what="safety committed past every record",
     )
 
     # The operator's commands read the same topics without a traceback, and the stack is healthy again.

@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from carecoord_devstack.stack import Stack
+from tests.auth import SERVICE_TOKEN, api_client, clinician_token
 from tests.conftest import eventually
 from tests.e2e import intake_journeys as intake
+from tests.e2e import journeys
 from tests.e2e.journeys import url
 from tests.kafka_io import events_for
-from tests.auth import SERVICE_TOKEN, api_client, clinician_token
-from tests.e2e import journeys
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,9 @@ async def test_a_full_eligible_registration_publishes_eligibility_determined(ser
     assert decision["outcome"] == "eligible" and decision["reasons"] == ["phq9_threshold_met"]
 
     [determined] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "intake.screening", uuid.UUID(patient_id), "EligibilityDetermined"),
+        lambda: events_for(
+            services.kafka.bootstrap, "intake.screening", uuid.UUID(patient_id), "EligibilityDetermined"
+        ),
         what="EligibilityDetermined published to intake.screening",
     )
     payload = determined["payload"]
@@ -45,8 +47,10 @@ async def test_a_full_eligible_registration_publishes_eligibility_determined(ser
     screening = await events_for(services.kafka.bootstrap, "intake.screening", uuid.UUID(patient_id))
     scored = {e["payload"]["instrument"]: e["payload"] for e in screening if e["type"] == "AssessmentScored"}
     assert {i: (s["total"], s["severity_band"]) for i, s in scored.items()} == {
-        "phq9": (12, "moderate"), "gad7": (5, "mild"), "pcl5": (20, "below_threshold"),
-    }  # fmt: skip
+        "phq9": (12, "moderate"),
+        "gad7": (5, "mild"),
+        "pcl5": (20, "below_threshold"),
+    }
     assert scored["phq9"]["item9_positive"] is False and scored["pcl5"]["provisional_ptsd"] is False
     assert [e["type"] for e in screening].count("MedicalScreeningCompleted") == 1
 
@@ -59,14 +63,26 @@ async def test_a_full_eligible_registration_publishes_eligibility_determined(ser
 
     # Minimum necessary: not one identifying value in any event about this patient.
     everything = json.dumps(screening + patients)
-    for phi in (body["first_name"], body["last_name"], body["date_of_birth"], body["email"], body["phone"],
-                body["address"]["line1"], "XQZ-99817", body["external_id"]):  # fmt: skip
+    for phi in (
+        body["first_name"],
+        body["last_name"],
+        body["date_of_birth"],
+        body["email"],
+        body["phone"],
+        body["address"]["line1"],
+        "XQZ-99817",
+        body["external_id"],
+    ):
         assert phi not in everything
 
 
-async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_scheduling_books_the_evaluation(services: Stack) -> None:
+async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_scheduling_books_the_evaluation(
+    services: Stack,
+) -> None:
     await journeys.clinician(services, "psychiatric_clinician", "CO", "America/Denver")
-    patient_id = await intake.complete_intake(services, intake.registration(state_of_residence="AK", time_zone="America/Anchorage"))
+    patient_id = await intake.complete_intake(
+        services, intake.registration(state_of_residence="AK", time_zone="America/Anchorage")
+    )
     first = (await intake.status(services, patient_id))["decision"]
     assert (first["outcome"], first["sequence"], first["basis"]) == ("ineligible", 1, "rules")
 
@@ -75,11 +91,21 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     body = {"clinician_id": "dr-re", "reason": "moved to Denver in November", "residence": moved}
     both = clinician_token("dr-re", ["AK", "CO"])
     async with api_client(both, timeout=10) as http:
-        for bad in ({**body, "reason": ""}, {k: v for k, v in body.items() if k != "reason"}, {**body, "residence": {**moved, "time_zone": "Mars/Olympus"}},
-                    {**body, "blood_pressure": {"systolic": 400, "diastolic": 80, "measured_at": datetime.now(UTC).isoformat()}}, {**body, "outcome": "eligible"}):  # fmt: skip
+        for bad in (
+            {**body, "reason": ""},
+            {k: v for k, v in body.items() if k != "reason"},
+            {**body, "residence": {**moved, "time_zone": "Mars/Olympus"}},
+            {
+                **body,
+                "blood_pressure": {"systolic": 400, "diastolic": 80, "measured_at": datetime.now(UTC).isoformat()},
+            },
+            {**body, "outcome": "eligible"},
+        ):
             refused = await http.post(re_evaluation, json=bad)
             assert refused.status_code == 422, (bad, refused.text)
-        assert (await http.post(re_evaluation, json={**body, "clinician_id": "dr-other"})).status_code == 403, "own name only"
+        assert (await http.post(re_evaluation, json={**body, "clinician_id": "dr-other"})).status_code == 403, (
+            "own name only"
+        )
     async with api_client(clinician_token("dr-re", ["AK"]), timeout=10) as http:
         assert (await http.post(re_evaluation, json=body)).status_code == 403, "not licensed in the new state"
     async with api_client(timeout=10) as http:
@@ -97,13 +123,18 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
         history = await http.get(url(services, "intake", f"/v1/patients/{patient_id}/eligibility/decisions"))
     assert history.status_code == 200, history.text
     assert [(d["sequence"], d["outcome"], d["clinician_reason"]) for d in history.json()] == [
-        (1, "ineligible", None), (2, "eligible", "moved to Denver in November"),
-    ]  # fmt: skip
+        (1, "ineligible", None),
+        (2, "eligible", "moved to Denver in November"),
+    ]
 
     determined = await eventually(
-        lambda: _n_events(services, "intake.screening", patient_id, "EligibilityDetermined", 2), what="both decisions published"
+        lambda: _n_events(services, "intake.screening", patient_id, "EligibilityDetermined", 2),
+        what="both decisions published",
     )
-    assert [(e["payload"]["outcome"], e["payload"]["sequence"]) for e in determined] == [("ineligible", 1), ("eligible", 2)]
+    assert [(e["payload"]["outcome"], e["payload"]["sequence"]) for e in determined] == [
+        ("ineligible", 1),
+        ("eligible", 2),
+    ]
     assert "Denver in November" not in json.dumps(determined), "the clinician's free text stays in intake"
     booked = await eventually(
         lambda: _evaluation(services, patient_id), what="scheduling booked the evaluation on the superseding decision"
@@ -117,7 +148,8 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
         return answer.status_code
 
     await eventually(
-        lambda: _true_or_none(safety_admits(clinician_token("dr-co", ["CO"])), 200), what="safety knows the patient moved to CO"
+        lambda: _true_or_none(safety_admits(clinician_token("dr-co", ["CO"])), 200),
+        what="safety knows the patient moved to CO",
     )
     assert await safety_admits(clinician_token("dr-ak", ["AK"])) == 403
 
@@ -137,7 +169,10 @@ async def _true_or_none(status: Any, wanted: int) -> bool | None:
 
 
 async def _evaluation(stack: Stack, patient_id: str) -> dict[str, Any] | None:
-    return next((a for a in await journeys.appointments(stack, patient_id) if a["appointment_type"] == "initial_evaluation"), None)
+    return next(
+        (a for a in await journeys.appointments(stack, patient_id) if a["appointment_type"] == "initial_evaluation"),
+        None,
+    )
 
 
 async def test_registration_is_idempotent_on_the_external_id(services: Stack) -> None:
@@ -155,7 +190,9 @@ async def test_registration_is_idempotent_on_the_external_id(services: Stack) ->
 
 
 async def test_an_unserved_state_is_ineligible_with_its_reason(services: Stack) -> None:
-    patient_id = await intake.complete_intake(services, intake.registration(state_of_residence="AK", time_zone="America/Anchorage"))
+    patient_id = await intake.complete_intake(
+        services, intake.registration(state_of_residence="AK", time_zone="America/Anchorage")
+    )
     decision = (await intake.status(services, patient_id))["decision"]
     assert (decision["outcome"], decision["reasons"]) == ("ineligible", ["state_not_served"])
 
@@ -188,13 +225,16 @@ async def test_a_needs_review_decision_is_overridden_by_a_clinician_who_says_why
         what="both decisions published",
     )
     assert [(e["payload"]["outcome"], e["payload"]["overridden_by"]) for e in determined] == [
-        ("needs_review", None), ("eligible", "dr-lee"),
-    ]  # fmt: skip
+        ("needs_review", None),
+        ("eligible", "dr-lee"),
+    ]
     assert "safety plan" not in json.dumps(determined), "the clinician's free text stays in intake"
 
     conn = await asyncpg.connect(services.postgres.dsn("intake"))
     try:
-        stored = await conn.fetchrow("SELECT * FROM eligibility_decisions WHERE decision_id = $1", uuid.UUID(decision["decision_id"]))
+        stored = await conn.fetchrow(
+            "SELECT * FROM eligibility_decisions WHERE decision_id = $1", uuid.UUID(decision["decision_id"])
+        )
     finally:
         await conn.close()
     assert stored["overridden_by"] == "dr-lee" and stored["override_reason_enc"]
@@ -215,11 +255,21 @@ def _bad_requests() -> list[tuple[str, str, dict[str, Any], str]]:
         ("POST", "/assessments", {"instrument": "phq9", "answers": ["1"] * 9}, "phq9.answers.0"),
         ("POST", "/assessments", {"instrument": "bdi", "answers": [1] * 9}, "body"),
         ("POST", "/medical-screening", {"answers": {**screening["answers"], "pregnant": None}}, "answers.pregnant"),
-        ("POST", "/medical-screening", {"answers": {k: v for k, v in screening["answers"].items() if k != "pregnant"}}, "answers.pregnant"),
+        (
+            "POST",
+            "/medical-screening",
+            {"answers": {k: v for k, v in screening["answers"].items() if k != "pregnant"}},
+            "answers.pregnant",
+        ),
         ("POST", "/medical-screening", {"answers": {**screening["answers"], "feels_fine": True}}, "answers.feels_fine"),
         ("POST", "/medical-screening", {**screening, "notes": "x" * 2001}, "notes"),
         ("POST", "/blood-pressure", {"systolic": 400, "diastolic": 80, "measured_at": now.isoformat()}, "systolic"),
-        ("POST", "/blood-pressure", {"systolic": 120, "diastolic": 80, "measured_at": (now + timedelta(days=1)).isoformat()}, "measured_at"),
+        (
+            "POST",
+            "/blood-pressure",
+            {"systolic": 120, "diastolic": 80, "measured_at": (now + timedelta(days=1)).isoformat()},
+            "measured_at",
+        ),
         ("PUT", "/coverage", {"kind": "insurance", "payer_id": "BCBSCO"}, "member_id"),
         ("PUT", "/coverage", {"kind": "self_pay", "plan": "p" * 129}, "plan"),
     ]
@@ -268,7 +318,11 @@ async def test_invalid_submissions_get_a_422_naming_the_field_and_write_nothing(
 
 async def test_the_raw_database_rows_hold_no_plaintext_phi(services: Stack) -> None:
     body = intake.registration(first_name="Perpetua", last_name="Zwingli-Oyelaran", date_of_birth="1979-03-14")
-    notes = ("POST", "/medical-screening", {"answers": intake.NO_CONDITIONS, "notes": "my neighbour Perpetua drives me"})
+    notes = (
+        "POST",
+        "/medical-screening",
+        {"answers": intake.NO_CONDITIONS, "notes": "my neighbour Perpetua drives me"},
+    )
     patient_id = uuid.UUID(await intake.complete_intake(services, body, screening=notes))
     conn = await asyncpg.connect(services.postgres.dsn("intake"))
     try:
@@ -280,7 +334,18 @@ async def test_the_raw_database_rows_hold_no_plaintext_phi(services: Stack) -> N
     finally:
         await conn.close()
     assert rows[0]["first_name_enc"] and rows[0]["date_of_birth_enc"]
-    for plaintext in ("Perpetua", "Zwingli", "1979-03-14", "1979", body["email"], "555 0142", "Evergreen", "80202", "XQZ-99817", "neighbour"):
+    for plaintext in (
+        "Perpetua",
+        "Zwingli",
+        "1979-03-14",
+        "1979",
+        body["email"],
+        "555 0142",
+        "Evergreen",
+        "80202",
+        "XQZ-99817",
+        "neighbour",
+    ):
         assert plaintext not in dumped, plaintext
     assert "BCBSCO" in dumped and "CO" in dumped, "payer and state are not PHI and stay readable"
 

@@ -100,7 +100,11 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
             assert f"http://127.0.0.1:{port}" in banner
 
         steps = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", _readme_block()], cwd=REPO_ROOT, capture_output=True, text=True, timeout=90
+            ["bash", "-euo", "pipefail", "-c", _readme_block()],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
         assert steps.returncode == 0, f"README steps failed:\n{steps.stdout}\n{steps.stderr}"
         lines = [json.loads(line) for line in steps.stdout.splitlines() if line.strip()]

@@ -14,11 +14,11 @@ import pytest
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts import ALL_TOPICS
 from carecoord_shared.contracts.topics import SERVICES
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.e2e.intake_journeys import complete_intake, register, registration
 from tests.kafka_io import publish_raw, read_topic
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +40,15 @@ def _log_lines(stack: Stack, service: str) -> list[dict[str, Any]]:
 
 async def _hold_consumed_span(stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:
     return next(
-        (s for s in _spans(stack) if s["kind"] == "CONSUMER" and s["service"] == "carecoord-dosing"
-         and s["attributes"].get("messaging.kafka.message.key") == str(patient)),
+        (
+            s
+            for s in _spans(stack)
+            if s["kind"] == "CONSUMER"
+            and s["service"] == "carecoord-dosing"
+            and s["attributes"].get("messaging.kafka.message.key") == str(patient)
+        ),
         None,
-    )  # fmt: skip
+    )
 
 
 async def _trace_reaches(stack: Stack, trace_id: str, services: set[str]) -> list[dict[str, Any]] | None:
@@ -56,14 +61,18 @@ async def _trace_reaches(stack: Stack, trace_id: str, services: set[str]) -> lis
     return spans if complete and services <= {s["service"] for s in spans} else None
 
 
-async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_scheduling_and_billing(services: Stack) -> None:
+async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_scheduling_and_billing(
+    services: Stack,
+) -> None:
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
     assert (await journeys.report(services, patient, symptoms=["chest_pain"], grade=3)).status_code == 201
 
     consumed = await eventually(lambda: _hold_consumed_span(services, patient), what="dosing's consume span exported")
     wanted = {f"carecoord-{s}" for s in ("safety", "dosing", "scheduling", "billing")}
-    spans = await eventually(lambda: _trace_reaches(services, consumed["trace_id"], wanted), what="the trace reaching every service")
+    spans = await eventually(
+        lambda: _trace_reaches(services, consumed["trace_id"], wanted), what="the trace reaching every service"
+    )
     by_id = {s["span_id"]: s for s in spans}
 
     [root] = [s for s in spans if s["parent_span_id"] is None]
@@ -81,8 +90,12 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
     consumers = [s for s in spans if s["kind"] == "CONSUMER"]
     hops = {(by_id[c["parent_span_id"]]["service"], c["service"]) for c in consumers}
     # Only events a service handles get a consume span (billing skips the plan's pause, so no dosing -> billing hop).
-    assert {("carecoord-safety", "carecoord-dosing"), ("carecoord-dosing", "carecoord-scheduling"),
-            ("carecoord-safety", "carecoord-billing"), ("carecoord-safety", "carecoord-scheduling")} <= hops  # fmt: skip
+    assert {
+        ("carecoord-safety", "carecoord-dosing"),
+        ("carecoord-dosing", "carecoord-scheduling"),
+        ("carecoord-safety", "carecoord-billing"),
+        ("carecoord-safety", "carecoord-scheduling"),
+    } <= hops
     for consumer in consumers:
         producer = by_id[consumer["parent_span_id"]]
         assert producer["kind"] == "PRODUCER", "each Kafka hop is parented on the publish span"
@@ -92,7 +105,11 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
     assert relay_publishes and all(by_id[p["parent_span_id"]]["service"] == "carecoord-safety" for p in relay_publishes)
 
     # Every line the consumer wrote while handling an event of this trace carries the trace id.
-    handled = [line for line in _log_lines(services, "dosing") if line.get("correlation_id") and line.get("event_type") == "TreatmentHoldRequested"]
+    handled = [
+        line
+        for line in _log_lines(services, "dosing")
+        if line.get("correlation_id") and line.get("event_type") == "TreatmentHoldRequested"
+    ]
     mine = [line for line in handled if line.get("trace_id") == consumed["trace_id"]]
     assert mine, "dosing logged its handling of the hold"
     assert all("trace_id" in line and "span_id" in line for line in handled)
@@ -113,11 +130,13 @@ async def _metrics_with_lag(stack: Stack) -> str | None:
 async def test_metrics_are_exposed_with_event_types_and_outcomes(services: Stack) -> None:
     # The lag gauge is refreshed every few seconds from the consumer's positions.
     text = await eventually(lambda: _metrics_with_lag(services), what="consumer lag measured")
+
     def series(name: str, **labels: str) -> list[str]:
         return [
-            line for line in text.splitlines()
+            line
+            for line in text.splitlines()
             if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
-        ]  # fmt: skip
+        ]
 
     [consumed] = series("carecoord_events_consumed_total", event_type="TreatmentHoldRequested", outcome="processed")
     assert float(consumed.rsplit(" ", 1)[1]) >= 1
@@ -140,22 +159,47 @@ CANARIES = {
 
 async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_headers(services: Stack) -> None:
     c = CANARIES
-    body = registration(first_name=c["first_name"], last_name=c["last_name"], email=c["email"], phone=c["phone"], date_of_birth=c["dob"])
-    coverage = ("PUT", "/coverage", {"kind": "insurance", "payer_id": "BCBSCO", "member_id": c["member_id"], "plan": "Gold"})
+    body = registration(
+        first_name=c["first_name"], last_name=c["last_name"], email=c["email"], phone=c["phone"], date_of_birth=c["dob"]
+    )
+    coverage = (
+        "PUT",
+        "/coverage",
+        {"kind": "insurance", "payer_id": "BCBSCO", "member_id": c["member_id"], "plan": "Gold"},
+    )
     patient = await complete_intake(services, body, coverage=coverage)  # the happy path
 
     # Error paths: refused registrations and reports that carry the canaries.
-    bad = registration(first_name=c["first_name"], last_name=c["last_name"], date_of_birth="2999-01-01", email=c["email"])
+    bad = registration(
+        first_name=c["first_name"], last_name=c["last_name"], date_of_birth="2999-01-01", email=c["email"]
+    )
     assert (await register(services, bad)).status_code == 422
-    assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=9, note=c["note"])).status_code == 422
-    assert (await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=2, note=c["note"])).status_code == 201
+    assert (
+        await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=9, note=c["note"])
+    ).status_code == 422
+    assert (
+        await journeys.report(services, uuid.UUID(patient), symptoms=["nausea"], grade=2, note=c["note"])
+    ).status_code == 201
     async with api_client(timeout=10) as http:
         claim = await http.get(journeys.url(services, "intake", f"/v1/internal/patients/{patient}/claim-demographics"))
         assert claim.status_code == 200 and claim.json()["first_name"] == c["first_name"]
     # The dead-letter path: an invalid report with free text, straight onto the topic.
-    poisoned = {"event_id": str(uuid.uuid4()), "type": "SideEffectReportSubmitted", "version": 2, "occurred_at": "2026-11-27T08:00:00Z",
-                "producer": "patient-app", "patient_id": patient, "correlation_id": str(uuid.uuid4()),
-                "payload": {"report_id": str(uuid.uuid4()), "symptoms": ["nausea"], "grade": 99, "note": c["note"], "name": c["first_name"]}}  # fmt: skip
+    poisoned = {
+        "event_id": str(uuid.uuid4()),
+        "type": "SideEffectReportSubmitted",
+        "version": 2,
+        "occurred_at": "2026-11-27T08:00:00Z",
+        "producer": "patient-app",
+        "patient_id": patient,
+        "correlation_id": str(uuid.uuid4()),
+        "payload": {
+            "report_id": str(uuid.uuid4()),
+            "symptoms": ["nausea"],
+            "grade": 99,
+            "note": c["note"],
+            "name": c["first_name"],
+        },
+    }
     await publish_raw(services.kafka.bootstrap, "patient-app.reports", json.dumps(poisoned).encode(), patient.encode())
     await eventually(lambda: _dead_lettered(services, poisoned["event_id"]), what="the poisoned report dead-lettered")
 
@@ -179,12 +223,20 @@ async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_hea
     assert any(patient in text for where, text in haystacks.items() if where.startswith("log of"))
     assert any(patient in text for where, text in haystacks.items() if where.startswith("spans"))
     assert any(patient in text for where, text in haystacks.items() if where.startswith("keys and headers"))
-    leaks = [(where, canary) for where, text in haystacks.items() for canary in CANARIES.values() if canary.lower() in text.lower()]
+    leaks = [
+        (where, canary)
+        for where, text in haystacks.items()
+        for canary in CANARIES.values()
+        if canary.lower() in text.lower()
+    ]
     assert leaks == []
 
 
 async def _dead_lettered(stack: Stack, event_id: str) -> bool:
-    return any(json.loads(r.value).get("event_id") == event_id for r in await read_topic(stack.kafka.bootstrap, "deadletter.safety"))
+    return any(
+        json.loads(r.value).get("event_id") == event_id
+        for r in await read_topic(stack.kafka.bootstrap, "deadletter.safety")
+    )
 
 
 async def _spans_mention(stack: Stack, patient: str) -> bool:

@@ -14,12 +14,12 @@ import pytest
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.e2e.cli_io import carecoord, carecoord_json, environment
 from tests.e2e.intake_journeys import complete_intake, registration
 from tests.kafka_io import group_caught_up
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,9 @@ async def test_every_command_says_how_to_start_the_stack_when_nothing_runs() -> 
         assert "Traceback" not in done.stderr + done.stdout, args
 
 
-async def test_journey_lists_a_patients_events_in_order_with_codes_and_no_phi(services: Stack, env: dict[str, str]) -> None:
+async def test_journey_lists_a_patients_events_in_order_with_codes_and_no_phi(
+    services: Stack, env: dict[str, str]
+) -> None:
     body = registration()
     patient = uuid.UUID(await complete_intake(services, body))
     await journeys.active_plan(services, patient)
@@ -104,7 +106,14 @@ async def test_journey_lists_a_patients_events_in_order_with_codes_and_no_phi(se
     table = await carecoord(env, "journey", str(patient))
     assert table.returncode == 0, table.stderr
     assert "TreatmentPlanPaused" in table.stdout
-    for phi in (body["first_name"], body["last_name"], body["email"], body["date_of_birth"], body["address"]["line1"], "XQZ-99817"):
+    for phi in (
+        body["first_name"],
+        body["last_name"],
+        body["email"],
+        body["date_of_birth"],
+        body["address"]["line1"],
+        "XQZ-99817",
+    ):
         assert phi not in table.stdout + str(steps), phi
 
 
@@ -158,14 +167,22 @@ async def test_a_dead_letter_fails_before_the_fix_is_replayed_after_it_and_not_t
 
     forced = await carecoord(env, "dlq", "replay", "dosing", "--offset", str(letter["offset"]), "--force")
     assert forced.returncode == 0 and "replayed" in forced.stdout
-    await eventually(lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.holds"), what="dosing read it")
+    await eventually(
+        lambda: group_caught_up(services.kafka.bootstrap, "carecoord.dosing", "safety.holds"), what="dosing read it"
+    )
     after = await journeys.plan(services, patient)
     assert after["transitions"] == paused["transitions"] and after["open_hold_ids"] == paused["open_hold_ids"]
-    letters = [le for le in await carecoord_json(env, "dlq", "list", "--service", "dosing") if le["event_id"] == letter["event_id"]]
+    letters = [
+        le
+        for le in await carecoord_json(env, "dlq", "list", "--service", "dosing")
+        if le["event_id"] == letter["event_id"]
+    ]
     assert len(letters) == 1, "the forced repeat was dropped by dosing's inbox, not dead-lettered"
 
 
-async def test_demo_drives_a_whole_journey_and_shows_what_each_service_did(services: Stack, env: dict[str, str]) -> None:
+async def test_demo_drives_a_whole_journey_and_shows_what_each_service_did(
+    services: Stack, env: dict[str, str]
+) -> None:
     try:
         done = await carecoord(env, "demo", timeout=240)
         print(done.stdout)  # shown when the test fails: which step stopped
@@ -176,8 +193,15 @@ async def test_demo_drives_a_whole_journey_and_shows_what_each_service_did(servi
             assert said in done.stdout, said
         assert (await journeys.plan(services, patient))["status"] == "active"
         assert [r["status"] for r in await journeys.reviews(services, patient)] == ["resolved"]
-        kinds = {(a["appointment_type"], a["status"]) for a in await journeys.appointments(services, patient, include_all=True)}
-        assert {("initial_evaluation", "booked"), ("dosing_session", "cancelled"), ("dosing_session", "booked")} <= kinds
+        kinds = {
+            (a["appointment_type"], a["status"])
+            for a in await journeys.appointments(services, patient, include_all=True)
+        }
+        assert {
+            ("initial_evaluation", "booked"),
+            ("dosing_session", "cancelled"),
+            ("dosing_session", "booked"),
+        } <= kinds
         assert {"ClinicianReviewOpened", "TreatmentPlanPaused", "TreatmentPlanResumed"} <= set(
             await journeys.received(services, "billing", patient)
         )
@@ -204,4 +228,7 @@ async def _plan_status(stack: Stack, patient: uuid.UUID, status: str) -> dict[st
 
 async def _letter_for(env: dict[str, str], patient: uuid.UUID) -> dict[str, Any] | None:
     letters = await carecoord_json(env, "dlq", "list", "--service", "dosing")
-    return next((le for le in letters if le["original_key"] == str(patient) and le["event_type"] == "TreatmentHoldRequested"), None)
+    return next(
+        (le for le in letters if le["original_key"] == str(patient) and le["event_type"] == "TreatmentHoldRequested"),
+        None,
+    )

@@ -17,12 +17,19 @@ from tests.e2e.cli_io import carecoord, environment
 
 pytestmark = pytest.mark.e2e
 
-OLDER = {"status": "ok", "service": "billing", "checks": {"database": "ok", "kafka": "ok", "outbox": {"backlog": 0, "oldest_age_s": None}}}
+OLDER = {
+    "status": "ok",
+    "service": "billing",
+    "checks": {"database": "ok", "kafka": "ok", "outbox": {"backlog": 0, "oldest_age_s": None}},
+}
 STALLED = {
     **OLDER,
     "checks": {
         **OLDER["checks"],
-        "consumer": {"stalled_partitions": [{"topic": "intake.patients", "partition": 2, "lag": 4, "stalled_s": 95.0}], "parked_keys": 0},
+        "consumer": {
+            "stalled_partitions": [{"topic": "intake.patients", "partition": 2, "lag": 4, "stalled_s": 95.0}],
+            "parked_keys": 0,
+        },
     },
     "degraded": ["consumer stalled on intake.patients[2]"],
 }
@@ -36,7 +43,7 @@ class _Readiness:
         readiness = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 payload = json.dumps(readiness.body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

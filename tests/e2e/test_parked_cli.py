@@ -27,7 +27,13 @@ async def test_every_service_lists_its_parked_patients_and_an_operator_may_relea
     patient = str(uuid.uuid4())
     released = await carecoord(env, "parked", "release", "safety", patient, "--json")
     assert released.returncode == 0, released.stderr
-    assert json.loads(released.stdout) == {"service": "safety", "patient_id": patient, "released": 0, "done": True, "error": None}
+    assert json.loads(released.stdout) == {
+        "service": "safety",
+        "patient_id": patient,
+        "released": 0,
+        "done": True,
+        "error": None,
+    }
     for service in SERVICES:
         async with api_client() as http:  # the suite's service account: may look, may not release
             assert (await http.get(journeys.url(services, service, "/v1/ops/parked"))).status_code == 200

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from carecoord_devstack.stack import Stack
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.e2e.intake_journeys import complete_intake, registration
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,17 @@ async def test_an_eligible_registration_books_the_initial_evaluation_with_a_lice
 
     booked = await eventually(lambda: _evaluation(services, patient), timeout=30, what="initial evaluation booked")
     async with api_client(timeout=10) as http:
-        clinician = (await http.get(journeys.url(services, "scheduling", f"/v1/clinicians/{booked['clinician_id']}"))).json()
+        clinician = (
+            await http.get(journeys.url(services, "scheduling", f"/v1/clinicians/{booked['clinician_id']}"))
+        ).json()
     assert "IL" in clinician["licensed_states"]
     assert clinician["role"] == "psychiatric_clinician"
 
 
 async def _evaluation(stack: Stack, patient: str) -> dict | None:
-    return next((a for a in await journeys.appointments(stack, patient) if a["appointment_type"] == "initial_evaluation"), None)
+    return next(
+        (a for a in await journeys.appointments(stack, patient) if a["appointment_type"] == "initial_evaluation"), None
+    )
 
 
 async def test_thoughts_of_self_harm_at_intake_open_an_urgent_review_in_safety(services: Stack) -> None:

@@ -30,10 +30,10 @@ from carecoord_shared.contracts.dosing import (
 )
 from carecoord_shared.contracts.intake import EligibilityDetermined, PatientRegistered
 from carecoord_shared.contracts.safety import ClinicianReviewOpened
+from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import events_for, group_caught_up, publish_envelope, publish_event
-from tests.auth import api_client
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,11 @@ async def _publish_twice(stack: Stack, topic: str, event: Event, patient: uuid.U
 
 async def _register(stack: Stack, patient: uuid.UUID, state: str, time_zone: str) -> None:
     await publish_event(
-        stack.kafka.bootstrap, "intake.patients", PatientRegistered(state_of_residence=state, time_zone=time_zone), patient, producer="intake"
+        stack.kafka.bootstrap,
+        "intake.patients",
+        PatientRegistered(state_of_residence=state, time_zone=time_zone),
+        patient,
+        producer="intake",
     )
     await eventually(
         lambda: _received(stack, patient, "PatientRegistered"), what="scheduling knows where the patient lives"
@@ -95,11 +99,18 @@ async def test_twenty_concurrent_requests_for_one_slot_book_it_once(services: St
     patients = [uuid.uuid4() for _ in range(20)]
     await asyncio.gather(*(_register(services, p, "VT", "America/New_York") for p in patients))
 
-    tomorrow_noon = datetime.now(ZoneInfo("America/New_York")).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    tomorrow_noon = datetime.now(ZoneInfo("America/New_York")).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    ) + timedelta(days=1)
     async with api_client(timeout=30) as http:
         slots = await http.get(
             _scheduling(services, f"/v1/patients/{patients[0]}/open-slots"),
-            params={"appointment_type": "follow_up", "not_before": tomorrow_noon.isoformat(), "clinician_id": clinician, "limit": 1},
+            params={
+                "appointment_type": "follow_up",
+                "not_before": tomorrow_noon.isoformat(),
+                "clinician_id": clinician,
+                "limit": 1,
+            },
         )
         assert slots.status_code == 200, slots.text
         [slot] = slots.json()
@@ -110,7 +121,12 @@ async def test_twenty_concurrent_requests_for_one_slot_book_it_once(services: St
             *(
                 http.post(
                     _scheduling(services, "/v1/appointments"),
-                    json={"patient_id": str(p), "clinician_id": clinician, "appointment_type": "follow_up", "starts_at": slot["starts_at"]},
+                    json={
+                        "patient_id": str(p),
+                        "clinician_id": clinician,
+                        "appointment_type": "follow_up",
+                        "starts_at": slot["starts_at"],
+                    },
                 )
                 for p in patients
             )
@@ -132,19 +148,28 @@ async def test_one_patient_asking_several_clinicians_for_the_same_time_at_once_g
     clinicians = [await _clinician(services, "psychiatric_clinician", "RI", "America/New_York") for _ in range(5)]
     patient = uuid.uuid4()
     await _register(services, patient, "RI", "America/New_York")
-    starts_at = datetime.now(ZoneInfo("America/New_York")).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    starts_at = datetime.now(ZoneInfo("America/New_York")).replace(
+        hour=15, minute=0, second=0, microsecond=0
+    ) + timedelta(days=1)
     async with api_client(timeout=30) as http:
         responses = await asyncio.gather(
             *(
                 http.post(
                     _scheduling(services, "/v1/appointments"),
-                    json={"patient_id": str(patient), "clinician_id": c, "appointment_type": "follow_up", "starts_at": starts_at.isoformat()},
+                    json={
+                        "patient_id": str(patient),
+                        "clinician_id": c,
+                        "appointment_type": "follow_up",
+                        "starts_at": starts_at.isoformat(),
+                    },
                 )
                 for c in clinicians
             )
         )
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 4}, [r.text for r in responses]
-    assert {r.json()["message"] for r in responses if r.status_code == 409} == {"the patient already has an appointment at that time"}
+    assert {r.json()["message"] for r in responses if r.status_code == 409} == {
+        "the patient already has an appointment at that time"
+    }
     assert len(await _schedule(services, patient)) == 1
 
 
@@ -162,7 +187,9 @@ async def test_severe_report_holds_only_that_patients_dosing_books_a_review_and_
     before = {a["appointment_id"] for a in booked[patient] if a["appointment_type"] == "dosing_session"}
     for a in booked[patient]:
         local = datetime.fromisoformat(a["starts_at_patient_local"])
-        assert 8 <= local.hour and local + timedelta(minutes=1) <= local.replace(hour=21, minute=0), "within the patient's day"
+        assert local.hour >= 8 and local + timedelta(minutes=1) <= local.replace(hour=21, minute=0), (
+            "within the patient's day"
+        )
 
     outcome = (await journeys.report(services, patient, symptoms=["nausea"], grade=3)).json()
     assert outcome["hold_requested"], outcome
@@ -200,32 +227,48 @@ async def test_redelivered_events_book_and_cancel_once(services: Stack) -> None:
     await _clinician(services, "therapist", state, zone)
     patient = uuid.uuid4()
     eligible = EligibilityDetermined(
-        decision_id=uuid.uuid4(), outcome=EligibilityOutcome.eligible, reasons=[], rule_version="test", state_of_residence=state, time_zone=zone
+        decision_id=uuid.uuid4(),
+        outcome=EligibilityOutcome.eligible,
+        reasons=[],
+        rule_version="test",
+        state_of_residence=state,
+        time_zone=zone,
     )
     await _publish_twice(services, "intake.screening", eligible, patient, "intake")
     await eventually(lambda: _schedule_with(services, patient, initial_evaluation=1), what="evaluation booked")
 
     plan_id = uuid.uuid4()
-    created = TreatmentPlanCreated(plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=2, cadence_days=3)
+    created = TreatmentPlanCreated(
+        plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=2, cadence_days=3
+    )
     for event in (created, TreatmentPlanActivated(plan_id=plan_id)):
         await _publish_twice(services, "dosing.plans", event, patient, "dosing")
     course = await eventually(
         lambda: _schedule_with(services, patient, initial_evaluation=1, preparation=1, dosing_session=2, integration=2),
         what="course booked",
     )
-    first, second = sorted(datetime.fromisoformat(a["starts_at"]) for a in course if a["appointment_type"] == "dosing_session")
+    first, second = sorted(
+        datetime.fromisoformat(a["starts_at"]) for a in course if a["appointment_type"] == "dosing_session"
+    )
     assert second - first >= timedelta(days=3), "the plan's cadence"
 
     paused = TreatmentPlanPaused(plan_id=plan_id, hold_ids=[uuid.uuid4()], reason="severe_side_effect")
     await _publish_twice(services, "dosing.plans", paused, patient, "dosing")
     review = ClinicianReviewOpened(
-        review_id=uuid.uuid4(), reason="severe_side_effect", priority=ReviewPriority.urgent,
-        due_at=datetime.now(UTC) + timedelta(hours=4), triggers=["grade_3"], rule_version="test",
+        review_id=uuid.uuid4(),
+        reason="severe_side_effect",
+        priority=ReviewPriority.urgent,
+        due_at=datetime.now(UTC) + timedelta(hours=4),
+        triggers=["grade_3"],
+        rule_version="test",
     )
     await _publish_twice(services, "safety.reviews", review, patient, "safety")
-    await eventually(lambda: _schedule_with(services, patient, dosing_session=0, urgent_review=1), what="held and review booked")
     await eventually(
-        lambda: _caught_up(services, "intake.screening", "dosing.plans", "safety.reviews"), what="every delivery consumed"
+        lambda: _schedule_with(services, patient, dosing_session=0, urgent_review=1), what="held and review booked"
+    )
+    await eventually(
+        lambda: _caught_up(services, "intake.screening", "dosing.plans", "safety.reviews"),
+        what="every delivery consumed",
     )
 
     sent = Counter(
@@ -246,12 +289,18 @@ async def test_a_review_no_licensed_clinician_can_take_in_time_is_announced(serv
     patient = uuid.uuid4()
     await _register(services, patient, "WY", "America/Denver")  # no clinician is licensed in Wyoming
     review = ClinicianReviewOpened(
-        review_id=uuid.uuid4(), reason="severe_side_effect", priority=ReviewPriority.urgent,
-        due_at=datetime.now(UTC) + timedelta(hours=4), triggers=["grade_3"], rule_version="test",
+        review_id=uuid.uuid4(),
+        reason="severe_side_effect",
+        priority=ReviewPriority.urgent,
+        due_at=datetime.now(UTC) + timedelta(hours=4),
+        triggers=["grade_3"],
+        rule_version="test",
     )
     await publish_event(services.kafka.bootstrap, "safety.reviews", review, patient, producer="safety")
     [unavailable] = await eventually(
-        lambda: events_for(services.kafka.bootstrap, "scheduling.appointments", patient, "ReviewAppointmentUnavailable"),
+        lambda: events_for(
+            services.kafka.bootstrap, "scheduling.appointments", patient, "ReviewAppointmentUnavailable"
+        ),
         what="ReviewAppointmentUnavailable published",
     )
     assert unavailable["payload"]["review_id"] == str(review.review_id)
@@ -275,12 +324,19 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
         async with api_client(timeout=10) as http:
             return await http.post(
                 _scheduling(services, "/v1/appointments"),
-                json={"patient_id": str(who), "clinician_id": clinician_id, "appointment_type": kind, "starts_at": starts_at.isoformat()},
+                json={
+                    "patient_id": str(who),
+                    "clinician_id": clinician_id,
+                    "appointment_type": kind,
+                    "starts_at": starts_at.isoformat(),
+                },
             )
 
     async def act(appointment_id: str, action: str, body: dict[str, Any] | None = None) -> httpx.Response:
         async with api_client(timeout=10) as http:
-            return await http.post(_scheduling(services, f"/v1/appointments/{appointment_id}/{action}"), json=body or {})
+            return await http.post(
+                _scheduling(services, f"/v1/appointments/{appointment_id}/{action}"), json=body or {}
+            )
 
     refusals = {
         "is held by a psychiatric_clinician, and": await book(patient, therapist, at_ten),
@@ -301,7 +357,9 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
     appointment = booked.json()
     assert appointment["status"] == "booked"
     assert datetime.fromisoformat(appointment["starts_at_patient_local"]) == at_ten
-    assert datetime.fromisoformat(appointment["ends_at"]) - datetime.fromisoformat(appointment["starts_at"]) == timedelta(minutes=30)
+    assert datetime.fromisoformat(appointment["ends_at"]) - datetime.fromisoformat(
+        appointment["starts_at"]
+    ) == timedelta(minutes=30)
     assert (await act(appointment["appointment_id"], "complete")).status_code == 409, "not started yet"
 
     moved = await act(appointment["appointment_id"], "reschedule", {"starts_at": at_eleven.isoformat()})
@@ -320,14 +378,27 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
     async with api_client(timeout=10) as http:
         away = await http.post(
             _scheduling(services, f"/v1/clinicians/{clinician}/exceptions"),
-            json={"starts_at": day_after.replace(hour=13).isoformat(), "ends_at": day_after.replace(hour=15).isoformat(), "reason": "training"},
+            json={
+                "starts_at": day_after.replace(hour=13).isoformat(),
+                "ends_at": day_after.replace(hour=15).isoformat(),
+                "reason": "training",
+            },
         )
         assert away.status_code == 201, away.text
         offered = await http.get(
             _scheduling(services, f"/v1/patients/{later_patient}/open-slots"),
-            params={"appointment_type": "follow_up", "clinician_id": clinician, "not_before": day_after.replace(hour=12).isoformat(), "limit": 3},
+            params={
+                "appointment_type": "follow_up",
+                "clinician_id": clinician,
+                "not_before": day_after.replace(hour=12).isoformat(),
+                "limit": 3,
+            },
         )
-    assert [datetime.fromisoformat(s["starts_at_clinician_local"]).strftime("%H:%M") for s in offered.json()] == ["12:00", "12:30", "15:00"]
+    assert [datetime.fromisoformat(s["starts_at_clinician_local"]).strftime("%H:%M") for s in offered.json()] == [
+        "12:00",
+        "12:30",
+        "15:00",
+    ]
     refused = await book(later_patient, clinician, day_after.replace(hour=13, minute=30))
     assert refused.status_code == 409 and "is away during" in refused.json()["message"]
 
@@ -345,10 +416,14 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
     assert completed.status_code == 200 and completed.json()["status"] == "completed", completed.text
     assert (await act(current["appointment_id"], "no-show")).status_code == 409
 
-    sent = await eventually(
-        lambda: _events_of_types(services, patient, 5), what="the appointment events published"
-    )
-    assert sent == ["AppointmentBooked", "AppointmentRescheduled", "AppointmentCancelled", "AppointmentBooked", "AppointmentCompleted"]
+    sent = await eventually(lambda: _events_of_types(services, patient, 5), what="the appointment events published")
+    assert sent == [
+        "AppointmentBooked",
+        "AppointmentRescheduled",
+        "AppointmentCancelled",
+        "AppointmentBooked",
+        "AppointmentCompleted",
+    ]
 
 
 async def _events_of_types(stack: Stack, patient: uuid.UUID, count: int) -> list[str] | None:
@@ -361,7 +436,9 @@ async def test_a_course_waits_for_the_patients_location_and_discontinuing_cancel
     await _clinician(services, "psychiatric_clinician", state, zone)
     await _clinician(services, "therapist", state, zone)
     patient, plan_id = uuid.uuid4(), uuid.uuid4()
-    created = TreatmentPlanCreated(plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=3)
+    created = TreatmentPlanCreated(
+        plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=3
+    )
     for event in (created, TreatmentPlanActivated(plan_id=plan_id)):
         await publish_event(services.kafka.bootstrap, "dosing.plans", event, patient, producer="dosing")
     await eventually(lambda: _caught_up(services, "dosing.plans"), what="activation consumed")

@@ -16,7 +16,11 @@ PLAN_ROUTE = "/v1/patients/{patient_id}/plan"
 
 def _dosing_plan_spans(services: Stack) -> int:
     """Dosing's exported server spans of the plan route (the JSON lines, read as text)."""
-    lines = [line for path in (services.state_dir / "traces").glob("*.jsonl") for line in path.read_text(errors="replace").splitlines()]
+    lines = [
+        line
+        for path in (services.state_dir / "traces").glob("*.jsonl")
+        for line in path.read_text(errors="replace").splitlines()
+    ]
     return sum(1 for line in lines if '"carecoord-dosing"' in line and '"SERVER"' in line and PLAN_ROUTE in line)
 
 
@@ -38,7 +42,9 @@ async def test_credentials_never_reach_logs_or_spans(services: Stack) -> None:
 
     # Positive controls: these very calls were logged and traced, so a clean scan below means the
     # files hold what the calls wrote and none of it is a secret, not that nothing was written.
-    await eventually(lambda: _dosing_plan_spans(services) >= spans_before + 3 or None, what="the three calls' server spans exported")
+    await eventually(
+        lambda: _dosing_plan_spans(services) >= spans_before + 3 or None, what="the three calls' server spans exported"
+    )
     assert _denials(services) > denials_before, "the clinician's refused call was logged"
 
     secrets = {
@@ -51,5 +57,10 @@ async def test_credentials_never_reach_logs_or_spans(services: Stack) -> None:
     }
     files = [*(services.state_dir / "logs").glob("*.log"), *(services.state_dir / "traces").glob("*.jsonl")]
     assert len(files) >= len(SERVICES) * 2
-    leaks = [f"{name} in {path.name}" for path in files for name, secret in secrets.items() if secret in path.read_text(errors="replace")]
+    leaks = [
+        f"{name} in {path.name}"
+        for path in files
+        for name, secret in secrets.items()
+        if secret in path.read_text(errors="replace")
+    ]
     assert leaks == []

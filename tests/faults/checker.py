@@ -99,10 +99,11 @@ async def _quiet(stack: Stack) -> bool:
 async def unclaimed(stack: Stack) -> int:
     """Insured charges billing has not yet put on a claim (its exchange runs on a timer)."""
     [row] = await rows(
-        stack, "billing",
+        stack,
+        "billing",
         "SELECT count(*) AS n FROM charges c WHERE c.self_pay IS FALSE AND c.status <> 'voided' "
         "AND NOT EXISTS (SELECT 1 FROM claims WHERE claims.charge_id = c.charge_id)",
-    )  # fmt: skip
+    )
     return int(row["n"])
 
 
@@ -119,7 +120,10 @@ async def check(stack: Stack, history: History) -> Findings:
 
 
 async def _lost_reports(stack: Stack, history: History, findings: Findings) -> None:
-    held = {r["report_id"]: r for r in await rows(stack, "safety", "SELECT report_id, patient_id, grade FROM side_effect_reports")}
+    held = {
+        r["report_id"]: r
+        for r in await rows(stack, "safety", "SELECT report_id, patient_id, grade FROM side_effect_reports")
+    }
     for journey, sent in history.reports():
         if not sent.acknowledged:
             continue
@@ -131,7 +135,10 @@ async def _lost_reports(stack: Stack, history: History, findings: Findings) -> N
 
 async def _deliveries_and_order(stack: Stack, findings: Findings) -> None:
     """Every published event reaches every consumer that handles its type, in the producer's order per patient."""
-    outboxes = {s: await rows(stack, s, "SELECT id, event_id, topic, key, event_type, sent_at FROM outbox ORDER BY id") for s in SERVICES}
+    outboxes = {
+        s: await rows(stack, s, "SELECT id, event_id, topic, key, event_type, sent_at FROM outbox ORDER BY id")
+        for s in SERVICES
+    }
     inboxes = {s: await rows(stack, s, "SELECT event_id, event_type, processed_at FROM inbox") for s in SERVICES}
     consumers = {t.name: t.consumers for t in BUSINESS_TOPICS}
     for producer, outbox in outboxes.items():
@@ -156,7 +163,12 @@ async def _deliveries_and_order(stack: Stack, findings: Findings) -> None:
 
 
 def _count_inversions(
-    findings: Findings, handled: list[tuple[str, Any]], where: str, *, checked: str = "ordered sequences", verb: str = "handled"
+    findings: Findings,
+    handled: list[tuple[str, Any]],
+    where: str,
+    *,
+    checked: str = "ordered sequences",
+    verb: str = "handled",
 ) -> None:
     """``handled`` in production order, with the time (or position) each was handled; a later one first is reordered."""
     findings.checked[checked] += 1
@@ -171,7 +183,9 @@ async def _log_order(stack: Stack, findings: Findings) -> None:
     copy twice; consumers keep the first)."""
     produced: dict[str, list[tuple[str, Any]]] = defaultdict(list)  # topic -> (producer, row), id order
     for service in SERVICES:
-        for row in await rows(stack, service, "SELECT event_id, topic, key, event_type FROM outbox WHERE sent_at IS NOT NULL ORDER BY id"):
+        for row in await rows(
+            stack, service, "SELECT event_id, topic, key, event_type FROM outbox WHERE sent_at IS NOT NULL ORDER BY id"
+        ):
             produced[row["topic"]].append((service, row))
     for topic, written in sorted(produced.items()):
         first: dict[str, tuple[int, int]] = {}
@@ -191,8 +205,12 @@ async def _log_order(stack: Stack, findings: Findings) -> None:
             per_key[(producer, row["key"])].append((row["event_type"], landed))
         for (producer, key), landed_at in per_key.items():
             _count_inversions(
-                findings, landed_at, f"{producer} on {topic} for patient {key}", checked="ordered sequences on the log", verb="landed"
-            )  # fmt: skip
+                findings,
+                landed_at,
+                f"{producer} on {topic} for patient {key}",
+                checked="ordered sequences on the log",
+                verb="landed",
+            )
         findings.checked["events on the log twice or more"] += sum(1 for n in copies.values() if n > 1)
 
 
@@ -205,8 +223,14 @@ def _event_id(value: bytes | None) -> str | None:
 
 
 async def _report_order(stack: Stack, history: History, findings: Findings) -> None:
-    inbox = {r["event_id"]: r["processed_at"] for r in await rows(stack, "safety", "SELECT event_id, processed_at FROM inbox")}
-    received = {r["report_id"]: r["received_at"] for r in await rows(stack, "safety", "SELECT report_id, received_at FROM side_effect_reports")}
+    inbox = {
+        r["event_id"]: r["processed_at"]
+        for r in await rows(stack, "safety", "SELECT event_id, processed_at FROM inbox")
+    }
+    received = {
+        r["report_id"]: r["received_at"]
+        for r in await rows(stack, "safety", "SELECT report_id, received_at FROM side_effect_reports")
+    }
     for journey in history.journeys:
         sent = [r for r in journey.reports if r.acknowledged]
         if sent and sent[0].channel == "kafka":
@@ -218,13 +242,22 @@ async def _report_order(stack: Stack, history: History, findings: Findings) -> N
 
 
 async def _escalations(stack: Stack, history: History, findings: Findings) -> None:
-    reviews = await rows(stack, "safety", "SELECT patient_id, review_id, status, opened_at, due_at FROM clinician_reviews")
-    safety_holds = Counter(r["patient_id"] for r in await rows(stack, "safety", "SELECT patient_id FROM treatment_holds"))
-    plans = {r["plan_id"]: r["status"] for r in await rows(stack, "dosing", "SELECT plan_id, status FROM treatment_plans")}
-    pauses = Counter(
-        r["plan_id"] for r in await rows(stack, "dosing", "SELECT plan_id FROM plan_transitions WHERE to_status = 'paused'")
+    reviews = await rows(
+        stack, "safety", "SELECT patient_id, review_id, status, opened_at, due_at FROM clinician_reviews"
     )
-    dosing_holds = Counter(r["patient_id"] for r in await rows(stack, "dosing", "SELECT patient_id FROM treatment_holds"))
+    safety_holds = Counter(
+        r["patient_id"] for r in await rows(stack, "safety", "SELECT patient_id FROM treatment_holds")
+    )
+    plans = {
+        r["plan_id"]: r["status"] for r in await rows(stack, "dosing", "SELECT plan_id, status FROM treatment_plans")
+    }
+    pauses = Counter(
+        r["plan_id"]
+        for r in await rows(stack, "dosing", "SELECT plan_id FROM plan_transitions WHERE to_status = 'paused'")
+    )
+    dosing_holds = Counter(
+        r["patient_id"] for r in await rows(stack, "dosing", "SELECT patient_id FROM treatment_holds")
+    )
     by_patient: dict[uuid.UUID, Counter[int]] = defaultdict(Counter)
     for r in reviews:
         if r["status"] != "resolved":
@@ -240,11 +273,17 @@ async def _escalations(stack: Stack, history: History, findings: Findings) -> No
             if got[window] == 0:
                 findings.add("missed", f"patient {patient}: no review due within {window} h")
             elif got[window] > 1:
-                findings.add("duplicated", f"patient {patient}: {got[window]} reviews due within {window} h", got[window] - 1)
+                findings.add(
+                    "duplicated", f"patient {patient}: {got[window]} reviews due within {window} h", got[window] - 1
+                )
         for window, n in got.items():
             if window not in want.review_windows:
                 findings.add("spurious", f"patient {patient}: {n} review(s) due within {window} h", n)
-        for where, n in (("safety holds", safety_holds[patient]), ("dosing holds", dosing_holds[patient]), ("pauses", pauses[journey.plan_id])):
+        for where, n in (
+            ("safety holds", safety_holds[patient]),
+            ("dosing holds", dosing_holds[patient]),
+            ("pauses", pauses[journey.plan_id]),
+        ):
             _exactly(findings, patient, where, n, 1 if want.hold else 0)
         if journey.plan_active:
             status = plans.get(journey.plan_id)
@@ -258,28 +297,43 @@ def _exactly(findings: Findings, patient: uuid.UUID, what: str, got: int, want: 
     if got < want:
         findings.add("missed", f"patient {patient}: {got} {what}, expected {want}")
     elif got > want:
-        findings.add("duplicated" if want else "spurious", f"patient {patient}: {got} {what}, expected {want}", got - want)
+        findings.add(
+            "duplicated" if want else "spurious", f"patient {patient}: {got} {what}, expected {want}", got - want
+        )
 
 
 async def _bookings(stack: Stack, history: History, findings: Findings) -> None:
     appointments = await rows(
-        stack, "scheduling",
+        stack,
+        "scheduling",
         "SELECT patient_id, plan_id, review_id, appointment_type, course_session, status, cancel_reason FROM appointments",
-    )  # fmt: skip
+    )
     live = [a for a in appointments if a["status"] != "cancelled"]
     findings.checked["appointments"] += len(appointments)
     for what, counts in (
-        ("initial evaluations", Counter(a["patient_id"] for a in live if a["appointment_type"] == "initial_evaluation")),
-        ("course bookings", Counter((a["plan_id"], a["appointment_type"], a["course_session"]) for a in appointments if a["plan_id"])),
+        (
+            "initial evaluations",
+            Counter(a["patient_id"] for a in live if a["appointment_type"] == "initial_evaluation"),
+        ),
+        (
+            "course bookings",
+            Counter((a["plan_id"], a["appointment_type"], a["course_session"]) for a in appointments if a["plan_id"]),
+        ),
         ("review appointments", Counter(a["review_id"] for a in live if a["review_id"])),
     ):
         for key, n in counts.items():
             if n > 1:
                 findings.add("duplicated", f"{n} {what} for {key}", n - 1)
-    paused = {j.plan_id for j in history.journeys if j.plan_active and expected([(r.grade, r.symptoms) for r in j.reports]).hold}
+    paused = {
+        j.plan_id
+        for j in history.journeys
+        if j.plan_active and expected([(r.grade, r.symptoms) for r in j.reports]).hold
+    }
     for a in live:
         if a["plan_id"] in paused and a["appointment_type"] == "dosing_session" and a["status"] == "booked":
-            findings.add("missed", f"plan {a['plan_id']}: dosing session {a['course_session']} still booked while paused")
+            findings.add(
+                "missed", f"plan {a['plan_id']}: dosing session {a['course_session']} still booked while paused"
+            )
 
 
 async def _billing(stack: Stack, history: History, findings: Findings) -> None:

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 # The blood-pressure rule's symptoms (severe headache, shortness of breath, confusion)
 # are red flags too.
 RED_FLAGS = frozenset(
-    {"chest_pain", "jaundice", "breathing_difficulty", "loss_of_consciousness", "severe_headache", "shortness_of_breath", "confusion"}
+    {
+        "chest_pain",
+        "jaundice",
+        "breathing_difficulty",
+        "loss_of_consciousness",
+        "severe_headache",
+        "shortness_of_breath",
+        "confusion",
+    }
 )
 
 URGENT, WITHIN_DAY, WITHIN_3_DAYS = 4, 24, 72

@@ -21,8 +21,12 @@ from carecoord_shared.contracts.topics import BUSINESS_TOPICS, SERVICES, topics_
 from tests.raw_records import RawRecord, produce_raw
 
 KINDS: dict[str, Callable[[random.Random], RawRecord]] = {
-    "header key not UTF-8": lambda r: RawRecord(r.randbytes(16), b"{}", [(b"\xff\xfe", b"x"), (b"event-type", b"SideEffectReported")]),
-    "header values binary and null": lambda r: RawRecord(b"k", b"{}", [(b"event-type", b"\xc3\x28"), (b"traceparent", None)]),
+    "header key not UTF-8": lambda r: RawRecord(
+        r.randbytes(16), b"{}", [(b"\xff\xfe", b"x"), (b"event-type", b"SideEffectReported")]
+    ),
+    "header values binary and null": lambda r: RawRecord(
+        b"k", b"{}", [(b"event-type", b"\xc3\x28"), (b"traceparent", None)]
+    ),
     "null value": lambda r: RawRecord(r.randbytes(8), None),
     "empty key": lambda r: RawRecord(b"", b'{"type": "SideEffectReported"}'),
     "binary key, binary value": lambda r: RawRecord(r.randbytes(37), r.randbytes(200)),
@@ -50,9 +54,9 @@ class HostileProducer:
         pending = [(topic, p, kind) for topic, n in topics.items() for p in range(n) for kind in KINDS]
         self.rng.shuffle(pending)
         while pending or not done.is_set():
-            topic, partition, kind = pending.pop() if pending else (
-                self.rng.choice(list(topics)), None, self.rng.choice(list(KINDS))
-            )  # fmt: skip
+            topic, partition, kind = (
+                pending.pop() if pending else (self.rng.choice(list(topics)), None, self.rng.choice(list(KINDS)))
+            )
             partition = partition if partition is not None else self.rng.randrange(topics[topic])
             try:
                 await asyncio.wait_for(
@@ -60,7 +64,7 @@ class HostileProducer:
                 )
                 self.sent[kind] += 1
                 self.covered.add((topic, partition, kind))
-            except Exception:  # noqa: BLE001 - the broker restarting: this one again later
+            except Exception:
                 self.refused += 1
                 if (topic, partition, kind) not in self.covered and self.refused < 10 * len(KINDS) * len(topics):
                     pending.insert(0, (topic, partition, kind))

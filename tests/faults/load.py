@@ -61,7 +61,9 @@ class Load:
         assert self._producer is not None
         await self._producer.stop()
 
-    async def run(self, patients: int, most: int, concurrency: int, start_gap_s: float, more: Callable[[], bool]) -> None:
+    async def run(
+        self, patients: int, most: int, concurrency: int, start_gap_s: float, more: Callable[[], bool]
+    ) -> None:
         """At least ``patients`` journeys and on while ``more()`` (``most`` at the most),
         at most ``concurrency`` at once, started ``start_gap_s`` apart."""
         gate = asyncio.Semaphore(concurrency)
@@ -105,22 +107,34 @@ class Load:
     async def plan(self, journey: Journey) -> None:
         patient = journey.patient_id
         body = {
-            "patient_id": str(patient), "clinician_id": "dr-lee", "starting_dose_mg": 100,
-            "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
-            "indication": "depression", "diagnosis_codes": ["F33.1"],
-        }  # fmt: skip
+            "patient_id": str(patient),
+            "clinician_id": "dr-lee",
+            "starting_dose_mg": 100,
+            "max_dose_mg": 300,
+            "max_step_mg": 50,
+            "planned_sessions": 6,
+            "indication": "depression",
+            "diagnosis_codes": ["F33.1"],
+        }
         created = await self.call("dosing", "POST", "/v1/plans", body, ok=(201, 409))
         if created.status_code == 409:  # a first attempt committed before the crash: one live plan per patient
             created = await self.call("dosing", "GET", f"/v1/patients/{patient}/plan", None, ok=(200,))
         journey.plan_id = uuid.UUID(created.json()["plan_id"])
-        activated = await self.call("dosing", "POST", f"/v1/plans/{journey.plan_id}/activate", {"clinician_id": "dr-lee"}, ok=(200, 409))
+        activated = await self.call(
+            "dosing", "POST", f"/v1/plans/{journey.plan_id}/activate", {"clinician_id": "dr-lee"}, ok=(200, 409)
+        )
         if activated.status_code == 409:
             current = await self.call("dosing", "GET", f"/v1/plans/{journey.plan_id}", None, ok=(200,))
             assert current.json()["status"] in ("active", "paused"), current.text
         journey.plan_active = True
 
     async def report_http(self, patient: uuid.UUID, sent: SentReport) -> None:
-        body = {"patient_id": str(patient), "report_id": str(sent.report_id), "symptoms": list(sent.symptoms), "grade": sent.grade}
+        body = {
+            "patient_id": str(patient),
+            "report_id": str(sent.report_id),
+            "symptoms": list(sent.symptoms),
+            "grade": sent.grade,
+        }
         await self.call("safety", "POST", "/v1/side-effect-reports", body, ok=(200, 201))
         sent.acknowledged = True
         if self.rng.random() < 0.4:  # the app resending after a lost response
@@ -139,9 +153,12 @@ class Load:
     def completed(appointment: uuid.UUID) -> AppointmentCompleted:
         started = datetime.now(UTC) - timedelta(days=1)
         return AppointmentCompleted(
-            appointment_id=appointment, appointment_type=AppointmentType.follow_up, clinician_id="dr-lee",
-            started_at=started, ended_at=started + timedelta(minutes=30),
-        )  # fmt: skip
+            appointment_id=appointment,
+            appointment_type=AppointmentType.follow_up,
+            clinician_id="dr-lee",
+            started_at=started,
+            ended_at=started + timedelta(minutes=30),
+        )
 
     async def publish(self, event: Event, patient: uuid.UUID, topic: str, producer: str) -> Envelope:
         """Publish until the broker acknowledges; a re-send is the same envelope (same event id)."""
@@ -170,7 +187,9 @@ class Load:
                 async with service_client(self.stack, service) as http:
                     response = await http.request(method, path, json=body)
                 if response.status_code < 500:
-                    assert response.status_code in ok, f"{method} {service}{path}: {response.status_code} {response.text[:300]}"
+                    assert response.status_code in ok, (
+                        f"{method} {service}{path}: {response.status_code} {response.text[:300]}"
+                    )
                     return response
             except httpx.TransportError:
                 pass

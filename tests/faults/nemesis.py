@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -120,9 +120,14 @@ class Nemesis:
     relays' producer request timeout (CARECOORD_OUTBOX_REQUEST_TIMEOUT_MS)."""
 
     def __init__(
-        self, stack: Stack, rng: random.Random, figures: Figures, armed: dict[str, deque[str]],
-        proxy: ProxyThread, producer_timeout_s: float,
-    ) -> None:  # fmt: skip
+        self,
+        stack: Stack,
+        rng: random.Random,
+        figures: Figures,
+        armed: dict[str, deque[str]],
+        proxy: ProxyThread,
+        producer_timeout_s: float,
+    ) -> None:
         self.stack = stack
         self.proxy = proxy
         self.producer_timeout_s = producer_timeout_s
@@ -266,9 +271,11 @@ class Nemesis:
     def _rebalance(self, service: ServiceProcess) -> None:
         [port] = free_ports(1)
         second = ServiceProcess(
-            service.name, port, {**service.env, "CARECOORD_HTTP_PORT": str(port)},
+            service.name,
+            port,
+            {**service.env, "CARECOORD_HTTP_PORT": str(port)},
             service.log_file.with_name(f"{service.name}-2.log"),
-        )  # fmt: skip
+        )
         second.start()
         try:
             second.wait_ready(timeout=120)
@@ -325,6 +332,8 @@ class Nemesis:
         """A patient outside the load's history (no intake steps: nothing is booked or billed)."""
         body = registration(external_id=f"fault-probe-{uuid.uuid4()}")
         try:
-            httpx.post(f"{self.stack.services['intake'].url}/v1/patients", json=body, headers=bearer(SERVICE_TOKEN), timeout=5)
+            httpx.post(
+                f"{self.stack.services['intake'].url}/v1/patients", json=body, headers=bearer(SERVICE_TOKEN), timeout=5
+            )
         except httpx.HTTPError:
             pass  # intake restarting: the next second tries again

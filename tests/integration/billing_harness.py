@@ -6,8 +6,8 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,7 +91,9 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
 STARTED = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
 
 
-def completed(appointment_id: uuid.UUID, kind: AppointmentType = AppointmentType.follow_up, video: bool = True) -> AppointmentCompleted:
+def completed(
+    appointment_id: uuid.UUID, kind: AppointmentType = AppointmentType.follow_up, video: bool = True
+) -> AppointmentCompleted:
     return AppointmentCompleted(
         appointment_id=appointment_id,
         appointment_type=kind,
@@ -108,7 +110,13 @@ def hold_cancelled(appointment_id: uuid.UUID, reason: str = "treatment_hold") ->
     )
 
 
-async def declare(billing: Billing, patient: uuid.UUID, kind: CoverageKind = CoverageKind.self_pay, state: str = "TX", payer_id: str | None = None) -> None:
+async def declare(
+    billing: Billing,
+    patient: uuid.UUID,
+    kind: CoverageKind = CoverageKind.self_pay,
+    state: str = "TX",
+    payer_id: str | None = None,
+) -> None:
     declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=kind, payer_id=payer_id, state_of_residence=state)
     await billing.publish(declared, patient, "intake")
 
@@ -122,12 +130,19 @@ async def outbox_types(billing: Billing, patient: uuid.UUID) -> list[str]:
     return [r["event_type"] for r in rows]
 
 
-async def planned(billing: Billing, patient: uuid.UUID, codes: list[str] | None = None, indication: Indication = Indication.depression) -> uuid.UUID:
+async def planned(
+    billing: Billing, patient: uuid.UUID, codes: list[str] | None = None, indication: Indication = Indication.depression
+) -> uuid.UUID:
     """The clinician's treatment plan, as dosing announces it: what billing takes the claim's diagnosis from."""
     plan_id = uuid.uuid4()
     created = TreatmentPlanCreated(
-        plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6,
-        indication=indication, diagnosis_codes=codes or ["F33.1"],
-    )  # fmt: skip
+        plan_id=plan_id,
+        starting_dose_mg=100,
+        max_dose_mg=300,
+        max_step_mg=50,
+        planned_sessions=6,
+        indication=indication,
+        diagnosis_codes=codes or ["F33.1"],
+    )
     await billing.publish(created, patient, "dosing")
     return plan_id

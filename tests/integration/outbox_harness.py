@@ -62,7 +62,9 @@ class Outbox:
             for patient in patients:
                 async with uow.transaction() as tx:
                     env = tx.emit(
-                        SideEffectReported(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version=str(i)),
+                        SideEffectReported(
+                            report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version=str(i)
+                        ),
                         patient_id=patient,
                     )
                 written[str(patient)].append(str(env.event_id))
@@ -71,11 +73,21 @@ class Outbox:
     async def insert(self, topic: str, key: str, pad: int = 0) -> str:
         """One outbox row for ``topic`` written directly (any topic, any size); returns its event id."""
         event_id = str(uuid.uuid4())
-        envelope = {"event_id": event_id, "type": "SideEffectReported", "version": "1", "producer": "safety", "pad": "x" * pad}
+        envelope = {
+            "event_id": event_id,
+            "type": "SideEffectReported",
+            "version": "1",
+            "producer": "safety",
+            "pad": "x" * pad,
+        }
         async with self.sessions() as s, s.begin():
             await s.execute(
                 self.tables.outbox.insert().values(
-                    event_id=uuid.UUID(event_id), topic=topic, key=key, event_type="SideEffectReported", envelope=envelope
+                    event_id=uuid.UUID(event_id),
+                    topic=topic,
+                    key=key,
+                    event_type="SideEffectReported",
+                    envelope=envelope,
                 )
             )
         return event_id

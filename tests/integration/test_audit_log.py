@@ -24,7 +24,9 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_the_application_role_can_append_but_never_change_or_remove_audit_rows(stack: Stack, service: str) -> None:
+async def test_the_application_role_can_append_but_never_change_or_remove_audit_rows(
+    stack: Stack, service: str
+) -> None:
     url = await scratch_database(stack, f"{service}_audit_check", service)
     app = importlib.import_module(f"carecoord_{service}.app")
     await asyncio.to_thread(upgrade_to_head, url, app.definition.migrations_dir)
@@ -36,7 +38,12 @@ async def test_the_application_role_can_append_but_never_change_or_remove_audit_
         patient = uuid.uuid4()
         await conn.execute(
             "INSERT INTO audit_log (actor, actor_role, action, resource, patient_id, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
-            "dr-lee", "clinician", "read", "plan", patient, "allowed",
+            "dr-lee",
+            "clinician",
+            "read",
+            "plan",
+            patient,
+            "allowed",
         )
         refused = {
             "UPDATE": "UPDATE audit_log SET outcome = 'denied'",

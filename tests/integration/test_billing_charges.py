@@ -57,7 +57,9 @@ async def test_codes_per_appointment_type_and_no_video_modifier_in_person(billin
         AppointmentType.integration: ["90834"],
     }
     for kind in expected:
-        await billing.publish(completed(uuid.uuid4(), kind, video=kind != AppointmentType.integration), patient, "scheduling")
+        await billing.publish(
+            completed(uuid.uuid4(), kind, video=kind != AppointmentType.integration), patient, "scheduling"
+        )
     rows = await charges_of(billing, patient)
     got = {row["appointment_type"]: ([line["cpt"] for line in row["lines"]], row["modifiers"]) for row in rows}
     assert got == {
@@ -69,15 +71,25 @@ async def test_a_review_visit_is_billed_as_a_new_patients_when_scheduling_says_s
     patient = uuid.uuid4()
     await declare(billing, patient)
     first, second = uuid.uuid4(), uuid.uuid4()
-    await billing.publish(completed(first, AppointmentType.urgent_review).model_copy(update={"new_patient": True}), patient, "scheduling")
-    await billing.publish(completed(second, AppointmentType.urgent_review).model_copy(update={"new_patient": False}), patient, "scheduling")
-    codes = {row["appointment_id"]: [line["cpt"] for line in row["lines"]] for row in await charges_of(billing, patient)}
+    await billing.publish(
+        completed(first, AppointmentType.urgent_review).model_copy(update={"new_patient": True}), patient, "scheduling"
+    )
+    await billing.publish(
+        completed(second, AppointmentType.urgent_review).model_copy(update={"new_patient": False}),
+        patient,
+        "scheduling",
+    )
+    codes = {
+        row["appointment_id"]: [line["cpt"] for line in row["lines"]] for row in await charges_of(billing, patient)
+    }
     assert codes == {first: ["99204"], second: ["99214"]}
 
 
 async def test_service_date_is_the_patients_local_date(billing: Billing) -> None:
     patient = uuid.uuid4()
-    await billing.publish(PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles"), patient, "intake")
+    await billing.publish(
+        PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles"), patient, "intake"
+    )
     await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
     [charge] = await charges_of(billing, patient)
     assert str(charge["service_date"]) == "2026-11-19", "03:30 UTC is the evening before in California"
@@ -87,7 +99,9 @@ async def test_insured_in_an_accepting_state_is_billed_to_the_payer_elsewhere_se
     insured, out_of_network = uuid.uuid4(), uuid.uuid4()
     for patient, state in ((insured, "TX"), (out_of_network, "FL")):
         await billing.publish(
-            CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state),
+            CoverageDeclared(
+                coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state
+            ),
             patient,
             "intake",
         )
@@ -96,7 +110,9 @@ async def test_insured_in_an_accepting_state_is_billed_to_the_payer_elsewhere_se
     [self_pay] = await charges_of(billing, out_of_network)
     assert (billed["self_pay"], billed["payer_id"]) == (False, "ACME1")
     assert (self_pay["self_pay"], self_pay["payer_id"]) == (True, None)
-    queued = await billing.fetch("SELECT patient_id FROM eligibility_checks WHERE patient_id = ANY($1)", [insured, out_of_network])
+    queued = await billing.fetch(
+        "SELECT patient_id FROM eligibility_checks WHERE patient_id = ANY($1)", [insured, out_of_network]
+    )
     assert [r["patient_id"] for r in queued] == [insured], "only coverage billed to a payer is verified"
 
 
@@ -117,7 +133,13 @@ async def test_a_hold_cancellation_voids_the_charge_once_and_blocks_a_late_compl
     assert set(rows) == {charged, other}
     assert (rows[charged]["status"], rows[charged]["void_reason"]) == ("voided", "treatment_hold")
     assert rows[other]["status"] == "invoiced"
-    assert await outbox_types(billing, patient) == ["ChargeCreated", "InvoiceIssued", "ChargeVoided", "ChargeCreated", "InvoiceIssued"]
+    assert await outbox_types(billing, patient) == [
+        "ChargeCreated",
+        "InvoiceIssued",
+        "ChargeVoided",
+        "ChargeCreated",
+        "InvoiceIssued",
+    ]
     # The voided session's place in the self-pay package is given back.
     [package] = await billing.fetch("SELECT * FROM invoices WHERE patient_id = $1 AND kind = 'package'", patient)
     assert (package["sessions_used"], package["invoice_id"]) == (0, rows[charged]["invoice_id"])
@@ -139,4 +161,3 @@ async def test_a_visit_completed_before_the_coverage_arrives_waits_for_it(billin
     assert (billed["status"], billed["self_pay"], billed["payer_id"]) == ("open", False, "ACME1")
     assert voided["status"] == "voided"
     assert await outbox_types(billing, patient) == ["ChargeCreated"]
-

@@ -43,11 +43,15 @@ def exchange(billing: Billing, root: Path, intake: FakeIntake, payer: SimulatedP
     return Exchange(billing.uow, DropFolders(root), demographics, fees.load(), ProviderIdentity(), payer=payer)
 
 
-async def insured_patient(billing: Billing, intake: FakeIntake, member_id: str, state: str = "TX", *, plan: bool = True) -> uuid.UUID:
+async def insured_patient(
+    billing: Billing, intake: FakeIntake, member_id: str, state: str = "TX", *, plan: bool = True
+) -> uuid.UUID:
     """An insured patient; with ``plan``, one whose treatment plan (and so diagnosis) billing already knows."""
     patient = uuid.uuid4()
     intake.add(patient, member_id)
-    declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state)
+    declared = CoverageDeclared(
+        coverage_id=uuid.uuid4(), kind=CoverageKind.insurance, payer_id="ACME1", state_of_residence=state
+    )
     await billing.publish(declared, patient, "intake")
     if plan:
         await planned(billing, patient)
@@ -62,7 +66,9 @@ def claim_numbers_in(folder: Path) -> list[str]:
     return numbers
 
 
-async def test_one_claim_per_appointment_in_an_837p_that_pyx12_accepts(billing: Billing, intake: FakeIntake, tmp_path: Path) -> None:
+async def test_one_claim_per_appointment_in_an_837p_that_pyx12_accepts(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
     patient = await insured_patient(billing, intake, "MEM0001")
     other = await insured_patient(billing, intake, "MEM0002")
     appointment = uuid.uuid4()
@@ -88,19 +94,30 @@ async def test_one_claim_per_appointment_in_an_837p_that_pyx12_accepts(billing: 
     assert "SV1*HC:90792*450*UN*1***1~" in text, "in person: no modifier 95"
     assert "CLM*" + claim["claim_number"] + "*320***10:B:1*Y*A*Y*Y~" in text
     assert (await outbox_types(billing, patient)).count("ClaimSubmitted") == 1
-    assert "O'DOE-SMITH" not in "".join(map(str, await billing.fetch("SELECT envelope FROM outbox"))), "no PHI on events"
+    assert "O'DOE-SMITH" not in "".join(map(str, await billing.fetch("SELECT envelope FROM outbox"))), (
+        "no PHI on events"
+    )
 
     # The 270 that went out with it: a third-party 5010 270 parser reads our trace numbers back.
     [inquiry_file] = sorted(outbound.glob("270-*"))
     parsed = linuxforhealth_parse(inquiry_file)
     assert parsed["ok"], parsed
-    traces = await billing.fetch("SELECT trace_number FROM eligibility_checks WHERE patient_id = ANY($1)", [patient, other])
+    traces = await billing.fetch(
+        "SELECT trace_number FROM eligibility_checks WHERE patient_id = ANY($1)", [patient, other]
+    )
     assert sorted(s["traces"][0] for s in parsed["subscribers"]) == sorted(r["trace_number"] for r in traces)
     assert {s["model"] for s in parsed["subscribers"]} == {"EligibilityInquiry"}
 
 
-async def test_the_simulated_payers_answers_post_as_paid_partial_denied_reversed(billing: Billing, intake: FakeIntake, tmp_path: Path) -> None:
-    members = {"MPAID": PayerOutcome.paid, "MPART": PayerOutcome.partially_paid, "MDENY": PayerOutcome.denied, "MREV": PayerOutcome.reversed}
+async def test_the_simulated_payers_answers_post_as_paid_partial_denied_reversed(
+    billing: Billing, intake: FakeIntake, tmp_path: Path
+) -> None:
+    members = {
+        "MPAID": PayerOutcome.paid,
+        "MPART": PayerOutcome.partially_paid,
+        "MDENY": PayerOutcome.denied,
+        "MREV": PayerOutcome.reversed,
+    }
     patients = {member: await insured_patient(billing, intake, member) for member in [*members, "MGONE"]}
     for patient in patients.values():
         await billing.publish(completed(uuid.uuid4()), patient, "scheduling")  # 320.00 each
@@ -114,19 +131,29 @@ async def test_the_simulated_payers_answers_post_as_paid_partial_denied_reversed
         [claims[member]] = await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient)
     assert (claims["MPAID"]["status"], claims["MPAID"]["paid_cents"]) == ("paid", 32000)
     # Allowed 80% (CO-45 64.00), paid 80% of allowed, coinsurance (PR-2) the rest.
-    assert (claims["MPART"]["status"], claims["MPART"]["paid_cents"], claims["MPART"]["patient_responsibility_cents"]) == (
-        "partially_paid", 20480, 5120
-    )
+    assert (
+        claims["MPART"]["status"],
+        claims["MPART"]["paid_cents"],
+        claims["MPART"]["patient_responsibility_cents"],
+    ) == ("partially_paid", 20480, 5120)
     assert (claims["MDENY"]["status"], claims["MDENY"]["paid_cents"]) == ("denied", 0)
     assert (claims["MREV"]["status"], claims["MREV"]["paid_cents"]) == ("reversed", 0)
-    [partial] = await billing.fetch("SELECT adjustments FROM remittances WHERE claim_id = $1", claims["MPART"]["claim_id"])
-    assert partial["adjustments"] == [{"group": "CO", "reason_code": "45", "cents": 6400}, {"group": "PR", "reason_code": "2", "cents": 5120}]
+    [partial] = await billing.fetch(
+        "SELECT adjustments FROM remittances WHERE claim_id = $1", claims["MPART"]["claim_id"]
+    )
+    assert partial["adjustments"] == [
+        {"group": "CO", "reason_code": "45", "cents": 6400},
+        {"group": "PR", "reason_code": "2", "cents": 5120},
+    ]
     [denial] = await billing.fetch("SELECT * FROM denials WHERE claim_id = $1", claims["MDENY"]["claim_id"])
     assert (denial["group_code"], denial["reason_code"], denial["status"]) == ("CO", "50", "open")
 
     assert sorted(await outbox_types(billing, patients["MPAID"])) == [
-        "ChargeCreated", "ClaimSubmitted", "CoverageVerified", "RemittancePosted"
-    ]  # fmt: skip
+        "ChargeCreated",
+        "ClaimSubmitted",
+        "CoverageVerified",
+        "RemittancePosted",
+    ]
     assert (await outbox_types(billing, patients["MREV"])).count("RemittancePosted") == 2
     assert "ClaimDenied" in await outbox_types(billing, patients["MDENY"])
 
@@ -172,7 +199,9 @@ async def test_a_malformed_inbound_file_is_rejected_with_a_reason_and_the_next_f
     assert report.files_rejected == ["a-garbage.x12", "b-unbalanced.x12"]
     assert report.files_posted == ["c-good.x12"]
     rejected = tmp_path / "rejected"
-    assert (rejected / "a-garbage.x12.reason.txt").read_text() == "not an X12 interchange: no ISA segment at the start\n"
+    assert (
+        rejected / "a-garbage.x12.reason.txt"
+    ).read_text() == "not an X12 interchange: no ISA segment at the start\n"
     assert "does not equal its adjustments" in (rejected / "b-unbalanced.x12.reason.txt").read_text()
     assert (tmp_path / "archive" / "c-good.x12").exists() and list(inbound.iterdir()) == []
     [denial] = await billing.fetch("SELECT reason_code FROM denials WHERE claim_id = $1", claim["claim_id"])
@@ -188,9 +217,14 @@ def _835(payments: list[ClaimPayment]) -> str:
     patient = Subscriber("Jane", "Doe", __import__("datetime").date(1980, 1, 2), "F", "", "", "", "", "MEM0100")
     return remittance_835.build(
         [PaidClaim(p, patient, "10") for p in payments],
-        payer=Payer("ACME1"), payee_name="CARECOORD PSYCHIATRY PC", payee_npi="1234567893",
-        sender=Party("SIMPAYER"), receiver="CARECOORD", control_number=77, at=__import__("datetime").datetime.now(__import__("datetime").UTC),
-    )  # fmt: skip
+        payer=Payer("ACME1"),
+        payee_name="CARECOORD PSYCHIATRY PC",
+        payee_npi="1234567893",
+        sender=Party("SIMPAYER"),
+        receiver="CARECOORD",
+        control_number=77,
+        at=__import__("datetime").datetime.now(__import__("datetime").UTC),
+    )
 
 
 class FailingOnce(DropFolders):
@@ -211,7 +245,9 @@ async def test_claims_reserved_but_not_written_are_sent_on_the_next_run_under_th
     patient = await insured_patient(billing, intake, "MEM0200")
     await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
     folders = FailingOnce(tmp_path)
-    submitter = ClaimSubmitter(billing.uow, IntakeDemographics(intake.url, SecretStr(SERVICE_TOKEN)), folders, fees.load(), ProviderIdentity())
+    submitter = ClaimSubmitter(
+        billing.uow, IntakeDemographics(intake.url, SecretStr(SERVICE_TOKEN)), folders, fees.load(), ProviderIdentity()
+    )
 
     with pytest.raises(OSError):
         await submitter.run()
@@ -256,7 +292,9 @@ async def test_a_claim_without_a_known_diagnosis_waits_for_the_plan_and_then_car
 
     await ex.run_once()
     await ex.run_once()
-    assert await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient) == [], "no claim without a diagnosis"
+    assert await billing.fetch("SELECT * FROM claims WHERE patient_id = $1", patient) == [], (
+        "no claim without a diagnosis"
+    )
     [charge] = await billing.fetch("SELECT status FROM charges WHERE patient_id = $1", patient)
     assert charge["status"] == "open", "the charge waits, it is not lost"
 
@@ -273,7 +311,9 @@ async def test_a_plan_event_from_before_diagnoses_were_recorded_tells_billing_no
     billing: Billing, intake: FakeIntake, tmp_path: Path
 ) -> None:
     patient = await insured_patient(billing, intake, "MEM0302", plan=False)
-    legacy = TreatmentPlanCreated(plan_id=uuid.uuid4(), starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6)
+    legacy = TreatmentPlanCreated(
+        plan_id=uuid.uuid4(), starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6
+    )
     await billing.publish(legacy, patient, "dosing")
     await billing.publish(completed(uuid.uuid4()), patient, "scheduling")
     await exchange(billing, tmp_path, intake).run_once()

@@ -31,7 +31,11 @@ async def test_a_package_covers_its_sessions_and_the_next_session_starts_a_new_o
 
     visit, first, second = await invoices_of(billing, patient)
     assert (visit["kind"], visit["amount_cents"]) == ("visit", 45000)
-    assert (first["kind"], first["amount_cents"], first["sessions_used"]) == ("package", PACKAGE.cents, PACKAGE.sessions)
+    assert (first["kind"], first["amount_cents"], first["sessions_used"]) == (
+        "package",
+        PACKAGE.cents,
+        PACKAGE.sessions,
+    )
     assert (second["kind"], second["sessions_used"]) == ("package", 1)
     on_first = await billing.fetch("SELECT count(*) FROM charges WHERE invoice_id = $1", first["invoice_id"])
     assert on_first[0][0] == 1 + 2 * PACKAGE.sessions, "preparation, every session and its integration"
@@ -47,7 +51,9 @@ async def test_payments_are_recorded_once_and_never_beyond_the_amount_due(billin
 
     async def pay(payment_id: uuid.UUID, cents: int) -> bool:
         async with billing.uow.transaction() as tx:
-            return await invoicing.record_payment(tx, invoice["invoice_id"], payment_id=payment_id, amount_cents=cents, method="card")
+            return await invoicing.record_payment(
+                tx, invoice["invoice_id"], payment_id=payment_id, amount_cents=cents, method="card"
+            )
 
     assert await pay(first, 12000) is True
     assert await pay(first, 12000) is False, "the same payment retried"

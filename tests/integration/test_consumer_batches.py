@@ -71,11 +71,19 @@ class Harness:
             txid = (await tx.session.execute(text("SELECT txid_current()::int"))).scalar_one()
             await tx.session.execute(REPORTS.insert().values(report_id=event.report_id, grade=event.grade, txid=txid))
             tx.emit(
-                SideEffectReported(report_id=event.report_id, symptoms=event.symptoms, grade=event.grade, escalated=False, rule_version="t"),
+                SideEffectReported(
+                    report_id=event.report_id,
+                    symptoms=event.symptoms,
+                    grade=event.grade,
+                    escalated=False,
+                    rule_version="t",
+                ),
                 patient_id=tx.cause.patient_id,
             )
 
-    def record(self, envelope: Envelope | None, *, value: bytes | None = None, traceparent: str | None = None) -> ConsumerRecord:
+    def record(
+        self, envelope: Envelope | None, *, value: bytes | None = None, traceparent: str | None = None
+    ) -> ConsumerRecord:
         self.offset += 1
         headers = [("traceparent", traceparent.encode())] if traceparent else []
         body = value if value is not None else envelope.model_dump_json().encode()  # type: ignore[union-attr]
@@ -143,7 +151,9 @@ async def test_a_failing_event_rolls_its_batch_back_and_only_it_is_dead_lettered
 async def test_an_event_twice_in_a_batch_and_again_later_takes_effect_once(harness: Harness) -> None:
     first, second = report(), report()
 
-    outcomes = await harness.consumer.handle_batch([harness.record(first), harness.record(first), harness.record(second)])
+    outcomes = await harness.consumer.handle_batch(
+        [harness.record(first), harness.record(first), harness.record(second)]
+    )
     again = await harness.consumer.handle_batch([harness.record(second), harness.record(first)])
 
     assert outcomes == [Outcome.processed, Outcome.duplicate, Outcome.processed]
@@ -156,8 +166,9 @@ async def test_an_event_twice_in_a_batch_and_again_later_takes_effect_once(harne
 async def test_invalid_and_unhandled_records_leave_the_rest_of_the_batch_alone(harness: Harness) -> None:
     unhandled = Envelope.wrap(
         SideEffectReported(report_id=uuid.uuid4(), symptoms=["x"], grade=1, escalated=False, rule_version="t"),
-        patient_id=uuid.uuid4(), producer="safety",
-    )  # fmt: skip
+        patient_id=uuid.uuid4(),
+        producer="safety",
+    )
     bad_payload = report().model_copy(update={"payload": {"grade": "not a grade"}})
     good = [report(), report()]
     records = [
@@ -170,8 +181,17 @@ async def test_invalid_and_unhandled_records_leave_the_rest_of_the_batch_alone(h
 
     outcomes = await harness.consumer.handle_batch(records)
 
-    assert outcomes == [Outcome.dead_lettered, Outcome.skipped, Outcome.processed, Outcome.dead_lettered, Outcome.processed]
-    assert harness.dead_letters.letters == [(records[0].offset, "invalid_envelope"), (records[3].offset, "invalid_payload")]
+    assert outcomes == [
+        Outcome.dead_lettered,
+        Outcome.skipped,
+        Outcome.processed,
+        Outcome.dead_lettered,
+        Outcome.processed,
+    ]
+    assert harness.dead_letters.letters == [
+        (records[0].offset, "invalid_envelope"),
+        (records[3].offset, "invalid_payload"),
+    ]
     assert len({row.txid for row in await harness.rows(select(REPORTS.c.txid))}) == 1
 
 
@@ -180,7 +200,10 @@ async def test_each_event_of_a_batch_continues_its_own_trace(harness: Harness) -
         trace.set_tracer_provider(TracerProvider())
     reports = [report(), report(), report()]
     trace_ids = [uuid.uuid4().hex for _ in reports]
-    records = [harness.record(r, traceparent=f"00-{t}-{uuid.uuid4().hex[:16]}-01") for r, t in zip(reports, trace_ids, strict=True)]
+    records = [
+        harness.record(r, traceparent=f"00-{t}-{uuid.uuid4().hex[:16]}-01")
+        for r, t in zip(reports, trace_ids, strict=True)
+    ]
 
     await harness.consumer.handle_batch(records)
 
@@ -196,7 +219,11 @@ async def test_a_handler_failure_in_a_batch_leaves_no_exception_text_on_any_span
         trace.set_tracer_provider(TracerProvider())
     exported = InMemorySpanExporter()
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exported)))  # type: ignore[attr-defined]
-    records = [harness.record(report(grade=1)), harness.record(report(grade=FAILING_GRADE)), harness.record(report(grade=2))]
+    records = [
+        harness.record(report(grade=1)),
+        harness.record(report(grade=FAILING_GRADE)),
+        harness.record(report(grade=2)),
+    ]
 
     outcomes = await harness.consumer.handle_batch(records)
 
@@ -208,8 +235,15 @@ async def test_a_handler_failure_in_a_batch_leaves_no_exception_text_on_any_span
         assert CANARY not in repr((span.status.description, span.attributes, [e.attributes for e in span.events]))
 
 
-async def test_when_a_dead_letter_cannot_be_sent_the_batch_resumes_at_that_record_not_at_its_start(harness: Harness) -> None:
-    records = [harness.record(None, value=b"{1"), harness.record(report()), harness.record(None, value=b"{2"), harness.record(report())]
+async def test_when_a_dead_letter_cannot_be_sent_the_batch_resumes_at_that_record_not_at_its_start(
+    harness: Harness,
+) -> None:
+    records = [
+        harness.record(None, value=b"{1"),
+        harness.record(report()),
+        harness.record(None, value=b"{2"),
+        harness.record(report()),
+    ]
     harness.dead_letters.broker_down_at = records[2].offset
 
     with pytest.raises(ConnectionError):

@@ -22,7 +22,9 @@ from carecoord_shared.persistence import create_engine, upgrade_to_head
 from tests.tls import server_certificate
 
 
-async def test_a_service_configured_for_tls_will_not_talk_plaintext(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_service_configured_for_tls_will_not_talk_plaintext(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PGSSLROOTCERT", str(server_certificate(tmp_path).ca))
     url = await scratch_database(stack, "safety_tls_check", "safety")
     engine = create_engine(url)  # control: the same server without the TLS setting answers

@@ -22,8 +22,8 @@ from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.postgres import Postgres
 from carecoord_devstack.scratch import free_ports, fresh_stack
 from carecoord_devstack.stack import Stack
-from carecoord_shared.messaging.topic_admin import ensure_topics
 from carecoord_shared.contracts import ALL_TOPICS, Topic
+from carecoord_shared.messaging.topic_admin import ensure_topics
 from tests.conftest import eventually
 
 
@@ -52,7 +52,9 @@ async def test_topics_match_the_registry(stack: Stack) -> None:
 async def test_a_topic_made_before_a_registry_setting_gets_it_and_keeps_its_own_overrides(stack: Stack) -> None:
     """Issue 19, finding 4: a topic created without segment.ms (the broker's 7 days applied) is
     brought to the registry's segment.ms by the same ensure_topics every stack runs."""
-    topic = Topic(name=f"admin.aligned-{secrets.token_hex(4)}", producer="safety", consumers=(), events=(), partitions=1)
+    topic = Topic(
+        name=f"admin.aligned-{secrets.token_hex(4)}", producer="safety", consumers=(), events=(), partitions=1
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
     await admin.start()
     try:

@@ -38,20 +38,35 @@ class Dosing:
     uow: UnitOfWork
     consumer: EventConsumer
 
-    async def publish(self, event: Event, patient: uuid.UUID, producer: str, occurred_at: datetime | None = None) -> None:
+    async def publish(
+        self, event: Event, patient: uuid.UUID, producer: str, occurred_at: datetime | None = None
+    ) -> None:
         envelope = Envelope.wrap(event, patient_id=patient, producer=producer, occurred_at=occurred_at)
         record = SimpleNamespace(
-            value=envelope.model_dump_json().encode(), key=envelope.key, topic=topic_for_event(envelope.type).name,
-            partition=0, offset=0, headers=[],
-        )  # fmt: skip
+            value=envelope.model_dump_json().encode(),
+            key=envelope.key,
+            topic=topic_for_event(envelope.type).name,
+            partition=0,
+            offset=0,
+            headers=[],
+        )
         assert await self.consumer.handle(record) is Outcome.processed  # type: ignore[arg-type]
 
     async def active_plan(self, patient: uuid.UUID, indication: Indication, codes: list[str]) -> uuid.UUID:
         async with self.uow.transaction() as tx:
             plan_id = await plans.create_plan(
-                tx, patient_id=patient, actor="dr-lee", rules=RULES, indication=indication, diagnosis_codes=codes,
-                starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6, cadence_days=7,
-            )  # fmt: skip
+                tx,
+                patient_id=patient,
+                actor="dr-lee",
+                rules=RULES,
+                indication=indication,
+                diagnosis_codes=codes,
+                starting_dose_mg=100,
+                max_dose_mg=300,
+                max_step_mg=50,
+                planned_sessions=6,
+                cadence_days=7,
+            )
         async with self.uow.transaction() as tx:
             await plans.activate_plan(tx, plan_id, actor="dr-lee", rules=RULES)
         return plan_id
@@ -59,7 +74,11 @@ class Dosing:
     async def next_proposal(self, plan_id: uuid.UUID) -> Any:
         async with self.uow.sessions() as s:
             return (
-                await s.execute(select(dose_proposals).where(dose_proposals.c.plan_id == plan_id, dose_proposals.c.status == "proposed"))
+                await s.execute(
+                    select(dose_proposals).where(
+                        dose_proposals.c.plan_id == plan_id, dose_proposals.c.status == "proposed"
+                    )
+                )
             ).one()
 
 
@@ -90,14 +109,21 @@ def check_in(**totals: int) -> MoodCheckInRecorded:
 async def session_done(dosing: Dosing, patient: uuid.UUID) -> None:
     started = datetime.now(UTC) - timedelta(hours=3)
     done = AppointmentCompleted(
-        appointment_id=uuid.uuid4(), appointment_type=AppointmentType.dosing_session, clinician_id="dr-lee",
-        started_at=started, ended_at=started + timedelta(hours=2),
-    )  # fmt: skip
+        appointment_id=uuid.uuid4(),
+        appointment_type=AppointmentType.dosing_session,
+        clinician_id="dr-lee",
+        started_at=started,
+        ended_at=started + timedelta(hours=2),
+    )
     await dosing.publish(done, patient, "scheduling")
 
 
-@pytest.mark.parametrize("baseline_first", [True, False], ids=["baseline_before_plan", "baseline_after_plan_and_check_in"])
-async def test_a_ptsd_plan_measures_pcl5_against_the_intake_baseline_in_either_arrival_order(dosing: Dosing, baseline_first: bool) -> None:
+@pytest.mark.parametrize(
+    "baseline_first", [True, False], ids=["baseline_before_plan", "baseline_after_plan_and_check_in"]
+)
+async def test_a_ptsd_plan_measures_pcl5_against_the_intake_baseline_in_either_arrival_order(
+    dosing: Dosing, baseline_first: bool
+) -> None:
     patient = uuid.uuid4()
     intake_time = datetime.now(UTC) - timedelta(days=10)
     if baseline_first:
@@ -126,7 +152,9 @@ async def test_a_ptsd_plan_with_9_points_of_pcl5_drop_steps_up(dosing: Dosing) -
     assert (proposal.proposed_dose_mg, proposal.rationale) == (150, ["inadequate_response_increase"])
 
 
-async def test_without_an_intake_baseline_the_first_check_in_is_the_baseline_and_the_proposal_says_so(dosing: Dosing) -> None:
+async def test_without_an_intake_baseline_the_first_check_in_is_the_baseline_and_the_proposal_says_so(
+    dosing: Dosing,
+) -> None:
     patient = uuid.uuid4()
     await dosing.publish(scored(Instrument.phq9, 20), patient, "intake")  # not the plan's instrument
     plan_id = await dosing.active_plan(patient, Indication.ptsd, ["F43.10"])
@@ -143,9 +171,22 @@ async def test_the_plan_records_its_indication_and_diagnosis_codes(dosing: Dosin
     patient = uuid.uuid4()
     plan_id = await dosing.active_plan(patient, Indication.anxiety, ["F41.1", "F43.10"])
     async with dosing.uow.sessions() as s:
-        row = (await s.execute(select(definition.metadata.tables["treatment_plans"]).where(
-            definition.metadata.tables["treatment_plans"].c.plan_id == plan_id))).one()  # fmt: skip
-        outbox = (await s.execute(select(definition.tables.outbox.c.envelope).where(definition.tables.outbox.c.key == str(patient)))).scalars().all()
+        row = (
+            await s.execute(
+                select(definition.metadata.tables["treatment_plans"]).where(
+                    definition.metadata.tables["treatment_plans"].c.plan_id == plan_id
+                )
+            )
+        ).one()
+        outbox = (
+            (
+                await s.execute(
+                    select(definition.tables.outbox.c.envelope).where(definition.tables.outbox.c.key == str(patient))
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert (row.indication, row.diagnosis_codes) == ("anxiety", ["F411", "F4310"])
     [created] = [e for e in outbox if e["type"] == "TreatmentPlanCreated"]
     assert created["payload"]["indication"] == "anxiety" and created["payload"]["diagnosis_codes"] == ["F411", "F4310"]

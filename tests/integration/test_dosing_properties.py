@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, plans
 from carecoord_dosing.app import definition
@@ -31,7 +32,6 @@ from carecoord_shared.contracts.common import Indication, ReviewDecision
 from carecoord_shared.contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
-from carecoord_devstack.scratch import scratch_database
 
 T = TypeVar("T")
 RULES = domain.load_titration()
@@ -87,30 +87,57 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
             async def setup() -> uuid.UUID:
                 async with uow.transaction() as tx:
                     plan_id = await plans.create_plan(
-                        tx, patient_id=self.patient, actor="dr-a", rules=RULES, indication=Indication.depression,
-                        diagnosis_codes=["F331"], starting_dose_mg=100, max_dose_mg=CAP, max_step_mg=50, planned_sessions=52,
+                        tx,
+                        patient_id=self.patient,
+                        actor="dr-a",
+                        rules=RULES,
+                        indication=Indication.depression,
+                        diagnosis_codes=["F331"],
+                        starting_dose_mg=100,
+                        max_dose_mg=CAP,
+                        max_step_mg=50,
+                        planned_sessions=52,
                     )
                 async with uow.transaction() as tx:
                     await plans.activate_plan(tx, plan_id, actor="dr-a", rules=RULES)
                 return plan_id
 
             self.plan_id = loop.run(setup())
-            self._deliver(VitalsRecorded(
-                reading_id=uuid.uuid4(), systolic=120, diastolic=80, measured_at=datetime.now(UTC) - timedelta(minutes=5),
-                context="pre_dose", appointment_id=self.session, within_limits=True, rule_version="t",
-            ), "vitals")  # fmt: skip
+            self._deliver(
+                VitalsRecorded(
+                    reading_id=uuid.uuid4(),
+                    systolic=120,
+                    diastolic=80,
+                    measured_at=datetime.now(UTC) - timedelta(minutes=5),
+                    context="pre_dose",
+                    appointment_id=self.session,
+                    within_limits=True,
+                    rule_version="t",
+                ),
+                "vitals",
+            )
 
         # --- what the outside world does ---
 
         @rule(target=holds)
         def safety_requests_a_hold(self) -> uuid.UUID:
             hold_id = uuid.uuid4()
-            self._deliver(TreatmentHoldRequested(hold_id=hold_id, review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="t"), "hold")
+            self._deliver(
+                TreatmentHoldRequested(
+                    hold_id=hold_id, review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="t"
+                ),
+                "hold",
+            )
             if not self.discontinued:
                 self.open.add(hold_id)
             return hold_id
 
-        @rule(hold=holds, decision=st.sampled_from([ReviewDecision.resume, ReviewDecision.resume_with_dose_change, ReviewDecision.discontinue]))
+        @rule(
+            hold=holds,
+            decision=st.sampled_from(
+                [ReviewDecision.resume, ReviewDecision.resume_with_dose_change, ReviewDecision.discontinue]
+            ),
+        )
         def a_clinician_releases_a_hold(self, hold: uuid.UUID, decision: ReviewDecision) -> None:
             was_open = hold in self.open
             self._deliver(TreatmentHoldReleased(hold_id=hold, review_id=uuid.uuid4(), decision=decision), "release")
@@ -130,10 +157,19 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
 
         @rule(within=st.booleans())
         def a_pre_dose_reading_arrives(self, within: bool) -> None:
-            self._deliver(VitalsRecorded(
-                reading_id=uuid.uuid4(), systolic=120 if within else 150, diastolic=80, measured_at=datetime.now(UTC),
-                context="pre_dose", appointment_id=self.session, within_limits=within, rule_version="t",
-            ), "vitals")  # fmt: skip
+            self._deliver(
+                VitalsRecorded(
+                    reading_id=uuid.uuid4(),
+                    systolic=120 if within else 150,
+                    diastolic=80,
+                    measured_at=datetime.now(UTC),
+                    context="pre_dose",
+                    appointment_id=self.session,
+                    within_limits=within,
+                    rule_version="t",
+                ),
+                "vitals",
+            )
 
         @rule()
         def a_dosing_session_is_completed(self) -> None:
@@ -147,16 +183,25 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
         def a_clinician_approves_the_pending_proposal(self, dose: int | None) -> None:
             async def approve() -> None:
                 async with uow.sessions() as s:
-                    pending = (await s.execute(select(dose_proposals.c.proposal_id, dose_proposals.c.previous_dose_mg).where(
-                        dose_proposals.c.plan_id == self.plan_id, dose_proposals.c.status == "proposed"))).first()  # fmt: skip
+                    pending = (
+                        await s.execute(
+                            select(dose_proposals.c.proposal_id, dose_proposals.c.previous_dose_mg).where(
+                                dose_proposals.c.plan_id == self.plan_id, dose_proposals.c.status == "proposed"
+                            )
+                        )
+                    ).first()
                 if pending is None:
                     return
                 out_of_bounds = dose is not None and (dose > CAP or abs(dose - pending.previous_dose_mg) > 50)
                 try:
                     async with uow.transaction() as tx:
-                        approved = await plans.approve_dose(tx, pending.proposal_id, actor="dr-b", rules=RULES, dose_mg=dose)
+                        approved = await plans.approve_dose(
+                            tx, pending.proposal_id, actor="dr-b", rules=RULES, dose_mg=dose
+                        )
                 except domain.PlanRuleViolation:
-                    assert out_of_bounds or self.discontinued, "refused although within the cap, the step and a live plan"
+                    assert out_of_bounds or self.discontinued, (
+                        "refused although within the cap, the step and a live plan"
+                    )
                     return
                 assert not out_of_bounds and not self.discontinued, f"approved {approved} mg against the rules"
                 assert approved <= CAP
@@ -167,12 +212,21 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
         def the_patient_asks_to_start_a_session(self) -> None:
             async def ask() -> plans.Authorisation:
                 async with uow.transaction() as tx:
-                    status = (await tx.session.execute(select(treatment_plans.c.status, treatment_plans.c.approved_dose_mg)
-                                                       .where(treatment_plans.c.plan_id == self.plan_id))).one()  # fmt: skip
-                    decision = await plans.authorise_session(tx, appointment_id=self.session, patient_id=self.patient, now=datetime.now(UTC), rules=RULES)
+                    status = (
+                        await tx.session.execute(
+                            select(treatment_plans.c.status, treatment_plans.c.approved_dose_mg).where(
+                                treatment_plans.c.plan_id == self.plan_id
+                            )
+                        )
+                    ).one()
+                    decision = await plans.authorise_session(
+                        tx, appointment_id=self.session, patient_id=self.patient, now=datetime.now(UTC), rules=RULES
+                    )
                     if decision.authorised:
                         assert status.status == "active", f"authorised while {status.status}"
-                        assert status.approved_dose_mg is not None and decision.dose_mg == status.approved_dose_mg <= CAP
+                        assert (
+                            status.approved_dose_mg is not None and decision.dose_mg == status.approved_dose_mg <= CAP
+                        )
                     elif status.status == "paused":
                         assert decision.reason == "plan_paused"
                     return decision
@@ -214,26 +268,55 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
                     return False
                 event = envelope.payload
                 if kind == "hold":
-                    await plans.open_hold(tx, hold_id=uuid.UUID(event["hold_id"]), patient_id=self.patient,
-                                          review_id=uuid.UUID(event["review_id"]), reason=event["reason"])  # fmt: skip
+                    await plans.open_hold(
+                        tx,
+                        hold_id=uuid.UUID(event["hold_id"]),
+                        patient_id=self.patient,
+                        review_id=uuid.UUID(event["review_id"]),
+                        reason=event["reason"],
+                    )
                 elif kind == "release":
-                    await plans.release_hold(tx, hold_id=uuid.UUID(event["hold_id"]), patient_id=self.patient,
-                                             decision=ReviewDecision(event["decision"]), rules=RULES)  # fmt: skip
+                    await plans.release_hold(
+                        tx,
+                        hold_id=uuid.UUID(event["hold_id"]),
+                        patient_id=self.patient,
+                        decision=ReviewDecision(event["decision"]),
+                        rules=RULES,
+                    )
                 else:
-                    await plans.record_observation(tx, kind="vitals", observed_at=datetime.fromisoformat(event["measured_at"]),
-                                                   context=event["context"], within_limits=event["within_limits"],
-                                                   appointment_id=uuid.UUID(event["appointment_id"]))  # fmt: skip
+                    await plans.record_observation(
+                        tx,
+                        kind="vitals",
+                        observed_at=datetime.fromisoformat(event["measured_at"]),
+                        context=event["context"],
+                        within_limits=event["within_limits"],
+                        appointment_id=uuid.UUID(event["appointment_id"]),
+                    )
             return True
 
         def _snapshot(self) -> dict[str, Any]:
             async def read() -> dict[str, Any]:
                 async with uow.sessions() as s:
-                    plan = (await s.execute(select(treatment_plans).where(treatment_plans.c.plan_id == self.plan_id))).one()
-                    authorised = (await s.execute(select(func.count(), func.coalesce(func.max(session_authorisations.c.dose_mg), 0))
-                                                  .where(session_authorisations.c.plan_id == self.plan_id))).one()  # fmt: skip
-                    outbox = (await s.execute(select(func.count()).where(messaging.outbox.c.key == str(self.patient)))).scalar_one()
-                return {"status": plan.status, "approved": plan.approved_dose_mg, "authorisations": authorised[0],
-                        "max_authorised": authorised[1], "outbox": outbox}  # fmt: skip
+                    plan = (
+                        await s.execute(select(treatment_plans).where(treatment_plans.c.plan_id == self.plan_id))
+                    ).one()
+                    authorised = (
+                        await s.execute(
+                            select(func.count(), func.coalesce(func.max(session_authorisations.c.dose_mg), 0)).where(
+                                session_authorisations.c.plan_id == self.plan_id
+                            )
+                        )
+                    ).one()
+                    outbox = (
+                        await s.execute(select(func.count()).where(messaging.outbox.c.key == str(self.patient)))
+                    ).scalar_one()
+                return {
+                    "status": plan.status,
+                    "approved": plan.approved_dose_mg,
+                    "authorisations": authorised[0],
+                    "max_authorised": authorised[1],
+                    "outbox": outbox,
+                }
 
             return loop.run(read())
 

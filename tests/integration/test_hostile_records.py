@@ -33,7 +33,9 @@ def _good(n: int) -> RawRecord:
 @pytest.fixture
 async def topic(stack: Stack) -> str:
     name = f"test.hostile.{uuid.uuid4().hex[:8]}"
-    await asyncio.to_thread(ensure_topics, stack.kafka.bootstrap, (Topic(name=name, producer="test", consumers=(), events=()),))
+    await asyncio.to_thread(
+        ensure_topics, stack.kafka.bootstrap, (Topic(name=name, producer="test", consumers=(), events=()),)
+    )
     return name
 
 

@@ -89,9 +89,15 @@ async def test_the_last_two_steps_committing_together_make_exactly_one_decision(
     """Without the per-patient lock each transaction misses the other's uncommitted row and nobody decides."""
     intake = intake_with(Fernet.generate_key().decode())
     async with db.uow.transaction() as tx:
-        patient, _ = await intake.register(tx, external_id="race", state_of_residence="NY", time_zone="America/New_York", who=WHO)
+        patient, _ = await intake.register(
+            tx, external_id="race", state_of_residence="NY", time_zone="America/New_York", who=WHO
+        )
     pid = patient.patient_id
-    for instrument, answers in ((Instrument.phq9, [2] * 6 + [0] * 3), (Instrument.gad7, [0] * 7), (Instrument.pcl5, [0] * 20)):
+    for instrument, answers in (
+        (Instrument.phq9, [2] * 6 + [0] * 3),
+        (Instrument.gad7, [0] * 7),
+        (Instrument.pcl5, [0] * 20),
+    ):
         async with db.uow.transaction() as tx:
             await intake.record_assessment(tx, pid, instrument, answers)
     async with db.uow.transaction() as tx:
@@ -118,7 +124,11 @@ async def test_the_last_two_steps_committing_together_make_exactly_one_decision(
     await asyncio.gather(first, second)
 
     async with db.sessions() as session:
-        outcomes = (await session.execute(select(eligibility_decisions.c.outcome).where(eligibility_decisions.c.patient_id == pid))).scalars()
+        outcomes = (
+            await session.execute(
+                select(eligibility_decisions.c.outcome).where(eligibility_decisions.c.patient_id == pid)
+            )
+        ).scalars()
         assert list(outcomes) == ["eligible"]
 
 

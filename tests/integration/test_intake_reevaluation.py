@@ -45,12 +45,18 @@ async def complete_intake(uow: UnitOfWork, state: str, *, systolic: int = 118, d
             tx, external_id=f"re-{uuid.uuid4().hex}", state_of_residence=state, time_zone="America/New_York", who=WHO
         )
     pid = row.patient_id
-    for instrument, answers in ((Instrument.phq9, [2] * 6 + [0] * 3), (Instrument.gad7, [0] * 7), (Instrument.pcl5, [0] * 20)):
+    for instrument, answers in (
+        (Instrument.phq9, [2] * 6 + [0] * 3),
+        (Instrument.gad7, [0] * 7),
+        (Instrument.pcl5, [0] * 20),
+    ):
         async with uow.transaction() as tx:
             await INTAKE.record_assessment(tx, pid, instrument, answers)
     async with uow.transaction() as tx:
         await INTAKE.record_medical_screening(tx, pid, {q.code: False for q in INTAKE.rules.questions}, None)
-        await INTAKE.record_blood_pressure(tx, pid, systolic=systolic, diastolic=diastolic, measured_at=datetime.now(UTC))
+        await INTAKE.record_blood_pressure(
+            tx, pid, systolic=systolic, diastolic=diastolic, measured_at=datetime.now(UTC)
+        )
     async with uow.transaction() as tx:
         await INTAKE.declare_coverage(tx, pid, kind=CoverageKind.self_pay, payer_id=None, member_id=None, plan=None)
     return pid
@@ -83,10 +89,15 @@ async def test_a_move_to_a_served_state_supersedes_not_served_with_who_and_why(u
     async with uow.sessions() as session:
         first = await current_decision(session, pid)
     assert first is not None and (first.outcome, first.reasons, first.sequence, first.basis) == (
-        "ineligible", ["state_not_served"], 1, "rules"
+        "ineligible",
+        ["state_not_served"],
+        1,
+        "rules",
     )
 
-    await re_evaluate(uow, pid, NewInformation(state_of_residence="NY", time_zone="America/New_York"), "moved to Albany")
+    await re_evaluate(
+        uow, pid, NewInformation(state_of_residence="NY", time_zone="America/New_York"), "moved to Albany"
+    )
     async with uow.sessions() as session:
         history = await decision_history(session, pid)
     assert [(d.sequence, d.outcome, d.basis) for d in history] == [
@@ -104,14 +115,17 @@ async def test_a_move_to_a_served_state_supersedes_not_served_with_who_and_why(u
     assert now["supersedes_decision_id"] == str(first.decision_id) and now["overridden_by"] == "dr-lee"
     # The move is announced to every service that checks licences by the patient's state.
     assert [(r["state_of_residence"], r["time_zone"]) for r in await emitted(uow, pid, "PatientRegistered")] == [
-        ("VT", "America/New_York"), ("NY", "America/New_York"),
-    ]  # fmt: skip
+        ("VT", "America/New_York"),
+        ("NY", "America/New_York"),
+    ]
     # A re-evaluation that names the same residence announces nothing.
     await re_evaluate(uow, pid, NewInformation(state_of_residence="NY", time_zone="America/New_York"))
     assert len(await emitted(uow, pid, "PatientRegistered")) == 2
 
 
-async def test_a_repeat_reading_at_180_110_makes_an_eligible_patient_ineligible_and_179_109_needs_review(uow: UnitOfWork) -> None:
+async def test_a_repeat_reading_at_180_110_makes_an_eligible_patient_ineligible_and_179_109_needs_review(
+    uow: UnitOfWork,
+) -> None:
     pid = await complete_intake(uow, "NY")
     await re_evaluate(uow, pid, reading(179, 109))
     await re_evaluate(uow, pid, reading(180, 109))
@@ -123,7 +137,9 @@ async def test_a_repeat_reading_at_180_110_makes_an_eligible_patient_ineligible_
     assert [d["sequence"] for d in await decisions_emitted(uow, pid)] == [1, 2, 3]
 
 
-async def test_a_re_evaluation_cannot_pass_an_exclusion_and_a_needs_review_result_is_decided_by_override(uow: UnitOfWork) -> None:
+async def test_a_re_evaluation_cannot_pass_an_exclusion_and_a_needs_review_result_is_decided_by_override(
+    uow: UnitOfWork,
+) -> None:
     pid = await complete_intake(uow, "NY", systolic=150, diastolic=95)
     answers = {q.code: q.code == "pregnant" for q in INTAKE.rules.questions}
     await re_evaluate(uow, pid, NewInformation(screening_answers=answers))
@@ -136,7 +152,9 @@ async def test_a_re_evaluation_cannot_pass_an_exclusion_and_a_needs_review_resul
     # No longer pregnant, BP still raised: the rules say review; the clinician then decides it.
     await re_evaluate(uow, pid, NewInformation(screening_answers={q.code: False for q in INTAKE.rules.questions}))
     async with uow.transaction() as tx:
-        await INTAKE.override(tx, pid, outcome=EligibilityOutcome.eligible, clinician_id="dr-lee", reason="repeat readings fine")
+        await INTAKE.override(
+            tx, pid, outcome=EligibilityOutcome.eligible, clinician_id="dr-lee", reason="repeat readings fine"
+        )
     async with uow.sessions() as session:
         history = await decision_history(session, pid)
     assert [(d.sequence, d.outcome, d.basis) for d in history] == [

@@ -38,7 +38,11 @@ class SecuredKafka(Kafka):
 
     def _properties(self) -> str:
         plain = super()._properties()
-        lines = [line for line in plain.splitlines() if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))]
+        lines = [
+            line
+            for line in plain.splitlines()
+            if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))
+        ]
         return "\n".join(
             [
                 *lines,
@@ -63,7 +67,9 @@ def secured_kafka() -> Iterator[tuple[SecuredKafka, Path]]:
     keystore = state_dir / "tls" / "broker-keystore.pem"
     keystore.write_bytes(certificate.keystore())
     plain, controller, secure = free_ports(3)
-    kafka = SecuredKafka(state_dir, port=plain, controller_port=controller, heap="512m", secure_port=secure, keystore=keystore)
+    kafka = SecuredKafka(
+        state_dir, port=plain, controller_port=controller, heap="512m", secure_port=secure, keystore=keystore
+    )
     kafka.start()
     try:
         yield kafka, certificate.ca
@@ -83,7 +89,9 @@ def settings_for(kafka: SecuredKafka, ca_file: Path, password: str = PASSWORD) -
     )
 
 
-async def test_a_service_configured_for_tls_and_sasl_publishes_and_consumes(secured_kafka: tuple[SecuredKafka, Path]) -> None:
+async def test_a_service_configured_for_tls_and_sasl_publishes_and_consumes(
+    secured_kafka: tuple[SecuredKafka, Path],
+) -> None:
     kafka, ca_file = secured_kafka
     options = aiokafka_security_options(settings_for(kafka, ca_file))
     bootstrap = f"127.0.0.1:{kafka.secure_port}"
@@ -96,7 +104,9 @@ async def test_a_service_configured_for_tls_and_sasl_publishes_and_consumes(secu
         await producer.send_and_wait(topic.name, b"over TLS, as a SASL user", key=b"k")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, **options)
+    consumer = AIOKafkaConsumer(
+        topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, **options
+    )
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=10_000)
@@ -114,7 +124,9 @@ async def test_a_wrong_password_is_refused(secured_kafka: tuple[SecuredKafka, Pa
     await producer.stop()
 
 
-async def test_a_broker_certificate_from_an_unknown_ca_is_refused(secured_kafka: tuple[SecuredKafka, Path], tmp_path: Path) -> None:
+async def test_a_broker_certificate_from_an_unknown_ca_is_refused(
+    secured_kafka: tuple[SecuredKafka, Path], tmp_path: Path
+) -> None:
     kafka, _ca_file = secured_kafka
     other_ca = server_certificate(tmp_path).ca
     options = aiokafka_security_options(settings_for(kafka, other_ca))

@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.persistence import upgrade_to_head
-from carecoord_devstack.scratch import scratch_database
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -27,7 +27,9 @@ async def test_migrations_match_the_models(stack: Stack, service: str) -> None:
     try:
         async with engine.connect() as connection:
             diff = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), app.definition.metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), app.definition.metadata
+                )
             )
     finally:
         await engine.dispose()

@@ -66,14 +66,21 @@ async def test_relay_wakes_on_commit_without_waiting_for_the_poll(stack: Stack, 
         await asyncio.sleep(0.2)  # the relay is now asleep
         patient = uuid.uuid4()
         async with uow.transaction() as tx:
-            tx.emit(SideEffectReported(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version="w"), patient_id=patient)
+            tx.emit(
+                SideEffectReported(
+                    report_id=uuid.uuid4(), symptoms=["nausea"], grade=1, escalated=False, rule_version="w"
+                ),
+                patient_id=patient,
+            )
         await eventually(lambda: _none_unsent(outbox), timeout=5, what="woken by the commit, not by a 60 s poll")
     finally:
         relay.stop()
         await asyncio.wait_for(task, 5)
 
 
-async def test_a_row_too_large_parks_its_key_at_that_row_and_the_others_flow(stack: Stack, outbox: Outbox, topic: str) -> None:
+async def test_a_row_too_large_parks_its_key_at_that_row_and_the_others_flow(
+    stack: Stack, outbox: Outbox, topic: str
+) -> None:
     bootstrap = stack.kafka.bootstrap
     parked, others = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(3)]
     before = await outbox.insert(topic, parked)
@@ -82,7 +89,9 @@ async def test_a_row_too_large_parks_its_key_at_that_row_and_the_others_flow(sta
     flowing = {key: [await outbox.insert(topic, key) for _ in range(3)] for key in others}
     relay = outbox.relay()
 
-    assert await asyncio.wait_for(relay.drain_once(), 60) == 1 + 9, "the refused key's acknowledged prefix and every other key"
+    assert await asyncio.wait_for(relay.drain_once(), 60) == 1 + 9, (
+        "the refused key's acknowledged prefix and every other key"
+    )
     seen = await landed(bootstrap, topic)
     assert seen[parked] == [before], "nothing after the refused row was sent"
     assert {key: seen[key] for key in others} == flowing
@@ -116,12 +125,16 @@ async def test_a_missing_topic_parks_its_keys_until_it_exists(stack: Stack, outb
 
     # Unparked by the retry timer once the topic exists.
     await create_topic(bootstrap, missing)
-    await eventually(lambda: _drained(relay, outbox), timeout=30, interval=0.6, what="the parked key flowing once its topic exists")
+    await eventually(
+        lambda: _drained(relay, outbox), timeout=30, interval=0.6, what="the parked key flowing once its topic exists"
+    )
     assert (await landed(bootstrap, missing))[waiting] == held
     assert (await relay.health())["parked_keys"] == 0
 
 
-async def test_a_topic_deleted_mid_run_parks_its_keys_and_the_others_flow(stack: Stack, outbox: Outbox, topic: str) -> None:
+async def test_a_topic_deleted_mid_run_parks_its_keys_and_the_others_flow(
+    stack: Stack, outbox: Outbox, topic: str
+) -> None:
     bootstrap = stack.kafka.bootstrap
     doomed = f"relaytest.doomed.{uuid.uuid4().hex[:8]}"
     await create_topic(bootstrap, doomed)

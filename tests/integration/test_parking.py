@@ -30,7 +30,12 @@ from carecoord_shared.persistence import create_engine, create_sessions
 METADATA = MetaData()
 TABLES = messaging_tables(METADATA)
 # The order in which reports took effect.
-APPLIED = Table("applied", METADATA, Column("seq", Integer, primary_key=True, autoincrement=True), Column("report_id", Uuid, nullable=False))
+APPLIED = Table(
+    "applied",
+    METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", Uuid, nullable=False),
+)
 
 
 class _DeadLetters:
@@ -62,7 +67,9 @@ class Harness:
     def record(self, envelope: Envelope | None, value: bytes | None = None, key: bytes | None = None) -> ConsumerRecord:
         self.offset += 1
         body = value if value is not None else envelope.model_dump_json().encode()  # type: ignore[union-attr]
-        return ConsumerRecord("patient-app.reports", 0, self.offset, 0, 0, key or envelope.key, body, None, -1, len(body), [])  # type: ignore[union-attr]
+        return ConsumerRecord(
+            "patient-app.reports", 0, self.offset, 0, 0, key or envelope.key, body, None, -1, len(body), []
+        )  # type: ignore[union-attr]
 
     async def applied(self) -> list[uuid.UUID]:
         async with self.sessions() as session:
@@ -112,7 +119,9 @@ async def test_after_a_bug_the_patients_later_events_wait_and_a_release_applies_
     assert (await harness.applied())[-1] == r4
 
 
-async def test_transient_failures_past_the_budget_park_the_patient_and_the_consumer_may_retry_it(harness: Harness) -> None:
+async def test_transient_failures_past_the_budget_park_the_patient_and_the_consumer_may_retry_it(
+    harness: Harness,
+) -> None:
     patient = uuid.uuid4()
     (e1, r1), (e2, r2) = report(patient), report(patient)
     harness.failing[r1] = OperationalError("SELECT 1", {}, Exception("could not serialize access"))
@@ -133,7 +142,10 @@ async def test_garbage_sent_with_a_patients_key_never_parks_that_patient(harness
     e1, r1 = report(patient)
     garbage = harness.record(None, value=b'{"not": "an envelope"}', key=str(patient).encode())
 
-    assert await harness.consumer.handle_batch([garbage, harness.record(e1)]) == [Outcome.dead_lettered, Outcome.processed]
+    assert await harness.consumer.handle_batch([garbage, harness.record(e1)]) == [
+        Outcome.dead_lettered,
+        Outcome.processed,
+    ]
     assert await harness.applied() == [r1]
     assert await harness.consumer.parking.count() == 0
 
@@ -144,7 +156,10 @@ async def test_a_redelivered_parked_event_is_applied_once(harness: Harness) -> N
     harness.failing[r1] = ValueError("a handler bug")
     await harness.consumer.handle_batch([harness.record(e) for e in (e1, e2)])
     # The offsets were not committed before a crash: both come again, and park again.
-    assert await harness.consumer.handle_batch([harness.record(e) for e in (e1, e2)]) == [Outcome.parked, Outcome.parked]
+    assert await harness.consumer.handle_batch([harness.record(e) for e in (e1, e2)]) == [
+        Outcome.parked,
+        Outcome.parked,
+    ]
     del harness.failing[r1]
     assert (await harness.consumer.release(patient))["done"] is True
     assert await harness.applied() == [r1, r2]

@@ -19,8 +19,15 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def envelope_row(sent_at: datetime | None, created_at: datetime) -> dict[str, object]:
-    return {"event_id": uuid.uuid4(), "topic": "safety.holds", "key": str(uuid.uuid4()), "event_type": "X",
-            "envelope": {}, "created_at": created_at, "sent_at": sent_at}  # fmt: skip
+    return {
+        "event_id": uuid.uuid4(),
+        "topic": "safety.holds",
+        "key": str(uuid.uuid4()),
+        "event_type": "X",
+        "envelope": {},
+        "created_at": created_at,
+        "sent_at": sent_at,
+    }
 
 
 async def test_prunes_sent_outbox_rows_and_old_inbox_rows_only(stack: Stack) -> None:
@@ -43,11 +50,15 @@ async def test_prunes_sent_outbox_rows_and_old_inbox_rows_only(stack: Stack) -> 
             await s.execute(tables.outbox.insert(), list(rows.values()))
             await s.execute(
                 tables.inbox.insert(),
-                [{"event_id": inbox["old"], "event_type": "X", "topic": "t", "processed_at": old},
-                 {"event_id": inbox["recent"], "event_type": "X", "topic": "t", "processed_at": recent}],
-            )  # fmt: skip
+                [
+                    {"event_id": inbox["old"], "event_type": "X", "topic": "t", "processed_at": old},
+                    {"event_id": inbox["recent"], "event_type": "X", "topic": "t", "processed_at": recent},
+                ],
+            )
 
-        retention = Retention(sessions, tables, sent_outbox_days=7, inbox_days=37, consumed=topics_consumed_by("safety"), batch_size=1)
+        retention = Retention(
+            sessions, tables, sent_outbox_days=7, inbox_days=37, consumed=topics_consumed_by("safety"), batch_size=1
+        )
         assert await retention.prune_once(NOW) == (1, 1)
         assert await retention.prune_once(NOW) == (0, 0)
 

@@ -84,9 +84,18 @@ async def _paused_plan(uow: UnitOfWork, patient: uuid.UUID) -> tuple[uuid.UUID, 
     """A plan at 100 mg (maximum 300, step 50), paused by one hold."""
     async with uow.transaction() as tx:
         plan_id = await plans.create_plan(
-            tx, patient_id=patient, actor="dr-a", rules=RULES, indication=Indication.depression, diagnosis_codes=["F331"],
-            starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=6, cadence_days=7,
-        )  # fmt: skip
+            tx,
+            patient_id=patient,
+            actor="dr-a",
+            rules=RULES,
+            indication=Indication.depression,
+            diagnosis_codes=["F331"],
+            starting_dose_mg=100,
+            max_dose_mg=300,
+            max_step_mg=50,
+            planned_sessions=6,
+            cadence_days=7,
+        )
     async with uow.transaction() as tx:
         await plans.activate_plan(tx, plan_id, actor="dr-a", rules=RULES)
     hold_id, review_id = uuid.uuid4(), uuid.uuid4()
@@ -97,7 +106,11 @@ async def _paused_plan(uow: UnitOfWork, patient: uuid.UUID) -> tuple[uuid.UUID, 
 
 def _release(patient: uuid.UUID, hold_id: uuid.UUID, review_id: uuid.UUID, dose_mg: int | None) -> Envelope:
     event = TreatmentHoldReleased(
-        hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume_with_dose_change, dose_mg=dose_mg, decided_by="dr-lee"
+        hold_id=hold_id,
+        review_id=review_id,
+        decision=ReviewDecision.resume_with_dose_change,
+        dose_mg=dose_mg,
+        decided_by="dr-lee",
     )
     return Envelope.wrap(event, patient_id=patient, producer="safety")
 
@@ -107,9 +120,15 @@ def _handle_release(envelope: Envelope) -> Callable[[Transaction], Awaitable[Non
 
     async def handle(tx: Transaction) -> None:
         await plans.release_hold(
-            tx, hold_id=event.hold_id, patient_id=envelope.patient_id, decision=event.decision, rules=RULES,
-            review_id=event.review_id, dose_mg=event.dose_mg, decided_by=event.decided_by,
-        )  # fmt: skip
+            tx,
+            hold_id=event.hold_id,
+            patient_id=envelope.patient_id,
+            decision=event.decision,
+            rules=RULES,
+            review_id=event.review_id,
+            dose_mg=event.dose_mg,
+            decided_by=event.decided_by,
+        )
 
     return handle
 
@@ -119,7 +138,9 @@ async def _plan(uow: UnitOfWork, plan_id: uuid.UUID) -> Any:
         return (await s.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id))).one()
 
 
-async def test_a_release_with_a_dose_resumes_the_plan_with_it_approved_by_the_clinician_once(dosing: UnitOfWork) -> None:
+async def test_a_release_with_a_dose_resumes_the_plan_with_it_approved_by_the_clinician_once(
+    dosing: UnitOfWork,
+) -> None:
     patient = uuid.uuid4()
     plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
     release = _release(patient, hold_id, review_id, 150)  # one step up, at the edge
@@ -129,8 +150,9 @@ async def test_a_release_with_a_dose_resumes_the_plan_with_it_approved_by_the_cl
     assert (plan.status, plan.approved_dose_mg) == ("active", 150)
     approvals = await outbox(dosing, dosing_messaging, patient, "DoseApproved")
     assert [(a["approved_dose_mg"], a["approved_by"], a.get("review_id")) for a in approvals] == [
-        (100, "dr-a", None), (150, "dr-lee", str(review_id)),
-    ], "the activation's, then the review's, naming the clinician and the review"  # fmt: skip
+        (100, "dr-a", None),
+        (150, "dr-lee", str(review_id)),
+    ], "the activation's, then the review's, naming the clinician and the review"
 
     assert not await deliver(dosing, release, _handle_release(release)), "the inbox recognises the redelivery"
     again = _release(patient, hold_id, review_id, 150)  # the same decision in a new envelope (a replay)
@@ -152,9 +174,12 @@ async def test_a_dose_dosing_refuses_keeps_the_plan_paused_and_says_why(dosing: 
     assert (hold.status, hold.dose_change_refused) == ("open", "dose_step_above_plan_maximum")
     [refused] = await outbox(dosing, dosing_messaging, patient, "DoseChangeRefused")
     assert refused | {"plan_id": None} == {
-        "plan_id": None, "hold_id": str(hold_id), "review_id": str(review_id), "requested_dose_mg": 151,
+        "plan_id": None,
+        "hold_id": str(hold_id),
+        "review_id": str(review_id),
+        "requested_dose_mg": 151,
         "reason": "dose_step_above_plan_maximum",
-    }  # fmt: skip
+    }
     assert len(await outbox(dosing, dosing_messaging, patient, "DoseApproved")) == 1, "only the activation's"
 
     second_review = uuid.uuid4()  # safety's review of the refusal, resolved again
@@ -168,20 +193,37 @@ async def test_a_dose_dosing_refuses_keeps_the_plan_paused_and_says_why(dosing: 
 
 
 async def _reading(
-    uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID | None, minutes_ago: float, *, within: bool = True, emergency: bool = False
+    uow: UnitOfWork,
+    patient: uuid.UUID,
+    appointment: uuid.UUID | None,
+    minutes_ago: float,
+    *,
+    within: bool = True,
+    emergency: bool = False,
 ) -> None:
     measured_at = NOW - timedelta(minutes=minutes_ago)
     event = VitalsRecorded(
-        reading_id=uuid.uuid4(), systolic=120 if within else 150, diastolic=80, measured_at=measured_at, context="pre_dose",
-        appointment_id=appointment, within_limits=within, rule_version="t",
-    )  # fmt: skip
+        reading_id=uuid.uuid4(),
+        systolic=120 if within else 150,
+        diastolic=80,
+        measured_at=measured_at,
+        context="pre_dose",
+        appointment_id=appointment,
+        within_limits=within,
+        rule_version="t",
+    )
     envelope = Envelope.wrap(event, patient_id=patient, producer="safety")
 
     async def handle(tx: Transaction) -> None:
         await plans.record_observation(
-            tx, kind="vitals", observed_at=measured_at, context="pre_dose", within_limits=within, appointment_id=appointment,
+            tx,
+            kind="vitals",
+            observed_at=measured_at,
+            context="pre_dose",
+            within_limits=within,
+            appointment_id=appointment,
             emergency=emergency,
-        )  # fmt: skip
+        )
 
     assert await deliver(uow, envelope, handle)
 
@@ -194,13 +236,19 @@ async def _authorise(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID
 async def test_only_a_recent_reading_taken_for_the_session_authorises_it(dosing: UnitOfWork) -> None:
     patient = uuid.uuid4()
     plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
-    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=patient, producer="safety")
+    resume = Envelope.wrap(
+        TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume),
+        patient_id=patient,
+        producer="safety",
+    )
     assert await deliver(dosing, resume, _handle_release(resume))
     this, other, stale, unnamed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     await _reading(dosing, patient, other, 5)
     await _reading(dosing, patient, None, 4)
-    assert (await _authorise(dosing, patient, this)).reason == "no_pre_dose_bp_for_session", "another session's, or none's"
+    assert (await _authorise(dosing, patient, this)).reason == "no_pre_dose_bp_for_session", (
+        "another session's, or none's"
+    )
     await _reading(dosing, patient, stale, 61)
     assert (await _authorise(dosing, patient, stale)).reason == "pre_dose_bp_too_old"
 
@@ -221,9 +269,13 @@ async def test_only_a_recent_reading_taken_for_the_session_authorises_it(dosing:
 
 async def _review_with_hold(uow: UnitOfWork, patient: uuid.UUID, *, hold: bool = True) -> uuid.UUID:
     request = ReviewRequest(
-        reason="severe_side_effect", priority=ReviewPriority.urgent, due_within=timedelta(hours=4), hold=hold,
-        triggers=("grade_3",), rule_ids=("r",),
-    )  # fmt: skip
+        reason="severe_side_effect",
+        priority=ReviewPriority.urgent,
+        due_within=timedelta(hours=4),
+        hold=hold,
+        triggers=("grade_3",),
+        rule_ids=("r",),
+    )
     async with uow.transaction() as tx:
         await tx.lock_patient(patient)
         outcome = await reviews.open_or_join(
@@ -235,7 +287,9 @@ async def _review_with_hold(uow: UnitOfWork, patient: uuid.UUID, *, hold: bool =
 async def _plan_view(uow: UnitOfWork, patient: uuid.UUID) -> uuid.UUID:
     plan_id = uuid.uuid4()
     async with uow.transaction() as tx:
-        await plan_view.created(tx, patient_id=patient, plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50)
+        await plan_view.created(
+            tx, patient_id=patient, plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50
+        )
         await plan_view.changed(tx, patient_id=patient, plan_id=plan_id, status="paused")
         await plan_view.changed(tx, patient_id=patient, plan_id=plan_id, current_dose_mg=150)
     return plan_id
@@ -243,7 +297,9 @@ async def _plan_view(uow: UnitOfWork, patient: uuid.UUID) -> uuid.UUID:
 
 async def _resolve(uow: UnitOfWork, review_id: uuid.UUID, decision: ReviewDecision, dose_mg: int | None) -> None:
     async with uow.transaction() as tx:
-        await reviews.resolve(tx, review_id, decision=decision, clinician_id="dr-lee", note=None, now=NOW, dose_mg=dose_mg)
+        await reviews.resolve(
+            tx, review_id, decision=decision, clinician_id="dr-lee", note=None, now=NOW, dose_mg=dose_mg
+        )
 
 
 async def _review(uow: UnitOfWork, review_id: uuid.UUID) -> Any:
@@ -268,7 +324,11 @@ async def test_safety_refuses_a_dose_outside_the_plan_and_records_nothing(safety
 
     await _resolve(safety, review_id, ReviewDecision.resume_with_dose_change, 200)
     [released] = await outbox(safety, safety_messaging, patient, "TreatmentHoldReleased")
-    assert (released["decision"], released["dose_mg"], released["decided_by"]) == ("resume_with_dose_change", 200, "dr-lee")
+    assert (released["decision"], released["dose_mg"], released["decided_by"]) == (
+        "resume_with_dose_change",
+        200,
+        "dr-lee",
+    )
     [resolved] = await outbox(safety, safety_messaging, patient, "ClinicianReviewResolved")
     assert resolved["dose_mg"] == 200
 
@@ -303,16 +363,23 @@ async def test_a_refusal_by_dosing_opens_a_review_that_releases_the_same_hold_ag
     review = await _review(safety, again)
     original = await _review(safety, review_id)
     assert (review.reason, review.status, review.priority, review.triggers) == (
-        "dose_change_refused", "open", "urgent", ["dose_above_program_maximum"]
+        "dose_change_refused",
+        "open",
+        "urgent",
+        ["dose_above_program_maximum"],
     )
-    assert review.due_at - review.opened_at == original.due_at - original.opened_at, "as urgent as the review it follows"
+    assert review.due_at - review.opened_at == original.due_at - original.opened_at, (
+        "as urgent as the review it follows"
+    )
     async with safety.sessions() as s:
         hold = (await s.execute(select(safety_holds).where(safety_holds.c.hold_id == hold_id))).one()
     assert (hold.review_id, hold.status) == (again, "requested")
 
     await _resolve(safety, again, ReviewDecision.resume, None)
     releases = await outbox(safety, safety_messaging, patient, "TreatmentHoldReleased")
-    assert [(r["hold_id"], r["review_id"], r["decision"]) for r in releases][1:] == [(str(hold_id), str(again), "resume")]
+    assert [(r["hold_id"], r["review_id"], r["decision"]) for r in releases][1:] == [
+        (str(hold_id), str(again), "resume")
+    ]
 
 
 async def test_a_plan_event_keyed_by_another_patient_leaves_the_plan_view_alone(safety: UnitOfWork) -> None:
@@ -325,7 +392,9 @@ async def test_a_plan_event_keyed_by_another_patient_leaves_the_plan_view_alone(
     assert view is not None and (view.status, view.current_dose_mg) == ("paused", 150)
 
 
-async def _authorise_at(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID, now: datetime) -> plans.Authorisation:
+async def _authorise_at(
+    uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID, now: datetime
+) -> plans.Authorisation:
     async with uow.transaction() as tx:
         return await plans.authorise_session(tx, appointment_id=appointment, patient_id=patient, now=now, rules=RULES)
 
@@ -333,7 +402,11 @@ async def _authorise_at(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.U
 async def test_a_repeat_request_gets_the_grant_back_only_while_it_still_holds(dosing: UnitOfWork) -> None:
     patient, intruder = uuid.uuid4(), uuid.uuid4()
     _plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
-    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=patient, producer="safety")
+    resume = Envelope.wrap(
+        TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume),
+        patient_id=patient,
+        producer="safety",
+    )
     assert await deliver(dosing, resume, _handle_release(resume))
     await _paused_plan(dosing, intruder)
     session = uuid.uuid4()
@@ -342,16 +415,24 @@ async def test_a_repeat_request_gets_the_grant_back_only_while_it_still_holds(do
     assert first.authorised
 
     again = await _authorise_at(dosing, patient, session, NOW + RULES.pre_dose_bp_window)
-    assert (again.authorised, again.authorisation_id) == (True, first.authorisation_id), "a retry within the window: the same grant"
+    assert (again.authorised, again.authorisation_id) == (True, first.authorisation_id), (
+        "a retry within the window: the same grant"
+    )
     expired = await _authorise_at(dosing, patient, session, NOW + RULES.pre_dose_bp_window + timedelta(seconds=1))
     assert (expired.authorised, expired.reason) == (False, "authorisation_expired")
     other = await _authorise(dosing, intruder, session)
-    assert (other.authorised, other.reason) == (False, "authorisation_not_for_this_plan"), "another patient's grant is not theirs"
+    assert (other.authorised, other.reason) == (False, "authorisation_not_for_this_plan"), (
+        "another patient's grant is not theirs"
+    )
 
     async with dosing.transaction() as tx:
-        await plans.open_hold(tx, hold_id=uuid.uuid4(), patient_id=patient, review_id=uuid.uuid4(), reason="severe_side_effect")
+        await plans.open_hold(
+            tx, hold_id=uuid.uuid4(), patient_id=patient, review_id=uuid.uuid4(), reason="severe_side_effect"
+        )
     paused = await _authorise(dosing, patient, session)
-    assert (paused.authorised, paused.reason) == (False, "plan_paused"), "a grant from before the hold is not handed out while paused"
+    assert (paused.authorised, paused.reason) == (False, "plan_paused"), (
+        "a grant from before the hold is not handed out while paused"
+    )
     refusals = await outbox(dosing, dosing_messaging, patient, "DosingSessionRefused")
     assert [r["reason"] for r in refusals] == ["authorisation_expired", "plan_paused"], "each refusal is announced"
 
@@ -372,7 +453,11 @@ async def test_a_normal_repeat_reading_does_not_outrun_the_hold_a_crisis_reading
     safety.holds and may arrive after the repeat reading on safety.reports: the advice alone refuses."""
     patient = uuid.uuid4()
     _plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
-    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=patient, producer="safety")
+    resume = Envelope.wrap(
+        TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume),
+        patient_id=patient,
+        producer="safety",
+    )
     assert await deliver(dosing, resume, _handle_release(resume))
     session = uuid.uuid4()
     await _reading(dosing, patient, session, 20, within=False, emergency=True)
@@ -382,7 +467,11 @@ async def test_a_normal_repeat_reading_does_not_outrun_the_hold_a_crisis_reading
     other, next_session = uuid.uuid4(), uuid.uuid4()
     await _reading(dosing, other, None, 61, within=False, emergency=True)  # past the window: no longer refuses
     _plan_id, hold_id, review_id = await _paused_plan(dosing, other)
-    resume = Envelope.wrap(TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume), patient_id=other, producer="safety")
+    resume = Envelope.wrap(
+        TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume),
+        patient_id=other,
+        producer="safety",
+    )
     assert await deliver(dosing, resume, _handle_release(resume))
     await _reading(dosing, other, next_session, 5)
     assert (await _authorise(dosing, other, next_session)).authorised

@@ -38,13 +38,18 @@ async def test_a_gad7_check_in_is_scored_kept_and_announced_for_an_anxiety_plans
     patient, checkin = uuid.uuid4(), uuid.uuid4()
     submitted = MoodCheckInSubmitted(checkin_id=checkin, gad7_items=[3, 2, 2, 1, 1, 0, 0], answered_at=NOW)
     async with uow.transaction() as tx:
-        await observations.record_checkin(tx, RULES, patient_id=patient, observation=submitted, source="patient-app", now=NOW)
+        await observations.record_checkin(
+            tx, RULES, patient_id=patient, observation=submitted, source="patient-app", now=NOW
+        )
     async with uow.sessions() as s:
         row = (await s.execute(select(mood_checkins).where(mood_checkins.c.checkin_id == checkin))).one()
         envelope = (
-            await s.execute(select(messaging.outbox.c.envelope).where(messaging.outbox.c.event_type == "MoodCheckInRecorded",
-                                                                   messaging.outbox.c.key == str(patient)))
-        ).scalar_one()  # fmt: skip
+            await s.execute(
+                select(messaging.outbox.c.envelope).where(
+                    messaging.outbox.c.event_type == "MoodCheckInRecorded", messaging.outbox.c.key == str(patient)
+                )
+            )
+        ).scalar_one()
     assert (row.gad7_items, row.gad7_total, row.phq9_total) == ([3, 2, 2, 1, 1, 0, 0], 9, None)
     assert envelope["payload"]["gad7_total"] == 9
 

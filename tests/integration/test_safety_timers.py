@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_safety import handlers, reviews, rules, sessions, timers
 from carecoord_safety.app import definition
@@ -22,7 +23,6 @@ from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
 from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
-from carecoord_devstack.scratch import scratch_database
 
 RULES = rules.load()
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -49,7 +49,9 @@ class SafetyDb:
     async def outbox_types(self, patient: uuid.UUID) -> list[str]:
         async with self.uow.sessions() as s:
             rows = await s.execute(
-                select(messaging.outbox.c.event_type).where(messaging.outbox.c.key == str(patient)).order_by(messaging.outbox.c.id)
+                select(messaging.outbox.c.event_type)
+                .where(messaging.outbox.c.key == str(patient))
+                .order_by(messaging.outbox.c.id)
             )
             return list(rows.scalars())
 
@@ -147,11 +149,19 @@ async def test_an_unacknowledged_review_becomes_overdue_once_with_raised_priorit
     for who in (patient, acknowledged_patient):
         async with db.uow.transaction() as tx:
             outcome = await reviews.open_or_join(
-                tx, request, patient_id=who, rule_version=RULES.version, source_kind="side_effect", source_id=uuid.uuid4(), now=T0
+                tx,
+                request,
+                patient_id=who,
+                rule_version=RULES.version,
+                source_kind="side_effect",
+                source_id=uuid.uuid4(),
+                now=T0,
             )
             review_ids[who] = outcome.review_id
     async with db.uow.transaction() as tx:
-        await reviews.acknowledge(tx, review_ids[acknowledged_patient], clinician_id="dr-lee", now=T0 + timedelta(hours=1))
+        await reviews.acknowledge(
+            tx, review_ids[acknowledged_patient], clinician_id="dr-lee", now=T0 + timedelta(hours=1)
+        )
 
     clock = Clock(T0 + timedelta(hours=23, minutes=59))
     assert await db.loop(clock).tick() == 0
@@ -165,7 +175,15 @@ async def test_an_unacknowledged_review_becomes_overdue_once_with_raised_priorit
     [acknowledged] = await db.reviews_of(acknowledged_patient)
     assert acknowledged.priority == "routine"
     async with db.uow.sessions() as s:
-        pending = await s.execute(select(func.count()).select_from(timers.timers).where(timers.timers.c.fired_at.is_(None), timers.timers.c.cancelled_at.is_(None), timers.timers.c.subject_id.in_(review_ids.values())))
+        pending = await s.execute(
+            select(func.count())
+            .select_from(timers.timers)
+            .where(
+                timers.timers.c.fired_at.is_(None),
+                timers.timers.c.cancelled_at.is_(None),
+                timers.timers.c.subject_id.in_(review_ids.values()),
+            )
+        )
         assert pending.scalar_one() == 0
     await db.engine.dispose()
 
@@ -193,7 +211,9 @@ class Handlers:
         self.clock.now = max(self.clock.now, occurred_at)
         envelope = Envelope.wrap(event, patient_id=patient, producer="dosing", occurred_at=occurred_at)
         async with db.uow.transaction(cause=envelope) as tx:
-            for handle in self.by_type.get(event.event_type, []):  # a type safety does not handle is skipped, as the consumer does
+            for handle in self.by_type.get(
+                event.event_type, []
+            ):  # a type safety does not handle is skipped, as the consumer does
                 await handle(event, tx)
 
 
@@ -208,11 +228,15 @@ def booked(appointment: uuid.UUID, starts_at: datetime = T0) -> AppointmentBooke
 
 
 def authorised(appointment: uuid.UUID) -> DosingSessionAuthorised:
-    return DosingSessionAuthorised(authorisation_id=uuid.uuid4(), plan_id=uuid.uuid4(), appointment_id=appointment, dose_mg=100)
+    return DosingSessionAuthorised(
+        authorisation_id=uuid.uuid4(), plan_id=uuid.uuid4(), appointment_id=appointment, dose_mg=100
+    )
 
 
 def checkin(appointment: uuid.UUID, answered_at: datetime) -> MoodCheckInSubmitted:
-    return MoodCheckInSubmitted(checkin_id=uuid.uuid4(), phq9_items=[1] * 8 + [0], answered_at=answered_at, appointment_id=appointment)
+    return MoodCheckInSubmitted(
+        checkin_id=uuid.uuid4(), phq9_items=[1] * 8 + [0], answered_at=answered_at, appointment_id=appointment
+    )
 
 
 async def _fired_until(db: SafetyDb, clock: Clock, until: datetime) -> None:
@@ -296,12 +320,17 @@ async def test_a_no_show_opens_the_rules_review_once_and_nothing_is_chased(world
     db, events, clock = world
     patient, appointment = uuid.uuid4(), uuid.uuid4()
     await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
-    no_show = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+    no_show = AppointmentNoShow(
+        appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0
+    )
     await events.deliver(db, no_show, patient, T0 + timedelta(hours=1))
     await events.deliver(db, no_show, patient, T0 + timedelta(hours=1, minutes=5))  # said twice (a new event id)
     [review] = await db.reviews_of(patient)
     assert (review.reason, review.priority, review.triggers, review.rule_version) == (
-        "dosing_session_no_show", "high", ["dosing_session_no_show"], "2026.12.1"
+        "dosing_session_no_show",
+        "high",
+        ["dosing_session_no_show"],
+        "2026.12.1",
     )
     assert review.due_at == T0 + timedelta(hours=25)
     await _fired_until(db, clock, T0 + timedelta(hours=9))
@@ -317,16 +346,24 @@ async def test_a_no_show_or_a_cancellation_after_the_authorisation_keeps_chasing
         await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
         await events.deliver(db, authorised(appointment), patient, T0)
         if patient == no_show_patient:
-            later = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+            later = AppointmentNoShow(
+                appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0
+            )
         else:
             later = AppointmentCancelled(
-                appointment_id=appointment, appointment_type=AppointmentType.dosing_session, reason="treatment_hold", starts_at=T0
+                appointment_id=appointment,
+                appointment_type=AppointmentType.dosing_session,
+                reason="treatment_hold",
+                starts_at=T0,
             )
         await events.deliver(db, later, patient, T0 + timedelta(minutes=30))
     await _fired_until(db, clock, T0 + timedelta(hours=8))
     for patient in (no_show_patient, cancelled_patient):
         assert len(await _missed(db, patient)) == 1, "the tablet was released: the patient may have taken it"
-    assert sorted(r.reason for r in await db.reviews_of(no_show_patient)) == ["dosing_session_no_show", "missed_check_in"]
+    assert sorted(r.reason for r in await db.reviews_of(no_show_patient)) == [
+        "dosing_session_no_show",
+        "missed_check_in",
+    ]
     [no_show_review] = [r for r in await db.reviews_of(no_show_patient) if r.reason == "dosing_session_no_show"]
     assert no_show_review.triggers == ["dosing_session_no_show_authorised"]
 
@@ -335,7 +372,9 @@ async def test_a_check_in_before_the_dose_does_not_count_as_the_post_dose_check_
     db, events, clock = world
     patient, appointment = uuid.uuid4(), uuid.uuid4()
     await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
-    await events.deliver(db, checkin(appointment, T0 - timedelta(seconds=1)), patient, T0 - timedelta(seconds=1))  # pre-dose
+    await events.deliver(
+        db, checkin(appointment, T0 - timedelta(seconds=1)), patient, T0 - timedelta(seconds=1)
+    )  # pre-dose
     await events.deliver(db, authorised(appointment), patient, T0)
     await _fired_until(db, clock, T0 + timedelta(hours=8))
     assert len(await _missed(db, patient)) == 1
@@ -358,7 +397,9 @@ async def test_a_pre_dose_check_in_arriving_after_the_authorisation_does_not_can
     patient, appointment = uuid.uuid4(), uuid.uuid4()
     await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
     await events.deliver(db, authorised(appointment), patient, T0)
-    await events.deliver(db, checkin(appointment, T0 - timedelta(minutes=20)), patient, T0 + timedelta(minutes=5))  # late upload
+    await events.deliver(
+        db, checkin(appointment, T0 - timedelta(minutes=20)), patient, T0 + timedelta(minutes=5)
+    )  # late upload
     await _fired_until(db, clock, T0 + timedelta(hours=4))
     assert len(await _missed(db, patient)) == 1
 
@@ -400,7 +441,9 @@ async def test_an_event_keyed_by_another_patient_never_changes_the_session(world
     await events.deliver(db, booked(appointment), patient, T0 - timedelta(days=1))
     refusal = DosingSessionRefused(appointment_id=appointment, plan_id=uuid.uuid4(), reason="blood_pressure")
     await events.deliver(db, refusal, other, T0 - timedelta(minutes=5))
-    no_show = AppointmentNoShow(appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0)
+    no_show = AppointmentNoShow(
+        appointment_id=appointment, appointment_type=AppointmentType.dosing_session, starts_at=T0
+    )
     await events.deliver(db, no_show, other, T0 - timedelta(minutes=4))
     await events.deliver(db, authorised(appointment), patient, T0)
     assert await db.reviews_of(other) == []

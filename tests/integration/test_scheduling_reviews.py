@@ -36,6 +36,7 @@ from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 
+
 @dataclass
 class Scheduling:
     uow: UnitOfWork
@@ -55,7 +56,9 @@ class Scheduling:
 
     async def appointments_of(self, patient_id: uuid.UUID) -> list[Any]:
         async with self.uow.sessions() as session:
-            query = select(appointments).where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at)
+            query = (
+                select(appointments).where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at)
+            )
             return list((await session.execute(query)).all())
 
     async def emitted(self, patient_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
@@ -101,12 +104,19 @@ async def patient_in(scheduling: Scheduling, zone: str, **hours: int) -> tuple[u
     clinician_id = f"dr-{patient_id.hex[:12]}"
     async with scheduling.uow.transaction() as tx:
         await tx.session.execute(
-            insert(clinicians).values(clinician_id=clinician_id, role="psychiatric_clinician", time_zone=zone, licensed_states=[state])
+            insert(clinicians).values(
+                clinician_id=clinician_id, role="psychiatric_clinician", time_zone=zone, licensed_states=[state]
+            )
         )
         await tx.session.execute(
             insert(weekly_availability),
             [
-                {"clinician_id": clinician_id, "weekday": d, "start_minute": hours.get("start_minute", 0), "end_minute": hours.get("end_minute", 24 * 60)}
+                {
+                    "clinician_id": clinician_id,
+                    "weekday": d,
+                    "start_minute": hours.get("start_minute", 0),
+                    "end_minute": hours.get("end_minute", 24 * 60),
+                }
                 for d in range(7)
             ],
         )
@@ -116,15 +126,24 @@ async def patient_in(scheduling: Scheduling, zone: str, **hours: int) -> tuple[u
 
 def decision(outcome: EligibilityOutcome, state: str, zone: str, sequence: int | None) -> EligibilityDetermined:
     return EligibilityDetermined(
-        decision_id=uuid.uuid4(), outcome=outcome, reasons=["x"], rule_version="2026.11.1",
-        state_of_residence=state, time_zone=zone, sequence=sequence,
+        decision_id=uuid.uuid4(),
+        outcome=outcome,
+        reasons=["x"],
+        rule_version="2026.11.1",
+        state_of_residence=state,
+        time_zone=zone,
+        sequence=sequence,
     )
 
 
 def review(priority: ReviewPriority, due_in: timedelta) -> ClinicianReviewOpened:
     return ClinicianReviewOpened(
-        review_id=uuid.uuid4(), reason="grade_2_side_effect", priority=priority, due_at=datetime.now(UTC) + due_in,
-        triggers=["x"], rule_version="2026.11.2",
+        review_id=uuid.uuid4(),
+        reason="grade_2_side_effect",
+        priority=priority,
+        due_at=datetime.now(UTC) + due_in,
+        triggers=["x"],
+        rule_version="2026.11.2",
     )
 
 
@@ -135,13 +154,19 @@ def local(at: datetime, zone: str) -> datetime:
 def in_patient_day(starts_at: datetime, ends_at: datetime, zone: str) -> bool:
     start, end = local(starts_at, zone), local(ends_at, zone)
     minutes = lambda t: t.hour * 60 + t.minute  # noqa: E731
-    return start.date() == end.date() and POLICY.patient_day_start_minute <= minutes(start) and minutes(end) <= POLICY.patient_day_end_minute
+    return (
+        start.date() == end.date()
+        and POLICY.patient_day_start_minute <= minutes(start)
+        and minutes(end) <= POLICY.patient_day_end_minute
+    )
 
 
 # --- item 8: which reviews may be booked at any hour -------------------------------
 
 
-async def test_at_night_an_urgent_review_is_seen_now_and_a_high_one_waits_for_the_patients_morning(scheduling: Scheduling) -> None:
+async def test_at_night_an_urgent_review_is_seen_now_and_a_high_one_waits_for_the_patients_morning(
+    scheduling: Scheduling,
+) -> None:
     zone = zone_where_it_is(1)  # 01:xx for the patient
     patient, _ = await patient_in(scheduling, zone)
     urgent = review(ReviewPriority.urgent, timedelta(hours=4))
@@ -160,11 +185,15 @@ async def test_at_night_an_urgent_review_is_seen_now_and_a_high_one_waits_for_th
     assert local(high_visit.starts_at, zone).hour == 8 and local(high_visit.starts_at, zone).minute == 0
     assert high_visit.starts_at > high.due_at, "booked past due rather than at night"
     assert await scheduling.emitted(patient, "ReviewAppointmentUnavailable") == []
-    [booked] = [b for b in await scheduling.emitted(patient, "AppointmentBooked") if b["review_id"] == str(high.review_id)]
+    [booked] = [
+        b for b in await scheduling.emitted(patient, "AppointmentBooked") if b["review_id"] == str(high.review_id)
+    ]
     assert booked["appointment_type"] == "urgent_review"
 
 
-async def test_a_routine_review_takes_the_first_slot_of_the_patients_day_that_ends_by_its_due_time(scheduling: Scheduling) -> None:
+async def test_a_routine_review_takes_the_first_slot_of_the_patients_day_that_ends_by_its_due_time(
+    scheduling: Scheduling,
+) -> None:
     zone = zone_where_it_is(1)
     patient, _ = await patient_in(scheduling, zone)
     now_local = local(datetime.now(UTC), zone)
@@ -178,7 +207,9 @@ async def test_a_routine_review_takes_the_first_slot_of_the_patients_day_that_en
     assert visit.review_priority == "routine"
 
 
-async def test_a_non_urgent_review_with_no_slot_in_the_patients_day_says_so_while_an_urgent_one_books(scheduling: Scheduling) -> None:
+async def test_a_non_urgent_review_with_no_slot_in_the_patients_day_says_so_while_an_urgent_one_books(
+    scheduling: Scheduling,
+) -> None:
     zone = zone_where_it_is(1)
     # The clinician works nights only (00:00-06:00 in the patient's zone).
     patient, _ = await patient_in(scheduling, zone, start_minute=0, end_minute=6 * 60)
@@ -198,12 +229,16 @@ async def test_a_non_urgent_review_with_no_slot_in_the_patients_day_says_so_whil
 # --- item 8: the visit says whether the patient is new to the practice -----------
 
 
-async def test_the_first_completed_visit_is_a_new_patients_and_the_next_an_established_ones(scheduling: Scheduling) -> None:
+async def test_the_first_completed_visit_is_a_new_patients_and_the_next_an_established_ones(
+    scheduling: Scheduling,
+) -> None:
     zone = "America/Chicago"
     patient, _ = await patient_in(scheduling, zone)
     [clinician_id] = [
         r.clinician_id
-        for r in await _rows(scheduling, select(clinicians.c.clinician_id).where(clinicians.c.clinician_id == f"dr-{patient.hex[:12]}"))
+        for r in await _rows(
+            scheduling, select(clinicians.c.clinician_id).where(clinicians.c.clinician_id == f"dr-{patient.hex[:12]}")
+        )
     ]
     started = datetime.now(UTC) - timedelta(days=3)
     ids = [uuid.uuid4(), uuid.uuid4()]
@@ -211,9 +246,13 @@ async def test_the_first_completed_visit_is_a_new_patients_and_the_next_an_estab
         for n, appointment_id in enumerate(ids):
             await tx.session.execute(
                 insert(appointments).values(
-                    appointment_id=appointment_id, patient_id=patient, clinician_id=clinician_id,
-                    appointment_type=AppointmentType.urgent_review.value, starts_at=started + timedelta(days=n),
-                    ends_at=started + timedelta(days=n, minutes=30), rule_version=POLICY.version,
+                    appointment_id=appointment_id,
+                    patient_id=patient,
+                    clinician_id=clinician_id,
+                    appointment_type=AppointmentType.urgent_review.value,
+                    starts_at=started + timedelta(days=n),
+                    ends_at=started + timedelta(days=n, minutes=30),
+                    rule_version=POLICY.version,
                 )
             )
     for appointment_id in ids:
@@ -231,7 +270,9 @@ async def _rows(scheduling: Scheduling, query: Any) -> list[Any]:
 # --- item 9: a superseding eligibility decision -----------------------------------
 
 
-async def test_a_superseding_ineligible_decision_cancels_the_evaluation_and_a_stale_one_changes_nothing(scheduling: Scheduling) -> None:
+async def test_a_superseding_ineligible_decision_cancels_the_evaluation_and_a_stale_one_changes_nothing(
+    scheduling: Scheduling,
+) -> None:
     zone = "America/Chicago"
     patient, state = await patient_in(scheduling, zone)
     await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 1), patient, "intake")
@@ -253,7 +294,9 @@ async def test_a_superseding_ineligible_decision_cancels_the_evaluation_and_a_st
     assert sorted(a.status for a in await scheduling.appointments_of(patient)) == ["booked", "cancelled"]
 
 
-async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_against_stale_ones(scheduling: Scheduling) -> None:
+async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_against_stale_ones(
+    scheduling: Scheduling,
+) -> None:
     zone = "America/Chicago"
     patient, state = await patient_in(scheduling, zone)
     await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
@@ -265,7 +308,9 @@ async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_a
     assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
 
 
-async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_urgent_reviews(scheduling: Scheduling) -> None:
+async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_urgent_reviews(
+    scheduling: Scheduling,
+) -> None:
     zone = zone_where_it_is(1)
     patient, _ = await patient_in(scheduling, zone)
     urgent = review(ReviewPriority.urgent, timedelta(hours=4))
@@ -273,7 +318,9 @@ async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_
     for opened in (urgent, high):
         await scheduling.publish(opened, patient, "safety")
     rows = {a.review_id: a for a in await scheduling.appointments_of(patient)}
-    night = rows[urgent.review_id].starts_at + timedelta(minutes=30)  # still the patient's night, after the urgent visit
+    night = rows[urgent.review_id].starts_at + timedelta(
+        minutes=30
+    )  # still the patient's night, after the urgent visit
     assert local(night, zone).hour < 8
     clinician_id = rows[urgent.review_id].clinician_id
     async with scheduling.uow.sessions() as session:
@@ -285,7 +332,12 @@ async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_
         assert booking.review_may_book_any_hour(rows[urgent.review_id])
         assert not booking.review_may_book_any_hour(rows[high.review_id])
         ends = await booking.check_bookable(
-            session, person, AppointmentType.urgent_review, clinician_id, night,
-            rescheduling=rows[urgent.review_id].appointment_id, any_hour=True,
-        )  # fmt: skip
+            session,
+            person,
+            AppointmentType.urgent_review,
+            clinician_id,
+            night,
+            rescheduling=rows[urgent.review_id].appointment_id,
+            any_hour=True,
+        )
         assert ends == night + timedelta(minutes=30)

@@ -21,7 +21,15 @@ VERIFIER = TokenVerifier(secret=DEVELOPMENT_JWT_SECRET)
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    base: dict[str, object] = {"sub": "dr-lee", "role": "clinician", "licensed_states": ["CA"], "iat": now, "exp": now + 60, "iss": "carecoord", "aud": "carecoord"}
+    base: dict[str, object] = {
+        "sub": "dr-lee",
+        "role": "clinician",
+        "licensed_states": ["CA"],
+        "iat": now,
+        "exp": now + 60,
+        "iss": "carecoord",
+        "aud": "carecoord",
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -52,8 +60,20 @@ def test_each_role_round_trips() -> None:
         (jwt.encode(claims(), None, algorithm="none"), "not valid"),
         ("not-a-jwt", "not valid"),
     ],
-    ids=["forged", "expired", "wrong-audience", "wrong-issuer", "no-expiry", "unknown-role", "patient-without-id",
-         "bad-state", "states-not-a-list", "empty-subject", "alg-none", "garbage"],
+    ids=[
+        "forged",
+        "expired",
+        "wrong-audience",
+        "wrong-issuer",
+        "no-expiry",
+        "unknown-role",
+        "patient-without-id",
+        "bad-state",
+        "states-not-a-list",
+        "empty-subject",
+        "alg-none",
+        "garbage",
+    ],
 )
 def test_refused_tokens_say_why(token: str, why: str) -> None:
     with pytest.raises(InvalidToken, match=why):
@@ -62,7 +82,11 @@ def test_refused_tokens_say_why(token: str, why: str) -> None:
 
 def test_with_a_public_key_only_the_identity_providers_signature_counts() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     verifier = TokenVerifier(secret=DEVELOPMENT_JWT_SECRET, public_key=public_pem)
     assert verifier.verify(jwt.encode(claims(), key, algorithm="RS256")).subject == "dr-lee"
     # Knowing the development secret (or the public key, the classic HS256 confusion) gets nobody in.
@@ -74,6 +98,7 @@ def test_with_a_public_key_only_the_identity_providers_signature_counts() -> Non
 
 def hs256_by_hand(payload: dict[str, object], key: bytes) -> str:
     """HS256 signed with the public key's bytes: PyJWT refuses to make one, an attacker would not."""
+
     def b64(data: bytes) -> bytes:
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 

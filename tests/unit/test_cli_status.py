@@ -70,11 +70,15 @@ def test_a_stalled_partition_is_a_problem_with_where_how_long_and_what_to_do() -
         (_with(consumer__parked_keys=2), ["2 patient key(s) parked in the consumer"]),
         (_with(outbox__parked_keys=1), ["1 patient key(s) parked in the outbox"]),
         (_with(outbox__oldest_age_s=61.0), ["oldest unsent event is 61s old"]),
-        (_with(degraded=["consumer: the consume loop is not running", "outbox: 1 key(s) parked"]),
-         ["reports itself degraded: consumer: the consume loop is not running; outbox: 1 key(s) parked"]),
+        (
+            _with(degraded=["consumer: the consume loop is not running", "outbox: 1 key(s) parked"]),
+            ["reports itself degraded: consumer: the consume loop is not running; outbox: 1 key(s) parked"],
+        ),
     ],
 )
-def test_parked_keys_an_ageing_outbox_and_the_service_s_own_reasons_are_problems(body: dict[str, Any], words: list[str]) -> None:
+def test_parked_keys_an_ageing_outbox_and_the_service_s_own_reasons_are_problems(
+    body: dict[str, Any], words: list[str]
+) -> None:
     [problem] = problems("dosing", body)
     assert all(w in problem.what for w in words), problem
     assert problem.todo
@@ -101,8 +105,19 @@ HOSTILE: list[Any] = [
     {"checks": "ok"},
     {"checks": {"consumer": "unavailable: OperationalError", "outbox": "unavailable: OperationalError"}},
     {"checks": {"consumer": {"stalled_partitions": "many", "parked_keys": "3", "undecodable_skipped": None}}},
-    {"checks": {"consumer": {"stalled_partitions": [None, 7, "x", {"topic": 5, "partition": "zero", "lag": [], "stalled_s": {}}]}}},
-    {"checks": {"consumer": {"parked_keys": True}, "outbox": {"parked_keys": float("nan"), "oldest_age_s": float("inf")}}},
+    {
+        "checks": {
+            "consumer": {
+                "stalled_partitions": [None, 7, "x", {"topic": 5, "partition": "zero", "lag": [], "stalled_s": {}}]
+            }
+        }
+    },
+    {
+        "checks": {
+            "consumer": {"parked_keys": True},
+            "outbox": {"parked_keys": float("nan"), "oldest_age_s": float("inf")},
+        }
+    },
     {"checks": {"outbox": {"oldest_age_s": "61", "parked_keys": -4}}},
     {"degraded": "everything"},
     {"degraded": [None, 3, {"reason": "x"}]},
@@ -162,8 +177,13 @@ async def test_checks_that_are_not_an_object_are_read_as_none() -> None:
 
 
 def test_the_table_says_what_is_wrong_and_what_to_do_and_exits_non_zero() -> None:
-    services = [health.ServiceStatus(s, f"http://{s}.test", ready=True, reachable=True, lag={}, dead_letters=0) for s in SERVICES]
-    services[3].problems = problems("safety", _with(consumer__stalled_partitions=[STALL], outbox__oldest_age_s="[red]x[/]"))
+    services = [
+        health.ServiceStatus(s, f"http://{s}.test", ready=True, reachable=True, lag={}, dead_letters=0)
+        for s in SERVICES
+    ]
+    services[3].problems = problems(
+        "safety", _with(consumer__stalled_partitions=[STALL], outbox__oldest_age_s="[red]x[/]")
+    )
     services[3].checks = _with(outbox__oldest_age_s="[red]x[/]", outbox__backlog="[bold]2[/bold]")["checks"]
     with out.capture() as shown:
         code = show_status(health.Report(services, kafka_reachable=True), Target(), as_json=False)

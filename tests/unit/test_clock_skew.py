@@ -64,14 +64,21 @@ def test_an_envelope_from_a_producer_whose_clock_runs_ahead_is_valid() -> None:
 def test_an_envelope_dated_beyond_any_clock_error_is_still_refused() -> None:
     envelope = _envelope(_report(), occurred_at=datetime.now(UTC)).model_dump(mode="json")
     with pytest.raises(ValidationError, match="more than a day in the future"):
-        Envelope.model_validate({**envelope, "occurred_at": (datetime.now(UTC) + PRODUCER_CLOCK_LIMIT + AHEAD).isoformat()})
+        Envelope.model_validate(
+            {**envelope, "occurred_at": (datetime.now(UTC) + PRODUCER_CLOCK_LIMIT + AHEAD).isoformat()}
+        )
 
 
 def test_a_reading_dated_in_the_future_is_still_refused() -> None:
     with pytest.raises(ValidationError, match="must not be in the future"):
         VitalsSubmitted.model_validate(
-            {"reading_id": str(uuid.uuid4()), "systolic": 120, "diastolic": 80, "context": "routine",
-             "measured_at": (datetime.now(UTC) + AHEAD).isoformat()}
+            {
+                "reading_id": str(uuid.uuid4()),
+                "systolic": 120,
+                "diastolic": 80,
+                "context": "routine",
+                "measured_at": (datetime.now(UTC) + AHEAD).isoformat(),
+            }
         )
 
 
@@ -81,7 +88,9 @@ def test_ahead_beyond_tolerance_is_counted_by_producer_and_logged_without_the_pa
     envelope = _envelope(_report(), occurred_at=NOW + AHEAD)
     with capture_logs() as logs:
         assert flag.note(envelope, "patient-app.reports")
-    assert counter.added == [(1, {"producer": "patient-app", "event_type": "SideEffectReportSubmitted", "topic": "patient-app.reports"})]
+    assert counter.added == [
+        (1, {"producer": "patient-app", "event_type": "SideEffectReportSubmitted", "topic": "patient-app.reports"})
+    ]
     [line] = logs
     assert line["event"] == "event.clock_skew" and line["log_level"] == "warning"
     assert line["producer"] == "patient-app" and line["ahead_s"] == AHEAD.total_seconds()
@@ -123,7 +132,12 @@ async def _consume(envelope: Envelope) -> tuple[Outcome, list[str], list[Any]]:
         handled.append(event)
 
     record = SimpleNamespace(
-        topic="patient-app.reports", partition=0, offset=3, key=envelope.key, value=envelope.model_dump_json().encode(), headers=()
+        topic="patient-app.reports",
+        partition=0,
+        offset=3,
+        key=envelope.key,
+        value=envelope.model_dump_json().encode(),
+        headers=(),
     )
     return await consumer.handle(record), dead_letters.reasons, handled  # type: ignore[arg-type]
 
@@ -136,8 +150,13 @@ async def test_the_consumer_processes_an_event_stamped_ahead_instead_of_dead_let
 async def test_the_consumer_still_dead_letters_a_future_reading() -> None:
     """The payload's measured_at is a person's report: in the future, it is wrong, whatever the clocks."""
     reading = VitalsSubmitted.model_construct(
-        reading_id=uuid.uuid4(), systolic=120, diastolic=80, heart_rate=None, context=ReadingContext.routine,
-        measured_at=datetime.now(UTC) + AHEAD, appointment_id=None,
+        reading_id=uuid.uuid4(),
+        systolic=120,
+        diastolic=80,
+        heart_rate=None,
+        context=ReadingContext.routine,
+        measured_at=datetime.now(UTC) + AHEAD,
+        appointment_id=None,
     )
     outcome, dead_letters, handled = await _consume(_envelope(reading, occurred_at=datetime.now(UTC)))
     assert (outcome, dead_letters, handled) == (Outcome.dead_lettered, ["invalid_payload"], [])

@@ -45,7 +45,10 @@ def test_a_database_that_is_restarting_or_unreachable_is_unavailable() -> None:
 async def _deliver(database: FlakyDatabase, parking: Parking | None = None) -> tuple[Outcome, DeadLetters]:
     dead_letters = DeadLetters()
     consumer = EventConsumer(
-        "safety", database, dead_letters, retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002),  # type: ignore[arg-type]
+        "safety",
+        database,
+        dead_letters,
+        retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002),  # type: ignore[arg-type]
         parking=parking or Parking(),  # type: ignore[arg-type]
     )
 
@@ -54,16 +57,25 @@ async def _deliver(database: FlakyDatabase, parking: Parking | None = None) -> t
         pass
 
     envelope = Envelope.wrap(
-        SideEffectReportSubmitted(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1), patient_id=uuid.uuid4(), producer="patient-app"
+        SideEffectReportSubmitted(report_id=uuid.uuid4(), symptoms=["nausea"], grade=1),
+        patient_id=uuid.uuid4(),
+        producer="patient-app",
     )
     record = SimpleNamespace(
-        topic="patient-app.reports", partition=0, offset=7, key=envelope.key, value=envelope.model_dump_json().encode(), headers=()
+        topic="patient-app.reports",
+        partition=0,
+        offset=7,
+        key=envelope.key,
+        value=envelope.model_dump_json().encode(),
+        headers=(),
     )
     return await consumer.handle(record), dead_letters  # type: ignore[arg-type]
 
 
 async def test_a_message_waits_for_a_restarting_database_however_many_attempts_it_takes() -> None:
-    database = FlakyDatabase(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), failures=20)
+    database = FlakyDatabase(
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), failures=20
+    )
     outcome, dead_letters = await _deliver(database)
     assert (outcome, dead_letters.reasons, database.committed) == (Outcome.processed, [], 1)
 
@@ -73,4 +85,8 @@ async def test_a_conflict_that_keeps_coming_back_is_dead_lettered_and_parked_aft
     database = FlakyDatabase(DBAPIError("UPDATE", {}, _Orig("40001")), failures=3)
     parking = Parking()
     outcome, dead_letters = await _deliver(database, parking)
-    assert (outcome, dead_letters.reasons, parking.parked) == (Outcome.dead_lettered, ["retries_exhausted"], ["retries_exhausted"])
+    assert (outcome, dead_letters.reasons, parking.parked) == (
+        Outcome.dead_lettered,
+        ["retries_exhausted"],
+        ["retries_exhausted"],
+    )

@@ -35,7 +35,9 @@ def test_asyncapi_lists_every_topic_and_every_event_version() -> None:
 
 def test_a_service_document_holds_only_what_it_sends_and_receives() -> None:
     document = asyncapi("dosing")
-    assert set(document["channels"]) == {t.name for t in ALL_TOPICS if t.producer == "dosing" or "dosing" in t.consumers}
+    assert set(document["channels"]) == {
+        t.name for t in ALL_TOPICS if t.producer == "dosing" or "dosing" in t.consumers
+    }
     assert all(op.startswith("dosing.") for op in document["operations"])
 
 

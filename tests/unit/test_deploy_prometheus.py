@@ -20,11 +20,25 @@ PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "carecoord.json"
 # Labels an alert may keep or quote: names from the code and the registry. A patient id, a
 # key or an event id would make every alert a new series and put PHI into the pager.
-ALLOWED_LABELS = {"service", "topic", "partition", "reason", "producer", "event_type", "outcome", "priority", "le", "job", "instance"}
+ALLOWED_LABELS = {
+    "service",
+    "topic",
+    "partition",
+    "reason",
+    "producer",
+    "event_type",
+    "outcome",
+    "priority",
+    "le",
+    "job",
+    "instance",
+}
 
 
 def _rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -48,7 +62,12 @@ def test_every_alert_has_a_rule_unit_test_that_fires_it() -> None:
 def test_a_rule_that_does_not_parse_is_refused(tmp_path: Path) -> None:
     copy = _copy(tmp_path)
     rules = copy / "alerts.yml"
-    rules.write_text(rules.read_text().replace("max by (service) (carecoord_consumer_parked_keys) > 0", "max by (service (carecoord_consumer_parked_keys) > 0"))
+    rules.write_text(
+        rules.read_text().replace(
+            "max by (service) (carecoord_consumer_parked_keys) > 0",
+            "max by (service (carecoord_consumer_parked_keys) > 0",
+        )
+    )
     errors = validate.prometheus_errors(copy)
     assert any("check rules" in e for e in errors), errors
 
@@ -56,14 +75,22 @@ def test_a_rule_that_does_not_parse_is_refused(tmp_path: Path) -> None:
 def test_a_rule_that_no_longer_fires_on_its_fault_fails_its_unit_test(tmp_path: Path) -> None:
     copy = _copy(tmp_path)
     rules = copy / "alerts.yml"
-    rules.write_text(rules.read_text().replace("(carecoord_outbox_oldest_age_seconds) > 60", "(carecoord_outbox_oldest_age_seconds) > 600"))
+    rules.write_text(
+        rules.read_text().replace(
+            "(carecoord_outbox_oldest_age_seconds) > 60", "(carecoord_outbox_oldest_age_seconds) > 600"
+        )
+    )
     errors = validate.prometheus_errors(copy)
     assert any("test rules" in e for e in errors) and any("CarecoordOutboxAgeing" in e for e in errors), errors
 
 
 def test_alerts_aggregate_to_and_quote_only_names_never_a_patient() -> None:
     for rule in _rules():
-        grouped = {label.strip() for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"]) for label in clause.split(",")}
+        grouped = {
+            label.strip()
+            for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"])
+            for label in clause.split(",")
+        }
         quoted = set(re.findall(r"\$labels\.(\w+)", json.dumps(rule.get("annotations", {}))))
         assert grouped <= ALLOWED_LABELS and quoted <= ALLOWED_LABELS, rule["alert"]
         assert "patient" not in rule["expr"], rule["alert"]
@@ -111,7 +138,9 @@ def test_compose_grafana_is_provisioned_from_deploy(provisioned: str) -> None:
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
     assert (DEPLOY / "grafana" / "provisioning" / provisioned).exists()
-    [source] = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+    [source] = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
     assert source["url"] == "http://prometheus:9090"
     panels = json.loads(DASHBOARD.read_text())["panels"]
     assert {p["datasource"]["uid"] for p in panels} == {source["uid"]}

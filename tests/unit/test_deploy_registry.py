@@ -21,7 +21,9 @@ def test_registry_and_workspace_name_the_same_services() -> None:
 
 
 def test_generated_manifests_are_current() -> None:
-    checked = subprocess.run([sys.executable, str(DEPLOY / "k8s" / "generate.py"), "--check"], capture_output=True, text=True)
+    checked = subprocess.run(
+        [sys.executable, str(DEPLOY / "k8s" / "generate.py"), "--check"], capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stderr
 
 
@@ -78,7 +80,9 @@ def test_every_service_has_a_hardened_deployment_service_and_budget(kustomizatio
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["command"] == [f"carecoord-{service}"]
-        assert ("replicas" in deployment["spec"]) is not bool(topics_consumed_by(service)), "KEDA owns a consumer's replicas"
+        assert ("replicas" in deployment["spec"]) is not bool(topics_consumed_by(service)), (
+            "KEDA owns a consumer's replicas"
+        )
         assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
@@ -107,7 +111,11 @@ def _peers(rule: dict) -> list[dict]:
 def test_each_service_reaches_only_dns_kafka_its_database_and_the_collector() -> None:
     resources = rendered("base")
     policies = of_kind(resources, "NetworkPolicy")
-    config = next(r["data"] for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"].startswith("carecoord-config"))
+    config = next(
+        r["data"]
+        for r in resources
+        if r["kind"] == "ConfigMap" and r["metadata"]["name"].startswith("carecoord-config")
+    )
     # The port the services are told to dial is the one their policy lets them reach: the SASL_SSL listener.
     kafka_port = int(config["CARECOORD_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
     assert kafka_port == 9093 and config["CARECOORD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -117,7 +125,10 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_the_collector() ->
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == service
         assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
         egress = {
-            (tuple(sorted(peer.get("podSelector", {}).get("matchLabels", {}).items())), tuple(p["port"] for p in rule["ports"]))
+            (
+                tuple(sorted(peer.get("podSelector", {}).get("matchLabels", {}).items())),
+                tuple(p["port"] for p in rule["ports"]),
+            )
             for rule in spec["egress"]
             for peer in _peers(rule)
         }
@@ -169,7 +180,9 @@ def test_compose_secrets_come_from_env_interpolation() -> None:
 
 
 def _env_names() -> set[str]:
-    names = {v for s in compose()["services"].values() for v in (s.get("environment") or {}) if v.startswith("CARECOORD_")}
+    names = {
+        v for s in compose()["services"].values() for v in (s.get("environment") or {}) if v.startswith("CARECOORD_")
+    }
     for kustomization in ("base", "overlays/production", "overlays/staging"):
         for deployment in of_kind(rendered(kustomization), "Deployment").values():
             names |= {v["name"] for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -193,7 +206,11 @@ def _settings_variables() -> set[str]:
             module = importlib.import_module(f"carecoord_{service}.settings")
         except ModuleNotFoundError:
             continue
-        classes |= {c for _, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, BaseSettings) and c is not BaseSettings}
+        classes |= {
+            c
+            for _, c in inspect.getmembers(module, inspect.isclass)
+            if issubclass(c, BaseSettings) and c is not BaseSettings
+        }
     return {
         f"{cls.model_config.get('env_prefix', '')}{field}".upper()
         for cls in classes

@@ -4,7 +4,6 @@ response measured on the indication's instrument against the intake baseline."""
 from __future__ import annotations
 
 import uuid
-
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,7 +61,11 @@ def test_limit_refusals_are_http_422_rule_violations() -> None:
     from carecoord_shared.errors import LimitExceeded, RuleViolation
 
     error = refused(100, 301, 50)
-    assert isinstance(error, LimitExceeded) and isinstance(error, domain.PlanRuleViolation) and isinstance(error, RuleViolation)
+    assert (
+        isinstance(error, LimitExceeded)
+        and isinstance(error, domain.PlanRuleViolation)
+        and isinstance(error, RuleViolation)
+    )
 
 
 # --- item 4: approvals and proposals -------------------------------------------------------
@@ -79,7 +82,9 @@ def test_an_approval_beyond_the_program_step_is_refused_even_when_the_plans_step
     domain.check_dose_change(200, 250, LEGACY, RULES)
     with pytest.raises(LimitRefused) as caught:
         domain.check_dose_change(200, 251, LEGACY, RULES)
-    assert caught.value.reason == "dose_step_above_program_maximum" and "program's maximum step of 50 mg" in str(caught.value)
+    assert caught.value.reason == "dose_step_above_program_maximum" and "program's maximum step of 50 mg" in str(
+        caught.value
+    )
 
 
 def test_a_legacy_dose_above_the_program_cap_may_come_down_to_it_in_one_approval_but_not_go_up() -> None:
@@ -100,9 +105,16 @@ def test_a_proposal_never_passes_the_program_cap_nor_its_step() -> None:
 def test_a_session_above_the_program_cap_is_refused_even_within_the_plans_own_maximum() -> None:
     session = uuid.uuid4()
     reading = PreDoseReading(NOW - timedelta(minutes=5), True, appointment_id=session)
-    assert domain.authorisation_refusal(PlanStatus.active, 300, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES) is None
     assert (
-        domain.authorisation_refusal(PlanStatus.active, 301, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES)
+        domain.authorisation_refusal(
+            PlanStatus.active, 300, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES
+        )
+        is None
+    )
+    assert (
+        domain.authorisation_refusal(
+            PlanStatus.active, 301, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES
+        )
         == "dose_above_cap"
     )
 
@@ -112,14 +124,21 @@ def test_a_session_above_the_program_cap_is_refused_even_within_the_plans_own_ma
 
 @pytest.mark.parametrize(
     ("indication", "instrument"),
-    [(Indication.ptsd, Instrument.pcl5), (Indication.depression, Instrument.phq9), (Indication.anxiety, Instrument.gad7), (None, Instrument.phq9)],
+    [
+        (Indication.ptsd, Instrument.pcl5),
+        (Indication.depression, Instrument.phq9),
+        (Indication.anxiety, Instrument.gad7),
+        (None, Instrument.phq9),
+    ],
 )
 def test_each_indication_is_measured_on_its_instrument(indication: Indication | None, instrument: Instrument) -> None:
     assert RULES.instrument_for(indication) is instrument
     assert OLD.instrument_for(indication) is Instrument.phq9
 
 
-def propose(instrument: Instrument, baseline: int | None, latest: int | None, from_intake: bool = True) -> tuple[int, list[str]]:
+def propose(
+    instrument: Instrument, baseline: int | None, latest: int | None, from_intake: bool = True
+) -> tuple[int, list[str]]:
     response = Response(instrument=instrument, baseline=baseline, latest=latest, baseline_from_intake=from_intake)
     return domain.propose_dose(150, Limits(100, 300, 50), response, RULES)
 
@@ -146,7 +165,9 @@ def test_without_an_intake_baseline_the_first_check_in_is_used_and_the_proposal_
 def test_version_2026_11_1_still_measures_5_phq9_points_from_the_first_check_in() -> None:
     response = Response(instrument=Instrument.phq9, baseline=20, latest=15)
     assert domain.propose_dose(150, Limits(100, 300, 50), response, OLD) == (150, ["responding_keep_dose"])
-    assert domain.propose_dose(150, Limits(100, 300, 50), response, RULES)[0] == 200, "25 % is no response under 2026.12.0"
+    assert domain.propose_dose(150, Limits(100, 300, 50), response, RULES)[0] == 200, (
+        "25 % is no response under 2026.12.0"
+    )
 
 
 CODES = TypeAdapter(DiagnosisCodes)
@@ -157,7 +178,9 @@ def test_icd10cm_codes_are_accepted_with_or_without_the_dot_and_kept_without_it(
     assert CODES.validate_python([code]) == [code.replace(".", "")]
 
 
-@pytest.mark.parametrize("code", ["f43.10", "F4.310", "F43.", "43.10", "F43.10.1", "F43.101234", "F 43.10", "F43-10", "", "FF3.1"])
+@pytest.mark.parametrize(
+    "code", ["f43.10", "F4.310", "F43.", "43.10", "F43.10.1", "F43.101234", "F 43.10", "F43-10", "", "FF3.1"]
+)
 def test_malformed_diagnosis_codes_are_refused(code: str) -> None:
     with pytest.raises(ValidationError):
         CODES.validate_python([code])
@@ -174,8 +197,14 @@ def test_a_plan_needs_one_to_twelve_distinct_diagnosis_codes() -> None:
 
 
 def test_plan_creation_requires_an_indication_and_diagnosis_codes() -> None:
-    body = {"patient_id": "6f1c2a52-4c7e-4d52-9a3c-0e0b6a2f7c11", "clinician_id": "dr-lee", "starting_dose_mg": 100,
-            "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6}  # fmt: skip
+    body = {
+        "patient_id": "6f1c2a52-4c7e-4d52-9a3c-0e0b6a2f7c11",
+        "clinician_id": "dr-lee",
+        "starting_dose_mg": 100,
+        "max_dose_mg": 300,
+        "max_step_mg": 50,
+        "planned_sessions": 6,
+    }
     with pytest.raises(ValidationError) as missing:
         PlanCreate.model_validate(body)
     assert {e["loc"][0] for e in missing.value.errors()} == {"indication", "diagnosis_codes"}
@@ -186,8 +215,15 @@ def test_plan_creation_requires_an_indication_and_diagnosis_codes() -> None:
 
 
 def test_treatment_plan_created_carries_them_additively() -> None:
-    old = TreatmentPlanCreated.model_validate({"plan_id": "6f1c2a52-4c7e-4d52-9a3c-0e0b6a2f7c11", "starting_dose_mg": 100,
-                                               "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6})  # fmt: skip
+    old = TreatmentPlanCreated.model_validate(
+        {
+            "plan_id": "6f1c2a52-4c7e-4d52-9a3c-0e0b6a2f7c11",
+            "starting_dose_mg": 100,
+            "max_dose_mg": 300,
+            "max_step_mg": 50,
+            "planned_sessions": 6,
+        }
+    )
     assert old.indication is None and old.diagnosis_codes is None
     new = old.model_copy(update={"indication": Indication.ptsd, "diagnosis_codes": ["F4310"]})
     assert TreatmentPlanCreated.model_validate_json(new.model_dump_json()).diagnosis_codes == ["F4310"]

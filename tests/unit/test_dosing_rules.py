@@ -52,7 +52,9 @@ def test_dissociation_at_grade_1_means_no_increase() -> None:
 
 def test_an_adequate_response_keeps_the_dose() -> None:
     assert propose(150, baseline=20, latest=10, baseline_from_intake=True) == (150, ["responding_keep_dose"])
-    assert propose(150, baseline=20, latest=11, baseline_from_intake=True)[0] == 200, "a 45 % drop is not yet a response"
+    assert propose(150, baseline=20, latest=11, baseline_from_intake=True)[0] == 200, (
+        "a 45 % drop is not yet a response"
+    )
 
 
 def test_without_mood_data_the_dose_is_kept() -> None:
@@ -66,7 +68,9 @@ def test_without_mood_data_the_dose_is_kept() -> None:
     baseline=st.none() | st.integers(0, 27),
     latest=st.none() | st.integers(0, 27),
 )
-def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(current: int, worst: int, bp: bool, baseline: int | None, latest: int | None) -> None:
+def test_a_proposal_is_never_above_the_cap_nor_beyond_one_step(
+    current: int, worst: int, bp: bool, baseline: int | None, latest: int | None
+) -> None:
     dose, rationale = propose(current, worst_grade=worst, blood_pressure_hold=bp, baseline=baseline, latest=latest)
     assert 1 <= dose <= LIMITS.max_dose_mg
     assert abs(dose - current) <= LIMITS.max_step_mg
@@ -95,11 +99,15 @@ def refusal(
     reading: PreDoseReading | None = GOOD_READING,
     rules: domain.TitrationRules = RULES,
 ) -> str | None:
-    return domain.authorisation_refusal(status, dose, LIMITS if status else None, reading, appointment_id=SESSION, now=NOW, rules=rules)
+    return domain.authorisation_refusal(
+        status, dose, LIMITS if status else None, reading, appointment_id=SESSION, now=NOW, rules=rules
+    )
 
 
 def reading(minutes_before: float, *, session: uuid.UUID | None = SESSION, within: bool = True) -> PreDoseReading:
-    return PreDoseReading(measured_at=NOW - timedelta(minutes=minutes_before), within_limits=within, appointment_id=session)
+    return PreDoseReading(
+        measured_at=NOW - timedelta(minutes=minutes_before), within_limits=within, appointment_id=session
+    )
 
 
 def test_an_active_plan_with_an_approved_dose_and_a_good_reading_is_authorised() -> None:
@@ -129,7 +137,9 @@ def test_the_pre_dose_window_is_the_rules_and_a_reading_at_its_edge_still_counts
     assert RULES.pre_dose_bp_window == timedelta(minutes=60) and RULES.pre_dose_bp_future_skew == timedelta(minutes=5)
     assert refusal(reading=reading(60)) is None
     assert refusal(reading=reading(60 + 1 / 60)) == "pre_dose_bp_too_old", "one second past the window"
-    assert refusal(reading=reading(61)) == "pre_dose_bp_too_old", "within the old 180 minutes, but not right before the dose"
+    assert refusal(reading=reading(61)) == "pre_dose_bp_too_old", (
+        "within the old 180 minutes, but not right before the dose"
+    )
 
 
 def test_a_reading_for_another_session_or_for_none_does_not_authorise() -> None:
@@ -144,7 +154,9 @@ def test_a_reading_stamped_in_the_future_counts_only_within_the_skew() -> None:
 
 def test_the_earlier_rule_version_is_kept_for_the_record() -> None:
     earlier = domain.load_titration("2026.11.1")
-    assert refusal(reading=reading(170, session=uuid.uuid4()), rules=earlier) is None, "2026.11.1: any reading from 180 minutes"
+    assert refusal(reading=reading(170, session=uuid.uuid4()), rules=earlier) is None, (
+        "2026.11.1: any reading from 180 minutes"
+    )
     assert refusal(reading=reading(181), rules=earlier) == "no_recent_pre_dose_blood_pressure"
 
 
@@ -153,7 +165,9 @@ def test_the_dose_a_plan_allows_is_decided_in_one_place_with_a_code() -> None:
     assert domain.dose_refusal(250, 300, LIMITS, RULES) is None, "at the cap and one step"
     assert domain.dose_refusal(300, 301, LIMITS, RULES).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
     assert domain.dose_refusal(150, 201, LIMITS, RULES).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
-    assert domain.dose_refusal(150, 99, LIMITS, RULES).code == "dose_step_above_plan_maximum", "a step down is a step too"  # type: ignore[union-attr]
+    assert domain.dose_refusal(150, 99, LIMITS, RULES).code == "dose_step_above_plan_maximum", (
+        "a step down is a step too"
+    )  # type: ignore[union-attr]
 
 
 def test_the_program_caps_bind_a_review_dose_change_like_any_approval() -> None:

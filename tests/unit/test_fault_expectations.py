@@ -7,7 +7,11 @@ from tests.faults.expectations import SCENARIOS, URGENT, WITHIN_3_DAYS, WITHIN_D
 
 
 def test_the_escalation_table_of_the_domain_reference() -> None:
-    assert expected([(1, ("nausea",))]) == expected([]) == expected([(1, ("nausea",)), (1, ("dizziness",)), (1, ("nausea",))])
+    assert (
+        expected([(1, ("nausea",))])
+        == expected([])
+        == expected([(1, ("nausea",)), (1, ("dizziness",)), (1, ("nausea",))])
+    )
     assert expected([(1, ("nausea",))] * 3).review_windows == {WITHIN_3_DAYS}
     assert expected([(2, ("nausea",))]).review_windows == {WITHIN_DAY}
     assert expected([(2, ("nausea",)), (2, ("dizziness",))]).review_windows == {WITHIN_DAY, WITHIN_3_DAYS}
@@ -25,7 +29,14 @@ def test_the_scenarios_cover_every_grade_and_every_outcome() -> None:
 
 
 def test_a_review_falls_in_the_window_of_its_due_time() -> None:
-    assert [window_of(h) for h in (3.99, 4, 23.5, 24, 71, 72)] == [URGENT, URGENT, WITHIN_DAY, WITHIN_DAY, WITHIN_3_DAYS, WITHIN_3_DAYS]
+    assert [window_of(h) for h in (3.99, 4, 23.5, 24, 71, 72)] == [
+        URGENT,
+        URGENT,
+        WITHIN_DAY,
+        WITHIN_DAY,
+        WITHIN_3_DAYS,
+        WITHIN_3_DAYS,
+    ]
 
 
 def test_an_event_handled_before_an_earlier_one_is_reordered() -> None:

@@ -52,10 +52,15 @@ def test_a_patient_meeting_every_rule_is_eligible_with_the_threshold_met_as_reas
         ({Instrument.phq9: 10}, ("phq9_threshold_met",)),
         ({Instrument.gad7: 10}, ("gad7_threshold_met",)),
         ({Instrument.pcl5: 33}, ("pcl5_threshold_met",)),
-        ({Instrument.phq9: 27, Instrument.gad7: 21, Instrument.pcl5: 80}, ("phq9_threshold_met", "gad7_threshold_met", "pcl5_threshold_met")),
+        (
+            {Instrument.phq9: 27, Instrument.gad7: 21, Instrument.pcl5: 80},
+            ("phq9_threshold_met", "gad7_threshold_met", "pcl5_threshold_met"),
+        ),
     ],
 )
-def test_any_one_enrolment_threshold_at_its_edge_is_enough(totals: dict[Instrument, int], reasons: tuple[str, ...]) -> None:
+def test_any_one_enrolment_threshold_at_its_edge_is_enough(
+    totals: dict[Instrument, int], reasons: tuple[str, ...]
+) -> None:
     decision = decide(totals=totals)
     assert (decision.outcome, decision.reasons) == (EligibilityOutcome.eligible, reasons)
 

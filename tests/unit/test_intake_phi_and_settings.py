@@ -61,11 +61,17 @@ def test_insurance_needs_payer_member_id_and_plan_and_self_pay_has_none() -> Non
 def test_validation_errors_do_not_echo_the_submitted_phi() -> None:
     with pytest.raises(ValidationError) as invalid:
         Registration(
-            external_id="app-1", first_name="Zed\x00", last_name="Quux", date_of_birth="2999-01-01", sex="F",
-            email="zed@example.org", phone="+1 303 555 0100",
+            external_id="app-1",
+            first_name="Zed\x00",
+            last_name="Quux",
+            date_of_birth="2999-01-01",
+            sex="F",
+            email="zed@example.org",
+            phone="+1 303 555 0100",
             address={"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"},
-            state_of_residence="CO", time_zone="America/Denver",
-        )  # fmt: skip
+            state_of_residence="CO",
+            time_zone="America/Denver",
+        )
     errors = invalid.value.errors()
     assert {e["loc"] for e in errors} == {("first_name",), ("date_of_birth",)}
     assert not any("Zed" in e["msg"] or "2999" in e["msg"] for e in errors)
@@ -74,7 +80,15 @@ def test_validation_errors_do_not_echo_the_submitted_phi() -> None:
 def test_every_phi_column_is_found_by_the_naming_convention() -> None:
     found = {t.name: cols for t, cols in key_rotation.encrypted_columns().items()}
     assert found == {
-        "patients": ["first_name_enc", "last_name_enc", "date_of_birth_enc", "sex_enc", "email_enc", "phone_enc", "address_enc"],
+        "patients": [
+            "first_name_enc",
+            "last_name_enc",
+            "date_of_birth_enc",
+            "sex_enc",
+            "email_enc",
+            "phone_enc",
+            "address_enc",
+        ],
         "medical_screenings": ["notes_enc"],
         "coverages": ["member_id_enc"],
         "eligibility_decisions": ["override_reason_enc"],

@@ -21,9 +21,19 @@ def answers_summing_to(spec: scoring.InstrumentSpec, total: int) -> list[int]:
 
 @pytest.mark.parametrize(
     ("total", "band"),
-    [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
-     (15, "moderately_severe"), (19, "moderately_severe"), (20, "severe"), (27, "severe")],
-)  # fmt: skip
+    [
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "moderately_severe"),
+        (19, "moderately_severe"),
+        (20, "severe"),
+        (27, "severe"),
+    ],
+)
 def test_phq9_band_edges(total: int, band: str) -> None:
     result = scoring.score(Instrument.phq9, answers_summing_to(PHQ9, total))
     assert (result.total, result.severity_band, result.loinc_code) == (total, band, "44261-6")
@@ -31,16 +41,26 @@ def test_phq9_band_edges(total: int, band: str) -> None:
 
 @pytest.mark.parametrize(
     ("total", "band"),
-    [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"),
-     (15, "severe"), (21, "severe")],
-)  # fmt: skip
+    [
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "severe"),
+        (21, "severe"),
+    ],
+)
 def test_gad7_band_edges(total: int, band: str) -> None:
     result = scoring.score(Instrument.gad7, answers_summing_to(GAD7, total))
     assert (result.total, result.severity_band, result.loinc_code) == (total, band, "70274-6")
     assert result.item9_positive is None and result.provisional_ptsd is None
 
 
-@pytest.mark.parametrize(("total", "band"), [(0, "below_threshold"), (32, "below_threshold"), (33, "probable_ptsd"), (80, "probable_ptsd")])
+@pytest.mark.parametrize(
+    ("total", "band"), [(0, "below_threshold"), (32, "below_threshold"), (33, "probable_ptsd"), (80, "probable_ptsd")]
+)
 def test_pcl5_probable_ptsd_cut_off(total: int, band: str) -> None:
     assert scoring.score(Instrument.pcl5, answers_summing_to(PCL5, total)).severity_band == band
 

@@ -44,4 +44,8 @@ def test_not_stalled_before_the_threshold_nor_when_caught_up_nor_once_it_moves_a
 
 def test_a_consume_loop_that_is_not_running_and_parked_keys_are_reasons_too() -> None:
     reasons = degraded({"consumer": {"running": False, "parked_keys": 2}, "outbox": {"parked_keys": 1}})
-    assert reasons == ["consumer: the consume loop is not running", "consumer: 2 key(s) parked", "outbox: 1 key(s) parked"]
+    assert reasons == [
+        "consumer: the consume loop is not running",
+        "consumer: 2 key(s) parked",
+        "outbox: 1 key(s) parked",
+    ]

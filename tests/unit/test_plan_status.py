@@ -10,7 +10,13 @@ RULES = domain.load_titration()
 
 @pytest.mark.parametrize(
     ("current", "target"),
-    [(S.draft, S.active), (S.active, S.paused), (S.paused, S.active), (S.active, S.completed), (S.paused, S.discontinued)],
+    [
+        (S.draft, S.active),
+        (S.active, S.paused),
+        (S.paused, S.active),
+        (S.active, S.completed),
+        (S.paused, S.discontinued),
+    ],
 )
 def test_allowed_transitions(current: S, target: S) -> None:
     domain.check_transition(current, target)
@@ -18,7 +24,13 @@ def test_allowed_transitions(current: S, target: S) -> None:
 
 @pytest.mark.parametrize(
     ("current", "target"),
-    [(S.draft, S.paused), (S.completed, S.active), (S.discontinued, S.active), (S.paused, S.completed), (S.active, S.draft)],
+    [
+        (S.draft, S.paused),
+        (S.completed, S.active),
+        (S.discontinued, S.active),
+        (S.paused, S.completed),
+        (S.active, S.draft),
+    ],
 )
 def test_forbidden_transitions_say_why(current: S, target: S) -> None:
     with pytest.raises(domain.PlanRuleViolation, match=f"a {current.value} plan cannot become {target.value}"):

@@ -11,7 +11,10 @@ from tests.promql import exported_names, metric_names
     ("expr", "names"),
     [
         ("carecoord_consumer_lag", {"carecoord_consumer_lag"}),
-        ('max by (service, topic, partition) (carecoord_consumer_lag{topic="safety.holds"})', {"carecoord_consumer_lag"}),
+        (
+            'max by (service, topic, partition) (carecoord_consumer_lag{topic="safety.holds"})',
+            {"carecoord_consumer_lag"},
+        ),
         ("sum without (instance) (rate(carecoord_events_consumed_total[5m]))", {"carecoord_events_consumed_total"}),
         (
             "histogram_quantile(0.95, sum by (le, priority) (rate(carecoord_review_time_to_acknowledge_seconds_bucket[1h])))",
@@ -19,7 +22,7 @@ from tests.promql import exported_names, metric_names
         ),
         (
             "sum by (service, reason) (increase(a_total[10m])) > 0 or ((sum by (service, reason) (a_total)"
-            " unless sum by (service, reason) (a_total offset 10m)) and on (service) max by (service) (up{job=\"x\"} offset 10m))",
+            ' unless sum by (service, reason) (a_total offset 10m)) and on (service) max by (service) (up{job="x"} offset 10m))',
             {"a_total", "up"},
         ),
         ("a / on (service) group_left (topic) b > bool 1", {"a", "b"}),
@@ -43,4 +46,9 @@ carecoord_outbox_backlog 0.0
 h_seconds_bucket{le="+Inf"} 1.0
 h_seconds_count 1.0
 """
-    assert exported_names(text) == {"carecoord_deadletters_total", "carecoord_outbox_backlog", "h_seconds_bucket", "h_seconds_count"}
+    assert exported_names(text) == {
+        "carecoord_deadletters_total",
+        "carecoord_outbox_backlog",
+        "h_seconds_bucket",
+        "h_seconds_count",
+    }

@@ -24,7 +24,11 @@ def test_records_come_whole_with_header_keys_that_are_not_text_repaired() -> Non
         base_offset=40,
     )
     parsed = parse(TP, data, 40)
-    assert [(r.offset, r.key, r.value) for r in parsed.records] == [(40, b"k", b"one"), (41, None, None), (42, b"\x00\x01", b"three")]
+    assert [(r.offset, r.key, r.value) for r in parsed.records] == [
+        (40, b"k", b"one"),
+        (41, None, None),
+        (42, b"\x00\x01", b"three"),
+    ]
     assert parsed.records[1].headers == (("\ufffd\ufffd", None), ("", b""))
     assert (parsed.records[1].serialized_key_size, parsed.records[1].serialized_value_size) == (-1, -1)
     assert parsed.broken == [] and parsed.next_offset == 43
@@ -79,6 +83,8 @@ def test_a_batch_cut_at_the_fetch_size_waits_for_the_next_read() -> None:
 
 
 def test_a_control_batch_holds_no_records_but_is_stepped_over() -> None:
-    control = record_batch([RawRecord(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00")], base_offset=7, attributes=0x20 | 0x10)
+    control = record_batch(
+        [RawRecord(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00")], base_offset=7, attributes=0x20 | 0x10
+    )
     parsed = parse(TP, control + record_batch([RawRecord(b"k", b"after")], base_offset=8), 7)
     assert [(r.offset, r.value) for r in parsed.records] == [(8, b"after")]

@@ -44,4 +44,6 @@ def test_every_route_admits_named_roles_only(service: str) -> None:
     # Operators run the system: no route that writes clinical data admits them.
     for route in guarded:
         if route.methods & {"POST", "PUT", "DELETE", "PATCH"} and (service, route.path) not in OPERATOR_WRITES:
-            assert Role.OPERATOR not in admitted_roles(route), f"{service}: operators may {sorted(route.methods)} {route.path}"
+            assert Role.OPERATOR not in admitted_roles(route), (
+                f"{service}: operators may {sorted(route.methods)} {route.path}"
+            )

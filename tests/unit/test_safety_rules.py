@@ -107,7 +107,12 @@ def test_a_report_just_outside_7_days_does_not_count() -> None:
 
 
 def test_three_grade_1_reports_of_different_symptoms_do_not_count() -> None:
-    assert RULES.assess(report(1, "nausea"), [report(1, "dizziness", days_ago=1), report(1, "headache", days_ago=2)]).reviews == ()
+    assert (
+        RULES.assess(
+            report(1, "nausea"), [report(1, "dizziness", days_ago=1), report(1, "headache", days_ago=2)]
+        ).reviews
+        == ()
+    )
 
 
 def test_grade_2_reports_do_not_count_towards_the_grade_1_window() -> None:
@@ -120,7 +125,10 @@ def test_grade_2_reports_do_not_count_towards_the_grade_1_window() -> None:
 
 def test_two_grade_2_reports_within_14_days_add_a_repeated_review() -> None:
     assessment = RULES.assess(report(2, "dizziness"), [report(2, "nausea", days_ago=14)])
-    assert reviews(assessment) == {"moderate_side_effect": ("routine", 24, False), "repeated_side_effect": ("routine", 72, False)}
+    assert reviews(assessment) == {
+        "moderate_side_effect": ("routine", 24, False),
+        "repeated_side_effect": ("routine", 72, False),
+    }
     assert "grade_2_x2_in_14d" in assessment.triggers
 
 
@@ -173,7 +181,14 @@ def test_180_110_is_a_crisis_urgent_review_with_hold(systolic: int, diastolic: i
 
 # --- the blood-pressure rule's symptoms (domain.md): red flags, with emergency advice ---
 
-EMERGENCY = ["chest_pain", "severe_headache", "shortness_of_breath", "breathing_difficulty", "confusion", "loss_of_consciousness"]
+EMERGENCY = [
+    "chest_pain",
+    "severe_headache",
+    "shortness_of_breath",
+    "breathing_difficulty",
+    "confusion",
+    "loss_of_consciousness",
+]
 
 
 @pytest.mark.parametrize("symptom", EMERGENCY)
@@ -209,7 +224,9 @@ def test_the_vocabulary_names_every_red_flag_and_labels_each_code() -> None:
     by_code = {s.code: s for s in RULES.symptoms()}
     assert RULES.red_flags <= by_code.keys()
     assert {c for c, s in by_code.items() if s.red_flag} == RULES.red_flags
-    assert by_code["severe_headache"].label == "Severe headache" and by_code["severe_headache"].advice == ("seek_emergency_care",)
+    assert by_code["severe_headache"].label == "Severe headache" and by_code["severe_headache"].advice == (
+        "seek_emergency_care",
+    )
     assert by_code["nausea"].red_flag is False and by_code["nausea"].advice == ()
     assert all(s.label for s in by_code.values())
 
@@ -252,8 +269,12 @@ def test_an_older_version_has_no_vocabulary_and_flags_nothing() -> None:
         ('[symptoms]\n"Bad Code" = "x"\n', "snake_case"),
     ],
 )
-def test_a_vocabulary_that_misses_a_code_its_rules_name_is_refused(tmp_path, monkeypatch, extra: str, message: str) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "escalation-x.toml").write_text(f'version = "x"\n{extra}[[rules]]\nid = "r"\non = "side_effect"\nwhen = {{ any_red_flag = true }}\n')
+def test_a_vocabulary_that_misses_a_code_its_rules_name_is_refused(
+    tmp_path, monkeypatch, extra: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "escalation-x.toml").write_text(
+        f'version = "x"\n{extra}[[rules]]\nid = "r"\non = "side_effect"\nwhen = {{ any_red_flag = true }}\n'
+    )
     monkeypatch.setattr(rules, "RULES_DIR", tmp_path)
     with pytest.raises(rules.RuleFileError, match=message):
         rules.load("x")
@@ -268,7 +289,9 @@ def test_check_in_timers_come_from_the_rule_file() -> None:
     assert RULES.timers.checkin_review is not None and RULES.timers.checkin_review.reason == "missed_check_in"
     no_show = RULES.timers.no_show_review
     assert no_show is not None and (no_show.reason, no_show.priority.value, no_show.due_within) == (
-        "dosing_session_no_show", "high", timedelta(hours=24)
+        "dosing_session_no_show",
+        "high",
+        timedelta(hours=24),
     )
     assert rules.load("2026.11.2").timers.no_show_review is None
 

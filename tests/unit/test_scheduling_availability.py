@@ -37,7 +37,9 @@ def sunday_windows(start_minute: int, end_minute: int, day: datetime) -> list[tu
         (utc(2026, 11, 1), utc(2026, 11, 1, 14)),  # the fall-back day: EST again
     ],
 )
-def test_a_morning_window_stays_at_nine_on_the_clock_either_side_of_a_change(sunday: datetime, expected_start_utc: datetime) -> None:
+def test_a_morning_window_stays_at_nine_on_the_clock_either_side_of_a_change(
+    sunday: datetime, expected_start_utc: datetime
+) -> None:
     [(start, end)] = sunday_windows(9 * 60, 12 * 60, sunday)
     assert (start, end) == (expected_start_utc, expected_start_utc + timedelta(hours=3))
     assert start.astimezone(NEW_YORK).hour == 9 and end.astimezone(NEW_YORK).hour == 12
@@ -64,9 +66,9 @@ def test_weekly_windows_over_the_change_week_give_the_same_local_times_every_day
     weekdays = [WeeklyWindow(d, 9 * 60, 17 * 60) for d in range(7)]
     intervals = windows_between(weekdays, NEW_YORK, utc(2026, 3, 5), utc(2026, 3, 12))
     assert len(intervals) == 7
-    assert {(s.astimezone(NEW_YORK).time().isoformat(), e.astimezone(NEW_YORK).time().isoformat()) for s, e in intervals} == {
-        ("09:00:00", "17:00:00")
-    }
+    assert {
+        (s.astimezone(NEW_YORK).time().isoformat(), e.astimezone(NEW_YORK).time().isoformat()) for s, e in intervals
+    } == {("09:00:00", "17:00:00")}
     assert [s.hour for s, _ in intervals] == [14, 14, 14, 13, 13, 13, 13]  # 03-05..03-07 EST, from 03-08 EDT
 
 
@@ -80,7 +82,12 @@ def test_slots_skip_busy_time_and_respect_bounds() -> None:
     busy = [(utc(2026, 3, 9, 14), utc(2026, 3, 9, 15))]
     starts = list(
         candidate_starts(
-            window, busy, duration=timedelta(minutes=50), step=timedelta(minutes=30), not_before=utc(2026, 3, 9, 13, 10), not_after=utc(2026, 3, 9, 17)
+            window,
+            busy,
+            duration=timedelta(minutes=50),
+            step=timedelta(minutes=30),
+            not_before=utc(2026, 3, 9, 13, 10),
+            not_after=utc(2026, 3, 9, 17),
         )
     )
     assert starts == [utc(2026, 3, 9, 15), utc(2026, 3, 9, 15, 30), utc(2026, 3, 9, 16)]

@@ -28,13 +28,17 @@ def _exported(**attributes: object) -> ReadableSpan:
     with provider.get_tracer("t").start_as_current_span("s", attributes=attributes) as span:  # type: ignore[arg-type]
         if "fail" in attributes:
             span.record_exception(ValueError("Key (email)=(someone@example.org) already exists"))
-            span.set_status(Status(StatusCode.ERROR, "IntegrityError: Key (email)=(someone@example.org) already exists"))
+            span.set_status(
+                Status(StatusCode.ERROR, "IntegrityError: Key (email)=(someone@example.org) already exists")
+            )
     [out] = inner.spans
     return out
 
 
 def test_phi_named_attributes_and_exception_texts_are_redacted() -> None:
-    span = _exported(**{"db.statement": "SELECT 1", "patient.email": "someone@example.org", "note": "felt dizzy", "fail": True})
+    span = _exported(
+        **{"db.statement": "SELECT 1", "patient.email": "someone@example.org", "note": "felt dizzy", "fail": True}
+    )
     assert span.attributes["patient.email"] == REDACTED and span.attributes["note"] == REDACTED
     assert span.attributes["db.statement"] == "SELECT 1"
     [event] = span.events

@@ -37,13 +37,24 @@ DEMO_CLINICIANS = {
 }
 NO_CONDITIONS = dict.fromkeys(
     (
-        "aneurysmal_vascular_disease", "arteriovenous_malformation", "intracerebral_haemorrhage_history",
-        "uncontrolled_hypertension", "severe_cardiovascular_disease", "active_psychosis", "active_mania", "pregnant",
-        "breastfeeding", "ketamine_hypersensitivity", "past_psychosis_stable", "substance_use_disorder_in_recovery",
-        "significant_liver_disease", "interstitial_cystitis_or_urinary_symptoms", "current_suicidal_thoughts",
+        "aneurysmal_vascular_disease",
+        "arteriovenous_malformation",
+        "intracerebral_haemorrhage_history",
+        "uncontrolled_hypertension",
+        "severe_cardiovascular_disease",
+        "active_psychosis",
+        "active_mania",
+        "pregnant",
+        "breastfeeding",
+        "ketamine_hypersensitivity",
+        "past_psychosis_stable",
+        "substance_use_disorder_in_recovery",
+        "significant_liver_disease",
+        "interstitial_cystitis_or_urinary_symptoms",
+        "current_suicidal_thoughts",
     ),
     False,
-)  # fmt: skip
+)
 
 
 def registration() -> dict[str, Any]:
@@ -69,7 +80,11 @@ def intake_steps() -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", "/assessments", {"instrument": "pcl5", "answers": [1] * 20}),
         ("POST", "/medical-screening", {"answers": NO_CONDITIONS}),
         ("POST", "/blood-pressure", {"systolic": 122, "diastolic": 78, "measured_at": _just_now()}),
-        ("PUT", "/coverage", {"kind": "insurance", "payer_id": "BCBSCO", "member_id": "DEMO-0001", "plan": "Silver PPO"}),
+        (
+            "PUT",
+            "/coverage",
+            {"kind": "insurance", "payer_id": "BCBSCO", "member_id": "DEMO-0001", "plan": "Silver PPO"},
+        ),
     ]
 
 
@@ -156,40 +171,65 @@ class Demo:
         status = await self.http.get("intake", f"/v1/patients/{self.j.patient_id}/intake")
         decision = status.get("decision") or {}
         if decision.get("outcome") != "eligible":
-            raise OperatorError(f"intake decided {decision.get('outcome')!r} ({decision.get('reasons')}); the demo needs an eligible patient")
+            raise OperatorError(
+                f"intake decided {decision.get('outcome')!r} ({decision.get('reasons')}); the demo needs an eligible patient"
+            )
         self.j.facts["intake"] = f"eligible (rules {decision['rule_version']})"
         return self.j.facts["intake"]
 
     async def evaluation(self) -> str:
-        booked = await self.until("scheduling to book the initial evaluation", lambda: self.of_type("initial_evaluation"))
+        booked = await self.until(
+            "scheduling to book the initial evaluation", lambda: self.of_type("initial_evaluation")
+        )
         return f"initial evaluation with {booked[0]['clinician_id']} at {booked[0]['starts_at']}"
 
     async def treatment_plan(self) -> str:
         plan = await self.http.post(
             "dosing",
             "/v1/plans",
-            {"patient_id": self.j.patient_id, "clinician_id": CLINICIAN, "starting_dose_mg": 100,
-             "max_dose_mg": 300, "max_step_mg": 50, "planned_sessions": 6,
-             "indication": "depression", "diagnosis_codes": ["F33.1"]},
-        )  # fmt: skip
+            {
+                "patient_id": self.j.patient_id,
+                "clinician_id": CLINICIAN,
+                "starting_dose_mg": 100,
+                "max_dose_mg": 300,
+                "max_step_mg": 50,
+                "planned_sessions": 6,
+                "indication": "depression",
+                "diagnosis_codes": ["F33.1"],
+            },
+        )
         self.j.plan_id = plan["plan_id"]
         active = await self.http.post("dosing", f"/v1/plans/{self.j.plan_id}/activate", {"clinician_id": CLINICIAN})
         return f"plan {self.j.plan_id} {active['status']}, starting dose {active['approved_dose_mg']} mg approved"
 
     async def course(self) -> str:
-        sessions = await self.until("scheduling to book the course's dosing sessions", lambda: self.of_type("dosing_session"))
+        sessions = await self.until(
+            "scheduling to book the course's dosing sessions", lambda: self.of_type("dosing_session")
+        )
         kinds = Counter(a["appointment_type"] for a in await self.appointments())
-        return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + f" booked; first dosing session {sessions[0]['starts_at']}"
+        return (
+            ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            + f" booked; first dosing session {sessions[0]['starts_at']}"
+        )
 
     async def session(self) -> str:
         first = sorted(await self.of_type("dosing_session"), key=lambda a: a["starts_at"])[0]
         reading = await self.http.post(
             "safety",
             "/v1/vitals",
-            {"patient_id": self.j.patient_id, "systolic": 124, "diastolic": 80, "measured_at": _just_now(),
-             "context": "pre_dose", "appointment_id": first["appointment_id"]},
-        )  # fmt: skip
-        await self.until("dosing to receive the pre-dose reading", lambda: self._dosing_has_read(SAFETY_REPORTS.name, "VitalsRecorded"))
+            {
+                "patient_id": self.j.patient_id,
+                "systolic": 124,
+                "diastolic": 80,
+                "measured_at": _just_now(),
+                "context": "pre_dose",
+                "appointment_id": first["appointment_id"],
+            },
+        )
+        await self.until(
+            "dosing to receive the pre-dose reading",
+            lambda: self._dosing_has_read(SAFETY_REPORTS.name, "VitalsRecorded"),
+        )
         decision = await self.http.post(
             "dosing", f"/v1/dosing-sessions/{first['appointment_id']}/authorise", {"patient_id": self.j.patient_id}
         )
@@ -215,7 +255,9 @@ class Demo:
 
     async def side_effect(self) -> str:
         outcome = await self.http.post(
-            "safety", "/v1/side-effect-reports", {"patient_id": self.j.patient_id, "symptoms": ["chest_pain"], "grade": 3}
+            "safety",
+            "/v1/side-effect-reports",
+            {"patient_id": self.j.patient_id, "symptoms": ["chest_pain"], "grade": 3},
         )
         if not (outcome["escalated"] and outcome["hold_requested"]):
             raise OperatorError(f"safety did not escalate the severe report: {outcome}")
@@ -224,8 +266,12 @@ class Demo:
 
     async def paused(self) -> str:
         await self.until("dosing to pause the plan", lambda: self.plan_in("paused"))
-        cancelled = await self.until("scheduling to cancel the upcoming dosing sessions", self._dosing_sessions_all_cancelled)
-        review = await self.until("scheduling to book the urgent review (or to say no clinician is free in time)", self._urgent_review)
+        cancelled = await self.until(
+            "scheduling to cancel the upcoming dosing sessions", self._dosing_sessions_all_cancelled
+        )
+        review = await self.until(
+            "scheduling to book the urgent review (or to say no clinician is free in time)", self._urgent_review
+        )
         return f"plan paused; {len(cancelled)} dosing session(s) cancelled; {review}"
 
     async def _urgent_review(self) -> str | None:
@@ -235,7 +281,10 @@ class Demo:
         if urgent:
             return f"urgent review with {urgent[0]['clinician_id']} at {urgent[0]['starts_at']}"
         key = self.j.patient_id.encode()
-        if any(r.key == key and header(r, "event-type") == "ReviewAppointmentUnavailable" for r in await self.broker.records([SCHEDULING_APPOINTMENTS.name])):
+        if any(
+            r.key == key and header(r, "event-type") == "ReviewAppointmentUnavailable"
+            for r in await self.broker.records([SCHEDULING_APPOINTMENTS.name])
+        ):
             return "no licensed clinician free before the review is due: scheduling said so (ReviewAppointmentUnavailable) for the team to arrange"
         return None
 
@@ -283,11 +332,14 @@ class Demo:
         appointments = Counter(f"{a['appointment_type']} {a['status']}" for a in await self.appointments(True))
         plan = await self.plan()
         reviews = await self.http.get("safety", "/v1/reviews", patient_id=pid)
-        billing = Counter(e["event_type"] for e in await self.http.get("billing", f"/v1/patients/{pid}/received-events"))
+        billing = Counter(
+            e["event_type"] for e in await self.http.get("billing", f"/v1/patients/{pid}/received-events")
+        )
         did = {
             "intake": f"registered the patient; decided {self.j.facts.get('intake', '?')}",
             "scheduling": "; ".join(f"{n} {k}" for k, n in sorted(appointments.items())),
-            "dosing": f"plan {plan['status']}: " + " → ".join(t["to_status"] for t in plan["transitions"])
+            "dosing": f"plan {plan['status']}: "
+            + " → ".join(t["to_status"] for t in plan["transitions"])
             + f"; approved dose {plan['approved_dose_mg']} mg",
             "safety": "; ".join(f"review {r['priority']} {r['status']} ({r['decision']})" for r in reviews),
             "billing": "recorded " + ", ".join(f"{n} {k}" for k, n in sorted(billing.items())),

@@ -107,7 +107,9 @@ async def _attach_replays(broker: Broker, letters: list[Letter]) -> None:
         letter.replay_of = replayed_positions.get(letter.original)
 
 
-def select(letters: list[Letter], *, offsets: list[int], reason: str | None, force: bool) -> tuple[list[Letter], list[Letter]]:
+def select(
+    letters: list[Letter], *, offsets: list[int], reason: str | None, force: bool
+) -> tuple[list[Letter], list[Letter]]:
     """The letters to replay and the ones skipped because they were replayed already."""
     if not offsets and not reason:
         raise OperatorError("Choose the letters to replay: --offset N (repeatable) and/or --reason REASON.")
@@ -130,7 +132,9 @@ async def replay(broker: Broker, letter: Letter) -> Position:
     """Publish the original message again, where it was first read, marked as a replay of the letter."""
     d = letter.letter
     if d.original_truncated:
-        raise OperatorError(f"Dead letter {letter.at} kept only the start of a {d.original_size}-byte message: it cannot be replayed.")
+        raise OperatorError(
+            f"Dead letter {letter.at} kept only the start of a {d.original_size}-byte message: it cannot be replayed."
+        )
     headers = _event_headers(d.original_value())
     headers[REPLAY_OF] = str(letter.at)
     headers[REPLAYED_AT] = datetime.now(UTC).isoformat()

@@ -16,6 +16,6 @@ class StackUnavailable(OperatorError):
         super().__init__(
             f"{problem}\n"
             "Is the stack running? Start it with `make run` in another terminal (in the carecoord checkout) "
-            "and wait for \"carecoord is running.\"; or point this command at your stack with "
+            'and wait for "carecoord is running."; or point this command at your stack with '
             "--kafka-bootstrap / CARECOORD_KAFKA_BOOTSTRAP and --service-url SERVICE=URL / CARECOORD_<SERVICE>_URL."
         )

@@ -14,7 +14,9 @@ from .errors import OperatorError, StackUnavailable
 class Services:
     def __init__(self, target: Target, timeout: float = 10.0) -> None:
         self.target = target
-        self._http = httpx.AsyncClient(timeout=timeout, headers={"Authorization": f"Bearer {target.token}"} if target.token else None)
+        self._http = httpx.AsyncClient(
+            timeout=timeout, headers={"Authorization": f"Bearer {target.token}"} if target.token else None
+        )
 
     async def __aenter__(self) -> Services:
         return self
@@ -22,14 +24,25 @@ class Services:
     async def __aexit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self._http.aclose()
 
-    async def request(self, service: str, method: str, path: str, *, json: Any = None, params: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+    async def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        ok: tuple[int, ...] = (200, 201),
+    ) -> Any:
         """The JSON answer of one call; an unexpected status says which call and what the service answered."""
         response = await self.raw(service, method, path, json=json, params=params)
         if response.status_code not in ok:
             raise OperatorError(f"{service}: {method} {path} answered {response.status_code}: {_message(response)}")
         return response.json() if response.content else None
 
-    async def raw(self, service: str, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
+    async def raw(
+        self, service: str, method: str, path: str, *, json: Any = None, params: Any = None
+    ) -> httpx.Response:
         try:
             return await self._http.request(method, self.target.url(service, path), json=json, params=params)
         except httpx.TransportError as exc:

@@ -55,16 +55,21 @@ class Broker:
             )
 
     async def _close(self) -> None:
-        for close in (self._fetch.close, self._consumer.stop, self._admin.close, *([self._producer.stop] if self._producer else [])):
+        for close in (
+            self._fetch.close,
+            self._consumer.stop,
+            self._admin.close,
+            *([self._producer.stop] if self._producer else []),
+        ):
             try:
                 await close()
-            except Exception:  # noqa: BLE001 - closing a half-open client must not hide the real error
+            except Exception:
                 pass
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         found = self._consumer.partitions_for_topic(topic)
         if not found:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            await self._consumer._client.force_metadata_update()
             found = self._consumer.partitions_for_topic(topic) or set()
         return [TopicPartition(topic, p) for p in sorted(found)]
 

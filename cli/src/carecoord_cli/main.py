@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -38,7 +38,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-dlq_app = typer.Typer(help="Dead letters: what a service could not process, and replaying it after a fix.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters: what a service could not process, and replaying it after a fix.", no_args_is_help=True
+)
 app.add_typer(dlq_app, name="dlq")
 parked_app = typer.Typer(
     help="Parked patients: events held back behind one of the same patient's that failed, and releasing them.",
@@ -56,11 +58,18 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 def configure(
     ctx: typer.Context,
     kafka_bootstrap: Annotated[
-        str | None, typer.Option(envvar="CARECOORD_KAFKA_BOOTSTRAP", help=f"Kafka bootstrap servers (default {DEFAULT_KAFKA_BOOTSTRAP}).")
+        str | None,
+        typer.Option(
+            envvar="CARECOORD_KAFKA_BOOTSTRAP", help=f"Kafka bootstrap servers (default {DEFAULT_KAFKA_BOOTSTRAP})."
+        ),
     ] = None,
     service_url: Annotated[
         list[str] | None,
-        typer.Option("--service-url", metavar="SERVICE=URL", help="A service's base URL (repeatable); or CARECOORD_<SERVICE>_URL."),
+        typer.Option(
+            "--service-url",
+            metavar="SERVICE=URL",
+            help="A service's base URL (repeatable); or CARECOORD_<SERVICE>_URL.",
+        ),
     ] = None,
 ) -> None:
     """Defaults match `make run`. Service URLs: CARECOORD_INTAKE_URL, …_SCHEDULING_URL, …_DOSING_URL, …_SAFETY_URL, …_BILLING_URL."""
@@ -69,13 +78,16 @@ def configure(
     # The shared library logs for services; here its warnings (a repaired header, say) are not the
     # operator's concern, and nothing but the answer goes to stdout (--json is parsed by scripts).
     structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR), logger_factory=structlog.PrintLoggerFactory(sys.stderr)
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     urls: dict[str, str] = {}
     for pair in service_url or []:
         service, _, url = pair.partition("=")
         if service not in SERVICES or not url:
-            raise typer.BadParameter(f"expected SERVICE=URL with SERVICE one of {', '.join(SERVICES)}", param_hint="--service-url")
+            raise typer.BadParameter(
+                f"expected SERVICE=URL with SERVICE one of {', '.join(SERVICES)}", param_hint="--service-url"
+            )
         urls[service] = url
     ctx.obj = Target.from_environment(kafka_bootstrap, urls)
 
@@ -121,7 +133,12 @@ def token(
     unknown = sorted(set(state or ()) - US_STATES)
     if unknown:
         raise typer.BadParameter(f"not US state codes: {', '.join(unknown)}", param_hint="--state")
-    sys.stdout.write(mint_token(role, subject, secret=signing_secret(), patient_id=patient_id, licensed_states=state or (), ttl_s=ttl) + "\n")
+    sys.stdout.write(
+        mint_token(
+            role, subject, secret=signing_secret(), patient_id=patient_id, licensed_states=state or (), ttl_s=ttl
+        )
+        + "\n"
+    )
 
 
 # --- status ----------------------------------------------------------------------------
@@ -132,7 +149,8 @@ def status(
     ctx: typer.Context,
     as_json: JsonOption = False,
     max_outbox_age: Annotated[
-        float, typer.Option(min=0, help="Seconds the oldest unsent outbox event may wait before the relay counts as stuck.")
+        float,
+        typer.Option(min=0, help="Seconds the oldest unsent outbox event may wait before the relay counts as stuck."),
     ] = DEFAULT_MAX_OUTBOX_AGE_S,
 ) -> None:
     """Each service's readiness, consumer lag, stalls, outbox backlog and dead letters.
@@ -149,15 +167,33 @@ async def _status(target: Target, as_json: bool, max_outbox_age_s: float) -> int
 def show_status(report: health.Report, target: Target, as_json: bool) -> int:
     """Print the report (a table, each problem with what to do, or JSON); returns the exit code."""
     if as_json:
-        _json({"healthy": report.healthy, "kafka_reachable": report.kafka_reachable, "services": [s.as_json() for s in report.services]})
+        _json(
+            {
+                "healthy": report.healthy,
+                "kafka_reachable": report.kafka_reachable,
+                "services": [s.as_json() for s in report.services],
+            }
+        )
         return 0 if report.healthy else 1
     table = Table(title=f"carecoord status (Kafka {target.kafka_bootstrap})")
-    columns = ("service", "ready", "database", "kafka", "outbox backlog", "oldest unsent", "consumer lag", "stuck", "dead letters")
+    columns = (
+        "service",
+        "ready",
+        "database",
+        "kafka",
+        "outbox backlog",
+        "oldest unsent",
+        "consumer lag",
+        "stuck",
+        "dead letters",
+    )
     for column in columns:
         table.add_column(column)
     for s in report.services:
         outbox = s.checks.get("outbox")
-        backlog, age = (outbox.get("backlog"), outbox.get("oldest_age_s")) if isinstance(outbox, dict) else (outbox, None)
+        backlog, age = (
+            (outbox.get("backlog"), outbox.get("oldest_age_s")) if isinstance(outbox, dict) else (outbox, None)
+        )
         table.add_row(
             s.service,
             _mark(s.ready, "ready" if s.ready else ("unavailable" if s.reachable else f"unreachable ({s.url})")),
@@ -174,7 +210,9 @@ def show_status(report: health.Report, target: Target, as_json: bool) -> int:
         out.print(f"[red]{problem.service}[/]: {escape(problem.what)}\n  what to do: {escape(problem.todo)}")
     for s in report.services:
         if s.undecodable_skipped:
-            out.print(f"{s.service}: {s.undecodable_skipped} undecodable record(s) dead-lettered by their coordinates and stepped past.")
+            out.print(
+                f"{s.service}: {s.undecodable_skipped} undecodable record(s) dead-lettered by their coordinates and stepped past."
+            )
     if not report.kafka_reachable:
         out.print(f"[red]Kafka is not reachable at {target.kafka_bootstrap}[/]: lag and dead letters unknown.")
     if any(s.dead_letters for s in report.services):
@@ -225,7 +263,11 @@ def dlq_list(
 async def _dlq_list(target: Target, service: str | None, reason: str | None, as_json: bool) -> int:
     services = [_service(service)] if service else list(SERVICES)
     async with Broker(target.kafka_bootstrap) as broker:
-        letters = [le for le in await dead_letters.read_letters(broker, services) if reason is None or le.letter.reason == reason]
+        letters = [
+            le
+            for le in await dead_letters.read_letters(broker, services)
+            if reason is None or le.letter.reason == reason
+        ]
     if as_json:
         _json([le.as_json() for le in letters])
         return 0
@@ -233,16 +275,31 @@ async def _dlq_list(target: Target, service: str | None, reason: str | None, as_
         out.print("No dead letters.")
         return 0
     table = Table(title="Dead letters")
-    for column in ("service", "offset", "reason", "event type", "original (topic/partition/offset)", "dead-lettered at", "replayed"):
+    for column in (
+        "service",
+        "offset",
+        "reason",
+        "event type",
+        "original (topic/partition/offset)",
+        "dead-lettered at",
+        "replayed",
+    ):
         table.add_column(column)
     for le in letters:
         replayed = ", ".join(str(pos) for pos, _ in le.replays) or "no"
         table.add_row(
-            le.letter.service, str(le.at.offset), le.letter.reason, le.letter.event_type or "-", str(le.original),
-            le.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"), replayed,
-        )  # fmt: skip
+            le.letter.service,
+            str(le.at.offset),
+            le.letter.reason,
+            le.letter.event_type or "-",
+            str(le.original),
+            le.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+            replayed,
+        )
     out.print(table)
-    out.print("Details: `carecoord dlq show SERVICE OFFSET`; after a fix: `carecoord dlq replay SERVICE --offset N` or `--reason R`.")
+    out.print(
+        "Details: `carecoord dlq show SERVICE OFFSET`; after a fix: `carecoord dlq replay SERVICE --offset N` or `--reason R`."
+    )
     return 0
 
 
@@ -256,7 +313,9 @@ async def _dlq_show(target: Target, service: str, offset: int, as_json: bool) ->
     async with Broker(target.kafka_bootstrap) as broker:
         letter = next((le for le in await dead_letters.read_letters(broker, [service]) if le.at.offset == offset), None)
     if letter is None:
-        raise OperatorError(f"no dead letter of {service} at offset {offset} (see `carecoord dlq list --service {service}`)")
+        raise OperatorError(
+            f"no dead letter of {service} at offset {offset} (see `carecoord dlq list --service {service}`)"
+        )
     data = letter.as_json(with_detail=True)
     if as_json:
         _json(data)
@@ -272,7 +331,9 @@ async def _dlq_show(target: Target, service: str, offset: int, as_json: bool) ->
 def dlq_replay(
     ctx: typer.Context,
     service: ServiceArg,
-    offset: Annotated[list[int] | None, typer.Option("--offset", "-o", help="A letter's offset on deadletter.SERVICE (repeatable).")] = None,
+    offset: Annotated[
+        list[int] | None, typer.Option("--offset", "-o", help="A letter's offset on deadletter.SERVICE (repeatable).")
+    ] = None,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Every letter with this reason.")] = None,
     force: Annotated[bool, typer.Option(help="Replay letters that were replayed before too.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be replayed.")] = False,
@@ -286,17 +347,27 @@ def dlq_replay(
     _run(_dlq_replay(ctx.obj, _service(service), offset or [], reason, force, dry_run))
 
 
-async def _dlq_replay(target: Target, service: str, offsets: list[int], reason: str | None, force: bool, dry_run: bool) -> int:
+async def _dlq_replay(
+    target: Target, service: str, offsets: list[int], reason: str | None, force: bool, dry_run: bool
+) -> int:
     async with Broker(target.kafka_bootstrap) as broker:
-        chosen, skipped = dead_letters.select(await dead_letters.read_letters(broker, [service]), offsets=offsets, reason=reason, force=force)
+        chosen, skipped = dead_letters.select(
+            await dead_letters.read_letters(broker, [service]), offsets=offsets, reason=reason, force=force
+        )
         for le in skipped:
-            out.print(f"[yellow]skipped[/] {le.at}: already replayed to {', '.join(str(p) for p, _ in le.replays)} (--force to replay again)")
+            out.print(
+                f"[yellow]skipped[/] {le.at}: already replayed to {', '.join(str(p) for p, _ in le.replays)} (--force to replay again)"
+            )
         for le in chosen:
             if dry_run:
-                out.print(f"would replay {le.at} ({le.letter.reason}, {le.letter.event_type or 'no envelope'}) to {le.original.topic}/{le.original.partition}")
+                out.print(
+                    f"would replay {le.at} ({le.letter.reason}, {le.letter.event_type or 'no envelope'}) to {le.original.topic}/{le.original.partition}"
+                )
                 continue
             to = await dead_letters.replay(broker, le)
-            out.print(f"[green]replayed[/] {le.at} ({le.letter.reason}, {le.letter.event_type or 'no envelope'}) → {to}")
+            out.print(
+                f"[green]replayed[/] {le.at} ({le.letter.reason}, {le.letter.event_type or 'no envelope'}) → {to}"
+            )
     if not chosen:
         out.print("Nothing replayed.")
     elif not dry_run:
@@ -338,8 +409,13 @@ def _journey_table(steps: list[Step], title: str) -> Table:
     for s in steps:
         coded = ", ".join(f"{k}={_code(v)}" for k, v in s.coded.items())
         table.add_row(
-            s.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], f"{s.event_type} v{s.version}", s.producer, s.topic, s.trace_id or "-", coded or "-",
-        )  # fmt: skip
+            s.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            f"{s.event_type} v{s.version}",
+            s.producer,
+            s.topic,
+            s.trace_id or "-",
+            coded or "-",
+        )
     return table
 
 
@@ -373,7 +449,13 @@ def demo(
 async def _demo(target: Target, timeout: float) -> int:
     async with Services(target) as http, Broker(target.kafka_bootstrap) as broker:
         run = Demo(target, http, broker, timeout=timeout)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=out, transient=True) as progress:
             task = progress.add_task("", total=len(Demo.STEPS))
             for title, step in Demo.STEPS:
@@ -426,10 +508,20 @@ async def _parked_list(target: Target, service: str | None, as_json: bool) -> in
         table.add_column(column)
     for name, p in found:
         head = p["head"]
-        table.add_row(name, p["patient_id"], str(p["events"]), f"{head['event_type']} ({head['topic']}[{head['partition']}]@{head['offset']})",
-                      head["reason"], head["error"] or "-", str(head["attempts"]), f"{p['parked_s']:.0f}s")  # fmt: skip
+        table.add_row(
+            name,
+            p["patient_id"],
+            str(p["events"]),
+            f"{head['event_type']} ({head['topic']}[{head['partition']}]@{head['offset']})",
+            head["reason"],
+            head["error"] or "-",
+            str(head["attempts"]),
+            f"{p['parked_s']:.0f}s",
+        )
     out.print(table)
-    out.print("A bug: deploy the fix, then `carecoord parked release SERVICE PATIENT_ID`. Retries exhausted: the service retries by itself.")
+    out.print(
+        "A bug: deploy the fix, then `carecoord parked release SERVICE PATIENT_ID`. Retries exhausted: the service retries by itself."
+    )
     return 0
 
 
@@ -452,6 +544,8 @@ async def _parked_release(target: Target, service: str, patient_id: uuid.UUID, a
     elif result["done"]:
         out.print(f"{service}: released {result['released']} event(s) of {patient_id}; the patient flows again.")
     else:
-        out.print(f"[red]{service}: released {result['released']} event(s); the next failed again ({result['error']}).[/] "
-                  "It stays parked: see the service's log and `carecoord dlq list`.")  # fmt: skip
+        out.print(
+            f"[red]{service}: released {result['released']} event(s); the next failed again ({result['error']}).[/] "
+            "It stays parked: see the service's log and `carecoord dlq list`."
+        )
     return 0 if result["done"] else 1

@@ -61,16 +61,33 @@ def problems(service: str, body: Any, *, max_outbox_age_s: float = DEFAULT_MAX_O
     consumer, outbox = _dict(checks.get("consumer")), _dict(checks.get("outbox"))
     found = [Problem(service, *p) for p in _stalled(consumer.get("stalled_partitions"))]
     parked = {"consumer": _count(consumer.get("parked_keys")), "outbox": _count(outbox.get("parked_keys"))}
-    found += [Problem(service, f"{n} patient key(s) parked in the {where}: {PARKED[where][0]}", PARKED[where][1].format(service=service))
-              for where, n in parked.items() if n]
+    found += [
+        Problem(
+            service,
+            f"{n} patient key(s) parked in the {where}: {PARKED[where][0]}",
+            PARKED[where][1].format(service=service),
+        )
+        for where, n in parked.items()
+        if n
+    ]
     age = _number(outbox.get("oldest_age_s"))
     if age is not None and age > max_outbox_age_s:
         what = f"outbox: the oldest unsent event is {age:.0f}s old (more than {max_outbox_age_s:g}s)"
-        found.append(Problem(service, what, f"the relay is not publishing: is Kafka reachable from {service}? see its log (relay)"))
+        found.append(
+            Problem(
+                service, what, f"the relay is not publishing: is Kafka reachable from {service}? see its log (relay)"
+            )
+        )
     # The service's own summary mostly restates the fields above; one line, so that a reason this
     # CLI does not know yet is still seen, without repeating each known one.
     if reasons := _texts(body.get("degraded")):
-        found.append(Problem(service, f"reports itself degraded: {'; '.join(reasons)}", f"the lines above say what to do; else see the {service} log"))
+        found.append(
+            Problem(
+                service,
+                f"reports itself degraded: {'; '.join(reasons)}",
+                f"the lines above say what to do; else see the {service} log",
+            )
+        )
     return found
 
 
@@ -90,12 +107,16 @@ def _stalled(entries: Any) -> list[tuple[str, str]]:
         partition = _count(entry.get("partition"))
         lag, stalled_s = _count(entry.get("lag")), _number(entry.get("stalled_s"))
         since = f" for {stalled_s:.0f}s" if stalled_s is not None else ""
-        found.append((
-            f"{topic}[{partition}] stalled{since} with {lag} record(s) waiting",
-            f"the consumer cannot get past a record there: see the log for {topic}[{partition}] and `carecoord dlq list`",
-        ))
+        found.append(
+            (
+                f"{topic}[{partition}] stalled{since} with {lag} record(s) waiting",
+                f"the consumer cannot get past a record there: see the log for {topic}[{partition}] and `carecoord dlq list`",
+            )
+        )
     if len(entries) > MAX_LISTED:
-        found.append((f"{len(entries) - MAX_LISTED} more stalled partition(s)", "`carecoord status --json` lists them all"))
+        found.append(
+            (f"{len(entries) - MAX_LISTED} more stalled partition(s)", "`carecoord status --json` lists them all")
+        )
     return found
 
 

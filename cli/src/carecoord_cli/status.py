@@ -107,7 +107,8 @@ async def _kafka_view(broker: Broker, status: ServiceStatus) -> None:
     offsets = await broker.offsets(t.name for t in topics_consumed_by(status.service))
     # A partition the group never committed on: everything still there is unread.
     status.lag = {
-        f"{tp.topic}[{tp.partition}]": end - max(committed.get(tp, first), first) for tp, (first, end) in offsets.items()
+        f"{tp.topic}[{tp.partition}]": end - max(committed.get(tp, first), first)
+        for tp, (first, end) in offsets.items()
     }
     letters = await broker.offsets([dead_letter_topic(status.service).name])
     status.dead_letters = sum(end - first for first, end in letters.values())

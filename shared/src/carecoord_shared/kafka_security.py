@@ -27,7 +27,9 @@ def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
         return BaseSecurity(ssl_context=context)
     password = settings.kafka_sasl_password.get_secret_value()
     if not settings.kafka_sasl_username or not password:
-        raise ValueError(f"CARECOORD_KAFKA_SECURITY_PROTOCOL={protocol} needs CARECOORD_KAFKA_SASL_USERNAME and _PASSWORD")
+        raise ValueError(
+            f"CARECOORD_KAFKA_SECURITY_PROTOCOL={protocol} needs CARECOORD_KAFKA_SASL_USERNAME and _PASSWORD"
+        )
     sasl = _SASL[settings.kafka_sasl_mechanism]
     return sasl(settings.kafka_sasl_username, password, ssl_context=context, use_ssl=protocol == "SASL_SSL")
 

@@ -18,12 +18,35 @@ REDACTED = "[redacted]"
 # Names (or parts of names) of fields that hold PHI or free text in this system.
 PHI_KEYS = frozenset(
     {
-        "first_name", "last_name", "full_name", "given_name", "family_name", "patient_name",
-        "date_of_birth", "dob", "birth_date", "email", "phone", "home_address", "street", "line1", "line2",
-        "postal_code", "zip", "member_id", "subscriber_id", "note", "notes", "resolution_note",
-        "free_text", "comment", "reason_text", "override_reason", "ssn",
+        "first_name",
+        "last_name",
+        "full_name",
+        "given_name",
+        "family_name",
+        "patient_name",
+        "date_of_birth",
+        "dob",
+        "birth_date",
+        "email",
+        "phone",
+        "home_address",
+        "street",
+        "line1",
+        "line2",
+        "postal_code",
+        "zip",
+        "member_id",
+        "subscriber_id",
+        "note",
+        "notes",
+        "resolution_note",
+        "free_text",
+        "comment",
+        "reason_text",
+        "override_reason",
+        "ssn",
     }
-)  # fmt: skip
+)
 
 
 @lru_cache(maxsize=4096)  # called for every attribute of every span: the names repeat
@@ -66,9 +89,7 @@ def needs_scrubbing(attributes: Mapping[str, Any] | None) -> bool:
 def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
-        if is_phi_key(key):
-            out[key] = REDACTED
-        elif key == "exception.message":
+        if is_phi_key(key) or key == "exception.message":
             out[key] = REDACTED
         elif key == "exception.stacktrace" and isinstance(value, str):
             lines = value.rstrip().splitlines()

@@ -20,15 +20,15 @@ from typing import Annotated, Any
 
 import structlog
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from aiokafka import AIOKafkaConsumer
-from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, Table, text
 
 from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier, allow
@@ -78,7 +78,9 @@ class Runtime:
         self.settings = settings
         self.telemetry = Telemetry(definition.name, settings.traces_dir, settings.zipkin_endpoint)
         self.engine = create_engine(settings.database_url)
-        SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider)
+        SQLAlchemyInstrumentor().instrument(
+            engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider
+        )
         self.sessions = create_sessions(self.engine)
         self.verifier = TokenVerifier(
             secret=settings.auth_jwt_secret.get_secret_value(),
@@ -163,7 +165,9 @@ class Runtime:
         self._lag: dict[tuple[str, int], int] = {}
         meter().create_observable_gauge(
             "carecoord.consumer.lag",
-            callbacks=[lambda _o: [Observation(lag, {"topic": t, "partition": p}) for (t, p), lag in self._lag.items()]],
+            callbacks=[
+                lambda _o: [Observation(lag, {"topic": t, "partition": p}) for (t, p), lag in self._lag.items()]
+            ],
             description="Messages on each assigned partition not yet consumed by this service",
         )
 
@@ -242,7 +246,9 @@ class Runtime:
         # A batch cut short rolls back and was not committed: the next owner gets it again.
         for task in [*self._background, *([self._consume_task] if self._consume_task else [])]:
             task.cancel()
-        await asyncio.gather(*self._background, *([self._consume_task] if self._consume_task else []), return_exceptions=True)
+        await asyncio.gather(
+            *self._background, *([self._consume_task] if self._consume_task else []), return_exceptions=True
+        )
         if self.kafka_consumer is not None:
             await self.kafka_consumer.stop()
         self.relay.stop()
@@ -417,12 +423,18 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         summary = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
         return JSONResponse(
             status_code=422,
-            content={"error": "invalid_request", "message": f"The request was not accepted: {summary}", "errors": errors},
+            content={
+                "error": "invalid_request",
+                "message": f"The request was not accepted: {summary}",
+                "errors": errors,
+            },
         )
 
     @app.exception_handler(LimitExceeded)
     async def limit_exceeded(_request: Request, exc: LimitExceeded) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": "limit_exceeded", "reason": exc.reason, "message": str(exc)})
+        return JSONResponse(
+            status_code=422, content={"error": "limit_exceeded", "reason": exc.reason, "message": str(exc)}
+        )
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:
@@ -464,7 +476,9 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     async def metrics_text() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/ops/parked", tags=["operations"], summary="Patients whose events wait behind one of theirs that failed")
+    @app.get(
+        "/v1/ops/parked", tags=["operations"], summary="Patients whose events wait behind one of theirs that failed"
+    )
     async def parked(_access: Operators) -> dict[str, Any]:
         return {"service": definition.name, "parked": await runtime.consumer.parking.patients()}
 
@@ -475,8 +489,13 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     )
     async def release_parked(patient_id: uuid.UUID, access: OperatorOnly) -> dict[str, Any]:
         result = await runtime.consumer.release(patient_id)
-        await runtime.auditor.record(access.principal, "release", "parked_events", patient_id=patient_id,
-                                     outcome="allowed" if result["done"] else "incomplete")  # fmt: skip
+        await runtime.auditor.record(
+            access.principal,
+            "release",
+            "parked_events",
+            patient_id=patient_id,
+            outcome="allowed" if result["done"] else "incomplete",
+        )
         runtime.parked_keys = await runtime.consumer.parking.count()
         return {"service": definition.name, "patient_id": str(patient_id), **result}
 

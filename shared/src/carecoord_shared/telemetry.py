@@ -49,7 +49,11 @@ class RedactingSpanExporter(SpanExporter):
     @staticmethod
     def _scrubbed(span: ReadableSpan) -> ReadableSpan:
         described = bool(span.status.description)
-        if not described and not needs_scrubbing(span.attributes) and not any(needs_scrubbing(e.attributes) for e in span.events):
+        if (
+            not described
+            and not needs_scrubbing(span.attributes)
+            and not any(needs_scrubbing(e.attributes) for e in span.events)
+        ):
             return span
         return ReadableSpan(
             name=span.name,
@@ -61,7 +65,9 @@ class RedactingSpanExporter(SpanExporter):
             links=span.links,
             kind=span.kind,
             # An error status describes itself with the exception's text: its type only.
-            status=Status(span.status.status_code, exception_type_only(span.status.description or "")) if described else span.status,
+            status=Status(span.status.status_code, exception_type_only(span.status.description or ""))
+            if described
+            else span.status,
             start_time=span.start_time,
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
@@ -125,7 +131,9 @@ class Telemetry:
 
             exporters.append(ZipkinExporter(endpoint=zipkin_endpoint))
         for exporter in exporters:
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter), schedule_delay_millis=200))
+            self.tracer_provider.add_span_processor(
+                BatchSpanProcessor(RedactingSpanExporter(exporter), schedule_delay_millis=200)
+            )
         readers: list[Any] = [PrometheusMetricReader()]
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

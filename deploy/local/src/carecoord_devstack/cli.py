@@ -1,9 +1,9 @@
 """`devstack`: start, stop and inspect the local stack (what `make run` drives).
 
-    devstack up        Kafka + PostgreSQL + topics, left running
-    devstack run       all of it plus the five services; Ctrl-C stops everything
-    devstack status    what runs
-    devstack down      stop everything this checkout started
+devstack up        Kafka + PostgreSQL + topics, left running
+devstack run       all of it plus the five services; Ctrl-C stops everything
+devstack status    what runs
+devstack down      stop everything this checkout started
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from carecoord_shared.contracts.topics import SERVICES
-
-from pathlib import Path
 
 from .paths import LOCAL
 from .stack import Stack
@@ -89,7 +88,9 @@ Ctrl-C stops everything.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "run", "status", "down", "fetch"])
     args = parser.parse_args(argv)
     stack = Stack(STATE_DIR, with_zipkin=True)

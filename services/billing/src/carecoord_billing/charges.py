@@ -34,7 +34,12 @@ AWAITING_COVERAGE = "awaiting_coverage"
 
 
 async def charge_completed(
-    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, event: AppointmentCompleted, invoice_due_days: int = 30
+    tx: Transaction,
+    fees: FeeSchedule,
+    *,
+    patient_id: uuid.UUID,
+    event: AppointmentCompleted,
+    invoice_due_days: int = 30,
 ) -> uuid.UUID | None:
     """Create the appointment's charge; returns its id, or None when nothing was charged.
 
@@ -88,7 +93,9 @@ async def charge_completed(
     return charge_id
 
 
-async def bill_awaiting(tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, invoice_due_days: int = 30) -> int:
+async def bill_awaiting(
+    tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, invoice_due_days: int = 30
+) -> int:
     """Coverage is now known: bill the charges that were waiting for it; returns how many."""
     known, payer_id = await billed_party(tx, patient_id)
     if not known:
@@ -128,7 +135,9 @@ async def _bill(tx: Transaction, fees: FeeSchedule, row: Row[Any], invoice_due_d
         self_pay=row.self_pay,
     )
     if row.self_pay:
-        charge = invoicing.SelfPayCharge(row.charge_id, row.patient_id, AppointmentType(row.appointment_type), row.amount_cents)
+        charge = invoicing.SelfPayCharge(
+            row.charge_id, row.patient_id, AppointmentType(row.appointment_type), row.amount_cents
+        )
         await invoicing.invoice(tx, fees, charge, due_days=invoice_due_days)
 
 

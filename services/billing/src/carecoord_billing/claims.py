@@ -121,7 +121,9 @@ class ClaimSubmitter:
                 .order_by(charges.c.created_at)
                 .limit(self._max_claims)
             )
-            waiting = (await session.execute(select(func.count()).select_from(charges).where(*open_insured, ~diagnosed))).scalar_one()
+            waiting = (
+                await session.execute(select(func.count()).select_from(charges).where(*open_insured, ~diagnosed))
+            ).scalar_one()
         if waiting:
             log.warning("claims.waiting_for_diagnosis", charges=waiting)
         return rows.all()
@@ -139,7 +141,9 @@ class ClaimSubmitter:
                         update(charges)
                         .where(charges.c.charge_id == row.charge_id, charges.c.status == "open")
                         .values(status="claimed")
-                        .returning(charges.c.charge_id, charges.c.patient_id, charges.c.payer_id, charges.c.amount_cents)
+                        .returning(
+                            charges.c.charge_id, charges.c.patient_id, charges.c.payer_id, charges.c.amount_cents
+                        )
                     )
                 ).first()
                 if charge is None:  # voided or claimed meanwhile
@@ -162,7 +166,9 @@ class ClaimSubmitter:
                 )
                 claimed += 1
             if claimed == 0:
-                await tx.session.execute(update(interchanges).where(interchanges.c.control_number == control_number).values(status="empty"))
+                await tx.session.execute(
+                    update(interchanges).where(interchanges.c.control_number == control_number).values(status="empty")
+                )
                 return None
         return control_number  # type: ignore[no-any-return]
 
@@ -170,7 +176,9 @@ class ClaimSubmitter:
         async with self._uow.sessions() as session:
             rows = (
                 await session.execute(
-                    select(claims, charges.c.lines, charges.c.modifiers, charges.c.place_of_service, charges.c.service_date)
+                    select(
+                        claims, charges.c.lines, charges.c.modifiers, charges.c.place_of_service, charges.c.service_date
+                    )
                     .join(charges, charges.c.charge_id == claims.c.charge_id)
                     .where(claims.c.interchange_control_number == control_number)
                     .order_by(claims.c.claim_number)
@@ -190,7 +198,8 @@ class ClaimSubmitter:
                 place_of_service=r.place_of_service,
                 diagnoses=tuple(r.diagnosis_codes),
                 lines=tuple(
-                    claim_837p.ServiceLine(line["cpt"], tuple(r.modifiers), line["cents"], r.service_date) for line in r.lines
+                    claim_837p.ServiceLine(line["cpt"], tuple(r.modifiers), line["cents"], r.service_date)
+                    for line in r.lines
                 ),
             )
             for r in rows
@@ -208,7 +217,9 @@ class ClaimSubmitter:
             )
             for r in rows:
                 tx.emit(
-                    ClaimSubmitted(claim_id=r.claim_id, charge_ids=[r.charge_id], payer_id=r.payer_id, total_cents=r.total_cents),
+                    ClaimSubmitted(
+                        claim_id=r.claim_id, charge_ids=[r.charge_id], payer_id=r.payer_id, total_cents=r.total_cents
+                    ),
                     patient_id=r.patient_id,
                 )
         log.info("claims.submitted", control_number=control_number, claims=len(rows), file=file_name)

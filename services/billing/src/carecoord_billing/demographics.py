@@ -8,8 +8,8 @@ else: never logged, stored or put on an event.
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, Literal, Protocol
 
 import httpx
@@ -85,7 +85,9 @@ class DemographicsSource(Protocol):
 def development_token(secret: str, *, issuer: str, audience: str, ttl_s: int = 300) -> Callable[[], SecretStr]:
     """Local runs and tests: a fresh short-lived service token for each request, signed with the
     development secret intake also trusts there (a token minted once would expire under a long run)."""
-    return lambda: SecretStr(mint_token(Role.SERVICE, BILLING_SUBJECT, secret=secret, issuer=issuer, audience=audience, ttl_s=ttl_s))
+    return lambda: SecretStr(
+        mint_token(Role.SERVICE, BILLING_SUBJECT, secret=secret, issuer=issuer, audience=audience, ttl_s=ttl_s)
+    )
 
 
 class IntakeDemographics:

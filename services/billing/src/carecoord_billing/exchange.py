@@ -54,7 +54,9 @@ class Exchange:
     ) -> None:
         self._uow = uow
         self.folders = folders
-        self._claims = ClaimSubmitter(uow, demographics, folders, fees, provider, max_claims_per_file=max_claims_per_file)
+        self._claims = ClaimSubmitter(
+            uow, demographics, folders, fees, provider, max_claims_per_file=max_claims_per_file
+        )
         self._inquiries = verification.EligibilityInquirer(uow, demographics, folders, provider)
         self._payer = payer
         # One cycle at a time, whether the timer or an operator started it.
@@ -128,7 +130,9 @@ class Exchange:
             await asyncio.sleep(interval_s)
 
 
-def build_exchange(uow: UnitOfWork, settings: BillingSettings, fees: FeeSchedule, demographics: DemographicsSource) -> Exchange:
+def build_exchange(
+    uow: UnitOfWork, settings: BillingSettings, fees: FeeSchedule, demographics: DemographicsSource
+) -> Exchange:
     payer = None
     if settings.simulated_payer_enabled:
         payer = SimulatedPayer(
@@ -155,7 +159,11 @@ def exchange_lifespan(settings: BillingSettings, fees: FeeSchedule, demographics
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         exchange = build_exchange(app.state.runtime.uow, settings, fees, demographics)
         app.state.billing_exchange = exchange
-        task = asyncio.create_task(exchange.run_forever(settings.exchange_interval_s), name="billing-exchange") if settings.exchange_enabled else None
+        task = (
+            asyncio.create_task(exchange.run_forever(settings.exchange_interval_s), name="billing-exchange")
+            if settings.exchange_enabled
+            else None
+        )
         try:
             yield
         finally:

@@ -17,7 +17,9 @@ from .fees import FeeSchedule
 from .models import journal
 
 
-def register_with(fees: FeeSchedule, insurance_states: frozenset[str], invoice_due_days: int = 30) -> Callable[[EventConsumer], None]:
+def register_with(
+    fees: FeeSchedule, insurance_states: frozenset[str], invoice_due_days: int = 30
+) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         # The journal of what billing heard about plans and reviews (read by operators and tests).
         record_events(
@@ -49,7 +51,9 @@ def register_with(fees: FeeSchedule, insurance_states: frozenset[str], invoice_d
         @consumer.on(AppointmentCompleted)
         async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:
             assert tx.cause is not None
-            await charges.charge_completed(tx, fees, patient_id=tx.cause.patient_id, event=event, invoice_due_days=invoice_due_days)
+            await charges.charge_completed(
+                tx, fees, patient_id=tx.cause.patient_id, event=event, invoice_due_days=invoice_due_days
+            )
 
         @consumer.on(AppointmentCancelled)
         async def appointment_cancelled(event: AppointmentCancelled, tx: Transaction) -> None:

@@ -24,5 +24,7 @@ def file_name(transaction: str, control_number: int) -> str:
 
 async def mark_sent(tx: Transaction, control_number: int, name: str, now: datetime) -> None:
     await tx.session.execute(
-        update(interchanges).where(interchanges.c.control_number == control_number).values(status="sent", file_name=name, sent_at=now)
+        update(interchanges)
+        .where(interchanges.c.control_number == control_number)
+        .values(status="sent", file_name=name, sent_at=now)
     )

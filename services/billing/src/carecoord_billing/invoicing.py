@@ -35,7 +35,9 @@ class SelfPayCharge:
     amount_cents: int
 
 
-async def invoice(tx: Transaction, fees: FeeSchedule, charge: SelfPayCharge, *, due_days: int, now: datetime | None = None) -> uuid.UUID:
+async def invoice(
+    tx: Transaction, fees: FeeSchedule, charge: SelfPayCharge, *, due_days: int, now: datetime | None = None
+) -> uuid.UUID:
     """Put a self-pay charge on an invoice; returns the invoice's id."""
     now = now or datetime.now(UTC)
     package = fees.package
@@ -54,12 +56,16 @@ async def invoice(tx: Transaction, fees: FeeSchedule, charge: SelfPayCharge, *, 
         uses_session = charge.appointment_type == AppointmentType.dosing_session
         exhausted = current is not None and uses_session and current.sessions_used >= current.sessions_included
         if current is None or exhausted:
-            invoice_id = await _issue(tx, charge.patient_id, "package", package.cents, now, due_days, sessions=package.sessions)
+            invoice_id = await _issue(
+                tx, charge.patient_id, "package", package.cents, now, due_days, sessions=package.sessions
+            )
         else:
             invoice_id = current.invoice_id
         if uses_session:
             await tx.session.execute(
-                update(invoices).where(invoices.c.invoice_id == invoice_id).values(sessions_used=invoices.c.sessions_used + 1)
+                update(invoices)
+                .where(invoices.c.invoice_id == invoice_id)
+                .values(sessions_used=invoices.c.sessions_used + 1)
             )
     else:
         invoice_id = await _issue(tx, charge.patient_id, "visit", charge.amount_cents, now, due_days)
@@ -71,11 +77,15 @@ async def invoice(tx: Transaction, fees: FeeSchedule, charge: SelfPayCharge, *, 
 
 async def release(tx: Transaction, invoice_id: uuid.UUID, appointment_type: AppointmentType) -> None:
     """A voided charge's share of its invoice: a package session back, or an unpaid visit invoice voided."""
-    current = (await tx.session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id).with_for_update())).one()
+    current = (
+        await tx.session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id).with_for_update())
+    ).one()
     if current.kind == "package":
         if appointment_type == AppointmentType.dosing_session and current.sessions_used > 0:
             await tx.session.execute(
-                update(invoices).where(invoices.c.invoice_id == invoice_id).values(sessions_used=invoices.c.sessions_used - 1)
+                update(invoices)
+                .where(invoices.c.invoice_id == invoice_id)
+                .values(sessions_used=invoices.c.sessions_used - 1)
             )
     elif current.paid_cents == 0:
         await tx.session.execute(update(invoices).where(invoices.c.invoice_id == invoice_id).values(status="void"))
@@ -85,7 +95,13 @@ async def release(tx: Transaction, invoice_id: uuid.UUID, appointment_type: Appo
 
 
 async def _issue(
-    tx: Transaction, patient_id: uuid.UUID, kind: str, amount: int, now: datetime, due_days: int, sessions: int | None = None
+    tx: Transaction,
+    patient_id: uuid.UUID,
+    kind: str,
+    amount: int,
+    now: datetime,
+    due_days: int,
+    sessions: int | None = None,
 ) -> uuid.UUID:
     invoice_id = uuid.uuid4()
     due_on = (now + timedelta(days=due_days)).date()
@@ -105,9 +121,13 @@ async def _issue(
     return invoice_id
 
 
-async def record_payment(tx: Transaction, invoice_id: uuid.UUID, *, payment_id: uuid.UUID, amount_cents: int, method: str) -> bool:
+async def record_payment(
+    tx: Transaction, invoice_id: uuid.UUID, *, payment_id: uuid.UUID, amount_cents: int, method: str
+) -> bool:
     """Record a payment; False when this payment id was already recorded (a retry)."""
-    current = (await tx.session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id).with_for_update())).first()
+    current = (
+        await tx.session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id).with_for_update())
+    ).first()
     if current is None:
         raise NotFound(f"no invoice {invoice_id}")
     if current.status == "void":
@@ -125,7 +145,9 @@ async def record_payment(tx: Transaction, invoice_id: uuid.UUID, *, payment_id: 
         return False
     paid = current.paid_cents + amount_cents
     if paid > current.amount_cents:
-        raise RuleViolation(f"a payment of {amount_cents} cents is more than the {current.amount_cents - current.paid_cents} cents still due")
+        raise RuleViolation(
+            f"a payment of {amount_cents} cents is more than the {current.amount_cents - current.paid_cents} cents still due"
+        )
     await tx.session.execute(
         update(invoices)
         .where(invoices.c.invoice_id == invoice_id)

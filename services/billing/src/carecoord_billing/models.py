@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.auth import audit_table
+from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()

@@ -47,7 +47,9 @@ async def post(tx: Transaction, payments: list[ClaimPayment], *, file_sha256: st
                 charge_cents=payment.charge_cents,
                 paid_cents=payment.paid_cents,
                 patient_responsibility_cents=payment.patient_responsibility_cents,
-                adjustments=[{"group": a.group, "reason_code": a.reason_code, "cents": a.cents} for a in payment.adjustments],
+                adjustments=[
+                    {"group": a.group, "reason_code": a.reason_code, "cents": a.cents} for a in payment.adjustments
+                ],
                 payer_claim_number=payment.payer_claim_number or None,
             )
             .on_conflict_do_nothing(constraint="uq_remittances_file_position")
@@ -84,7 +86,9 @@ async def _pay(tx: Transaction, claim, payment: ClaimPayment, now: datetime) -> 
             claim_id=claim.claim_id,
             paid_cents=payment.paid_cents,
             patient_responsibility_cents=payment.patient_responsibility_cents,
-            adjustments=[Adjustment(group=a.group, reason_code=a.reason_code, amount_cents=a.cents) for a in payment.adjustments],
+            adjustments=[
+                Adjustment(group=a.group, reason_code=a.reason_code, amount_cents=a.cents) for a in payment.adjustments
+            ],
             reversal=payment.reversal,
         ),
         patient_id=claim.patient_id,

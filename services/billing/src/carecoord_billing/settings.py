@@ -14,7 +14,6 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-
 class PayerOutcome(StrEnum):
     """How the simulated payer adjudicates a claim."""
 

@@ -43,7 +43,14 @@ def adjudicate(claim: claim_837p.ReceivedClaim, outcome: PayerOutcome, payer_cla
         paid = allowed * 80 // 100
         coinsurance = allowed - paid
         return [
-            payment("1", total, paid, coinsurance, Adjustment("CO", CONTRACTUAL, total - allowed), Adjustment("PR", COINSURANCE, coinsurance))
+            payment(
+                "1",
+                total,
+                paid,
+                coinsurance,
+                Adjustment("CO", CONTRACTUAL, total - allowed),
+                Adjustment("PR", COINSURANCE, coinsurance),
+            )
         ]
     if outcome == PayerOutcome.denied:
         return [payment("4", total, 0, 0, Adjustment("CO", NOT_NECESSARY, total))]
@@ -98,18 +105,28 @@ class SimulatedPayer:
         if code == "270":
             inquiries = eligibility.read_270(document)
             answers = [(i, i.member_id not in self._inactive) for i in inquiries]
-            return f"271-{number:09d}.x12", eligibility.build_271(answers, sender=self._sender, receiver=receiver, control_number=number, at=at)
+            return f"271-{number:09d}.x12", eligibility.build_271(
+                answers, sender=self._sender, receiver=receiver, control_number=number, at=at
+            )
         if code == "837":
             received = claim_837p.read(document)
             paid = [
                 PaidClaim(payment, claim.patient, claim.place_of_service)
                 for n, claim in enumerate(received, start=1)
-                for payment in adjudicate(claim, self._outcomes.get(claim.patient.member_id, self._default), f"SIM{number}{n:04d}")
+                for payment in adjudicate(
+                    claim, self._outcomes.get(claim.patient.member_id, self._default), f"SIM{number}{n:04d}"
+                )
             ]
             payer = Payer(received[0].payer_id) if received else Payer("SIMPAYER")
             billing_provider = next(s for s in transactions[0].segments if s.id == "NM1" and s[1] == "85")
             return f"835-{number:09d}.x12", remittance_835.build(
-                paid, payer=payer, payee_name=billing_provider[3], payee_npi=billing_provider[9],
-                sender=self._sender, receiver=receiver, control_number=number, at=at,
-            )  # fmt: skip
+                paid,
+                payer=payer,
+                payee_name=billing_provider[3],
+                payee_npi=billing_provider[9],
+                sender=self._sender,
+                receiver=receiver,
+                control_number=number,
+                at=at,
+            )
         return None

@@ -25,7 +25,9 @@ TRANSACTION = "270"
 
 
 class EligibilityInquirer:
-    def __init__(self, uow: UnitOfWork, demographics: DemographicsSource, folders: DropFolders, provider: ProviderIdentity) -> None:
+    def __init__(
+        self, uow: UnitOfWork, demographics: DemographicsSource, folders: DropFolders, provider: ProviderIdentity
+    ) -> None:
         self._uow = uow
         self._demographics = demographics
         self._folders = folders
@@ -59,7 +61,9 @@ class EligibilityInquirer:
         async with self._uow.transaction() as tx:
             control_number = await sent_files.reserve(tx, TRANSACTION)
         file_name = sent_files.file_name(TRANSACTION, control_number)
-        self._folders.send(file_name, eligibility.build_270(inquiries, provider=self._provider, control_number=control_number, at=now))
+        self._folders.send(
+            file_name, eligibility.build_270(inquiries, provider=self._provider, control_number=control_number, at=now)
+        )
         async with self._uow.transaction() as tx:
             await sent_files.mark_sent(tx, control_number, file_name, now)
             await tx.session.execute(
@@ -77,7 +81,9 @@ async def record_answers(tx: Transaction, answers: list[eligibility.Answer], now
     for answer in answers:
         check = (
             await tx.session.execute(
-                select(eligibility_checks).where(eligibility_checks.c.trace_number == answer.trace_number).with_for_update()
+                select(eligibility_checks)
+                .where(eligibility_checks.c.trace_number == answer.trace_number)
+                .with_for_update()
             )
         ).first()
         if check is None:

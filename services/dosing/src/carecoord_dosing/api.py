@@ -70,7 +70,8 @@ class Discontinue(ClinicianAction):
 
 class Approval(ClinicianAction):
     dose_mg: Milligrams | None = Field(
-        default=None, description="Approve a different dose than proposed: still within the plan's and the program's caps and one step."
+        default=None,
+        description="Approve a different dose than proposed: still within the plan's and the program's caps and one step.",
     )
 
 
@@ -172,8 +173,12 @@ def build_router(rules: TitrationRules) -> APIRouter:
             )
         return await _read_plan(uow, plan_id)
 
-    @router.post("/plans/{plan_id}/activate", response_model=Plan, tags=["treatment plans"],
-                 summary="Activate a draft plan; the activating clinician approves the starting dose")  # fmt: skip
+    @router.post(
+        "/plans/{plan_id}/activate",
+        response_model=Plan,
+        tags=["treatment plans"],
+        summary="Activate a draft plan; the activating clinician approves the starting dose",
+    )
     async def activate_plan(plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep, access: Clinical) -> Any:
         await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate")
         async with uow.transaction() as tx:
@@ -192,7 +197,12 @@ def build_router(rules: TitrationRules) -> APIRouter:
         await access.patient(await _plan_patient(uow, plan_id), "read", "plan", plan_id)
         return await _read_plan(uow, plan_id)
 
-    @router.get("/patients/{patient_id}/plan", response_model=Plan, tags=["treatment plans"], summary="The patient's latest plan")
+    @router.get(
+        "/patients/{patient_id}/plan",
+        response_model=Plan,
+        tags=["treatment plans"],
+        summary="The patient's latest plan",
+    )
     async def get_patient_plan(patient_id: uuid.UUID, uow: UowDep, access: Readers) -> Any:
         await access.patient(patient_id, "read", "plan")
         async with uow.sessions() as session:
@@ -214,11 +224,19 @@ def build_router(rules: TitrationRules) -> APIRouter:
         await access.patient(await _proposal_patient(uow, proposal_id), "approve", "dose-proposal", proposal_id)
         async with uow.transaction() as tx:
             await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg)
-            plan_id = (await tx.session.execute(select(dose_proposals.c.plan_id).where(dose_proposals.c.proposal_id == proposal_id))).scalar_one()
+            plan_id = (
+                await tx.session.execute(
+                    select(dose_proposals.c.plan_id).where(dose_proposals.c.proposal_id == proposal_id)
+                )
+            ).scalar_one()
         return await _read_plan(uow, plan_id)
 
-    @router.post("/dosing-sessions/{appointment_id}/authorise", response_model=SessionDecision, tags=["sessions"],
-                 summary="May this dosing session go ahead? Asked at session start; a refusal says why")  # fmt: skip
+    @router.post(
+        "/dosing-sessions/{appointment_id}/authorise",
+        response_model=SessionDecision,
+        tags=["sessions"],
+        summary="May this dosing session go ahead? Asked at session start; a refusal says why",
+    )
     async def authorise(appointment_id: uuid.UUID, body: SessionRequest, uow: UowDep, access: Clinical) -> Any:
         await access.patient(body.patient_id, "authorise", "dosing-session", appointment_id)
         async with uow.transaction() as tx:
@@ -236,7 +254,9 @@ async def _read_plan(uow: UowDep, plan_id: uuid.UUID) -> dict[str, Any]:
         if plan is None:
             raise NotFound(f"no treatment plan {plan_id}")
         holds = await session.execute(
-            select(treatment_holds.c.hold_id).where(treatment_holds.c.patient_id == plan.patient_id, treatment_holds.c.status == "open")
+            select(treatment_holds.c.hold_id).where(
+                treatment_holds.c.patient_id == plan.patient_id, treatment_holds.c.status == "open"
+            )
         )
         transitions = await session.execute(
             select(plan_transitions).where(plan_transitions.c.plan_id == plan_id).order_by(plan_transitions.c.id)

@@ -42,7 +42,9 @@ def check_transition(current: PlanStatus, target: PlanStatus) -> None:
 def check_activation(current: PlanStatus, open_holds: int) -> None:
     check_transition(current, PlanStatus.active)
     if current is PlanStatus.draft and open_holds:
-        raise PlanRuleViolation(f"the patient has {open_holds} open treatment hold(s); a clinician must resolve them first")
+        raise PlanRuleViolation(
+            f"the patient has {open_holds} open treatment hold(s); a clinician must resolve them first"
+        )
 
 
 def status_with_holds(current: PlanStatus, open_holds: int) -> PlanStatus:
@@ -120,7 +122,8 @@ def dose_refusal(current_mg: int | None, new_mg: int, limits: Limits, rules: Tit
         )
     if rules.program_max_dose_mg is not None and new_mg > rules.program_max_dose_mg:
         return DoseRefusal(
-            "dose_above_program_maximum", f"{new_mg} mg is above the program's maximum dose of {rules.program_max_dose_mg} mg ({version})"
+            "dose_above_program_maximum",
+            f"{new_mg} mg is above the program's maximum dose of {rules.program_max_dose_mg} mg ({version})",
         )
     cap, step = effective_caps(limits, rules)
     if current_mg is None or abs(new_mg - current_mg) <= step:
@@ -252,7 +255,9 @@ class PreDoseReading:
     appointment_id: uuid.UUID | None = None
 
 
-def pre_dose_bp_refusal(reading: PreDoseReading | None, appointment_id: uuid.UUID, *, now: datetime, rules: TitrationRules) -> str | None:
+def pre_dose_bp_refusal(
+    reading: PreDoseReading | None, appointment_id: uuid.UUID, *, now: datetime, rules: TitrationRules
+) -> str | None:
     """Does this reading (the latest pre-dose one taken for the session) authorise the session at ``now``?
 
     It must name the session's appointment, be taken no earlier than the rules' window before
@@ -315,7 +320,9 @@ def authorisation_refusal(
         return refusal
     if approved_dose_mg is None:
         return "no_approved_dose"
-    if approved_dose_mg > limits.max_dose_mg or (rules.program_max_dose_mg is not None and approved_dose_mg > rules.program_max_dose_mg):
+    if approved_dose_mg > limits.max_dose_mg or (
+        rules.program_max_dose_mg is not None and approved_dose_mg > rules.program_max_dose_mg
+    ):
         return "dose_above_cap"
     if recent_emergency:
         return "emergency_advice_recent"
@@ -359,7 +366,11 @@ def propose_dose(current_mg: int, limits: Limits, response: Response, rules: Tit
     if response.symptoms & rules.no_increase_symptoms:
         reasons.append("tolerability_no_increase")
     threshold = rules.response[response.instrument]
-    if response.baseline is not None and response.latest is not None and threshold.met(response.baseline, response.latest):
+    if (
+        response.baseline is not None
+        and response.latest is not None
+        and threshold.met(response.baseline, response.latest)
+    ):
         reasons.append("responding_keep_dose")
     if response.latest is None:
         reasons.append("no_mood_data_keep_dose")

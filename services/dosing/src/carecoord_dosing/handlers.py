@@ -29,15 +29,27 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         @consumer.on(TreatmentHoldRequested)
         async def hold_requested(event: TreatmentHoldRequested, tx: Transaction) -> None:
             assert tx.cause is not None
-            await plans.open_hold(tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, review_id=event.review_id, reason=event.reason)
+            await plans.open_hold(
+                tx,
+                hold_id=event.hold_id,
+                patient_id=tx.cause.patient_id,
+                review_id=event.review_id,
+                reason=event.reason,
+            )
 
         @consumer.on(TreatmentHoldReleased)
         async def hold_released(event: TreatmentHoldReleased, tx: Transaction) -> None:
             assert tx.cause is not None
             await plans.release_hold(
-                tx, hold_id=event.hold_id, patient_id=tx.cause.patient_id, decision=event.decision, rules=rules,
-                review_id=event.review_id, dose_mg=event.dose_mg, decided_by=event.decided_by,
-            )  # fmt: skip
+                tx,
+                hold_id=event.hold_id,
+                patient_id=tx.cause.patient_id,
+                decision=event.decision,
+                rules=rules,
+                review_id=event.review_id,
+                dose_mg=event.dose_mg,
+                decided_by=event.decided_by,
+            )
 
         @consumer.on(AppointmentCompleted)
         async def session_completed(event: AppointmentCompleted, tx: Transaction) -> None:
@@ -48,15 +60,24 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         @consumer.on(VitalsRecorded)
         async def vitals(event: VitalsRecorded, tx: Transaction) -> None:
             await plans.record_observation(
-                tx, kind="vitals", observed_at=event.measured_at, context=event.context.value, within_limits=event.within_limits,
-                appointment_id=event.appointment_id, emergency=SEEK_EMERGENCY_CARE in event.advice,
-            )  # fmt: skip
+                tx,
+                kind="vitals",
+                observed_at=event.measured_at,
+                context=event.context.value,
+                within_limits=event.within_limits,
+                appointment_id=event.appointment_id,
+                emergency=SEEK_EMERGENCY_CARE in event.advice,
+            )
 
         @consumer.on(SideEffectReported)
         async def side_effect(event: SideEffectReported, tx: Transaction) -> None:
             assert tx.cause is not None
             await plans.record_observation(
-                tx, kind="side_effect", observed_at=tx.cause.occurred_at, grade=event.grade, symptoms=list(event.symptoms),
+                tx,
+                kind="side_effect",
+                observed_at=tx.cause.occurred_at,
+                grade=event.grade,
+                symptoms=list(event.symptoms),
                 emergency=SEEK_EMERGENCY_CARE in event.advice,
             )
 
@@ -64,14 +85,20 @@ def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
         async def mood(event: MoodCheckInRecorded, tx: Transaction) -> None:
             assert tx.cause is not None
             await plans.record_observation(
-                tx, kind="mood", observed_at=tx.cause.occurred_at,
-                phq9_total=event.phq9_total, pcl5_total=event.pcl5_total, gad7_total=event.gad7_total,
-            )  # fmt: skip
+                tx,
+                kind="mood",
+                observed_at=tx.cause.occurred_at,
+                phq9_total=event.phq9_total,
+                pcl5_total=event.pcl5_total,
+                gad7_total=event.gad7_total,
+            )
 
         @consumer.on(AssessmentScored)
         async def assessment_scored(event: AssessmentScored, tx: Transaction) -> None:
             # Intake's scores are the titration baselines (read at proposal time, so order-independent).
             assert tx.cause is not None
-            await plans.record_assessment(tx, instrument=event.instrument, total=event.total, scored_at=tx.cause.occurred_at)
+            await plans.record_assessment(
+                tx, instrument=event.instrument, total=event.total, scored_at=tx.cause.occurred_at
+            )
 
     return register

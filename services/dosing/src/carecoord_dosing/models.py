@@ -18,7 +18,6 @@ from sqlalchemy import (
     func,
     text,
 )
-
 from sqlalchemy.dialects.postgresql import JSONB
 
 from carecoord_shared.auth import audit_table, jurisdiction_table

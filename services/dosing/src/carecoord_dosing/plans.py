@@ -48,7 +48,6 @@ from .models import (
     treatment_plans,
 )
 
-
 DIAGNOSIS_CODES = TypeAdapter(DiagnosisCodes)
 
 
@@ -60,14 +59,18 @@ async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> Any:
     return (
         await tx.session.execute(
             select(treatment_plans)
-            .where(treatment_plans.c.patient_id == patient_id, treatment_plans.c.status.in_([s.value for s in domain.LIVE]))
+            .where(
+                treatment_plans.c.patient_id == patient_id, treatment_plans.c.status.in_([s.value for s in domain.LIVE])
+            )
             .with_for_update()
         )
     ).first()
 
 
 async def plan_for_update(tx: Transaction, plan_id: uuid.UUID) -> Any:
-    plan = (await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())).first()
+    plan = (
+        await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())
+    ).first()
     if plan is None:
         raise NotFound(f"no treatment plan {plan_id}")
     return plan
@@ -106,10 +109,15 @@ async def create_plan(
     plan_id = uuid.uuid4()
     await tx.session.execute(
         insert(treatment_plans).values(
-            plan_id=plan_id, patient_id=patient_id, status=PlanStatus.draft.value, created_by=actor,
-            indication=indication.value, diagnosis_codes=list(diagnosis_codes), **course,
+            plan_id=plan_id,
+            patient_id=patient_id,
+            status=PlanStatus.draft.value,
+            created_by=actor,
+            indication=indication.value,
+            diagnosis_codes=list(diagnosis_codes),
+            **course,
         )
-    )  # fmt: skip
+    )
     tx.emit(
         TreatmentPlanCreated(plan_id=plan_id, indication=indication, diagnosis_codes=list(diagnosis_codes), **course),
         patient_id=patient_id,
@@ -123,7 +131,9 @@ async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rule
     domain.check_activation(PlanStatus(plan.status), len(await open_hold_ids(tx, plan.patient_id)))
     await _move(tx, plan, PlanStatus.active, actor=actor, reason="clinician_activated")
     tx.emit(TreatmentPlanActivated(plan_id=plan_id), patient_id=plan.patient_id)
-    proposal_id = await _propose(tx, plan, plan.starting_dose_mg, ["starting_dose"], rules, session_number=1, previous=plan.starting_dose_mg)
+    proposal_id = await _propose(
+        tx, plan, plan.starting_dose_mg, ["starting_dose"], rules, session_number=1, previous=plan.starting_dose_mg
+    )
     await approve_dose(tx, proposal_id, actor=actor, rules=rules)
 
 
@@ -134,14 +144,20 @@ async def discontinue_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, r
 
 async def _discontinue(tx: Transaction, plan: Any, *, actor: str, reason: str) -> None:
     await _move(tx, plan, PlanStatus.discontinued, actor=actor, reason=reason)
-    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
-    tx.emit(TreatmentPlanDiscontinued(plan_id=plan.plan_id, reason=reason, decided_by=actor), patient_id=plan.patient_id)
+    await tx.session.execute(
+        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
+    )
+    tx.emit(
+        TreatmentPlanDiscontinued(plan_id=plan.plan_id, reason=reason, decided_by=actor), patient_id=plan.patient_id
+    )
 
 
 # --- holds -------------------------------------------------------------------------
 
 
-async def open_hold(tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str) -> None:
+async def open_hold(
+    tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str
+) -> None:
     """Open a hold (idempotent on its id) and pause the patient's active plan."""
     await tx.session.execute(
         pg_insert(treatment_holds)
@@ -171,7 +187,11 @@ async def release_hold(
     hold = (
         await tx.session.execute(
             select(treatment_holds)
-            .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.patient_id == patient_id, treatment_holds.c.status == "open")
+            .where(
+                treatment_holds.c.hold_id == hold_id,
+                treatment_holds.c.patient_id == patient_id,
+                treatment_holds.c.status == "open",
+            )
             .with_for_update()
         )
     ).first()
@@ -187,7 +207,11 @@ async def release_hold(
             )
             tx.emit(
                 DoseChangeRefused(
-                    plan_id=plan.plan_id if plan else None, hold_id=hold_id, review_id=review_id, requested_dose_mg=dose_mg, reason=refusal
+                    plan_id=plan.plan_id if plan else None,
+                    hold_id=hold_id,
+                    review_id=review_id,
+                    requested_dose_mg=dose_mg,
+                    reason=refusal,
                 ),
                 patient_id=patient_id,
             )
@@ -203,7 +227,13 @@ async def release_hold(
     if plan is not None and decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
         current = await _current_dose(tx, plan)
         proposal_id = await _propose(
-            tx, plan, dose_mg, ["review_dose_change"], rules, session_number=plan.sessions_completed + 1, previous=current
+            tx,
+            plan,
+            dose_mg,
+            ["review_dose_change"],
+            rules,
+            session_number=plan.sessions_completed + 1,
+            previous=current,
         )
         await approve_dose(tx, proposal_id, actor=decided_by or "clinician_review", rules=rules, review_id=review_id)
     elif plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
@@ -211,9 +241,14 @@ async def release_hold(
         # lapses, and a one-step decrease is proposed for a clinician's approval.
         limits = limits_of(plan)
         await _propose(
-            tx, plan, max(plan.approved_dose_mg - limits.max_step_mg, 1), ["review_requested_dose_change"], rules,
-            session_number=plan.sessions_completed + 1, previous=plan.approved_dose_mg,
-        )  # fmt: skip
+            tx,
+            plan,
+            max(plan.approved_dose_mg - limits.max_step_mg, 1),
+            ["review_requested_dose_change"],
+            rules,
+            session_number=plan.sessions_completed + 1,
+            previous=plan.approved_dose_mg,
+        )
     await _reconcile(tx, patient_id, actor=decided_by or "clinician_review", reason=f"hold_released_{decision.value}")
 
 
@@ -249,10 +284,14 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
 async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, reason: str) -> None:
     domain.check_transition(PlanStatus(plan.status), target)
     await tx.session.execute(
-        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(status=target.value, updated_at=datetime.now(UTC))
+        update(treatment_plans)
+        .where(treatment_plans.c.plan_id == plan.plan_id)
+        .values(status=target.value, updated_at=datetime.now(UTC))
     )
     await tx.session.execute(
-        insert(plan_transitions).values(plan_id=plan.plan_id, from_status=plan.status, to_status=target.value, actor=actor, reason=reason)
+        insert(plan_transitions).values(
+            plan_id=plan.plan_id, from_status=plan.status, to_status=target.value, actor=actor, reason=reason
+        )
     )
 
 
@@ -260,27 +299,47 @@ async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, r
 
 
 async def _propose(
-    tx: Transaction, plan: Any, dose_mg: int, rationale: list[str], rules: TitrationRules, *, session_number: int, previous: int
+    tx: Transaction,
+    plan: Any,
+    dose_mg: int,
+    rationale: list[str],
+    rules: TitrationRules,
+    *,
+    session_number: int,
+    previous: int,
 ) -> uuid.UUID:
     """A new proposal supersedes any pending one; the approved dose lapses until a clinician approves."""
     await tx.session.execute(
-        update(dose_proposals).where(dose_proposals.c.plan_id == plan.plan_id, dose_proposals.c.status == "proposed").values(status="superseded")
+        update(dose_proposals)
+        .where(dose_proposals.c.plan_id == plan.plan_id, dose_proposals.c.status == "proposed")
+        .values(status="superseded")
     )
-    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
+    await tx.session.execute(
+        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
+    )
     proposal_id = uuid.uuid4()
     await tx.session.execute(
         insert(dose_proposals).values(
-            proposal_id=proposal_id, plan_id=plan.plan_id, session_number=session_number, previous_dose_mg=previous,
-            proposed_dose_mg=dose_mg, rationale=rationale, rule_version=rules.version,
+            proposal_id=proposal_id,
+            plan_id=plan.plan_id,
+            session_number=session_number,
+            previous_dose_mg=previous,
+            proposed_dose_mg=dose_mg,
+            rationale=rationale,
+            rule_version=rules.version,
         )
-    )  # fmt: skip
+    )
     tx.emit(
         DoseProposed(
-            proposal_id=proposal_id, plan_id=plan.plan_id, session_number=session_number,
-            previous_dose_mg=previous, proposed_dose_mg=dose_mg, rationale=rationale,
+            proposal_id=proposal_id,
+            plan_id=plan.plan_id,
+            session_number=session_number,
+            previous_dose_mg=previous,
+            proposed_dose_mg=dose_mg,
+            rationale=rationale,
         ),
         patient_id=plan.patient_id,
-    )  # fmt: skip
+    )
     return proposal_id
 
 
@@ -294,7 +353,9 @@ async def approve_dose(
     review_id: uuid.UUID | None = None,
 ) -> int:
     proposal = (
-        await tx.session.execute(select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update())
+        await tx.session.execute(
+            select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update()
+        )
     ).first()
     if proposal is None:
         raise NotFound(f"no dose proposal {proposal_id}")
@@ -310,9 +371,17 @@ async def approve_dose(
         .where(dose_proposals.c.proposal_id == proposal_id)
         .values(status="approved", approved_dose_mg=approved, approved_by=actor, approved_at=datetime.now(UTC))
     )
-    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=approved))
+    await tx.session.execute(
+        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=approved)
+    )
     tx.emit(
-        DoseApproved(proposal_id=proposal_id, plan_id=plan.plan_id, approved_dose_mg=approved, approved_by=actor, review_id=review_id),
+        DoseApproved(
+            proposal_id=proposal_id,
+            plan_id=plan.plan_id,
+            approved_dose_mg=approved,
+            approved_by=actor,
+            review_id=review_id,
+        ),
         patient_id=plan.patient_id,
     )
     return approved
@@ -324,11 +393,15 @@ async def session_completed(tx: Transaction, *, patient_id: uuid.UUID, rules: Ti
     if plan is None or PlanStatus(plan.status) is PlanStatus.draft:
         return
     completed = plan.sessions_completed + 1
-    await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(sessions_completed=completed))
+    await tx.session.execute(
+        update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(sessions_completed=completed)
+    )
     last_dose = plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg
     if completed >= plan.planned_sessions and PlanStatus(plan.status) is PlanStatus.active:
         await _move(tx, plan, PlanStatus.completed, actor="dosing", reason="course_completed")
-        await tx.session.execute(update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None))
+        await tx.session.execute(
+            update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
+        )
         tx.emit(TreatmentPlanCompleted(plan_id=plan.plan_id, sessions_completed=completed), patient_id=patient_id)
         return
     response = await _response_since_last_proposal(tx, plan, rules)
@@ -352,22 +425,37 @@ MOOD_TOTAL = {Instrument.phq9: "phq9_total", Instrument.pcl5: "pcl5_total", Inst
 
 async def _response_since_last_proposal(tx: Transaction, plan: Any, rules: TitrationRules) -> domain.Response:
     since = (
-        await tx.session.execute(select(func.max(dose_proposals.c.proposed_at)).where(dose_proposals.c.plan_id == plan.plan_id))
+        await tx.session.execute(
+            select(func.max(dose_proposals.c.proposed_at)).where(dose_proposals.c.plan_id == plan.plan_id)
+        )
     ).scalar() or plan.created_at
     obs = safety_observations.c
     recent = (
-        await tx.session.execute(select(safety_observations).where(obs.patient_id == plan.patient_id, obs.observed_at >= since))
+        await tx.session.execute(
+            select(safety_observations).where(obs.patient_id == plan.patient_id, obs.observed_at >= since)
+        )
     ).all()
     instrument = rules.instrument_for(Indication(plan.indication) if plan.indication else None)
     total = obs[MOOD_TOTAL[instrument]]
     moods = (
-        await tx.session.execute(
-            select(total)
-            .where(obs.patient_id == plan.patient_id, obs.kind == "mood", total.is_not(None), obs.observed_at >= plan.created_at)
-            .order_by(obs.observed_at)
+        (
+            await tx.session.execute(
+                select(total)
+                .where(
+                    obs.patient_id == plan.patient_id,
+                    obs.kind == "mood",
+                    total.is_not(None),
+                    obs.observed_at >= plan.created_at,
+                )
+                .order_by(obs.observed_at)
+            )
         )
-    ).scalars().all()
-    intake = await intake_baseline(tx, plan.patient_id, instrument, plan.created_at) if rules.uses_intake_baseline else None
+        .scalars()
+        .all()
+    )
+    intake = (
+        await intake_baseline(tx, plan.patient_id, instrument, plan.created_at) if rules.uses_intake_baseline else None
+    )
     if intake is not None:
         baseline, latest = intake, (moods[-1] if moods else None)
     else:  # no intake score (or 2026.11.1): the course's first check-in is the baseline
@@ -383,7 +471,9 @@ async def _response_since_last_proposal(tx: Transaction, plan: Any, rules: Titra
     )
 
 
-async def intake_baseline(tx: Transaction, patient_id: uuid.UUID, instrument: Instrument, plan_created_at: datetime) -> int | None:
+async def intake_baseline(
+    tx: Transaction, patient_id: uuid.UUID, instrument: Instrument, plan_created_at: datetime
+) -> int | None:
     """The intake score on ``instrument``: the latest scored before the plan was written, else the earliest after.
 
     Read when a dose is proposed, never copied at plan creation: intake's topic and
@@ -391,7 +481,9 @@ async def intake_baseline(tx: Transaction, patient_id: uuid.UUID, instrument: In
     Ordered by when intake scored it, not when it arrived."""
     a = intake_assessments.c
     mine = select(a.total).where(a.patient_id == patient_id, a.instrument == instrument.value)
-    before = (await tx.session.execute(mine.where(a.scored_at <= plan_created_at).order_by(a.scored_at.desc()).limit(1))).scalar()
+    before = (
+        await tx.session.execute(mine.where(a.scored_at <= plan_created_at).order_by(a.scored_at.desc()).limit(1))
+    ).scalar()
     if before is not None:
         return before  # type: ignore[no-any-return]
     return (await tx.session.execute(mine.order_by(a.scored_at).limit(1))).scalar()  # type: ignore[no-any-return]
@@ -401,7 +493,13 @@ async def record_assessment(tx: Transaction, *, instrument: Instrument, total: i
     assert tx.cause is not None
     await tx.session.execute(
         pg_insert(intake_assessments)
-        .values(event_id=tx.cause.event_id, patient_id=tx.cause.patient_id, instrument=instrument.value, total=total, scored_at=scored_at)
+        .values(
+            event_id=tx.cause.event_id,
+            patient_id=tx.cause.patient_id,
+            instrument=instrument.value,
+            total=total,
+            scored_at=scored_at,
+        )
         .on_conflict_do_nothing(index_elements=[intake_assessments.c.event_id])
     )
 
@@ -424,7 +522,9 @@ async def authorise_session(
     """May this dosing session go ahead? The last line of defence: never while paused."""
     plan = await live_plan_for_update(tx, patient_id)
     granted = (
-        await tx.session.execute(select(session_authorisations).where(session_authorisations.c.appointment_id == appointment_id))
+        await tx.session.execute(
+            select(session_authorisations).where(session_authorisations.c.appointment_id == appointment_id)
+        )
     ).first()
     if granted is not None:
         # A repeat request (an app retrying) gets the same grant back only while it still holds: the
@@ -439,7 +539,9 @@ async def authorise_session(
             rules=rules,
         )
         if replay is None:
-            return Authorisation(appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg)
+            return Authorisation(
+                appointment_id, True, authorisation_id=granted.authorisation_id, dose_mg=granted.dose_mg
+            )
         return await _refuse(tx, appointment_id, patient_id, plan.plan_id if plan else None, replay)
     reading = await _latest_pre_dose_reading(tx, patient_id, appointment_id if rules.pre_dose_bp_for_session else None)
     refusal = domain.authorisation_refusal(
@@ -457,13 +559,19 @@ async def authorise_session(
     authorisation_id = uuid.uuid4()
     await tx.session.execute(
         insert(session_authorisations).values(
-            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg,
+            authorisation_id=authorisation_id,
+            plan_id=plan.plan_id,
+            appointment_id=appointment_id,
+            dose_mg=plan.approved_dose_mg,
             authorised_at=now,  # the decision's clock, the one a repeat request is measured against
-        )  # fmt: skip
+        )
     )
     tx.emit(
         DosingSessionAuthorised(
-            authorisation_id=authorisation_id, plan_id=plan.plan_id, appointment_id=appointment_id, dose_mg=plan.approved_dose_mg
+            authorisation_id=authorisation_id,
+            plan_id=plan.plan_id,
+            appointment_id=appointment_id,
+            dose_mg=plan.approved_dose_mg,
         ),
         patient_id=patient_id,
     )
@@ -474,7 +582,9 @@ async def _refuse(
     tx: Transaction, appointment_id: uuid.UUID, patient_id: uuid.UUID, plan_id: uuid.UUID | None, reason: str
 ) -> Authorisation:
     await tx.session.execute(
-        insert(session_refusals).values(appointment_id=appointment_id, patient_id=patient_id, plan_id=plan_id, reason=reason)
+        insert(session_refusals).values(
+            appointment_id=appointment_id, patient_id=patient_id, plan_id=plan_id, reason=reason
+        )
     )
     tx.emit(DosingSessionRefused(appointment_id=appointment_id, plan_id=plan_id, reason=reason), patient_id=patient_id)
     return Authorisation(appointment_id, False, reason=reason)
@@ -483,7 +593,9 @@ async def _refuse(
 async def _recent_emergency(tx: Transaction, patient_id: uuid.UUID, *, now: datetime, window: timedelta) -> bool:
     """Did safety advise emergency care on any of the patient's observations within the window?"""
     obs = safety_observations.c
-    query = select(obs.event_id).where(obs.patient_id == patient_id, obs.emergency.is_(True), obs.observed_at >= now - window)
+    query = select(obs.event_id).where(
+        obs.patient_id == patient_id, obs.emergency.is_(True), obs.observed_at >= now - window
+    )
     return (await tx.session.execute(query.limit(1))).first() is not None
 
 
@@ -501,7 +613,9 @@ async def _latest_pre_dose_reading(
     row = (await tx.session.execute(query.order_by(obs.observed_at.desc()).limit(1))).first()
     if row is None:
         return None
-    return domain.PreDoseReading(measured_at=row.observed_at, within_limits=bool(row.within_limits), appointment_id=row.appointment_id)
+    return domain.PreDoseReading(
+        measured_at=row.observed_at, within_limits=bool(row.within_limits), appointment_id=row.appointment_id
+    )
 
 
 async def record_observation(tx: Transaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:

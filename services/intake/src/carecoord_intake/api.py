@@ -52,6 +52,7 @@ from pydantic import (
     field_validator,
 )
 
+from carecoord_shared.auth import Access, Role, allow
 from carecoord_shared.contracts.common import (
     US_STATES,
     ActorId,
@@ -63,7 +64,6 @@ from carecoord_shared.contracts.common import (
     StateCode,
     Systolic,
 )
-from carecoord_shared.auth import Access, Role, allow
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.service import UowDep
 
@@ -231,7 +231,9 @@ class DecisionOut(BaseModel):
     decided_at: datetime
     sequence: int = Field(description="1, 2, ... per patient; the highest is the decision in force")
     basis: str = Field(description="rules, clinician_override or clinician_re_evaluation")
-    overrides_decision_id: uuid.UUID | None = Field(description="The decision this one superseded (a clinician's decision)")
+    overrides_decision_id: uuid.UUID | None = Field(
+        description="The decision this one superseded (a clinician's decision)"
+    )
     overridden_by: str | None = Field(description="The clinician who made this decision; None for the rules' own")
 
 
@@ -315,8 +317,14 @@ def _re_evaluation_model(screening_model: type[BaseModel]) -> type[BaseModel]:
         "ReEvaluationIn",
         __base__=Strict,
         clinician_id=(ActorId, ...),
-        reason=(FreeText, Field(description="Why (the new information); kept in intake only, encrypted, never in events or logs")),
-        residence=(Residence | None, Field(default=None, description="A move: the new state of residence and time zone")),
+        reason=(
+            FreeText,
+            Field(description="Why (the new information); kept in intake only, encrypted, never in events or logs"),
+        ),
+        residence=(
+            Residence | None,
+            Field(default=None, description="A move: the new state of residence and time zone"),
+        ),
         blood_pressure=(BloodPressureIn | None, Field(default=None, description="A repeat reading")),
         medical_screening_answers=(
             answers | None,  # type: ignore[operator]
@@ -326,7 +334,10 @@ def _re_evaluation_model(screening_model: type[BaseModel]) -> type[BaseModel]:
 
 
 def _history_entry(intake: Intake, row: Any) -> dict[str, Any]:
-    return {**row._asdict(), "clinician_reason": intake.cipher.decrypt(row.override_reason_enc) if row.override_reason_enc else None}
+    return {
+        **row._asdict(),
+        "clinician_reason": intake.cipher.decrypt(row.override_reason_enc) if row.override_reason_enc else None,
+    }
 
 
 def build_router(intake: Intake) -> APIRouter:
@@ -374,7 +385,9 @@ def build_router(intake: Intake) -> APIRouter:
         summary="Submit PHQ-9, GAD-7 or PCL-5 answers; the latest of each instrument counts",
         responses={409: {"description": "The eligibility decision is already made."}},
     )
-    async def submit_assessment(patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare) -> Any:
+    async def submit_assessment(
+        patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare
+    ) -> Any:
         await access.patient(patient_id, "submit", "assessment")
         async with uow.transaction() as tx:
             assessment_id, result = await intake.record_assessment(tx, patient_id, body.instrument, body.answers)
@@ -406,7 +419,9 @@ def build_router(intake: Intake) -> APIRouter:
         tags=["screening"],
         responses={409: {"description": "The eligibility decision is already made."}},
     )
-    async def submit_blood_pressure(patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare) -> Any:
+    async def submit_blood_pressure(
+        patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare
+    ) -> Any:
         await access.patient(patient_id, "submit", "blood-pressure")
         async with uow.transaction() as tx:
             reading_id = await intake.record_blood_pressure(

@@ -112,7 +112,9 @@ class Intake:
             )
         ).first()
         if created:
-            tx.emit(PatientRegistered(state_of_residence=state_of_residence, time_zone=time_zone), patient_id=patient_id)
+            tx.emit(
+                PatientRegistered(state_of_residence=state_of_residence, time_zone=time_zone), patient_id=patient_id
+            )
         row = (await tx.session.execute(select(patients).where(patients.c.external_id == external_id))).one()
         return row, created is not None
 
@@ -194,7 +196,9 @@ class Intake:
             )
         )
         tx.emit(
-            MedicalScreeningCompleted(screening_id=screening_id, exclusions=list(exclusions), needs_review=list(review)),
+            MedicalScreeningCompleted(
+                screening_id=screening_id, exclusions=list(exclusions), needs_review=list(review)
+            ),
             patient_id=patient_id,
         )
         await self._decide_if_complete(tx, patient)
@@ -207,7 +211,9 @@ class Intake:
         reading_id = uuid.uuid4()
         await tx.session.execute(
             insert(blood_pressure_readings).values(
-                reading_id=reading_id, patient_id=patient_id, systolic=systolic,
+                reading_id=reading_id,
+                patient_id=patient_id,
+                systolic=systolic,
                 diastolic=diastolic,
                 measured_at=measured_at,
                 recorded_at=datetime.now(UTC),
@@ -315,22 +321,35 @@ class Intake:
             assert new.diastolic is not None and new.measured_at is not None
             await tx.session.execute(
                 insert(blood_pressure_readings).values(
-                    reading_id=uuid.uuid4(), patient_id=patient_id, systolic=new.systolic, diastolic=new.diastolic,
-                    measured_at=new.measured_at, recorded_at=now,
+                    reading_id=uuid.uuid4(),
+                    patient_id=patient_id,
+                    systolic=new.systolic,
+                    diastolic=new.diastolic,
+                    measured_at=new.measured_at,
+                    recorded_at=now,
                 )
             )
         if new.screening_answers is not None:
-            exclusions, review = self.rules.screening_findings(frozenset(c for c, yes in new.screening_answers.items() if yes))
+            exclusions, review = self.rules.screening_findings(
+                frozenset(c for c, yes in new.screening_answers.items() if yes)
+            )
             screening_id = uuid.uuid4()
             await tx.session.execute(
                 insert(medical_screenings).values(
-                    screening_id=screening_id, patient_id=patient_id, answers=dict(new.screening_answers),
-                    exclusions=list(exclusions), needs_review=list(review), notes_enc=None,
-                    rule_version=self.rules.version, submitted_at=now,
+                    screening_id=screening_id,
+                    patient_id=patient_id,
+                    answers=dict(new.screening_answers),
+                    exclusions=list(exclusions),
+                    needs_review=list(review),
+                    notes_enc=None,
+                    rule_version=self.rules.version,
+                    submitted_at=now,
                 )
             )
             tx.emit(
-                MedicalScreeningCompleted(screening_id=screening_id, exclusions=list(exclusions), needs_review=list(review)),
+                MedicalScreeningCompleted(
+                    screening_id=screening_id, exclusions=list(exclusions), needs_review=list(review)
+                ),
                 patient_id=patient_id,
             )
         decision = self.rules.evaluate(await self._facts(tx.session, patient))
@@ -352,7 +371,11 @@ class Intake:
             return
         decision = self.rules.evaluate(await self._facts(tx.session, patient))
         await self._store_decision(
-            tx, patient, outcome=decision.outcome, reasons=list(decision.reasons), rule_version=decision.rule_version,
+            tx,
+            patient,
+            outcome=decision.outcome,
+            reasons=list(decision.reasons),
+            rule_version=decision.rule_version,
             basis=Basis.rules,
         )
 

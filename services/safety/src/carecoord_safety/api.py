@@ -154,7 +154,9 @@ class ResolveReview(BaseModel):
     model_config = STRICT
     clinician_id: ActorId
     decision: ReviewDecision
-    note: Annotated[str, Field(max_length=4000, description="Kept in safety only; never in events or logs.")] | None = None
+    note: Annotated[str, Field(max_length=4000, description="Kept in safety only; never in events or logs.")] | None = (
+        None
+    )
     dose_mg: Milligrams | None = Field(
         default=None,
         description="Required with resume_with_dose_change, refused with any other decision: the new dose, within the plan's "
@@ -194,7 +196,9 @@ async def _review_patient(uow: UowDep, review_id: uuid.UUID) -> uuid.UUID:
 
 async def _read_review(uow: UowDep, review_id: uuid.UUID) -> dict[str, Any]:
     async with uow.sessions() as session:
-        row = (await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))).first()
+        row = (
+            await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))
+        ).first()
         if row is None:
             raise NotFound(f"no clinician review {review_id}")
         history = await session.execute(
@@ -212,23 +216,39 @@ async def _decide_on_review(access: Access, uow: UowDep, review_id: uuid.UUID, c
 def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
-    @router.post("/side-effect-reports", status_code=201, response_model=ReportOutcomeOut, tags=["observations"], responses=ALREADY)
+    @router.post(
+        "/side-effect-reports",
+        status_code=201,
+        response_model=ReportOutcomeOut,
+        tags=["observations"],
+        responses=ALREADY,
+    )
     async def submit_report(body: SideEffectReportIn, uow: UowDep, response: Response, access: Observers) -> Any:
         await access.patient(body.patient_id, "submit", "side-effect-report", body.report_id)
-        report = SideEffectReportSubmitted(**body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()})
+        report = SideEffectReportSubmitted(
+            **body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()}
+        )
         async with uow.transaction() as tx:
-            outcome = await observations.record_report(tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock())
+            outcome = await observations.record_report(
+                tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock()
+            )
         return _respond(outcome, response) | {"report_id": outcome.id}
 
     @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
     async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response, access: Observers) -> Any:
         await access.patient(body.patient_id, "submit", "vitals", body.reading_id)
-        reading = VitalsSubmitted(**body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()})
+        reading = VitalsSubmitted(
+            **body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()}
+        )
         async with uow.transaction() as tx:
-            outcome = await observations.record_vitals(tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock())
+            outcome = await observations.record_vitals(
+                tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock()
+            )
         return _respond(outcome, response)
 
-    @router.post("/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
+    @router.post(
+        "/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY
+    )
     async def submit_checkin(body: MoodCheckInIn, uow: UowDep, response: Response, access: Observers) -> Any:
         await access.patient(body.patient_id, "submit", "mood-check-in", body.checkin_id)
         checkin = MoodCheckInSubmitted(
@@ -236,16 +256,24 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
         )
         async with uow.transaction() as tx:
-            outcome = await observations.record_checkin(tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock())
+            outcome = await observations.record_checkin(
+                tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock()
+            )
         return _respond(outcome, response)
 
-    @router.get("/reviews", response_model=list[Review], tags=["reviews"], summary="The worklist: most urgent first, then earliest due")
+    @router.get(
+        "/reviews",
+        response_model=list[Review],
+        tags=["reviews"],
+        summary="The worklist: most urgent first, then earliest due",
+    )
     async def list_reviews(
         uow: UowDep,
         access: Observers,
         patient_id: uuid.UUID | None = None,
         review_status: Annotated[
-            list[str] | None, Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged")
+            list[str] | None,
+            Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged"),
         ] = None,
     ) -> Any:
         wanted = review_status or ["open", "acknowledged"]
@@ -288,15 +316,25 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         try:
             async with uow.transaction() as tx:
                 await reviews.resolve(
-                    tx, review_id, decision=body.decision, clinician_id=body.clinician_id, note=body.note, now=clock(), dose_mg=body.dose_mg
+                    tx,
+                    review_id,
+                    decision=body.decision,
+                    clinician_id=body.clinician_id,
+                    note=body.note,
+                    now=clock(),
+                    dose_mg=body.dose_mg,
                 )
         except plan_view.DoseNotAllowed as refused:
             # Nothing was recorded; the body's dose is what is wrong, so say so as a validation error.
-            raise RequestValidationError([{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]) from refused
+            raise RequestValidationError(
+                [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
+            ) from refused
         return await _read_review(uow, review_id)
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
-    async def rule_versions(_access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]) -> dict[str, Any]:
+    async def rule_versions(
+        _access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
+    ) -> dict[str, Any]:
         return {"current": current.version, "available": rules.available_versions()}
 
     @router.get(
@@ -309,14 +347,22 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         _access: Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
     ) -> dict[str, Any]:
         review = next((r.review for r in current.rules if "any_unknown_symptom" in r.when and r.review), None)
-        flagged = f"an {review.reason} review ({review.priority.value}, within {int(review.due_within.total_seconds() // 3600)} h)" if review else "no review"
+        flagged = (
+            f"an {review.reason} review ({review.priority.value}, within {int(review.due_within.total_seconds() // 3600)} h)"
+            if review
+            else "no review"
+        )
         return {
             "rule_version": current.version,
             "symptoms": [s.__dict__ | {"advice": list(s.advice)} for s in current.symptoms()],
             "unknown_codes": f"accepted and recorded, never refused; counted, and flagged for a clinician: {flagged}",
         }
 
-    @router.post("/rules/shadow", tags=["rules"], summary="Replay recorded history under a proposed rule version; acts on nothing")
+    @router.post(
+        "/rules/shadow",
+        tags=["rules"],
+        summary="Replay recorded history under a proposed rule version; acts on nothing",
+    )
     async def shadow_evaluation(body: ShadowRequest, uow: UowDep, access: Clinical) -> dict[str, Any]:
         await access.record("replay", "rules-shadow", body.version)
         try:

@@ -22,15 +22,19 @@ from carecoord_shared.contracts.dosing import (
 )
 from carecoord_shared.contracts.intake import AssessmentScored
 from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow, AppointmentRescheduled
+from carecoord_shared.contracts.scheduling import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentNoShow,
+    AppointmentRescheduled,
+)
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import observations, plan_view, reviews, sessions
+from .models import jurisdictions
 from .rules import RuleSet
 from .timers import Clock
-from .models import jurisdictions
-
 
 RECORDERS = (
     (SideEffectReportSubmitted, observations.record_report),
@@ -49,14 +53,21 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
         @consumer.on(AssessmentScored)
         async def screened(event: AssessmentScored, tx: Transaction) -> None:
             assert tx.cause is not None
-            await observations.record_screening(tx, rules, patient_id=tx.cause.patient_id, observation=event, now=clock())
+            await observations.record_screening(
+                tx, rules, patient_id=tx.cause.patient_id, observation=event, now=clock()
+            )
 
         @consumer.on(AppointmentBooked)
         async def booked(event: AppointmentBooked, tx: Transaction) -> None:
             assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
-                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at, now=clock()
+                    tx,
+                    rules,
+                    appointment_id=event.appointment_id,
+                    patient_id=tx.cause.patient_id,
+                    starts_at=event.starts_at,
+                    now=clock(),
                 )
 
         @consumer.on(AppointmentRescheduled)
@@ -64,14 +75,21 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
             assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
-                    tx, rules, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, starts_at=event.starts_at, now=clock()
+                    tx,
+                    rules,
+                    appointment_id=event.appointment_id,
+                    patient_id=tx.cause.patient_id,
+                    starts_at=event.starts_at,
+                    now=clock(),
                 )
 
         @consumer.on(AppointmentCancelled)
         async def cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
             assert tx.cause is not None
             if event.appointment_type is AppointmentType.dosing_session:
-                await sessions.cancelled(tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, now=clock())
+                await sessions.cancelled(
+                    tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, now=clock()
+                )
 
         @consumer.on(AppointmentNoShow)
         async def no_show(event: AppointmentNoShow, tx: Transaction) -> None:
@@ -105,7 +123,12 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
         async def refused(event: DosingSessionRefused, tx: Transaction) -> None:
             assert tx.cause is not None
             await sessions.refused(
-                tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, reason=event.reason, at=_when(tx, clock), now=clock()
+                tx,
+                appointment_id=event.appointment_id,
+                patient_id=tx.cause.patient_id,
+                reason=event.reason,
+                at=_when(tx, clock),
+                now=clock(),
             )
 
         # --- the plan read model (plan_view) and dosing's refusals of a review's dose change ---
@@ -114,9 +137,13 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
         async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
             assert tx.cause is not None
             await plan_view.created(
-                tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, starting_dose_mg=event.starting_dose_mg,
-                max_dose_mg=event.max_dose_mg, max_step_mg=event.max_step_mg,
-            )  # fmt: skip
+                tx,
+                patient_id=tx.cause.patient_id,
+                plan_id=event.plan_id,
+                starting_dose_mg=event.starting_dose_mg,
+                max_dose_mg=event.max_dose_mg,
+                max_step_mg=event.max_step_mg,
+            )
 
         for event_type, plan_status in PLAN_STATUSES:
             consumer.on(event_type)(_plan_status(plan_status))
@@ -124,13 +151,20 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
         @consumer.on(DoseApproved)
         async def dose_approved(event: DoseApproved, tx: Transaction) -> None:
             assert tx.cause is not None
-            await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, current_dose_mg=event.approved_dose_mg)
+            await plan_view.changed(
+                tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, current_dose_mg=event.approved_dose_mg
+            )
 
         @consumer.on(DoseChangeRefused)
         async def dose_change_refused(event: DoseChangeRefused, tx: Transaction) -> None:
             assert tx.cause is not None
             await reviews.dose_change_refused(
-                tx, patient_id=tx.cause.patient_id, hold_id=event.hold_id, review_id=event.review_id, reason=event.reason, now=clock()
+                tx,
+                patient_id=tx.cause.patient_id,
+                hold_id=event.hold_id,
+                review_id=event.review_id,
+                reason=event.reason,
+                now=clock(),
             )
 
     return register

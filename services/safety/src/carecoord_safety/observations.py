@@ -62,10 +62,18 @@ async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datet
 
 
 async def record_report(
-    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: SideEffectReportSubmitted, source: str, now: datetime
+    tx: Transaction,
+    rules: RuleSet,
+    *,
+    patient_id: uuid.UUID,
+    observation: SideEffectReportSubmitted,
+    source: str,
+    now: datetime,
 ) -> Outcome:
     await tx.lock_patient(patient_id)
-    if (existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, observation.report_id)) is not None:
+    if (
+        existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, observation.report_id)
+    ) is not None:
         return existing
     facts = SideEffect(at=now, grade=observation.grade, symptoms=tuple(observation.symptoms))
     assessment = rules.assess(facts, await side_effect_history(tx, patient_id, now))
@@ -99,18 +107,29 @@ async def record_report(
     )
     if unknown:
         # Counted, never labelled with the code: codes come from outside and are unbounded.
-        _unknown_symptom_codes().add(len(unknown), {"source": source if source in SOURCES else "other", "rule_version": assessment.rule_version})
-    return await _act(tx, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now)
+        _unknown_symptom_codes().add(
+            len(unknown), {"source": source if source in SOURCES else "other", "rule_version": assessment.rule_version}
+        )
+    return await _act(
+        tx, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now
+    )
 
 
 async def record_vitals(
     tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: VitalsSubmitted, source: str, now: datetime
 ) -> Outcome:
     await tx.lock_patient(patient_id)
-    if (existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)) is not None:
+    if (
+        existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)
+    ) is not None:
         return existing
     assessment = rules.assess(
-        Vitals(at=observation.measured_at, systolic=observation.systolic, diastolic=observation.diastolic, context=observation.context.value)
+        Vitals(
+            at=observation.measured_at,
+            systolic=observation.systolic,
+            diastolic=observation.diastolic,
+            context=observation.context.value,
+        )
     )
     await tx.session.execute(
         insert(vitals_readings).values(
@@ -144,12 +163,20 @@ async def record_vitals(
         patient_id=patient_id,
     )
     if observation.appointment_id and observation.context.value == "post_dose":
-        await sessions.checked_in(tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.measured_at, now=now)
+        await sessions.checked_in(
+            tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.measured_at, now=now
+        )
     return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=observation.reading_id, now=now)
 
 
 async def record_checkin(
-    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: MoodCheckInSubmitted, source: str, now: datetime
+    tx: Transaction,
+    rules: RuleSet,
+    *,
+    patient_id: uuid.UUID,
+    observation: MoodCheckInSubmitted,
+    source: str,
+    now: datetime,
 ) -> Outcome:
     await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
@@ -159,7 +186,9 @@ async def record_checkin(
     pcl5_total = sum(observation.pcl5_items) if observation.pcl5_items else None
     # No escalation rule reads GAD-7; dosing measures an anxiety plan's response on it.
     gad7_total = sum(observation.gad7_items) if observation.gad7_items else None
-    assessment = rules.assess(Mood(at=observation.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total))
+    assessment = rules.assess(
+        Mood(at=observation.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total)
+    )
     await tx.session.execute(
         insert(mood_checkins).values(
             checkin_id=observation.checkin_id,
@@ -191,11 +220,15 @@ async def record_checkin(
     )
     if observation.appointment_id:
         # The post-dose check-in only if answered after the dose; before it, a mood observation like any other.
-        await sessions.checked_in(tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.answered_at, now=now)
+        await sessions.checked_in(
+            tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.answered_at, now=now
+        )
     return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now)
 
 
-async def record_screening(tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: AssessmentScored, now: datetime) -> Outcome:
+async def record_screening(
+    tx: Transaction, rules: RuleSet, *, patient_id: uuid.UUID, observation: AssessmentScored, now: datetime
+) -> Outcome:
     """A PHQ-9 scored at intake goes through the same mood rules as a check-in.
 
     Intake publishes only whether item 9 was above 0, not the answer, so a
@@ -205,7 +238,14 @@ async def record_screening(tx: Transaction, rules: RuleSet, *, patient_id: uuid.
         return Outcome(id=observation.assessment_id, created=False, escalated=False, rule_version=rules.version)
     await tx.lock_patient(patient_id)
     mood = Mood(at=now, phq9_item9=1 if observation.item9_positive else 0, phq9_total=observation.total)
-    return await _act(tx, rules.assess(mood), patient_id=patient_id, kind="intake_screening", source_id=observation.assessment_id, now=now)
+    return await _act(
+        tx,
+        rules.assess(mood),
+        patient_id=patient_id,
+        kind="intake_screening",
+        source_id=observation.assessment_id,
+        now=now,
+    )
 
 
 SOURCES = frozenset({"http", "patient-app"})
@@ -262,13 +302,23 @@ async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uu
     if row is None:
         return None
     linked = (
-        await tx.session.execute(
-            select(review_triggers.c.review_id).where(review_triggers.c.source_id == source_id).order_by(review_triggers.c.id)
+        (
+            await tx.session.execute(
+                select(review_triggers.c.review_id)
+                .where(review_triggers.c.source_id == source_id)
+                .order_by(review_triggers.c.id)
+            )
         )
-    ).scalars().all()
-    held = bool(linked) and (
-        await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id.in_(linked)))
-    ).first() is not None
+        .scalars()
+        .all()
+    )
+    held = (
+        bool(linked)
+        and (
+            await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id.in_(linked)))
+        ).first()
+        is not None
+    )
     return Outcome(
         id=source_id,
         created=False,

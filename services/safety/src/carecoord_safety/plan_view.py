@@ -47,7 +47,9 @@ class PlanView:
 def dose_refusal(plan: PlanView | None, dose_mg: int) -> DoseNotAllowed | None:
     """The plan's own limits, as dosing applies them (domain.dose_refusal there, the source of truth)."""
     if plan is None or plan.status not in LIVE:
-        return DoseNotAllowed("no_live_plan", "the patient has no active or paused treatment plan whose dose could change")
+        return DoseNotAllowed(
+            "no_live_plan", "the patient has no active or paused treatment plan whose dose could change"
+        )
     if dose_mg > plan.max_dose_mg:
         return DoseNotAllowed(
             "dose_above_plan_maximum", f"{dose_mg} mg is above the plan's per-session maximum of {plan.max_dose_mg} mg"
@@ -67,12 +69,24 @@ async def of_patient(tx: Transaction, patient_id: uuid.UUID) -> PlanView | None:
     return PlanView(row.plan_id, row.status, row.max_dose_mg, row.max_step_mg, row.current_dose_mg)
 
 
-async def created(tx: Transaction, *, patient_id: uuid.UUID, plan_id: uuid.UUID, starting_dose_mg: int, max_dose_mg: int, max_step_mg: int) -> None:
+async def created(
+    tx: Transaction,
+    *,
+    patient_id: uuid.UUID,
+    plan_id: uuid.UUID,
+    starting_dose_mg: int,
+    max_dose_mg: int,
+    max_step_mg: int,
+) -> None:
     """A new plan replaces the patient's previous one in the view (dosing allows one live plan per patient)."""
     values: dict[str, Any] = {
-        "plan_id": plan_id, "status": "draft", "max_dose_mg": max_dose_mg, "max_step_mg": max_step_mg,
-        "current_dose_mg": starting_dose_mg, "updated_at": func.now(),
-    }  # fmt: skip
+        "plan_id": plan_id,
+        "status": "draft",
+        "max_dose_mg": max_dose_mg,
+        "max_step_mg": max_step_mg,
+        "current_dose_mg": starting_dose_mg,
+        "updated_at": func.now(),
+    }
     await tx.session.execute(
         pg_insert(plan_limits)
         .values(patient_id=patient_id, **values)

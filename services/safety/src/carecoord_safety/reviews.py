@@ -102,7 +102,9 @@ async def open_or_join(
         if due_at < current.due_at and current.status == "open":
             values["due_at"] = due_at
             await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
-        await tx.session.execute(update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**values))
+        await tx.session.execute(
+            update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**values)
+        )
 
     await tx.session.execute(
         insert(review_triggers).values(
@@ -119,10 +121,14 @@ async def open_or_join(
     if request.hold and not await _has_hold(tx, review_id):
         hold_id = uuid.uuid4()
         await tx.session.execute(
-            insert(treatment_holds).values(hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason)
+            insert(treatment_holds).values(
+                hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason
+            )
         )
         tx.emit(
-            TreatmentHoldRequested(hold_id=hold_id, review_id=review_id, reason=request.reason, rule_version=rule_version),
+            TreatmentHoldRequested(
+                hold_id=hold_id, review_id=review_id, reason=request.reason, rule_version=rule_version
+            ),
             patient_id=patient_id,
         )
         hold_requested = True
@@ -136,7 +142,9 @@ async def _has_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
 
 async def _for_update(tx: Transaction, review_id: uuid.UUID):  # type: ignore[no-untyped-def]
     review = (
-        await tx.session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update())
+        await tx.session.execute(
+            select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update()
+        )
     ).first()
     if review is None:
         raise NotFound(f"no clinician review {review_id}")
@@ -153,8 +161,12 @@ async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: st
         .values(status="acknowledged", acknowledged_at=now, acknowledged_by=clinician_id)
     )
     await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
-    tx.emit(ClinicianReviewAcknowledged(review_id=review_id, acknowledged_by=clinician_id), patient_id=review.patient_id)
-    _time_to_acknowledge().record((now - review.opened_at).total_seconds(), {"priority": review.priority, "reason": review.reason})
+    tx.emit(
+        ClinicianReviewAcknowledged(review_id=review_id, acknowledged_by=clinician_id), patient_id=review.patient_id
+    )
+    _time_to_acknowledge().record(
+        (now - review.opened_at).total_seconds(), {"priority": review.priority, "reason": review.reason}
+    )
 
 
 async def resolve(
@@ -189,7 +201,9 @@ async def resolve(
     await tx.session.execute(
         update(clinician_reviews)
         .where(clinician_reviews.c.review_id == review_id)
-        .values(status="resolved", resolved_at=now, resolved_by=clinician_id, decision=decision.value, resolution_note=note)
+        .values(
+            status="resolved", resolved_at=now, resolved_by=clinician_id, decision=decision.value, resolution_note=note
+        )
     )
     await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
     tx.emit(
@@ -204,14 +218,18 @@ async def resolve(
     )
     for hold_id in released.scalars():
         tx.emit(
-            TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=decision, dose_mg=dose_mg, decided_by=clinician_id),
+            TreatmentHoldReleased(
+                hold_id=hold_id, review_id=review_id, decision=decision, dose_mg=dose_mg, decided_by=clinician_id
+            ),
             patient_id=review.patient_id,
         )
 
 
 async def _has_requested_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
     found = await tx.session.execute(
-        select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id == review_id, treatment_holds.c.status == "requested")
+        select(treatment_holds.c.hold_id).where(
+            treatment_holds.c.review_id == review_id, treatment_holds.c.status == "requested"
+        )
     )
     return found.first() is not None
 
@@ -228,7 +246,9 @@ async def dose_change_refused(
     review's priority, urgency (the same time to its due time) and rule version, and the hold, still
     open in dosing, moves to it: resolving it releases the hold again."""
     await tx.lock_patient(patient_id)
-    original = (await tx.session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))).first()
+    original = (
+        await tx.session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))
+    ).first()
     if original is None or original.patient_id != patient_id:
         raise NotFound(f"no clinician review {review_id} of this patient")
     request = ReviewRequest(
@@ -240,11 +260,19 @@ async def dose_change_refused(
         rule_ids=(),
     )
     outcome = await open_or_join(
-        tx, request, patient_id=patient_id, rule_version=original.rule_version, source_kind="dose_refusal", source_id=hold_id, now=now
+        tx,
+        request,
+        patient_id=patient_id,
+        rule_version=original.rule_version,
+        source_kind="dose_refusal",
+        source_id=hold_id,
+        now=now,
     )
     moved = await tx.session.execute(
         update(treatment_holds)
-        .where(treatment_holds.c.hold_id == hold_id, treatment_holds.c.patient_id == patient_id)  # never another patient's hold
+        .where(
+            treatment_holds.c.hold_id == hold_id, treatment_holds.c.patient_id == patient_id
+        )  # never another patient's hold
         .values(review_id=outcome.review_id, status="requested", released_at=None)
         .returning(treatment_holds.c.hold_id)
     )
@@ -260,7 +288,9 @@ async def dose_change_refused(
 @functools.cache
 def _time_to_acknowledge() -> Histogram:
     return meter().create_histogram(
-        "carecoord.review.time_to_acknowledge", unit="s", description="From a review opening to a clinician acknowledging it"
+        "carecoord.review.time_to_acknowledge",
+        unit="s",
+        description="From a review opening to a clinician acknowledging it",
     )
 
 
@@ -278,5 +308,7 @@ async def mark_overdue(tx: Transaction, review_id: uuid.UUID, *, now: datetime) 
         .where(clinician_reviews.c.review_id == review_id)
         .values(priority=raised.value, priority_rank=PRIORITY_RANK[raised], overdue_at=now)
     )
-    tx.emit(ClinicianReviewOverdue(review_id=review_id, priority=raised, due_at=review.due_at), patient_id=review.patient_id)
+    tx.emit(
+        ClinicianReviewOverdue(review_id=review_id, priority=raised, due_at=review.due_at), patient_id=review.patient_id
+    )
     return True

@@ -53,13 +53,17 @@ async def _upsert(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uui
         .on_conflict_do_nothing(index_elements=[dosing_sessions.c.appointment_id])
     )
     row = (
-        await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).with_for_update())
+        await tx.session.execute(
+            select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).with_for_update()
+        )
     ).one()
     if row.patient_id != patient_id:
         log.warning("dosing_session.other_patient", appointment_id=str(appointment_id))
         return None
     if values:
-        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values))
+        await tx.session.execute(
+            update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values)
+        )
     return row
 
 
@@ -69,14 +73,22 @@ async def _cancel_timers(tx: Transaction, appointment_id: uuid.UUID, now: dateti
 
 
 async def booked(
-    tx: Transaction, rules: RuleSet, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, starts_at: datetime, now: datetime
+    tx: Transaction,
+    rules: RuleSet,
+    *,
+    appointment_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    starts_at: datetime,
+    now: datetime,
 ) -> None:
     """A dosing session is on the calendar (or moved). Its timers wait for the dose, not for the booked start."""
     session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, starts_at=starts_at)
     if session is None:
         return
     if session.status in ("unbooked", "cancelled"):
-        await tx.session.execute(update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="booked"))
+        await tx.session.execute(
+            update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="booked")
+        )
     if session.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)  # a booked-start timer of a session booked before 2026.12.1
 
@@ -104,7 +116,10 @@ async def authorised(
     if first_after is not None:
         await _cancel_timers(tx, appointment_id, now)  # already checked in after the dose (that event came first)
         return
-    due = {timers.CHECKIN_MISSED: rules.timers.checkin_missed_after, timers.CHECKIN_REVIEW: rules.timers.checkin_review_after}
+    due = {
+        timers.CHECKIN_MISSED: rules.timers.checkin_missed_after,
+        timers.CHECKIN_REVIEW: rules.timers.checkin_review_after,
+    }
     for kind, after in due.items():
         await timers.schedule(tx, kind, patient_id=patient_id, subject_id=appointment_id, due_at=at + after)
 
@@ -113,7 +128,9 @@ async def refused(
     tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, reason: str, at: datetime, now: datetime
 ) -> None:
     """Dosing refused the session (paused plan, no approved dose, blood pressure): no dose, so nothing to chase."""
-    session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, refused_at=at, refusal_reason=reason)
+    session = await _upsert(
+        tx, appointment_id=appointment_id, patient_id=patient_id, refused_at=at, refusal_reason=reason
+    )
     if session is not None and session.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)
 
@@ -125,7 +142,14 @@ async def cancelled(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: u
 
 
 async def no_show(
-    tx: Transaction, rules: RuleSet, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, starts_at: datetime, at: datetime, now: datetime
+    tx: Transaction,
+    rules: RuleSet,
+    *,
+    appointment_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    starts_at: datetime,
+    at: datetime,
+    now: datetime,
 ) -> None:
     """The patient did not attend the monitored session: they may have dosed unsupervised, or not at all."""
     before = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id)
@@ -134,7 +158,11 @@ async def no_show(
     await tx.session.execute(
         update(dosing_sessions)
         .where(dosing_sessions.c.appointment_id == appointment_id)
-        .values(status="no_show", no_show_at=func.coalesce(dosing_sessions.c.no_show_at, at), starts_at=func.coalesce(dosing_sessions.c.starts_at, starts_at))
+        .values(
+            status="no_show",
+            no_show_at=func.coalesce(dosing_sessions.c.no_show_at, at),
+            starts_at=func.coalesce(dosing_sessions.c.starts_at, starts_at),
+        )
     )
     if before.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)
@@ -150,11 +178,19 @@ async def no_show(
         rule_ids=("timers.no_show_review",),
     )
     await reviews.open_or_join(
-        tx, request, patient_id=patient_id, rule_version=rules.version, source_kind="no_show", source_id=appointment_id, now=now
+        tx,
+        request,
+        patient_id=patient_id,
+        rule_version=rules.version,
+        source_kind="no_show",
+        source_id=appointment_id,
+        now=now,
     )
 
 
-async def checked_in(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, at: datetime, now: datetime) -> bool:
+async def checked_in(
+    tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, at: datetime, now: datetime
+) -> bool:
     """A check-in (answered, or measured, at ``at``) naming the session. It is the post-dose check-in only if it
     came after the dose; returns whether it was. One that arrives before the authorisation is kept with the
     observation and counted when the authorisation arrives (``authorised``)."""
@@ -168,7 +204,9 @@ async def checked_in(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: 
     if session is None:
         return False
     # The dose; for a session booked before 2026.12.1 and never authorised since, its booked start.
-    dose_at = session.authorised_at or (session.starts_at if session.refused_at is None and session.no_show_at is None else None)
+    dose_at = session.authorised_at or (
+        session.starts_at if session.refused_at is None and session.no_show_at is None else None
+    )
     if dose_at is None or at < dose_at:
         return False  # before the dose: a mood observation, not the post-dose check-in
     if session.checked_in_at is None or at < session.checked_in_at:
@@ -179,10 +217,14 @@ async def checked_in(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: 
     return True
 
 
-async def _first_check_in_since(tx: Transaction, appointment_id: uuid.UUID, patient_id: uuid.UUID, since: datetime) -> datetime | None:
+async def _first_check_in_since(
+    tx: Transaction, appointment_id: uuid.UUID, patient_id: uuid.UUID, since: datetime
+) -> datetime | None:
     """The earliest recorded check-in of this patient naming this session at or after ``since``."""
     mood = select(func.min(mood_checkins.c.answered_at)).where(
-        mood_checkins.c.appointment_id == appointment_id, mood_checkins.c.patient_id == patient_id, mood_checkins.c.answered_at >= since
+        mood_checkins.c.appointment_id == appointment_id,
+        mood_checkins.c.patient_id == patient_id,
+        mood_checkins.c.answered_at >= since,
     )
     vitals = select(func.min(vitals_readings.c.measured_at)).where(
         vitals_readings.c.appointment_id == appointment_id,
@@ -190,7 +232,11 @@ async def _first_check_in_since(tx: Transaction, appointment_id: uuid.UUID, pati
         vitals_readings.c.context == "post_dose",
         vitals_readings.c.measured_at >= since,
     )
-    found = [t for t in ((await tx.session.execute(mood)).scalar(), (await tx.session.execute(vitals)).scalar()) if t is not None]
+    found = [
+        t
+        for t in ((await tx.session.execute(mood)).scalar(), (await tx.session.execute(vitals)).scalar())
+        if t is not None
+    ]
     return min(found, default=None)
 
 
@@ -213,7 +259,10 @@ def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
         if session := await _still_missing(tx, timer.subject_id):
             dose_at = session.authorised_at or session.starts_at
             hours = int((now - dose_at).total_seconds() // 3600)
-            tx.emit(CheckInMissed(appointment_id=timer.subject_id, hours_since_start=max(hours, 0)), patient_id=timer.patient_id)
+            tx.emit(
+                CheckInMissed(appointment_id=timer.subject_id, hours_since_start=max(hours, 0)),
+                patient_id=timer.patient_id,
+            )
 
     async def checkin_review(tx: Transaction, timer: Any, now: datetime) -> None:
         action = rules.timers.checkin_review
@@ -229,10 +278,20 @@ def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
             rule_ids=("timers.checkin_review",),
         )
         await reviews.open_or_join(
-            tx, request, patient_id=timer.patient_id, rule_version=rules.version, source_kind="timer", source_id=timer.timer_id, now=now
+            tx,
+            request,
+            patient_id=timer.patient_id,
+            rule_version=rules.version,
+            source_kind="timer",
+            source_id=timer.timer_id,
+            now=now,
         )
 
     async def review_overdue(tx: Transaction, timer: Any, now: datetime) -> None:
         await reviews.mark_overdue(tx, timer.subject_id, now=now)
 
-    return {timers.CHECKIN_MISSED: checkin_missed, timers.CHECKIN_REVIEW: checkin_review, timers.REVIEW_OVERDUE: review_overdue}
+    return {
+        timers.CHECKIN_MISSED: checkin_missed,
+        timers.CHECKIN_REVIEW: checkin_review,
+        timers.REVIEW_OVERDUE: review_overdue,
+    }

@@ -72,8 +72,13 @@ async def _recorded(session: AsyncSession, states: frozenset[str] | None) -> lis
     vitals = await session.execute(of(vitals_readings, "reading_id"))
     moods = await session.execute(of(mood_checkins, "checkin_id"))
     records: list[tuple[str, Any, Observation]] = []
-    records += [("side_effect", r, SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms))) for r in reports]
-    records += [("vitals", r, Vitals(at=r.measured_at, systolic=r.systolic, diastolic=r.diastolic, context=r.context)) for r in vitals]
+    records += [
+        ("side_effect", r, SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms))) for r in reports
+    ]
+    records += [
+        ("vitals", r, Vitals(at=r.measured_at, systolic=r.systolic, diastolic=r.diastolic, context=r.context))
+        for r in vitals
+    ]
     records += [
         ("mood", r, Mood(at=r.answered_at, phq9_item9=r.phq9_item9, phq9_total=r.phq9_total, pcl5_total=r.pcl5_total))
         for r in moods

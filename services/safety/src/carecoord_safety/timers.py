@@ -37,9 +37,13 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-async def schedule(tx: Transaction, kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime) -> None:
+async def schedule(
+    tx: Transaction, kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime
+) -> None:
     """Set (or move) the pending timer of this kind for this subject."""
-    stmt = insert(timers).values(timer_id=uuid.uuid4(), kind=kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at)
+    stmt = insert(timers).values(
+        timer_id=uuid.uuid4(), kind=kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at
+    )
     await tx.session.execute(
         stmt.on_conflict_do_update(
             constraint="uq_timers_kind_subject",
@@ -58,7 +62,9 @@ async def cancel(tx: Transaction, kind: str, *, subject_id: uuid.UUID, now: date
 
 
 class TimerLoop:
-    def __init__(self, uow: UnitOfWork, fire: dict[str, Fire], *, clock: Clock = system_clock, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, uow: UnitOfWork, fire: dict[str, Fire], *, clock: Clock = system_clock, interval_s: float = 1.0
+    ) -> None:
         self._uow = uow
         self._fire = fire
         self._clock = clock

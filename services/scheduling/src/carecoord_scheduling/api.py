@@ -78,7 +78,12 @@ def _state(code: str) -> str:
 
 TimeZone = Annotated[str, Field(min_length=3, max_length=64, examples=["America/New_York"]), AfterValidator(_zone)]
 State = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_state)]
-WallTime = Annotated[str, Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="local wall time HH:MM; 24:00 is the end of the day")]
+WallTime = Annotated[
+    str,
+    Field(
+        pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="local wall time HH:MM; 24:00 is the end of the day"
+    ),
+]
 
 
 def _minutes(wall: str) -> int:
@@ -197,7 +202,12 @@ class Appointment(BaseModel):
 clinicians_tag = ["clinicians"]
 
 
-@router.put("/clinicians/{clinician_id}", response_model=Clinician, tags=clinicians_tag, summary="Create or replace a clinician with their weekly availability")
+@router.put(
+    "/clinicians/{clinician_id}",
+    response_model=Clinician,
+    tags=clinicians_tag,
+    summary="Create or replace a clinician with their weekly availability",
+)
 async def put_clinician(clinician_id: ActorId, body: ClinicianIn, uow: UowDep, access: ClinicianOrService) -> Any:
     unvouched = set(body.licensed_states) - access.principal.licensed_states
     if access.principal.role is Caller.CLINICIAN and unvouched:
@@ -208,13 +218,20 @@ async def put_clinician(clinician_id: ActorId, body: ClinicianIn, uow: UowDep, a
         await tx.session.execute(
             pg_insert(clinicians)
             .values(clinician_id=clinician_id, **values)
-            .on_conflict_do_update(index_elements=[clinicians.c.clinician_id], set_={**values, "updated_at": booking.now()})
+            .on_conflict_do_update(
+                index_elements=[clinicians.c.clinician_id], set_={**values, "updated_at": booking.now()}
+            )
         )
         await _replace_windows(tx.session, clinician_id, body.weekly_availability)
     return await _read_clinician(uow, clinician_id)
 
 
-@router.put("/clinicians/{clinician_id}/availability", response_model=Clinician, tags=clinicians_tag, summary="Replace a clinician's weekly availability (their local wall time)")
+@router.put(
+    "/clinicians/{clinician_id}/availability",
+    response_model=Clinician,
+    tags=clinicians_tag,
+    summary="Replace a clinician's weekly availability (their local wall time)",
+)
 async def put_availability(clinician_id: ActorId, body: Windows, uow: UowDep, access: ClinicianOrService) -> Any:
     await _manage(access, clinician_id, "replace", "availability")
     async with uow.transaction() as tx:
@@ -223,12 +240,22 @@ async def put_availability(clinician_id: ActorId, body: Windows, uow: UowDep, ac
     return await _read_clinician(uow, clinician_id)
 
 
-@router.get("/clinicians/{clinician_id}", response_model=Clinician, tags=clinicians_tag, summary="A clinician and their weekly availability")
+@router.get(
+    "/clinicians/{clinician_id}",
+    response_model=Clinician,
+    tags=clinicians_tag,
+    summary="A clinician and their weekly availability",
+)
 async def get_clinician(clinician_id: ActorId, uow: UowDep, _access: Anyone) -> Any:
     return await _read_clinician(uow, clinician_id)
 
 
-@router.get("/clinicians", response_model=list[Clinician], tags=clinicians_tag, summary="Clinicians, optionally those licensed in a state or of a role")
+@router.get(
+    "/clinicians",
+    response_model=list[Clinician],
+    tags=clinicians_tag,
+    summary="Clinicians, optionally those licensed in a state or of a role",
+)
 async def list_clinicians(uow: UowDep, _access: Anyone, state: State | None = None, role: Role | None = None) -> Any:
     query = select(clinicians.c.clinician_id).order_by(clinicians.c.clinician_id).limit(500)
     if state:
@@ -240,33 +267,58 @@ async def list_clinicians(uow: UowDep, _access: Anyone, state: State | None = No
     return [await _read_clinician(uow, cid) for cid in ids]
 
 
-@router.post("/clinicians/{clinician_id}/exceptions", status_code=status.HTTP_201_CREATED, response_model=AvailabilityException, tags=clinicians_tag, summary="Block a period (time off): no appointment is offered in it")
+@router.post(
+    "/clinicians/{clinician_id}/exceptions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AvailabilityException,
+    tags=clinicians_tag,
+    summary="Block a period (time off): no appointment is offered in it",
+)
 async def add_exception(clinician_id: ActorId, body: ExceptionIn, uow: UowDep, access: ClinicianOrService) -> Any:
     await _manage(access, clinician_id, "add", "availability-exception")
     exception_id = uuid.uuid4()
     async with uow.transaction() as tx:
         await _require_clinician(tx.session, clinician_id)
-        await tx.session.execute(insert(availability_exceptions).values(exception_id=exception_id, clinician_id=clinician_id, **body.model_dump()))
+        await tx.session.execute(
+            insert(availability_exceptions).values(
+                exception_id=exception_id, clinician_id=clinician_id, **body.model_dump()
+            )
+        )
     return {"exception_id": exception_id, "clinician_id": clinician_id, **body.model_dump()}
 
 
-@router.get("/clinicians/{clinician_id}/exceptions", response_model=list[AvailabilityException], tags=clinicians_tag, summary="A clinician's blocked periods")
+@router.get(
+    "/clinicians/{clinician_id}/exceptions",
+    response_model=list[AvailabilityException],
+    tags=clinicians_tag,
+    summary="A clinician's blocked periods",
+)
 async def list_exceptions(clinician_id: ActorId, uow: UowDep, access: ClinicianOrService) -> Any:
     await _manage(access, clinician_id, "read", "availability-exception")
     async with uow.sessions() as session:
         rows = await session.execute(
-            select(availability_exceptions).where(availability_exceptions.c.clinician_id == clinician_id).order_by(availability_exceptions.c.starts_at)
+            select(availability_exceptions)
+            .where(availability_exceptions.c.clinician_id == clinician_id)
+            .order_by(availability_exceptions.c.starts_at)
         )
         return [r._asdict() for r in rows]
 
 
-@router.delete("/clinicians/{clinician_id}/exceptions/{exception_id}", status_code=status.HTTP_204_NO_CONTENT, tags=clinicians_tag, summary="Remove a blocked period")
-async def remove_exception(clinician_id: ActorId, exception_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> None:
+@router.delete(
+    "/clinicians/{clinician_id}/exceptions/{exception_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=clinicians_tag,
+    summary="Remove a blocked period",
+)
+async def remove_exception(
+    clinician_id: ActorId, exception_id: uuid.UUID, uow: UowDep, access: ClinicianOrService
+) -> None:
     await _manage(access, clinician_id, "remove", "availability-exception", exception_id)
     async with uow.transaction() as tx:
         result = await tx.session.execute(
             delete(availability_exceptions).where(
-                availability_exceptions.c.clinician_id == clinician_id, availability_exceptions.c.exception_id == exception_id
+                availability_exceptions.c.clinician_id == clinician_id,
+                availability_exceptions.c.exception_id == exception_id,
             )
         )
         if result.rowcount == 0:
@@ -285,14 +337,21 @@ async def _replace_windows(session: Any, clinician_id: str, windows: list[Window
         await session.execute(
             insert(weekly_availability),
             [
-                {"clinician_id": clinician_id, "weekday": w.weekday, "start_minute": _minutes(w.start), "end_minute": _minutes(w.end)}
+                {
+                    "clinician_id": clinician_id,
+                    "weekday": w.weekday,
+                    "start_minute": _minutes(w.start),
+                    "end_minute": _minutes(w.end),
+                }
                 for w in windows
             ],
         )
 
 
 async def _require_clinician(session: Any, clinician_id: str) -> None:
-    if (await session.execute(select(clinicians.c.clinician_id).where(clinicians.c.clinician_id == clinician_id))).first() is None:
+    if (
+        await session.execute(select(clinicians.c.clinician_id).where(clinicians.c.clinician_id == clinician_id))
+    ).first() is None:
         raise NotFound(f"no clinician {clinician_id}")
 
 
@@ -319,7 +378,12 @@ async def _read_clinician(uow: UowDep, clinician_id: str) -> dict[str, Any]:
 appointments_tag = ["appointments"]
 
 
-@router.get("/patients/{patient_id}/open-slots", response_model=list[Slot], tags=appointments_tag, summary="The earliest open slots for a patient, with clinicians licensed in the patient's state")
+@router.get(
+    "/patients/{patient_id}/open-slots",
+    response_model=list[Slot],
+    tags=appointments_tag,
+    summary="The earliest open slots for a patient, with clinicians licensed in the patient's state",
+)
 async def open_slots(
     patient_id: uuid.UUID,
     appointment_type: AppointmentType,
@@ -335,7 +399,13 @@ async def open_slots(
     async with uow.sessions() as session:
         patient = await booking.require_patient(session, patient_id)
         slots = await booking.open_slots(
-            session, patient, appointment_type, not_before=start, not_after=start + timedelta(days=days), limit=limit, clinician_id=clinician_id
+            session,
+            patient,
+            appointment_type,
+            not_before=start,
+            not_after=start + timedelta(days=days),
+            limit=limit,
+            clinician_id=clinician_id,
         )
         zones = await _clinician_zones(session, {s.clinician_id for s in slots})
     return [
@@ -348,12 +418,20 @@ async def open_slots(
     ]
 
 
-@router.post("/appointments", status_code=status.HTTP_201_CREATED, response_model=Appointment, tags=appointments_tag, summary="Book an appointment (409 when the slot is taken or not offered)")
+@router.post(
+    "/appointments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Appointment,
+    tags=appointments_tag,
+    summary="Book an appointment (409 when the slot is taken or not offered)",
+)
 async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> Any:
     await access.patient(body.patient_id, "book", "appointment")
     async with uow.transaction() as tx:
         patient = await booking.require_patient(tx.session, body.patient_id)
-        ends_at = await booking.check_bookable(tx.session, patient, body.appointment_type, body.clinician_id, body.starts_at)
+        ends_at = await booking.check_bookable(
+            tx.session, patient, body.appointment_type, body.clinician_id, body.starts_at
+        )
         appointment_id = await booking.book(
             tx,
             patient_id=patient.patient_id,
@@ -363,8 +441,15 @@ async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) ->
     return await _read_appointment(uow, appointment_id)
 
 
-@router.post("/appointments/{appointment_id}/reschedule", response_model=Appointment, tags=appointments_tag, summary="Move a booked appointment to another time (and optionally clinician)")
-async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare) -> Any:
+@router.post(
+    "/appointments/{appointment_id}/reschedule",
+    response_model=Appointment,
+    tags=appointments_tag,
+    summary="Move a booked appointment to another time (and optionally clinician)",
+)
+async def reschedule_appointment(
+    appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare
+) -> Any:
     await _check_appointment(uow, access, appointment_id, "reschedule")
     async with uow.transaction() as tx:
         row = await booking.appointment_for_update(tx, appointment_id)
@@ -372,14 +457,24 @@ async def reschedule_appointment(appointment_id: uuid.UUID, body: RescheduleIn, 
         clinician_id = body.clinician_id or row.clinician_id
         kind = AppointmentType(row.appointment_type)
         ends_at = await booking.check_bookable(
-            tx.session, patient, kind, clinician_id, body.starts_at, rescheduling=appointment_id,
+            tx.session,
+            patient,
+            kind,
+            clinician_id,
+            body.starts_at,
+            rescheduling=appointment_id,
             any_hour=booking.review_may_book_any_hour(row),
         )
         await booking.reschedule(tx, row, booking.Slot(clinician_id, body.starts_at, ends_at))
     return await _read_appointment(uow, appointment_id)
 
 
-@router.post("/appointments/{appointment_id}/cancel", response_model=Appointment, tags=appointments_tag, summary="Cancel a booked appointment, with a reason code")
+@router.post(
+    "/appointments/{appointment_id}/cancel",
+    response_model=Appointment,
+    tags=appointments_tag,
+    summary="Cancel a booked appointment, with a reason code",
+)
 async def cancel_appointment(appointment_id: uuid.UUID, body: CancelIn, uow: UowDep, access: PatientCare) -> Any:
     await _check_appointment(uow, access, appointment_id, "cancel")
     async with uow.transaction() as tx:
@@ -387,7 +482,12 @@ async def cancel_appointment(appointment_id: uuid.UUID, body: CancelIn, uow: Uow
     return await _read_appointment(uow, appointment_id)
 
 
-@router.post("/appointments/{appointment_id}/complete", response_model=Appointment, tags=appointments_tag, summary="Mark an appointment that has started as completed")
+@router.post(
+    "/appointments/{appointment_id}/complete",
+    response_model=Appointment,
+    tags=appointments_tag,
+    summary="Mark an appointment that has started as completed",
+)
 async def complete_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> Any:
     await _check_appointment(uow, access, appointment_id, "complete", held_by_caller=True)
     async with uow.transaction() as tx:
@@ -395,7 +495,12 @@ async def complete_appointment(appointment_id: uuid.UUID, uow: UowDep, access: C
     return await _read_appointment(uow, appointment_id)
 
 
-@router.post("/appointments/{appointment_id}/no-show", response_model=Appointment, tags=appointments_tag, summary="Mark an appointment that has started as a no-show")
+@router.post(
+    "/appointments/{appointment_id}/no-show",
+    response_model=Appointment,
+    tags=appointments_tag,
+    summary="Mark an appointment that has started as a no-show",
+)
 async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> Any:
     await _check_appointment(uow, access, appointment_id, "no-show", held_by_caller=True)
     async with uow.transaction() as tx:
@@ -403,17 +508,29 @@ async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: Cl
     return await _read_appointment(uow, appointment_id)
 
 
-@router.get("/appointments/{appointment_id}", response_model=Appointment, tags=appointments_tag, summary="One appointment")
+@router.get(
+    "/appointments/{appointment_id}", response_model=Appointment, tags=appointments_tag, summary="One appointment"
+)
 async def get_appointment(appointment_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
     appointment = await _read_appointment(uow, appointment_id)
     await access.patient(appointment["patient_id"], "read", "appointment", appointment_id)
     return appointment
 
 
-@router.get("/patients/{patient_id}/appointments", response_model=list[Appointment], tags=appointments_tag, summary="A patient's schedule: upcoming booked appointments, or every one with include_all")
+@router.get(
+    "/patients/{patient_id}/appointments",
+    response_model=list[Appointment],
+    tags=appointments_tag,
+    summary="A patient's schedule: upcoming booked appointments, or every one with include_all",
+)
 async def patient_schedule(patient_id: uuid.UUID, uow: UowDep, access: PatientCare, include_all: bool = False) -> Any:
     await access.patient(patient_id, "read", "appointments")
-    query = _appointment_query().where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at).limit(500)
+    query = (
+        _appointment_query()
+        .where(appointments.c.patient_id == patient_id)
+        .order_by(appointments.c.starts_at)
+        .limit(500)
+    )
     if not include_all:
         query = query.where(appointments.c.status == "booked", appointments.c.ends_at > booking.now())
     async with uow.sessions() as session:
@@ -427,7 +544,9 @@ async def _check_appointment(
     async with uow.sessions() as session:
         row = (
             await session.execute(
-                select(appointments.c.patient_id, appointments.c.clinician_id).where(appointments.c.appointment_id == appointment_id)
+                select(appointments.c.patient_id, appointments.c.clinician_id).where(
+                    appointments.c.appointment_id == appointment_id
+                )
             )
         ).first()
     if row is None:
@@ -438,7 +557,9 @@ async def _check_appointment(
 
 
 def _appointment_query() -> Any:
-    return select(appointments, clinicians.c.time_zone.label("clinician_zone"), patients.c.time_zone.label("patient_zone")).select_from(
+    return select(
+        appointments, clinicians.c.time_zone.label("clinician_zone"), patients.c.time_zone.label("patient_zone")
+    ).select_from(
         appointments.join(clinicians, clinicians.c.clinician_id == appointments.c.clinician_id).outerjoin(
             patients, patients.c.patient_id == appointments.c.patient_id
         )
@@ -448,13 +569,17 @@ def _appointment_query() -> Any:
 def _present(row: Any) -> dict[str, Any]:
     values = row._asdict()
     values["starts_at_clinician_local"] = row.starts_at.astimezone(ZoneInfo(row.clinician_zone))
-    values["starts_at_patient_local"] = row.starts_at.astimezone(ZoneInfo(row.patient_zone)) if row.patient_zone else None
+    values["starts_at_patient_local"] = (
+        row.starts_at.astimezone(ZoneInfo(row.patient_zone)) if row.patient_zone else None
+    )
     return values
 
 
 async def _read_appointment(uow: UowDep, appointment_id: uuid.UUID) -> dict[str, Any]:
     async with uow.sessions() as session:
-        row = (await session.execute(_appointment_query().where(appointments.c.appointment_id == appointment_id))).first()
+        row = (
+            await session.execute(_appointment_query().where(appointments.c.appointment_id == appointment_id))
+        ).first()
     if row is None:
         raise NotFound(f"no appointment {appointment_id}")
     return _present(row)
@@ -463,7 +588,7 @@ async def _read_appointment(uow: UowDep, appointment_id: uuid.UUID) -> dict[str,
 async def _clinician_zones(session: Any, ids: set[str]) -> dict[str, ZoneInfo]:
     if not ids:
         return {}
-    rows = await session.execute(select(clinicians.c.clinician_id, clinicians.c.time_zone).where(clinicians.c.clinician_id.in_(ids)))
+    rows = await session.execute(
+        select(clinicians.c.clinician_id, clinicians.c.time_zone).where(clinicians.c.clinician_id.in_(ids))
+    )
     return {r.clinician_id: ZoneInfo(r.time_zone) for r in rows}
-
-

@@ -38,6 +38,7 @@ from .rules import APPOINTMENT_KINDS, POLICY, AppointmentKind, review_any_hour
 
 log = structlog.get_logger("carecoord.scheduling")
 
+
 class SlotTaken(RuleViolation):
     """The clinician already has an appointment overlapping the requested time."""
 
@@ -224,13 +225,19 @@ async def check_bookable(
     if not row.active:
         raise RuleViolation(f"clinician {clinician_id} is not taking appointments")
     if row.role != kind.role:
-        raise RuleViolation(f"a {appointment_type.value} is held by a {kind.role.value}, and {clinician_id} is a {row.role}")
+        raise RuleViolation(
+            f"a {appointment_type.value} is held by a {kind.role.value}, and {clinician_id} is a {row.role}"
+        )
     if patient.state not in row.licensed_states:
         raise RuleViolation(f"clinician {clinician_id} is not licensed in the patient's state ({patient.state})")
-    [schedule] = await schedules(session, role=row.role, state=patient.state, period=(starts_at, ends_at), clinician_id=clinician_id)
+    [schedule] = await schedules(
+        session, role=row.role, state=patient.state, period=(starts_at, ends_at), clinician_id=clinician_id
+    )
     available = [(max(s, starts_at), e) for s, e in windows_between(schedule.windows, schedule.tz, starts_at, ends_at)]
     if available != [(starts_at, ends_at)]:
-        raise RuleViolation(f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}")
+        raise RuleViolation(
+            f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}"
+        )
     if any(overlaps(b, (starts_at, ends_at)) for b in schedule.time_off):
         raise RuleViolation(f"clinician {clinician_id} is away during {starts_at.isoformat()} to {ends_at.isoformat()}")
     if not any_hour and not _in_patient_day(patient, starts_at, ends_at):
@@ -321,7 +328,13 @@ async def book_earliest(
     """Book the earliest free slot in the period; None when there is none."""
     while True:
         slots = await open_slots(
-            tx.session, patient, appointment_type, not_before=not_before, not_after=not_after, limit=10, any_hour=any_hour
+            tx.session,
+            patient,
+            appointment_type,
+            not_before=not_before,
+            not_after=not_after,
+            limit=10,
+            any_hour=any_hour,
         )
         if not slots:
             return None
@@ -349,7 +362,9 @@ async def appointment_for_update(tx: Transaction, appointment_id: uuid.UUID) -> 
 
 def _require_booked(row: Any, action: str) -> None:
     if row.status != "booked":
-        raise RuleViolation(f"appointment {row.appointment_id} is {row.status}; only a booked appointment can be {action}")
+        raise RuleViolation(
+            f"appointment {row.appointment_id} is {row.status}; only a booked appointment can be {action}"
+        )
 
 
 async def _set(tx: Transaction, appointment_id: uuid.UUID, **values: Any) -> None:

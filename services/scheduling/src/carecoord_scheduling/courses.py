@@ -91,7 +91,9 @@ async def book_initial_evaluation(tx: Transaction, patient_id: uuid.UUID) -> Non
         log.warning("scheduling.evaluation_unbookable", patient_id=str(patient_id))
 
 
-async def remember_plan(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID, planned_sessions: int, cadence_days: int | None) -> None:
+async def remember_plan(
+    tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID, planned_sessions: int, cadence_days: int | None
+) -> None:
     await tx.session.execute(
         pg_insert(plans)
         .values(
@@ -110,7 +112,9 @@ async def _plan(tx: Transaction, plan_id: uuid.UUID) -> Any:
 
 
 async def _set_plan_status(tx: Transaction, plan_id: uuid.UUID, status: str) -> None:
-    await tx.session.execute(update(plans).where(plans.c.plan_id == plan_id).values(status=status, updated_at=booking.now()))
+    await tx.session.execute(
+        update(plans).where(plans.c.plan_id == plan_id).values(status=status, updated_at=booking.now())
+    )
 
 
 async def book_course(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID) -> None:
@@ -120,7 +124,9 @@ async def book_course(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID
         log.warning("scheduling.plan_unknown", plan_id=str(plan_id))
         return
     await _set_plan_status(tx, plan_id, "active")
-    already = await tx.session.execute(select(appointments.c.appointment_id).where(appointments.c.plan_id == plan_id).limit(1))
+    already = await tx.session.execute(
+        select(appointments.c.appointment_id).where(appointments.c.plan_id == plan_id).limit(1)
+    )
     if already.first():
         return
     if await _ineligible(tx, patient_id):
@@ -156,13 +162,26 @@ async def book_waiting_courses(tx: Transaction, patient_id: uuid.UUID) -> None:
 
 
 async def _course_step(
-    tx: Transaction, patient: Patient, kind: AppointmentType, not_before: datetime, plan_id: uuid.UUID, number: int | None
+    tx: Transaction,
+    patient: Patient,
+    kind: AppointmentType,
+    not_before: datetime,
+    plan_id: uuid.UUID,
+    number: int | None,
 ) -> booking.Booked | None:
     booked = await booking.book_earliest(
-        tx, patient, kind, not_before=not_before, not_after=not_before + POLICY.search_horizon, plan_id=plan_id, course_session=number
+        tx,
+        patient,
+        kind,
+        not_before=not_before,
+        not_after=not_before + POLICY.search_horizon,
+        plan_id=plan_id,
+        course_session=number,
     )
     if booked is None:
-        log.warning("scheduling.course_step_unbookable", plan_id=str(plan_id), appointment_type=kind.value, session=number)
+        log.warning(
+            "scheduling.course_step_unbookable", plan_id=str(plan_id), appointment_type=kind.value, session=number
+        )
     return booked
 
 
@@ -194,7 +213,9 @@ async def rebook_held_sessions(tx: Transaction, plan_id: uuid.UUID, patient_id: 
     earliest = booking.now() + POLICY.routine_lead
     for row in held.all():
         not_before = max(row.starts_at, earliest)
-        booked = await _course_step(tx, patient, AppointmentType.dosing_session, not_before, row.plan_id, row.course_session)
+        booked = await _course_step(
+            tx, patient, AppointmentType.dosing_session, not_before, row.plan_id, row.course_session
+        )
         if booked is None:
             continue
         await tx.session.execute(
@@ -209,7 +230,11 @@ async def cancel_remaining(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid
     await _set_plan_status(tx, plan_id, "discontinued")
     rows = await tx.session.execute(
         select(appointments)
-        .where(appointments.c.plan_id == plan_id, appointments.c.status == "booked", appointments.c.starts_at > booking.now())
+        .where(
+            appointments.c.plan_id == plan_id,
+            appointments.c.status == "booked",
+            appointments.c.starts_at > booking.now(),
+        )
         .order_by(appointments.c.starts_at)
         .with_for_update()
     )
@@ -243,7 +268,9 @@ async def book_review(
     search horizon (the patient is still seen; safety's overdue escalation covers the due time).
     """
     taken = await tx.session.execute(
-        select(appointments.c.appointment_id).where(appointments.c.review_id == review_id, appointments.c.status != "cancelled")
+        select(appointments.c.appointment_id).where(
+            appointments.c.review_id == review_id, appointments.c.status != "cancelled"
+        )
     )
     if taken.first():
         return
@@ -258,7 +285,12 @@ async def book_review(
         )
         if booked is None and not any_hour:
             booked = await booking.book_earliest(
-                tx, patient, AppointmentType.urgent_review, not_before=start, not_after=start + POLICY.search_horizon, **links
+                tx,
+                patient,
+                AppointmentType.urgent_review,
+                not_before=start,
+                not_after=start + POLICY.search_horizon,
+                **links,
             )
             if booked is not None:
                 log.warning("scheduling.review_booked_after_due", review_id=str(review_id), priority=priority.value)

@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, ExcludeConstraint
 
-from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.auth import audit_table
+from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
@@ -48,11 +48,20 @@ weekly_availability = Table(
     "weekly_availability",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("clinician_id", String(64), ForeignKey("clinicians.clinician_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "clinician_id",
+        String(64),
+        ForeignKey("clinicians.clinician_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("weekday", SmallInteger, nullable=False),
     Column("start_minute", SmallInteger, nullable=False),
     Column("end_minute", SmallInteger, nullable=False),
-    CheckConstraint("weekday BETWEEN 0 AND 6 AND start_minute >= 0 AND start_minute < end_minute AND end_minute <= 1440", name="ck_weekly_availability_window"),
+    CheckConstraint(
+        "weekday BETWEEN 0 AND 6 AND start_minute >= 0 AND start_minute < end_minute AND end_minute <= 1440",
+        name="ck_weekly_availability_window",
+    ),
 )
 
 # Time off: concrete UTC periods in which the clinician takes no appointment.
@@ -60,7 +69,13 @@ availability_exceptions = Table(
     "availability_exceptions",
     metadata,
     Column("exception_id", Uuid, primary_key=True),
-    Column("clinician_id", String(64), ForeignKey("clinicians.clinician_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "clinician_id",
+        String(64),
+        ForeignKey("clinicians.clinician_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("starts_at", DateTime(timezone=True), nullable=False),
     Column("ends_at", DateTime(timezone=True), nullable=False),
     Column("reason", String(64), nullable=False),
@@ -129,7 +144,10 @@ appointments = Table(
 # No double booking, enforced by the database even under concurrent requests:
 # neither a clinician's nor a patient's live appointments may overlap in time
 # (btree_gist provides "=" on text and uuid inside a GiST index).
-for _who, _name in ((appointments.c.clinician_id, "ex_appointments_no_double_booking"), (appointments.c.patient_id, "ex_appointments_patient_overlap")):
+for _who, _name in (
+    (appointments.c.clinician_id, "ex_appointments_no_double_booking"),
+    (appointments.c.patient_id, "ex_appointments_patient_overlap"),
+):
     appointments.append_constraint(
         ExcludeConstraint(
             (_who, "="),

@@ -68,6 +68,7 @@ def review_any_hour(priority: ReviewPriority | None) -> bool:
     """Whether a review of this priority may be booked outside the patient's day (an unknown priority may not)."""
     return priority is not None and priority in POLICY.any_hour_review_priorities
 
+
 HOLD_REASON = "treatment_hold"
 DISCONTINUED_REASON = "plan_discontinued"
 # A superseding decision made the patient ineligible: their evaluation and dosing sessions are cancelled.

@@ -58,7 +58,7 @@ def seed(base_url: str) -> None:
             method="PUT",
             headers={"content-type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - an operator-given URL
+        with urllib.request.urlopen(request, timeout=10) as response:
             print(f"{clinician_id}: {response.status}")
 
 

@@ -1,6 +1,14 @@
 """Authentication (JWT bearer tokens), authorisation (roles, own patient, licensed state) and the audit log."""
 
-from .access import Access, Auditor, JurisdictionLookup, jurisdiction_lookup, learn_jurisdictions, patient_of, record_jurisdiction
+from .access import (
+    Access,
+    Auditor,
+    JurisdictionLookup,
+    jurisdiction_lookup,
+    learn_jurisdictions,
+    patient_of,
+    record_jurisdiction,
+)
 from .http import admitted_roles, allow
 from .tables import audit_table, jurisdiction_table
 from .tokens import DEVELOPMENT_JWT_SECRET, InvalidToken, Principal, Role, TokenVerifier, mint_token

@@ -49,7 +49,9 @@ async def patient_of(sessions: async_sessionmaker[AsyncSession], query: Select[A
 
 def jurisdiction_lookup(table: Table) -> JurisdictionLookup:
     async def lookup(session: AsyncSession, patient_id: uuid.UUID) -> str | None:
-        return (await session.execute(select(table.c.state_of_residence).where(table.c.patient_id == patient_id))).scalar()
+        return (
+            await session.execute(select(table.c.state_of_residence).where(table.c.patient_id == patient_id))
+        ).scalar()
 
     return lookup
 
@@ -81,7 +83,15 @@ class Auditor:
         """Write one row: in ``session`` when given (its caller commits), else in a transaction of its own."""
         if session is None:
             async with self._sessions.begin() as own:
-                await self.record(principal, action, resource, resource_id=resource_id, patient_id=patient_id, outcome=outcome, session=own)
+                await self.record(
+                    principal,
+                    action,
+                    resource,
+                    resource_id=resource_id,
+                    patient_id=patient_id,
+                    outcome=outcome,
+                    session=own,
+                )
             return
         ctx = trace.get_current_span().get_span_context()
         await session.execute(
@@ -114,7 +124,13 @@ class Access:
         self._jurisdiction_of = jurisdiction_of
 
     async def patient(
-        self, patient_id: uuid.UUID, action: str, resource: str, resource_id: object = None, *, operational: bool = False
+        self,
+        patient_id: uuid.UUID,
+        action: str,
+        resource: str,
+        resource_id: object = None,
+        *,
+        operational: bool = False,
     ) -> None:
         """Allow this caller to ``action`` this patient's ``resource``, or raise Forbidden; audited either way.
 
@@ -122,7 +138,11 @@ class Access:
         (which events arrived, when), which operators need to trace a journey."""
         # The licence lookup and the audit row share one transaction: one connection per check.
         async with self._sessions.begin() as session:
-            refusal = None if operational and self.principal.role is Role.OPERATOR else await self._refusal(session, patient_id)
+            refusal = (
+                None
+                if operational and self.principal.role is Role.OPERATOR
+                else await self._refusal(session, patient_id)
+            )
             await self._auditor.record(
                 self.principal,
                 action,

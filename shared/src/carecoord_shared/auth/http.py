@@ -19,7 +19,9 @@ from ..errors import Forbidden
 from .access import Access
 from .tokens import InvalidToken, Role
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)")
+_bearer = HTTPBearer(
+    auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)"
+)
 
 
 def _unauthorised(message: str) -> HTTPException:
@@ -30,7 +32,9 @@ def allow(*roles: Role) -> Any:
     """A dependency admitting only callers with a valid token in one of ``roles``."""
     admitted = frozenset(roles)
 
-    async def authorise(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Access:
+    async def authorise(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Access:
         runtime = request.app.state.runtime
         if credentials is None:
             raise _unauthorised("a bearer token is required (Authorization: Bearer <JWT>)")
@@ -41,7 +45,9 @@ def allow(*roles: Role) -> Any:
         # For the audit row of a refusal raised later in this request (service.py's Forbidden handler).
         request.state.principal = principal
         if principal.role not in admitted:
-            raise Forbidden(f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}")
+            raise Forbidden(
+                f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}"
+            )
         return Access(principal, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of)
 
     authorise.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route-coverage test

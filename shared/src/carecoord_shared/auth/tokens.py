@@ -74,7 +74,9 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         # A public key, when configured, is the only thing trusted: a token signed
         # with a shared secret is refused even if someone knows the secret.
-        key, algorithms = (self.public_key, list(PUBLIC_KEY_ALGORITHMS)) if self.public_key else (self.secret, ["HS256"])
+        key, algorithms = (
+            (self.public_key, list(PUBLIC_KEY_ALGORITHMS)) if self.public_key else (self.secret, ["HS256"])
+        )
         try:
             claims = jwt.decode(
                 token,
@@ -129,7 +131,14 @@ def mint_token(
 ) -> str:
     """An HS256 token, as a development identity provider would issue it (tests, `carecoord token`)."""
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": subject, "role": str(Role(role)), "iat": now, "exp": now + ttl_s, "iss": issuer, "aud": audience}
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "role": str(Role(role)),
+        "iat": now,
+        "exp": now + ttl_s,
+        "iss": issuer,
+        "aud": audience,
+    }
     if patient_id is not None:
         claims["patient_id"] = str(patient_id)
     if Role(role) is Role.CLINICIAN:

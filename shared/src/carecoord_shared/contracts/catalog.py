@@ -47,7 +47,10 @@ def markdown() -> str:
                 if not current:
                     label += f"; upcast to v{version + 1})" if (event_type, version) in UPCASTERS else ")"
                 doc = inspect.cleandoc(model.__doc__ or "")
-                lines += [f"{label} — schema [`{message_key(event_type, version)}.json`](schemas/{message_key(event_type, version)}.json)", ""]
+                lines += [
+                    f"{label} — schema [`{message_key(event_type, version)}.json`](schemas/{message_key(event_type, version)}.json)",
+                    "",
+                ]
                 if doc:
                     lines += [doc, ""]
                 lines += _fields_table(standalone_schema(event_type, version))
@@ -61,7 +64,9 @@ def _fields_table(schema: dict[str, Any]) -> list[str]:
     required = set(schema.get("required", []))
     rows = ["| field | type | required | constraints |", "|---|---|---|---|"]
     for name, prop in props.items():
-        rows.append(f"| `{name}` | {_type(schema, prop)} | {'yes' if name in required else 'no'} | {_constraints(schema, prop)} |")
+        rows.append(
+            f"| `{name}` | {_type(schema, prop)} | {'yes' if name in required else 'no'} | {_constraints(schema, prop)} |"
+        )
     return [*rows, ""]
 
 
@@ -89,8 +94,15 @@ def _constraints(root: dict[str, Any], prop: dict[str, Any]) -> str:
     target = _resolve(root, prop)
     parts = []
     for sub in [target, *target.get("anyOf", []), target.get("items", {})]:
-        for key, label in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "min length"), ("maxLength", "max length"),
-                           ("minItems", "min items"), ("maxItems", "max items"), ("pattern", "pattern")):  # fmt: skip
+        for key, label in (
+            ("minimum", "≥"),
+            ("maximum", "≤"),
+            ("minLength", "min length"),
+            ("maxLength", "max length"),
+            ("minItems", "min items"),
+            ("maxItems", "max items"),
+            ("pattern", "pattern"),
+        ):
             if key in sub:
                 value = f"`{sub[key]}`" if key == "pattern" else sub[key]
                 parts.append(f"{label} {value}")

@@ -1,9 +1,9 @@
 """`carecoord-contracts`: regenerate, check and release the published contract.
 
-    carecoord-contracts generate          write docs/asyncapi.json, docs/schemas/, docs/events.md
-    carecoord-contracts generate --check  fail if the committed documents are stale
-    carecoord-contracts compat            fail if the code breaks the last released snapshot
-    carecoord-contracts release 1.1.0     snapshot the current schemas as a release
+carecoord-contracts generate          write docs/asyncapi.json, docs/schemas/, docs/events.md
+carecoord-contracts generate --check  fail if the committed documents are stale
+carecoord-contracts compat            fail if the code breaks the last released snapshot
+carecoord-contracts release 1.1.0     snapshot the current schemas as a release
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ def stale(docs_dir: Path) -> list[str]:
     expected = documents()
     problems = [p for p, text in expected.items() if not (docs_dir / p).exists() or (docs_dir / p).read_text() != text]
     extra = [
-        str(p.relative_to(docs_dir)) for p in (docs_dir / "schemas").glob("*.json") if str(p.relative_to(docs_dir)) not in expected
+        str(p.relative_to(docs_dir))
+        for p in (docs_dir / "schemas").glob("*.json")
+        if str(p.relative_to(docs_dir)) not in expected
     ]
     return problems + [f"{p} (no longer generated)" for p in extra]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="carecoord-contracts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="carecoord-contracts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate")

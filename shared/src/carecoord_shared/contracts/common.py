@@ -5,15 +5,65 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 # Two-letter USPS codes of the states and DC; which of them are served is configuration.
 US_STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
-    "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+    ]
 )
 
 # Clocks of producers and consumers disagree a little; beyond this a timestamp "from the future" is wrong.
@@ -61,12 +111,16 @@ ActorId = Annotated[
 ]
 Milligrams = Annotated[int, Field(ge=1, le=1000, description="oral ketamine dose in mg")]
 Cents = Annotated[int, Field(ge=0, le=100_000_000, description="money in integer cents (USD)")]
-SignedCents = Annotated[int, Field(ge=-100_000_000, le=100_000_000, description="money in integer cents (USD), may be negative")]
+SignedCents = Annotated[
+    int, Field(ge=-100_000_000, le=100_000_000, description="money in integer cents (USD), may be negative")
+]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_epoch_number)]
 PastTimestamp = Annotated[Timestamp, AfterValidator(_not_in_future)]
 # When a producer says its event happened: its own clock, which may run ahead (see above).
 ProducerTimestamp = Annotated[Timestamp, AfterValidator(_not_implausibly_future)]
-IanaTimeZone = Annotated[str, Field(min_length=3, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)]
+IanaTimeZone = Annotated[
+    str, Field(min_length=3, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)
+]
 Systolic = Annotated[int, Field(ge=50, le=300, description="mmHg")]
 Diastolic = Annotated[int, Field(ge=20, le=200, description="mmHg")]
 HeartRate = Annotated[int, Field(ge=20, le=250, description="beats per minute")]
@@ -85,7 +139,10 @@ def _icd10cm_without_dot(value: str) -> str:
 # dot (if written) only after the third character. Stored and sent without the dot.
 DiagnosisCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$", description="ICD-10-CM code, e.g. F43.10 or F4310 (sent without the dot)"),
+    Field(
+        pattern=r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$",
+        description="ICD-10-CM code, e.g. F43.10 or F4310 (sent without the dot)",
+    ),
     AfterValidator(_icd10cm_without_dot),
 ]
 

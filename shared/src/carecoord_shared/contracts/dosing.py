@@ -23,10 +23,15 @@ class TreatmentPlanCreated(Event):
     max_dose_mg: Milligrams
     max_step_mg: Milligrams
     planned_sessions: SessionNumber
-    cadence_days: Annotated[int, Field(ge=1, le=90, description="days between dosing sessions; absent means weekly")] | None = None
-    indication: Indication | None = Field(default=None, description="what the plan treats; absent on plans created before it was recorded")
+    cadence_days: (
+        Annotated[int, Field(ge=1, le=90, description="days between dosing sessions; absent means weekly")] | None
+    ) = None
+    indication: Indication | None = Field(
+        default=None, description="what the plan treats; absent on plans created before it was recorded"
+    )
     diagnosis_codes: DiagnosisCodes | None = Field(
-        default=None, description="ICD-10-CM codes the clinician chose, principal first, without the dot; absent on older plans"
+        default=None,
+        description="ICD-10-CM codes the clinician chose, principal first, without the dot; absent on older plans",
     )
 
 
@@ -95,7 +100,8 @@ class DoseApproved(Event):
     approved_dose_mg: Milligrams
     approved_by: ActorId
     review_id: uuid.UUID | None = Field(
-        default=None, description="Set when the dose was approved by resolving a clinician review (resume_with_dose_change)."
+        default=None,
+        description="Set when the dose was approved by resolving a clinician review (resume_with_dose_change).",
     )
 
 

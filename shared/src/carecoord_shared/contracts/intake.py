@@ -8,7 +8,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .common import CoverageKind, EligibilityOutcome, IanaTimeZone, Instrument, RuleVersion, ShortCode, ShortCodes, StateCode
+from .common import (
+    CoverageKind,
+    EligibilityOutcome,
+    IanaTimeZone,
+    Instrument,
+    RuleVersion,
+    ShortCode,
+    ShortCodes,
+    StateCode,
+)
 from .envelope import Event
 
 
@@ -60,7 +69,8 @@ class EligibilityDetermined(Event):
     state_of_residence: StateCode
     time_zone: IanaTimeZone
     overridden_by: Annotated[str, Field(max_length=64)] | None = Field(
-        default=None, description="The clinician who made this decision (an override or a re-evaluation); None for the rules' own"
+        default=None,
+        description="The clinician who made this decision (an override or a re-evaluation); None for the rules' own",
     )
     sequence: Annotated[int, Field(ge=1)] | None = Field(
         default=None,

@@ -8,7 +8,6 @@ from typing import Annotated
 from pydantic import Field
 
 from .common import (
-    Timestamp,
     ActorId,
     Diastolic,
     Grade,
@@ -22,6 +21,7 @@ from .common import (
     ShortCode,
     ShortCodes,
     Systolic,
+    Timestamp,
 )
 from .envelope import Event
 
@@ -91,7 +91,9 @@ class MoodCheckInRecorded(Event):
     phq9_item9: Annotated[int, Field(ge=0, le=3)] | None = None
     pcl5_total: Annotated[int, Field(ge=0, le=80)] | None = None
     appointment_id: uuid.UUID | None = None
-    gad7_total: Annotated[int, Field(ge=0, le=21)] | None = Field(default=None, description="GAD-7 total when the check-in asked it")
+    gad7_total: Annotated[int, Field(ge=0, le=21)] | None = Field(
+        default=None, description="GAD-7 total when the check-in asked it"
+    )
 
 
 class CheckInMissed(Event):
@@ -146,7 +148,8 @@ class ClinicianReviewResolved(Event):
     decision: ReviewDecision
     resolved_by: ActorId | None = None
     dose_mg: Milligrams | None = Field(
-        default=None, description="The new dose the clinician approved with resume_with_dose_change; absent for other decisions."
+        default=None,
+        description="The new dose the clinician approved with resume_with_dose_change; absent for other decisions.",
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import Field
 
-from .common import Timestamp, ActorId, AppointmentType, ShortCode
+from .common import ActorId, AppointmentType, ShortCode, Timestamp
 from .envelope import Event
 
 

@@ -37,9 +37,7 @@ def _doc(model: type[Event]) -> str:
 def event_schemas() -> tuple[dict[tuple[str, int], dict[str, Any]], dict[str, Any]]:
     """Payload schema per (type, version), with the shared definitions they reference."""
     keys = sorted(HISTORY)
-    refs, top = models_json_schema(
-        [(HISTORY[k], "validation") for k in keys], ref_template=REF
-    )
+    refs, top = models_json_schema([(HISTORY[k], "validation") for k in keys], ref_template=REF)
     defs = top.get("$defs", {})
     by_key = {}
     for key in keys:
@@ -65,7 +63,16 @@ def _envelope_schema(event_type: str, version: int, payload_ref: str) -> dict[st
     return {
         "type": "object",
         "description": "The envelope every event travels in; `payload` is the event itself.",
-        "required": ["event_id", "type", "version", "occurred_at", "producer", "patient_id", "correlation_id", "payload"],
+        "required": [
+            "event_id",
+            "type",
+            "version",
+            "occurred_at",
+            "producer",
+            "patient_id",
+            "correlation_id",
+            "payload",
+        ],
         "properties": {
             "event_id": {**uuid_, "description": "Unique per event; consumers deduplicate on it."},
             "type": {"type": "string", "const": event_type, "pattern": EVENT_TYPE_PATTERN},
@@ -228,7 +235,10 @@ def _dead_letter_message() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {"$ref": "#/components/schemas/DeadLetter"},
         "bindings": {
-            "kafka": {"key": {"type": "string", "description": "the original message's key"}, "bindingVersion": KAFKA_BINDING}
+            "kafka": {
+                "key": {"type": "string", "description": "the original message's key"},
+                "bindingVersion": KAFKA_BINDING,
+            }
         },
     }
 

@@ -91,7 +91,12 @@ SAFETY_REVIEWS = Topic(
     name="safety.reviews",
     producer="safety",
     consumers=("scheduling", "billing"),
-    events=("ClinicianReviewOpened", "ClinicianReviewAcknowledged", "ClinicianReviewOverdue", "ClinicianReviewResolved"),
+    events=(
+        "ClinicianReviewOpened",
+        "ClinicianReviewAcknowledged",
+        "ClinicianReviewOverdue",
+        "ClinicianReviewResolved",
+    ),
     description="Clinician review tasks: opened by the safety rules, acknowledged, overdue, resolved.",
 )
 SAFETY_HOLDS = Topic(

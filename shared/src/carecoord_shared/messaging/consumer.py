@@ -61,7 +61,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
-from ..contracts import CATALOG, Envelope, Event, Topic, UnsupportedVersion, upcast
+from ..contracts import CATALOG, Envelope, Event, UnsupportedVersion, upcast
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .clock_skew import note_clock_skew
@@ -264,9 +264,12 @@ class EventConsumer:
 
     async def _dead_letter_undecodable(self, bad: Undecodable) -> None:
         await self._dead_letters.send_undecodable(
-            bad.topic, bad.partition, bad.offset, raw=bad.raw,
+            bad.topic,
+            bad.partition,
+            bad.offset,
+            raw=bad.raw,
             detail={"error": bad.error, "attempts": bad.attempts, "last_offset": bad.last_offset},
-        )  # fmt: skip
+        )
         self._undecodable.add(1, {"topic": bad.topic})
         self.undecodable_skipped += 1
 
@@ -402,7 +405,9 @@ class EventConsumer:
     def _committed(self, d: Delivery, outcome: Outcome) -> Outcome:
         assert d.envelope is not None
         if outcome is Outcome.parked:
-            log.warning("event.parked", event_type=d.envelope.type, event_id=str(d.envelope.event_id), reason=BEHIND_PARKED)
+            log.warning(
+                "event.parked", event_type=d.envelope.type, event_id=str(d.envelope.event_id), reason=BEHIND_PARKED
+            )
             return outcome
         if outcome is Outcome.duplicate:
             log.info("event.duplicate", event_type=d.envelope.type, event_id=str(d.envelope.event_id))
@@ -503,7 +508,9 @@ class EventConsumer:
                 tx.cause = envelope
                 with structlog.contextvars.bound_contextvars(event_id=str(envelope.event_id), event_type=envelope.type):
                     if await tx.claim_inbox(envelope, head.topic):
-                        event = CATALOG[envelope.type].model_validate(upcast(envelope.type, envelope.version, envelope.payload))
+                        event = CATALOG[envelope.type].model_validate(
+                            upcast(envelope.type, envelope.version, envelope.payload)
+                        )
                         for handler in self._handlers.get(envelope.type, []):
                             await handler(event, tx)
                 await self.parking.unpark(tx.session, head)

@@ -84,13 +84,19 @@ class DeadLetterer:
         )
         await self._publish_letter(letter, record.key)
 
-    async def send_undecodable(self, topic: str, partition: int, offset: int, *, raw: bytes, detail: dict[str, Any]) -> None:
+    async def send_undecodable(
+        self, topic: str, partition: int, offset: int, *, raw: bytes, detail: dict[str, Any]
+    ) -> None:
         """A batch whose bytes are broken: kept by its coordinates and its raw bytes (never replayable).
 
         The batch stays on the original topic until retention deletes it, where an
         operator reads it by topic, partition and offset (kcat -o).
         """
-        detail = {**detail, "raw_batch_b64": base64.b64encode(raw[:MAX_KEPT_ORIGINAL_BYTES]).decode(), "raw_batch_size": len(raw)}
+        detail = {
+            **detail,
+            "raw_batch_b64": base64.b64encode(raw[:MAX_KEPT_ORIGINAL_BYTES]).decode(),
+            "raw_batch_size": len(raw),
+        }
         letter = DeadLetter(
             reason=UNDECODABLE,
             detail=detail,
@@ -114,7 +120,9 @@ class DeadLetterer:
             "original-offset": str(letter.original_offset),
         }
         # No key on the span: a rejected record's key may be anything its sender chose.
-        with publish_span(self.topic, None, letter.event_id or "", letter.event_type or "unknown", None) as trace_headers:
+        with publish_span(
+            self.topic, None, letter.event_id or "", letter.event_type or "unknown", None
+        ) as trace_headers:
             await self._publish(self.topic, letter.model_dump_json().encode(), key, headers | trace_headers)
         self._count.add(1, {"reason": letter.reason})
         log.warning(

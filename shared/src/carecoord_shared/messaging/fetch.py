@@ -37,7 +37,13 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, IllegalOperation, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    CorruptRecordException,
+    IllegalOperation,
+    IllegalStateError,
+    KafkaError,
+)
 
 from .raw_records import RawFetcher
 
@@ -177,8 +183,15 @@ class SafeFetch:
         parsed = await self._raw.read(tp, start)
         records = parsed.records[:budget]
         repaired = sum(1 for r in records if any("\ufffd" in key for key, _v in r.headers))
-        log.warning("fetch.read_raw", topic=tp.topic, partition=tp.partition, offset=start,
-                    records=len(records), repaired_header_keys=repaired, broken=len(parsed.broken))  # fmt: skip
+        log.warning(
+            "fetch.read_raw",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=start,
+            records=len(records),
+            repaired_header_keys=repaired,
+            broken=len(parsed.broken),
+        )
         out.records.extend(readable_headers(r) for r in records)
         if len(records) < len(parsed.records):
             self._consumer.seek(tp, records[-1].offset + 1)  # the rest comes with the next poll
@@ -191,8 +204,17 @@ class SafeFetch:
                 self._failures[key] = attempts
                 next_offset = broken.first_offset  # read it again next time
                 continue
-            out.undecodable.append(Undecodable(tp.topic, tp.partition, broken.first_offset, broken.last_offset,
-                                               broken.problem, attempts, broken.raw))  # fmt: skip
+            out.undecodable.append(
+                Undecodable(
+                    tp.topic,
+                    tp.partition,
+                    broken.first_offset,
+                    broken.last_offset,
+                    broken.problem,
+                    attempts,
+                    broken.raw,
+                )
+            )
         self._consumer.seek(tp, next_offset)
 
 
@@ -208,5 +230,8 @@ def readable_headers(record: ConsumerRecord) -> ConsumerRecord:
             value.decode()
         return record
     except (AttributeError, UnicodeDecodeError):
-        headers = tuple((key, value.decode(errors="replace").encode() if value is not None else b"") for key, value in record.headers)
+        headers = tuple(
+            (key, value.decode(errors="replace").encode() if value is not None else b"")
+            for key, value in record.headers
+        )
         return dataclasses.replace(record, headers=headers)

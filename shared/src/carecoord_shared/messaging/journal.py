@@ -66,7 +66,9 @@ def journal_router(journal: Table) -> APIRouter:
 
     @router.get("/patients/{patient_id}/received-events", response_model=list[JournalEntry])
     async def received_events(
-        patient_id: uuid.UUID, uow: UowDep, access: Annotated[Access, allow(Role.OPERATOR, Role.CLINICIAN, Role.SERVICE)]
+        patient_id: uuid.UUID,
+        uow: UowDep,
+        access: Annotated[Access, allow(Role.OPERATOR, Role.CLINICIAN, Role.SERVICE)],
     ) -> Any:
         await access.patient(patient_id, "read", "received-events", operational=True)
         async with uow.sessions() as session:

@@ -30,7 +30,10 @@ def create_messaging_tables_v1() -> None:
         sa.Column("event_type", sa.String(length=80), nullable=False),
         sa.Column("envelope", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
-            "trace_context", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+            "trace_context",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
@@ -75,13 +78,18 @@ def add_outbox_parking_v1() -> None:
     op.add_column("outbox", sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("outbox", sa.Column("park_error", sa.String(length=80), nullable=True))
     op.create_index(
-        "ix_outbox_parked", "outbox", ["topic", "key", "id"], unique=False,
+        "ix_outbox_parked",
+        "outbox",
+        ["topic", "key", "id"],
+        unique=False,
         postgresql_where=sa.text("parked_at IS NOT NULL AND sent_at IS NULL"),
-    )  # fmt: skip
+    )
 
 
 def drop_outbox_parking_v1() -> None:
-    op.drop_index("ix_outbox_parked", table_name="outbox", postgresql_where=sa.text("parked_at IS NOT NULL AND sent_at IS NULL"))
+    op.drop_index(
+        "ix_outbox_parked", table_name="outbox", postgresql_where=sa.text("parked_at IS NOT NULL AND sent_at IS NULL")
+    )
     op.drop_column("outbox", "park_error")
     op.drop_column("outbox", "parked_at")
 

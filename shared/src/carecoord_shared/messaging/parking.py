@@ -63,15 +63,32 @@ class ParkedEvent:
 
     def record(self) -> ConsumerRecord:
         """The record as it was consumed (for the handlers and a dead letter)."""
-        return ConsumerRecord(self.topic, self.partition, self.offset, 0, 0, str(self.patient_id).encode(),
-                              self.value, None, -1, len(self.value), ())  # fmt: skip
+        return ConsumerRecord(
+            self.topic,
+            self.partition,
+            self.offset,
+            0,
+            0,
+            str(self.patient_id).encode(),
+            self.value,
+            None,
+            -1,
+            len(self.value),
+            (),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "event_id": str(self.event_id), "event_type": self.event_type, "topic": self.topic,
-            "partition": self.partition, "offset": self.offset, "reason": self.reason, "error": self.error,
-            "attempts": self.attempts, "parked_at": self.parked_at.isoformat(),
-        }  # fmt: skip
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason,
+            "error": self.error,
+            "attempts": self.attempts,
+            "parked_at": self.parked_at.isoformat(),
+        }
 
 
 @dataclass
@@ -93,7 +110,9 @@ class Parking:
         if not wanted:
             return {}
         t = self._table
-        rows = await session.execute(select(t.c.patient_id, t.c.event_id).where(t.c.patient_id.in_(wanted)).order_by(t.c.id))
+        rows = await session.execute(
+            select(t.c.patient_id, t.c.event_id).where(t.c.patient_id.in_(wanted)).order_by(t.c.id)
+        )
         found: dict[uuid.UUID, Parked] = {}
         for patient_id, event_id in rows:
             found.setdefault(patient_id, Parked(head=event_id, events=set())).events.add(event_id)
@@ -104,18 +123,28 @@ class Parking:
     ) -> None:
         await session.execute(
             self._table.insert().values(
-                patient_id=envelope.patient_id, event_id=envelope.event_id, event_type=envelope.type,
-                topic=record.topic, partition=record.partition, offset=record.offset, value=record.value or b"",
-                reason=reason, error=error[:120],
+                patient_id=envelope.patient_id,
+                event_id=envelope.event_id,
+                event_type=envelope.type,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                value=record.value or b"",
+                reason=reason,
+                error=error[:120],
             )
-        )  # fmt: skip
+        )
 
     async def head(self, session: AsyncSession, patient_id: uuid.UUID) -> ParkedEvent | None:
         """The patient's first parked event, locked so that one release at a time applies it."""
         t = self._table
         row = (
             await session.execute(
-                select(t).where(t.c.patient_id == patient_id).order_by(t.c.id).limit(1).with_for_update(skip_locked=True)
+                select(t)
+                .where(t.c.patient_id == patient_id)
+                .order_by(t.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
             )
         ).first()
         return ParkedEvent(**row._mapping) if row else None
@@ -126,27 +155,37 @@ class Parking:
     async def failed_again(self, event: ParkedEvent, error: str) -> None:
         async with self._sessions() as session, session.begin():
             t = self._table
-            await session.execute(update(t).where(t.c.id == event.id).values(attempts=t.c.attempts + 1, error=error[:120]))
+            await session.execute(
+                update(t).where(t.c.id == event.id).values(attempts=t.c.attempts + 1, error=error[:120])
+            )
 
     async def patients(self) -> list[dict[str, Any]]:
         """Each parked patient: how many events wait and what holds them (its first event)."""
         t = self._table
         async with self._sessions() as session:
-            counts = (await session.execute(select(t.c.patient_id, func.count(), func.min(t.c.id)).group_by(t.c.patient_id))).all()
+            counts = (
+                await session.execute(select(t.c.patient_id, func.count(), func.min(t.c.id)).group_by(t.c.patient_id))
+            ).all()
             heads = {
                 row.id: ParkedEvent(**row._mapping)
                 for row in (await session.execute(select(t).where(t.c.id.in_([c[2] for c in counts])))).all()
             }
         now = datetime.now(UTC)
         return [
-            {"patient_id": str(patient), "events": count, "head": heads[first].as_json(),
-             "parked_s": round((now - heads[first].parked_at).total_seconds(), 1)}
+            {
+                "patient_id": str(patient),
+                "events": count,
+                "head": heads[first].as_json(),
+                "parked_s": round((now - heads[first].parked_at).total_seconds(), 1),
+            }
             for patient, count, first in sorted(counts, key=lambda c: c[2])
-        ]  # fmt: skip
+        ]
 
     async def count(self) -> int:
         async with self._sessions() as session:
-            return int((await session.execute(select(func.count(func.distinct(self._table.c.patient_id))))).scalar_one())
+            return int(
+                (await session.execute(select(func.count(func.distinct(self._table.c.patient_id))))).scalar_one()
+            )
 
     async def self_releasing(self) -> list[uuid.UUID]:
         """Parked patients whose first event the consumer may retry by itself."""
@@ -154,6 +193,9 @@ class Parking:
         first = select(t.c.patient_id, func.min(t.c.id).label("id")).group_by(t.c.patient_id).subquery()
         async with self._sessions() as session:
             rows = await session.execute(
-                select(t.c.patient_id).join(first, t.c.id == first.c.id).where(t.c.reason.in_(SELF_RELEASING)).order_by(t.c.id)
+                select(t.c.patient_id)
+                .join(first, t.c.id == first.c.id)
+                .where(t.c.reason.in_(SELF_RELEASING))
+                .order_by(t.c.id)
             )
             return list(rows.scalars())

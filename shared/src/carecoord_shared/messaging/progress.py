@@ -43,7 +43,12 @@ class PartitionProgress:
     def stalled(self) -> list[dict[str, Any]]:
         now = self._clock()
         return [
-            {"topic": tp.topic, "partition": tp.partition, "lag": highwater - position, "stalled_s": round(now - since, 1)}
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "lag": highwater - position,
+                "stalled_s": round(now - since, 1),
+            }
             for tp, (position, highwater, since) in sorted(self._seen.items())
             if position < highwater and now - since >= self.stall_after_s
         ]

@@ -67,7 +67,9 @@ def parse(tp: TopicPartition, data: bytes, from_offset: int) -> Parsed:
         try:
             out.records.extend(r for r in _records(tp, first, body) if r.offset >= from_offset)
         except (ValueError, IndexError, struct.error) as exc:
-            out.broken.append(BrokenBatch(max(first, from_offset), last, f"malformed record: {type(exc).__name__}", raw))
+            out.broken.append(
+                BrokenBatch(max(first, from_offset), last, f"malformed record: {type(exc).__name__}", raw)
+            )
             out.next_offset = last + 1
             break
         out.next_offset = last + 1
@@ -105,7 +107,7 @@ def _batch(base: int, view: memoryview) -> tuple[int, Any]:
             return last, f"unknown compression {codec}"
         try:
             records = _DECOMPRESS[codec](records)
-        except Exception as exc:  # noqa: BLE001 - any decompressor's failure means the same thing
+        except Exception as exc:
             return last, f"cannot decompress: {type(exc).__name__}"
     return last, (records, attributes, base_ts, max_ts, count)
 
@@ -135,9 +137,18 @@ def _records(tp: TopicPartition, base: int, body: tuple[Any, ...]) -> Iterator[C
         if pos != end:
             raise ValueError("record length does not match its fields")
         yield ConsumerRecord(
-            tp.topic, tp.partition, base + offset_delta, max_ts if log_append else base_ts + ts_delta, int(log_append),
-            key, value, None, len(key) if key is not None else -1, len(value) if value is not None else -1, tuple(headers),
-        )  # fmt: skip
+            tp.topic,
+            tp.partition,
+            base + offset_delta,
+            max_ts if log_append else base_ts + ts_delta,
+            int(log_append),
+            key,
+            value,
+            None,
+            len(key) if key is not None else -1,
+            len(value) if value is not None else -1,
+            tuple(headers),
+        )
 
 
 def _sized(data: bytes, pos: int) -> tuple[bytes | None, int]:

@@ -39,7 +39,6 @@ from .relay_send import Outcome, PassSender, Record
 from .tables import MessagingTables
 from .tracing import publish_span
 
-
 log = structlog.get_logger("carecoord.outbox")
 
 # Parked keys listed in readiness, oldest first; the gauge counts them all.
@@ -83,15 +82,19 @@ class OutboxRelay:
         self.last_backlog: tuple[int, float | None] = (0, None)
         self.last_parked = 0
         meter().create_observable_gauge(
-            "carecoord.outbox.backlog", callbacks=[lambda _o: [metrics.Observation(self.last_backlog[0])]],
+            "carecoord.outbox.backlog",
+            callbacks=[lambda _o: [metrics.Observation(self.last_backlog[0])]],
             description="Outbox rows not yet published",
         )
         meter().create_observable_gauge(
-            "carecoord.outbox.oldest_age", unit="s", callbacks=[lambda _o: [metrics.Observation(self.last_backlog[1] or 0.0)]],
+            "carecoord.outbox.oldest_age",
+            unit="s",
+            callbacks=[lambda _o: [metrics.Observation(self.last_backlog[1] or 0.0)]],
             description="Age of the oldest unpublished outbox row",
         )
         meter().create_observable_gauge(
-            "carecoord.outbox.parked_keys", callbacks=[lambda _o: [metrics.Observation(self.last_parked)]],
+            "carecoord.outbox.parked_keys",
+            callbacks=[lambda _o: [metrics.Observation(self.last_parked)]],
             description="Outbox keys waiting on a row the broker refused for good",
         )
 
@@ -210,7 +213,9 @@ class OutboxRelay:
         outbox = self._outbox
         now = datetime.now(UTC)
         if outcome.acked:
-            await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in outcome.acked])).values(sent_at=now))
+            await session.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in outcome.acked])).values(sent_at=now)
+            )
         if outcome.parked:
             park = (
                 update(outbox)
@@ -254,7 +259,7 @@ class OutboxRelay:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), 5)
-            except Exception as exc:  # noqa: BLE001 - a producer being dropped may be broken
+            except Exception as exc:
                 log.debug("outbox.producer_close_failed", error=type(exc).__name__)
 
     async def backlog(self) -> tuple[int, float | None]:
@@ -288,7 +293,12 @@ class OutboxRelay:
         self.last_parked = count
         now = datetime.now(UTC)
         parked = [
-            {"topic": r.topic, "event_type": r.event_type, "since_s": (now - r.parked_at).total_seconds(), "error": r.park_error}
+            {
+                "topic": r.topic,
+                "event_type": r.event_type,
+                "since_s": (now - r.parked_at).total_seconds(),
+                "error": r.park_error,
+            }
             for r in listed
         ]
         return {"backlog": backlog, "oldest_age_s": oldest_age, "parked_keys": count, "parked": parked}

@@ -89,7 +89,7 @@ class PassSender:
         for topic in {topic for topic, _key in groups}:
             try:
                 partitions = sorted(await self._partitions(topic))
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 for key, group in groups.items():
                     if key[0] == topic:
                         _settle(outcome, key, group[0].row, exc)
@@ -127,7 +127,7 @@ class PassSender:
         for batch_groups, builder in self._pack(groups):
             try:
                 sent.append((batch_groups, await self._producer.send_batch(builder, tp[0], partition=tp[1])))
-            except Exception as exc:  # noqa: BLE001 - the producer refused to queue it
+            except Exception as exc:
                 sent.append((batch_groups, exc))
         for batch_groups, future in sent:
             error = future if isinstance(future, BaseException) else await _failure(future)
@@ -146,7 +146,7 @@ class PassSender:
             _append(builder, record)
             try:
                 error = await _failure(await self._producer.send_batch(builder, tp[0], partition=tp[1]))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 error = exc
             if error is not None:
                 _settle(outcome, (tp[0], record.row.key), record.row, error)
@@ -185,7 +185,7 @@ def _settle(outcome: Outcome, key: Key, row: Any, error: BaseException) -> None:
 async def _failure(future: asyncio.Future[Any]) -> BaseException | None:
     try:
         await future
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     return None
 
@@ -195,7 +195,10 @@ def _single_row(groups: list[list[Record]]) -> bool:
 
 
 def _append(builder: Any, record: Record) -> bool:
-    return builder.append(timestamp=None, key=record.row.key.encode(), value=record.value, headers=record.headers) is not None
+    return (
+        builder.append(timestamp=None, key=record.row.key.encode(), value=record.value, headers=record.headers)
+        is not None
+    )
 
 
 def _estimate(record: Record) -> int:

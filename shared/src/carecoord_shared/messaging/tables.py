@@ -56,7 +56,9 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("parked_at", DateTime(timezone=True)),
         Column("park_error", String(80)),
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
-        Index("ix_outbox_parked", "topic", "key", "id", postgresql_where=text("parked_at IS NOT NULL AND sent_at IS NULL")),
+        Index(
+            "ix_outbox_parked", "topic", "key", "id", postgresql_where=text("parked_at IS NOT NULL AND sent_at IS NULL")
+        ),
     )
     inbox = Table(
         "inbox",

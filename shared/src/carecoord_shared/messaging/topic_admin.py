@@ -21,26 +21,39 @@ from ..contracts import ALL_TOPICS, Topic
 
 
 def ensure_topics(
-    bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication_factor: int = 1, security: dict[str, Any] | None = None
+    bootstrap: str,
+    topics: tuple[Topic, ...] = ALL_TOPICS,
+    replication_factor: int = 1,
+    security: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create missing topics, grow partition counts, set the registry's settings; returns what was changed.
     ``security``: aiokafka's TLS/SASL options (carecoord_shared.kafka_security)."""
     return asyncio.run(_ensure(bootstrap, topics, replication_factor, security or {}))
 
 
-async def _ensure(bootstrap: str, topics: tuple[Topic, ...], replication_factor: int, security: dict[str, Any]) -> list[str]:
+async def _ensure(
+    bootstrap: str, topics: tuple[Topic, ...], replication_factor: int, security: dict[str, Any]
+) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await admin.start()
     changes: list[str] = []
     try:
-        existing = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics([t.name for t in topics]) if not d["error_code"]}
+        existing = {
+            d["topic"]: len(d["partitions"])
+            for d in await admin.describe_topics([t.name for t in topics])
+            if not d["error_code"]
+        }
         missing = [t for t in topics if t.name not in existing]
         if missing:
             await admin.create_topics(
                 [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.topic_config()) for t in missing]
             )
             changes += [f"created {t.name} ({t.partitions} partitions)" for t in missing]
-        grow = {t.name: NewPartitions(t.partitions) for t in topics if t.name in existing and existing[t.name] < t.partitions}
+        grow = {
+            t.name: NewPartitions(t.partitions)
+            for t in topics
+            if t.name in existing and existing[t.name] < t.partitions
+        }
         if grow:
             await admin.create_partitions(grow)
             changes += [f"grew {name} to {p.total_count} partitions" for name, p in grow.items()]
@@ -58,13 +71,17 @@ async def _align_configs(admin: AIOKafkaAdminClient, topics: list[Topic]) -> lis
     if not topics:
         return []
     described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics])
-    overrides = {r["resource_name"]: _topic_overrides(r) for response in described for r in response.to_object()["resources"]}
+    overrides = {
+        r["resource_name"]: _topic_overrides(r) for response in described for r in response.to_object()["resources"]
+    }
     stale = [t for t in topics if any(overrides[t.name].get(k) != v for k, v in t.topic_config().items())]
     if not stale:
         return []
     # AlterConfigs replaces a topic's whole set of overrides: what was set on the topic
     # by hand is kept, the registry's keys win.
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name, {**overrides[t.name], **t.topic_config()}) for t in stale]
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t.name, {**overrides[t.name], **t.topic_config()}) for t in stale
+    ]
     for response in await admin.alter_configs(resources):
         for r in response.to_object()["resources"]:
             if r["error_code"]:

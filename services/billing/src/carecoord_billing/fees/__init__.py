@@ -59,7 +59,9 @@ class FeeSchedule:
     # A new patient's codes where they differ (E/M 9920x instead of 9921x); the others bill as by_type.
     new_patient_by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = field(default_factory=dict)
 
-    def price(self, appointment_type: AppointmentType, *, video: bool, new_patient: bool | None = None) -> PricedVisit | None:
+    def price(
+        self, appointment_type: AppointmentType, *, video: bool, new_patient: bool | None = None
+    ) -> PricedVisit | None:
         """The visit's codes and price; None when this kind of appointment is not billable.
 
         ``new_patient`` True: the new-patient codes where the schedule has them (None, not said: established)."""
@@ -93,7 +95,9 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
         video_modifier=str(raw["video_modifier"]),
         by_type=by_type,
         new_patient_by_type=new_patient_by_type,
-        package=Package(package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])),
+        package=Package(
+            package["cents"], package["sessions"], frozenset(AppointmentType(t) for t in package["covers"])
+        ),
     )
 
 

@@ -88,13 +88,35 @@ def _subscriber_and_claim(hl: int, claim: Claim) -> list[str]:
         # 2000B: the patient is the subscriber, so no 2000C patient loop below it.
         segment("HL", str(hl), "1", "22", "0"),
         segment("SBR", "P", "18", "", "", "", "", "", "", "CI"),
-        segment("NM1", "IL", "1", text(sub.last_name, 60), text(sub.first_name, 35), "", "", "", "MI", text(sub.member_id, 80)),
+        segment(
+            "NM1",
+            "IL",
+            "1",
+            text(sub.last_name, 60),
+            text(sub.first_name, 35),
+            "",
+            "",
+            "",
+            "MI",
+            text(sub.member_id, 80),
+        ),
         segment("N3", text(sub.line1, 55)),
         segment("N4", text(sub.city, 30), sub.state, sub.postal_code),
         segment("DMG", "D8", sub.date_of_birth.strftime("%Y%m%d"), sub.sex),
         segment("NM1", "PR", "2", claim.payer.display_name, "", "", "", "", "PI", claim.payer.id),
         # 2300: CLM05 = place of service : B (professional) : 1 (original claim)
-        segment("CLM", claim.claim_number, money(claim.total_cents), "", "", (claim.place_of_service, "B", "1"), "Y", "A", "Y", "Y"),
+        segment(
+            "CLM",
+            claim.claim_number,
+            money(claim.total_cents),
+            "",
+            "",
+            (claim.place_of_service, "B", "1"),
+            "Y",
+            "A",
+            "Y",
+            "Y",
+        ),
         segment("HI", ("ABK", claim.diagnoses[0]), *(("ABF", code) for code in claim.diagnoses[1:])),
     ]
     for number, line in enumerate(claim.lines, start=1):

@@ -34,7 +34,9 @@ class Answer:
     status: str  # active | inactive | unknown
 
 
-def _header(purpose: str, reference: str, payer: Payer, provider_name: str, provider_npi: str, at: datetime) -> list[str]:
+def _header(
+    purpose: str, reference: str, payer: Payer, provider_name: str, provider_npi: str, at: datetime
+) -> list[str]:
     return [
         segment("BHT", "0022", purpose, reference, at.strftime("%Y%m%d"), at.strftime("%H%M")),
         segment("HL", "1", "", "20", "1"),
@@ -46,7 +48,18 @@ def _header(purpose: str, reference: str, payer: Payer, provider_name: str, prov
 
 def _subscriber(sub: Subscriber) -> list[str]:
     return [
-        segment("NM1", "IL", "1", text(sub.last_name, 60), text(sub.first_name, 35), "", "", "", "MI", text(sub.member_id, 80)),
+        segment(
+            "NM1",
+            "IL",
+            "1",
+            text(sub.last_name, 60),
+            text(sub.first_name, 35),
+            "",
+            "",
+            "",
+            "MI",
+            text(sub.member_id, 80),
+        ),
         segment("DMG", "D8", sub.date_of_birth.strftime("%Y%m%d"), sub.sex),
     ]
 
@@ -67,9 +80,14 @@ def build_270(inquiries: Sequence[Inquiry], *, provider: ProviderIdentity, contr
             ]
         )
     return interchange(
-        sender=Party(provider.submitter_id, provider.usage), receiver=provider.receiver_id,
-        control_number=control_number, functional_id="HS", version=VERSION, transactions=transactions, at=at,
-    )  # fmt: skip
+        sender=Party(provider.submitter_id, provider.usage),
+        receiver=provider.receiver_id,
+        control_number=control_number,
+        functional_id="HS",
+        version=VERSION,
+        transactions=transactions,
+        at=at,
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +112,11 @@ def read_270(document: str) -> list[ReadInquiry]:
         names = {s[1]: s for s in transaction.segments if s.id == "NM1"}
         trn = _one(transaction.segments, "TRN")
         subscriber, provider = names["IL"], names["1P"]
-        out.append(ReadInquiry(trn[2], trn[3], names["PR"][9], subscriber[9], subscriber[3], subscriber[4], provider[3], provider[9]))
+        out.append(
+            ReadInquiry(
+                trn[2], trn[3], names["PR"][9], subscriber[9], subscriber[3], subscriber[4], provider[3], provider[9]
+            )
+        )
     return out
 
 
@@ -106,7 +128,14 @@ def build_271(
         transactions.append(
             [
                 "271",
-                *_header("11", inquiry.trace_number[:50], Payer(inquiry.payer_id), inquiry.provider_name, inquiry.provider_npi, at),
+                *_header(
+                    "11",
+                    inquiry.trace_number[:50],
+                    Payer(inquiry.payer_id),
+                    inquiry.provider_name,
+                    inquiry.provider_npi,
+                    at,
+                ),
                 segment("HL", "3", "2", "22", "0"),
                 segment("TRN", "2", inquiry.trace_number, inquiry.originator),
                 segment("NM1", "IL", "1", inquiry.last_name, inquiry.first_name, "", "", "", "MI", inquiry.member_id),
@@ -114,9 +143,14 @@ def build_271(
             ]
         )
     return interchange(
-        sender=sender, receiver=receiver, control_number=control_number, functional_id="HB", version=VERSION,
-        transactions=transactions, at=at,
-    )  # fmt: skip
+        sender=sender,
+        receiver=receiver,
+        control_number=control_number,
+        functional_id="HB",
+        version=VERSION,
+        transactions=transactions,
+        at=at,
+    )
 
 
 def read_271(document: str) -> list[Answer]:

@@ -110,7 +110,9 @@ def build(
     day = at.strftime("%Y%m%d")
     body = [
         "835",
-        segment("BPR", "I" if total > 0 else "H", money(max(total, 0)), "C", "CHK" if total > 0 else "NON", *[""] * 11, day),
+        segment(
+            "BPR", "I" if total > 0 else "H", money(max(total, 0)), "C", "CHK" if total > 0 else "NON", *[""] * 11, day
+        ),
         segment("TRN", "1", f"{control_number:09d}", "1999999999"),
         segment("DTM", "405", day),
         segment("N1", "PR", payer.display_name),
@@ -124,10 +126,17 @@ def build(
         p = paid.payment
         body.append(
             segment(
-                "CLP", p.claim_number, p.status_code, money(p.charge_cents), money(p.paid_cents),
+                "CLP",
+                p.claim_number,
+                p.status_code,
+                money(p.charge_cents),
+                money(p.paid_cents),
                 money(p.patient_responsibility_cents) if p.patient_responsibility_cents else "",
-                "12", p.payer_claim_number, paid.place_of_service, "1",
-            )  # fmt: skip
+                "12",
+                p.payer_claim_number,
+                paid.place_of_service,
+                "1",
+            )
         )
         by_group: dict[str, list[Adjustment]] = {}
         for adjustment in p.adjustments:
@@ -137,9 +146,26 @@ def build(
             body.append(segment("CAS", group, *triplets))
         patient = paid.patient
         body.append(
-            segment("NM1", "QC", "1", text(patient.last_name, 60), text(patient.first_name, 35), "", "", "", "MI", text(patient.member_id, 80))
+            segment(
+                "NM1",
+                "QC",
+                "1",
+                text(patient.last_name, 60),
+                text(patient.first_name, 35),
+                "",
+                "",
+                "",
+                "MI",
+                text(patient.member_id, 80),
+            )
         )
     return interchange(
-        sender=sender, receiver=receiver, control_number=control_number, functional_id="HP", version=VERSION,
-        transactions=[body], at=at, implementation_reference=False,
-    )  # fmt: skip
+        sender=sender,
+        receiver=receiver,
+        control_number=control_number,
+        functional_id="HP",
+        version=VERSION,
+        transactions=[body],
+        at=at,
+        implementation_reference=False,
+    )

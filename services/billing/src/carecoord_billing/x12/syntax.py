@@ -96,15 +96,45 @@ def interchange(
     """
     if not 0 < control_number < 1_000_000_000:
         raise X12Error("interchange control numbers are 1..999999999")
-    isa = ELEMENT.join(
-        [
-            "ISA", "00", " " * 10, "00", " " * 10,
-            "ZZ", sender.id.ljust(15), "ZZ", receiver.ljust(15),
-            at.strftime("%y%m%d"), at.strftime("%H%M"), REPETITION, "00501",
-            f"{control_number:09d}", "0", sender.usage, COMPONENT,
-        ]
-    ) + TERMINATOR + "\n"  # fmt: skip
-    out = [isa, segment("GS", functional_id, sender.id, receiver, at.strftime("%Y%m%d"), at.strftime("%H%M"), str(control_number), "X", version)]
+    isa = (
+        ELEMENT.join(
+            [
+                "ISA",
+                "00",
+                " " * 10,
+                "00",
+                " " * 10,
+                "ZZ",
+                sender.id.ljust(15),
+                "ZZ",
+                receiver.ljust(15),
+                at.strftime("%y%m%d"),
+                at.strftime("%H%M"),
+                REPETITION,
+                "00501",
+                f"{control_number:09d}",
+                "0",
+                sender.usage,
+                COMPONENT,
+            ]
+        )
+        + TERMINATOR
+        + "\n"
+    )
+    out = [
+        isa,
+        segment(
+            "GS",
+            functional_id,
+            sender.id,
+            receiver,
+            at.strftime("%Y%m%d"),
+            at.strftime("%H%M"),
+            str(control_number),
+            "X",
+            version,
+        ),
+    ]
     for number, body in enumerate(transactions, start=1):
         st_control = f"{number:04d}"
         st = segment("ST", body[0], st_control, version if implementation_reference else None)
@@ -139,7 +169,9 @@ def parse(text: str) -> list[Transaction]:
     if not text.startswith("ISA") or len(text) < ISA_LENGTH:
         raise X12Error("not an X12 interchange: no ISA segment at the start")
     element, component, terminator = text[3], text[104], text[105]
-    segments = [Segment(tuple(raw.split(element)), component) for raw in (s.strip() for s in text.split(terminator)) if raw]
+    segments = [
+        Segment(tuple(raw.split(element)), component) for raw in (s.strip() for s in text.split(terminator)) if raw
+    ]
     if segments[-1].id != "IEA":
         raise X12Error("the interchange is truncated: it does not end with IEA")
     if segments[0][13] != segments[-1][2]:

@@ -1,5 +1,4 @@
-from carecoord_shared.persistence import run_alembic_env
-
 from carecoord_safety.models import metadata
+from carecoord_shared.persistence import run_alembic_env
 
 run_alembic_env(metadata)

@@ -112,7 +112,9 @@ class Assessment:
     def outcome(self) -> dict[str, Any]:
         """What the assessment decides, for comparing rule versions (shadow mode)."""
         return {
-            "reviews": sorted(f"{r.reason}:{r.priority.value}:{int(r.due_within.total_seconds() // 3600)}h" for r in self.reviews),
+            "reviews": sorted(
+                f"{r.reason}:{r.priority.value}:{int(r.due_within.total_seconds() // 3600)}h" for r in self.reviews
+            ),
             "hold": self.hold,
             "out_of_limits": self.out_of_limits,
             "advice": list(self.advice),
@@ -217,15 +219,21 @@ def _merge_reviews(fired: list[tuple[Rule, list[str]]]) -> tuple[ReviewRequest, 
 Condition = Callable[[Any, Observation, Sequence[Observation], dict[str, Any], RuleSet], list[str] | None]
 
 
-def _min_grade(value: int, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _min_grade(
+    value: int, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     return [f"grade_{obs.grade}"] if obs.grade >= value else None
 
 
-def _grade(value: int, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _grade(
+    value: int, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     return [f"grade_{obs.grade}"] if obs.grade == value else None
 
 
-def _any_red_flag(value: bool, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], rs: RuleSet) -> list[str] | None:
+def _any_red_flag(
+    value: bool, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], rs: RuleSet
+) -> list[str] | None:
     red = [s for s in obs.symptoms if s in rs.red_flags]
     if not value:
         return [] if not red else None
@@ -236,14 +244,20 @@ def _any_red_flag(value: bool, obs: SideEffect, _h: Sequence[Observation], _w: d
 _TRIGGER_MAX = 64
 
 
-def _any_symptom_in(value: list[str], obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _any_symptom_in(
+    value: list[str], obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     named = [s for s in obs.symptoms if s in value]
     if not named:
         return None
-    return [f"symptom_{s}"[:_TRIGGER_MAX] for s in named if s not in _rs.red_flags]  # a red flag already says red_flag_<code>
+    return [
+        f"symptom_{s}"[:_TRIGGER_MAX] for s in named if s not in _rs.red_flags
+    ]  # a red flag already says red_flag_<code>
 
 
-def _any_unknown_symptom(value: bool, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], rs: RuleSet) -> list[str] | None:
+def _any_unknown_symptom(
+    value: bool, obs: SideEffect, _h: Sequence[Observation], _w: dict[str, Any], rs: RuleSet
+) -> list[str] | None:
     unknown = rs.unknown_symptoms(obs.symptoms)
     if not value:
         return [] if not unknown else None
@@ -258,19 +272,25 @@ def _window(obs: SideEffect, history: Sequence[Observation], when: dict[str, Any
     return [r for r in [*earlier, obs] if grade is None or r.grade == grade]
 
 
-def _same_symptom_reports_at_least(value: int, obs: SideEffect, history: Sequence[Observation], when: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _same_symptom_reports_at_least(
+    value: int, obs: SideEffect, history: Sequence[Observation], when: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     window = _window(obs, history, when)
     hits = [s for s in obs.symptoms if sum(s in r.symptoms for r in window) >= value]
     return [f"{s}_x{sum(s in r.symptoms for r in window)}_in_{when['within_days']}d" for s in hits] or None
 
 
-def _reports_at_least(value: int, obs: SideEffect, history: Sequence[Observation], when: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _reports_at_least(
+    value: int, obs: SideEffect, history: Sequence[Observation], when: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     window = _window(obs, history, when)
     label = f"grade_{when['grade']}" if "grade" in when else "reports"
     return [f"{label}_x{len(window)}_in_{when['within_days']}d"] if len(window) >= value else None
 
 
-def _phq9_item9_above(value: int, obs: Mood, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet) -> list[str] | None:
+def _phq9_item9_above(
+    value: int, obs: Mood, _h: Sequence[Observation], _w: dict[str, Any], _rs: RuleSet
+) -> list[str] | None:
     if obs.phq9_item9 is not None and obs.phq9_item9 > value:
         return [f"phq9_item9_{obs.phq9_item9}"]
     return None
@@ -365,7 +385,9 @@ def load(version: str = CURRENT_VERSION) -> RuleSet:
     )
 
 
-def _check_vocabulary(version: str, vocabulary: dict[str, str], red_flags: frozenset[str], rules: tuple[Rule, ...]) -> None:
+def _check_vocabulary(
+    version: str, vocabulary: dict[str, str], red_flags: frozenset[str], rules: tuple[Rule, ...]
+) -> None:
     """A version that publishes a vocabulary must name in it every code its rules mention."""
     named = set(red_flags) | {c for r in rules for c in r.when.get("any_symptom_in", [])}
     if not vocabulary:
@@ -381,7 +403,9 @@ def _check_vocabulary(version: str, vocabulary: dict[str, str], red_flags: froze
 
 def _review(raw: dict[str, Any]) -> ReviewAction:
     return ReviewAction(
-        reason=raw["reason"], priority=ReviewPriority(raw["priority"]), due_within=timedelta(hours=raw["due_within_hours"])
+        reason=raw["reason"],
+        priority=ReviewPriority(raw["priority"]),
+        due_within=timedelta(hours=raw["due_within_hours"]),
     )
 
 

@@ -6,7 +6,12 @@ Revises: 0003
 
 from collections.abc import Sequence
 
-from carecoord_shared.auth.migrations import create_audit_log_v1, create_patient_jurisdictions_v1, drop_audit_log_v1, drop_patient_jurisdictions_v1
+from carecoord_shared.auth.migrations import (
+    create_audit_log_v1,
+    create_patient_jurisdictions_v1,
+    drop_audit_log_v1,
+    drop_patient_jurisdictions_v1,
+)
 
 revision: str = "0004"
 down_revision: str | None = "0003"

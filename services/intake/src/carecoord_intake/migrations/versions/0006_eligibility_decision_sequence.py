@@ -33,7 +33,9 @@ def upgrade() -> None:
     )
     op.alter_column("eligibility_decisions", "sequence", nullable=False)
     op.alter_column("eligibility_decisions", "basis", nullable=False)
-    op.create_unique_constraint("uq_eligibility_decisions_sequence", "eligibility_decisions", ["patient_id", "sequence"])
+    op.create_unique_constraint(
+        "uq_eligibility_decisions_sequence", "eligibility_decisions", ["patient_id", "sequence"]
+    )
 
 
 def downgrade() -> None:

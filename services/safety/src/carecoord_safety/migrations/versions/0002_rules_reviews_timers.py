@@ -29,15 +29,21 @@ def _assessment() -> list[sa.Column]:  # type: ignore[type-arg]
 def upgrade() -> None:
     op.drop_column("side_effect_reports", "rule_id")
     op.drop_column("side_effect_reports", "review_id")
-    op.add_column("side_effect_reports", sa.Column("fired", JSONB, server_default=sa.text("'[]'::jsonb"), nullable=False))
-    op.add_column("side_effect_reports", sa.Column("triggers", JSONB, server_default=sa.text("'[]'::jsonb"), nullable=False))
+    op.add_column(
+        "side_effect_reports", sa.Column("fired", JSONB, server_default=sa.text("'[]'::jsonb"), nullable=False)
+    )
+    op.add_column(
+        "side_effect_reports", sa.Column("triggers", JSONB, server_default=sa.text("'[]'::jsonb"), nullable=False)
+    )
 
     op.add_column("clinician_reviews", sa.Column("priority_rank", sa.Integer(), server_default="1", nullable=False))
     op.add_column("clinician_reviews", sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("clinician_reviews", sa.Column("acknowledged_by", sa.String(length=64), nullable=True))
     op.add_column("clinician_reviews", sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("clinician_reviews", sa.Column("resolution_note", sa.Text(), nullable=True))
-    op.execute("UPDATE clinician_reviews SET priority_rank = CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 ELSE 1 END")
+    op.execute(
+        "UPDATE clinician_reviews SET priority_rank = CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 ELSE 1 END"
+    )
     op.create_index("ix_clinician_reviews_worklist", "clinician_reviews", ["status", "priority_rank", "due_at"])
 
     op.create_table(

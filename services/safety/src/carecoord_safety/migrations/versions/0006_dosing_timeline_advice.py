@@ -32,7 +32,8 @@ def upgrade() -> None:
     op.add_column("dosing_sessions", sa.Column("refusal_reason", sa.String(64)))
     op.add_column("dosing_sessions", sa.Column("no_show_at", sa.DateTime(timezone=True)))
     op.add_column(
-        "side_effect_reports", sa.Column("unknown_symptoms", ARRAY(sa.String(64)), nullable=False, server_default=sa.text("'{}'"))
+        "side_effect_reports",
+        sa.Column("unknown_symptoms", ARRAY(sa.String(64)), nullable=False, server_default=sa.text("'{}'")),
     )
     for table in OBSERVATIONS:
         op.add_column(table, sa.Column("advice", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")))

@@ -1,25 +1,23 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 07:37:55.327844
 """
-from typing import Sequence, Union
 
-from alembic import op
-import sqlalchemy as sa
+from collections.abc import Sequence
+
 from carecoord_shared.messaging.migrations import (
-    create_messaging_tables_v1,
-    drop_messaging_tables_v1,
     create_event_journal_v1,
+    create_messaging_tables_v1,
     drop_event_journal_v1,
+    drop_messaging_tables_v1,
 )
-from sqlalchemy.dialects import postgresql
 
-revision: str = '0001'
-down_revision: Union[str, None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
