@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from carecoord_billing import app as billing_app
 from carecoord_billing import fees, handlers
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
@@ -27,6 +26,9 @@ from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.services import built
+
+billing_definition = built("billing")
 
 INSURANCE_STATES = frozenset({"TX", "NY"})
 
@@ -67,7 +69,7 @@ class Billing:
 async def fresh_database(stack: Stack, name: str) -> tuple[str, str]:
     """A new database owned by the billing role, migrated to head; returns (SQLAlchemy url, asyncpg dsn)."""
     url = await scratch_database(stack, name, "billing")
-    await asyncio.to_thread(upgrade_to_head, url, billing_app.definition.migrations_dir)
+    await asyncio.to_thread(upgrade_to_head, url, billing_definition.migrations_dir)
     dsn = stack.postgres.dsn(name, user="postgres")
     return url, dsn
 
@@ -76,7 +78,7 @@ async def fresh_database(stack: Stack, name: str) -> tuple[str, str]:
 async def billing(stack: Stack) -> AsyncIterator[Billing]:
     url, dsn = await fresh_database(stack, "billing_it")
     engine = create_engine(url)
-    uow = UnitOfWork(create_sessions(engine), billing_app.definition.tables, "billing")
+    uow = UnitOfWork(create_sessions(engine), billing_definition.tables, "billing")
     dead: list[dict[str, Any]] = []
 
     async def publish_dead_letter(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:

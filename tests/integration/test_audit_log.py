@@ -7,7 +7,6 @@ migrations). Even so, no statement it can send changes or removes an audit row.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import uuid
 
 import asyncpg
@@ -17,6 +16,7 @@ from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.persistence import upgrade_to_head
+from tests.services import built
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -28,8 +28,8 @@ async def test_the_application_role_can_append_but_never_change_or_remove_audit_
     stack: Stack, service: str
 ) -> None:
     url = await scratch_database(stack, f"{service}_audit_check", service)
-    app = importlib.import_module(f"carecoord_{service}.app")
-    await asyncio.to_thread(upgrade_to_head, url, app.definition.migrations_dir)
+    definition = built(service)
+    await asyncio.to_thread(upgrade_to_head, url, definition.migrations_dir)
 
     conn = await asyncpg.connect(asyncpg_dsn(url))  # as the service's own role, the one its process uses
     try:

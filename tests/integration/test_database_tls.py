@@ -47,4 +47,4 @@ async def test_a_service_configured_for_tls_will_not_talk_plaintext(
         async with create_engine(f"{url}?ssl=verify-full").connect():
             pass
     with pytest.raises(Exception, match="rejected SSL upgrade"):
-        await asyncio.to_thread(upgrade_to_head, f"{url}?ssl=require", carecoord_safety.app.definition.migrations_dir)
+        await asyncio.to_thread(upgrade_to_head, f"{url}?ssl=require", carecoord_safety.app.MIGRATIONS)

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, handlers, plans
-from carecoord_dosing.app import definition
 from carecoord_dosing.models import dose_proposals
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
 from carecoord_shared.contracts.common import AppointmentType, Indication, Instrument
@@ -29,6 +28,9 @@ from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.services import built
+
+definition = built("dosing")
 
 RULES = domain.load_titration()
 

@@ -18,12 +18,10 @@ from sqlalchemy import select
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, plans
-from carecoord_dosing.app import definition as dosing_definition
 from carecoord_dosing.models import messaging as dosing_messaging
 from carecoord_dosing.models import treatment_holds as dosing_holds
 from carecoord_dosing.models import treatment_plans
 from carecoord_safety import plan_view, reviews
-from carecoord_safety.app import definition as safety_definition
 from carecoord_safety.models import clinician_reviews
 from carecoord_safety.models import messaging as safety_messaging
 from carecoord_safety.models import treatment_holds as safety_holds
@@ -34,6 +32,10 @@ from carecoord_shared.contracts.safety import TreatmentHoldReleased, VitalsRecor
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.services import built
+
+dosing_definition = built("dosing")
+safety_definition = built("safety")
 
 RULES = domain.load_titration()
 NOW = datetime.now(UTC)

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_safety import handlers, reviews, rules, sessions, timers
-from carecoord_safety.app import definition
 from carecoord_safety.models import clinician_reviews, messaging
 from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.common import AppointmentType
@@ -23,6 +22,9 @@ from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
 from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.services import built
+
+definition = built("safety")
 
 RULES = rules.load()
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

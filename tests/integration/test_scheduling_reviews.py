@@ -22,7 +22,6 @@ from sqlalchemy import insert, select, text
 
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_scheduling import app as scheduling_app
 from carecoord_scheduling import booking, handlers
 from carecoord_scheduling.models import appointments, clinicians, weekly_availability
 from carecoord_scheduling.rules import POLICY
@@ -35,6 +34,9 @@ from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.services import built
+
+scheduling_definition = built("scheduling")
 
 
 @dataclass
@@ -73,9 +75,9 @@ class Scheduling:
 @pytest.fixture(scope="module")
 async def scheduling(stack: Stack) -> AsyncIterator[Scheduling]:
     url = await scratch_database(stack, "scheduling_reviews_it", "scheduling")
-    await asyncio.to_thread(upgrade_to_head, url, scheduling_app.definition.migrations_dir)
+    await asyncio.to_thread(upgrade_to_head, url, scheduling_definition.migrations_dir)
     engine = create_engine(url)
-    uow = UnitOfWork(create_sessions(engine), scheduling_app.definition.tables, "scheduling")
+    uow = UnitOfWork(create_sessions(engine), scheduling_definition.tables, "scheduling")
 
     async def publish_dead_letter(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
         raise AssertionError(f"dead-lettered on {topic}: {headers}")

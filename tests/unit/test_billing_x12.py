@@ -25,7 +25,6 @@ from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import PaidClaim
 from carecoord_billing.x12.syntax import Party, X12Error, cents, money, parse
 from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
-from carecoord_shared.config import ServiceSettings
 from carecoord_shared.contracts.common import AppointmentType
 from tests.fake_intake import running_fake_intake
 
@@ -207,12 +206,10 @@ async def test_billing_calls_intake_as_a_service_with_a_token_it_mints_per_reque
 def test_billing_needs_a_configured_intake_token_once_tokens_come_from_an_identity_provider(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert callable(_intake_token(BillingSettings(), ServiceSettings(service="billing"))), (
-        "development: minted per request"
-    )
+    assert callable(_intake_token(BillingSettings())), "development: minted per request"
     monkeypatch.setenv("CARECOORD_AUTH_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----...")
     with pytest.raises(RuntimeError, match="CARECOORD_INTAKE_API_TOKEN"):
-        _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+        _intake_token(BillingSettings())
     monkeypatch.setenv("CARECOORD_INTAKE_API_TOKEN", "eyJ.issued.by-the-identity-provider")
-    configured = _intake_token(BillingSettings(), ServiceSettings(service="billing"))
+    configured = _intake_token(BillingSettings())
     assert isinstance(configured, SecretStr) and configured.get_secret_value() == "eyJ.issued.by-the-identity-provider"

@@ -96,11 +96,10 @@ def test_every_phi_column_is_found_by_the_naming_convention() -> None:
 
 
 def test_the_openapi_document_covers_the_intake_api_and_its_bearer_scheme() -> None:
-    from carecoord_intake.app import definition
-    from carecoord_shared.config import ServiceSettings
     from carecoord_shared.service import create_app
+    from tests.services import built, settings_for
 
-    spec = create_app(definition, ServiceSettings(service="intake")).openapi()
+    spec = create_app(built("intake"), settings_for("intake")).openapi()
     assert {
         "/v1/patients",
         "/v1/patients/{patient_id}/assessments",

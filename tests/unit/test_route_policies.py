@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,9 +9,9 @@ import pytest
 from fastapi.routing import APIRoute
 
 from carecoord_shared.auth import Role, admitted_roles
-from carecoord_shared.config import ServiceSettings
 from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.service import create_app
+from tests.services import built, settings_for
 
 OPEN = {"/health/live", "/health/ready", "/metrics", "/docs/asyncapi"}
 # Writes an operator may make: running the system, never clinical or billing data.
@@ -34,8 +33,7 @@ def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_route_admits_named_roles_only(service: str) -> None:
-    definition = importlib.import_module(f"carecoord_{service}.app").definition
-    app = create_app(definition, ServiceSettings(service=service))
+    app = create_app(built(service), settings_for(service))
     routes = list(api_routes(app.routes))
     unguarded = [f"{sorted(r.methods)} {r.path}" for r in routes if r.path not in OPEN and admitted_roles(r) is None]
     assert unguarded == [], f"{service}: routes without allow(...)"

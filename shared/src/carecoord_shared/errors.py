@@ -27,3 +27,7 @@ class Forbidden(PermissionError):
     def __init__(self, message: str, *, audited: bool = False) -> None:
         super().__init__(message)
         self.audited = audited
+
+
+class NotReady(RuntimeError):
+    """Asked for before the part that answers has started (HTTP 503 with Retry-After)."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 import uvicorn
@@ -31,11 +31,11 @@ from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData, Table, text
 
-from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier, allow
+from .auth import Access, AccessChecks, Auditor, AuthorisingApp, JurisdictionLookup, Role, TokenVerifier, allow
 from .config import ServiceSettings
 from .contracts import topics_consumed_by
 from .contracts.spec import asyncapi
-from .errors import Forbidden, LimitExceeded, NotFound, RuleViolation
+from .errors import Forbidden, LimitExceeded, NotFound, NotReady, RuleViolation
 from .faults import FailurePoints
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
@@ -51,6 +51,8 @@ from .persistence import create_engine, create_sessions, upgrade_to_head
 from .telemetry import Telemetry, meter
 
 log = structlog.get_logger("carecoord.service")
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 @dataclass(frozen=True)
@@ -337,8 +339,22 @@ async def _release_parked(runtime: Runtime) -> None:
             log.warning("parked.retry_failed", error=type(exc).__name__)
 
 
+class ServiceApp(AuthorisingApp):
+    """The HTTP app of one service process, with its :class:`Runtime` as a typed attribute."""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(
+            AccessChecks(runtime.verifier, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of),
+            **kwargs,
+        )
+        self.runtime = runtime
+
+
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    app = request.app
+    if not isinstance(app, ServiceApp):
+        raise TypeError(f"a carecoord route runs in a ServiceApp, not {type(app).__name__}")
+    return app.runtime
 
 
 def get_uow(request: Request) -> UnitOfWork:
@@ -392,7 +408,7 @@ OperatorOnly = Annotated[Access, allow(Role.OPERATOR)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> ServiceApp:
     runtime = Runtime(definition, settings)
 
     @asynccontextmanager
@@ -403,8 +419,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=definition.title, version="1", lifespan=lifespan)
-    app.state.runtime = runtime
+    app = ServiceApp(runtime, title=definition.title, version="1", lifespan=lifespan)
     app.add_middleware(RequestSizeLimit)
     FastAPIInstrumentor.instrument_app(
         app,
@@ -448,6 +463,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             route = getattr(request.scope.get("route"), "path", "unknown")
             await runtime.auditor.record(principal, f"{request.method} refused", route[:64], outcome="denied")
         return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
+
+    @app.exception_handler(NotReady)
+    async def not_ready(_request: Request, exc: NotReady) -> JSONResponse:
+        return JSONResponse(
+            status_code=503, headers={"Retry-After": "1"}, content={"error": "not_ready", "message": str(exc)}
+        )
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
@@ -510,9 +531,13 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     return app
 
 
-def serve(definition: ServiceDefinition) -> None:
-    """Entrypoint of a service process."""
-    settings = ServiceSettings(service=definition.name)
-    configure_logging(definition.name, settings.log_level, settings.log_format)
+def serve(build: Callable[[SettingsT], ServiceDefinition], settings_type: type[SettingsT]) -> None:
+    """Entrypoint of a service process: settings from the environment, then the service's
+    composition root, then the HTTP server. Nothing is built before this is called."""
+    settings = settings_type()
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    definition = build(settings)
+    if definition.name != settings.service:
+        raise RuntimeError(f"{settings_type.__name__} is for {settings.service}, but build() made {definition.name}")
     app = create_app(definition, settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10)

@@ -1,10 +1,11 @@
 from carecoord_shared.service import serve
 
-from .app import definition
+from .app import build
+from .settings import BillingSettings
 
 
 def main() -> None:
-    serve(definition)
+    serve(build, BillingSettings)
 
 
 if __name__ == "__main__":

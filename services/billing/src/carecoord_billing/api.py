@@ -31,7 +31,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select
 
@@ -40,6 +40,7 @@ from carecoord_shared.errors import NotFound
 from carecoord_shared.service import UowDep
 
 from . import invoicing
+from .exchange import ExchangeService
 from .models import charges, claims, coverages, denials, invoices
 
 
@@ -144,8 +145,8 @@ BillingOffice = Annotated[Access, allow(Role.SERVICE)]
 Operations = Annotated[Access, allow(Role.OPERATOR, Role.SERVICE)]
 
 
-def build_router(lifespan: Any = None) -> APIRouter:
-    router = APIRouter(prefix="/v1", lifespan=lifespan)
+def build_router(exchange: ExchangeService) -> APIRouter:
+    router = APIRouter(prefix="/v1")
 
     @router.get("/patients/{patient_id}/coverage", response_model=Coverage, tags=["coverage"])
     async def patient_coverage(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> Any:
@@ -214,8 +215,8 @@ def build_router(lifespan: Any = None) -> APIRouter:
         tags=["clearinghouse"],
         summary="Run one exchange cycle now (send claims and inquiries, post what came back)",
     )
-    async def exchange_now(request: Request, access: Operations) -> Any:
+    async def exchange_now(access: Operations) -> Any:
         await access.record("run", "clearinghouse-exchange")
-        return (await request.app.state.billing_exchange.run_once()).__dict__
+        return (await exchange.run_once()).__dict__
 
     return router

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI
 from sqlalchemy.dialects.postgresql import insert
 
+from carecoord_shared.errors import NotReady
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.service import Runtime
 
 from . import remittance, verification
 from .claims import ClaimSubmitter
@@ -152,26 +151,23 @@ def build_exchange(
     )
 
 
-def exchange_lifespan(settings: BillingSettings, fees: FeeSchedule, demographics: DemographicsSource):  # type: ignore[no-untyped-def]
-    """The background exchange, started after the runtime (database, broker) and stopped before it."""
+class ExchangeService:
+    """The process's one exchange: built when the runtime starts (it needs the unit of work),
+    cycled in the background and on an operator's request, one cycle at a time."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        exchange = build_exchange(app.state.runtime.uow, settings, fees, demographics)
-        app.state.billing_exchange = exchange
-        task = (
-            asyncio.create_task(exchange.run_forever(settings.exchange_interval_s), name="billing-exchange")
-            if settings.exchange_enabled
-            else None
-        )
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+    def __init__(self, settings: BillingSettings, fees: FeeSchedule, demographics: DemographicsSource) -> None:
+        self._settings = settings
+        self._fees = fees
+        self._demographics = demographics
+        self._exchange: Exchange | None = None
 
-    return lifespan
+    async def run(self, runtime: Runtime) -> None:
+        """The service's background hook: started after the database and broker, cancelled before them."""
+        self._exchange = build_exchange(runtime.uow, self._settings, self._fees, self._demographics)
+        if self._settings.exchange_enabled:
+            await self._exchange.run_forever(self._settings.exchange_interval_s)
+
+    async def run_once(self) -> CycleReport:
+        if self._exchange is None:
+            raise NotReady("the clearinghouse exchange starts with the service; try again in a moment")
+        return await self._exchange.run_once()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from carecoord_shared.config import ServiceSettings
 
 
 class PayerOutcome(StrEnum):
@@ -45,8 +47,8 @@ class ProviderIdentity(BaseSettings):
     usage: Annotated[str, Field(pattern=r"^[TP]$")] = "T"
 
 
-class BillingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARECOORD_", extra="ignore")
+class BillingSettings(ServiceSettings):
+    service: Literal["billing"] = "billing"
 
     intake_url: str = "http://127.0.0.1:8001"
     # Billing's bearer token to intake (a service JWT from the identity provider). Empty: billing

@@ -1,4 +1,4 @@
-"""Composition root of the dosing-review service."""
+"""Composition root of the dosing-review service: built by ``serve`` from its settings, nothing at import."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from carecoord_shared.service import ServiceDefinition
 
 from . import api, domain, handlers
 from .models import audit, jurisdictions, messaging, metadata
+from .settings import DosingSettings
 
-titration = domain.load_titration()
+MIGRATIONS = Path(__file__).parent / "migrations"
 
-definition = ServiceDefinition(
-    name="dosing",
-    title="carecoord dosing review",
-    metadata=metadata,
-    tables=messaging,
-    audit=audit,
-    jurisdiction_of=jurisdiction_lookup(jurisdictions),
-    migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.build_router(titration),),
-    register_handlers=handlers.register_with(titration),
-)
+
+def build(settings: DosingSettings) -> ServiceDefinition:
+    titration = domain.load_titration()
+    return ServiceDefinition(
+        name="dosing",
+        title="carecoord dosing review",
+        metadata=metadata,
+        tables=messaging,
+        audit=audit,
+        jurisdiction_of=jurisdiction_lookup(jurisdictions),
+        migrations_dir=MIGRATIONS,
+        routers=(api.build_router(titration),),
+        register_handlers=handlers.register_with(titration),
+    )

@@ -1,17 +1,14 @@
-"""Composition root of the intake service: settings, rules and the PHI cipher, wired once."""
+"""Composition root of the intake service: settings, rules and the PHI cipher, wired by ``serve``, nothing at import."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import structlog
-from fastapi import APIRouter
 
 from carecoord_shared.auth import jurisdiction_lookup
-from carecoord_shared.service import ServiceDefinition
+from carecoord_shared.service import Runtime, ServiceDefinition
 
 from . import api, rules
 from .intake import Intake
@@ -19,20 +16,20 @@ from .models import audit, messaging, metadata, patients
 from .phi import PhiCipher
 from .settings import IntakeSettings
 
+MIGRATIONS = Path(__file__).parent / "migrations"
 
-def _startup_checks(settings: IntakeSettings) -> APIRouter:
+
+def _startup_checks(settings: IntakeSettings) -> Callable[[Runtime], Awaitable[None]]:
     """Said at startup (once logging is configured), not at import."""
 
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
+    async def warn_of_development_secrets(_runtime: Runtime) -> None:
         if settings.uses_development_secrets:
             structlog.get_logger("carecoord.intake").warning(
                 "intake.development_secrets",
                 hint="set CARECOORD_PHI_KEYS outside local runs",
             )
-        yield
 
-    return APIRouter(lifespan=lifespan)
+    return warn_of_development_secrets
 
 
 def build(settings: IntakeSettings) -> ServiceDefinition:
@@ -48,9 +45,7 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
-        migrations_dir=Path(__file__).parent / "migrations",
-        routers=(api.build_router(intake), _startup_checks(settings)),
+        migrations_dir=MIGRATIONS,
+        routers=(api.build_router(intake),),
+        background=(_startup_checks(settings),),
     )
-
-
-definition = build(IntakeSettings())

@@ -1,4 +1,4 @@
-"""Intake's own settings (prefix CARECOORD_), read once by the composition root.
+"""Intake's settings (prefix CARECOORD_): the shared ones and its own, read once by the composition root.
 
 The defaults run with `make run`. The PHI key below is a DEVELOPMENT VALUE,
 public in this repository: every real deployment sets its own through the
@@ -8,11 +8,12 @@ checked like every other caller's: intake holds no token of its own for it.)
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
+from carecoord_shared.config import ServiceSettings
 from carecoord_shared.contracts.common import US_STATES
 
 from .rules import CURRENT_VERSION
@@ -25,12 +26,14 @@ def _comma_separated(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-class IntakeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARECOORD_", extra="ignore")
+class IntakeSettings(ServiceSettings):
+    service: Literal["intake"] = "intake"
 
     # Fernet keys, comma-separated, newest first: new values are encrypted with the first,
     # any of them decrypts (rotation: prepend a new key, re-encrypt, then drop the old one).
-    phi_keys: Annotated[list[SecretStr], NoDecode, Field(min_length=1)] = [SecretStr(DEVELOPMENT_PHI_KEY)]
+    phi_keys: Annotated[
+        list[SecretStr], NoDecode, Field(min_length=1, default_factory=lambda: [SecretStr(DEVELOPMENT_PHI_KEY)])
+    ]
     # USPS codes of the states the provider is licensed in, comma-separated.
     served_states: Annotated[frozenset[str], NoDecode] = frozenset({"CA", "CO", "FL", "IL", "NY", "TX", "WA"})
     eligibility_rules_version: str = CURRENT_VERSION

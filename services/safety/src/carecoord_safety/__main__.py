@@ -1,10 +1,11 @@
 from carecoord_shared.service import serve
 
-from .app import definition
+from .app import build
+from .settings import SafetySettings
 
 
 def main() -> None:
-    serve(definition)
+    serve(build, SafetySettings)
 
 
 if __name__ == "__main__":

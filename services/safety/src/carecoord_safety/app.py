@@ -1,4 +1,4 @@
-"""Composition root of the safety-monitoring service."""
+"""Composition root of the safety-monitoring service: built by ``serve`` from its settings, nothing at import."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ from carecoord_shared.service import Runtime, ServiceDefinition
 
 from . import api, handlers, rules, sessions, timers
 from .models import audit, jurisdictions, messaging, metadata
+from .settings import SafetySettings
 
-escalation_rules = rules.load()
-clock = timers.system_clock
-
-
-async def run_timers(runtime: Runtime) -> None:
-    await timers.TimerLoop(runtime.uow, sessions.timer_actions(escalation_rules), clock=clock).run()
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-definition = ServiceDefinition(
-    name="safety",
-    title="carecoord safety monitoring",
-    metadata=metadata,
-    tables=messaging,
-    audit=audit,
-    jurisdiction_of=jurisdiction_lookup(jurisdictions),
-    migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.build_router(escalation_rules, clock),),
-    register_handlers=handlers.register_with(escalation_rules, clock),
-    background=(run_timers,),
-)
+def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -> ServiceDefinition:
+    escalation_rules = rules.load()
+
+    async def run_timers(runtime: Runtime) -> None:
+        await timers.TimerLoop(runtime.uow, sessions.timer_actions(escalation_rules), clock=clock).run()
+
+    return ServiceDefinition(
+        name="safety",
+        title="carecoord safety monitoring",
+        metadata=metadata,
+        tables=messaging,
+        audit=audit,
+        jurisdiction_of=jurisdiction_lookup(jurisdictions),
+        migrations_dir=MIGRATIONS,
+        routers=(api.build_router(escalation_rules, clock),),
+        register_handlers=handlers.register_with(escalation_rules, clock),
+        background=(run_timers,),
+    )

@@ -1,10 +1,11 @@
 from carecoord_shared.service import serve
 
-from .app import definition
+from .app import build
+from .settings import SchedulingSettings
 
 
 def main() -> None:
-    serve(definition)
+    serve(build, SchedulingSettings)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Composition root of the scheduling service."""
+"""Composition root of the scheduling service: built by ``serve`` from its settings, nothing at import."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ from carecoord_shared.service import ServiceDefinition
 
 from . import api, handlers
 from .models import audit, journal, messaging, metadata, patients
+from .settings import SchedulingSettings
 
-definition = ServiceDefinition(
-    name="scheduling",
-    title="carecoord scheduling",
-    metadata=metadata,
-    tables=messaging,
-    audit=audit,
-    jurisdiction_of=jurisdiction_lookup(patients),
-    migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.router, journal_router(journal)),
-    register_handlers=handlers.register,
-)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: SchedulingSettings) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="scheduling",
+        title="carecoord scheduling",
+        metadata=metadata,
+        tables=messaging,
+        audit=audit,
+        jurisdiction_of=jurisdiction_lookup(patients),
+        migrations_dir=MIGRATIONS,
+        routers=(api.router, journal_router(journal)),
+        register_handlers=handlers.register,
+    )

@@ -9,14 +9,16 @@ from .access import (
     patient_of,
     record_jurisdiction,
 )
-from .http import admitted_roles, allow
+from .http import AccessChecks, AuthorisingApp, admitted_roles, allow
 from .tables import audit_table, jurisdiction_table
 from .tokens import DEVELOPMENT_JWT_SECRET, InvalidToken, Principal, Role, TokenVerifier, mint_token
 
 __all__ = [
     "DEVELOPMENT_JWT_SECRET",
     "Access",
+    "AccessChecks",
     "Auditor",
+    "AuthorisingApp",
     "InvalidToken",
     "JurisdictionLookup",
     "Principal",

@@ -10,14 +10,42 @@ service (tests/e2e/test_authorization.py), so nothing is reachable by accident.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import Forbidden
-from .access import Access
-from .tokens import InvalidToken, Role
+from .access import Access, Auditor, JurisdictionLookup
+from .tokens import InvalidToken, Role, TokenVerifier
+
+
+@dataclass(frozen=True)
+class AccessChecks:
+    """What ``allow`` needs from the service it runs in: how to verify a token and record access."""
+
+    verifier: TokenVerifier
+    auditor: Auditor
+    sessions: async_sessionmaker[AsyncSession]
+    jurisdiction_of: JurisdictionLookup | None
+
+
+class AuthorisingApp(FastAPI):
+    """A FastAPI app carrying its :class:`AccessChecks` as a typed attribute (not ``app.state``)."""
+
+    def __init__(self, access_checks: AccessChecks, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.access_checks = access_checks
+
+
+def access_checks(request: Request) -> AccessChecks:
+    app = request.app
+    if not isinstance(app, AuthorisingApp):
+        raise TypeError(f"allow(...) needs an AuthorisingApp, not {type(app).__name__}")
+    return app.access_checks
+
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)"
@@ -35,11 +63,11 @@ def allow(*roles: Role) -> Any:
     async def authorise(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Access:
-        runtime = request.app.state.runtime
+        checks = access_checks(request)
         if credentials is None:
             raise _unauthorised("a bearer token is required (Authorization: Bearer <JWT>)")
         try:
-            principal = runtime.verifier.verify(credentials.credentials)
+            principal = checks.verifier.verify(credentials.credentials)
         except InvalidToken as exc:
             raise _unauthorised(str(exc)) from None
         # For the audit row of a refusal raised later in this request (service.py's Forbidden handler).
@@ -48,7 +76,7 @@ def allow(*roles: Role) -> Any:
             raise Forbidden(
                 f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}"
             )
-        return Access(principal, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of)
+        return Access(principal, checks.auditor, checks.sessions, checks.jurisdiction_of)
 
     authorise.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route-coverage test
     return Depends(authorise)
