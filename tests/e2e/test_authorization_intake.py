@@ -1,4 +1,4 @@
-"""Intake's route policy (the table in carecoord_intake/api.py), every route and role, over HTTP.
+"""Intake's route policy (the table in carecoord_intake/routes.py), every route and role, over HTTP.
 
 One patient is registered (Colorado) for the module and kept short of a decision
 (GAD-7 and PCL-5 are never submitted), so that every submission is accepted again.

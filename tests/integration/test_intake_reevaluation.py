@@ -16,9 +16,10 @@ import carecoord_intake
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_intake import rules
-from carecoord_intake.intake import Intake, NewInformation, current_decision, decision_history
+from carecoord_intake.intake import Intake, NewInformation
 from carecoord_intake.models import messaging
 from carecoord_intake.phi import PhiCipher
+from carecoord_intake.queries import current_decision, decision_history
 from carecoord_shared.contracts.common import CoverageKind, EligibilityOutcome, Instrument
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import UnitOfWork

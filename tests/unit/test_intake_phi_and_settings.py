@@ -5,8 +5,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import ValidationError
 
 from carecoord_intake import key_rotation
-from carecoord_intake.api import CoverageIn, Registration
 from carecoord_intake.phi import PhiCipher
+from carecoord_intake.schemas import CoverageIn, Registration
 from carecoord_intake.settings import DEVELOPMENT_PHI_KEY, IntakeSettings
 
 

@@ -10,7 +10,7 @@ import structlog
 from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import api, rules
+from . import routes, rules
 from .intake import Intake
 from .models import audit, messaging, metadata, patients
 from .phi import PhiCipher
@@ -46,6 +46,6 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(api.build_router(intake),),
+        routers=(routes.build_router(intake),),
         background=(_startup_checks(settings),),
     )

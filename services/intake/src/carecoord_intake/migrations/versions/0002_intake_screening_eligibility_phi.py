@@ -9,6 +9,7 @@ demographics) cannot be upgraded and must be discarded with `make clean`.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,7 +31,7 @@ PHI_COLUMNS = (
 )
 
 
-def _patient_id() -> sa.Column:
+def _patient_id() -> sa.Column[Any]:
     return sa.Column("patient_id", sa.Uuid(), sa.ForeignKey("patients.patient_id"), nullable=False)
 
 

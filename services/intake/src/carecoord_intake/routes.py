@@ -1,0 +1,252 @@
+"""HTTP routes for the patient app and clinicians' UIs, and the internal route billing reads demographics from.
+
+Each route authorises, calls one use case (intake.py) or query (queries.py) and presents
+the answer; the request and response models, and their bounds, are schemas.py.
+
+Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
+a clinician licensed in the patient's state; every patient check is audited):
+
+| route                                                   | patient | clinician          | operator | service |
+|---------------------------------------------------------|---------|--------------------|----------|---------|
+| POST /patients (register)                               | -       | in a licensed state (1) | -   | yes (1) |
+| GET /patients/{id}, GET /patients/{id}/intake           | own     | licensed           | -        | any     |
+| POST /patients/{id}/assessments, /medical-screening, /blood-pressure | own | licensed  | -        | any     |
+| PUT /patients/{id}/coverage                             | own     | licensed           | -        | any     |
+| POST /patients/{id}/eligibility/override                | -       | licensed, own name (2) | -    | any     |
+| POST /patients/{id}/eligibility/re-evaluation           | -       | licensed, own name (4) | -    | -       |
+| GET /patients/{id}/eligibility/decisions                | -       | licensed           | -        | any     |
+| GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
+
+(1) Registration creates the patient id, so no patient token can exist for it
+yet: the patient app's backend registers its users as a service (it has
+authenticated them itself), and a clinician registers a patient in
+staff-assisted intake, only in a state they are licensed in (the same rule as
+reading the patient afterwards). Questionnaires, the blood-pressure reading and
+the coverage declaration are the patient's own answers: the patient submits
+their own, a licensed clinician may enter them with the patient. (2) Deciding a
+needs-review intake is a clinical decision: a licensed clinician in their own
+name (clinician_id), or a service recording one. (3) Names, date of birth,
+address and member id leave intake only here, to billing calling as a service.
+Operators reach none of it. (4) Re-evaluating after new information is a
+clinician's own act: only a clinician, in their own name, licensed in the
+patient's state and, when the patient moved, in the new state too.
+"""
+
+# No `from __future__ import annotations` here: the medical-screening and re-evaluation bodies are
+# models made from the rule set when the router is built, and FastAPI reads a parameter's model
+# from its annotation, which then has to be the object itself rather than a name in this module.
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Response, status
+
+from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.errors import Forbidden
+from carecoord_shared.service import UowDep
+
+from . import queries
+from .intake import Intake, NewInformation
+from .phi import PHI_FIELDS, Demographics
+from .schemas import (
+    AssessmentResult,
+    AssessmentSubmission,
+    BloodPressureIn,
+    ClaimDemographics,
+    CoverageIn,
+    DecisionHistoryEntry,
+    DecisionOut,
+    IntakeStatus,
+    MedicalScreeningSubmission,
+    OverrideIn,
+    Patient,
+    Recorded,
+    ReEvaluationSubmission,
+    Registration,
+    screening_schemas,
+)
+
+# Access as each kind of route needs it (see the table above).
+PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+ClinicianOrService = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+ClinicianOnly = Annotated[Access, allow(Role.CLINICIAN)]
+ServiceOnly = Annotated[Access, allow(Role.SERVICE)]
+
+
+def build_router(intake: Intake) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    # The bodies carrying screening answers have one field per question of the rule set in force.
+    questionnaire = screening_schemas(intake.rules)
+    MedicalScreeningIn = questionnaire.medical_screening
+    ReEvaluationIn = questionnaire.re_evaluation
+
+    @router.post(
+        "/patients",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Patient,
+        tags=["patients"],
+        responses={200: {"description": "Already registered under this external id; the first registration stands."}},
+    )
+    async def register(
+        body: Registration, uow: UowDep, response: Response, access: ClinicianOrService
+    ) -> dict[str, object]:
+        if access.principal.role is Role.CLINICIAN and not access.principal.licensed_in(body.state_of_residence):
+            raise Forbidden("a clinician registers patients only in states they are licensed in")
+        async with uow.transaction() as tx:
+            row, created = await intake.register(
+                tx,
+                external_id=body.external_id,
+                state_of_residence=body.state_of_residence,
+                time_zone=body.time_zone,
+                who=Demographics(**body.model_dump(include=set(PHI_FIELDS))),
+            )
+        # After the write: the id exists only now. An external id already registered answers with
+        # that patient, so the check also keeps a clinician from learning of one outside their states.
+        await access.patient(row.patient_id, "register" if created else "read", "patient")
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return row._asdict()
+
+    @router.get("/patients/{patient_id}", response_model=Patient, tags=["patients"])
+    async def get_patient(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> dict[str, object]:
+        await access.patient(patient_id, "read", "patient")
+        return await queries.patient(uow, patient_id)
+
+    @router.post(
+        "/patients/{patient_id}/assessments",
+        status_code=status.HTTP_201_CREATED,
+        response_model=AssessmentResult,
+        tags=["screening"],
+        summary="Submit PHQ-9, GAD-7 or PCL-5 answers; the latest of each instrument counts",
+        responses={409: {"description": "The eligibility decision is already made."}},
+    )
+    async def submit_assessment(
+        patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare
+    ) -> dict[str, object]:
+        await access.patient(patient_id, "submit", "assessment")
+        async with uow.transaction() as tx:
+            assessment_id, result = await intake.record_assessment(tx, patient_id, body.instrument, body.answers)
+        return {"assessment_id": assessment_id, **result.__dict__}
+
+    @router.post(
+        "/patients/{patient_id}/medical-screening",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Recorded,
+        tags=["screening"],
+        summary="Submit the medical-screening questionnaire (every question answered yes or no)",
+        responses={409: {"description": "The eligibility decision is already made."}},
+    )
+    async def submit_medical_screening(
+        patient_id: uuid.UUID,
+        body: MedicalScreeningIn,  # type: ignore[valid-type]  # a MedicalScreeningSubmission made from the rules
+        uow: UowDep,
+        access: PatientCare,
+    ) -> dict[str, object]:
+        screening: MedicalScreeningSubmission = body
+        await access.patient(patient_id, "submit", "medical-screening")
+        async with uow.transaction() as tx:
+            screening_id, _, _ = await intake.record_medical_screening(
+                tx, patient_id, screening.answers.model_dump(), screening.notes
+            )
+        return {"id": screening_id}
+
+    @router.post(
+        "/patients/{patient_id}/blood-pressure",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Recorded,
+        tags=["screening"],
+        responses={409: {"description": "The eligibility decision is already made."}},
+    )
+    async def submit_blood_pressure(
+        patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare
+    ) -> dict[str, object]:
+        await access.patient(patient_id, "submit", "blood-pressure")
+        async with uow.transaction() as tx:
+            reading_id = await intake.record_blood_pressure(tx, patient_id, **body.model_dump())
+        return {"id": reading_id}
+
+    @router.put(
+        "/patients/{patient_id}/coverage",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Recorded,
+        tags=["coverage"],
+        summary="Declare insurance (payer id, member id, plan) or self-pay; the latest declaration counts",
+    )
+    async def declare_coverage(
+        patient_id: uuid.UUID, body: CoverageIn, uow: UowDep, access: PatientCare
+    ) -> dict[str, object]:
+        await access.patient(patient_id, "declare", "coverage")
+        async with uow.transaction() as tx:
+            coverage_id = await intake.declare_coverage(tx, patient_id, **body.model_dump())
+        return {"id": coverage_id}
+
+    @router.get("/patients/{patient_id}/intake", response_model=IntakeStatus, tags=["eligibility"])
+    async def intake_status(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> dict[str, object]:
+        await access.patient(patient_id, "read", "intake")
+        return await queries.intake_status(uow, patient_id)
+
+    @router.post(
+        "/patients/{patient_id}/eligibility/override",
+        response_model=DecisionOut,
+        tags=["eligibility"],
+        summary="A clinician decides a needs-review intake (eligible or ineligible), saying why",
+        responses={409: {"description": "The current decision is not needs_review."}},
+    )
+    async def override(
+        patient_id: uuid.UUID, body: OverrideIn, uow: UowDep, access: ClinicianOrService
+    ) -> dict[str, object]:
+        await access.patient(patient_id, "decide", "eligibility")
+        access.acting_clinician(body.clinician_id)
+        async with uow.transaction() as tx:
+            await intake.override(tx, patient_id, **body.model_dump())
+        return await queries.decision_in_force(uow, patient_id)
+
+    @router.post(
+        "/patients/{patient_id}/eligibility/re-evaluation",
+        response_model=DecisionOut,
+        tags=["eligibility"],
+        summary="A clinician re-evaluates eligibility after new information; the new decision supersedes the current one",
+        responses={409: {"description": "There is no decision yet (the intake is not complete)."}},
+    )
+    async def re_evaluate(
+        patient_id: uuid.UUID,
+        body: ReEvaluationIn,  # type: ignore[valid-type]  # a ReEvaluationSubmission made from the rules
+        uow: UowDep,
+        access: ClinicianOnly,
+    ) -> dict[str, object]:
+        asked: ReEvaluationSubmission = body
+        await access.patient(patient_id, "re-evaluate", "eligibility")
+        access.acting_clinician(asked.clinician_id)
+        if asked.residence is not None and not access.principal.licensed_in(asked.residence.state_of_residence):
+            raise Forbidden("a clinician moves a patient only to a state they are licensed in")
+        new = NewInformation(
+            **(asked.residence.model_dump() if asked.residence else {}),
+            **(asked.blood_pressure.model_dump() if asked.blood_pressure else {}),
+            screening_answers=asked.medical_screening_answers.model_dump() if asked.medical_screening_answers else None,
+        )
+        async with uow.transaction() as tx:
+            await intake.re_evaluate(tx, patient_id, clinician_id=asked.clinician_id, reason=asked.reason, new=new)
+        return await queries.decision_in_force(uow, patient_id)
+
+    @router.get(
+        "/patients/{patient_id}/eligibility/decisions",
+        response_model=list[DecisionHistoryEntry],
+        tags=["eligibility"],
+        summary="Every eligibility decision about the patient, first to latest, with who decided and why",
+    )
+    async def decisions(patient_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> list[dict[str, object]]:
+        await access.patient(patient_id, "read", "eligibility-decisions")
+        return await queries.decisions(uow, intake.cipher, patient_id)
+
+    @router.get(
+        "/internal/patients/{patient_id}/claim-demographics",
+        response_model=ClaimDemographics,
+        tags=["internal"],
+        summary="Claim demographics for billing (a service's bearer token; PHI leaves intake only through here)",
+        responses={404: {"description": "Unknown patient."}},
+    )
+    async def claim_demographics(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> dict[str, object]:
+        await access.patient(patient_id, "read", "claim-demographics")
+        return await queries.claim_demographics(uow, intake.cipher, patient_id)
+
+    return router
