@@ -1,4 +1,4 @@
-"""Billing's route policy (the table in carecoord_billing/api.py), every route and role, over HTTP.
+"""Billing's route policy (the table in carecoord_billing/routes.py), every route and role, over HTTP.
 
 One self-pay patient is registered through intake (Colorado) for the module; a
 visit of theirs is completed (published as scheduling would) so that there is an

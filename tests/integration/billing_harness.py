@@ -85,7 +85,7 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
         dead.append({"topic": topic, "headers": headers})
 
     consumer = EventConsumer("billing", uow, DeadLetterer("billing", publish_dead_letter))
-    handlers.register_with(fees.load(), INSURANCE_STATES)(consumer)
+    handlers.register(consumer, fees=fees.load(), insurance_states=INSURANCE_STATES)
     yield Billing(uow, consumer, dsn, dead)
     await engine.dispose()
 

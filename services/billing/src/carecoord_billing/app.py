@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -11,7 +12,7 @@ from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import api, fees, handlers
+from . import fees, handlers, routes
 from .demographics import IntakeDemographics, development_token
 from .exchange import ExchangeService
 from .models import audit, journal, messaging, metadata, patients
@@ -45,7 +46,12 @@ def build(settings: BillingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(journal_router(journal), api.build_router(exchange)),
-        register_handlers=handlers.register_with(fee_schedule, settings.insurance_states, settings.invoice_due_days),
+        routers=(journal_router(journal), routes.build_router(exchange)),
+        register_handlers=partial(
+            handlers.register,
+            fees=fee_schedule,
+            insurance_states=settings.insurance_states,
+            invoice_due_days=settings.invoice_due_days,
+        ),
         background=(exchange.run,),
     )

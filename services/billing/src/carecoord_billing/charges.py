@@ -7,9 +7,8 @@ a completion redelivered under a new event id still finds the first charge.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from sqlalchemy import Row, select, update
@@ -20,7 +19,7 @@ from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import invoicing
+from . import domain, invoicing
 from .coverage import billed_party
 from .fees import FeeSchedule
 from .models import charges, held_cancellations, patients
@@ -58,7 +57,8 @@ async def charge_completed(
         bound.warning("charge.skipped_held_appointment")
         return None
 
-    known, payer_id = await billed_party(tx, patient_id)
+    party = await billed_party(tx, patient_id)
+    zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
     charge_id = uuid.uuid4()
     row = (
         await tx.session.execute(
@@ -68,15 +68,15 @@ async def charge_completed(
                 appointment_id=event.appointment_id,
                 patient_id=patient_id,
                 appointment_type=event.appointment_type.value,
-                service_date=await _service_date(tx, patient_id, event.started_at),
+                service_date=domain.service_date(event.started_at, zone_name),
                 place_of_service=priced.place_of_service,
                 modifiers=list(priced.modifiers),
                 lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
                 amount_cents=priced.amount_cents,
-                self_pay=(payer_id is None) if known else None,
-                payer_id=payer_id,
+                self_pay=(party.payer_id is None) if party.known else None,
+                payer_id=party.payer_id,
                 fee_schedule_version=priced.fee_schedule_version,
-                status="open" if known else AWAITING_COVERAGE,
+                status="open" if party.known else AWAITING_COVERAGE,
             )
             .on_conflict_do_nothing(constraint="uq_charges_appointment")
             .returning(charges)
@@ -85,7 +85,7 @@ async def charge_completed(
     if row is None:
         bound.info("charge.already_exists")
         return None
-    if not known:
+    if not party.known:
         # Coverage travels on another topic and may arrive after the visit: the charge waits for it.
         bound.info("charge.awaiting_coverage", charge_id=str(charge_id))
         return charge_id
@@ -97,14 +97,14 @@ async def bill_awaiting(
     tx: Transaction, fees: FeeSchedule, *, patient_id: uuid.UUID, invoice_due_days: int = 30
 ) -> int:
     """Coverage is now known: bill the charges that were waiting for it; returns how many."""
-    known, payer_id = await billed_party(tx, patient_id)
-    if not known:
+    party = await billed_party(tx, patient_id)
+    if not party.known:
         return 0
     rows = (
         await tx.session.execute(
             update(charges)
             .where(charges.c.patient_id == patient_id, charges.c.status == AWAITING_COVERAGE)
-            .values(status="open", self_pay=payer_id is None, payer_id=payer_id)
+            .values(status="open", self_pay=party.payer_id is None, payer_id=party.payer_id)
             .returning(charges)
         )
     ).all()
@@ -181,13 +181,3 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
         patient_id=patient_id,
     )
     bound.info("charge.voided", charge_id=str(voided.charge_id), reason=event.reason)
-
-
-async def _service_date(tx: Transaction, patient_id: uuid.UUID, started_at: datetime) -> date:
-    """The date of service is the patient's local date (a late-evening visit is not tomorrow's)."""
-    zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
-    try:
-        zone = ZoneInfo(zone_name) if zone_name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = None
-    return started_at.astimezone(zone).date() if zone else started_at.date()

@@ -96,9 +96,9 @@ class ClaimSubmitter:
                 subscribers[patient_id] = subscriber
         ready = [row for row in due if row.patient_id in subscribers]
         if ready:
-            control_number = await self._reserve(ready)
-            if control_number is not None and await self._send(control_number, now, subscribers):
-                sent.append(control_number)
+            reserved = await self._reserve(ready)
+            if reserved is not None and await self._send(reserved, now, subscribers):
+                sent.append(reserved)
         return sent
 
     async def _unfinished(self) -> list[int]:
@@ -170,7 +170,7 @@ class ClaimSubmitter:
                     update(interchanges).where(interchanges.c.control_number == control_number).values(status="empty")
                 )
                 return None
-        return control_number  # type: ignore[no-any-return]
+        return control_number
 
     async def _send(self, control_number: int, now: datetime, subscribers: dict[uuid.UUID, Subscriber]) -> bool:
         async with self._uow.sessions() as session:

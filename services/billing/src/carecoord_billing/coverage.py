@@ -15,10 +15,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.common import CoverageKind
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from . import domain
 from .models import coverages, eligibility_checks, patients
 
 log = structlog.get_logger("carecoord.billing.coverage")
@@ -37,11 +37,7 @@ async def declare(
     tx: Transaction, insurance_states: frozenset[str], *, patient_id: uuid.UUID, event: CoverageDeclared
 ) -> uuid.UUID | None:
     """Record the declaration; returns the eligibility check queued for it, if any."""
-    billable = (
-        event.kind == CoverageKind.insurance
-        and event.payer_id is not None
-        and event.state_of_residence in insurance_states
-    )
+    billable = domain.billable_to_payer(event.kind, event.payer_id, event.state_of_residence, insurance_states)
     values = {
         "coverage_id": event.coverage_id,
         "kind": event.kind.value,
@@ -74,8 +70,8 @@ async def declare(
     return verification_id
 
 
-async def billed_party(tx: Transaction, patient_id: uuid.UUID) -> tuple[bool, str | None]:
-    """(whether coverage is known, the payer to bill or None for self-pay)."""
+async def billed_party(tx: Transaction, patient_id: uuid.UUID) -> domain.BilledParty:
+    """Whether coverage is known, and the payer to bill (None for self-pay)."""
     row = (
         await tx.session.execute(
             select(coverages.c.payer_id, coverages.c.billable_to_payer, coverages.c.verification_status).where(
@@ -84,7 +80,5 @@ async def billed_party(tx: Transaction, patient_id: uuid.UUID) -> tuple[bool, st
         )
     ).first()
     if row is None:
-        return False, None
-    if not row.billable_to_payer or row.verification_status == "inactive":
-        return True, None
-    return True, row.payer_id
+        return domain.UNKNOWN_PARTY
+    return domain.billed_party(row.payer_id, row.billable_to_payer, row.verification_status)

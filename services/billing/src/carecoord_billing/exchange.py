@@ -89,7 +89,7 @@ class Exchange:
 
     async def _post_file(self, path: Path) -> str | None:
         """None when posted (or already posted before); otherwise why the file is rejected."""
-        content = path.read_bytes()
+        content = await asyncio.to_thread(path.read_bytes)
         digest = hashlib.sha256(content).hexdigest()
         try:
             document = content.decode("ascii")

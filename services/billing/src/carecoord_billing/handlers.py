@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from carecoord_shared.contracts.dosing import TreatmentPlanCreated, TreatmentPlanPaused, TreatmentPlanResumed
 from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
@@ -17,47 +15,44 @@ from .fees import FeeSchedule
 from .models import journal
 
 
-def register_with(
-    fees: FeeSchedule, insurance_states: frozenset[str], invoice_due_days: int = 30
-) -> Callable[[EventConsumer], None]:
-    def register(consumer: EventConsumer) -> None:
-        # The journal of what billing heard about plans and reviews (read by operators and tests).
-        record_events(
-            consumer,
-            journal,
-            TreatmentPlanPaused,
-            TreatmentPlanResumed,
-            ClinicianReviewOpened,
-            ClinicianReviewResolved,
+def register(
+    consumer: EventConsumer, *, fees: FeeSchedule, insurance_states: frozenset[str], invoice_due_days: int = 30
+) -> None:
+    # The journal of what billing heard about plans and reviews (read by operators and tests).
+    record_events(
+        consumer,
+        journal,
+        TreatmentPlanPaused,
+        TreatmentPlanResumed,
+        ClinicianReviewOpened,
+        ClinicianReviewResolved,
+    )
+
+    @consumer.on(PatientRegistered)
+    async def patient_registered(event: PatientRegistered, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await coverage.record_patient(tx, patient_id=tx.cause.patient_id, event=event)
+
+    @consumer.on(CoverageDeclared)
+    async def coverage_declared(event: CoverageDeclared, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await coverage.declare(tx, insurance_states, patient_id=tx.cause.patient_id, event=event)
+        await charges.bill_awaiting(tx, fees, patient_id=tx.cause.patient_id, invoice_due_days=invoice_due_days)
+
+    @consumer.on(TreatmentPlanCreated)
+    async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
+        # The clinician's diagnosis: what the patient's claims carry from now on.
+        assert tx.cause is not None
+        await diagnoses.record(tx, patient_id=tx.cause.patient_id, planned_at=tx.cause.occurred_at, event=event)
+
+    @consumer.on(AppointmentCompleted)
+    async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await charges.charge_completed(
+            tx, fees, patient_id=tx.cause.patient_id, event=event, invoice_due_days=invoice_due_days
         )
 
-        @consumer.on(PatientRegistered)
-        async def patient_registered(event: PatientRegistered, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await coverage.record_patient(tx, patient_id=tx.cause.patient_id, event=event)
-
-        @consumer.on(CoverageDeclared)
-        async def coverage_declared(event: CoverageDeclared, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await coverage.declare(tx, insurance_states, patient_id=tx.cause.patient_id, event=event)
-            await charges.bill_awaiting(tx, fees, patient_id=tx.cause.patient_id, invoice_due_days=invoice_due_days)
-
-        @consumer.on(TreatmentPlanCreated)
-        async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
-            # The clinician's diagnosis: what the patient's claims carry from now on.
-            assert tx.cause is not None
-            await diagnoses.record(tx, patient_id=tx.cause.patient_id, planned_at=tx.cause.occurred_at, event=event)
-
-        @consumer.on(AppointmentCompleted)
-        async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await charges.charge_completed(
-                tx, fees, patient_id=tx.cause.patient_id, event=event, invoice_due_days=invoice_due_days
-            )
-
-        @consumer.on(AppointmentCancelled)
-        async def appointment_cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
-            assert tx.cause is not None
-            await charges.cancelled(tx, patient_id=tx.cause.patient_id, event=event)
-
-    return register
+    @consumer.on(AppointmentCancelled)
+    async def appointment_cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
+        assert tx.cause is not None
+        await charges.cancelled(tx, patient_id=tx.cause.patient_id, event=event)

@@ -13,9 +13,11 @@ from .models import interchanges
 
 
 async def reserve(tx: Transaction, transaction: str) -> int:
-    return await tx.session.scalar(  # type: ignore[no-any-return]
+    reserved = await tx.session.execute(
         insert(interchanges).values(transaction=transaction).returning(interchanges.c.control_number)
     )
+    control_number: int = reserved.scalar_one()
+    return control_number
 
 
 def file_name(transaction: str, control_number: int) -> str:

@@ -21,6 +21,7 @@ from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from . import domain
 from .fees import FeeSchedule
 from .models import charges, invoices, payments
 
@@ -53,15 +54,15 @@ async def invoice(
                 .with_for_update()
             )
         ).first()
-        uses_session = charge.appointment_type == AppointmentType.dosing_session
-        exhausted = current is not None and uses_session and current.sessions_used >= current.sessions_included
-        if current is None or exhausted:
+        placement = domain.package_placement(current, charge.appointment_type)
+        if placement.issue_new:
             invoice_id = await _issue(
                 tx, charge.patient_id, "package", package.cents, now, due_days, sessions=package.sessions
             )
         else:
+            assert current is not None
             invoice_id = current.invoice_id
-        if uses_session:
+        if placement.uses_session:
             await tx.session.execute(
                 update(invoices)
                 .where(invoices.c.invoice_id == invoice_id)
@@ -143,15 +144,11 @@ async def record_payment(
         if recorded != invoice_id:
             raise RuleViolation(f"payment {payment_id} was recorded against another invoice")
         return False
-    paid = current.paid_cents + amount_cents
-    if paid > current.amount_cents:
-        raise RuleViolation(
-            f"a payment of {amount_cents} cents is more than the {current.amount_cents - current.paid_cents} cents still due"
-        )
+    paid = domain.pay(amount_cents=current.amount_cents, paid_cents=current.paid_cents, payment_cents=amount_cents)
     await tx.session.execute(
         update(invoices)
         .where(invoices.c.invoice_id == invoice_id)
-        .values(paid_cents=paid, status="paid" if paid == current.amount_cents else "open")
+        .values(paid_cents=paid.paid_cents, status=paid.status)
     )
     log.info("invoice.payment_recorded", invoice_id=str(invoice_id), amount_cents=amount_cents)
     return True

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from carecoord_shared.contracts.billing import Adjustment, ClaimDenied, RemittancePosted
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from . import domain
 from .models import claims, denials, remittances
 from .x12.remittance_835 import ClaimPayment
 from .x12.syntax import X12Error
@@ -65,12 +67,9 @@ async def post(tx: Transaction, payments: list[ClaimPayment], *, file_sha256: st
     return posted
 
 
-async def _pay(tx: Transaction, claim, payment: ClaimPayment, now: datetime) -> None:  # type: ignore[no-untyped-def]
+async def _pay(tx: Transaction, claim: Row[Any], payment: ClaimPayment, now: datetime) -> None:
     paid = claim.paid_cents + payment.paid_cents
-    if payment.reversal:
-        status = "reversed"
-    else:
-        status = "paid" if payment.paid_cents >= payment.charge_cents else "partially_paid"
+    status = domain.adjudicated_status(payment)
     await tx.session.execute(
         update(claims)
         .where(claims.c.claim_id == claim.claim_id)
@@ -96,10 +95,8 @@ async def _pay(tx: Transaction, claim, payment: ClaimPayment, now: datetime) -> 
     log.info("remittance.posted", claim_id=str(claim.claim_id), status=status, paid_cents=payment.paid_cents)
 
 
-async def _deny(tx: Transaction, claim, payment: ClaimPayment, now: datetime) -> None:  # type: ignore[no-untyped-def]
-    # The work queue is sorted by the reason that moved the most money.
-    main = max(payment.adjustments, key=lambda a: abs(a.cents), default=None)
-    group, reason = (main.group, main.reason_code) if main else ("OA", "0")
+async def _deny(tx: Transaction, claim: Row[Any], payment: ClaimPayment, now: datetime) -> None:
+    group, reason = domain.denial_reason(payment)
     await tx.session.execute(
         update(claims).where(claims.c.claim_id == claim.claim_id).values(status="denied", adjudicated_at=now)
     )

@@ -72,7 +72,7 @@ class EligibilityInquirer:
                 .values(status="sent", interchange_control_number=control_number)
             )
         log.info("eligibility.inquiries_sent", control_number=control_number, inquiries=len(asked), file=file_name)
-        return control_number  # type: ignore[no-any-return]
+        return control_number
 
 
 async def record_answers(tx: Transaction, answers: list[eligibility.Answer], now: datetime | None = None) -> int:

@@ -60,9 +60,16 @@ class Segment:
         return self[position].split(self.component)
 
 
+def _element(value: str | Sequence[str] | None) -> str:
+    """A simple element as it is (None: empty), a composite's components joined."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return COMPONENT.join(value)
+
+
 def segment(*elements: str | Sequence[str] | None) -> str:
     """One segment; a sequence element is a composite; trailing empty elements are dropped."""
-    values = [COMPONENT.join(e) if isinstance(e, (list, tuple)) else (e or "") for e in elements]
+    values = [_element(e) for e in elements]
     while values and values[-1] == "":
         values.pop()
     for value in values:

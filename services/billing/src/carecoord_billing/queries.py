@@ -1,0 +1,70 @@
+"""Billing's read side: what the routes present, one session per request, each list one SELECT."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, Table, select
+
+from carecoord_shared.errors import NotFound
+from carecoord_shared.messaging.unit_of_work import UnitOfWork
+
+from .models import charges, claims, coverages, denials, invoices
+
+# A patient's charges, claims or invoices: at most this many, oldest first.
+PAGE = 1000
+
+
+async def _rows(uow: UnitOfWork, query: Select[Any]) -> list[dict[str, Any]]:
+    async with uow.sessions() as session:
+        return [r._asdict() for r in await session.execute(query)]
+
+
+def _of_patient(table: Table, patient_id: uuid.UUID) -> Select[Any]:
+    return select(table).where(table.c.patient_id == patient_id).order_by(table.c.created_at).limit(PAGE)
+
+
+async def coverage(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, Any]:
+    rows = await _rows(uow, select(coverages).where(coverages.c.patient_id == patient_id))
+    if not rows:
+        raise NotFound(f"no coverage declared for patient {patient_id}")
+    return rows[0]
+
+
+async def patient_charges(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await _rows(uow, _of_patient(charges, patient_id))
+
+
+async def patient_claims(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await _rows(uow, _of_patient(claims, patient_id))
+
+
+async def patient_invoices(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    query = select(invoices).where(invoices.c.patient_id == patient_id).order_by(invoices.c.issued_at).limit(PAGE)
+    return await _rows(uow, query)
+
+
+async def invoice_owner(uow: UnitOfWork, invoice_id: uuid.UUID) -> uuid.UUID:
+    """The patient an invoice is for (404 for an unknown invoice)."""
+    owner = await _rows(uow, select(invoices.c.patient_id).where(invoices.c.invoice_id == invoice_id))
+    if not owner:
+        raise NotFound(f"no invoice {invoice_id}")
+    patient_id: uuid.UUID = owner[0]["patient_id"]
+    return patient_id
+
+
+async def invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> dict[str, Any]:
+    [row] = await _rows(uow, select(invoices).where(invoices.c.invoice_id == invoice_id))
+    return row
+
+
+async def open_denials(uow: UnitOfWork) -> list[dict[str, Any]]:
+    """The denial work queue: open denials by reason code, oldest first within a code."""
+    query = (
+        select(denials)
+        .where(denials.c.status == "open")
+        .order_by(denials.c.reason_code, denials.c.denied_at)
+        .limit(PAGE)
+    )
+    return await _rows(uow, query)
