@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Row, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_shared.contracts.billing import ClaimSubmitted
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
@@ -51,9 +52,9 @@ def claim_number(claim_id: uuid.UUID) -> str:
     return claim_id.hex[:20].upper()
 
 
-async def latest_diagnosis(session: Any, patient_id: uuid.UUID) -> list[str] | None:
+async def latest_diagnosis(session: AsyncSession, patient_id: uuid.UUID) -> list[str] | None:
     """The ICD-10-CM codes of the patient's latest plan (by when it was written), or None."""
-    return (  # type: ignore[no-any-return]
+    codes: list[str] | None = (
         await session.execute(
             select(plan_diagnoses.c.diagnosis_codes)
             .where(plan_diagnoses.c.patient_id == patient_id)
@@ -61,6 +62,7 @@ async def latest_diagnosis(session: Any, patient_id: uuid.UUID) -> list[str] | N
             .limit(1)
         )
     ).scalar()
+    return codes
 
 
 class ClaimSubmitter:

@@ -7,6 +7,8 @@ birth, contact detail, member id or free text.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -51,7 +53,7 @@ patients = Table(
 )
 
 
-def _patient_fk() -> Column:  # type: ignore[type-arg]
+def _patient_fk() -> Column[Any]:
     return Column("patient_id", Uuid, ForeignKey("patients.patient_id"), nullable=False, index=True)
 
 

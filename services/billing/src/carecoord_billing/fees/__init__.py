@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from carecoord_shared.contracts.common import AppointmentType
 
@@ -78,7 +79,7 @@ class FeeSchedule:
         )
 
 
-def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
+def parse(raw: dict[str, Any]) -> FeeSchedule:
     by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = {}
     new_patient_by_type: dict[AppointmentType, tuple[ServiceLine, ...]] = {}
     for name, entry in raw.get("appointment_types", {}).items():
@@ -101,7 +102,7 @@ def parse(raw: dict) -> FeeSchedule:  # type: ignore[type-arg]
     )
 
 
-def _lines(name: str, raw: list) -> tuple[ServiceLine, ...]:  # type: ignore[type-arg]
+def _lines(name: str, raw: list[Any]) -> tuple[ServiceLine, ...]:
     lines = tuple(ServiceLine(cpt=str(line["cpt"]), cents=line["cents"]) for line in raw)
     for line in lines:
         # Money is integer cents: a float or a string here is a mistake in the file.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from carecoord_shared.contracts.common import EligibilityOutcome, Instrument
 
@@ -118,8 +119,8 @@ def age_on(date_of_birth: date, day: date) -> int:
     return day.year - date_of_birth.year - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
 
 
-def _limit(raw: Mapping[str, object]) -> BloodPressureLimit:
-    return BloodPressureLimit(systolic=int(raw["systolic"]), diastolic=int(raw["diastolic"]), reason=str(raw["reason"]))  # type: ignore[call-overload]
+def _limit(raw: Mapping[str, Any]) -> BloodPressureLimit:
+    return BloodPressureLimit(systolic=int(raw["systolic"]), diastolic=int(raw["diastolic"]), reason=str(raw["reason"]))
 
 
 def load(version: str = CURRENT_VERSION) -> RuleSet:
