@@ -261,9 +261,6 @@ class ScreeningAnswers(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    def yes_no(self) -> dict[str, bool]:
-        return {code: bool(answer) for code, answer in self.model_dump().items()}
-
 
 class MedicalScreeningSubmission(Strict):
     """The medical-screening body as the routes read it; the body model of the rules in force subclasses it."""

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from ..settings import ProviderIdentity
-from .parties import Payer, Subscriber, text
+from .parties import Payer, Provider, Subscriber, text
 from .syntax import Party, Segment, X12Error, cents, interchange, money, parse, segment
 
 VERSION = "005010X222A1"
@@ -50,7 +49,7 @@ class Claim:
         return f"Claim({self.claim_number})"
 
 
-def build(claims: Sequence[Claim], *, provider: ProviderIdentity, control_number: int, at: datetime) -> str:
+def build(claims: Sequence[Claim], *, provider: Provider, control_number: int, at: datetime) -> str:
     """One interchange with one 837P transaction set holding every claim."""
     if not claims:
         raise ValueError("an 837P needs at least one claim")

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from ..settings import ProviderIdentity
-from .parties import Payer, Subscriber, text
+from .parties import Payer, Provider, Subscriber, text
 from .syntax import Party, Segment, X12Error, interchange, loops, parse, segment
 
 VERSION = "005010X279A1"
@@ -64,7 +63,7 @@ def _subscriber(sub: Subscriber) -> list[str]:
     ]
 
 
-def build_270(inquiries: Sequence[Inquiry], *, provider: ProviderIdentity, control_number: int, at: datetime) -> str:
+def build_270(inquiries: Sequence[Inquiry], *, provider: Provider, control_number: int, at: datetime) -> str:
     """One transaction set per inquiry (each has its own payer)."""
     transactions = []
     for inquiry in inquiries:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
 
 # X12's basic character set (uppercase); anything else in a name or address becomes a space.
 _NOT_BASIC = re.compile(r"[^A-Z0-9 !&'()+,\-./;?=]")
@@ -44,3 +45,32 @@ class Payer:
     @property
     def display_name(self) -> str:
         return text(self.name or self.id, 60)
+
+
+class Provider(Protocol):
+    """Who bills, as every file names them (the settings' ProviderIdentity is one): not PHI."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def npi(self) -> str: ...
+    @property
+    def tax_id(self) -> str: ...
+    @property
+    def address_line1(self) -> str: ...
+    @property
+    def city(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def postal_code(self) -> str: ...
+    @property
+    def contact_name(self) -> str: ...
+    @property
+    def contact_phone(self) -> str: ...
+    @property
+    def submitter_id(self) -> str: ...
+    @property
+    def receiver_id(self) -> str: ...
+    @property
+    def usage(self) -> str: ...
