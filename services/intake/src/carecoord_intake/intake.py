@@ -231,14 +231,14 @@ class Intake:
         )
         return await self._save_decision(tx, patient, decision, clinician_reason=reason)
 
-    async def _decide_if_complete(self, tx: Transaction, patient: Any) -> None:
+    async def _decide_if_complete(self, tx: Transaction, patient: Row[Any]) -> None:
         inputs = await intake_inputs(tx.session, patient.patient_id)
         if inputs.missing:
             return
         decision = domain.by_rules(self.rules.evaluate(await self._facts(tx, patient)))
         await self._save_decision(tx, patient, decision)
 
-    async def _facts(self, tx: Transaction, patient: Any) -> Facts:
+    async def _facts(self, tx: Transaction, patient: Row[Any]) -> Facts:
         return domain.facts(
             await intake_inputs(tx.session, patient.patient_id),
             date_of_birth=date.fromisoformat(self.cipher.decrypt(patient.date_of_birth_enc)),
@@ -293,7 +293,7 @@ class Intake:
         return reading_id
 
     async def _save_decision(
-        self, tx: Transaction, patient: Any, decision: EligibilityDecision, *, clinician_reason: str | None = None
+        self, tx: Transaction, patient: Row[Any], decision: EligibilityDecision, *, clinician_reason: str | None = None
     ) -> uuid.UUID:
         """Write the decision with the next sequence number, and announce it."""
         decision_id = uuid.uuid4()
