@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from carecoord_safety import plan_view
-from carecoord_safety.api import ResolveReview
 from carecoord_safety.plan_view import PlanView
+from carecoord_safety.schemas import ResolveReview
 
 PLAN = PlanView(plan_id=uuid.uuid4(), status="paused", max_dose_mg=300, max_step_mg=50, current_dose_mg=150)
 
