@@ -43,8 +43,9 @@ from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEff
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.service import UowDep
 
-from . import observations, plan_view, queries, reviews
+from . import observations, queries, reviews
 from .rules import RuleSet
+from .rules.plan_limits import DoseNotAllowed
 from .schemas import (
     Acknowledge,
     MoodCheckInIn,
@@ -67,7 +68,9 @@ def _respond(outcome: observations.Outcome, response: Response) -> dict[str, obj
     return {**outcome.__dict__, "review_id": outcome.review_id}
 
 
-ALREADY = {200: {"description": "This id was already recorded; its first outcome is returned."}}
+ALREADY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "This id was already recorded; its first outcome is returned."}
+}
 
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
@@ -180,7 +183,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
                     now=clock(),
                     dose_mg=body.dose_mg,
                 )
-        except plan_view.DoseNotAllowed as refused:
+        except DoseNotAllowed as refused:
             # Nothing was recorded; the body's dose is what is wrong, so say so as a validation error.
             raise RequestValidationError(
                 [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]

@@ -214,9 +214,11 @@ def _merge_reviews(fired: list[tuple[Rule, list[str]]]) -> tuple[ReviewRequest, 
 
 
 # --- conditions: the closed vocabulary ---------------------------------------
-# Each returns the triggers it contributes when it holds, or None when it does not.
+# Each returns the triggers it contributes when it holds, or None when it does not. The observation is Any here:
+# each condition takes its own kind (SideEffect, Mood, Vitals), and CONDITIONS is looked up by the rule's kind,
+# which is the observation's (RuleSet.assess skips rules for other kinds).
 
-Condition = Callable[[Any, Observation, Sequence[Observation], dict[str, Any], RuleSet], list[str] | None]
+Condition = Callable[[Any, Any, Sequence[Observation], dict[str, Any], RuleSet], list[str] | None]
 
 
 def _min_grade(
