@@ -297,7 +297,7 @@ class TitrationRules:
         return self.indication_instrument is not None
 
 
-def _threshold(raw: dict) -> ResponseThreshold:  # type: ignore[type-arg]
+def _threshold(raw: dict[str, Any]) -> ResponseThreshold:
     points, percent = raw.get("min_reduction_points"), raw.get("min_reduction_percent")
     if (points is None) == (percent is None):
         raise ValueError("a response threshold is min_reduction_points or min_reduction_percent, exactly one")

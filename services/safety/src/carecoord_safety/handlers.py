@@ -4,7 +4,7 @@ check-in timers, which run from the authorisation; see sessions.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -188,7 +188,7 @@ PLAN_STATUSES = (
 )
 
 
-def _plan_status(plan_status: str) -> Any:
+def _plan_status(plan_status: str) -> Callable[[Any, Transaction], Awaitable[None]]:
     async def handle(event: Any, tx: Transaction) -> None:
         assert tx.cause is not None
         await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, status=plan_status)
@@ -196,7 +196,7 @@ def _plan_status(plan_status: str) -> Any:
     return handle
 
 
-def _recording(record: Any, rules: RuleSet, clock: Clock) -> Any:
+def _recording(record: Any, rules: RuleSet, clock: Clock) -> Callable[[Any, Transaction], Awaitable[None]]:
     async def handle(event: Any, tx: Transaction) -> None:
         assert tx.cause is not None
         await record(tx, rules, patient_id=tx.cause.patient_id, observation=event, source="patient-app", now=clock())

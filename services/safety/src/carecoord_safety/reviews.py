@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
@@ -150,7 +150,7 @@ async def _has_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
     return found.first() is not None
 
 
-async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Any:
+async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Row[Any]:
     review = (
         await tx.session.execute(
             select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update()

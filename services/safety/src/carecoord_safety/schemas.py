@@ -17,6 +17,8 @@ from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEff
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."
+# The bodies make the contract's required id (and a check-in's answered_at) optional: the route fills in a new
+# id (and now). Overriding a required field with an optional one is what each `type: ignore[assignment]` is for.
 
 
 class SideEffectReportIn(SideEffectReportSubmitted):
