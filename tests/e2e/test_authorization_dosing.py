@@ -1,6 +1,6 @@
 """Who may call dosing's HTTP API: every route, every role, the patient's own data, licensed states, the audit log.
 
-The policy is the table in carecoord_dosing.api's docstring; each case asserts the real status code."""
+The policy is the table in carecoord_dosing.routes's docstring; each case asserts the real status code."""
 
 from __future__ import annotations
 

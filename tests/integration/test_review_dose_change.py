@@ -26,6 +26,7 @@ from carecoord_safety.models import clinician_reviews
 from carecoord_safety.models import messaging as safety_messaging
 from carecoord_safety.models import treatment_holds as safety_holds
 from carecoord_safety.rules import ReviewRequest
+from carecoord_safety.rules.plan_limits import DoseNotAllowed
 from carecoord_shared.contracts import Envelope
 from carecoord_shared.contracts.common import Indication, ReviewDecision, ReviewPriority
 from carecoord_shared.contracts.safety import TreatmentHoldReleased, VitalsRecorded
@@ -314,7 +315,7 @@ async def test_safety_refuses_a_dose_outside_the_plan_and_records_nothing(safety
     await _plan_view(safety, patient)
     review_id = await _review_with_hold(safety, patient)
     for dose, code in ((201, "dose_step_above_plan_maximum"), (99, "dose_step_above_plan_maximum")):
-        with pytest.raises(plan_view.DoseNotAllowed) as refused:
+        with pytest.raises(DoseNotAllowed) as refused:
             await _resolve(safety, review_id, ReviewDecision.resume_with_dose_change, dose)
         assert refused.value.code == code
     assert (await _review(safety, review_id)).status == "open"
@@ -338,14 +339,14 @@ async def test_safety_refuses_a_dose_outside_the_plan_and_records_nothing(safety
 async def test_a_dose_change_needs_a_plan_and_a_hold_to_resume(safety: UnitOfWork) -> None:
     patient = uuid.uuid4()
     review_id = await _review_with_hold(safety, patient)
-    with pytest.raises(plan_view.DoseNotAllowed) as refused:
+    with pytest.raises(DoseNotAllowed) as refused:
         await _resolve(safety, review_id, ReviewDecision.resume_with_dose_change, 100)
     assert refused.value.code == "no_live_plan", "safety has heard of no plan for this patient"
 
     other = uuid.uuid4()
     await _plan_view(safety, other)
     no_hold = await _review_with_hold(safety, other, hold=False)
-    with pytest.raises(plan_view.DoseNotAllowed) as refused:
+    with pytest.raises(DoseNotAllowed) as refused:
         await _resolve(safety, no_hold, ReviewDecision.resume_with_dose_change, 150)
     assert refused.value.code == "review_holds_no_treatment"
 

@@ -10,8 +10,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from carecoord_dosing import domain
-from carecoord_dosing.api import PlanCreate
 from carecoord_dosing.domain import LimitRefused, Limits, PreDoseReading, Response
+from carecoord_dosing.schemas import PlanCreate
 from carecoord_shared.contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus
 from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from carecoord_safety import plan_view
-from carecoord_safety.api import ResolveReview
-from carecoord_safety.plan_view import PlanView
+from carecoord_safety.rules import plan_limits
+from carecoord_safety.rules.plan_limits import PlanView
+from carecoord_safety.schemas import ResolveReview
 
 PLAN = PlanView(plan_id=uuid.uuid4(), status="paused", max_dose_mg=300, max_step_mg=50, current_dose_mg=150)
 
@@ -39,17 +39,17 @@ def test_a_dose_outside_the_contract_bounds_is_refused(dose: int) -> None:
 
 
 def test_the_dose_must_be_within_the_plans_maximum_and_one_step() -> None:
-    assert plan_view.dose_refusal(PLAN, 200) is None, "one step up"
-    assert plan_view.dose_refusal(PLAN, 100) is None, "one step down"
-    assert plan_view.dose_refusal(PLAN, 201).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
-    assert plan_view.dose_refusal(PLAN, 99).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
+    assert plan_limits.dose_refusal(PLAN, 200) is None, "one step up"
+    assert plan_limits.dose_refusal(PLAN, 100) is None, "one step down"
+    assert plan_limits.dose_refusal(PLAN, 201).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
+    assert plan_limits.dose_refusal(PLAN, 99).code == "dose_step_above_plan_maximum"  # type: ignore[union-attr]
     at_cap = PlanView(PLAN.plan_id, "paused", max_dose_mg=300, max_step_mg=50, current_dose_mg=280)
-    assert plan_view.dose_refusal(at_cap, 300) is None
-    assert plan_view.dose_refusal(at_cap, 301).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
+    assert plan_limits.dose_refusal(at_cap, 300) is None
+    assert plan_limits.dose_refusal(at_cap, 301).code == "dose_above_plan_maximum"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("status", ["draft", "discontinued", "completed"])
 def test_only_a_live_plans_dose_can_change(status: str) -> None:
     plan = PlanView(PLAN.plan_id, status, 300, 50, 150)
-    assert plan_view.dose_refusal(plan, 150).code == "no_live_plan"  # type: ignore[union-attr]
-    assert plan_view.dose_refusal(None, 150).code == "no_live_plan"  # type: ignore[union-attr]
+    assert plan_limits.dose_refusal(plan, 150).code == "no_live_plan"  # type: ignore[union-attr]
+    assert plan_limits.dose_refusal(None, 150).code == "no_live_plan"  # type: ignore[union-attr]

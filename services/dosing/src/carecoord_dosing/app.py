@@ -7,7 +7,7 @@ from pathlib import Path
 from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import ServiceDefinition
 
-from . import api, domain, handlers
+from . import domain, handlers, routes
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import DosingSettings
 
@@ -24,6 +24,6 @@ def build(settings: DosingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(api.build_router(titration),),
+        routers=(routes.build_router(titration),),
         register_handlers=handlers.register_with(titration),
     )

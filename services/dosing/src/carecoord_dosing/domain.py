@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import tomllib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus
+from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_shared.errors import LimitExceeded, RuleViolation
 
 ALLOWED: dict[PlanStatus, frozenset[PlanStatus]] = {
@@ -61,6 +62,34 @@ class Limits:
     starting_dose_mg: int
     max_dose_mg: int
     max_step_mg: int
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """A plan as a use case loads it (its row locked for the transaction): what the decisions read."""
+
+    plan_id: uuid.UUID
+    patient_id: uuid.UUID
+    status: PlanStatus
+    limits: Limits
+    planned_sessions: int
+    sessions_completed: int
+    approved_dose_mg: int | None
+    # None on plans created before it was recorded.
+    indication: Indication | None
+    created_at: datetime
+
+
+# The statuses in which a plan's dose may change (an approval, a review's dose change); only active doses.
+DOSE_CHANGEABLE = frozenset({PlanStatus.active, PlanStatus.paused})
+
+
+def check_approval(proposal_id: uuid.UUID, proposal_status: str, plan_status: PlanStatus) -> None:
+    """Only a pending proposal of an active or paused plan can be approved."""
+    if proposal_status != "proposed":
+        raise PlanRuleViolation(f"proposal {proposal_id} is {proposal_status}; only a pending proposal can be approved")
+    if plan_status not in DOSE_CHANGEABLE:
+        raise PlanRuleViolation(f"the plan is {plan_status}; doses are approved only for an active or paused plan")
 
 
 class LimitRefused(LimitExceeded, PlanRuleViolation):
@@ -138,10 +167,90 @@ def dose_refusal(current_mg: int | None, new_mg: int, limits: Limits, rules: Tit
     )
 
 
+def review_dose_refusal(
+    plan: PlanState | None, current_mg: int | None, new_mg: int, rules: TitrationRules
+) -> str | None:
+    """Why a review's resolution may not change the dose to ``new_mg`` (a code), or None when it may."""
+    if plan is None or plan.status not in DOSE_CHANGEABLE:
+        return "no_live_plan"
+    refusal = dose_refusal(current_mg, new_mg, plan.limits, rules)
+    return refusal.code if refusal else None
+
+
 def check_dose_change(current_mg: int | None, new_mg: int, limits: Limits, rules: TitrationRules) -> None:
     """A dose a clinician approves: refused (LimitRefused, a 422 with the code) unless dose_refusal allows it."""
     if (refusal := dose_refusal(current_mg, new_mg, limits, rules)) is not None:
         raise LimitRefused(refusal.code, refusal.message)
+
+
+# --- holds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A dose to propose: it supersedes any pending proposal, and the approved dose lapses until approved."""
+
+    dose_mg: int
+    rationale: list[str]
+    session_number: int
+    previous_dose_mg: int
+
+
+@dataclass(frozen=True)
+class HoldRelease:
+    """What a clinician's review decision does when it releases a hold.
+
+    ``refused``: the dose change is not allowed (a code); the hold stays open and nothing else changes.
+    Otherwise the hold is released and the plan is discontinued, or ``propose`` is proposed (and, when
+    ``approve``, approved in the deciding clinician's name with the review as cause), and the plan's
+    status follows the holds still open (``reconcile``)."""
+
+    refused: str | None = None
+    discontinue: bool = False
+    propose: Proposal | None = None
+    approve: bool = False
+
+    @property
+    def reconcile(self) -> bool:
+        return self.refused is None and not self.discontinue
+
+
+def hold_release(
+    decision: ReviewDecision,
+    plan: PlanState | None,
+    *,
+    dose_mg: int | None,
+    current_dose_mg: int | None,
+    rules: TitrationRules,
+) -> HoldRelease:
+    """Resume, resume with a dose change, or discontinue. ``current_dose_mg`` is the dose a change is one step
+    from (the approved one, else the last approved, else the starting dose); needed only with ``dose_mg``.
+
+    Resume with a dose change that names the dose approves it in the same step; dosing re-validates it (the
+    source of truth). A release without a dose (before the resolution carried one): the old approval
+    lapses, and a one-step decrease is proposed for a clinician's approval."""
+    changes_dose = decision is ReviewDecision.resume_with_dose_change
+    refusal = (
+        review_dose_refusal(plan, current_dose_mg, dose_mg, rules) if changes_dose and dose_mg is not None else None
+    )
+    if refusal is not None:
+        return HoldRelease(refused=refusal)
+    if plan is None:
+        return HoldRelease()
+    if decision is ReviewDecision.discontinue:
+        return HoldRelease(discontinue=True)
+    next_session = plan.sessions_completed + 1
+    if changes_dose and dose_mg is not None:
+        assert current_dose_mg is not None  # a live plan always has one: at least its starting dose
+        return HoldRelease(
+            propose=Proposal(dose_mg, ["review_dose_change"], next_session, current_dose_mg), approve=True
+        )
+    if changes_dose and plan.approved_dose_mg is not None:
+        decrease = max(plan.approved_dose_mg - plan.limits.max_step_mg, 1)
+        return HoldRelease(
+            propose=Proposal(decrease, ["review_requested_dose_change"], next_session, plan.approved_dose_mg)
+        )
+    return HoldRelease()
 
 
 # --- configuration -------------------------------------------------------------
@@ -188,7 +297,7 @@ class TitrationRules:
         return self.indication_instrument is not None
 
 
-def _threshold(raw: dict) -> ResponseThreshold:  # type: ignore[type-arg]
+def _threshold(raw: dict[str, Any]) -> ResponseThreshold:
     points, percent = raw.get("min_reduction_points"), raw.get("min_reduction_percent")
     if (points is None) == (percent is None):
         raise ValueError("a response threshold is min_reduction_points or min_reduction_percent, exactly one")
@@ -348,6 +457,44 @@ class Response:
     baseline: int | None = None
     latest: int | None = None
     baseline_from_intake: bool = False
+
+
+def course_completed(plan: PlanState, completed: int) -> bool:
+    """After ``completed`` sessions: an active plan that has had all its planned sessions is complete."""
+    return completed >= plan.planned_sessions and plan.status is PlanStatus.active
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One of safety's facts about the patient since the last proposal (dosing's copy of it)."""
+
+    kind: str
+    grade: int | None = None
+    symptoms: tuple[str, ...] = ()
+    within_limits: bool | None = None
+
+
+def response_from(
+    recent: Sequence[Observed], moods: Sequence[int], intake: int | None, instrument: Instrument
+) -> Response:
+    """The response since the last proposal: side effects and blood pressure from ``recent``; the baseline is
+    the intake score on ``instrument`` when there is one, else the course's first check-in (``moods``, the
+    course's totals on ``instrument`` in the order observed), and the latest is the latest check-in after it."""
+    baseline: int | None
+    latest: int | None
+    if intake is not None:
+        baseline, latest = intake, (moods[-1] if moods else None)
+    else:  # no intake score (or 2026.11.1): the course's first check-in is the baseline
+        baseline, latest = (moods[0] if moods else None), (moods[-1] if len(moods) > 1 else None)
+    return Response(
+        worst_grade=max((r.grade or 0 for r in recent if r.kind == "side_effect"), default=0),
+        symptoms=frozenset(s for r in recent if r.kind == "side_effect" for s in r.symptoms),
+        blood_pressure_hold=any(r.kind == "vitals" and r.within_limits is False for r in recent),
+        instrument=instrument,
+        baseline=baseline,
+        latest=latest,
+        baseline_from_intake=intake is not None,
+    )
 
 
 def propose_dose(current_mg: int, limits: Limits, response: Response, rules: TitrationRules) -> tuple[int, list[str]]:

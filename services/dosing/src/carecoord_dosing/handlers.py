@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.contracts.common import AppointmentType
 from carecoord_shared.contracts.intake import AssessmentScored
@@ -22,7 +24,7 @@ from .domain import TitrationRules
 from .models import jurisdictions
 
 
-def register_with(rules: TitrationRules):  # type: ignore[no-untyped-def]
+def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
 

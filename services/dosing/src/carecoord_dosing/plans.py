@@ -1,10 +1,12 @@
-"""Plan operations: each runs inside the caller's transaction and emits its events.
+"""Plan use cases: each runs inside the caller's transaction and emits its events.
 
-Shared by the HTTP API (clinician decisions, session requests) and the event
+Shared by the HTTP routes (clinician decisions, session requests) and the event
 handlers (holds, completed sessions, safety facts), so a rule is enforced the
-same way whichever door a change comes through. Every operation that reads a
-plan to decide locks its row first: a hold arriving while a session is being
-authorised waits for it, and the other way round.
+same way whichever door a change comes through. Each is shaped load -> decide ->
+save -> emit: it loads what the rules read, the decision is a pure function in
+domain.py, and the rows it writes and the events they cause commit together.
+Every operation that reads a plan to decide locks its row first: a hold arriving
+while a session is being authorised waits for it, and the other way round.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import domain
-from .domain import Limits, PlanRuleViolation, TitrationRules
+from .domain import PlanRuleViolation, PlanState, TitrationRules
 from .models import (
     dose_proposals,
     intake_assessments,
@@ -51,12 +53,22 @@ from .models import (
 DIAGNOSIS_CODES = TypeAdapter(DiagnosisCodes)
 
 
-def limits_of(plan: Any) -> Limits:
-    return Limits(plan.starting_dose_mg, plan.max_dose_mg, plan.max_step_mg)
+def _plan_state(row: Any) -> PlanState:
+    return PlanState(
+        plan_id=row.plan_id,
+        patient_id=row.patient_id,
+        status=PlanStatus(row.status),
+        limits=domain.Limits(row.starting_dose_mg, row.max_dose_mg, row.max_step_mg),
+        planned_sessions=row.planned_sessions,
+        sessions_completed=row.sessions_completed,
+        approved_dose_mg=row.approved_dose_mg,
+        indication=Indication(row.indication) if row.indication else None,
+        created_at=row.created_at,
+    )
 
 
-async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> Any:
-    return (
+async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> PlanState | None:
+    row = (
         await tx.session.execute(
             select(treatment_plans)
             .where(
@@ -65,15 +77,16 @@ async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> Any:
             .with_for_update()
         )
     ).first()
+    return None if row is None else _plan_state(row)
 
 
-async def plan_for_update(tx: Transaction, plan_id: uuid.UUID) -> Any:
-    plan = (
+async def plan_for_update(tx: Transaction, plan_id: uuid.UUID) -> PlanState:
+    row = (
         await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())
     ).first()
-    if plan is None:
+    if row is None:
         raise NotFound(f"no treatment plan {plan_id}")
-    return plan
+    return _plan_state(row)
 
 
 async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUID]:
@@ -128,12 +141,11 @@ async def create_plan(
 async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rules: TitrationRules) -> None:
     """Activation approves the starting dose: the activating clinician is its approver."""
     plan = await plan_for_update(tx, plan_id)
-    domain.check_activation(PlanStatus(plan.status), len(await open_hold_ids(tx, plan.patient_id)))
+    domain.check_activation(plan.status, len(await open_hold_ids(tx, plan.patient_id)))
     await _move(tx, plan, PlanStatus.active, actor=actor, reason="clinician_activated")
     tx.emit(TreatmentPlanActivated(plan_id=plan_id), patient_id=plan.patient_id)
-    proposal_id = await _propose(
-        tx, plan, plan.starting_dose_mg, ["starting_dose"], rules, session_number=1, previous=plan.starting_dose_mg
-    )
+    starting = plan.limits.starting_dose_mg
+    proposal_id = await _propose(tx, plan, domain.Proposal(starting, ["starting_dose"], 1, starting), rules)
     await approve_dose(tx, proposal_id, actor=actor, rules=rules)
 
 
@@ -142,7 +154,7 @@ async def discontinue_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, r
     await _discontinue(tx, plan, actor=actor, reason=reason)
 
 
-async def _discontinue(tx: Transaction, plan: Any, *, actor: str, reason: str) -> None:
+async def _discontinue(tx: Transaction, plan: PlanState, *, actor: str, reason: str) -> None:
     await _move(tx, plan, PlanStatus.discontinued, actor=actor, reason=reason)
     await tx.session.execute(
         update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
@@ -199,69 +211,45 @@ async def release_hold(
         return  # unknown or already released: nothing changes twice
     plan = await live_plan_for_update(tx, patient_id)
     review_id = review_id or hold.review_id
-    if decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
-        refusal = await _review_dose_refusal(tx, plan, dose_mg, rules)
-        if refusal is not None:
-            await tx.session.execute(
-                update(treatment_holds).where(treatment_holds.c.hold_id == hold_id).values(dose_change_refused=refusal)
-            )
-            tx.emit(
-                DoseChangeRefused(
-                    plan_id=plan.plan_id if plan else None,
-                    hold_id=hold_id,
-                    review_id=review_id,
-                    requested_dose_mg=dose_mg,
-                    reason=refusal,
-                ),
-                patient_id=patient_id,
-            )
-            return
+    current = await _current_dose(tx, plan) if plan is not None and dose_mg is not None else None
+    release = domain.hold_release(decision, plan, dose_mg=dose_mg, current_dose_mg=current, rules=rules)
+    if release.refused is not None:
+        assert dose_mg is not None  # only a named dose is refused
+        await tx.session.execute(
+            update(treatment_holds)
+            .where(treatment_holds.c.hold_id == hold_id)
+            .values(dose_change_refused=release.refused)
+        )
+        tx.emit(
+            DoseChangeRefused(
+                plan_id=plan.plan_id if plan else None,
+                hold_id=hold_id,
+                review_id=review_id,
+                requested_dose_mg=dose_mg,
+                reason=release.refused,
+            ),
+            patient_id=patient_id,
+        )
+        return
     await tx.session.execute(
         update(treatment_holds)
         .where(treatment_holds.c.hold_id == hold_id)
         .values(status="released", released_at=func.now(), release_decision=decision.value)
     )
-    if plan is not None and decision is ReviewDecision.discontinue:
-        await _discontinue(tx, plan, actor=decided_by or "clinician_review", reason="review_discontinued")
-        return
-    if plan is not None and decision is ReviewDecision.resume_with_dose_change and dose_mg is not None:
-        current = await _current_dose(tx, plan)
-        proposal_id = await _propose(
-            tx,
-            plan,
-            dose_mg,
-            ["review_dose_change"],
-            rules,
-            session_number=plan.sessions_completed + 1,
-            previous=current,
-        )
-        await approve_dose(tx, proposal_id, actor=decided_by or "clinician_review", rules=rules, review_id=review_id)
-    elif plan is not None and decision is ReviewDecision.resume_with_dose_change and plan.approved_dose_mg is not None:
-        # A release without a dose (before the resolution carried one): the old approval
-        # lapses, and a one-step decrease is proposed for a clinician's approval.
-        limits = limits_of(plan)
-        await _propose(
-            tx,
-            plan,
-            max(plan.approved_dose_mg - limits.max_step_mg, 1),
-            ["review_requested_dose_change"],
-            rules,
-            session_number=plan.sessions_completed + 1,
-            previous=plan.approved_dose_mg,
-        )
-    await _reconcile(tx, patient_id, actor=decided_by or "clinician_review", reason=f"hold_released_{decision.value}")
+    actor = decided_by or "clinician_review"
+    if plan is not None and release.discontinue:
+        await _discontinue(tx, plan, actor=actor, reason="review_discontinued")
+    if plan is not None and release.propose is not None:
+        proposal_id = await _propose(tx, plan, release.propose, rules)
+        if release.approve:
+            await approve_dose(tx, proposal_id, actor=actor, rules=rules, review_id=review_id)
+    if release.reconcile:
+        await _reconcile(tx, patient_id, actor=actor, reason=f"hold_released_{decision.value}")
 
 
-async def _current_dose(tx: Transaction, plan: Any) -> int:
+async def _current_dose(tx: Transaction, plan: PlanState) -> int:
     """The dose a change is one step from: the approved one, else the last approved, else the starting dose."""
-    return int(plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg)
-
-
-async def _review_dose_refusal(tx: Transaction, plan: Any, dose_mg: int, rules: TitrationRules) -> str | None:
-    if plan is None or PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
-        return "no_live_plan"
-    refusal = domain.dose_refusal(await _current_dose(tx, plan), dose_mg, limits_of(plan), rules)
-    return refusal.code if refusal else None
+    return int(plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.limits.starting_dose_mg)
 
 
 async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reason: str) -> None:
@@ -270,9 +258,8 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
     if plan is None:
         return  # recorded; a plan created later cannot activate while the hold is open
     holds = await open_hold_ids(tx, patient_id)
-    current = PlanStatus(plan.status)
-    target = domain.status_with_holds(current, len(holds))
-    if target is current:
+    target = domain.status_with_holds(plan.status, len(holds))
+    if target is plan.status:
         return
     await _move(tx, plan, target, actor=actor, reason=reason)
     if target is PlanStatus.paused:
@@ -281,8 +268,8 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
         tx.emit(TreatmentPlanResumed(plan_id=plan.plan_id), patient_id=patient_id)
 
 
-async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, reason: str) -> None:
-    domain.check_transition(PlanStatus(plan.status), target)
+async def _move(tx: Transaction, plan: PlanState, target: PlanStatus, *, actor: str, reason: str) -> None:
+    domain.check_transition(plan.status, target)
     await tx.session.execute(
         update(treatment_plans)
         .where(treatment_plans.c.plan_id == plan.plan_id)
@@ -290,7 +277,7 @@ async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, r
     )
     await tx.session.execute(
         insert(plan_transitions).values(
-            plan_id=plan.plan_id, from_status=plan.status, to_status=target.value, actor=actor, reason=reason
+            plan_id=plan.plan_id, from_status=plan.status.value, to_status=target.value, actor=actor, reason=reason
         )
     )
 
@@ -298,16 +285,7 @@ async def _move(tx: Transaction, plan: Any, target: PlanStatus, *, actor: str, r
 # --- doses -------------------------------------------------------------------------
 
 
-async def _propose(
-    tx: Transaction,
-    plan: Any,
-    dose_mg: int,
-    rationale: list[str],
-    rules: TitrationRules,
-    *,
-    session_number: int,
-    previous: int,
-) -> uuid.UUID:
+async def _propose(tx: Transaction, plan: PlanState, proposal: domain.Proposal, rules: TitrationRules) -> uuid.UUID:
     """A new proposal supersedes any pending one; the approved dose lapses until a clinician approves."""
     await tx.session.execute(
         update(dose_proposals)
@@ -317,30 +295,17 @@ async def _propose(
     await tx.session.execute(
         update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
     )
-    proposal_id = uuid.uuid4()
-    await tx.session.execute(
-        insert(dose_proposals).values(
-            proposal_id=proposal_id,
-            plan_id=plan.plan_id,
-            session_number=session_number,
-            previous_dose_mg=previous,
-            proposed_dose_mg=dose_mg,
-            rationale=rationale,
-            rule_version=rules.version,
-        )
+    proposed = DoseProposed(
+        proposal_id=uuid.uuid4(),
+        plan_id=plan.plan_id,
+        session_number=proposal.session_number,
+        previous_dose_mg=proposal.previous_dose_mg,
+        proposed_dose_mg=proposal.dose_mg,
+        rationale=proposal.rationale,
     )
-    tx.emit(
-        DoseProposed(
-            proposal_id=proposal_id,
-            plan_id=plan.plan_id,
-            session_number=session_number,
-            previous_dose_mg=previous,
-            proposed_dose_mg=dose_mg,
-            rationale=rationale,
-        ),
-        patient_id=plan.patient_id,
-    )
-    return proposal_id
+    await tx.session.execute(insert(dose_proposals).values(**proposed.model_dump(), rule_version=rules.version))
+    tx.emit(proposed, patient_id=plan.patient_id)
+    return proposed.proposal_id
 
 
 async def approve_dose(
@@ -360,12 +325,9 @@ async def approve_dose(
     if proposal is None:
         raise NotFound(f"no dose proposal {proposal_id}")
     plan = await plan_for_update(tx, proposal.plan_id)
-    if proposal.status != "proposed":
-        raise PlanRuleViolation(f"proposal {proposal_id} is {proposal.status}; only a pending proposal can be approved")
-    if PlanStatus(plan.status) not in (PlanStatus.active, PlanStatus.paused):
-        raise PlanRuleViolation(f"the plan is {plan.status}; doses are approved only for an active or paused plan")
-    approved = proposal.proposed_dose_mg if dose_mg is None else dose_mg
-    domain.check_dose_change(proposal.previous_dose_mg, approved, limits_of(plan), rules)
+    domain.check_approval(proposal_id, proposal.status, plan.status)
+    approved: int = proposal.proposed_dose_mg if dose_mg is None else dose_mg
+    domain.check_dose_change(proposal.previous_dose_mg, approved, plan.limits, rules)
     await tx.session.execute(
         update(dose_proposals)
         .where(dose_proposals.c.proposal_id == proposal_id)
@@ -390,14 +352,14 @@ async def approve_dose(
 async def session_completed(tx: Transaction, *, patient_id: uuid.UUID, rules: TitrationRules) -> None:
     """After a dosing session: the course completes, or the next dose is proposed from the response."""
     plan = await live_plan_for_update(tx, patient_id)
-    if plan is None or PlanStatus(plan.status) is PlanStatus.draft:
+    if plan is None or plan.status is PlanStatus.draft:
         return
     completed = plan.sessions_completed + 1
     await tx.session.execute(
         update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(sessions_completed=completed)
     )
-    last_dose = plan.approved_dose_mg or await _last_approved_dose(tx, plan.plan_id) or plan.starting_dose_mg
-    if completed >= plan.planned_sessions and PlanStatus(plan.status) is PlanStatus.active:
+    last_dose = await _current_dose(tx, plan)
+    if domain.course_completed(plan, completed):
         await _move(tx, plan, PlanStatus.completed, actor="dosing", reason="course_completed")
         await tx.session.execute(
             update(treatment_plans).where(treatment_plans.c.plan_id == plan.plan_id).values(approved_dose_mg=None)
@@ -405,8 +367,8 @@ async def session_completed(tx: Transaction, *, patient_id: uuid.UUID, rules: Ti
         tx.emit(TreatmentPlanCompleted(plan_id=plan.plan_id, sessions_completed=completed), patient_id=patient_id)
         return
     response = await _response_since_last_proposal(tx, plan, rules)
-    dose, rationale = domain.propose_dose(last_dose, limits_of(plan), response, rules)
-    await _propose(tx, plan, dose, rationale, rules, session_number=completed + 1, previous=last_dose)
+    dose, rationale = domain.propose_dose(last_dose, plan.limits, response, rules)
+    await _propose(tx, plan, domain.Proposal(dose, rationale, completed + 1, last_dose), rules)
 
 
 async def _last_approved_dose(tx: Transaction, plan_id: uuid.UUID) -> int | None:
@@ -423,51 +385,38 @@ async def _last_approved_dose(tx: Transaction, plan_id: uuid.UUID) -> int | None
 MOOD_TOTAL = {Instrument.phq9: "phq9_total", Instrument.pcl5: "pcl5_total", Instrument.gad7: "gad7_total"}
 
 
-async def _response_since_last_proposal(tx: Transaction, plan: Any, rules: TitrationRules) -> domain.Response:
+async def _response_since_last_proposal(tx: Transaction, plan: PlanState, rules: TitrationRules) -> domain.Response:
     since = (
         await tx.session.execute(
             select(func.max(dose_proposals.c.proposed_at)).where(dose_proposals.c.plan_id == plan.plan_id)
         )
     ).scalar() or plan.created_at
     obs = safety_observations.c
-    recent = (
-        await tx.session.execute(
-            select(safety_observations).where(obs.patient_id == plan.patient_id, obs.observed_at >= since)
+    recent = await tx.session.execute(
+        select(obs.kind, obs.grade, obs.symptoms, obs.within_limits).where(
+            obs.patient_id == plan.patient_id, obs.observed_at >= since
         )
-    ).all()
-    instrument = rules.instrument_for(Indication(plan.indication) if plan.indication else None)
+    )
+    instrument = rules.instrument_for(plan.indication)
     total = obs[MOOD_TOTAL[instrument]]
-    moods = (
-        (
-            await tx.session.execute(
-                select(total)
-                .where(
-                    obs.patient_id == plan.patient_id,
-                    obs.kind == "mood",
-                    total.is_not(None),
-                    obs.observed_at >= plan.created_at,
-                )
-                .order_by(obs.observed_at)
-            )
+    moods = await tx.session.execute(
+        select(total)
+        .where(
+            obs.patient_id == plan.patient_id,
+            obs.kind == "mood",
+            total.is_not(None),
+            obs.observed_at >= plan.created_at,
         )
-        .scalars()
-        .all()
+        .order_by(obs.observed_at)
     )
     intake = (
         await intake_baseline(tx, plan.patient_id, instrument, plan.created_at) if rules.uses_intake_baseline else None
     )
-    if intake is not None:
-        baseline, latest = intake, (moods[-1] if moods else None)
-    else:  # no intake score (or 2026.11.1): the course's first check-in is the baseline
-        baseline, latest = (moods[0] if moods else None), (moods[-1] if len(moods) > 1 else None)
-    return domain.Response(
-        worst_grade=max((r.grade or 0 for r in recent if r.kind == "side_effect"), default=0),
-        symptoms=frozenset(s for r in recent if r.kind == "side_effect" for s in (r.symptoms or [])),
-        blood_pressure_hold=any(r.kind == "vitals" and r.within_limits is False for r in recent),
-        instrument=instrument,
-        baseline=baseline,
-        latest=latest,
-        baseline_from_intake=intake is not None,
+    return domain.response_from(
+        [domain.Observed(r.kind, r.grade, tuple(r.symptoms or ()), r.within_limits) for r in recent],
+        list(moods.scalars()),
+        intake,
+        instrument,
     )
 
 
@@ -481,12 +430,13 @@ async def intake_baseline(
     Ordered by when intake scored it, not when it arrived."""
     a = intake_assessments.c
     mine = select(a.total).where(a.patient_id == patient_id, a.instrument == instrument.value)
-    before = (
+    before: int | None = (
         await tx.session.execute(mine.where(a.scored_at <= plan_created_at).order_by(a.scored_at.desc()).limit(1))
     ).scalar()
     if before is not None:
-        return before  # type: ignore[no-any-return]
-    return (await tx.session.execute(mine.order_by(a.scored_at).limit(1))).scalar()  # type: ignore[no-any-return]
+        return before
+    earliest: int | None = (await tx.session.execute(mine.order_by(a.scored_at).limit(1))).scalar()
+    return earliest
 
 
 async def record_assessment(tx: Transaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
@@ -532,7 +482,7 @@ async def authorise_session(
         # reading it rested on still says something about now). Otherwise it is refused, and says why:
         # a session is authorised once, so a later dose needs a new session and a new reading.
         replay = domain.grant_refusal(
-            PlanStatus(plan.status) if plan else None,
+            plan.status if plan else None,
             same_plan=plan is not None and plan.plan_id == granted.plan_id,
             authorised_at=granted.authorised_at,
             now=now,
@@ -545,9 +495,9 @@ async def authorise_session(
         return await _refuse(tx, appointment_id, patient_id, plan.plan_id if plan else None, replay)
     reading = await _latest_pre_dose_reading(tx, patient_id, appointment_id if rules.pre_dose_bp_for_session else None)
     refusal = domain.authorisation_refusal(
-        PlanStatus(plan.status) if plan else None,
+        plan.status if plan else None,
         plan.approved_dose_mg if plan else None,
-        limits_of(plan) if plan else None,
+        plan.limits if plan else None,
         reading,
         appointment_id=appointment_id,
         now=now,
@@ -556,6 +506,8 @@ async def authorise_session(
     )
     if refusal is not None:
         return await _refuse(tx, appointment_id, patient_id, plan.plan_id if plan else None, refusal)
+    # authorisation_refusal refuses a session without a plan or without an approved dose
+    assert plan is not None and plan.approved_dose_mg is not None
     authorisation_id = uuid.uuid4()
     await tx.session.execute(
         insert(session_authorisations).values(

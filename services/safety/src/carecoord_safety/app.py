@@ -7,7 +7,7 @@ from pathlib import Path
 from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import api, handlers, rules, sessions, timers
+from . import handlers, routes, rules, sessions, timers
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import SafetySettings
 
@@ -28,7 +28,7 @@ def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(api.build_router(escalation_rules, clock),),
+        routers=(routes.build_router(escalation_rules, clock),),
         register_handlers=handlers.register_with(escalation_rules, clock),
         background=(run_timers,),
     )

@@ -4,6 +4,8 @@ check-in timers, which run from the authorisation; see sessions.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from carecoord_shared.auth import learn_jurisdictions
@@ -43,7 +45,7 @@ RECORDERS = (
 )
 
 
-def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
+def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
 
@@ -145,8 +147,8 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
                 max_step_mg=event.max_step_mg,
             )
 
-        for event_type, plan_status in PLAN_STATUSES:
-            consumer.on(event_type)(_plan_status(plan_status))
+        for plan_event, plan_status in PLAN_STATUSES:
+            consumer.on(plan_event)(_plan_status(plan_status))
 
         @consumer.on(DoseApproved)
         async def dose_approved(event: DoseApproved, tx: Transaction) -> None:
@@ -170,7 +172,7 @@ def register_with(rules: RuleSet, clock: Clock):  # type: ignore[no-untyped-def]
     return register
 
 
-def _when(tx: Transaction, clock: Clock) -> Any:
+def _when(tx: Transaction, clock: Clock) -> datetime:
     """When the event happened: the producer's occurred_at, but never later than it reached us (a producer
     clock running ahead would start the post-dose timers late)."""
     assert tx.cause is not None
@@ -186,7 +188,7 @@ PLAN_STATUSES = (
 )
 
 
-def _plan_status(plan_status: str) -> Any:
+def _plan_status(plan_status: str) -> Callable[[Any, Transaction], Awaitable[None]]:
     async def handle(event: Any, tx: Transaction) -> None:
         assert tx.cause is not None
         await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, status=plan_status)
@@ -194,7 +196,7 @@ def _plan_status(plan_status: str) -> Any:
     return handle
 
 
-def _recording(record: Any, rules: RuleSet, clock: Clock) -> Any:
+def _recording(record: Any, rules: RuleSet, clock: Clock) -> Callable[[Any, Transaction], Awaitable[None]]:
     async def handle(event: Any, tx: Transaction) -> None:
         assert tx.cause is not None
         await record(tx, rules, patient_id=tx.cause.patient_id, observation=event, source="patient-app", now=clock())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,7 +33,7 @@ audit = audit_table(metadata)
 jurisdictions = jurisdiction_table(metadata)
 
 
-def _assessment_columns() -> list[Column]:  # type: ignore[type-arg]
+def _assessment_columns() -> list[Column[Any]]:
     """What the rules decided about an observation, and under which version."""
     return [
         Column("rule_version", String(40), nullable=False),

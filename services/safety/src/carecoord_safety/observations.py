@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from carecoord_shared.telemetry import meter
 
 from . import reviews, sessions
 from .models import mood_checkins, review_triggers, side_effect_reports, treatment_holds, vitals_readings
-from .rules import Assessment, Mood, Observation, RuleSet, SideEffect, Vitals
+from .rules import Assessment, Mood, Observation, RuleSet, SideEffect, Vitals, score_checkin
 
 # Longest window any rule looks back over; history older than this is not loaded.
 HISTORY_WINDOW = timedelta(days=30)
@@ -181,14 +181,8 @@ async def record_checkin(
     await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
         return existing
-    phq9_total = sum(observation.phq9_items) if observation.phq9_items else None
-    phq9_item9 = observation.phq9_items[8] if observation.phq9_items else None
-    pcl5_total = sum(observation.pcl5_items) if observation.pcl5_items else None
-    # No escalation rule reads GAD-7; dosing measures an anxiety plan's response on it.
-    gad7_total = sum(observation.gad7_items) if observation.gad7_items else None
-    assessment = rules.assess(
-        Mood(at=observation.answered_at, phq9_item9=phq9_item9, phq9_total=phq9_total, pcl5_total=pcl5_total)
-    )
+    scores = score_checkin(observation.phq9_items, observation.pcl5_items, observation.gad7_items)
+    assessment = rules.assess(scores.mood(observation.answered_at))
     await tx.session.execute(
         insert(mood_checkins).values(
             checkin_id=observation.checkin_id,
@@ -196,10 +190,7 @@ async def record_checkin(
             phq9_items=observation.phq9_items,
             pcl5_items=observation.pcl5_items,
             gad7_items=observation.gad7_items,
-            phq9_total=phq9_total,
-            phq9_item9=phq9_item9,
-            pcl5_total=pcl5_total,
-            gad7_total=gad7_total,
+            **asdict(scores),
             answered_at=observation.answered_at,
             appointment_id=observation.appointment_id,
             source=source,
@@ -210,10 +201,7 @@ async def record_checkin(
     tx.emit(
         MoodCheckInRecorded(
             checkin_id=observation.checkin_id,
-            phq9_total=phq9_total,
-            phq9_item9=phq9_item9,
-            pcl5_total=pcl5_total,
-            gad7_total=gad7_total,
+            **asdict(scores),
             appointment_id=observation.appointment_id,
         ),
         patient_id=patient_id,

@@ -7,59 +7,21 @@ the plan's limits is refused with a 422 before anything is recorded. Dosing owns
 the plan and re-validates the dose when it consumes the release (a plan changed in
 between, or a program cap this view does not know): if it refuses, it keeps the
 plan paused and says DoseChangeRefused, and safety opens a review for it
-(reviews.dose_change_refused).
+(reviews.dose_change_refused). The decision on a dose is rules/plan_limits.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from .models import plan_limits
-
-LIVE = ("active", "paused")
-
-
-class DoseNotAllowed(RuleViolation):
-    """A review resolution's dose the plan does not allow; ``code`` says which limit."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class PlanView:
-    plan_id: uuid.UUID
-    status: str
-    max_dose_mg: int
-    max_step_mg: int
-    current_dose_mg: int
-
-
-def dose_refusal(plan: PlanView | None, dose_mg: int) -> DoseNotAllowed | None:
-    """The plan's own limits, as dosing applies them (domain.dose_refusal there, the source of truth)."""
-    if plan is None or plan.status not in LIVE:
-        return DoseNotAllowed(
-            "no_live_plan", "the patient has no active or paused treatment plan whose dose could change"
-        )
-    if dose_mg > plan.max_dose_mg:
-        return DoseNotAllowed(
-            "dose_above_plan_maximum", f"{dose_mg} mg is above the plan's per-session maximum of {plan.max_dose_mg} mg"
-        )
-    if abs(dose_mg - plan.current_dose_mg) > plan.max_step_mg:
-        return DoseNotAllowed(
-            "dose_step_above_plan_maximum",
-            f"{dose_mg} mg is more than one step ({plan.max_step_mg} mg) from the current {plan.current_dose_mg} mg",
-        )
-    return None
+from .rules.plan_limits import PlanView
 
 
 async def of_patient(tx: Transaction, patient_id: uuid.UUID) -> PlanView | None:

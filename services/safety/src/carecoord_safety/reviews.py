@@ -5,6 +5,9 @@ priority, a due time, the facts that triggered it and the rule version. There
 is at most one unresolved review per patient and reason: a further trigger
 attaches to it (and may raise its priority, bring its due time forward, or add
 the hold it did not have). Every change and its events commit together.
+
+Each use case loads the review (locked), lets rules/reviews.py decide, then
+saves and emits.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
@@ -27,13 +31,16 @@ from carecoord_shared.contracts.safety import (
     TreatmentHoldReleased,
     TreatmentHoldRequested,
 )
-from carecoord_shared.errors import NotFound, RuleViolation
+from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.telemetry import meter
 
 from . import plan_view, timers
 from .models import clinician_reviews, review_triggers, treatment_holds
 from .rules import PRIORITY_RANK, ReviewRequest
+from .rules import reviews as decide
+from .rules.plan_limits import DoseNotAllowed, dose_refusal
+from .rules.reviews import DOSE_CHANGE_REFUSED, OpenReview
 
 
 @dataclass(frozen=True)
@@ -96,14 +103,17 @@ async def open_or_join(
         await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
     else:
         review_id = current.review_id
-        values: dict[str, object] = {"triggers": list(dict.fromkeys([*current.triggers, *request.triggers]))}
-        if PRIORITY_RANK[request.priority] > current.priority_rank:
-            values |= {"priority": request.priority.value, "priority_rank": PRIORITY_RANK[request.priority]}
-        if due_at < current.due_at and current.status == "open":
-            values["due_at"] = due_at
-            await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
+        joined = decide.join(
+            OpenReview(review_id, current.status, current.priority_rank, current.due_at, tuple(current.triggers)),
+            request,
+            now,
+        )
+        if joined.due_at is not None:
+            await timers.schedule(
+                tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=joined.due_at
+            )
         await tx.session.execute(
-            update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**values)
+            update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**joined.values)
         )
 
     await tx.session.execute(
@@ -140,7 +150,7 @@ async def _has_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
     return found.first() is not None
 
 
-async def _for_update(tx: Transaction, review_id: uuid.UUID):  # type: ignore[no-untyped-def]
+async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Row[Any]:
     review = (
         await tx.session.execute(
             select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update()
@@ -153,8 +163,7 @@ async def _for_update(tx: Transaction, review_id: uuid.UUID):  # type: ignore[no
 
 async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: str, now: datetime) -> None:
     review = await _for_update(tx, review_id)
-    if review.status != "open":
-        raise RuleViolation(f"review {review_id} is {review.status}; only an open review can be acknowledged")
+    decide.check_acknowledge(review_id, review.status)
     await tx.session.execute(
         update(clinician_reviews)
         .where(clinician_reviews.c.review_id == review_id)
@@ -184,19 +193,17 @@ async def resolve(
     Resume with a dose change names the new dose: it must be within the plan's limits as safety
     last heard them from dosing (plan_view; else DoseNotAllowed, nothing recorded), and it travels
     with the release so dosing approves it in the clinician's name in the same step."""
-    if (decision is ReviewDecision.resume_with_dose_change) != (dose_mg is not None):
-        raise RuleViolation("resume_with_dose_change needs dose_mg, and only that decision takes one")
+    decide.check_dose_with_decision(decision, dose_mg)
     review = await _for_update(tx, review_id)
-    if review.status == "resolved":
-        raise RuleViolation(f"review {review_id} was already resolved ({review.decision})")
+    decide.check_resolve(review_id, review.status, review.decision)
     if dose_mg is not None:
         if not await _has_requested_hold(tx, review_id):
-            raise plan_view.DoseNotAllowed(
+            raise DoseNotAllowed(
                 "review_holds_no_treatment",
                 "this review holds no treatment, so there is no paused plan to resume with a new dose: "
                 "resolve it with resume and approve the dose in dosing",
             )
-        if (refusal := plan_view.dose_refusal(await plan_view.of_patient(tx, review.patient_id), dose_mg)) is not None:
+        if (refusal := dose_refusal(await plan_view.of_patient(tx, review.patient_id), dose_mg)) is not None:
             raise refusal
     await tx.session.execute(
         update(clinician_reviews)
@@ -234,9 +241,6 @@ async def _has_requested_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
     return found.first() is not None
 
 
-DOSE_CHANGE_REFUSED = "dose_change_refused"
-
-
 async def dose_change_refused(
     tx: Transaction, *, patient_id: uuid.UUID, hold_id: uuid.UUID, review_id: uuid.UUID, reason: str, now: datetime
 ) -> uuid.UUID:
@@ -251,14 +255,7 @@ async def dose_change_refused(
     ).first()
     if original is None or original.patient_id != patient_id:
         raise NotFound(f"no clinician review {review_id} of this patient")
-    request = ReviewRequest(
-        reason=DOSE_CHANGE_REFUSED,
-        priority=ReviewPriority(original.priority),
-        due_within=original.due_at - original.opened_at,
-        hold=False,
-        triggers=(reason,),
-        rule_ids=(),
-    )
+    request = decide.dose_refusal_review(ReviewPriority(original.priority), original.opened_at, original.due_at, reason)
     outcome = await open_or_join(
         tx,
         request,
@@ -294,15 +291,12 @@ def _time_to_acknowledge() -> Histogram:
     )
 
 
-ESCALATION = {ReviewPriority.routine: ReviewPriority.high, ReviewPriority.high: ReviewPriority.urgent}
-
-
 async def mark_overdue(tx: Transaction, review_id: uuid.UUID, *, now: datetime) -> bool:
     """Not acknowledged by its due time: raise the priority one step and say so."""
     review = await _for_update(tx, review_id)
     if review.status != "open":
         return False
-    raised = ESCALATION.get(ReviewPriority(review.priority), ReviewPriority.urgent)
+    raised = decide.overdue_priority(ReviewPriority(review.priority))
     await tx.session.execute(
         update(clinician_reviews)
         .where(clinician_reviews.c.review_id == review_id)

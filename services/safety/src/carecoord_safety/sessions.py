@@ -19,6 +19,9 @@ from the order they came in:
   cancels whatever timers it had (a session booked before 2026.12.1 still has
   timers from its booked start; those fire as before unless one of these comes).
 - a no-show opens the review the rules name (``[timers] no_show_review``), once.
+
+The decisions are pure, in rules/sessions.py; each use case here loads the
+session (locked), asks them, then writes and schedules.
 """
 
 from __future__ import annotations
@@ -36,14 +39,29 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import reviews, timers
 from .models import dosing_sessions, mood_checkins, vitals_readings
-from .rules import ReviewRequest, RuleSet
+from .rules import RuleSet
+from .rules import sessions as decide
+from .rules.sessions import Session
 
 POST_DOSE_TIMERS = (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW)
 
 log = structlog.get_logger("carecoord.safety.sessions")
 
 
-async def _upsert(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, **values: Any) -> Any:
+def _session(row: Any) -> Session:
+    return Session(
+        status=row.status,
+        starts_at=row.starts_at,
+        authorised_at=row.authorised_at,
+        refused_at=row.refused_at,
+        no_show_at=row.no_show_at,
+        checked_in_at=row.checked_in_at,
+    )
+
+
+async def _upsert(
+    tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uuid.UUID, **values: Any
+) -> Session | None:
     """The session's row as it was before this event (created if this is the first word about it), locked for
     this transaction, with ``values`` then written. None when the appointment belongs to another patient: an
     event keyed by one patient never changes another's session."""
@@ -64,7 +82,7 @@ async def _upsert(tx: Transaction, *, appointment_id: uuid.UUID, patient_id: uui
         await tx.session.execute(
             update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(**values)
         )
-    return row
+    return _session(row)
 
 
 async def _cancel_timers(tx: Transaction, appointment_id: uuid.UUID, now: datetime) -> None:
@@ -85,7 +103,7 @@ async def booked(
     session = await _upsert(tx, appointment_id=appointment_id, patient_id=patient_id, starts_at=starts_at)
     if session is None:
         return
-    if session.status in ("unbooked", "cancelled"):
+    if session.status in decide.REBOOKABLE:
         await tx.session.execute(
             update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(status="booked")
         )
@@ -116,12 +134,9 @@ async def authorised(
     if first_after is not None:
         await _cancel_timers(tx, appointment_id, now)  # already checked in after the dose (that event came first)
         return
-    due = {
-        timers.CHECKIN_MISSED: rules.timers.checkin_missed_after,
-        timers.CHECKIN_REVIEW: rules.timers.checkin_review_after,
-    }
-    for kind, after in due.items():
-        await timers.schedule(tx, kind, patient_id=patient_id, subject_id=appointment_id, due_at=at + after)
+    due = decide.post_dose_due(rules, at)
+    for kind, due_at in ((timers.CHECKIN_MISSED, due.checkin_missed), (timers.CHECKIN_REVIEW, due.checkin_review)):
+        await timers.schedule(tx, kind, patient_id=patient_id, subject_id=appointment_id, due_at=due_at)
 
 
 async def refused(
@@ -166,17 +181,9 @@ async def no_show(
     )
     if before.authorised_at is None:
         await _cancel_timers(tx, appointment_id, now)
-    action = rules.timers.no_show_review
-    if action is None or before.no_show_at is not None:
+    request = decide.no_show_review(rules, before)
+    if request is None:
         return
-    request = ReviewRequest(
-        reason=action.reason,
-        priority=action.priority,
-        due_within=action.due_within,
-        hold=False,
-        triggers=("dosing_session_no_show_authorised" if before.authorised_at else "dosing_session_no_show",),
-        rule_ids=("timers.no_show_review",),
-    )
     await reviews.open_or_join(
         tx,
         request,
@@ -194,22 +201,19 @@ async def checked_in(
     """A check-in (answered, or measured, at ``at``) naming the session. It is the post-dose check-in only if it
     came after the dose; returns whether it was. One that arrives before the authorisation is kept with the
     observation and counted when the authorisation arrives (``authorised``)."""
-    session = (
+    row = (
         await tx.session.execute(
             select(dosing_sessions)
             .where(dosing_sessions.c.appointment_id == appointment_id, dosing_sessions.c.patient_id == patient_id)
             .with_for_update()
         )
     ).first()
-    if session is None:
+    if row is None:
         return False
-    # The dose; for a session booked before 2026.12.1 and never authorised since, its booked start.
-    dose_at = session.authorised_at or (
-        session.starts_at if session.refused_at is None and session.no_show_at is None else None
-    )
-    if dose_at is None or at < dose_at:
+    session = _session(row)
+    if not decide.is_post_dose(session, at):
         return False  # before the dose: a mood observation, not the post-dose check-in
-    if session.checked_in_at is None or at < session.checked_in_at:
+    if decide.earliest_check_in(session, at):
         await tx.session.execute(
             update(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id).values(checked_in_at=at)
         )
@@ -240,16 +244,13 @@ async def _first_check_in_since(
     return min(found, default=None)
 
 
-async def _still_missing(tx: Transaction, appointment_id: uuid.UUID) -> Any:
-    session = (
+async def _still_missing(tx: Transaction, appointment_id: uuid.UUID) -> Session | None:
+    """The session a fired timer is about, when its post-dose check-in is still missing (else None)."""
+    row = (
         await tx.session.execute(select(dosing_sessions).where(dosing_sessions.c.appointment_id == appointment_id))
     ).first()
-    if session is None or session.checked_in_at is not None:
-        return None
-    if session.authorised_at is not None:
-        return session  # dosed: chase whatever scheduling said since
-    # A timer armed from the booked start (before 2026.12.1), for a session still merely booked.
-    return session if session.status == "booked" and session.refused_at is None else None
+    session = None if row is None else _session(row)
+    return session if decide.still_missing(session) else None
 
 
 def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
@@ -257,26 +258,15 @@ def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
 
     async def checkin_missed(tx: Transaction, timer: Any, now: datetime) -> None:
         if session := await _still_missing(tx, timer.subject_id):
-            dose_at = session.authorised_at or session.starts_at
-            hours = int((now - dose_at).total_seconds() // 3600)
             tx.emit(
-                CheckInMissed(appointment_id=timer.subject_id, hours_since_start=max(hours, 0)),
+                CheckInMissed(appointment_id=timer.subject_id, hours_since_start=decide.hours_since_dose(session, now)),
                 patient_id=timer.patient_id,
             )
 
     async def checkin_review(tx: Transaction, timer: Any, now: datetime) -> None:
-        action = rules.timers.checkin_review
-        if action is None or not await _still_missing(tx, timer.subject_id):
+        request = decide.missing_check_in_review(rules)
+        if request is None or not await _still_missing(tx, timer.subject_id):
             return
-        hours = int(rules.timers.checkin_review_after.total_seconds() // 3600)
-        request = ReviewRequest(
-            reason=action.reason,
-            priority=action.priority,
-            due_within=action.due_within,
-            hold=False,
-            triggers=(f"no_checkin_{hours}h_after_dosing",),
-            rule_ids=("timers.checkin_review",),
-        )
         await reviews.open_or_join(
             tx,
             request,

@@ -53,6 +53,33 @@ class Mood:
 
 
 Observation = SideEffect | Vitals | Mood
+
+
+@dataclass(frozen=True)
+class CheckInScores:
+    """A mood check-in's totals (and PHQ-9's item 9), None for an instrument it did not answer."""
+
+    phq9_total: int | None
+    phq9_item9: int | None
+    pcl5_total: int | None
+    # No escalation rule reads GAD-7; dosing measures an anxiety plan's response on it.
+    gad7_total: int | None
+
+    def mood(self, at: datetime) -> Mood:
+        return Mood(at=at, phq9_item9=self.phq9_item9, phq9_total=self.phq9_total, pcl5_total=self.pcl5_total)
+
+
+def score_checkin(
+    phq9_items: Sequence[int] | None, pcl5_items: Sequence[int] | None, gad7_items: Sequence[int] | None
+) -> CheckInScores:
+    return CheckInScores(
+        phq9_total=sum(phq9_items) if phq9_items else None,
+        phq9_item9=phq9_items[8] if phq9_items else None,
+        pcl5_total=sum(pcl5_items) if pcl5_items else None,
+        gad7_total=sum(gad7_items) if gad7_items else None,
+    )
+
+
 KIND = {SideEffect: "side_effect", Vitals: "vitals", Mood: "mood"}
 
 
@@ -214,9 +241,11 @@ def _merge_reviews(fired: list[tuple[Rule, list[str]]]) -> tuple[ReviewRequest, 
 
 
 # --- conditions: the closed vocabulary ---------------------------------------
-# Each returns the triggers it contributes when it holds, or None when it does not.
+# Each returns the triggers it contributes when it holds, or None when it does not. The observation is Any here:
+# each condition takes its own kind (SideEffect, Mood, Vitals), and CONDITIONS is looked up by the rule's kind,
+# which is the observation's (RuleSet.assess skips rules for other kinds).
 
-Condition = Callable[[Any, Observation, Sequence[Observation], dict[str, Any], RuleSet], list[str] | None]
+Condition = Callable[[Any, Any, Sequence[Observation], dict[str, Any], RuleSet], list[str] | None]
 
 
 def _min_grade(

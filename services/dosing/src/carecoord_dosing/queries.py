@@ -1,0 +1,82 @@
+"""The read side the routes present: a plan with its holds, transitions and proposals, and whose plan
+(or proposal) an id names, for the access check. One session per request; nothing here writes."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carecoord_shared.auth import patient_of
+from carecoord_shared.errors import NotFound
+from carecoord_shared.messaging.unit_of_work import UnitOfWork
+
+from .models import dose_proposals, plan_transitions, treatment_holds, treatment_plans
+
+
+async def plan_patient(uow: UnitOfWork, plan_id: uuid.UUID) -> uuid.UUID:
+    query = select(treatment_plans.c.patient_id).where(treatment_plans.c.plan_id == plan_id)
+    return await patient_of(uow.sessions, query, f"no treatment plan {plan_id}")
+
+
+async def proposal_patient(uow: UnitOfWork, proposal_id: uuid.UUID) -> uuid.UUID:
+    query = (
+        select(treatment_plans.c.patient_id)
+        .join(dose_proposals, dose_proposals.c.plan_id == treatment_plans.c.plan_id)
+        .where(dose_proposals.c.proposal_id == proposal_id)
+    )
+    return await patient_of(uow.sessions, query, f"no dose proposal {proposal_id}")
+
+
+async def plan_detail(uow: UnitOfWork, plan_id: uuid.UUID) -> dict[str, object]:
+    async with uow.sessions() as session:
+        return await _plan(session, plan_id)
+
+
+async def latest_plan(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, object]:
+    """The patient's latest plan (NotFound when they have none)."""
+    async with uow.sessions() as session:
+        plan_id = (
+            await session.execute(
+                select(treatment_plans.c.plan_id)
+                .where(treatment_plans.c.patient_id == patient_id)
+                .order_by(treatment_plans.c.created_at.desc())
+                .limit(1)
+            )
+        ).scalar()
+        if plan_id is None:
+            raise NotFound("this patient has no treatment plan")
+        return await _plan(session, plan_id)
+
+
+async def proposal_plan(uow: UnitOfWork, proposal_id: uuid.UUID) -> dict[str, object]:
+    """The plan a dose proposal belongs to (a proposal never changes plan)."""
+    async with uow.sessions() as session:
+        plan_id = (
+            await session.execute(select(dose_proposals.c.plan_id).where(dose_proposals.c.proposal_id == proposal_id))
+        ).scalar_one()
+        return await _plan(session, plan_id)
+
+
+async def _plan(session: AsyncSession, plan_id: uuid.UUID) -> dict[str, object]:
+    plan = (await session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id))).first()
+    if plan is None:
+        raise NotFound(f"no treatment plan {plan_id}")
+    holds = await session.execute(
+        select(treatment_holds.c.hold_id).where(
+            treatment_holds.c.patient_id == plan.patient_id, treatment_holds.c.status == "open"
+        )
+    )
+    transitions = await session.execute(
+        select(plan_transitions).where(plan_transitions.c.plan_id == plan_id).order_by(plan_transitions.c.id)
+    )
+    proposals = await session.execute(
+        select(dose_proposals).where(dose_proposals.c.plan_id == plan_id).order_by(dose_proposals.c.proposed_at)
+    )
+    return {
+        **plan._asdict(),
+        "open_hold_ids": list(holds.scalars()),
+        "transitions": [t._asdict() for t in transitions],
+        "proposals": [p._asdict() for p in proposals],
+    }

@@ -1,0 +1,130 @@
+"""HTTP routes for clinicians' UIs and the patient app: plans, dose approvals, session authorisation.
+
+Each route authorises, calls one use case (plans.py) or query, and presents the answer; the models
+are in schemas.py, the reads in queries.py.
+
+Who may call what (carecoord_shared.auth; "licensed" = a clinician licensed in
+the patient's state of residence, learnt from PatientRegistered; every
+patient check writes an audit row, allowed or denied):
+
+| route                                   | patient  | clinician                | operator | service | audited as                |
+|-----------------------------------------|----------|--------------------------|----------|---------|---------------------------|
+| POST /plans                             | -        | licensed, in own name    | -        | yes     | create plan               |
+| POST /plans/{id}/activate, /discontinue | -        | licensed, in own name    | -        | yes     | activate/discontinue plan |
+| GET /plans/{id}                         | own only | licensed                 | -        | yes     | read plan                 |
+| GET /patients/{id}/plan                 | own only | licensed                 | -        | yes     | read plan                 |
+| POST /dose-proposals/{id}/approve       | -        | licensed, in own name    | -        | yes     | approve dose-proposal     |
+| POST /dosing-sessions/{id}/authorise    | -        | licensed                 | -        | yes     | authorise dosing-session  |
+
+Plans, doses and session authorisations are clinical decisions: a patient reads
+their plan but decides nothing, and "in own name" means the body's clinician_id
+is the token's subject. Authorising a session has no clinician in the body (the
+rules decide, the caller asks): the clinician monitoring the session or the
+patient app's back end (a service account) asks. Operators reach no patient data
+here, so no route admits them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, status
+
+from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.service import UowDep
+
+from . import plans, queries
+from .domain import TitrationRules
+from .schemas import Approval, ClinicianAction, Discontinue, Plan, PlanCreate, SessionDecision, SessionRequest
+
+Readers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+async def _decide_on_plan(access: Access, uow: UowDep, plan_id: uuid.UUID, clinician_id: str, action: str) -> None:
+    access.acting_clinician(clinician_id)
+    await access.patient(await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
+
+
+def build_router(rules: TitrationRules) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=Plan, tags=["treatment plans"])
+    async def create_plan(body: PlanCreate, uow: UowDep, access: Clinical) -> dict[str, object]:
+        access.acting_clinician(body.clinician_id)
+        await access.patient(body.patient_id, "create", "plan")
+        async with uow.transaction() as tx:
+            plan_id = await plans.create_plan(
+                tx,
+                patient_id=body.patient_id,
+                actor=body.clinician_id,
+                rules=rules,
+                **body.model_dump(exclude={"patient_id", "clinician_id"}),
+            )
+        return await queries.plan_detail(uow, plan_id)
+
+    @router.post(
+        "/plans/{plan_id}/activate",
+        response_model=Plan,
+        tags=["treatment plans"],
+        summary="Activate a draft plan; the activating clinician approves the starting dose",
+    )
+    async def activate_plan(
+        plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep, access: Clinical
+    ) -> dict[str, object]:
+        await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate")
+        async with uow.transaction() as tx:
+            await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules)
+        return await queries.plan_detail(uow, plan_id)
+
+    @router.post("/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"])
+    async def discontinue_plan(
+        plan_id: uuid.UUID, body: Discontinue, uow: UowDep, access: Clinical
+    ) -> dict[str, object]:
+        await _decide_on_plan(access, uow, plan_id, body.clinician_id, "discontinue")
+        async with uow.transaction() as tx:
+            await plans.discontinue_plan(tx, plan_id, actor=body.clinician_id, reason=body.reason)
+        return await queries.plan_detail(uow, plan_id)
+
+    @router.get("/plans/{plan_id}", response_model=Plan, tags=["treatment plans"])
+    async def get_plan(plan_id: uuid.UUID, uow: UowDep, access: Readers) -> dict[str, object]:
+        await access.patient(await queries.plan_patient(uow, plan_id), "read", "plan", plan_id)
+        return await queries.plan_detail(uow, plan_id)
+
+    @router.get(
+        "/patients/{patient_id}/plan",
+        response_model=Plan,
+        tags=["treatment plans"],
+        summary="The patient's latest plan",
+    )
+    async def get_patient_plan(patient_id: uuid.UUID, uow: UowDep, access: Readers) -> dict[str, object]:
+        await access.patient(patient_id, "read", "plan")
+        return await queries.latest_plan(uow, patient_id)
+
+    @router.post("/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"])
+    async def approve(proposal_id: uuid.UUID, body: Approval, uow: UowDep, access: Clinical) -> dict[str, object]:
+        access.acting_clinician(body.clinician_id)
+        await access.patient(await queries.proposal_patient(uow, proposal_id), "approve", "dose-proposal", proposal_id)
+        async with uow.transaction() as tx:
+            await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg)
+        return await queries.proposal_plan(uow, proposal_id)
+
+    @router.post(
+        "/dosing-sessions/{appointment_id}/authorise",
+        response_model=SessionDecision,
+        tags=["sessions"],
+        summary="May this dosing session go ahead? Asked at session start; a refusal says why",
+    )
+    async def authorise(
+        appointment_id: uuid.UUID, body: SessionRequest, uow: UowDep, access: Clinical
+    ) -> dict[str, object]:
+        await access.patient(body.patient_id, "authorise", "dosing-session", appointment_id)
+        async with uow.transaction() as tx:
+            decision = await plans.authorise_session(
+                tx, appointment_id=appointment_id, patient_id=body.patient_id, now=datetime.now(UTC), rules=rules
+            )
+        return decision.__dict__
+
+    return router

@@ -1,0 +1,97 @@
+"""The read side the routes present: the review worklist, one review with its trigger history, the rule views
+and the shadow replay. Each is one session (the worklist one query); nothing here writes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from carecoord_shared.auth import patient_of
+from carecoord_shared.errors import NotFound
+from carecoord_shared.messaging.unit_of_work import UnitOfWork
+
+from . import rules, shadow
+from .models import clinician_reviews, jurisdictions, review_triggers
+from .rules import RuleSet
+
+# What the worklist shows when no status is asked for: a patient's own list includes its resolved reviews.
+WORKLIST_STATUSES = ["open", "acknowledged"]
+PATIENT_STATUSES = ["open", "acknowledged", "resolved"]
+WORKLIST_LIMIT = 500
+
+
+async def review_patient(uow: UnitOfWork, review_id: uuid.UUID) -> uuid.UUID:
+    """The patient a review is about (what access is checked against), or NotFound."""
+    query = select(clinician_reviews.c.patient_id).where(clinician_reviews.c.review_id == review_id)
+    return await patient_of(uow.sessions, query, f"no clinician review {review_id}")
+
+
+async def review_detail(uow: UnitOfWork, review_id: uuid.UUID) -> dict[str, object]:
+    async with uow.sessions() as session:
+        row = (
+            await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))
+        ).first()
+        if row is None:
+            raise NotFound(f"no clinician review {review_id}")
+        history = await session.execute(
+            select(review_triggers).where(review_triggers.c.review_id == review_id).order_by(review_triggers.c.id)
+        )
+        return {**row._asdict(), "trigger_history": [h._asdict() for h in history]}
+
+
+async def worklist(
+    uow: UnitOfWork,
+    *,
+    statuses: list[str] | None,
+    patient_id: uuid.UUID | None = None,
+    states: frozenset[str] | None = None,
+) -> list[dict[str, object]]:
+    """Most urgent first, then earliest due: one patient's reviews, or everyone's (narrowed to patients resident
+    in ``states`` when given: a clinician's licences)."""
+    query = select(clinician_reviews)
+    if patient_id:
+        wanted = statuses or PATIENT_STATUSES
+        query = query.where(clinician_reviews.c.patient_id == patient_id)
+    else:
+        wanted = statuses or WORKLIST_STATUSES
+        if states is not None:
+            query = query.join(jurisdictions, jurisdictions.c.patient_id == clinician_reviews.c.patient_id).where(
+                jurisdictions.c.state_of_residence.in_(states)
+            )
+    query = (
+        query.where(clinician_reviews.c.status.in_(wanted))
+        .order_by(clinician_reviews.c.priority_rank.desc(), clinician_reviews.c.due_at)
+        .limit(WORKLIST_LIMIT)
+    )
+    async with uow.sessions() as session:
+        return [r._asdict() for r in await session.execute(query)]
+
+
+def rule_versions(current: RuleSet) -> dict[str, Any]:
+    return {"current": current.version, "available": rules.available_versions()}
+
+
+def symptom_vocabulary(current: RuleSet) -> dict[str, Any]:
+    review = next((r.review for r in current.rules if "any_unknown_symptom" in r.when and r.review), None)
+    flagged = (
+        f"an {review.reason} review ({review.priority.value}, within {int(review.due_within.total_seconds() // 3600)} h)"
+        if review
+        else "no review"
+    )
+    return {
+        "rule_version": current.version,
+        "symptoms": [s.__dict__ | {"advice": list(s.advice)} for s in current.symptoms()],
+        "unknown_codes": f"accepted and recorded, never refused; counted, and flagged for a clinician: {flagged}",
+    }
+
+
+async def shadow_replay(uow: UnitOfWork, version: str, *, states: frozenset[str] | None) -> dict[str, Any]:
+    """What ``version`` would have decided about the recorded history (NotFound when no such rule file)."""
+    try:
+        rules.load(version)
+    except rules.RuleFileError as exc:
+        raise NotFound(str(exc)) from exc
+    async with uow.sessions() as session, session.begin():
+        return await shadow.evaluate(session, version, states=states)

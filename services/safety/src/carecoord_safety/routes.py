@@ -1,0 +1,219 @@
+"""HTTP routes: what patients report (through the app), and the clinicians' review worklist.
+
+Each route authorises, calls one use case (observations, reviews) or query, and presents the
+answer; the models are in schemas.py, the reads in queries.py.
+
+Who may call what (carecoord_shared.auth; "licensed" = a clinician licensed in
+the patient's state of residence, learnt from PatientRegistered; every
+patient check writes an audit row, allowed or denied):
+
+| route                                  | patient      | clinician         | operator | service | audited as               |
+|----------------------------------------|--------------|-------------------|----------|---------|--------------------------|
+| POST /side-effect-reports, /vitals,    | own id only  | licensed          | -        | yes     | submit <observation>     |
+|   /mood-check-ins                      |              |                   |          |         |                          |
+| GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
+| GET /reviews/{id}                      | own only     | licensed          | -        | yes     | read review              |
+| POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
+|   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
+| GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
+| GET /rules/symptoms (the vocabulary)   | yes          | yes               | yes      | yes     | not audited: no PHI      |
+| POST /rules/shadow                     | -            | licensed states   | -        | yes     | replay rules-shadow      |
+
+A clinician may record an observation too (vitals taken in a video visit, a
+side effect the patient mentions). The rule versions are configuration, not
+patient data, so operators (who deploy them) may read them; the symptom
+vocabulary is what the patient app offers, so patients read it too. The shadow replay
+answers with recorded observations of identified patients and what each rule
+version made of them: that is PHI, so operators are refused, and a clinician's
+replay covers only patients in their licensed states (replaying per patient,
+a patient's outcome does not depend on who else is replayed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.errors import Forbidden
+from carecoord_shared.service import UowDep
+
+from . import observations, queries, reviews
+from .rules import RuleSet
+from .rules.plan_limits import DoseNotAllowed
+from .schemas import (
+    Acknowledge,
+    MoodCheckInIn,
+    OutcomeOut,
+    ReportOutcomeOut,
+    ResolveReview,
+    Review,
+    ReviewDetail,
+    ShadowRequest,
+    SideEffectReportIn,
+    SymptomVocabulary,
+    VitalsIn,
+)
+from .timers import Clock
+
+
+def _respond(outcome: observations.Outcome, response: Response) -> dict[str, object]:
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    return {**outcome.__dict__, "review_id": outcome.review_id}
+
+
+ALREADY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "This id was already recorded; its first outcome is returned."}
+}
+
+Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
+Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+async def _decide_on_review(access: Access, uow: UowDep, review_id: uuid.UUID, clinician_id: str, action: str) -> None:
+    """A decision on a review: in the caller's own name, about a patient they may reach (audited)."""
+    access.acting_clinician(clinician_id)
+    await access.patient(await queries.review_patient(uow, review_id), action, "review", review_id)
+
+
+def build_router(current: RuleSet, clock: Clock) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.post(
+        "/side-effect-reports",
+        status_code=201,
+        response_model=ReportOutcomeOut,
+        tags=["observations"],
+        responses=ALREADY,
+    )
+    async def submit_report(
+        body: SideEffectReportIn, uow: UowDep, response: Response, access: Observers
+    ) -> dict[str, object]:
+        await access.patient(body.patient_id, "submit", "side-effect-report", body.report_id)
+        report = SideEffectReportSubmitted(
+            **body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()}
+        )
+        async with uow.transaction() as tx:
+            outcome = await observations.record_report(
+                tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock()
+            )
+        return _respond(outcome, response) | {"report_id": outcome.id}
+
+    @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
+    async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response, access: Observers) -> dict[str, object]:
+        await access.patient(body.patient_id, "submit", "vitals", body.reading_id)
+        reading = VitalsSubmitted(
+            **body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()}
+        )
+        async with uow.transaction() as tx:
+            outcome = await observations.record_vitals(
+                tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock()
+            )
+        return _respond(outcome, response)
+
+    @router.post(
+        "/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY
+    )
+    async def submit_checkin(
+        body: MoodCheckInIn, uow: UowDep, response: Response, access: Observers
+    ) -> dict[str, object]:
+        await access.patient(body.patient_id, "submit", "mood-check-in", body.checkin_id)
+        checkin = MoodCheckInSubmitted(
+            **body.model_dump(exclude={"patient_id"})
+            | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
+        )
+        async with uow.transaction() as tx:
+            outcome = await observations.record_checkin(
+                tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock()
+            )
+        return _respond(outcome, response)
+
+    @router.get(
+        "/reviews",
+        response_model=list[Review],
+        tags=["reviews"],
+        summary="The worklist: most urgent first, then earliest due",
+    )
+    async def list_reviews(
+        uow: UowDep,
+        access: Observers,
+        patient_id: uuid.UUID | None = None,
+        review_status: Annotated[
+            list[str] | None,
+            Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged"),
+        ] = None,
+    ) -> list[dict[str, object]]:
+        if patient_id:
+            await access.patient(patient_id, "list", "review")
+            return await queries.worklist(uow, statuses=review_status, patient_id=patient_id)
+        if access.principal.role is Role.PATIENT:
+            raise Forbidden("a patient lists their own reviews: pass patient_id (your own)")
+        await access.record("list", "review")
+        return await queries.worklist(uow, statuses=review_status, states=access.listable_states)
+
+    @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
+    async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> dict[str, object]:
+        await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
+        return await queries.review_detail(uow, review_id)
+
+    @router.post("/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"])
+    async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
+        await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge")
+        async with uow.transaction() as tx:
+            await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
+        return await queries.review_detail(uow, review_id)
+
+    @router.post("/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"])
+    async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> dict[str, object]:
+        await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
+        try:
+            async with uow.transaction() as tx:
+                await reviews.resolve(
+                    tx,
+                    review_id,
+                    decision=body.decision,
+                    clinician_id=body.clinician_id,
+                    note=body.note,
+                    now=clock(),
+                    dose_mg=body.dose_mg,
+                )
+        except DoseNotAllowed as refused:
+            # Nothing was recorded; the body's dose is what is wrong, so say so as a validation error.
+            raise RequestValidationError(
+                [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
+            ) from refused
+        return await queries.review_detail(uow, review_id)
+
+    @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
+    async def rule_versions(
+        _access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
+    ) -> dict[str, Any]:
+        return queries.rule_versions(current)
+
+    @router.get(
+        "/rules/symptoms",
+        response_model=SymptomVocabulary,
+        tags=["rules"],
+        summary="The symptom codes the rules in force know, with a label, whether each is a red flag, and its advice",
+    )
+    async def symptom_vocabulary(
+        _access: Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
+    ) -> dict[str, Any]:
+        return queries.symptom_vocabulary(current)
+
+    @router.post(
+        "/rules/shadow",
+        tags=["rules"],
+        summary="Replay recorded history under a proposed rule version; acts on nothing",
+    )
+    async def shadow_evaluation(body: ShadowRequest, uow: UowDep, access: Clinical) -> dict[str, Any]:
+        await access.record("replay", "rules-shadow", body.version)
+        return await queries.shadow_replay(uow, body.version, states=access.listable_states)
+
+    return router

@@ -1,0 +1,143 @@
+"""Safety's HTTP request and response models, with their bounds.
+
+Request bodies extend the event contracts they become, so HTTP and Kafka
+inputs are validated by the same rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from carecoord_shared.contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
+from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."
+# The bodies make the contract's required id (and a check-in's answered_at) optional: the route fills in a new
+# id (and now). Overriding a required field with an optional one is what each `type: ignore[assignment]` is for.
+
+
+class SideEffectReportIn(SideEffectReportSubmitted):
+    model_config = STRICT
+    patient_id: uuid.UUID
+    report_id: uuid.UUID | None = Field(default=None, description=CLIENT_ID)  # type: ignore[assignment]
+
+
+class VitalsIn(VitalsSubmitted):
+    model_config = STRICT
+    patient_id: uuid.UUID
+    reading_id: uuid.UUID | None = Field(default=None, description=CLIENT_ID)  # type: ignore[assignment]
+
+
+class MoodCheckInIn(MoodCheckInSubmitted):
+    model_config = STRICT
+    patient_id: uuid.UUID
+    checkin_id: uuid.UUID | None = Field(default=None, description=CLIENT_ID)  # type: ignore[assignment]
+    answered_at: PastTimestamp | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def some_instrument(self) -> MoodCheckInIn:
+        if self.phq9_items is None and self.pcl5_items is None and self.gad7_items is None:
+            raise ValueError("a check-in needs phq9_items, pcl5_items and/or gad7_items")
+        return self
+
+
+class OutcomeOut(BaseModel):
+    id: uuid.UUID
+    escalated: bool
+    rule_version: str
+    review_id: uuid.UUID | None
+    review_ids: list[uuid.UUID]
+    hold_requested: bool
+    out_of_limits: bool
+    advice: list[str] = Field(
+        description="Coded guidance for the patient the app shows with the answer: seek_emergency_care "
+        "(a red-flag symptom of the blood-pressure rule, a life-threatening report, a reading at or above 180/110)."
+    )
+
+
+class ReportOutcomeOut(OutcomeOut):
+    report_id: uuid.UUID
+    unknown_symptoms: list[str] = Field(
+        description="Codes of this report the rules do not know (GET /v1/rules/symptoms): recorded, and a clinician will look."
+    )
+
+
+class SymptomOut(BaseModel):
+    code: str
+    label: str
+    red_flag: bool = Field(description="Escalates at any grade: an urgent clinician review and a treatment hold.")
+    advice: list[str] = Field(description="Guidance a report of this symptom brings, e.g. seek_emergency_care.")
+
+
+class SymptomVocabulary(BaseModel):
+    rule_version: str
+    symptoms: list[SymptomOut]
+    unknown_codes: str = Field(
+        description="What happens to a code outside this list: it is accepted and recorded, and flagged for a clinician."
+    )
+
+
+class Review(BaseModel):
+    review_id: uuid.UUID
+    patient_id: uuid.UUID
+    reason: str
+    priority: str
+    status: str
+    due_at: datetime
+    triggers: list[str]
+    rule_version: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    overdue_at: datetime | None
+    decision: str | None
+
+
+class TriggerOut(BaseModel):
+    source_kind: str
+    source_id: uuid.UUID
+    rule_ids: list[str]
+    triggers: list[str]
+    rule_version: str
+    at: datetime
+
+
+class ReviewDetail(Review):
+    trigger_history: list[TriggerOut]
+
+
+class Acknowledge(BaseModel):
+    model_config = STRICT
+    clinician_id: ActorId
+
+
+class ResolveReview(BaseModel):
+    model_config = STRICT
+    clinician_id: ActorId
+    decision: ReviewDecision
+    note: Annotated[str, Field(max_length=4000, description="Kept in safety only; never in events or logs.")] | None = (
+        None
+    )
+    dose_mg: Milligrams | None = Field(
+        default=None,
+        description="Required with resume_with_dose_change, refused with any other decision: the new dose, within the plan's "
+        "per-session maximum and one maximum step from the current dose. The plan resumes with it, approved by this clinician.",
+    )
+
+    @model_validator(mode="after")
+    def dose_with_its_decision(self) -> ResolveReview:
+        if self.decision is ReviewDecision.resume_with_dose_change and self.dose_mg is None:
+            raise ValueError("resume_with_dose_change needs dose_mg, the new dose")
+        if self.decision is not ReviewDecision.resume_with_dose_change and self.dose_mg is not None:
+            raise ValueError(f"dose_mg goes only with resume_with_dose_change, not {self.decision.value}")
+        return self
+
+
+class ShadowRequest(BaseModel):
+    model_config = STRICT
+    version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.\-]+$")]
