@@ -24,7 +24,7 @@ from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_scheduling import booking, handlers
 from carecoord_scheduling.models import appointments, clinicians, weekly_availability
-from carecoord_scheduling.rules import POLICY
+from carecoord_scheduling.domain.policy import POLICY
 from carecoord_shared.contracts import Envelope, Event, topic_for_event
 from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 from carecoord_shared.contracts.intake import EligibilityDetermined
