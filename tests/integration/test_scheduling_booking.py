@@ -82,7 +82,8 @@ async def schedule(s: ServiceHarness, patient: uuid.UUID, include_all: bool = Fa
         f"/v1/patients/{patient}/appointments", params={"include_all": str(include_all).lower()}
     )
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    found: list[dict[str, Any]] = response.json()
+    return found
 
 
 def day_after_tomorrow(zone: str = ZONE) -> datetime:
