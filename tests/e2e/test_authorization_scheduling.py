@@ -1,4 +1,4 @@
-"""Scheduling's route policy (the table in carecoord_scheduling/api.py), every route and role, over HTTP.
+"""Scheduling's route policy (the table in carecoord_scheduling/routes.py), every route and role, over HTTP.
 
 One patient is registered through intake (Colorado) and one clinician licensed
 there is set up for the whole module; each case that changes an appointment

@@ -8,84 +8,44 @@ the patient's day is then the only thing that can keep a review visit out of the
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
-from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_scheduling import booking, handlers
+from carecoord_scheduling import booking
+from carecoord_scheduling.domain.policy import POLICY
 from carecoord_scheduling.models import appointments, clinicians, weekly_availability
-from carecoord_scheduling.rules import POLICY
-from carecoord_shared.contracts import Envelope, Event, topic_for_event
+from carecoord_shared.contracts import Event
 from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 from carecoord_shared.contracts.intake import EligibilityDetermined
 from carecoord_shared.contracts.safety import ClinicianReviewOpened
 from carecoord_shared.errors import RuleViolation
-from carecoord_shared.messaging.consumer import EventConsumer, Outcome
-from carecoord_shared.messaging.deadletter import DeadLetterer
-from carecoord_shared.messaging.unit_of_work import UnitOfWork
-from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
-from tests.services import built
-
-scheduling_definition = built("scheduling")
-
-
-@dataclass
-class Scheduling:
-    uow: UnitOfWork
-    consumer: EventConsumer
-
-    async def publish(self, event: Event, patient_id: uuid.UUID, producer: str) -> None:
-        envelope = Envelope.wrap(event, patient_id=patient_id, producer=producer)
-        record = SimpleNamespace(
-            value=envelope.model_dump_json().encode(),
-            key=envelope.key,
-            topic=topic_for_event(envelope.type).name,
-            partition=0,
-            offset=0,
-            headers=[],
-        )
-        assert await self.consumer.handle(record) is Outcome.processed  # type: ignore[arg-type]
-
-    async def appointments_of(self, patient_id: uuid.UUID) -> list[Any]:
-        async with self.uow.sessions() as session:
-            query = (
-                select(appointments).where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at)
-            )
-            return list((await session.execute(query)).all())
-
-    async def emitted(self, patient_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
-        async with self.uow.sessions() as session:
-            rows = await session.execute(
-                text("SELECT envelope FROM outbox WHERE key = :key AND event_type = :type ORDER BY id"),
-                {"key": str(patient_id), "type": event_type},
-            )
-            return [r.envelope["payload"] for r in rows]
+from tests.service_harness import ServiceHarness
 
 
 @pytest.fixture(scope="module")
-async def scheduling(stack: Stack) -> AsyncIterator[Scheduling]:
-    url = await scratch_database(stack, "scheduling_reviews_it", "scheduling")
-    await asyncio.to_thread(upgrade_to_head, url, scheduling_definition.migrations_dir)
-    engine = create_engine(url)
-    uow = UnitOfWork(create_sessions(engine), scheduling_definition.tables, "scheduling")
+async def scheduling(stack: Stack) -> AsyncIterator[ServiceHarness]:
+    async with ServiceHarness.running(stack, "scheduling", database="scheduling_reviews_it") as harness:
+        yield harness
 
-    async def publish_dead_letter(topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
-        raise AssertionError(f"dead-lettered on {topic}: {headers}")
 
-    consumer = EventConsumer("scheduling", uow, DeadLetterer("scheduling", publish_dead_letter))
-    handlers.register(consumer)
-    yield Scheduling(uow, consumer)
-    await engine.dispose()
+async def publish(scheduling: ServiceHarness, event: Event, patient_id: uuid.UUID, producer: str) -> None:
+    await scheduling.deliver(event, patient_id=patient_id, producer=producer)
+
+
+async def appointments_of(scheduling: ServiceHarness, patient_id: uuid.UUID) -> list[Any]:
+    query = select(appointments).where(appointments.c.patient_id == patient_id).order_by(appointments.c.starts_at)
+    return await scheduling.rows(query)
+
+
+async def emitted(scheduling: ServiceHarness, patient_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
+    return await scheduling.emitted(event_type, patient_id=patient_id)
 
 
 def zone_where_it_is(local_hour: int) -> str:
@@ -99,7 +59,7 @@ def zone_where_it_is(local_hour: int) -> str:
 _state_counter = iter(["AL", "AK", "AZ", "AR", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY"])
 
 
-async def patient_in(scheduling: Scheduling, zone: str, **hours: int) -> tuple[uuid.UUID, str]:
+async def patient_in(scheduling: ServiceHarness, zone: str, **hours: int) -> tuple[uuid.UUID, str]:
     """A registered patient alone in a state with one clinician of their own (so tests do not share clinicians)."""
     state = next(_state_counter)
     patient_id = uuid.uuid4()
@@ -122,7 +82,7 @@ async def patient_in(scheduling: Scheduling, zone: str, **hours: int) -> tuple[u
                 for d in range(7)
             ],
         )
-    await scheduling.publish(decision(EligibilityOutcome.needs_review, state, zone, None), patient_id, "intake")
+    await publish(scheduling, decision(EligibilityOutcome.needs_review, state, zone, None), patient_id, "intake")
     return patient_id, state
 
 
@@ -167,34 +127,34 @@ def in_patient_day(starts_at: datetime, ends_at: datetime, zone: str) -> bool:
 
 
 async def test_at_night_an_urgent_review_is_seen_now_and_a_high_one_waits_for_the_patients_morning(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = zone_where_it_is(1)  # 01:xx for the patient
     patient, _ = await patient_in(scheduling, zone)
     urgent = review(ReviewPriority.urgent, timedelta(hours=4))
-    await scheduling.publish(urgent, patient, "safety")
-    [visit] = await scheduling.appointments_of(patient)
+    await publish(scheduling, urgent, patient, "safety")
+    [visit] = await appointments_of(scheduling, patient)
     assert visit.review_id == urgent.review_id and visit.review_priority == "urgent"
     assert visit.ends_at <= urgent.due_at and local(visit.starts_at, zone).hour < 8, "urgent: at any hour, within due"
 
     # The same due time at high priority: nothing inside the patient's day ends before it is due
     # (01:xx + 4 h is still night), so the visit is the first slot of the patient's morning.
     high = review(ReviewPriority.high, timedelta(hours=4))
-    await scheduling.publish(high, patient, "safety")
-    [high_visit] = [a for a in await scheduling.appointments_of(patient) if a.review_id == high.review_id]
+    await publish(scheduling, high, patient, "safety")
+    [high_visit] = [a for a in await appointments_of(scheduling, patient) if a.review_id == high.review_id]
     assert high_visit.review_priority == "high"
     assert in_patient_day(high_visit.starts_at, high_visit.ends_at, zone), local(high_visit.starts_at, zone)
     assert local(high_visit.starts_at, zone).hour == 8 and local(high_visit.starts_at, zone).minute == 0
     assert high_visit.starts_at > high.due_at, "booked past due rather than at night"
-    assert await scheduling.emitted(patient, "ReviewAppointmentUnavailable") == []
+    assert await emitted(scheduling, patient, "ReviewAppointmentUnavailable") == []
     [booked] = [
-        b for b in await scheduling.emitted(patient, "AppointmentBooked") if b["review_id"] == str(high.review_id)
+        b for b in await emitted(scheduling, patient, "AppointmentBooked") if b["review_id"] == str(high.review_id)
     ]
     assert booked["appointment_type"] == "urgent_review"
 
 
 async def test_a_routine_review_takes_the_first_slot_of_the_patients_day_that_ends_by_its_due_time(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = zone_where_it_is(1)
     patient, _ = await patient_in(scheduling, zone)
@@ -202,29 +162,29 @@ async def test_a_routine_review_takes_the_first_slot_of_the_patients_day_that_en
     # Due exactly when the first slot of the patient's day (08:00-08:30) ends: at the edge, within due.
     eight_thirty = now_local.replace(hour=8, minute=30, second=0, microsecond=0)
     routine = review(ReviewPriority.routine, eight_thirty.astimezone(UTC) - datetime.now(UTC))
-    await scheduling.publish(routine, patient, "safety")
-    [visit] = await scheduling.appointments_of(patient)
+    await publish(scheduling, routine, patient, "safety")
+    [visit] = await appointments_of(scheduling, patient)
     assert local(visit.starts_at, zone) == now_local.replace(hour=8, minute=0, second=0, microsecond=0)
     assert visit.ends_at <= routine.due_at
     assert visit.review_priority == "routine"
 
 
 async def test_a_non_urgent_review_with_no_slot_in_the_patients_day_says_so_while_an_urgent_one_books(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = zone_where_it_is(1)
     # The clinician works nights only (00:00-06:00 in the patient's zone).
     patient, _ = await patient_in(scheduling, zone, start_minute=0, end_minute=6 * 60)
     high = review(ReviewPriority.high, timedelta(hours=24))
-    await scheduling.publish(high, patient, "safety")
-    assert await scheduling.appointments_of(patient) == [], "no night visit for a high-priority review"
-    [unavailable] = await scheduling.emitted(patient, "ReviewAppointmentUnavailable")
+    await publish(scheduling, high, patient, "safety")
+    assert await appointments_of(scheduling, patient) == [], "no night visit for a high-priority review"
+    [unavailable] = await emitted(scheduling, patient, "ReviewAppointmentUnavailable")
     assert unavailable["review_id"] == str(high.review_id)
     assert unavailable["reason"] == "no_licensed_clinician_free_in_patient_day"
 
     urgent = review(ReviewPriority.urgent, timedelta(hours=4))
-    await scheduling.publish(urgent, patient, "safety")
-    [visit] = await scheduling.appointments_of(patient)
+    await publish(scheduling, urgent, patient, "safety")
+    [visit] = await appointments_of(scheduling, patient)
     assert visit.review_id == urgent.review_id and local(visit.ends_at, zone).hour < 7
 
 
@@ -232,7 +192,7 @@ async def test_a_non_urgent_review_with_no_slot_in_the_patients_day_says_so_whil
 
 
 async def test_the_first_completed_visit_is_a_new_patients_and_the_next_an_established_ones(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = "America/Chicago"
     patient, _ = await patient_in(scheduling, zone)
@@ -260,66 +220,65 @@ async def test_the_first_completed_visit_is_a_new_patients_and_the_next_an_estab
     for appointment_id in ids:
         async with scheduling.uow.transaction() as tx:
             await booking.complete(tx, await booking.appointment_for_update(tx, appointment_id))
-    completed = await scheduling.emitted(patient, "AppointmentCompleted")
+    completed = await emitted(scheduling, patient, "AppointmentCompleted")
     assert [(c["appointment_id"], c["new_patient"]) for c in completed] == [(str(ids[0]), True), (str(ids[1]), False)]
 
 
-async def _rows(scheduling: Scheduling, query: Any) -> list[Any]:
-    async with scheduling.uow.sessions() as session:
-        return list((await session.execute(query)).all())
+async def _rows(scheduling: ServiceHarness, query: Any) -> list[Any]:
+    return await scheduling.rows(query)
 
 
 # --- item 9: a superseding eligibility decision -----------------------------------
 
 
 async def test_a_superseding_ineligible_decision_cancels_the_evaluation_and_a_stale_one_changes_nothing(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = "America/Chicago"
     patient, state = await patient_in(scheduling, zone)
-    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 1), patient, "intake")
-    [evaluation] = await scheduling.appointments_of(patient)
+    await publish(scheduling, decision(EligibilityOutcome.eligible, state, zone, 1), patient, "intake")
+    [evaluation] = await appointments_of(scheduling, patient)
     assert evaluation.appointment_type == "initial_evaluation" and evaluation.status == "booked"
 
-    await scheduling.publish(decision(EligibilityOutcome.ineligible, state, zone, 2), patient, "intake")
-    [evaluation] = await scheduling.appointments_of(patient)
+    await publish(scheduling, decision(EligibilityOutcome.ineligible, state, zone, 2), patient, "intake")
+    [evaluation] = await appointments_of(scheduling, patient)
     assert (evaluation.status, evaluation.cancel_reason) == ("cancelled", "eligibility_withdrawn")
-    [cancelled] = await scheduling.emitted(patient, "AppointmentCancelled")
+    [cancelled] = await emitted(scheduling, patient, "AppointmentCancelled")
     assert cancelled["reason"] == "eligibility_withdrawn"
 
     # An older decision arriving after the one that superseded it books nothing.
-    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 1), patient, "intake")
-    assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
+    await publish(scheduling, decision(EligibilityOutcome.eligible, state, zone, 1), patient, "intake")
+    assert [a.status for a in await appointments_of(scheduling, patient)] == ["cancelled"]
 
     # The clinician's next re-evaluation makes them eligible again: a new evaluation is booked.
-    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
-    assert sorted(a.status for a in await scheduling.appointments_of(patient)) == ["booked", "cancelled"]
+    await publish(scheduling, decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
+    assert sorted(a.status for a in await appointments_of(scheduling, patient)) == ["booked", "cancelled"]
 
 
 async def test_a_decision_without_a_sequence_applies_and_keeps_the_last_number_against_stale_ones(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = "America/Chicago"
     patient, state = await patient_in(scheduling, zone)
-    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
+    await publish(scheduling, decision(EligibilityOutcome.eligible, state, zone, 3), patient, "intake")
     # From a producer that numbers nothing (an older intake during a rollout): applied.
-    await scheduling.publish(decision(EligibilityOutcome.ineligible, state, zone, None), patient, "intake")
-    assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
+    await publish(scheduling, decision(EligibilityOutcome.ineligible, state, zone, None), patient, "intake")
+    assert [a.status for a in await appointments_of(scheduling, patient)] == ["cancelled"]
     # Decision 2 is older than the 3 already applied, unnumbered decision or not: nothing books.
-    await scheduling.publish(decision(EligibilityOutcome.eligible, state, zone, 2), patient, "intake")
-    assert [a.status for a in await scheduling.appointments_of(patient)] == ["cancelled"]
+    await publish(scheduling, decision(EligibilityOutcome.eligible, state, zone, 2), patient, "intake")
+    assert [a.status for a in await appointments_of(scheduling, patient)] == ["cancelled"]
 
 
 async def test_by_hand_a_review_visit_keeps_to_the_patients_day_unless_it_is_an_urgent_reviews(
-    scheduling: Scheduling,
+    scheduling: ServiceHarness,
 ) -> None:
     zone = zone_where_it_is(1)
     patient, _ = await patient_in(scheduling, zone)
     urgent = review(ReviewPriority.urgent, timedelta(hours=4))
     high = review(ReviewPriority.high, timedelta(hours=4))
     for opened in (urgent, high):
-        await scheduling.publish(opened, patient, "safety")
-    rows = {a.review_id: a for a in await scheduling.appointments_of(patient)}
+        await publish(scheduling, opened, patient, "safety")
+    rows = {a.review_id: a for a in await appointments_of(scheduling, patient)}
     night = rows[urgent.review_id].starts_at + timedelta(
         minutes=30
     )  # still the patient's night, after the urgent visit

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carecoord_scheduling.availability import (
+from carecoord_scheduling.domain.availability import (
     WeeklyWindow,
     candidate_starts,
     local_instant,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from carecoord_scheduling.api import ClinicianIn
-from carecoord_scheduling.rules import Role
+from carecoord_scheduling.domain.policy import Role
+from carecoord_scheduling.schemas import ClinicianIn
 from carecoord_scheduling.seed import DEMO_CLINICIANS
 
 

@@ -8,7 +8,7 @@ from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.messaging.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import api, handlers
+from . import handlers, routes
 from .models import audit, journal, messaging, metadata, patients
 from .settings import SchedulingSettings
 
@@ -24,6 +24,6 @@ def build(settings: SchedulingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(api.router, journal_router(journal)),
+        routers=(routes.build_router(), journal_router(journal)),
         register_handlers=handlers.register,
     )

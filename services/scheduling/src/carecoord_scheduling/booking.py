@@ -1,6 +1,7 @@
-"""Booking operations: each runs inside the caller's transaction and emits its events.
+"""Booking use cases: each runs inside the caller's transaction, loads what the decision needs,
+decides (domain.booking, pure), writes and emits its events.
 
-Shared by the HTTP API and the event handlers, so a booking rule holds
+Shared by the HTTP routes and the event handlers, so a booking rule holds
 whichever door a booking comes through. The database has the last word on
 double booking (the exclusion constraint on appointments): a conflicting
 insert fails inside a savepoint and becomes a :class:`SlotTaken`.
@@ -8,16 +9,14 @@ insert fails inside a savepoint and becomes a :class:`SlotTaken`.
 
 from __future__ import annotations
 
-import heapq
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import ColumnElement, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,42 +29,19 @@ from carecoord_shared.contracts.scheduling import (
     AppointmentRescheduled,
 )
 from carecoord_shared.errors import NotFound, RuleViolation
-from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
-from .availability import Interval, WeeklyWindow, candidate_starts, overlaps, windows_between, within_local_day
+from .domain import booking as decide
+from .domain.availability import Interval, WeeklyWindow
+from .domain.booking import ClinicianSchedule, Patient, Slot
+from .domain.policy import APPOINTMENT_KINDS, POLICY
 from .models import appointments, availability_exceptions, clinicians, patients, weekly_availability
-from .rules import APPOINTMENT_KINDS, POLICY, AppointmentKind, review_any_hour
 
 log = structlog.get_logger("carecoord.scheduling")
 
 
 class SlotTaken(RuleViolation):
     """The clinician already has an appointment overlapping the requested time."""
-
-
-@dataclass(frozen=True)
-class Patient:
-    patient_id: uuid.UUID
-    state: str
-    tz: ZoneInfo
-
-
-@dataclass
-class ClinicianSchedule:
-    clinician_id: str
-    role: str
-    tz: ZoneInfo
-    licensed_states: list[str]
-    windows: list[WeeklyWindow] = field(default_factory=list)
-    time_off: list[Interval] = field(default_factory=list)
-    booked: list[Interval] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Slot:
-    clinician_id: str
-    starts_at: datetime
-    ends_at: datetime
 
 
 @dataclass(frozen=True)
@@ -101,8 +77,20 @@ async def schedules(
     )
     if clinician_id is not None:
         query = query.where(clinicians.c.clinician_id == clinician_id)
+    return await _with_busy(session, query, period)
+
+
+async def clinician_schedule(session: AsyncSession, clinician_id: str, period: Interval) -> ClinicianSchedule | None:
+    """One clinician, whatever their role, licences and whether active, with what keeps them busy during the period."""
+    found = await _with_busy(session, select(clinicians).where(clinicians.c.clinician_id == clinician_id), period)
+    return found[0] if found else None
+
+
+async def _with_busy(session: AsyncSession, query: Any, period: Interval) -> list[ClinicianSchedule]:
     found = {
-        r.clinician_id: ClinicianSchedule(r.clinician_id, r.role, ZoneInfo(r.time_zone), list(r.licensed_states))
+        r.clinician_id: ClinicianSchedule(
+            r.clinician_id, r.role, ZoneInfo(r.time_zone), list(r.licensed_states), active=r.active
+        )
         for r in await session.execute(query.order_by(clinicians.c.clinician_id))
     }
     if not found:
@@ -128,7 +116,7 @@ async def schedules(
     return list(found.values())
 
 
-def _live_during(start: datetime, end: datetime) -> Any:
+def _live_during(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(appointments.c.status != "cancelled", appointments.c.starts_at < end, appointments.c.ends_at > start)
 
 
@@ -154,50 +142,14 @@ async def open_slots(
     clinician_id: str | None = None,
     any_hour: bool = False,
 ) -> list[Slot]:
-    """The earliest free slots for this patient, with clinicians licensed in the patient's state.
-
-    ``any_hour`` lifts the patient's-day rule (an urgent review); the clinician's availability always holds."""
+    """The earliest free slots for this patient, with clinicians licensed in the patient's state (domain.booking)."""
     kind = APPOINTMENT_KINDS[appointment_type]
     period = (not_before, not_after)
     patient_taken = await patient_busy(session, patient.patient_id, period)
-    streams = [
-        _slots_of(c, kind, patient, patient_taken, period, any_hour=any_hour)
-        for c in await schedules(session, role=kind.role, state=patient.state, period=period, clinician_id=clinician_id)
-    ]
-    merged = heapq.merge(*streams, key=lambda s: (s.starts_at, s.clinician_id))
-    return [slot for _, slot in zip(range(limit), merged, strict=False)]
-
-
-def _slots_of(
-    c: ClinicianSchedule,
-    kind: AppointmentKind,
-    patient: Patient,
-    patient_taken: list[Interval],
-    period: Interval,
-    *,
-    any_hour: bool = False,
-) -> Iterator[Slot]:
-    available = windows_between(c.windows, c.tz, *period)
-    for start in candidate_starts(
-        available,
-        c.time_off + c.booked + patient_taken,
-        duration=kind.duration,
-        step=POLICY.slot_step,
-        not_before=period[0],
-        not_after=period[1],
-    ):
-        end = start + kind.duration
-        if not any_hour and not _in_patient_day(patient, start, end):
-            continue
-        yield Slot(c.clinician_id, start, end)
-
-
-def _wall(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def _in_patient_day(patient: Patient, start: datetime, end: datetime) -> bool:
-    return within_local_day(start, end, patient.tz, POLICY.patient_day_start_minute, POLICY.patient_day_end_minute)
+    found = await schedules(session, role=kind.role, state=patient.state, period=period, clinician_id=clinician_id)
+    return decide.earliest_slots(
+        POLICY, found, appointment_type, patient, patient_taken, period, limit=limit, any_hour=any_hour
+    )
 
 
 async def check_bookable(
@@ -215,40 +167,19 @@ async def check_bookable(
     Overlap with the clinician's other appointments is left to the database,
     which is the only place that can decide it under concurrent requests.
     """
-    kind = APPOINTMENT_KINDS[appointment_type]
-    ends_at = starts_at + kind.duration
-    if starts_at < now():
-        raise RuleViolation("an appointment cannot start in the past")
-    row = (await session.execute(select(clinicians).where(clinicians.c.clinician_id == clinician_id))).first()
-    if row is None:
-        raise NotFound(f"no clinician {clinician_id}")
-    if not row.active:
-        raise RuleViolation(f"clinician {clinician_id} is not taking appointments")
-    if row.role != kind.role:
-        raise RuleViolation(
-            f"a {appointment_type.value} is held by a {kind.role.value}, and {clinician_id} is a {row.role}"
-        )
-    if patient.state not in row.licensed_states:
-        raise RuleViolation(f"clinician {clinician_id} is not licensed in the patient's state ({patient.state})")
-    [schedule] = await schedules(
-        session, role=row.role, state=patient.state, period=(starts_at, ends_at), clinician_id=clinician_id
+    at = now()
+    period = (starts_at, starts_at + APPOINTMENT_KINDS[appointment_type].duration)
+    return decide.check_bookable(
+        POLICY,
+        now=at,
+        patient=patient,
+        appointment_type=appointment_type,
+        clinician_id=clinician_id,
+        clinician=await clinician_schedule(session, clinician_id, period),
+        patient_taken=await patient_busy(session, patient.patient_id, period, except_id=rescheduling),
+        starts_at=starts_at,
+        any_hour=any_hour,
     )
-    available = [(max(s, starts_at), e) for s, e in windows_between(schedule.windows, schedule.tz, starts_at, ends_at)]
-    if available != [(starts_at, ends_at)]:
-        raise RuleViolation(
-            f"clinician {clinician_id} is not available for the whole of {starts_at.isoformat()} to {ends_at.isoformat()}"
-        )
-    if any(overlaps(b, (starts_at, ends_at)) for b in schedule.time_off):
-        raise RuleViolation(f"clinician {clinician_id} is away during {starts_at.isoformat()} to {ends_at.isoformat()}")
-    if not any_hour and not _in_patient_day(patient, starts_at, ends_at):
-        raise RuleViolation(
-            f"the appointment falls outside the patient's local day ({_wall(POLICY.patient_day_start_minute)} to "
-            f"{_wall(POLICY.patient_day_end_minute)} in their time zone)"
-        )
-    taken = await patient_busy(session, patient.patient_id, (starts_at, ends_at), except_id=rescheduling)
-    if taken:
-        raise RuleViolation("the patient already has an appointment at that time")
-    return ends_at
 
 
 async def book(
@@ -349,7 +280,7 @@ async def book_earliest(
         not_before = slots[-1].starts_at + timedelta(seconds=1)
 
 
-async def appointment_for_update(tx: Transaction, appointment_id: uuid.UUID) -> Any:
+async def appointment_for_update(tx: Transaction, appointment_id: uuid.UUID) -> Row[Any]:
     row = (
         await tx.session.execute(
             select(appointments).where(appointments.c.appointment_id == appointment_id).with_for_update()
@@ -360,13 +291,6 @@ async def appointment_for_update(tx: Transaction, appointment_id: uuid.UUID) -> 
     return row
 
 
-def _require_booked(row: Any, action: str) -> None:
-    if row.status != "booked":
-        raise RuleViolation(
-            f"appointment {row.appointment_id} is {row.status}; only a booked appointment can be {action}"
-        )
-
-
 async def _set(tx: Transaction, appointment_id: uuid.UUID, **values: Any) -> None:
     await tx.session.execute(
         update(appointments).where(appointments.c.appointment_id == appointment_id).values(updated_at=now(), **values)
@@ -374,7 +298,7 @@ async def _set(tx: Transaction, appointment_id: uuid.UUID, **values: Any) -> Non
 
 
 async def cancel(tx: Transaction, row: Any, reason: str) -> None:
-    _require_booked(row, "cancelled")
+    decide.require_booked(row.status, row.appointment_id, "cancelled")
     await _set(tx, row.appointment_id, status="cancelled", cancel_reason=reason)
     tx.emit(
         AppointmentCancelled(
@@ -388,7 +312,7 @@ async def cancel(tx: Transaction, row: Any, reason: str) -> None:
 
 
 async def reschedule(tx: Transaction, row: Any, slot: Slot) -> None:
-    _require_booked(row, "rescheduled")
+    decide.require_booked(row.status, row.appointment_id, "rescheduled")
     await tx.lock_patient(row.patient_id)  # as in book()
     await _guarded(
         tx,
@@ -443,9 +367,7 @@ async def _had_completed_visit(session: AsyncSession, patient_id: uuid.UUID, oth
 
 def review_may_book_any_hour(row: Any) -> bool:
     """For an existing appointment (a reschedule): only a review booked for a priority that may book any hour."""
-    if row.appointment_type != AppointmentType.urgent_review.value or row.review_priority is None:
-        return False
-    return review_any_hour(ReviewPriority(row.review_priority))
+    return decide.review_may_book_any_hour(row.appointment_type, row.review_priority)
 
 
 async def no_show(tx: Transaction, row: Any) -> None:
@@ -462,7 +384,64 @@ async def no_show(tx: Transaction, row: Any) -> None:
 
 async def _settle(tx: Transaction, row: Any, outcome: str) -> None:
     """Record how a booked appointment went; only once it has started."""
-    _require_booked(row, f"marked {outcome}")
-    if row.starts_at > now():
-        raise RuleViolation(f"an appointment that has not started cannot be marked {outcome}")
+    decide.require_settleable(row.status, row.appointment_id, row.starts_at, now(), outcome)
     await _set(tx, row.appointment_id, status=outcome)
+
+
+# --- the HTTP routes' use cases: one transaction each -------------------------------
+
+
+async def book_requested(
+    uow: UnitOfWork,
+    *,
+    patient_id: uuid.UUID,
+    clinician_id: str,
+    appointment_type: AppointmentType,
+    starts_at: datetime,
+) -> uuid.UUID:
+    """A booking asked for by hand (a patient, a clinician, a service): checked, then booked."""
+    async with uow.transaction() as tx:
+        patient = await require_patient(tx.session, patient_id)
+        ends_at = await check_bookable(tx.session, patient, appointment_type, clinician_id, starts_at)
+        return await book(
+            tx,
+            patient_id=patient.patient_id,
+            slot=Slot(clinician_id, starts_at, ends_at),
+            appointment_type=appointment_type,
+        )
+
+
+async def reschedule_requested(
+    uow: UnitOfWork, appointment_id: uuid.UUID, *, starts_at: datetime, clinician_id: str | None
+) -> None:
+    """Move a booked appointment to another time, with the same clinician unless another is named."""
+    async with uow.transaction() as tx:
+        row = await appointment_for_update(tx, appointment_id)
+        patient = await require_patient(tx.session, row.patient_id)
+        clinician_id = clinician_id or row.clinician_id
+        kind = AppointmentType(row.appointment_type)
+        ends_at = await check_bookable(
+            tx.session,
+            patient,
+            kind,
+            clinician_id,
+            starts_at,
+            rescheduling=appointment_id,
+            any_hour=review_may_book_any_hour(row),
+        )
+        await reschedule(tx, row, Slot(clinician_id, starts_at, ends_at))
+
+
+async def cancel_requested(uow: UnitOfWork, appointment_id: uuid.UUID, reason: str) -> None:
+    async with uow.transaction() as tx:
+        await cancel(tx, await appointment_for_update(tx, appointment_id), reason)
+
+
+async def complete_requested(uow: UnitOfWork, appointment_id: uuid.UUID) -> None:
+    async with uow.transaction() as tx:
+        await complete(tx, await appointment_for_update(tx, appointment_id))
+
+
+async def no_show_requested(uow: UnitOfWork, appointment_id: uuid.UUID) -> None:
+    async with uow.transaction() as tx:
+        await no_show(tx, await appointment_for_update(tx, appointment_id))

@@ -1,28 +1,31 @@
 """What scheduling does when the care pathway moves: evaluation, course, holds, reviews.
 
 Each function runs inside the consumer's transaction (the inbox has already
-claimed the event), so its bookings, cancellations and events commit together.
+claimed the event), so its bookings, cancellations and events commit together:
+it loads what it needs, lets domain.courses decide, and books, cancels and
+emits what that says (the bookings through booking.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
+from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
 from carecoord_shared.contracts.intake import EligibilityDetermined
 from carecoord_shared.contracts.scheduling import ReviewAppointmentUnavailable
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import booking
-from .booking import Patient
+from .domain import courses as decide
+from .domain.booking import Patient
+from .domain.policy import DISCONTINUED_REASON, HOLD_REASON, INELIGIBLE_REASON, POLICY
 from .models import appointments, patients, plans
-from .rules import DISCONTINUED_REASON, HOLD_REASON, INELIGIBLE_REASON, POLICY, review_any_hour
 
 log = structlog.get_logger("carecoord.scheduling")
 
@@ -39,36 +42,26 @@ async def remember_patient(
 
 
 async def apply_eligibility(tx: Transaction, patient_id: uuid.UUID, event: EligibilityDetermined) -> None:
-    """Apply intake's latest decision about the patient; a decision it supersedes that arrives later changes nothing.
-
-    eligible: the initial evaluation is booked (once), and a course waiting for the patient books.
-    ineligible (also superseding an eligible decision): the upcoming initial evaluation and dosing
-    sessions are cancelled (never billed) and no course books; therapy and clinician visits stay
-    (the clinician decides the plan). needs_review: nothing new books, nothing is cancelled.
-    """
+    """Apply intake's latest decision about the patient (domain.courses.eligibility_change says what it does)."""
     row = (
         await tx.session.execute(select(patients).where(patients.c.patient_id == patient_id).with_for_update())
     ).first()
-    if row is not None and row.eligibility_sequence is not None and event.sequence is not None:
-        if event.sequence <= row.eligibility_sequence:
-            log.info("scheduling.eligibility_superseded", patient_id=str(patient_id), sequence=event.sequence)
-            return
-    applied: dict[str, str | int | None] = {"eligibility_outcome": event.outcome.value}
-    if event.sequence is not None:  # a producer that numbers no decision leaves the last number in place
-        applied["eligibility_sequence"] = event.sequence
-    await remember_patient(tx, patient_id, event.state_of_residence, event.time_zone, **applied)
-    if event.outcome is EligibilityOutcome.eligible:
+    change = decide.eligibility_change(None if row is None else row.eligibility_sequence, event.outcome, event.sequence)
+    if change is None:
+        log.info("scheduling.eligibility_superseded", patient_id=str(patient_id), sequence=event.sequence)
+        return
+    await remember_patient(tx, patient_id, event.state_of_residence, event.time_zone, **change.applied)
+    if change.book_evaluation:
         await book_initial_evaluation(tx, patient_id)
         await book_waiting_courses(tx, patient_id)
-    elif event.outcome is EligibilityOutcome.ineligible:
-        for kind in (AppointmentType.initial_evaluation, AppointmentType.dosing_session):
-            for appointment in await _upcoming(tx, patient_id, kind):
-                await booking.cancel(tx, appointment, INELIGIBLE_REASON)
+    for kind in change.cancel_kinds:
+        for appointment in await _upcoming(tx, patient_id, kind):
+            await booking.cancel(tx, appointment, INELIGIBLE_REASON)
 
 
 async def _ineligible(tx: Transaction, patient_id: uuid.UUID) -> bool:
     outcome = await tx.session.scalar(select(patients.c.eligibility_outcome).where(patients.c.patient_id == patient_id))
-    return outcome == EligibilityOutcome.ineligible.value
+    return decide.is_ineligible(outcome)
 
 
 async def book_initial_evaluation(tx: Transaction, patient_id: uuid.UUID) -> None:
@@ -83,7 +76,7 @@ async def book_initial_evaluation(tx: Transaction, patient_id: uuid.UUID) -> Non
     if existing.first():
         return
     patient = await booking.require_patient(tx.session, patient_id)
-    start = booking.now() + POLICY.routine_lead
+    start = decide.course_start(POLICY, booking.now())
     booked = await booking.book_earliest(
         tx, patient, AppointmentType.initial_evaluation, not_before=start, not_after=start + POLICY.search_horizon
     )
@@ -100,14 +93,14 @@ async def remember_plan(
             plan_id=plan_id,
             patient_id=patient_id,
             planned_sessions=planned_sessions,
-            cadence_days=cadence_days or POLICY.default_cadence_days,
+            cadence_days=decide.plan_cadence_days(POLICY, cadence_days),
             status="draft",
         )
         .on_conflict_do_nothing(index_elements=[plans.c.plan_id])
     )
 
 
-async def _plan(tx: Transaction, plan_id: uuid.UUID) -> Any:
+async def _plan(tx: Transaction, plan_id: uuid.UUID) -> Row[Any] | None:
     return (await tx.session.execute(select(plans).where(plans.c.plan_id == plan_id).with_for_update())).first()
 
 
@@ -136,15 +129,14 @@ async def book_course(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID
     if patient is None:
         log.warning("scheduling.patient_location_unknown", patient_id=str(patient_id))
         return
-    start = booking.now() + POLICY.routine_lead
+    start = decide.course_start(POLICY, booking.now())
     prep = await _course_step(tx, patient, AppointmentType.preparation, start, plan_id, None)
-    first_dosing = (prep.slot.ends_at if prep else start) + POLICY.first_dosing_after_preparation
-    cadence = timedelta(days=plan.cadence_days)
+    first_dosing = decide.first_dosing_at(POLICY, start, prep.slot.ends_at if prep else None)
     for number in range(1, plan.planned_sessions + 1):
-        target = first_dosing + (number - 1) * cadence
+        target = decide.dosing_at(first_dosing, number, plan.cadence_days)
         dosing = await _course_step(tx, patient, AppointmentType.dosing_session, target, plan_id, number)
         if dosing is not None:
-            after = dosing.slot.ends_at + POLICY.integration_after_dosing
+            after = decide.integration_at(POLICY, dosing.slot.ends_at)
             await _course_step(tx, patient, AppointmentType.integration, after, plan_id, number)
 
 
@@ -210,9 +202,9 @@ async def rebook_held_sessions(tx: Transaction, plan_id: uuid.UUID, patient_id: 
     patient = await booking.find_patient(tx.session, patient_id)
     if patient is None or await _ineligible(tx, patient_id):
         return
-    earliest = booking.now() + POLICY.routine_lead
+    earliest = decide.course_start(POLICY, booking.now())
     for row in held.all():
-        not_before = max(row.starts_at, earliest)
+        not_before = decide.rebook_from(row.starts_at, earliest)
         booked = await _course_step(
             tx, patient, AppointmentType.dosing_session, not_before, row.plan_id, row.course_session
         )
@@ -260,13 +252,8 @@ async def _upcoming(tx: Transaction, patient_id: uuid.UUID, kind: AppointmentTyp
 async def book_review(
     tx: Transaction, review_id: uuid.UUID, due_at: datetime, patient_id: uuid.UUID, priority: ReviewPriority
 ) -> None:
-    """A review visit with a licensed clinician in their availability, or say that there is none.
-
-    An urgent review (a priority in POLICY.any_hour_review_priorities) takes the earliest slot at any
-    hour that ends before the review is due. Any other review falls inside the patient's day and
-    leaves the routine lead: the earliest such slot before it is due, else the next one within the
-    search horizon (the patient is still seen; safety's overdue escalation covers the due time).
-    """
+    """A review visit with a licensed clinician in their availability, or say that there is none
+    (where it is looked for: domain.courses.review_searches)."""
     taken = await tx.session.execute(
         select(appointments.c.appointment_id).where(
             appointments.c.review_id == review_id, appointments.c.status != "cancelled"
@@ -276,30 +263,23 @@ async def book_review(
         return
     patient = await booking.find_patient(tx.session, patient_id)
     booked = None
-    any_hour = review_any_hour(priority)
     links = {"review_id": review_id, "review_priority": priority}
     if patient is not None:
-        start = booking.now() if any_hour else booking.now() + POLICY.routine_lead
-        booked = await booking.book_earliest(
-            tx, patient, AppointmentType.urgent_review, not_before=start, not_after=due_at, any_hour=any_hour, **links
-        )
-        if booked is None and not any_hour:
+        for search in decide.review_searches(POLICY, priority, booking.now(), due_at):
             booked = await booking.book_earliest(
                 tx,
                 patient,
                 AppointmentType.urgent_review,
-                not_before=start,
-                not_after=start + POLICY.search_horizon,
+                not_before=search.not_before,
+                not_after=search.not_after,
+                any_hour=search.any_hour,
                 **links,
             )
             if booked is not None:
-                log.warning("scheduling.review_booked_after_due", review_id=str(review_id), priority=priority.value)
+                if search.after_due:
+                    log.warning("scheduling.review_booked_after_due", review_id=str(review_id), priority=priority.value)
+                break
     if booked is None:
-        if patient is None:
-            reason = "patient_location_unknown"
-        elif any_hour:
-            reason = "no_licensed_clinician_free"
-        else:
-            reason = "no_licensed_clinician_free_in_patient_day"
+        reason = decide.review_unavailable_reason(patient is not None, priority)
         log.warning("scheduling.review_unbookable", review_id=str(review_id), reason=reason, priority=priority.value)
         tx.emit(ReviewAppointmentUnavailable(review_id=review_id, due_at=due_at, reason=reason), patient_id=patient_id)

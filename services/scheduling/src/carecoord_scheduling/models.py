@@ -43,7 +43,7 @@ clinicians = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# Recurring availability in the clinician's wall-clock time (see availability.py).
+# Recurring availability in the clinician's wall-clock time (see domain/availability.py).
 weekly_availability = Table(
     "weekly_availability",
     metadata,

@@ -1,0 +1,296 @@
+"""HTTP routes: clinicians and their availability, open slots, and appointments through their life.
+
+Each route authorises, calls one use case (clinicians.py, booking.py) or query (queries.py) and
+presents the answer; the models and their bounds are in schemas.py.
+
+Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
+a clinician licensed in the patient's state; every patient check is audited):
+
+| route                                               | patient | clinician             | operator | service |
+|-----------------------------------------------------|---------|-----------------------|----------|---------|
+| PUT /clinicians/{id}                                | -       | own record (1)        | -        | any     |
+| PUT /clinicians/{id}/availability                   | -       | own record            | -        | any     |
+| POST/GET/DELETE /clinicians/{id}/exceptions         | -       | own record            | -        | any     |
+| GET /clinicians, GET /clinicians/{id}               | yes     | yes                   | yes      | yes     |
+| GET /patients/{id}/open-slots                       | own     | licensed              | -        | any     |
+| POST /appointments (book)                           | own     | licensed              | -        | any     |
+| POST /appointments/{id}/reschedule, /cancel         | own     | licensed              | -        | any     |
+| POST /appointments/{id}/complete, /no-show          | -       | licensed, its own (2) | -        | any     |
+| GET /appointments/{id}, /patients/{id}/appointments | own     | licensed              | -        | any     |
+| GET /patients/{id}/received-events (journal_router) | -       | licensed              | yes (3)  | any     |
+
+The clinician directory (who practises, their licences, their weekly hours) is
+not patient data: patients need it to choose a clinician, operators to run the
+system, so every role reads it. A clinician's time off (exceptions) is theirs:
+only they and a service see it. (1) A clinician cannot claim a licence the
+identity provider does not vouch for: the body's licensed_states must be among
+the token's. Patients book, move and cancel their own appointments in their own
+name. (2) Whether a session took place (completed, no-show) is the clinician's
+call: only the clinician the appointment is with, or a service, records it.
+(3) Which events arrived is the system's own bookkeeping. Changes to a
+clinician's record are audited too, though they are not patient data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
+
+from carecoord_shared.auth import Access, allow
+from carecoord_shared.auth import Role as Caller
+from carecoord_shared.contracts.common import ActorId, AppointmentType
+from carecoord_shared.errors import Forbidden
+from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.service import UowDep
+
+from . import booking, clinicians, queries
+from .domain.policy import Role
+from .schemas import (
+    Appointment,
+    AvailabilityException,
+    BookingIn,
+    CancelIn,
+    Clinician,
+    ClinicianIn,
+    ExceptionIn,
+    RescheduleIn,
+    Slot,
+    State,
+    Windows,
+)
+
+# Access as each kind of route needs it (see the table above).
+Anyone = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.OPERATOR, Caller.SERVICE)]
+ClinicianOrService = Annotated[Access, allow(Caller.CLINICIAN, Caller.SERVICE)]
+PatientCare = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.SERVICE)]
+
+clinicians_tag: list[str | Enum] = ["clinicians"]
+appointments_tag: list[str | Enum] = ["appointments"]
+
+
+def build_router() -> APIRouter:
+    """The scheduling API. Its use cases read the booking policy in force (domain.policy.POLICY) and
+    the request's unit of work; there is nothing else to give them."""
+    router = APIRouter(prefix="/v1")
+
+    # --- clinicians ---------------------------------------------------------------
+
+    @router.put(
+        "/clinicians/{clinician_id}",
+        response_model=Clinician,
+        tags=clinicians_tag,
+        summary="Create or replace a clinician with their weekly availability",
+    )
+    async def put_clinician(
+        clinician_id: ActorId, body: ClinicianIn, uow: UowDep, access: ClinicianOrService
+    ) -> dict[str, Any]:
+        unvouched = set(body.licensed_states) - access.principal.licensed_states
+        if access.principal.role is Caller.CLINICIAN and unvouched:
+            raise Forbidden(f"the token does not vouch for a licence in {', '.join(sorted(unvouched))}")
+        await _manage(access, clinician_id, "replace", "clinician")
+        await clinicians.put_clinician(uow, clinician_id, body)
+        return await queries.clinician(uow, clinician_id)
+
+    @router.put(
+        "/clinicians/{clinician_id}/availability",
+        response_model=Clinician,
+        tags=clinicians_tag,
+        summary="Replace a clinician's weekly availability (their local wall time)",
+    )
+    async def put_availability(
+        clinician_id: ActorId, body: Windows, uow: UowDep, access: ClinicianOrService
+    ) -> dict[str, Any]:
+        await _manage(access, clinician_id, "replace", "availability")
+        await clinicians.replace_availability(uow, clinician_id, body)
+        return await queries.clinician(uow, clinician_id)
+
+    @router.get(
+        "/clinicians/{clinician_id}",
+        response_model=Clinician,
+        tags=clinicians_tag,
+        summary="A clinician and their weekly availability",
+    )
+    async def get_clinician(clinician_id: ActorId, uow: UowDep, _access: Anyone) -> dict[str, Any]:
+        return await queries.clinician(uow, clinician_id)
+
+    @router.get(
+        "/clinicians",
+        response_model=list[Clinician],
+        tags=clinicians_tag,
+        summary="Clinicians, optionally those licensed in a state or of a role",
+    )
+    async def list_clinicians(
+        uow: UowDep, _access: Anyone, state: State | None = None, role: Role | None = None
+    ) -> list[dict[str, Any]]:
+        return await queries.clinician_list(uow, state, role)
+
+    @router.post(
+        "/clinicians/{clinician_id}/exceptions",
+        status_code=status.HTTP_201_CREATED,
+        response_model=AvailabilityException,
+        tags=clinicians_tag,
+        summary="Block a period (time off): no appointment is offered in it",
+    )
+    async def add_exception(
+        clinician_id: ActorId, body: ExceptionIn, uow: UowDep, access: ClinicianOrService
+    ) -> dict[str, Any]:
+        await _manage(access, clinician_id, "add", "availability-exception")
+        exception_id = await clinicians.add_exception(uow, clinician_id, body)
+        return {"exception_id": exception_id, "clinician_id": clinician_id, **body.model_dump()}
+
+    @router.get(
+        "/clinicians/{clinician_id}/exceptions",
+        response_model=list[AvailabilityException],
+        tags=clinicians_tag,
+        summary="A clinician's blocked periods",
+    )
+    async def list_exceptions(clinician_id: ActorId, uow: UowDep, access: ClinicianOrService) -> list[dict[str, Any]]:
+        await _manage(access, clinician_id, "read", "availability-exception")
+        return await queries.exceptions(uow, clinician_id)
+
+    @router.delete(
+        "/clinicians/{clinician_id}/exceptions/{exception_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=clinicians_tag,
+        summary="Remove a blocked period",
+    )
+    async def remove_exception(
+        clinician_id: ActorId, exception_id: uuid.UUID, uow: UowDep, access: ClinicianOrService
+    ) -> None:
+        await _manage(access, clinician_id, "remove", "availability-exception", exception_id)
+        await clinicians.remove_exception(uow, clinician_id, exception_id)
+
+    # --- slots and appointments -----------------------------------------------------
+
+    @router.get(
+        "/patients/{patient_id}/open-slots",
+        response_model=list[Slot],
+        tags=appointments_tag,
+        summary="The earliest open slots for a patient, with clinicians licensed in the patient's state",
+    )
+    async def open_slots(
+        patient_id: uuid.UUID,
+        appointment_type: AppointmentType,
+        uow: UowDep,
+        access: PatientCare,
+        not_before: AwareDatetime | None = None,
+        days: Annotated[int, Query(ge=1, le=60)] = 14,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        clinician_id: ActorId | None = None,
+    ) -> list[dict[str, Any]]:
+        await access.patient(patient_id, "read", "open-slots")
+        return await queries.open_slots(
+            uow, patient_id, appointment_type, not_before=not_before, days=days, limit=limit, clinician_id=clinician_id
+        )
+
+    @router.post(
+        "/appointments",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Appointment,
+        tags=appointments_tag,
+        summary="Book an appointment (409 when the slot is taken or not offered)",
+    )
+    async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> dict[str, Any]:
+        await access.patient(body.patient_id, "book", "appointment")
+        appointment_id = await booking.book_requested(
+            uow,
+            patient_id=body.patient_id,
+            clinician_id=body.clinician_id,
+            appointment_type=body.appointment_type,
+            starts_at=body.starts_at,
+        )
+        return await queries.appointment(uow, appointment_id)
+
+    @router.post(
+        "/appointments/{appointment_id}/reschedule",
+        response_model=Appointment,
+        tags=appointments_tag,
+        summary="Move a booked appointment to another time (and optionally clinician)",
+    )
+    async def reschedule_appointment(
+        appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare
+    ) -> dict[str, Any]:
+        await _check_appointment(uow, access, appointment_id, "reschedule")
+        await booking.reschedule_requested(
+            uow, appointment_id, starts_at=body.starts_at, clinician_id=body.clinician_id
+        )
+        return await queries.appointment(uow, appointment_id)
+
+    @router.post(
+        "/appointments/{appointment_id}/cancel",
+        response_model=Appointment,
+        tags=appointments_tag,
+        summary="Cancel a booked appointment, with a reason code",
+    )
+    async def cancel_appointment(
+        appointment_id: uuid.UUID, body: CancelIn, uow: UowDep, access: PatientCare
+    ) -> dict[str, Any]:
+        await _check_appointment(uow, access, appointment_id, "cancel")
+        await booking.cancel_requested(uow, appointment_id, body.reason)
+        return await queries.appointment(uow, appointment_id)
+
+    @router.post(
+        "/appointments/{appointment_id}/complete",
+        response_model=Appointment,
+        tags=appointments_tag,
+        summary="Mark an appointment that has started as completed",
+    )
+    async def complete_appointment(
+        appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService
+    ) -> dict[str, Any]:
+        await _check_appointment(uow, access, appointment_id, "complete", held_by_caller=True)
+        await booking.complete_requested(uow, appointment_id)
+        return await queries.appointment(uow, appointment_id)
+
+    @router.post(
+        "/appointments/{appointment_id}/no-show",
+        response_model=Appointment,
+        tags=appointments_tag,
+        summary="Mark an appointment that has started as a no-show",
+    )
+    async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> dict[str, Any]:
+        await _check_appointment(uow, access, appointment_id, "no-show", held_by_caller=True)
+        await booking.no_show_requested(uow, appointment_id)
+        return await queries.appointment(uow, appointment_id)
+
+    @router.get(
+        "/appointments/{appointment_id}", response_model=Appointment, tags=appointments_tag, summary="One appointment"
+    )
+    async def get_appointment(appointment_id: uuid.UUID, uow: UowDep, access: PatientCare) -> dict[str, Any]:
+        appointment = await queries.appointment(uow, appointment_id)
+        await access.patient(appointment["patient_id"], "read", "appointment", appointment_id)
+        return appointment
+
+    @router.get(
+        "/patients/{patient_id}/appointments",
+        response_model=list[Appointment],
+        tags=appointments_tag,
+        summary="A patient's schedule: upcoming booked appointments, or every one with include_all",
+    )
+    async def patient_schedule(
+        patient_id: uuid.UUID, uow: UowDep, access: PatientCare, include_all: bool = False
+    ) -> list[dict[str, Any]]:
+        await access.patient(patient_id, "read", "appointments")
+        return await queries.patient_schedule(uow, patient_id, include_all)
+
+    return router
+
+
+async def _manage(access: Access, clinician_id: str, action: str, resource: str, resource_id: object = None) -> None:
+    """A clinician manages their own record only; a service any (recorded, though it is not patient data)."""
+    access.acting_clinician(clinician_id)
+    await access.record(action, resource, resource_id or clinician_id)
+
+
+async def _check_appointment(
+    uow: UnitOfWork, access: Access, appointment_id: uuid.UUID, action: str, *, held_by_caller: bool = False
+) -> None:
+    """The caller may ``action`` this appointment (404 when there is none): checked, and audited, before it is locked."""
+    patient_id, clinician_id = await queries.appointment_parties(uow, appointment_id)
+    await access.patient(patient_id, action, "appointment", appointment_id)
+    if held_by_caller:
+        access.acting_clinician(clinician_id)
