@@ -31,18 +31,20 @@ from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData, Table, text
 
-from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier, allow
+from carecoord_contracts import topics_consumed_by
+from carecoord_contracts.spec import asyncapi
+from carecoord_records.raw_records import RawFetcher
+
+from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
-from .contracts import topics_consumed_by
-from .contracts.spec import asyncapi
 from .errors import Forbidden, LimitExceeded, NotFound, RuleViolation
 from .faults import FailurePoints
+from .http import allow
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
 from .messaging.progress import PartitionProgress, degraded
-from .messaging.raw_records import RawFetcher
 from .messaging.relay import OutboxRelay
 from .messaging.retention import Retention
 from .messaging.tables import MessagingTables

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..auth.access import Access
+from ..auth.tokens import InvalidToken, Role
 from ..errors import Forbidden
-from .access import Access
-from .tokens import InvalidToken, Role
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)"
@@ -56,7 +56,8 @@ def allow(*roles: Role) -> Any:
 
 def admitted_roles(route: Any) -> frozenset[Role] | None:
     """The roles a route admits, or None when it has no ``allow`` (for the coverage test)."""
-    stack = list(getattr(route, "dependant", None).dependencies) if getattr(route, "dependant", None) else []
+    root = getattr(route, "dependant", None)
+    stack = list(root.dependencies) if root else []
     while stack:
         dependant = stack.pop()
         roles = getattr(dependant.call, "admitted_roles", None)

@@ -1,0 +1,12 @@
+"""The HTTP layer: FastAPI pieces every service's API is built from.
+
+``allow(...)`` (a route's roles, giving it the caller's ``Access``), the shared
+dependencies (``UowDep``) and the journal's route. Below it are auth and
+messaging; above it only the composition root (``carecoord_shared.service``).
+"""
+
+from .auth import admitted_roles, allow
+from .dependencies import UowDep, get_uow
+from .journal import JournalEntry, journal_router
+
+__all__ = ["JournalEntry", "UowDep", "admitted_roles", "allow", "get_uow", "journal_router"]
