@@ -18,7 +18,7 @@ RUN uv export --frozen --no-dev --all-packages --no-emit-workspace --no-emit-pac
  && uv venv /opt/venv \
  && uv pip install --python /opt/venv/bin/python --no-cache -r /tmp/requirements.txt \
  && uv pip install --python /opt/venv/bin/python --no-cache --no-deps \
-        ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing
+        ./shared/contracts ./shared/records ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing
 
 FROM python:3.11-slim AS runtime
 # A numeric user, so that Kubernetes' runAsNonRoot can verify it (a name cannot be checked).

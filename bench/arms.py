@@ -27,7 +27,7 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carecoord_shared.contracts import CATALOG, Envelope, upcast
+from carecoord_contracts import CATALOG, Envelope, upcast
 from carecoord_shared.logging import configure_logging
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.tracing import consume_span

@@ -17,12 +17,12 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carecoord_shared.contracts import Topic
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.safety import SideEffectReported
+from carecoord_contracts import Topic
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.safety import SideEffectReported
+from carecoord_records.raw_records import RawFetcher
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.deadletter import DeadLetterer
-from carecoord_shared.messaging.raw_records import RawFetcher
 from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from carecoord_contracts.topics import Topic
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.scratch import fresh_stack, scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import Topic
 from carecoord_shared.messaging.topic_admin import ensure_topics
 
 STATE_DIR = LOCAL / "bench-stack"

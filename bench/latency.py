@@ -26,10 +26,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hdrh.histogram import HdrHistogram
 from rich.progress import Progress
 
+from carecoord_contracts import topics_consumed_by
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
-from carecoord_shared.contracts import topics_consumed_by
-from carecoord_shared.contracts.topics import SERVICES
 
 from .load import LevelPlan, arrival_offsets, human_duration, open_loop, plan_levels
 from .memory import PeakRss

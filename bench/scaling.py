@@ -27,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
-from carecoord_shared.contracts import Envelope, Topic, topic_for_event
+from carecoord_contracts import Envelope, Topic, topic_for_event
 from carecoord_shared.messaging.topic_admin import ensure_topics
 
 from .hop import reset_tables

@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 
-from carecoord_shared.contracts import Topic
+from carecoord_contracts import Topic
 
 from .arms import Context, broker
 from .hop import build_hop

@@ -7,8 +7,8 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
 
 from .infra import IN_TOPIC
 

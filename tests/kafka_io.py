@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from carecoord_shared.contracts import Envelope, Event
-from carecoord_shared.messaging.fetch import SafeFetch
-from carecoord_shared.messaging.raw_records import RawFetcher
+from carecoord_contracts import Envelope, Event
+from carecoord_records.fetch import SafeFetch
+from carecoord_records.raw_records import RawFetcher
 
 
 async def publish_raw(

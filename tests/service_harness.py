@@ -41,9 +41,9 @@ import httpx
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Executable, select
 
+from carecoord_contracts import Envelope, Event, topic_for_event
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope, Event, topic_for_event
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome, RetryPolicy
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork

@@ -8,9 +8,9 @@ import os
 import subprocess
 from typing import Any
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.paths import REPO_ROOT
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 
 CARECOORD = str(REPO_ROOT / ".venv" / "bin" / "carecoord")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.conftest import eventually
 from tests.e2e import access_cases as ac
 from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, PATIENT_CARE, Caller, Endpoint, Request, route

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from carecoord_contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_contracts.dosing import TreatmentPlanCreated
+from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
+from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated
-from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
-from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from carecoord_contracts.patient_app import SideEffectReportSubmittedV1
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmittedV1
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

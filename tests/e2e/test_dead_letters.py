@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.safety import TreatmentHoldRequested
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.safety import TreatmentHoldRequested
 from tests.conftest import eventually
 from tests.e2e import journeys
 from tests.kafka_io import publish_envelope, publish_raw, read_topic

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

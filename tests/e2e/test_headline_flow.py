@@ -8,9 +8,9 @@ import uuid
 import asyncpg
 import pytest
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

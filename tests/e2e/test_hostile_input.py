@@ -28,9 +28,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from carecoord_contracts import BUSINESS_TOPICS, CATALOG, Envelope
+from carecoord_contracts.topics import SERVICES, Topic
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import BUSINESS_TOPICS, CATALOG, Envelope
-from carecoord_shared.contracts.topics import SERVICES, Topic
 from tests import hostile
 from tests.auth import api_client
 from tests.conftest import eventually

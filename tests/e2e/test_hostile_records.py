@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from tests.conftest import eventually
 from tests.e2e.cli_io import carecoord, environment
 from tests.kafka_io import events_for, group_caught_up

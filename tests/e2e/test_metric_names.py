@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.topics import PATIENT_APP_REPORTS, SERVICES
 from carecoord_devstack.paths import REPO_ROOT
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.topics import PATIENT_APP_REPORTS, SERVICES
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import access_cases as ac

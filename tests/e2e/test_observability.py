@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from carecoord_contracts import ALL_TOPICS
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import ALL_TOPICS
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

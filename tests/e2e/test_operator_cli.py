@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import api_client
 from tests.e2e import journeys
 from tests.e2e.cli_io import carecoord, environment

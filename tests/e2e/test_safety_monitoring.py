@@ -10,12 +10,12 @@ import asyncpg
 import httpx
 import pytest
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
+from carecoord_contracts.patient_app import MoodCheckInSubmitted
+from carecoord_contracts.scheduling import AppointmentBooked, AppointmentNoShow
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
-from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentNoShow
 from tests.auth import api_client, patient_token
 from tests.conftest import eventually
 from tests.e2e import journeys

@@ -19,17 +19,17 @@ import asyncpg
 import httpx
 import pytest
 
-from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope, Event
-from carecoord_shared.contracts.common import EligibilityOutcome, ReviewPriority
-from carecoord_shared.contracts.dosing import (
+from carecoord_contracts import Envelope, Event
+from carecoord_contracts.common import EligibilityOutcome, ReviewPriority
+from carecoord_contracts.dosing import (
     TreatmentPlanActivated,
     TreatmentPlanCreated,
     TreatmentPlanDiscontinued,
     TreatmentPlanPaused,
 )
-from carecoord_shared.contracts.intake import EligibilityDetermined, PatientRegistered
-from carecoord_shared.contracts.safety import ClinicianReviewOpened
+from carecoord_contracts.intake import EligibilityDetermined, PatientRegistered
+from carecoord_contracts.safety import ClinicianReviewOpened
+from carecoord_devstack.stack import Stack
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import api_client, clinician_token
 from tests.conftest import eventually
 from tests.e2e.journeys import url

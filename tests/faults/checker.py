@@ -38,8 +38,8 @@ from typing import Any
 
 import asyncpg
 
+from carecoord_contracts.topics import BUSINESS_TOPICS, SERVICES, dead_letter_topic, topics_consumed_by
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import BUSINESS_TOPICS, SERVICES, dead_letter_topic, topics_consumed_by
 from tests.kafka_io import group_caught_up, read_topic
 
 from .expectations import expected, window_of

@@ -16,8 +16,8 @@ import random
 from collections import Counter
 from collections.abc import Callable
 
+from carecoord_contracts.topics import BUSINESS_TOPICS, SERVICES, topics_consumed_by
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import BUSINESS_TOPICS, SERVICES, topics_consumed_by
 from tests.raw_records import RawRecord, produce_raw
 
 KINDS: dict[str, Callable[[random.Random], RawRecord]] = {

@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from carecoord_contracts import Envelope, Event
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope, Event
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from tests.auth import service_client
 from tests.e2e.intake_journeys import eligible_steps, registration
 

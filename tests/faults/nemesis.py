@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.process import pid_alive
 from carecoord_devstack.scratch import free_ports
 from carecoord_devstack.stack import ServiceProcess, Stack
-from carecoord_shared.contracts.topics import SERVICES
 from tests.auth import SERVICE_TOKEN, bearer
 from tests.e2e.intake_journeys import registration
 from tests.tcp_proxy import ProxyThread

@@ -15,13 +15,13 @@ import asyncpg
 import pytest
 
 from carecoord_billing import fees, handlers
+from carecoord_contracts import Envelope, Event, topic_for_event
+from carecoord_contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_contracts.dosing import TreatmentPlanCreated
+from carecoord_contracts.intake import CoverageDeclared
+from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope, Event, topic_for_event
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated
-from carecoord_shared.contracts.intake import CoverageDeclared
-from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork

@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import MetaData, func, select
 
+from carecoord_contracts.safety import SideEffectReported
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.safety import SideEffectReported
 from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import UnitOfWork

@@ -12,9 +12,9 @@ import uuid
 import asyncpg
 import pytest
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.persistence import upgrade_to_head
 from tests.services import built
 

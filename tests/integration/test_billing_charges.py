@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
-from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import AppointmentType, CoverageKind
+from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.consumer import Outcome
 from tests.integration.billing_harness import (
     Billing,

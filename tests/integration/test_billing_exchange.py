@@ -23,9 +23,9 @@ from carecoord_billing.x12 import claim_837p, remittance_835
 from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import Adjustment, ClaimPayment, PaidClaim
 from carecoord_billing.x12.syntax import Party, parse
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind, Indication
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated
-from carecoord_shared.contracts.intake import CoverageDeclared
+from carecoord_contracts.common import AppointmentType, CoverageKind, Indication
+from carecoord_contracts.dosing import TreatmentPlanCreated
+from carecoord_contracts.intake import CoverageDeclared
 from tests.auth import SERVICE_TOKEN
 from tests.fake_intake import FakeIntake, running_fake_intake
 from tests.integration.billing_harness import Billing, completed, outbox_types, planned

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from carecoord_billing import fees, invoicing
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.errors import RuleViolation
 from tests.integration.billing_harness import Billing, completed, declare, outbox_types
 

@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, select, text
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.safety import SideEffectReported
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.safety import SideEffectReported
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork

@@ -18,11 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
+from carecoord_contracts import ALL_TOPICS, Topic
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.postgres import Postgres
 from carecoord_devstack.scratch import free_ports, fresh_stack
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import ALL_TOPICS, Topic
 from carecoord_shared.messaging.topic_admin import ensure_topics
 from tests.conftest import eventually
 

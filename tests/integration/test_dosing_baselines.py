@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from carecoord_contracts import Envelope, Event, topic_for_event
+from carecoord_contracts.common import AppointmentType, Indication, Instrument
+from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.safety import MoodCheckInRecorded
+from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, handlers, plans
 from carecoord_dosing.models import dose_proposals
-from carecoord_shared.contracts import Envelope, Event, topic_for_event
-from carecoord_shared.contracts.common import AppointmentType, Indication, Instrument
-from carecoord_shared.contracts.intake import AssessmentScored
-from carecoord_shared.contracts.safety import MoodCheckInRecorded
-from carecoord_shared.contracts.scheduling import AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
 from carecoord_shared.messaging.unit_of_work import UnitOfWork

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import Indication, ReviewDecision
+from carecoord_contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested, VitalsRecorded
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, plans
 from carecoord_dosing.models import dose_proposals, messaging, session_authorisations, treatment_plans
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import Indication, ReviewDecision
-from carecoord_shared.contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 from tests.services import built

@@ -16,10 +16,10 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from carecoord_contracts.topics import Topic
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import Topic
-from carecoord_shared.messaging.fetch import SafeFetch
-from carecoord_shared.messaging.raw_records import RawFetcher
+from carecoord_records.fetch import SafeFetch
+from carecoord_records.raw_records import RawFetcher
 from carecoord_shared.messaging.topic_admin import ensure_topics
 from tests.raw_records import RawRecord, produce_raw
 

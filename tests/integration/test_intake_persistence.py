@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import carecoord_intake
+from carecoord_contracts.common import CoverageKind, Instrument
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_intake import key_rotation, rules
 from carecoord_intake.intake import Intake
 from carecoord_intake.models import eligibility_decisions, messaging, patients
 from carecoord_intake.phi import Demographics, PhiCipher, decrypt_demographics
-from carecoord_shared.contracts.common import CoverageKind, Instrument
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 from tests.conftest import eventually

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 import carecoord_intake
+from carecoord_contracts.common import CoverageKind, EligibilityOutcome, Instrument
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_intake import rules
@@ -20,7 +21,6 @@ from carecoord_intake.intake import Intake, NewInformation
 from carecoord_intake.models import messaging
 from carecoord_intake.phi import PhiCipher
 from carecoord_intake.queries import current_decision, decision_history
-from carecoord_shared.contracts.common import CoverageKind, EligibilityOutcome, Instrument
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head

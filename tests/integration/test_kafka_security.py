@@ -19,11 +19,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from carecoord_contracts import Topic
 from carecoord_devstack.kafka import Kafka
 from carecoord_devstack.paths import LOCAL
 from carecoord_devstack.scratch import free_ports
 from carecoord_shared.config import ServiceSettings
-from carecoord_shared.contracts import Topic
 from carecoord_shared.kafka_security import aiokafka_security_options
 from carecoord_shared.messaging.topic_admin import ensure_topics
 from tests.tls import server_certificate

@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.topics import SERVICES
 from carecoord_shared.persistence import upgrade_to_head
 from tests.services import built
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from carecoord_contracts.safety import SideEffectReported
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts.safety import SideEffectReported
 from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from tests.conftest import eventually

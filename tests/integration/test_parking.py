@@ -18,10 +18,10 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, select
 from sqlalchemy.exc import OperationalError
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome, RetryPolicy
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import MetaData, select
 
+from carecoord_contracts import topics_consumed_by
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_shared.contracts import topics_consumed_by
 from carecoord_shared.messaging.retention import Retention
 from carecoord_shared.messaging.tables import messaging_tables
 from carecoord_shared.persistence import create_engine, create_sessions

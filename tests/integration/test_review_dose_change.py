@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import Indication, ReviewDecision, ReviewPriority
+from carecoord_contracts.safety import TreatmentHoldReleased, VitalsRecorded
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, plans
@@ -27,9 +30,6 @@ from carecoord_safety.models import messaging as safety_messaging
 from carecoord_safety.models import treatment_holds as safety_holds
 from carecoord_safety.rules import ReviewRequest
 from carecoord_safety.rules.plan_limits import DoseNotAllowed
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import Indication, ReviewDecision, ReviewPriority
-from carecoord_shared.contracts.safety import TreatmentHoldReleased, VitalsRecorded
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head

@@ -11,12 +11,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from carecoord_contracts.patient_app import MoodCheckInSubmitted
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_safety import observations, rules
 from carecoord_safety.models import messaging, mood_checkins
 from carecoord_safety.schemas import MoodCheckInIn
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 from tests.services import built

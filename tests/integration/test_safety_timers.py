@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
+from carecoord_contracts.patient_app import MoodCheckInSubmitted
+from carecoord_contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_safety import handlers, reviews, rules, sessions, timers
 from carecoord_safety.models import clinician_reviews, messaging
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.dosing import DosingSessionAuthorised, DosingSessionRefused
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted
-from carecoord_shared.contracts.scheduling import AppointmentBooked, AppointmentCancelled, AppointmentNoShow
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
 from tests.services import built

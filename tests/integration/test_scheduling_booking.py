@@ -20,11 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from carecoord_contracts.common import ReviewPriority
+from carecoord_contracts.intake import PatientRegistered
+from carecoord_contracts.safety import ClinicianReviewOpened
 from carecoord_devstack.stack import Stack
 from carecoord_scheduling.models import appointments
-from carecoord_shared.contracts.common import ReviewPriority
-from carecoord_shared.contracts.intake import PatientRegistered
-from carecoord_shared.contracts.safety import ClinicianReviewOpened
 from carecoord_shared.messaging.consumer import Outcome
 from tests.service_harness import ServiceHarness
 

@@ -19,18 +19,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from carecoord_devstack.stack import Stack
-from carecoord_scheduling.domain.policy import POLICY
-from carecoord_scheduling.models import appointments, plans
-from carecoord_shared.contracts.common import EligibilityOutcome
-from carecoord_shared.contracts.dosing import (
+from carecoord_contracts.common import EligibilityOutcome
+from carecoord_contracts.dosing import (
     TreatmentPlanActivated,
     TreatmentPlanCreated,
     TreatmentPlanDiscontinued,
     TreatmentPlanPaused,
     TreatmentPlanResumed,
 )
-from carecoord_shared.contracts.intake import EligibilityDetermined, PatientRegistered
+from carecoord_contracts.intake import EligibilityDetermined, PatientRegistered
+from carecoord_devstack.stack import Stack
+from carecoord_scheduling.domain.policy import POLICY
+from carecoord_scheduling.models import appointments, plans
 from carecoord_shared.messaging.consumer import Outcome
 from tests.service_harness import ServiceHarness
 

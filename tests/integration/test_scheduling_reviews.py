@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert, select
 
+from carecoord_contracts import Event
+from carecoord_contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
+from carecoord_contracts.intake import EligibilityDetermined
+from carecoord_contracts.safety import ClinicianReviewOpened
 from carecoord_devstack.stack import Stack
 from carecoord_scheduling import booking
 from carecoord_scheduling.domain.policy import POLICY
 from carecoord_scheduling.models import appointments, clinicians, weekly_availability
-from carecoord_shared.contracts import Event
-from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
-from carecoord_shared.contracts.intake import EligibilityDetermined
-from carecoord_shared.contracts.safety import ClinicianReviewOpened
 from carecoord_shared.errors import RuleViolation
 from tests.service_harness import ServiceHarness
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from carecoord_shared.contracts import Envelope
+from carecoord_contracts import Envelope
 
 
 class FlakyDatabase:

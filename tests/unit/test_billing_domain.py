@@ -9,7 +9,7 @@ import pytest
 
 from carecoord_billing import domain
 from carecoord_billing.x12.remittance_835 import Adjustment, ClaimPayment
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.errors import RuleViolation
 
 ACCEPTING = frozenset({"TX", "NY"})

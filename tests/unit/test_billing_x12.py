@@ -24,8 +24,8 @@ from carecoord_billing.x12 import claim_837p, eligibility, remittance_835
 from carecoord_billing.x12.parties import Payer, Subscriber
 from carecoord_billing.x12.remittance_835 import PaidClaim
 from carecoord_billing.x12.syntax import Party, X12Error, cents, money, parse
+from carecoord_contracts.common import AppointmentType
 from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
-from carecoord_shared.contracts.common import AppointmentType
 from tests.fake_intake import running_fake_intake
 
 AT = datetime(2026, 11, 27, 9, 15, tzinfo=UTC)

@@ -19,7 +19,7 @@ from carecoord_cli import status as health
 from carecoord_cli.config import Target
 from carecoord_cli.main import out, show_status
 from carecoord_cli.stalls import MAX_LISTED, MAX_TEXT, problems
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.topics import SERVICES
 
 FINE: dict[str, Any] = {
     "status": "ok",

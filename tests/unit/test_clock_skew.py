@@ -20,9 +20,9 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from carecoord_shared.contracts import Envelope, Event
-from carecoord_shared.contracts.common import CLOCK_SKEW, PRODUCER_CLOCK_LIMIT, ReadingContext
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_contracts import Envelope, Event
+from carecoord_contracts.common import CLOCK_SKEW, PRODUCER_CLOCK_LIMIT, ReadingContext
+from carecoord_contracts.patient_app import SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.messaging.clock_skew import LOG_EVERY_S, ClockSkewFlag
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts import Envelope
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome, RetryPolicy
 from carecoord_shared.messaging.errors import is_transient, is_unavailable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
-from carecoord_shared.messaging.fetch import readable_headers
+from carecoord_records.fetch import readable_headers
 
 
 def test_a_header_value_that_is_not_text_is_replaced_and_the_record_kept() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+import carecoord_contracts as contracts
+from carecoord_contracts.compat import breaking_changes, latest_release, missing_upcasters, snapshot
 from carecoord_devstack.paths import REPO_ROOT
-from carecoord_shared import contracts
-from carecoord_shared.contracts.compat import breaking_changes, latest_release, missing_upcasters, snapshot
 
 RELEASES = REPO_ROOT / "docs" / "contract-releases"
 KEY = "TreatmentHoldRequested.v1"

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
+from carecoord_contracts import ALL_TOPICS, HISTORY
+from carecoord_contracts.cli import stale
+from carecoord_contracts.spec import asyncapi, message_key
 from carecoord_devstack.paths import REPO_ROOT
-from carecoord_shared.contracts import ALL_TOPICS, HISTORY
-from carecoord_shared.contracts.cli import stale
-from carecoord_shared.contracts.spec import asyncapi, message_key
 
 DOCS = REPO_ROOT / "docs"
 VALIDATOR = REPO_ROOT / "tools" / "asyncapi" / "validate.mjs"

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from carecoord_shared.messaging.deadletter import MAX_KEPT_ORIGINAL_BYTES, DeadLetter, DeadLetterer
+from carecoord_contracts.deadletter import DeadLetter
+from carecoord_shared.messaging.deadletter import MAX_KEPT_ORIGINAL_BYTES, DeadLetterer
 
 BROKER_LIMIT = 1024 * 1024
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from carecoord_contracts.topics import ALL_TOPICS, SERVICES, topics_consumed_by
 from carecoord_devstack.paths import REPO_ROOT
-from carecoord_shared.contracts.topics import ALL_TOPICS, SERVICES, topics_consumed_by
 
 from .deploy_support import DEPLOY, compose, generate, of_kind, rendered, workspace_services
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus
+from carecoord_contracts.dosing import TreatmentPlanCreated
 from carecoord_dosing import domain
 from carecoord_dosing.domain import LimitRefused, Limits, PreDoseReading, Response
 from carecoord_dosing.schemas import PlanCreate
-from carecoord_shared.contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated
 
 RULES = domain.load_titration()
 OLD = domain.load_titration("2026.11.1")

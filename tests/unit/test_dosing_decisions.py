@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from carecoord_contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_dosing import domain
 from carecoord_dosing.domain import Limits, Observed, PlanRuleViolation, PlanState, Proposal
-from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
 
 RULES = domain.load_titration()
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)

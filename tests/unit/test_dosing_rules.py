@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from carecoord_contracts.common import PlanStatus
 from carecoord_dosing import domain
 from carecoord_dosing.domain import Limits, PreDoseReading, Response
-from carecoord_shared.contracts.common import PlanStatus
 
 RULES = domain.load_titration()
 LIMITS = Limits(starting_dose_mg=100, max_dose_mg=300, max_step_mg=50)

@@ -6,11 +6,11 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from carecoord_shared import contracts
-from carecoord_shared.contracts import CATALOG, Envelope, UnsupportedVersion, upcast
-from carecoord_shared.contracts.patient_app import SideEffectReportSubmitted
-from carecoord_shared.contracts.safety import TreatmentHoldRequested
-from carecoord_shared.contracts.topics import ALL_TOPICS, BUSINESS_TOPICS, SERVICES, topic_for_event
+import carecoord_contracts as contracts
+from carecoord_contracts import CATALOG, Envelope, UnsupportedVersion, upcast
+from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.safety import TreatmentHoldRequested
+from carecoord_contracts.topics import ALL_TOPICS, BUSINESS_TOPICS, SERVICES, topic_for_event
 
 
 def _report(**overrides: object) -> SideEffectReportSubmitted:

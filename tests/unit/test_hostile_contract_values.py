@@ -7,9 +7,9 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.intake import PatientRegistered
-from carecoord_shared.contracts.scheduling import AppointmentBooked
+from carecoord_contracts import Envelope
+from carecoord_contracts.intake import PatientRegistered
+from carecoord_contracts.scheduling import AppointmentBooked
 
 ENVELOPE = {
     "event_id": str(uuid.uuid4()),

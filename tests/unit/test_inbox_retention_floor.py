@@ -12,8 +12,8 @@ import dataclasses
 
 import pytest
 
+from carecoord_contracts.topics import ALL_TOPICS, DAY_MS, SERVICES, topics_consumed_by
 from carecoord_shared.config import ServiceSettings
-from carecoord_shared.contracts.topics import ALL_TOPICS, DAY_MS, SERVICES, topics_consumed_by
 from carecoord_shared.messaging.retention import MARGIN_DAYS, Retention, minimum_inbox_retention_days
 
 from .deploy_support import of_kind, rendered

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from carecoord_contracts.common import EligibilityOutcome, Instrument
 from carecoord_intake import domain, rules
-from carecoord_shared.contracts.common import EligibilityOutcome, Instrument
 from carecoord_shared.errors import RuleViolation
 
 CURRENT = SimpleNamespace(

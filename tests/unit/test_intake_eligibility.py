@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from carecoord_contracts.common import US_STATES, EligibilityOutcome, Instrument
 from carecoord_intake import rules
 from carecoord_intake.rules import Action, Facts, age_on
-from carecoord_shared.contracts.common import US_STATES, EligibilityOutcome, Instrument
 
 RULES = rules.load()
 EXCLUDE = sorted(q.code for q in RULES.questions if q.action is Action.exclude)

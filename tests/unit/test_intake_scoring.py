@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from carecoord_contracts.common import Instrument
 from carecoord_intake import scoring
 from carecoord_intake.scoring import GAD7, PCL5, PHQ9, SPECS
-from carecoord_shared.contracts.common import Instrument
 
 
 def answers_summing_to(spec: scoring.InstrumentSpec, total: int) -> list[int]:

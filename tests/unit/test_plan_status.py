@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from carecoord_contracts.common import PlanStatus as S
 from carecoord_dosing import domain
-from carecoord_shared.contracts.common import PlanStatus as S
 
 RULES = domain.load_titration()
 

@@ -1,4 +1,4 @@
-"""The lenient record-batch decoder the consumer falls back on (carecoord_shared.messaging.raw_records).
+"""The lenient record-batch decoder the consumer falls back on (carecoord_records.raw_records).
 
 Batches are written byte by byte by tests/raw_records.py, as a hostile or
 broken producer (or a damaged disk) would leave them.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from carecoord_shared.messaging.raw_records import parse
+from carecoord_records.raw_records import parse
 from tests.raw_records import RawRecord, record_batch
 
 TP = TopicPartition("patient-app.reports", 0)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from carecoord_shared.auth import Role, admitted_roles
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.topics import SERVICES
+from carecoord_shared.auth import Role
+from carecoord_shared.http import admitted_roles
 from carecoord_shared.service import create_app
 from tests.services import built, settings_for
 

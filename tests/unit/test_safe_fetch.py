@@ -14,8 +14,8 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from carecoord_shared.messaging.fetch import SafeFetch
-from carecoord_shared.messaging.raw_records import Parsed
+from carecoord_records.fetch import SafeFetch
+from carecoord_records.raw_records import Parsed
 
 A, B = TopicPartition("intake.patients", 0), TopicPartition("intake.patients", 1)
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from carecoord_contracts.common import ReviewDecision, ReviewPriority
 from carecoord_safety import rules
 from carecoord_safety.rules import ReviewRequest
 from carecoord_safety.rules import reviews as review_rules
 from carecoord_safety.rules import sessions as session_rules
 from carecoord_safety.rules.reviews import OpenReview
 from carecoord_safety.rules.sessions import Session
-from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
 from carecoord_shared.errors import RuleViolation
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)

@@ -322,7 +322,7 @@ def test_the_contract_docs_name_the_vocabulary_of_the_version_in_force() -> None
     """SideEffectReported's field description (docs/events.md, AsyncAPI) lists the codes the rules know."""
     import re as _re
 
-    from carecoord_shared.contracts.safety import SYMPTOM_CODES
+    from carecoord_contracts.safety import SYMPTOM_CODES
 
     assert f"({RULES.version}:" in SYMPTOM_CODES
     listed = set(_re.findall(r"[a-z][a-z0-9_]+", SYMPTOM_CODES.split(f"({RULES.version}:", 1)[1].split(")", 1)[0]))

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from carecoord_contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 from carecoord_scheduling.domain import booking, courses
 from carecoord_scheduling.domain.availability import WeeklyWindow
 from carecoord_scheduling.domain.booking import ClinicianSchedule, Patient
 from carecoord_scheduling.domain.policy import POLICY, BookingPolicy, Role
-from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 from carecoord_shared.errors import NotFound, RuleViolation
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, Role, mint_token
-from carecoord_shared.config import DEFAULT_HTTP_PORTS
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.services import DEFAULT_HTTP_PORTS
+from carecoord_contracts.tokens import DEVELOPMENT_JWT_SECRET, Role
+from carecoord_contracts.topics import SERVICES
+
+from .tokens import mint_token
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
 # Where an operator opens a trace: the Zipkin UI of `make run` by default; the

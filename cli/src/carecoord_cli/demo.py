@@ -19,8 +19,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from carecoord_shared.contracts.common import US_STATES
-from carecoord_shared.contracts.topics import SAFETY_REPORTS, SCHEDULING_APPOINTMENTS, SERVICES
+from carecoord_contracts.common import US_STATES
+from carecoord_contracts.topics import SAFETY_REPORTS, SCHEDULING_APPOINTMENTS, SERVICES
 
 from .config import Target
 from .errors import OperatorError

@@ -27,9 +27,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from carecoord_shared.contracts import Envelope
-from carecoord_shared.contracts.topics import dead_letter_topic
-from carecoord_shared.messaging.deadletter import DeadLetter
+from carecoord_contracts import Envelope
+from carecoord_contracts.deadletter import DeadLetter
+from carecoord_contracts.topics import dead_letter_topic
 
 from .errors import OperatorError
 from .kafka import Broker, header

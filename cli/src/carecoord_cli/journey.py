@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from carecoord_shared.contracts import CATALOG
-from carecoord_shared.contracts.topics import BUSINESS_TOPICS
+from carecoord_contracts import CATALOG
+from carecoord_contracts.topics import BUSINESS_TOPICS
 
 from .config import TRACE_URL
 from .kafka import Broker, header

@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from carecoord_shared.messaging.fetch import SafeFetch, Undecodable
-from carecoord_shared.messaging.raw_records import RawFetcher
+from carecoord_records.fetch import SafeFetch, Undecodable
+from carecoord_records.raw_records import RawFetcher
 
 from .errors import StackUnavailable
 

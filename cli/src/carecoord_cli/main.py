@@ -19,9 +19,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from carecoord_shared.auth import Role, mint_token
-from carecoord_shared.contracts.common import US_STATES
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.common import US_STATES
+from carecoord_contracts.tokens import Role
+from carecoord_contracts.topics import SERVICES
 
 from . import dlq as dead_letters
 from . import status as health
@@ -32,6 +32,7 @@ from .http import Services
 from .journey import Step, journey, trace_url
 from .kafka import Broker
 from .stalls import DEFAULT_MAX_OUTBOX_AGE_S
+from .tokens import mint_token
 
 app = typer.Typer(
     help="Operate a running carecoord stack: health, dead letters, a patient's journey, a guided demo.",

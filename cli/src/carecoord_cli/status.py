@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from carecoord_shared.contracts.topics import SERVICES, dead_letter_topic, topics_consumed_by
+from carecoord_contracts.topics import SERVICES, dead_letter_topic, topics_consumed_by
 
 from .config import Target
 from .errors import StackUnavailable

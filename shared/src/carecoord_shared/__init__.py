@@ -1,5 +1,9 @@
-"""carecoord's shared library: event contracts and the runtime every service runs on.
+"""carecoord's shared runtime: what every service runs on.
 
-Nothing service-specific lives here; services import this package and never
-one another.
+Layers, each importing only those below it (import-linter checks it): the base
+modules (config, errors, faults, privacy, telemetry, logging, persistence,
+kafka_security), ``messaging``, ``auth``, ``http`` and the composition root
+``service``. The published event contracts are the separate package
+``carecoord_contracts``. Nothing service-specific lives here; services import
+this package and never one another.
 """

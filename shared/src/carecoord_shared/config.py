@@ -9,9 +9,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .auth.tokens import DEVELOPMENT_JWT_SECRET
-
-DEFAULT_HTTP_PORTS = {"intake": 8001, "scheduling": 8002, "dosing": 8003, "safety": 8004, "billing": 8005}
+from carecoord_contracts.services import DEFAULT_HTTP_PORTS
+from carecoord_contracts.tokens import DEVELOPMENT_JWT_SECRET
 
 
 class ServiceSettings(BaseSettings):

@@ -31,18 +31,20 @@ from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData, Table, text
 
-from .auth import Access, AccessChecks, Auditor, AuthorisingApp, JurisdictionLookup, Role, TokenVerifier, allow
+from carecoord_contracts import topics_consumed_by
+from carecoord_contracts.spec import asyncapi
+from carecoord_records.raw_records import RawFetcher
+
+from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
-from .contracts import topics_consumed_by
-from .contracts.spec import asyncapi
 from .errors import Forbidden, LimitExceeded, NotFound, NotReady, RuleViolation
 from .faults import FailurePoints
+from .http import AccessChecks, CarecoordApp, UowDep, allow
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
 from .messaging.progress import PartitionProgress, degraded
-from .messaging.raw_records import RawFetcher
 from .messaging.relay import OutboxRelay
 from .messaging.retention import Retention
 from .messaging.tables import MessagingTables
@@ -339,12 +341,13 @@ async def _release_parked(runtime: Runtime) -> None:
             log.warning("parked.retry_failed", error=type(exc).__name__)
 
 
-class ServiceApp(AuthorisingApp):
+class ServiceApp(CarecoordApp):
     """The HTTP app of one service process, with its :class:`Runtime` as a typed attribute."""
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(
             AccessChecks(runtime.verifier, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of),
+            runtime.uow,
             **kwargs,
         )
         self.runtime = runtime
@@ -355,10 +358,6 @@ def get_runtime(request: Request) -> Runtime:
     if not isinstance(app, ServiceApp):
         raise TypeError(f"a carecoord route runs in a ServiceApp, not {type(app).__name__}")
     return app.runtime
-
-
-def get_uow(request: Request) -> UnitOfWork:
-    return get_runtime(request).uow
 
 
 # No carecoord request comes near this; a bigger body is refused before it is parsed.
@@ -405,7 +404,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # Running the system: who may look at and release parked patients.
 Operators = Annotated[Access, allow(Role.OPERATOR, Role.SERVICE)]
 OperatorOnly = Annotated[Access, allow(Role.OPERATOR)]
-UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> ServiceApp:

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.topics import SERVICES
 
 from .paths import LOCAL
 from .stack import Stack

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.topics import SERVICES
 
 from .stack import Stack
 

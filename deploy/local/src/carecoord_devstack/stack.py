@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from carecoord_shared.config import DEFAULT_HTTP_PORTS
-from carecoord_shared.contracts.topics import SERVICES
+from carecoord_contracts.services import DEFAULT_HTTP_PORTS
+from carecoord_contracts.topics import SERVICES
 from carecoord_shared.messaging.topic_admin import ensure_topics
 
 from .kafka import Kafka

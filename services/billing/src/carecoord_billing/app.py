@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from carecoord_shared.auth import jurisdiction_lookup
-from carecoord_shared.messaging.journal import journal_router
+from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
 from . import fees, handlers, routes

@@ -14,9 +14,9 @@ import structlog
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.billing import ChargeCreated, ChargeVoided
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_contracts.billing import ChargeCreated, ChargeVoided
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import domain, invoicing

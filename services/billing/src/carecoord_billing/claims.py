@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy import Row, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.contracts.billing import ClaimSubmitted
+from carecoord_contracts.billing import ClaimSubmitted
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 
 from . import interchanges as sent_files

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
+from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import domain

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated
+from carecoord_contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from .models import plan_diagnoses

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from carecoord_shared.contracts.common import AppointmentType, CoverageKind
+from carecoord_contracts.common import AppointmentType, CoverageKind
 from carecoord_shared.errors import RuleViolation
 
 from .x12.remittance_835 import ClaimPayment

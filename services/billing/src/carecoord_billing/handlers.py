@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from carecoord_shared.contracts.dosing import TreatmentPlanCreated, TreatmentPlanPaused, TreatmentPlanResumed
-from carecoord_shared.contracts.intake import CoverageDeclared, PatientRegistered
-from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
-from carecoord_shared.contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_contracts.dosing import TreatmentPlanCreated, TreatmentPlanPaused, TreatmentPlanResumed
+from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
+from carecoord_contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
+from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
 from carecoord_shared.messaging.unit_of_work import Transaction

@@ -16,8 +16,8 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.billing import InvoiceIssued
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_contracts.billing import InvoiceIssued
+from carecoord_contracts.common import AppointmentType
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.billing import Adjustment, ClaimDenied, RemittancePosted
+from carecoord_contracts.billing import Adjustment, ClaimDenied, RemittancePosted
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import domain

@@ -33,8 +33,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
 
-from carecoord_shared.auth import Access, Role, allow
-from carecoord_shared.service import UowDep
+from carecoord_shared.auth import Access, Role
+from carecoord_shared.http import UowDep, allow
 
 from . import invoicing, queries
 from .exchange import ExchangeService

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import select, update
 
-from carecoord_shared.contracts.billing import CoverageStatus, CoverageVerified
+from carecoord_contracts.billing import CoverageStatus, CoverageVerified
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
 from . import interchanges as sent_files

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
+from carecoord_contracts.common import Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_shared.errors import LimitExceeded, RuleViolation
 
 ALLOWED: dict[PlanStatus, frozenset[PlanStatus]] = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from carecoord_shared.auth import learn_jurisdictions
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.intake import AssessmentScored
-from carecoord_shared.contracts.safety import (
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.safety import (
     SEEK_EMERGENCY_CARE,
     MoodCheckInRecorded,
     SideEffectReported,
@@ -15,7 +14,8 @@ from carecoord_shared.contracts.safety import (
     TreatmentHoldRequested,
     VitalsRecorded,
 )
-from carecoord_shared.contracts.scheduling import AppointmentCompleted
+from carecoord_contracts.scheduling import AppointmentCompleted
+from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 

@@ -20,8 +20,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
-from carecoord_shared.contracts.dosing import (
+from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
+from carecoord_contracts.dosing import (
     DoseApproved,
     DoseChangeRefused,
     DoseProposed,

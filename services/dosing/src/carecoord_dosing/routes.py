@@ -32,8 +32,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from carecoord_shared.auth import Access, Role, allow
-from carecoord_shared.service import UowDep
+from carecoord_shared.auth import Access, Role
+from carecoord_shared.http import UowDep, allow
 
 from . import plans, queries
 from .domain import TitrationRules

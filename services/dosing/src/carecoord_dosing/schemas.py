@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from carecoord_shared.contracts.common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode
+from carecoord_contracts.common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 

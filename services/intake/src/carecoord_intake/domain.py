@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from carecoord_shared.contracts.common import EligibilityOutcome, Instrument
+from carecoord_contracts.common import EligibilityOutcome, Instrument
 from carecoord_shared.errors import RuleViolation
 
 from .rules import Decision, Facts, RuleSet, age_on

@@ -23,8 +23,8 @@ import structlog
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import CoverageKind, EligibilityOutcome, Instrument
-from carecoord_shared.contracts.intake import (
+from carecoord_contracts.common import CoverageKind, EligibilityOutcome, Instrument
+from carecoord_contracts.intake import (
     AssessmentScored,
     CoverageDeclared,
     EligibilityDetermined,

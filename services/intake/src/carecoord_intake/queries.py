@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.contracts.common import CoverageKind, Instrument
+from carecoord_contracts.common import CoverageKind, Instrument
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 

@@ -41,9 +41,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
-from carecoord_shared.auth import Access, Role, allow
+from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.service import UowDep
+from carecoord_shared.http import UowDep, allow
 
 from . import queries
 from .intake import Intake, NewInformation

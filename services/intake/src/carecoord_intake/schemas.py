@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from carecoord_shared.contracts.common import (
+from carecoord_contracts.common import (
     US_STATES,
     ActorId,
     CoverageKind,

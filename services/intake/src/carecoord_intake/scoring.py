@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carecoord_shared.contracts.common import Instrument
+from carecoord_contracts.common import Instrument
 
 
 @dataclass(frozen=True)

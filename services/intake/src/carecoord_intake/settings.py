@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from carecoord_contracts.common import US_STATES
 from carecoord_shared.config import ServiceSettings
-from carecoord_shared.contracts.common import US_STATES
 
 from .rules import CURRENT_VERSION
 

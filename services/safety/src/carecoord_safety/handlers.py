@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from carecoord_shared.auth import learn_jurisdictions
-from carecoord_shared.contracts.common import AppointmentType
-from carecoord_shared.contracts.dosing import (
+from carecoord_contracts.common import AppointmentType
+from carecoord_contracts.dosing import (
     DoseApproved,
     DoseChangeRefused,
     DosingSessionAuthorised,
@@ -22,14 +21,15 @@ from carecoord_shared.contracts.dosing import (
     TreatmentPlanPaused,
     TreatmentPlanResumed,
 )
-from carecoord_shared.contracts.intake import AssessmentScored
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.contracts.scheduling import (
+from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_contracts.scheduling import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentNoShow,
     AppointmentRescheduled,
 )
+from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import Transaction
 

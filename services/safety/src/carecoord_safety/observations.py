@@ -18,10 +18,10 @@ from typing import Any
 from opentelemetry.metrics import Counter
 from sqlalchemy import Table, insert, select
 
-from carecoord_shared.contracts.common import Instrument
-from carecoord_shared.contracts.intake import AssessmentScored
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
-from carecoord_shared.contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
+from carecoord_contracts.common import Instrument
+from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.telemetry import meter
 

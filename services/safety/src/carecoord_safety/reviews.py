@@ -22,8 +22,8 @@ from opentelemetry.metrics import Histogram
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
-from carecoord_shared.contracts.safety import (
+from carecoord_contracts.common import ReviewDecision, ReviewPriority
+from carecoord_contracts.safety import (
     ClinicianReviewAcknowledged,
     ClinicianReviewOpened,
     ClinicianReviewOverdue,

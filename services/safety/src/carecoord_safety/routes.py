@@ -38,10 +38,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from carecoord_shared.auth import Access, Role, allow
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.service import UowDep
+from carecoord_shared.http import UowDep, allow
 
 from . import observations, queries, reviews
 from .rules import RuleSet

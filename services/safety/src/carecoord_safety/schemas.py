@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from carecoord_shared.contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
-from carecoord_shared.contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
+from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."

@@ -34,7 +34,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from carecoord_shared.contracts.safety import CheckInMissed
+from carecoord_contracts.safety import CheckInMissed
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import reviews, timers

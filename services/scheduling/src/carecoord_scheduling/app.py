@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from carecoord_shared.auth import jurisdiction_lookup
-from carecoord_shared.messaging.journal import journal_router
+from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
 from . import handlers, routes

@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
-from carecoord_shared.contracts.scheduling import (
+from carecoord_contracts.common import AppointmentType, ReviewPriority
+from carecoord_contracts.scheduling import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentCompleted,

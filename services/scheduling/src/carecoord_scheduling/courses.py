@@ -16,9 +16,9 @@ import structlog
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
-from carecoord_shared.contracts.intake import EligibilityDetermined
-from carecoord_shared.contracts.scheduling import ReviewAppointmentUnavailable
+from carecoord_contracts.common import AppointmentType, ReviewPriority
+from carecoord_contracts.intake import EligibilityDetermined
+from carecoord_contracts.scheduling import ReviewAppointmentUnavailable
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import booking

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from carecoord_shared.contracts.dosing import (
+from carecoord_contracts.dosing import (
     TreatmentPlanActivated,
     TreatmentPlanCreated,
     TreatmentPlanDiscontinued,
     TreatmentPlanPaused,
     TreatmentPlanResumed,
 )
-from carecoord_shared.contracts.intake import EligibilityDetermined, PatientRegistered
-from carecoord_shared.contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
+from carecoord_contracts.intake import EligibilityDetermined, PatientRegistered
+from carecoord_contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
 from carecoord_shared.messaging.unit_of_work import Transaction

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_contracts.common import AppointmentType
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 

@@ -40,12 +40,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from carecoord_shared.auth import Access, allow
+from carecoord_contracts.common import ActorId, AppointmentType
+from carecoord_shared.auth import Access
 from carecoord_shared.auth import Role as Caller
-from carecoord_shared.contracts.common import ActorId, AppointmentType
 from carecoord_shared.errors import Forbidden
+from carecoord_shared.http import UowDep, allow
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
-from carecoord_shared.service import UowDep
 
 from . import booking, clinicians, queries
 from .domain.policy import Role

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from carecoord_shared.contracts.common import US_STATES, ActorId, AppointmentType, ShortCode
+from carecoord_contracts.common import US_STATES, ActorId, AppointmentType, ShortCode
 
 from .domain.availability import MINUTES_PER_DAY
 from .domain.policy import Role

@@ -11,7 +11,7 @@ import sys
 import urllib.request
 from typing import Any
 
-from carecoord_shared.contracts.common import US_STATES
+from carecoord_contracts.common import US_STATES
 
 WEEKDAYS = range(5)
 EVERY_DAY = range(7)

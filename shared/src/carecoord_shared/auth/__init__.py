@@ -1,4 +1,7 @@
-"""Authentication (JWT bearer tokens), authorisation (roles, own patient, licensed state) and the audit log."""
+"""Authentication (JWT bearer tokens), authorisation (roles, own patient, licensed state) and the audit log.
+
+What a route declares (``allow(...)``, the FastAPI dependency giving it the caller's
+``Access``) is the HTTP layer's: ``carecoord_shared.http``."""
 
 from .access import (
     Access,
@@ -9,23 +12,18 @@ from .access import (
     patient_of,
     record_jurisdiction,
 )
-from .http import AccessChecks, AuthorisingApp, admitted_roles, allow
 from .tables import audit_table, jurisdiction_table
 from .tokens import DEVELOPMENT_JWT_SECRET, InvalidToken, Principal, Role, TokenVerifier, mint_token
 
 __all__ = [
     "DEVELOPMENT_JWT_SECRET",
     "Access",
-    "AccessChecks",
     "Auditor",
-    "AuthorisingApp",
     "InvalidToken",
     "JurisdictionLookup",
     "Principal",
     "Role",
     "TokenVerifier",
-    "admitted_roles",
-    "allow",
     "audit_table",
     "jurisdiction_lookup",
     "jurisdiction_table",

@@ -25,7 +25,8 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts.intake import PatientRegistered
+from carecoord_contracts.intake import PatientRegistered
+
 from ..errors import Forbidden, NotFound
 from ..messaging.consumer import EventConsumer
 from ..messaging.unit_of_work import Transaction

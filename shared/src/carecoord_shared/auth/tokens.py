@@ -4,7 +4,8 @@ A token says who (``sub``, an opaque id: never a name or an e-mail address),
 the role, and what the role is scoped to: a patient token names the one
 patient it is (``patient_id``); a clinician token lists the states the
 clinician is licensed in (``licensed_states``). Services trust the signature
-and the claims, and look nothing up about the caller.
+and the claims, and look nothing up about the caller. The roles and the claim
+shape are published in ``carecoord_contracts.tokens``.
 
 Production verifies tokens of the identity provider with its public key
 (RS256/ES256, ``CARECOORD_AUTH_JWT_PUBLIC_KEY``). Development and tests sign
@@ -15,30 +16,31 @@ development secret (see ``ServiceSettings``).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import jwt
 
-from ..contracts.common import US_STATES
+from carecoord_contracts.common import US_STATES
+from carecoord_contracts.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEVELOPMENT_JWT_SECRET, Role, token_claims
 
-DEVELOPMENT_JWT_SECRET = "carecoord-development-signing-secret-not-for-production"
-DEFAULT_ISSUER = "carecoord"
-DEFAULT_AUDIENCE = "carecoord"
+__all__ = [
+    "DEFAULT_AUDIENCE",
+    "DEFAULT_ISSUER",
+    "DEVELOPMENT_JWT_SECRET",
+    "PUBLIC_KEY_ALGORITHMS",
+    "InvalidToken",
+    "Principal",
+    "Role",
+    "TokenVerifier",
+    "mint_token",
+    "principal_from_claims",
+]
+
 # Asymmetric algorithms a production identity provider signs with; never "none".
 PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
-
-
-class Role(StrEnum):
-    PATIENT = "patient"
-    CLINICIAN = "clinician"
-    OPERATOR = "operator"
-    # Another system acting on its own account (an integration, a back office job).
-    SERVICE = "service"
 
 
 class InvalidToken(Exception):
@@ -97,7 +99,7 @@ class TokenVerifier:
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         raise InvalidToken(f"the bearer token has no known role (one of {', '.join(Role)})") from None
     subject = claims["sub"]
@@ -130,17 +132,13 @@ def mint_token(
     audience: str = DEFAULT_AUDIENCE,
 ) -> str:
     """An HS256 token, as a development identity provider would issue it (tests, `carecoord token`)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": subject,
-        "role": str(Role(role)),
-        "iat": now,
-        "exp": now + ttl_s,
-        "iss": issuer,
-        "aud": audience,
-    }
-    if patient_id is not None:
-        claims["patient_id"] = str(patient_id)
-    if Role(role) is Role.CLINICIAN:
-        claims["licensed_states"] = sorted(licensed_states)
+    claims = token_claims(
+        role,
+        subject,
+        patient_id=patient_id,
+        licensed_states=licensed_states,
+        ttl_s=ttl_s,
+        issuer=issuer,
+        audience=audience,
+    )
     return jwt.encode(claims, secret, algorithm="HS256")

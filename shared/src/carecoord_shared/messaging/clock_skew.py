@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 import structlog
 from opentelemetry.metrics import Counter
 
-from ..contracts import Envelope
-from ..contracts.common import CLOCK_SKEW
+from carecoord_contracts import Envelope
+from carecoord_contracts.common import CLOCK_SKEW
+
 from ..telemetry import meter
 
 log = structlog.get_logger("carecoord.clock_skew")

@@ -61,15 +61,16 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
-from ..contracts import CATALOG, Envelope, Event, UnsupportedVersion, upcast
+from carecoord_contracts import CATALOG, Envelope, Event, UnsupportedVersion, upcast
+from carecoord_records.fetch import Fetched, SafeFetch, Undecodable
+from carecoord_records.raw_records import RawFetcher
+
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .clock_skew import note_clock_skew
 from .deadletter import DeadLetterer
 from .errors import is_transient, is_unavailable, validation_errors
-from .fetch import Fetched, SafeFetch, Undecodable
 from .parking import BEHIND_PARKED, HANDLER_ERROR, RETRIES_EXHAUSTED, Parked, ParkedEvent, Parking
-from .raw_records import RawFetcher
 from .tracing import consume_span
 from .unit_of_work import Transaction, UnitOfWork
 

@@ -1,5 +1,8 @@
 """Dead letters: what a service could not process, with why and where it came from.
 
+This is the runtime that writes them; the record itself (``DeadLetter``) is
+published in ``carecoord_contracts.deadletter``.
+
 The dead letter keeps the original bytes (so it can be replayed after a fix)
 and says where they were read (topic, partition, offset) and why they were
 rejected. The Kafka key stays the original key; headers carry only the reason
@@ -15,10 +18,11 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
-from pydantic import BaseModel
 
-from ..contracts import Envelope
-from ..contracts.topics import dead_letter_topic
+from carecoord_contracts import Envelope
+from carecoord_contracts.deadletter import DeadLetter
+from carecoord_contracts.topics import dead_letter_topic
+
 from ..telemetry import meter
 from .tracing import publish_span
 
@@ -34,26 +38,6 @@ UNDECODABLE = "undecodable_record"
 
 # publish(topic, value, key, headers) and wait for the broker's acknowledgement.
 PublishAndWait = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[Any]]
-
-
-class DeadLetter(BaseModel):
-    reason: str
-    detail: dict[str, Any]
-    service: str
-    original_topic: str
-    original_partition: int
-    original_offset: int
-    original_key_b64: str | None
-    original_value_b64: str
-    # Set when the original was too large to keep whole: it cannot be replayed from here.
-    original_truncated: bool = False
-    original_size: int | None = None
-    event_id: str | None = None
-    event_type: str | None = None
-    dead_lettered_at: datetime
-
-    def original_value(self) -> bytes:
-        return base64.b64decode(self.original_value_b64)
 
 
 class DeadLetterer:

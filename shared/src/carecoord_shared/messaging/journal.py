@@ -2,22 +2,16 @@
 
 Services that only need to know *that* something happened (so far, scheduling
 and billing for the headline flow) keep this journal; it is written in the
-handler's transaction, so it is deduplicated by the inbox like any state.
+handler's transaction, so it is deduplicated by the inbox like any state. Its
+HTTP route (``/v1/patients/{id}/received-events``) is ``carecoord_shared.http.journal``.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Uuid, func, insert
 
-from fastapi import APIRouter
-from pydantic import BaseModel
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Uuid, func, insert, select
+from carecoord_contracts import Event
 
-from ..auth import Access, Role, allow
-from ..contracts import Event
-from ..service import UowDep
 from .consumer import EventConsumer
 from .unit_of_work import Transaction
 
@@ -51,30 +45,3 @@ def record_events(consumer: EventConsumer, journal: Table, *event_types: type[Ev
 
     for event_type in event_types:
         consumer.on(event_type)(record)
-
-
-class JournalEntry(BaseModel):
-    event_id: uuid.UUID
-    event_type: str
-    producer: str
-    occurred_at: datetime
-    recorded_at: datetime
-
-
-def journal_router(journal: Table) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["received events"])
-
-    @router.get("/patients/{patient_id}/received-events", response_model=list[JournalEntry])
-    async def received_events(
-        patient_id: uuid.UUID,
-        uow: UowDep,
-        access: Annotated[Access, allow(Role.OPERATOR, Role.CLINICIAN, Role.SERVICE)],
-    ) -> Any:
-        await access.patient(patient_id, "read", "received-events", operational=True)
-        async with uow.sessions() as session:
-            rows = await session.execute(
-                select(journal).where(journal.c.patient_id == patient_id).order_by(journal.c.occurred_at).limit(1000)
-            )
-            return [r._asdict() for r in rows]
-
-    return router

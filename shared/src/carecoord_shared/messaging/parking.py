@@ -36,7 +36,8 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts import Envelope
+from carecoord_contracts import Envelope
+
 from .tables import MessagingTables
 
 HANDLER_ERROR = "handler_error"

@@ -31,7 +31,8 @@ from opentelemetry import metrics
 from sqlalchemy import Text, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts.envelope import routing_headers
+from carecoord_contracts.envelope import routing_headers
+
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .locks import lock_for_transaction, relay_lock

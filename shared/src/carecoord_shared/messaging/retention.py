@@ -22,7 +22,8 @@ import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts import Topic
+from carecoord_contracts import Topic
+
 from .tables import MessagingTables
 
 log = structlog.get_logger("carecoord.retention")

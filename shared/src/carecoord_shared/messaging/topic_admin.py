@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
-from ..contracts import ALL_TOPICS, Topic
+from carecoord_contracts import ALL_TOPICS, Topic
 
 
 def ensure_topics(

@@ -30,7 +30,8 @@ from opentelemetry import propagate
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..contracts import Envelope, Event, topic_for_event
+from carecoord_contracts import Envelope, Event, topic_for_event
+
 from ..faults import FailurePoints
 from .locks import lock_for_transaction, patient_lock
 from .tables import MessagingTables

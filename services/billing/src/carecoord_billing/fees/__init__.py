@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import AppointmentType
+from carecoord_contracts.common import AppointmentType
 
 FEES_DIR = Path(__file__).parent
 CURRENT_VERSION = "2026.2"

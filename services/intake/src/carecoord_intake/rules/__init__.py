@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import EligibilityOutcome, Instrument
+from carecoord_contracts.common import EligibilityOutcome, Instrument
 
 RULES_DIR = Path(__file__).parent
 CURRENT_VERSION = "2026.11.1"

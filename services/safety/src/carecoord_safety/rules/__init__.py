@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from carecoord_shared.contracts.common import ReviewPriority
+from carecoord_contracts.common import ReviewPriority
 
 RULES_DIR = Path(__file__).parent
 CURRENT_VERSION = "2026.12.1"

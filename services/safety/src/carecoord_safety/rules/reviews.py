@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from carecoord_shared.contracts.common import ReviewDecision, ReviewPriority
+from carecoord_contracts.common import ReviewDecision, ReviewPriority
 from carecoord_shared.errors import RuleViolation
 
 from . import PRIORITY_RANK, ReviewRequest

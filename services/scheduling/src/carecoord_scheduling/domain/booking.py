@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
+from carecoord_contracts.common import AppointmentType, ReviewPriority
 from carecoord_shared.errors import NotFound, RuleViolation
 
 from .availability import Interval, WeeklyWindow, candidate_starts, overlaps, windows_between, within_local_day

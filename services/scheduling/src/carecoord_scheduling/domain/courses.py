@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from carecoord_shared.contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
+from carecoord_contracts.common import AppointmentType, EligibilityOutcome, ReviewPriority
 
 from .policy import BookingPolicy, review_any_hour
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from carecoord_shared.contracts.common import AppointmentType, ReviewPriority
+from carecoord_contracts.common import AppointmentType, ReviewPriority
 
 
 class Role(StrEnum):

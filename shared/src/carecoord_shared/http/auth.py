@@ -10,42 +10,15 @@ service (tests/e2e/test_authorization.py), so nothing is reachable by accident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..auth.access import Access
+from ..auth.tokens import InvalidToken, Role
 from ..errors import Forbidden
-from .access import Access, Auditor, JurisdictionLookup
-from .tokens import InvalidToken, Role, TokenVerifier
-
-
-@dataclass(frozen=True)
-class AccessChecks:
-    """What ``allow`` needs from the service it runs in: how to verify a token and record access."""
-
-    verifier: TokenVerifier
-    auditor: Auditor
-    sessions: async_sessionmaker[AsyncSession]
-    jurisdiction_of: JurisdictionLookup | None
-
-
-class AuthorisingApp(FastAPI):
-    """A FastAPI app carrying its :class:`AccessChecks` as a typed attribute (not ``app.state``)."""
-
-    def __init__(self, access_checks: AccessChecks, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.access_checks = access_checks
-
-
-def access_checks(request: Request) -> AccessChecks:
-    app = request.app
-    if not isinstance(app, AuthorisingApp):
-        raise TypeError(f"allow(...) needs an AuthorisingApp, not {type(app).__name__}")
-    return app.access_checks
-
+from .app import current_app
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)"
@@ -63,7 +36,7 @@ def allow(*roles: Role) -> Any:
     async def authorise(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Access:
-        checks = access_checks(request)
+        checks = current_app(request).access_checks
         if credentials is None:
             raise _unauthorised("a bearer token is required (Authorization: Bearer <JWT>)")
         try:
@@ -84,7 +57,8 @@ def allow(*roles: Role) -> Any:
 
 def admitted_roles(route: Any) -> frozenset[Role] | None:
     """The roles a route admits, or None when it has no ``allow`` (for the coverage test)."""
-    stack = list(getattr(route, "dependant", None).dependencies) if getattr(route, "dependant", None) else []
+    root = getattr(route, "dependant", None)
+    stack = list(root.dependencies) if root else []
     while stack:
         dependant = stack.pop()
         roles = getattr(dependant.call, "admitted_roles", None)

@@ -37,7 +37,8 @@ SYMPTOM_CODES = (
 # The advice code that means "go to emergency care now"; consumers may act on it (dosing refuses to
 # authorise a session while one is recent, ahead of the hold that follows on safety.holds).
 SEEK_EMERGENCY_CARE = "seek_emergency_care"
-ADVICE = Field(
+# Typed for the checker: the fields it defaults are lists of short codes.
+ADVICE: list[str] = Field(
     default_factory=list,
     max_length=5,
     description="Coded guidance the rules give the patient with this observation, for the app to show: "

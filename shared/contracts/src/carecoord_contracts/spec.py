@@ -18,6 +18,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import HISTORY, UPCASTERS
+from .deadletter import DeadLetter
 from .envelope import EVENT_TYPE_PATTERN, SERVICE_PATTERN, Event
 from .topics import ALL_TOPICS, BUSINESS_TOPICS, Topic
 
@@ -221,8 +222,6 @@ def _key_binding() -> dict[str, Any]:
 
 
 def _dead_letter_schema() -> dict[str, Any]:
-    from ..messaging.deadletter import DeadLetter
-
     schema = DeadLetter.model_json_schema(ref_template=REF)
     return {k: v for k, v in schema.items() if k != "$defs"}
 

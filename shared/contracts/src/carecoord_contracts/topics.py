@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SERVICES = ("intake", "scheduling", "dosing", "safety", "billing")
+# Re-exported: the registry is read as "topics and the services that produce and consume them".
+from .services import SERVICES as SERVICES
 
 DAY_MS = 24 * 60 * 60 * 1000
 

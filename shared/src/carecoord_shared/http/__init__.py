@@ -1,0 +1,23 @@
+"""The HTTP layer: FastAPI pieces every service's API is built from.
+
+``allow(...)`` (a route's roles, giving it the caller's ``Access``), the shared
+dependencies (``UowDep``) and the journal's route. Below it are auth and
+messaging; above it only the composition root (``carecoord_shared.service``).
+"""
+
+from .app import AccessChecks, CarecoordApp, current_app
+from .auth import admitted_roles, allow
+from .dependencies import UowDep, get_uow
+from .journal import JournalEntry, journal_router
+
+__all__ = [
+    "AccessChecks",
+    "CarecoordApp",
+    "JournalEntry",
+    "current_app",
+    "UowDep",
+    "admitted_roles",
+    "allow",
+    "get_uow",
+    "journal_router",
+]
