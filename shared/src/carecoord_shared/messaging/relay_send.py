@@ -31,6 +31,7 @@ the idempotent producer), from aiokafka's producer:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,7 +165,8 @@ class PassSender:
                 batches.append(([], self._producer.create_batch()))
                 size = 0
             batch_groups, builder = batches[-1]
-            taken = _take_while(group, lambda r: _append(builder, r))
+            # Bound now (not a closure over the loop's `builder`); _take_while calls it before the loop moves on anyway.
+            taken = _take_while(group, functools.partial(_append, builder))
             if taken:
                 batch_groups.append(taken)
             # A refused append closed the builder: the next key starts a new batch.
