@@ -71,10 +71,11 @@ from .fetch import Fetched, SafeFetch, Undecodable
 from .parking import BEHIND_PARKED, HANDLER_ERROR, RETRIES_EXHAUSTED, Parked, ParkedEvent, Parking
 from .raw_records import RawFetcher
 from .tracing import consume_span
-from .unit_of_work import Transaction, UnitOfWork
+from .unit_of_work import HandlerTransaction, UnitOfWork
 
 E = TypeVar("E", bound=Event)
-Handler = Callable[[Any, Transaction], Awaitable[None]]
+# A handler gets the event and its transaction, whose cause is the event's envelope.
+Handler = Callable[[Any, HandlerTransaction], Awaitable[None]]
 
 log = structlog.get_logger("carecoord.consumer")
 
@@ -98,12 +99,14 @@ class RetryPolicy:
     backoff_max_s: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.backoff_initial_s * 2 ** (attempt - 1), self.backoff_max_s)
+        base = min(self.backoff_initial_s * 2.0 ** (attempt - 1), self.backoff_max_s)
         return base * random.uniform(0.5, 1.0)
 
     def longest_wait_s(self) -> float:
         """The most one event can sleep between its attempts before it is given up on."""
-        return sum(min(self.backoff_initial_s * 2 ** (a - 1), self.backoff_max_s) for a in range(1, self.max_attempts))
+        return sum(
+            (min(self.backoff_initial_s * 2.0 ** (a - 1), self.backoff_max_s) for a in range(1, self.max_attempts)), 0.0
+        )
 
 
 @dataclass
@@ -165,14 +168,14 @@ class EventConsumer:
             "carecoord.consumer.batch_size", description="Events handled in one database transaction"
         )
 
-    def on(self, event_cls: type[E]) -> Callable[[Callable[[E, Transaction], Awaitable[None]]], Handler]:
+    def on(self, event_cls: type[E]) -> Callable[[Callable[[E, HandlerTransaction], Awaitable[None]]], Handler]:
         """Register a handler of one event type: ``async def h(event, tx) -> None``.
 
         An event may have several handlers; they run in registration order in
         one transaction, so they succeed or fail together.
         """
 
-        def register(fn: Callable[[E, Transaction], Awaitable[None]]) -> Handler:
+        def register(fn: Callable[[E, HandlerTransaction], Awaitable[None]]) -> Handler:
             self._handlers.setdefault(event_cls.event_type, []).append(fn)
             return fn
 
@@ -300,7 +303,7 @@ class EventConsumer:
         finally:
             for d in deliveries:
                 self._close(d)
-        return [d.outcome for d in deliveries]  # type: ignore[misc]
+        return [_outcome_of(d) for d in deliveries]
 
     def _open(self, record: ConsumerRecord) -> Delivery:
         """Validate the record and start its span: what can be decided before any database work.
@@ -367,26 +370,26 @@ class EventConsumer:
         to_release: set[uuid.UUID] = set()
         try:
             async with self._uow.batch() as batch:
-                parked = await self.parking.parked_among(batch.session, {d.envelope.patient_id for d in ready})  # type: ignore[union-attr]
-                claimable = [(d.envelope, d.record.topic) for d in ready if d.envelope.patient_id not in parked]  # type: ignore[union-attr]
-                claimed = await batch.claim_inbox(claimable) if claimable else set()  # type: ignore[arg-type]
-                for d in ready:
-                    assert d.envelope is not None
-                    if d.envelope.patient_id in parked:
-                        if await self._park_behind(batch.session, d, parked[d.envelope.patient_id]):
-                            to_release.add(d.envelope.patient_id)
+                envelopes = [(d, _envelope_of(d)) for d in ready]
+                parked = await self.parking.parked_among(batch.session, {env.patient_id for _d, env in envelopes})
+                claimable = [(env, d.record.topic) for d, env in envelopes if env.patient_id not in parked]
+                claimed = await batch.claim_inbox(claimable) if claimable else set()
+                for d, envelope in envelopes:
+                    if envelope.patient_id in parked:
+                        if await self._park_behind(batch.session, d, parked[envelope.patient_id]):
+                            to_release.add(envelope.patient_id)
                         outcomes.append(Outcome.parked)
                         continue
-                    if d.envelope.event_id not in claimed:
+                    if envelope.event_id not in claimed:
                         outcomes.append(Outcome.duplicate)
                         continue
-                    claimed.discard(d.envelope.event_id)  # the same event twice in one batch runs once
+                    claimed.discard(envelope.event_id)  # the same event twice in one batch runs once
                     with self._scope(d):
-                        tx = batch.transaction(d.envelope)
+                        tx = batch.transaction(envelope)
                         for handler in d.handlers:
                             await handler(d.event, tx)
                         batch.stage(tx)
-                        self._failure_points.reach("consumer.before_commit", d.envelope.type)
+                        self._failure_points.reach("consumer.before_commit", envelope.type)
                     outcomes.append(Outcome.processed)
         except asyncio.CancelledError:
             raise
@@ -450,7 +453,7 @@ class EventConsumer:
         envelope = d.envelope
         assert envelope is not None
         release = False
-        async with self._uow.transaction(cause=envelope) as tx:
+        async with self._uow.handling(envelope) as tx:
             if parked := await self.parking.parked_among(tx.session, [envelope.patient_id]):
                 release = await self._park_behind(tx.session, d, parked[envelope.patient_id])
                 outcome = Outcome.parked
@@ -505,14 +508,14 @@ class EventConsumer:
                 if head is None:
                     return None
                 envelope = Envelope.model_validate_json(head.value)
-                tx.cause = envelope
+                handled = tx.caused_by(envelope)
                 with structlog.contextvars.bound_contextvars(event_id=str(envelope.event_id), event_type=envelope.type):
                     if await tx.claim_inbox(envelope, head.topic):
                         event = CATALOG[envelope.type].model_validate(
                             upcast(envelope.type, envelope.version, envelope.payload)
                         )
                         for handler in self._handlers.get(envelope.type, []):
-                            await handler(event, tx)
+                            await handler(event, handled)
                 await self.parking.unpark(tx.session, head)
         except Exception as exc:
             if head is not None:
@@ -523,6 +526,20 @@ class EventConsumer:
     async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, Any]) -> Outcome:
         await self._dead_letters.send(d.record, reason=reason, detail=detail, envelope=d.envelope)
         return Outcome.dead_lettered
+
+
+def _envelope_of(d: Delivery) -> Envelope:
+    """The envelope of a delivery ``_open`` neither rejected nor skipped (it always has one)."""
+    if d.envelope is None:
+        raise AssertionError("a delivery without an envelope was never ready")
+    return d.envelope
+
+
+def _outcome_of(d: Delivery) -> Outcome:
+    """A delivery's outcome once handle_batch returns normally (each one has been given one)."""
+    if d.outcome is None:
+        raise AssertionError("a delivery left without an outcome")
+    return d.outcome
 
 
 def _describe(exc: BaseException) -> dict[str, Any]:
