@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -60,6 +60,7 @@ from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..contracts import CATALOG, Envelope, Event, UnsupportedVersion, upcast
 from ..faults import FailurePoints
@@ -81,6 +82,14 @@ log = structlog.get_logger("carecoord.consumer")
 
 # How long one poll waits for records before it returns empty and polls again.
 POLL_TIMEOUT_MS = 500
+
+
+class Released(TypedDict):
+    """What a release did: events applied, whether the patient is free again, the class of the error that stopped it."""
+
+    released: int
+    done: bool
+    error: str | None
 
 
 class Outcome(StrEnum):
@@ -121,7 +130,7 @@ class Delivery:
     event: Event | None = None
     handlers: list[Handler] = field(default_factory=list)
     # Why it goes to the dead-letter topic, decided before any handler ran.
-    rejected: tuple[str, dict[str, Any]] | None = None
+    rejected: tuple[str, dict[str, object]] | None = None
     outcome: Outcome | None = None
 
     @property
@@ -469,7 +478,7 @@ class EventConsumer:
             await self.release(envelope.patient_id)
         return outcome
 
-    async def _park_behind(self, session: Any, d: Delivery, parked: Parked) -> bool:
+    async def _park_behind(self, session: AsyncSession, d: Delivery, parked: Parked) -> bool:
         """Park the event behind the patient's parked ones (once); True when it is the one that holds
         them arriving again (a replay after a fix): then the patient is released after this commit."""
         assert d.envelope is not None
@@ -485,7 +494,7 @@ class EventConsumer:
             await self.parking.park(tx.session, d.envelope, d.record, reason, type(exc).__name__)
         return await self._dead_letter(d, reason, {**_describe(exc), "parked": True})
 
-    async def release(self, patient_id: uuid.UUID) -> dict[str, Any]:
+    async def release(self, patient_id: uuid.UUID) -> Released:
         """Apply the patient's parked events in order, each in its own transaction; stop at one that fails."""
         released = 0
         while True:
@@ -523,7 +532,7 @@ class EventConsumer:
             raise
         return head
 
-    async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, Any]) -> Outcome:
+    async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, object]) -> Outcome:
         await self._dead_letters.send(d.record, reason=reason, detail=detail, envelope=d.envelope)
         return Outcome.dead_lettered
 
@@ -542,7 +551,7 @@ def _outcome_of(d: Delivery) -> Outcome:
     return d.outcome
 
 
-def _describe(exc: BaseException) -> dict[str, Any]:
+def _describe(exc: BaseException) -> dict[str, object]:
     # The class name only: database error messages can quote row values.
     return {"error": type(exc).__name__}
 

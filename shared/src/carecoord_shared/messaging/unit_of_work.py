@@ -28,7 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from opentelemetry import propagate
 from sqlalchemy.dialects.postgresql import insert
@@ -81,7 +81,7 @@ class Transaction:
         self.emitted.append(envelope)
         return envelope
 
-    def outbox_rows(self) -> list[dict[str, Any]]:
+    def outbox_rows(self) -> list[dict[str, object]]:
         """The outbox rows of what was emitted, carrying the trace context current now (the handler's span)."""
         if not self.emitted:
             return []
@@ -120,7 +120,7 @@ class Batch:
     def __init__(self, session: AsyncSession, uow: UnitOfWork) -> None:
         self.session = session
         self._uow = uow
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[dict[str, object]] = []
         self.causes: list[Envelope] = []
 
     async def claim_inbox(self, events: Sequence[tuple[Envelope, str]]) -> set[uuid.UUID]:
@@ -199,6 +199,6 @@ class UnitOfWork:
         )
         return set((await session.execute(stmt)).scalars())
 
-    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         if rows:
             await session.execute(self.tables.outbox.insert(), rows)
