@@ -14,11 +14,13 @@ export UV_PYTHON := $(shell $$(command -v python3.11 || command -v $(PYTHON)) -c
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help setup run test soak bench up down status clean contracts manifests validate-deploy
+.PHONY: help setup run test test-unit lint soak bench up down status clean contracts manifests validate-deploy
 
 help:
 	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
+	@echo "make test-unit            the fast layer alone (tests/unit: no Kafka, no PostgreSQL)"
+	@echo "make lint                 ruff (lint and format check), mypy over every package, import-linter's layer contracts"
 	@echo "make soak   the fault-injection suite scaled up (~12 min on 2 cores; own stack): SOAK_ARGS=... for pytest"
 	@echo "make bench  throughput per layer next to the raw Kafka client, scaling, latency under load, memory, profile (own stack; BENCH_ARGS=--quick for a smoke run)"
 	@echo "make up | down | status   the infrastructure alone"
@@ -60,8 +62,11 @@ deploy/validate/node_modules/.installed: deploy/validate/package.json deploy/val
 	@$(STEP) "KEDA CRD schemas into deploy/validate (npm ci)" npm ci --prefix deploy/validate --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: .venv/.synced tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate \
-  $(TOOLS)/bin/promtool
+# What the suite runs besides Python: validators and promtool (the unit layer needs these, not a stack).
+CHECKERS := tools/asyncapi/node_modules/.installed deploy/validate/node_modules/.installed $(TOOLS)/bin/kustomize \
+  $(TOOLS)/bin/compose-validate $(TOOLS)/bin/promtool
+
+setup: .venv/.synced $(CHECKERS)
 	@.venv/bin/devstack fetch
 
 run: setup
@@ -78,6 +83,34 @@ status:
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fast layer: no Kafka, no PostgreSQL (so no `devstack fetch`).
+test-unit: .venv/.synced $(CHECKERS)
+	.venv/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# Every package mypy checks (strict for carecoord_shared, see [tool.mypy] in pyproject.toml).
+MYPY_PACKAGES := carecoord_shared carecoord_intake carecoord_scheduling carecoord_dosing carecoord_safety \
+  carecoord_billing carecoord_cli carecoord_devstack
+
+# The checks, each run even when an earlier one fails (so one run shows every finding); fails if any failed.
+# Needs only the synced venv (no stack, no promtool). .pre-commit-config.yaml runs the same commands.
+lint: .venv/.synced
+	@failed=0; \
+	  .venv/bin/ruff check . || failed=1; \
+	  .venv/bin/ruff format --check . || failed=1; \
+	  $(MAKE) --no-print-directory lint-mypy || failed=1; \
+	  $(MAKE) --no-print-directory lint-imports || failed=1; \
+	  exit $$failed
+
+# Parts of `make lint` that pre-commit calls too (no prerequisites: they use the venv as it is).
+.PHONY: lint-mypy lint-imports
+lint-mypy:
+	.venv/bin/mypy $(addprefix -p ,$(MYPY_PACKAGES))
+
+# import-linter runs once pyproject.toml has its [tool.importlinter] contracts; until then it says so and passes.
+lint-imports:
+	@if grep -q '^\[tool\.importlinter\]' pyproject.toml; then .venv/bin/lint-imports; \
+	  else echo "lint: no [tool.importlinter] contracts in pyproject.toml yet: layers not checked"; fi
 
 # The fault suite (bounded in `make test`) scaled up: more patients, four rounds of faults.
 soak: setup

@@ -52,7 +52,7 @@ def kustomizations() -> list[Path]:
 
 
 def render(kustomization: Path) -> list[dict[str, Any]]:
-    built = subprocess.run([str(KUSTOMIZE), "build", str(kustomization)], capture_output=True, text=True)
+    built = subprocess.run([str(KUSTOMIZE), "build", str(kustomization)], check=False, capture_output=True, text=True)
     if built.returncode:
         raise ValueError(f"kustomize build {kustomization} failed: {built.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
@@ -84,7 +84,9 @@ def kubernetes_errors(resources: list[dict[str, Any]]) -> list[str]:
         except kubernetes_validate.SchemaNotFoundError as e:
             errors.append(f"{name_of(resource)}: no schema: {e.message}")
     if keda:
-        checked = subprocess.run(["node", str(KEDA_VALIDATOR)], input=json.dumps(keda), capture_output=True, text=True)
+        checked = subprocess.run(
+            ["node", str(KEDA_VALIDATOR)], input=json.dumps(keda), check=False, capture_output=True, text=True
+        )
         errors += [line for line in checked.stdout.splitlines() if not line.endswith(": valid")]
         if checked.returncode and not errors:
             errors.append(f"keda validator failed: {checked.stderr.strip()}")
@@ -92,7 +94,7 @@ def kubernetes_errors(resources: list[dict[str, Any]]) -> list[str]:
 
 
 def compose_errors(compose_file: Path) -> list[str]:
-    checked = subprocess.run([str(COMPOSE_VALIDATE), str(compose_file)], capture_output=True, text=True)
+    checked = subprocess.run([str(COMPOSE_VALIDATE), str(compose_file)], check=False, capture_output=True, text=True)
     return checked.stderr.strip().splitlines() if checked.returncode else []
 
 
@@ -105,7 +107,7 @@ def prometheus_errors(directory: Path = PROMETHEUS) -> list[str]:
         ["test", "rules", "alerts.test.yml"],
     ):
         # From the directory: the config and the tests name the rules file relative to themselves.
-        done = subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, cwd=directory)
+        done = subprocess.run([str(PROMTOOL), *args], check=False, capture_output=True, text=True, cwd=directory)
         if done.returncode:
             errors += [
                 f"promtool {' '.join(args)}: {line}"
@@ -136,7 +138,9 @@ def dashboard_errors(dashboard_file: Path, scratch: Path) -> list[str]:
     }
     rules_file = scratch / f"{dashboard_file.stem}.rules.yml"
     rules_file.write_text(yaml.safe_dump(rules))
-    done = subprocess.run([str(PROMTOOL), "check", "rules", str(rules_file)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(PROMTOOL), "check", "rules", str(rules_file)], check=False, capture_output=True, text=True
+    )
     return (
         [f"{dashboard_file.name}: {line}" for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         if done.returncode

@@ -2,8 +2,9 @@
 
 An ``Endpoint`` says how to make one request to a route (its ``request`` may create what the request
 needs, e.g. a fresh appointment to cancel, and may name the caller in the body), the roles the route
-admits and the status an admitted caller gets. ``route_tests`` makes the checks that are the same for
-every service, one test case each: without a valid token -> 401; each role not admitted -> 403 and a
+admits and the status an admitted caller gets. ``credential_cases``, ``role_cases`` and ``scope_cases``
+list the checks that are the same for every service (each module parametrizes its three tests with them),
+one test case each: without a valid token -> 401; each role not admitted -> 403 and a
 "<METHOD> refused" audit row; for a patient-scoped route the patient themself, a clinician licensed
 in the patient's state and a service are let through, while another patient and a clinician licensed
 only elsewhere get 403, each check leaving exactly its one audit row (allowed or denied).
@@ -22,7 +23,6 @@ from typing import Any, Protocol
 
 import asyncpg
 import httpx
-import pytest
 
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
@@ -239,6 +239,11 @@ def ids(endpoints: list[Endpoint]) -> list[str]:
     return [e.name for e in endpoints]
 
 
+def credential_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, str]]:
+    """Every endpoint with each credential that must get 401 (the keys of ``UNAUTHENTICATED``)."""
+    return [(e, credential) for e in endpoints for credential in UNAUTHENTICATED]
+
+
 def role_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, Role]]:
     return [(e, r) for e in endpoints for r in sorted(ALL_ROLES - e.admits)]
 
@@ -329,22 +334,3 @@ async def expect_admitted(world: World, service_name: str, endpoint: Endpoint, *
         if audited:
             rows = (await audit_rows(world.stack, service_name, caller))[before:]
             assert [(r["outcome"], r["patient_id"]) for r in rows] == [("allowed", None)], (endpoint.name, role, rows)
-
-
-def route_tests(service_name: str, endpoints: list[Endpoint]) -> tuple[Callable[..., Any], ...]:
-    """The three table-driven tests over ``endpoints``; a module assigns them to test_* names (it provides ``world``)."""
-
-    @pytest.mark.parametrize("credential", list(UNAUTHENTICATED))
-    @pytest.mark.parametrize("endpoint", endpoints, ids=str)
-    async def no_forged_or_expired_token(world: World, endpoint: Endpoint, credential: str) -> None:
-        await expect_unauthenticated(world, service_name, endpoint, credential)
-
-    @pytest.mark.parametrize(("endpoint", "role"), role_cases(endpoints), ids=str)
-    async def role_not_admitted(world: World, endpoint: Endpoint, role: Role) -> None:
-        await expect_role_refused(world, service_name, endpoint, role)
-
-    @pytest.mark.parametrize(("endpoint", "who"), scope_cases(endpoints), ids=str)
-    async def own_patient_and_licensed_state(world: World, endpoint: Endpoint, who: str) -> None:
-        await expect_scope(world, service_name, endpoint, who)
-
-    return no_forged_or_expired_token, role_not_admitted, own_patient_and_licensed_state

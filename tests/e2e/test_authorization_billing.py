@@ -97,11 +97,25 @@ OFFICE_ENDPOINTS = [
 EVERY_ENDPOINT = PATIENT_ENDPOINTS + OFFICE_ENDPOINTS
 
 
-(
-    test_a_call_without_a_valid_token_is_refused_with_401,
-    test_a_role_the_route_does_not_admit_is_refused_with_403,
-    test_only_the_patient_and_licensed_clinicians_reach_a_patients_billing_and_each_check_is_audited,
-) = ac.route_tests(SERVICE, EVERY_ENDPOINT)
+@pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(EVERY_ENDPOINT), ids=str)
+async def test_a_call_without_a_valid_token_is_refused_with_401(
+    world: ac.World, endpoint: Endpoint, credential: str
+) -> None:
+    await ac.expect_unauthenticated(world, SERVICE, endpoint, credential)
+
+
+@pytest.mark.parametrize(("endpoint", "role"), ac.role_cases(EVERY_ENDPOINT), ids=str)
+async def test_a_role_the_route_does_not_admit_is_refused_with_403(
+    world: ac.World, endpoint: Endpoint, role: Role
+) -> None:
+    await ac.expect_role_refused(world, SERVICE, endpoint, role)
+
+
+@pytest.mark.parametrize(("endpoint", "who"), ac.scope_cases(EVERY_ENDPOINT), ids=str)
+async def test_only_the_patient_and_licensed_clinicians_reach_a_patients_billing_and_each_check_is_audited(
+    world: ac.World, endpoint: Endpoint, who: str
+) -> None:
+    await ac.expect_scope(world, SERVICE, endpoint, who)
 
 
 @pytest.mark.parametrize("endpoint", OFFICE_ENDPOINTS, ids=ac.ids(OFFICE_ENDPOINTS))

@@ -14,6 +14,7 @@ import pytest
 from carecoord_contracts.common import AppointmentType
 from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
+from carecoord_shared.auth import Role
 from tests.conftest import eventually
 from tests.e2e import access_cases as ac
 from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, PATIENT_CARE, Caller, Endpoint, Request, route
@@ -122,11 +123,21 @@ ENDPOINTS = [
 # 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
 # routes the patient themself and a licensed clinician allowed, another patient and a clinician
 # licensed elsewhere refused; the audit row of each patient check.
-(
-    test_no_forged_or_expired_token_gets_401,
-    test_a_role_not_admitted_gets_403,
-    test_patient_data_reaches_only_the_patient_and_licensed_clinicians,
-) = ac.route_tests(DOSING, ENDPOINTS)
+@pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(ENDPOINTS), ids=str)
+async def test_no_forged_or_expired_token_gets_401(world: ac.World, endpoint: Endpoint, credential: str) -> None:
+    await ac.expect_unauthenticated(world, DOSING, endpoint, credential)
+
+
+@pytest.mark.parametrize(("endpoint", "role"), ac.role_cases(ENDPOINTS), ids=str)
+async def test_a_role_not_admitted_gets_403(world: ac.World, endpoint: Endpoint, role: Role) -> None:
+    await ac.expect_role_refused(world, DOSING, endpoint, role)
+
+
+@pytest.mark.parametrize(("endpoint", "who"), ac.scope_cases(ENDPOINTS), ids=str)
+async def test_patient_data_reaches_only_the_patient_and_licensed_clinicians(
+    world: ac.World, endpoint: Endpoint, who: str
+) -> None:
+    await ac.expect_scope(world, DOSING, endpoint, who)
 
 
 async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(services: Stack) -> None:

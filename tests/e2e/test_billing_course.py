@@ -178,7 +178,7 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
 async def test_a_denied_claim_lands_in_the_denial_work_queue(
     services: Stack, billing_exchange: tuple[FakeIntake, Path]
 ) -> None:
-    intake, folders = billing_exchange
+    intake, _folders = billing_exchange
     patient = await insured(services, intake, "MDENIED7")
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 2)
 

@@ -4,6 +4,7 @@ operator looks (logs, spans, span events, metric labels, Kafka keys and headers)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -209,7 +210,7 @@ async def test_phi_canaries_never_reach_logs_spans_metrics_or_kafka_keys_and_hea
 
     haystacks: dict[str, str] = {}
     for name, service in services.services.items():
-        haystacks[f"log of {name}"] = Path(service.log_file).read_text()
+        haystacks[f"log of {name}"] = await asyncio.to_thread(Path(service.log_file).read_text)
         async with api_client(timeout=10) as http:
             haystacks[f"metrics of {name}"] = (await http.get(f"{service.url}/metrics")).text
     for path in (services.state_dir / "traces").glob("*.jsonl"):

@@ -267,11 +267,7 @@ async def test_an_unknown_symptom_code_is_accepted_flagged_for_a_clinician_count
 async def _counter(stack: Stack, name: str) -> float:
     async with api_client(timeout=10) as http:
         text = (await http.get(journeys.url(stack, "safety", "/metrics"))).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
-    )
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + "{", name + " ")))
 
 
 # --- issue #20: the post-dose timers run from the dosing service's authorisation (real topics) ---

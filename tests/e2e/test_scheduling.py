@@ -9,6 +9,7 @@ Each test licenses its own clinicians in its own state, so tests do not share sl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -449,7 +450,7 @@ async def test_a_course_waits_for_the_patients_location_and_discontinuing_cancel
         lambda: _schedule_with(services, patient, preparation=1, dosing_session=3, integration=3), what="course booked"
     )
     starts = sorted(datetime.fromisoformat(a["starts_at"]) for a in course if a["appointment_type"] == "dosing_session")
-    assert all(b - a >= timedelta(days=7) for a, b in zip(starts, starts[1:], strict=False)), "weekly by default"
+    assert all(b - a >= timedelta(days=7) for a, b in itertools.pairwise(starts)), "weekly by default"
 
     discontinued = TreatmentPlanDiscontinued(plan_id=plan_id, reason="clinician_decision", decided_by="dr-lee")
     await publish_event(services.kafka.bootstrap, "dosing.plans", discontinued, patient, producer="dosing")

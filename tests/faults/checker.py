@@ -29,6 +29,7 @@ sees that whatever the consumers' batching.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -73,10 +74,11 @@ async def quiesce(stack: Stack, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if await _quiet(stack):
-                return
+            quiet = await _quiet(stack)
         except Exception:  # a broker still electing its coordinator: ask again
-            pass
+            quiet = False
+        if quiet:
+            return
         if time.monotonic() > deadline:
             raise AssertionError("the system did not quiesce: outbox rows unsent or consumer groups behind")
         await asyncio.sleep(1.0)
@@ -172,7 +174,7 @@ def _count_inversions(
 ) -> None:
     """``handled`` in production order, with the time (or position) each was handled; a later one first is reordered."""
     findings.checked[checked] += 1
-    for (before_type, before), (after_type, after) in zip(handled, handled[1:], strict=False):
+    for (before_type, before), (after_type, after) in itertools.pairwise(handled):
         if after < before:
             findings.add("reordered", f"{where}: {after_type} {verb} before the earlier {before_type}")
 

@@ -54,6 +54,13 @@ class Outbox:
         async with self.sessions() as s:
             return (await s.execute(select(func.count()).where(self.tables.outbox.c.sent_at.is_(None)))).scalar_one()
 
+    async def unsent_of(self, key: str) -> list[str]:
+        """The event ids of ``key``'s rows not yet sent, in write order."""
+        outbox = self.tables.outbox
+        query = select(outbox.c.event_id).where(outbox.c.key == key, outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
+        async with self.sessions() as s:
+            return [str(event_id) for event_id in (await s.execute(query)).scalars()]
+
     async def write(self, patients: list[uuid.UUID], per_patient: int) -> dict[str, list[str]]:
         """One transaction per event, interleaving patients; each patient's event ids in write order."""
         written: dict[str, list[str]] = {str(p): [] for p in patients}

@@ -31,7 +31,8 @@ def crc32_preimage(target: int, length: int = 16) -> bytes:
         flipped[bit // 8] ^= 1 << (bit % 8)
         columns.append((zlib.crc32(bytes(flipped)) ^ zlib.crc32(base), 1 << bit))
     want, basis = zlib.crc32(base) ^ target, {}  # basis: pivot bit -> (crc delta, message mask)
-    for delta, mask in columns:
+    for column_delta, column_mask in columns:
+        delta, mask = column_delta, column_mask  # reduced against the basis below
         for pivot, (b_delta, b_mask) in basis.items():
             if delta >> pivot & 1:
                 delta, mask = delta ^ b_delta, mask ^ b_mask

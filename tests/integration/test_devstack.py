@@ -120,7 +120,12 @@ def _user_exists(user: str) -> bool:
 def _devstack(command: str, state: Path, user: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CARECOORD_DEVSTACK_STATE": str(state), "CARECOORD_PG_SYSTEM_USER": user}
     return subprocess.run(
-        [sys.executable, "-m", "carecoord_devstack.cli", command], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "carecoord_devstack.cli", command],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

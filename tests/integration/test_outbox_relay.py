@@ -94,6 +94,7 @@ async def test_a_row_too_large_parks_its_key_at_that_row_and_the_others_flow(
     )
     seen = await landed(bootstrap, topic)
     assert seen[parked] == [before], "nothing after the refused row was sent"
+    assert await outbox.unsent_of(parked) == [refused, after], "the refused row and the one after it wait, in order"
     assert {key: seen[key] for key in others} == flowing
     health = await relay.health()
     assert health["backlog"] == 2 and health["parked_keys"] == 1

@@ -20,11 +20,12 @@ from sqlalchemy.exc import OperationalError
 
 from carecoord_contracts import Envelope
 from carecoord_contracts.patient_app import SideEffectReportSubmitted
+from carecoord_contracts.safety import SideEffectReported
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome, RetryPolicy
 from carecoord_shared.messaging.tables import messaging_tables
-from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
+from carecoord_shared.messaging.unit_of_work import HandlerTransaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions
 
 METADATA = MetaData()
@@ -56,13 +57,24 @@ class Harness:
         self.consumer = EventConsumer("safety", uow, self.dead_letters, retry=retry)  # type: ignore[arg-type]
         # report id -> the exception its handler raises (until removed: "the fix is deployed").
         self.failing: dict[uuid.UUID, Exception] = {}
+        # Report ids whose handler also emits an event (caused by the report's envelope).
+        self.emitting: set[uuid.UUID] = set()
         self.offset = 0
 
         @self.consumer.on(SideEffectReportSubmitted)
-        async def apply(event: SideEffectReportSubmitted, tx: Transaction) -> None:
+        async def apply(event: SideEffectReportSubmitted, tx: HandlerTransaction) -> None:
             if event.report_id in self.failing:
                 raise self.failing[event.report_id]
             await tx.session.execute(APPLIED.insert().values(report_id=event.report_id))
+            if event.report_id in self.emitting:
+                reported = SideEffectReported(
+                    report_id=event.report_id,
+                    symptoms=event.symptoms,
+                    grade=event.grade,
+                    escalated=False,
+                    rule_version="t",
+                )
+                tx.emit(reported, patient_id=tx.cause.patient_id)  # a handler's cause is never None
 
     def record(self, envelope: Envelope | None, value: bytes | None = None, key: bytes | None = None) -> ConsumerRecord:
         self.offset += 1
@@ -70,6 +82,14 @@ class Harness:
         return ConsumerRecord(
             "patient-app.reports", 0, self.offset, 0, 0, key or envelope.key, body, None, -1, len(body), []
         )  # type: ignore[union-attr]
+
+    async def outbox(self) -> list[tuple[str, uuid.UUID | None]]:
+        """(event type, causation id) of every outbox row, in write order."""
+        async with self.sessions() as session:
+            rows = await session.execute(select(TABLES.outbox.c.envelope).order_by(TABLES.outbox.c.id))
+            return [
+                (env["type"], uuid.UUID(env["causation_id"]) if env["causation_id"] else None) for env in rows.scalars()
+            ]
 
     async def applied(self) -> list[uuid.UUID]:
         async with self.sessions() as session:
@@ -178,3 +198,21 @@ async def test_the_held_event_arriving_again_after_the_fix_releases_the_patient(
 
     assert await harness.applied() == [r1, r2]
     assert await harness.consumer.parking.count() == 0
+
+
+async def test_what_a_released_event_s_handler_emits_is_written_caused_by_that_event(harness: Harness) -> None:
+    """A release applies a parked event in the transaction that unparks it: its handler's events
+    reach the outbox with that commit, caused by the released event (not by nothing)."""
+    patient = uuid.uuid4()
+    (e1, r1), (e2, r2) = report(patient), report(patient)
+    harness.failing[r1] = ValueError("a handler bug")
+    harness.emitting |= {r1, r2}
+    assert await harness.consumer.handle_batch([harness.record(e) for e in (e1, e2)]) == [
+        Outcome.dead_lettered,
+        Outcome.parked,
+    ]
+    assert await harness.outbox() == []
+
+    del harness.failing[r1]
+    assert await harness.consumer.release(patient) == {"released": 2, "done": True, "error": None}
+    assert await harness.outbox() == [("SideEffectReported", e1.event_id), ("SideEffectReported", e2.event_id)]

@@ -238,14 +238,14 @@ async def _authorise(uow: UnitOfWork, patient: uuid.UUID, appointment: uuid.UUID
 
 async def test_only_a_recent_reading_taken_for_the_session_authorises_it(dosing: UnitOfWork) -> None:
     patient = uuid.uuid4()
-    plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
+    _plan_id, hold_id, review_id = await _paused_plan(dosing, patient)
     resume = Envelope.wrap(
         TreatmentHoldReleased(hold_id=hold_id, review_id=review_id, decision=ReviewDecision.resume),
         patient_id=patient,
         producer="safety",
     )
     assert await deliver(dosing, resume, _handle_release(resume))
-    this, other, stale, unnamed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    this, other, stale = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     await _reading(dosing, patient, other, 5)
     await _reading(dosing, patient, None, 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +28,10 @@ class FlakyDatabase:
 
         yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
         self.committed += 1
+
+    def handling(self, cause: Envelope) -> AbstractAsyncContextManager[Any]:
+        """What the consumer opens for an event's handlers: the same transaction, named by its cause."""
+        return self.transaction(cause)
 
 
 class Parking:

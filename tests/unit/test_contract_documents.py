@@ -45,7 +45,7 @@ def _validate(path: str) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     if node is None:
         pytest.fail("Node.js is needed for the AsyncAPI validator (apt-get install nodejs npm)")
-    return subprocess.run([node, str(VALIDATOR), path], capture_output=True, text=True, timeout=120)
+    return subprocess.run([node, str(VALIDATOR), path], check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_asyncapi_passes_the_asyncapi_parser() -> None:

@@ -22,7 +22,7 @@ def test_registry_and_workspace_name_the_same_services() -> None:
 
 def test_generated_manifests_are_current() -> None:
     checked = subprocess.run(
-        [sys.executable, str(DEPLOY / "k8s" / "generate.py"), "--check"], capture_output=True, text=True
+        [sys.executable, str(DEPLOY / "k8s" / "generate.py"), "--check"], check=False, capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr
 

@@ -38,7 +38,7 @@ def test_the_floor_is_retention_plus_segment_plus_margin() -> None:
 def test_an_inbox_retention_that_covers_the_retention_but_not_the_last_segment_is_refused() -> None:
     """37 days against 30-day topics passed before; with week-long segments a record lives up to 37 days and more."""
     weekly = tuple(dataclasses.replace(t, segment_ms=7 * DAY_MS) for t in topics_consumed_by("safety"))
-    with pytest.raises(ValueError, match="segment.ms"):
+    with pytest.raises(ValueError, match=r"segment\.ms"):
         Retention(None, None, sent_outbox_days=7, inbox_days=37, consumed=weekly)  # type: ignore[arg-type]
     Retention(None, None, sent_outbox_days=7, inbox_days=38, consumed=weekly)  # type: ignore[arg-type]
 

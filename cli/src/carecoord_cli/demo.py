@@ -251,7 +251,8 @@ class Demo:
             return False
         latest = ours[-1]
         committed = await self.broker.committed("carecoord.dosing")
-        return committed.get(TopicPartition(latest.topic, latest.partition), -1) > latest.offset
+        offset: int = latest.offset  # aiokafka's records are untyped
+        return committed.get(TopicPartition(latest.topic, latest.partition), -1) > offset
 
     async def side_effect(self) -> str:
         outcome = await self.http.post(

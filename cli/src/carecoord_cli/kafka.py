@@ -6,6 +6,7 @@ commits nothing), so looking never moves a service's offsets.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable
 from types import TracebackType
@@ -61,10 +62,9 @@ class Broker:
             self._admin.close,
             *([self._producer.stop] if self._producer else []),
         ):
-            try:
+            # Best effort: one client failing to close must not leave the others open.
+            with contextlib.suppress(Exception):
                 await close()
-            except Exception:
-                pass
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         found = self._consumer.partitions_for_topic(topic)

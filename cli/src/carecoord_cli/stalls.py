@@ -101,8 +101,8 @@ def _stalled(entries: Any) -> list[tuple[str, str]]:
     if not isinstance(entries, list):
         return []
     found = []
-    for entry in entries[:MAX_LISTED]:
-        entry = _dict(entry)
+    for listed in entries[:MAX_LISTED]:
+        entry = _dict(listed)
         topic = _text(entry.get("topic")) or "?"
         partition = _count(entry.get("partition"))
         lag, stalled_s = _count(entry.get("lag")), _number(entry.get("stalled_s"))

@@ -62,7 +62,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
 
 
 def _add_service(service: str) -> structlog.types.Processor:
-    def processor(_logger: object, _name: str, event_dict: dict) -> dict:  # type: ignore[type-arg]
+    def processor(_logger: object, _name: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
         event_dict.setdefault("service", service)
         return event_dict
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -48,6 +48,8 @@ def run_alembic_env(metadata: MetaData) -> None:
         return
 
     async def online() -> None:
+        if url is None:
+            raise RuntimeError("the alembic config names no sqlalchemy.url")
         engine = create_async_engine(url, poolclass=pool.NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(_run_with_connection, metadata)
@@ -56,7 +58,7 @@ def run_alembic_env(metadata: MetaData) -> None:
     asyncio.run(online())
 
 
-def _run_with_connection(connection, metadata: MetaData) -> None:  # type: ignore[no-untyped-def]
+def _run_with_connection(connection: Connection, metadata: MetaData) -> None:
     from alembic import context
 
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)

@@ -9,9 +9,11 @@ a parameter — are cut down to the exception's type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+
+from opentelemetry.util.types import Attributes, AttributeValue
+from structlog.typing import EventDict
 
 REDACTED = "[redacted]"
 
@@ -56,7 +58,7 @@ def is_phi_key(key: str) -> bool:
     return key.lower().rsplit(".", 1)[-1] in PHI_KEYS
 
 
-def scrub(value: Any) -> Any:
+def scrub(value: object) -> object:
     """A copy of a (nested) mapping or list with PHI-named fields redacted."""
     if isinstance(value, Mapping):
         return {k: REDACTED if is_phi_key(str(k)) else scrub(v) for k, v in value.items()}
@@ -70,7 +72,7 @@ def exception_type_only(text: str) -> str:
     return text.split(":", 1)[0].strip() if text else text
 
 
-def structlog_processor(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def structlog_processor(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
     for key in list(event_dict):
         if key == "event":
             continue
@@ -81,13 +83,13 @@ def structlog_processor(_logger: object, _name: str, event_dict: MutableMapping[
     return event_dict
 
 
-def needs_scrubbing(attributes: Mapping[str, Any] | None) -> bool:
+def needs_scrubbing(attributes: Attributes) -> bool:
     """Whether :func:`scrub_attributes` would change anything (most spans: no, and then they are passed on as they are)."""
     return any(is_phi_key(key) or key.startswith("exception.") for key in attributes or ())
 
 
-def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def scrub_attributes(attributes: Attributes) -> dict[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {}
     for key, value in (attributes or {}).items():
         if is_phi_key(key) or key == "exception.message":
             out[key] = REDACTED

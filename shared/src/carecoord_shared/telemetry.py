@@ -22,15 +22,16 @@ import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
+from structlog.typing import EventDict
 
 from .privacy import exception_type_only, needs_scrubbing, scrub_attributes
 
@@ -98,7 +99,7 @@ class JsonLinesSpanExporter(SpanExporter):
         pass
 
 
-def _span_dict(span: ReadableSpan) -> dict[str, Any]:
+def _span_dict(span: ReadableSpan) -> dict[str, object]:
     ctx = span.context
     return {
         "trace_id": f"{ctx.trace_id:032x}",
@@ -134,7 +135,7 @@ class Telemetry:
             self.tracer_provider.add_span_processor(
                 BatchSpanProcessor(RedactingSpanExporter(exporter), schedule_delay_millis=200)
             )
-        readers: list[Any] = [PrometheusMetricReader()]
+        readers: list[MetricReader] = [PrometheusMetricReader()]
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -160,7 +161,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(METER)
 
 
-def add_trace_ids(_logger: object, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_trace_ids(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: the current span's trace and span ids on every line."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:

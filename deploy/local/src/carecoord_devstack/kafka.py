@@ -54,6 +54,7 @@ def ensure_jars(lib: Path = KAFKA_LIB, pom: Path = KAFKA_POM, what: str = "Kafka
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
         ],
+        check=False,
         capture_output=True,
         text=True,
     )

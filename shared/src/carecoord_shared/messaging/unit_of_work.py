@@ -11,20 +11,24 @@ events the relay is woken so they are published at once.
 
 A consumer with a backlog handles several events in one transaction
 (:meth:`UnitOfWork.batch`): one inbox insert claims them all, each event's
-handlers get a :class:`Transaction` of their own on the shared session (their
+handlers get a :class:`HandlerTransaction` of their own on the shared session (their
 own cause, their own emitted events, their own trace context on the outbox
 rows), and one commit makes all of it durable. The commit (a WAL flush) and
 the round trips around it are most of what one event costs, so sharing them
 is where a hop's throughput comes from. All or nothing still holds, now for
 the group: the caller falls back to one transaction per event when it fails.
+
+An event's handlers get a :class:`HandlerTransaction`, whose ``cause`` is that
+event's envelope (never None); a route or a timer opens a plain
+:class:`Transaction`, whose cause is None unless it names one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from opentelemetry import propagate
 from sqlalchemy.dialects.postgresql import insert
@@ -38,11 +42,24 @@ from .tables import MessagingTables
 
 
 class Transaction:
-    def __init__(self, session: AsyncSession, uow: UnitOfWork, cause: Envelope | None) -> None:
+    cause: Envelope | None
+
+    def __init__(
+        self, session: AsyncSession, uow: UnitOfWork, cause: Envelope | None, emitted: list[Envelope] | None = None
+    ) -> None:
         self.session = session
         self.cause = cause
         self._uow = uow
-        self.emitted: list[Envelope] = []
+        self.emitted: list[Envelope] = [] if emitted is None else emitted
+
+    def caused_by(self, cause: Envelope) -> HandlerTransaction:
+        """This transaction, from now on on behalf of ``cause``: the view its handlers get.
+
+        For an event read inside a transaction opened without one (a parked event applied in
+        the transaction that unparks it). The view shares the session and the emitted events,
+        so what the handlers emit is written with this transaction's outbox rows."""
+        self.cause = cause
+        return HandlerTransaction(self.session, self._uow, cause, self.emitted)
 
     async def claim_inbox(self, envelope: Envelope, topic: str) -> bool:
         """Record the event as processed; False when it already was (a redelivery).
@@ -65,7 +82,7 @@ class Transaction:
         self.emitted.append(envelope)
         return envelope
 
-    def outbox_rows(self) -> list[dict[str, Any]]:
+    def outbox_rows(self) -> list[dict[str, object]]:
         """The outbox rows of what was emitted, carrying the trace context current now (the handler's span)."""
         if not self.emitted:
             return []
@@ -84,23 +101,37 @@ class Transaction:
         ]
 
 
+class HandlerTransaction(Transaction):
+    """An event's handlers' transaction: ``cause`` is the envelope being handled, never None."""
+
+    cause: Envelope
+
+    def __init__(
+        self, session: AsyncSession, uow: UnitOfWork, cause: Envelope, emitted: list[Envelope] | None = None
+    ) -> None:
+        super().__init__(session, uow, cause, emitted)
+
+
+TxT = TypeVar("TxT", bound=Transaction)
+
+
 class Batch:
     """Several events' work in one transaction; see the module docstring."""
 
     def __init__(self, session: AsyncSession, uow: UnitOfWork) -> None:
         self.session = session
         self._uow = uow
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[dict[str, object]] = []
         self.causes: list[Envelope] = []
 
     async def claim_inbox(self, events: Sequence[tuple[Envelope, str]]) -> set[uuid.UUID]:
         """Claim every event in one insert; returns the ids claimed now (the rest were processed before)."""
         return await self._uow.claim(self.session, events)
 
-    def transaction(self, cause: Envelope) -> Transaction:
+    def transaction(self, cause: Envelope) -> HandlerTransaction:
         """A transaction view for one event's handlers, on the batch's session."""
         self.causes.append(cause)
-        return Transaction(self.session, self._uow, cause)
+        return HandlerTransaction(self.session, self._uow, cause)
 
     def stage(self, tx: Transaction) -> None:
         """Keep ``tx``'s outbox rows (with the trace context current now) for the batch's one insert."""
@@ -127,10 +158,18 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._failure_points = failure_points or FailurePoints()
 
+    def transaction(self, cause: Envelope | None = None) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction for a route, a timer or a job (``cause``: the envelope its events follow, if any)."""
+        return self._open(lambda session: Transaction(session, self, cause), cause)
+
+    def handling(self, cause: Envelope) -> AbstractAsyncContextManager[HandlerTransaction]:
+        """A transaction for ``cause``'s handlers: its ``cause`` is not optional."""
+        return self._open(lambda session: HandlerTransaction(session, self, cause), cause)
+
     @asynccontextmanager
-    async def transaction(self, cause: Envelope | None = None) -> AsyncIterator[Transaction]:
+    async def _open(self, make: Callable[[AsyncSession], TxT], cause: Envelope | None) -> AsyncIterator[TxT]:
         async with self.sessions() as session, session.begin():
-            tx = Transaction(session, self, cause)
+            tx = make(session)
             yield tx
             await self._write_outbox(session, tx.outbox_rows())
             self._failure_points.reach("uow.before_commit", cause.type if cause else "")
@@ -161,6 +200,6 @@ class UnitOfWork:
         )
         return set((await session.execute(stmt)).scalars())
 
-    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         if rows:
             await session.execute(self.tables.outbox.insert(), rows)
