@@ -8,7 +8,7 @@ from carecoord_contracts.safety import ClinicianReviewOpened, ClinicianReviewRes
 from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
-from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import charges, coverage, diagnoses
 from .fees import FeeSchedule
@@ -29,30 +29,25 @@ def register(
     )
 
     @consumer.on(PatientRegistered)
-    async def patient_registered(event: PatientRegistered, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def patient_registered(event: PatientRegistered, tx: HandlerTransaction) -> None:
         await coverage.record_patient(tx, patient_id=tx.cause.patient_id, event=event)
 
     @consumer.on(CoverageDeclared)
-    async def coverage_declared(event: CoverageDeclared, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def coverage_declared(event: CoverageDeclared, tx: HandlerTransaction) -> None:
         await coverage.declare(tx, insurance_states, patient_id=tx.cause.patient_id, event=event)
         await charges.bill_awaiting(tx, fees, patient_id=tx.cause.patient_id, invoice_due_days=invoice_due_days)
 
     @consumer.on(TreatmentPlanCreated)
-    async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
+    async def plan_created(event: TreatmentPlanCreated, tx: HandlerTransaction) -> None:
         # The clinician's diagnosis: what the patient's claims carry from now on.
-        assert tx.cause is not None
         await diagnoses.record(tx, patient_id=tx.cause.patient_id, planned_at=tx.cause.occurred_at, event=event)
 
     @consumer.on(AppointmentCompleted)
-    async def appointment_completed(event: AppointmentCompleted, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def appointment_completed(event: AppointmentCompleted, tx: HandlerTransaction) -> None:
         await charges.charge_completed(
             tx, fees, patient_id=tx.cause.patient_id, event=event, invoice_due_days=invoice_due_days
         )
 
     @consumer.on(AppointmentCancelled)
-    async def appointment_cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def appointment_cancelled(event: AppointmentCancelled, tx: HandlerTransaction) -> None:
         await charges.cancelled(tx, patient_id=tx.cause.patient_id, event=event)

@@ -17,7 +17,7 @@ from carecoord_contracts.safety import (
 from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import plans
 from .domain import TitrationRules
@@ -29,8 +29,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
         learn_jurisdictions(consumer, jurisdictions)
 
         @consumer.on(TreatmentHoldRequested)
-        async def hold_requested(event: TreatmentHoldRequested, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def hold_requested(event: TreatmentHoldRequested, tx: HandlerTransaction) -> None:
             await plans.open_hold(
                 tx,
                 hold_id=event.hold_id,
@@ -40,8 +39,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             )
 
         @consumer.on(TreatmentHoldReleased)
-        async def hold_released(event: TreatmentHoldReleased, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def hold_released(event: TreatmentHoldReleased, tx: HandlerTransaction) -> None:
             await plans.release_hold(
                 tx,
                 hold_id=event.hold_id,
@@ -54,13 +52,12 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             )
 
         @consumer.on(AppointmentCompleted)
-        async def session_completed(event: AppointmentCompleted, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def session_completed(event: AppointmentCompleted, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await plans.session_completed(tx, patient_id=tx.cause.patient_id, rules=rules)
 
         @consumer.on(VitalsRecorded)
-        async def vitals(event: VitalsRecorded, tx: Transaction) -> None:
+        async def vitals(event: VitalsRecorded, tx: HandlerTransaction) -> None:
             await plans.record_observation(
                 tx,
                 kind="vitals",
@@ -72,8 +69,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             )
 
         @consumer.on(SideEffectReported)
-        async def side_effect(event: SideEffectReported, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def side_effect(event: SideEffectReported, tx: HandlerTransaction) -> None:
             await plans.record_observation(
                 tx,
                 kind="side_effect",
@@ -84,8 +80,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             )
 
         @consumer.on(MoodCheckInRecorded)
-        async def mood(event: MoodCheckInRecorded, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def mood(event: MoodCheckInRecorded, tx: HandlerTransaction) -> None:
             await plans.record_observation(
                 tx,
                 kind="mood",
@@ -96,9 +91,8 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             )
 
         @consumer.on(AssessmentScored)
-        async def assessment_scored(event: AssessmentScored, tx: Transaction) -> None:
+        async def assessment_scored(event: AssessmentScored, tx: HandlerTransaction) -> None:
             # Intake's scores are the titration baselines (read at proposal time, so order-independent).
-            assert tx.cause is not None
             await plans.record_assessment(
                 tx, instrument=event.instrument, total=event.total, scored_at=tx.cause.occurred_at
             )

@@ -35,7 +35,7 @@ from carecoord_contracts.dosing import (
     TreatmentPlanResumed,
 )
 from carecoord_shared.errors import NotFound
-from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.messaging.unit_of_work import HandlerTransaction, Transaction
 
 from . import domain
 from .domain import PlanRuleViolation, PlanState, TitrationRules
@@ -439,8 +439,7 @@ async def intake_baseline(
     return earliest
 
 
-async def record_assessment(tx: Transaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
-    assert tx.cause is not None
+async def record_assessment(tx: HandlerTransaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
     await tx.session.execute(
         pg_insert(intake_assessments)
         .values(
@@ -570,8 +569,7 @@ async def _latest_pre_dose_reading(
     )
 
 
-async def record_observation(tx: Transaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:
-    assert tx.cause is not None
+async def record_observation(tx: HandlerTransaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:
     await tx.session.execute(
         pg_insert(safety_observations)
         .values(event_id=tx.cause.event_id, patient_id=tx.cause.patient_id, kind=kind, observed_at=observed_at, **facts)

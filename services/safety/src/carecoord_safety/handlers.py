@@ -31,7 +31,7 @@ from carecoord_contracts.scheduling import (
 )
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
-from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import observations, plan_view, reviews, sessions
 from .models import jurisdictions
@@ -53,15 +53,13 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
             consumer.on(event_type)(_recording(record, rules, clock))
 
         @consumer.on(AssessmentScored)
-        async def screened(event: AssessmentScored, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def screened(event: AssessmentScored, tx: HandlerTransaction) -> None:
             await observations.record_screening(
                 tx, rules, patient_id=tx.cause.patient_id, observation=event, now=clock()
             )
 
         @consumer.on(AppointmentBooked)
-        async def booked(event: AppointmentBooked, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def booked(event: AppointmentBooked, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
                     tx,
@@ -73,8 +71,7 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
                 )
 
         @consumer.on(AppointmentRescheduled)
-        async def rescheduled(event: AppointmentRescheduled, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def rescheduled(event: AppointmentRescheduled, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.booked(
                     tx,
@@ -86,16 +83,14 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
                 )
 
         @consumer.on(AppointmentCancelled)
-        async def cancelled(event: AppointmentCancelled, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def cancelled(event: AppointmentCancelled, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.cancelled(
                     tx, appointment_id=event.appointment_id, patient_id=tx.cause.patient_id, now=clock()
                 )
 
         @consumer.on(AppointmentNoShow)
-        async def no_show(event: AppointmentNoShow, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def no_show(event: AppointmentNoShow, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await sessions.no_show(
                     tx,
@@ -109,8 +104,7 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
 
         # The dose: dosing's authorisation names scheduling's appointment id; its time is the envelope's occurred_at.
         @consumer.on(DosingSessionAuthorised)
-        async def authorised(event: DosingSessionAuthorised, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def authorised(event: DosingSessionAuthorised, tx: HandlerTransaction) -> None:
             await sessions.authorised(
                 tx,
                 rules,
@@ -122,8 +116,7 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
             )
 
         @consumer.on(DosingSessionRefused)
-        async def refused(event: DosingSessionRefused, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def refused(event: DosingSessionRefused, tx: HandlerTransaction) -> None:
             await sessions.refused(
                 tx,
                 appointment_id=event.appointment_id,
@@ -136,8 +129,7 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
         # --- the plan read model (plan_view) and dosing's refusals of a review's dose change ---
 
         @consumer.on(TreatmentPlanCreated)
-        async def plan_created(event: TreatmentPlanCreated, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def plan_created(event: TreatmentPlanCreated, tx: HandlerTransaction) -> None:
             await plan_view.created(
                 tx,
                 patient_id=tx.cause.patient_id,
@@ -151,15 +143,13 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
             consumer.on(plan_event)(_plan_status(plan_status))
 
         @consumer.on(DoseApproved)
-        async def dose_approved(event: DoseApproved, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def dose_approved(event: DoseApproved, tx: HandlerTransaction) -> None:
             await plan_view.changed(
                 tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, current_dose_mg=event.approved_dose_mg
             )
 
         @consumer.on(DoseChangeRefused)
-        async def dose_change_refused(event: DoseChangeRefused, tx: Transaction) -> None:
-            assert tx.cause is not None
+        async def dose_change_refused(event: DoseChangeRefused, tx: HandlerTransaction) -> None:
             await reviews.dose_change_refused(
                 tx,
                 patient_id=tx.cause.patient_id,
@@ -172,10 +162,9 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
     return register
 
 
-def _when(tx: Transaction, clock: Clock) -> datetime:
+def _when(tx: HandlerTransaction, clock: Clock) -> datetime:
     """When the event happened: the producer's occurred_at, but never later than it reached us (a producer
     clock running ahead would start the post-dose timers late)."""
-    assert tx.cause is not None
     return min(tx.cause.occurred_at, clock())
 
 
@@ -188,17 +177,15 @@ PLAN_STATUSES = (
 )
 
 
-def _plan_status(plan_status: str) -> Callable[[Any, Transaction], Awaitable[None]]:
-    async def handle(event: Any, tx: Transaction) -> None:
-        assert tx.cause is not None
+def _plan_status(plan_status: str) -> Callable[[Any, HandlerTransaction], Awaitable[None]]:
+    async def handle(event: Any, tx: HandlerTransaction) -> None:
         await plan_view.changed(tx, patient_id=tx.cause.patient_id, plan_id=event.plan_id, status=plan_status)
 
     return handle
 
 
-def _recording(record: Any, rules: RuleSet, clock: Clock) -> Callable[[Any, Transaction], Awaitable[None]]:
-    async def handle(event: Any, tx: Transaction) -> None:
-        assert tx.cause is not None
+def _recording(record: Any, rules: RuleSet, clock: Clock) -> Callable[[Any, HandlerTransaction], Awaitable[None]]:
+    async def handle(event: Any, tx: HandlerTransaction) -> None:
         await record(tx, rules, patient_id=tx.cause.patient_id, observation=event, source="patient-app", now=clock())
 
     return handle
