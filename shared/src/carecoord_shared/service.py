@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
 from .errors import Forbidden, LimitExceeded, NotFound, NotReady, RuleViolation
 from .faults import FailurePoints
-from .http import AccessChecks, CarecoordApp, UowDep, allow
+from .http import AccessChecks, CarecoordApp, allow
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
@@ -68,8 +68,9 @@ class ServiceDefinition:
     migrations_dir: Path
     routers: tuple[APIRouter, ...] = ()
     register_handlers: Callable[[EventConsumer], None] = field(default=lambda _consumer: None)
-    # Long-running loops of the service (timers, pollers), started after the broker.
-    background: tuple[Callable[[Runtime], Awaitable[None]], ...] = ()
+    # The service's one lifecycle hook: its own work (timers, pollers, the clearinghouse exchange,
+    # startup checks), each started after the database and the broker and cancelled before them.
+    background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
     # How this service knows a patient's state of residence (clinicians' licences); None: it cannot.
     jurisdiction_of: JurisdictionLookup | None = None
 

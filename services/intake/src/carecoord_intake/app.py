@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -19,7 +20,7 @@ from .settings import IntakeSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _startup_checks(settings: IntakeSettings) -> Callable[[Runtime], Awaitable[None]]:
+def _startup_checks(settings: IntakeSettings) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
     """Said at startup (once logging is configured), not at import."""
 
     async def warn_of_development_secrets(_runtime: Runtime) -> None:

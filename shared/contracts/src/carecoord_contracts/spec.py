@@ -110,7 +110,7 @@ def _topics_for(service: str | None) -> tuple[Topic, ...]:
 
 def asyncapi(service: str | None = None) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the system, or of what one service sends and receives."""
-    payloads, defs = event_schemas()
+    _payloads, defs = event_schemas()
     topics = _topics_for(service)
     schemas: dict[str, Any] = {"Headers": HEADERS_SCHEMA, **defs}
     messages: dict[str, Any] = {}

@@ -14,10 +14,10 @@ __all__ = [
     "AccessChecks",
     "CarecoordApp",
     "JournalEntry",
-    "current_app",
     "UowDep",
     "admitted_roles",
     "allow",
+    "current_app",
     "get_uow",
     "journal_router",
 ]
