@@ -25,11 +25,11 @@ from carecoord_dosing.models import messaging as dosing_messaging
 from carecoord_dosing.models import treatment_holds as dosing_holds
 from carecoord_dosing.models import treatment_plans
 from carecoord_safety import plan_view, reviews
+from carecoord_safety.domain.plan_limits import DoseNotAllowed
 from carecoord_safety.models import clinician_reviews
 from carecoord_safety.models import messaging as safety_messaging
 from carecoord_safety.models import treatment_holds as safety_holds
 from carecoord_safety.rules import ReviewRequest
-from carecoord_safety.rules.plan_limits import DoseNotAllowed
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head

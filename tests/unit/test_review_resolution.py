@@ -8,8 +8,8 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from carecoord_safety.rules import plan_limits
-from carecoord_safety.rules.plan_limits import PlanView
+from carecoord_safety.domain import plan_limits
+from carecoord_safety.domain.plan_limits import PlanView
 from carecoord_safety.schemas import ResolveReview
 
 PLAN = PlanView(plan_id=uuid.uuid4(), status="paused", max_dose_mg=300, max_step_mg=50, current_dose_mg=150)

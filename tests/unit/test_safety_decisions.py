@@ -1,4 +1,4 @@
-"""Safety's pure decisions around the use cases (rules/reviews.py, rules/sessions.py, the check-in scores):
+"""Safety's pure decisions around the use cases (domain/reviews.py, domain/sessions.py, the check-in scores):
 what a further trigger changes on a review, when a check-in is the post-dose one, what a fired timer chases."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
 from carecoord_safety import rules
+from carecoord_safety.domain import reviews as review_rules
+from carecoord_safety.domain import sessions as session_rules
+from carecoord_safety.domain.reviews import OpenReview
+from carecoord_safety.domain.sessions import Session
 from carecoord_safety.rules import ReviewRequest
-from carecoord_safety.rules import reviews as review_rules
-from carecoord_safety.rules import sessions as session_rules
-from carecoord_safety.rules.reviews import OpenReview
-from carecoord_safety.rules.sessions import Session
 from carecoord_shared.errors import RuleViolation
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)

@@ -7,7 +7,7 @@ the plan's limits is refused with a 422 before anything is recorded. Dosing owns
 the plan and re-validates the dose when it consumes the release (a plan changed in
 between, or a program cap this view does not know): if it refuses, it keeps the
 plan paused and says DoseChangeRefused, and safety opens a review for it
-(reviews.dose_change_refused). The decision on a dose is rules/plan_limits.py.
+(reviews.dose_change_refused). The decision on a dose is domain/plan_limits.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from .domain.plan_limits import PlanView
 from .models import plan_limits
-from .rules.plan_limits import PlanView
 
 
 async def of_patient(tx: Transaction, patient_id: uuid.UUID) -> PlanView | None:

@@ -6,7 +6,7 @@ is at most one unresolved review per patient and reason: a further trigger
 attaches to it (and may raise its priority, bring its due time forward, or add
 the hold it did not have). Every change and its events commit together.
 
-Each use case loads the review (locked), lets rules/reviews.py decide, then
+Each use case loads the review (locked), lets domain/reviews.py decide, then
 saves and emits.
 """
 
@@ -36,11 +36,11 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.telemetry import meter
 
 from . import plan_view, timers
+from .domain import reviews as decide
+from .domain.plan_limits import DoseNotAllowed, dose_refusal
+from .domain.reviews import DOSE_CHANGE_REFUSED, OpenReview
 from .models import clinician_reviews, review_triggers, treatment_holds
 from .rules import PRIORITY_RANK, ReviewRequest
-from .rules import reviews as decide
-from .rules.plan_limits import DoseNotAllowed, dose_refusal
-from .rules.reviews import DOSE_CHANGE_REFUSED, OpenReview
 
 
 @dataclass(frozen=True)

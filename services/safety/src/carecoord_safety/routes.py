@@ -44,8 +44,8 @@ from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import UowDep, allow
 
 from . import observations, queries, reviews
+from .domain.plan_limits import DoseNotAllowed
 from .rules import RuleSet
-from .rules.plan_limits import DoseNotAllowed
 from .schemas import (
     Acknowledge,
     MoodCheckInIn,

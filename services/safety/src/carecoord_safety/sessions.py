@@ -20,7 +20,7 @@ from the order they came in:
   timers from its booked start; those fire as before unless one of these comes).
 - a no-show opens the review the rules name (``[timers] no_show_review``), once.
 
-The decisions are pure, in rules/sessions.py; each use case here loads the
+The decisions are pure, in domain/sessions.py; each use case here loads the
 session (locked), asks them, then writes and schedules.
 """
 
@@ -38,10 +38,10 @@ from carecoord_contracts.safety import CheckInMissed
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import reviews, timers
+from .domain import sessions as decide
+from .domain.sessions import Session
 from .models import dosing_sessions, mood_checkins, vitals_readings
 from .rules import RuleSet
-from .rules import sessions as decide
-from .rules.sessions import Session
 
 POST_DOSE_TIMERS = (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW)
 

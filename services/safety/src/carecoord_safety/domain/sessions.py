@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import ReviewRequest, RuleSet
+from ..rules import ReviewRequest, RuleSet
 
 # What scheduling says of a session that a (re)booking turns back into booked.
 REBOOKABLE = ("unbooked", "cancelled")

@@ -11,7 +11,7 @@ from datetime import datetime
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
 from carecoord_shared.errors import RuleViolation
 
-from . import PRIORITY_RANK, ReviewRequest
+from ..rules import PRIORITY_RANK, ReviewRequest
 
 DOSE_CHANGE_REFUSED = "dose_change_refused"
 ESCALATION = {ReviewPriority.routine: ReviewPriority.high, ReviewPriority.high: ReviewPriority.urgent}
