@@ -241,8 +241,7 @@ class Runtime:
             await self.kafka_consumer.start()
             self._consume_task = asyncio.create_task(self._consume(self.kafka_consumer), name="consumer")
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        tasks = (*self.definition.background, _watch, _prune, _release_parked)
-        self._background = [asyncio.create_task(task(self), name=task.__name__) for task in tasks]
+        self.start_background((*self.definition.background, _watch, _prune, _release_parked))
         if self.settings.uses_development_token_secret:
             log.warning("auth.development_secret", hint="set CARECOORD_AUTH_JWT_PUBLIC_KEY outside local runs")
         log.info("service.started", http_port=self.settings.http_port)
@@ -291,6 +290,26 @@ class Runtime:
             "undecodable_skipped": self.consumer.undecodable_skipped,
         }
 
+    def start_background(self, hooks: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...]) -> None:
+        for hook in hooks:
+            task = asyncio.create_task(hook(self), name=hook.__name__)
+            task.add_done_callback(self._background_ended)
+            self._background.append(task)
+
+    def _background_ended(self, task: asyncio.Task[None]) -> None:
+        # A hook that returns is done (a startup check); one that raised has stopped the service's own
+        # work (timers, the exchange) while HTTP and the consumer go on: said at once, and by readiness.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background.failed", task=task.get_name(), error=type(exc).__name__)
+
+    def background_check(self) -> dict[str, Any]:
+        failed = {
+            task.get_name(): type(exc).__name__
+            for task in self._background
+            if task.done() and not task.cancelled() and (exc := task.exception()) is not None
+        }
+        return {"failed": failed}
+
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         try:
@@ -305,6 +324,7 @@ class Runtime:
         except Exception as exc:
             checks["outbox"] = f"unavailable: {type(exc).__name__}"
         checks["consumer"] = self.consumer_check()
+        checks["background"] = self.background_check()
         return checks
 
 
@@ -480,7 +500,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
     @app.get("/health/ready", tags=["health"])
     async def ready() -> JSONResponse:
         checks = await runtime.readiness()
-        healthy = checks["database"] == "ok" and checks["kafka"] == "ok" and checks["consumer"]["running"]
+        healthy = (
+            checks["database"] == "ok"
+            and checks["kafka"] == "ok"
+            and checks["consumer"]["running"]
+            and not checks["background"]["failed"]
+        )
         # Still ready for HTTP, but something waits that an operator must see (`carecoord status`).
         return JSONResponse(
             status_code=200 if healthy else 503,
@@ -533,7 +558,9 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
 def serve(build: Callable[[SettingsT], ServiceDefinition], settings_type: type[SettingsT]) -> None:
     """Entrypoint of a service process: settings from the environment, then the service's
     composition root, then the HTTP server. Nothing is built before this is called."""
-    settings = settings_type()
+    # The name is the settings class's own (its `service` default), as before: a CARECOORD_SERVICE
+    # left in a shared environment does not rename, or refuse, the process.
+    settings = settings_type(service=settings_type.model_fields["service"].default)
     configure_logging(settings.service, settings.log_level, settings.log_format)
     definition = build(settings)
     if definition.name != settings.service:

@@ -160,14 +160,26 @@ class ExchangeService:
         self._fees = fees
         self._demographics = demographics
         self._exchange: Exchange | None = None
+        self._failed: str | None = None
 
     async def run(self, runtime: Runtime) -> None:
         """The service's background hook: started after the database and broker, cancelled before them."""
-        self._exchange = build_exchange(runtime.uow, self._settings, self._fees, self._demographics)
+        try:
+            self._exchange = build_exchange(runtime.uow, self._settings, self._fees, self._demographics)
+        except (
+            Exception
+        ) as exc:  # e.g. the drop folders cannot be made: said by every manual run, the log and readiness
+            self._failed = type(exc).__name__
+            raise
         if self._settings.exchange_enabled:
             await self._exchange.run_forever(self._settings.exchange_interval_s)
 
     async def run_once(self) -> CycleReport:
+        if self._failed is not None:
+            raise NotReady(
+                f"the clearinghouse exchange could not start ({self._failed}): check CARECOORD_CLEARINGHOUSE_DIR "
+                "and the billing log, then restart billing"
+            )
         if self._exchange is None:
             raise NotReady("the clearinghouse exchange starts with the service; try again in a moment")
         return await self._exchange.run_once()

@@ -64,6 +64,9 @@ def degraded(checks: dict[str, Any]) -> list[str]:
         reasons.append(f"consumer: {len(stalled)} partition(s) not moving while records wait")
     if parked := consumer.get("parked_keys"):
         reasons.append(f"consumer: {parked} key(s) parked")
+    background = checks.get("background") or {}
+    for task, error in (background.get("failed") or {}).items():
+        reasons.append(f"background: {task} stopped ({error}); see the service's log")
     outbox = checks.get("outbox")
     if isinstance(outbox, dict) and (parked := outbox.get("parked_keys")):
         reasons.append(f"outbox: {parked} key(s) parked")
