@@ -1,6 +1,7 @@
 """Each service's README says what the code says the service has, and ARCHITECTURE.md what they all share.
 
-Read from the code, whatever the modules are called: the HTTP routes of the built FastAPI app (as
+Read from the code, whatever the modules are called: the service as its composition root builds it
+(``tests/services.py``), the HTTP routes of the built FastAPI app (as
 test_route_policies.py collects them) with the roles their ``allow(...)`` admits, the topics of the
 registry with the events the service publishes there or handles, its own settings, its tables and its
 rule files. A route, topic, event, setting, table or rule file the README misses fails here.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic_settings import BaseSettings
+
+from tests import services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,20 +78,10 @@ _built: dict[str, Built] = {}
 
 
 def built(service: str) -> Built:
-    """The service as its entrypoint builds it: ``app.build(settings)`` if the composition root has one,
-    else the module-level ``app.definition``."""
+    """The service as its composition root builds it (tests/services.py: the one way tests reach one)."""
     if service not in _built:
-        module = importlib.import_module(f"carecoord_{service}.app")
-        build = getattr(module, "build", None)
-        settings: Any = ServiceSettings(service=service)
-        if build is not None:
-            own = typing.get_type_hints(build)["settings"](service=service)
-            definition = build(own)
-            if isinstance(own, ServiceSettings):
-                settings = own
-        else:
-            definition = module.definition
-        _built[service] = Built(definition, _create_app()(definition, settings))
+        definition = services.built(service)
+        _built[service] = Built(definition, _create_app()(definition, services.settings_for(service)))
     return _built[service]
 
 
