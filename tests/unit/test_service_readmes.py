@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,49 +27,21 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic_settings import BaseSettings
 
+from carecoord_contracts import topics
+from carecoord_contracts.topics import SERVICES
+from carecoord_shared.auth import Role
+from carecoord_shared.config import ServiceSettings
+from carecoord_shared.http import admitted_roles
+from carecoord_shared.service import ServiceDefinition, create_app
 from tests import services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _first_module(*names: str) -> ModuleType:
-    """The first of ``names`` that imports (the contracts and the HTTP layer are moving between packages)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError(f"none of {names}")
-
-
-topics = _first_module("carecoord_contracts.topics", "carecoord_shared.contracts.topics")
-config = _first_module("carecoord_shared.config")
-ServiceSettings = config.ServiceSettings
-SERVICES: tuple[str, ...] = topics.SERVICES
-ROLES = {"patient", "clinician", "operator", "service"}
-
-
-def _attribute(name: str, *modules: str) -> Any:
-    """``name`` from the first of ``modules`` that has it (the HTTP layer is moving within carecoord_shared)."""
-    for module in modules:
-        try:
-            return vars(importlib.import_module(module))[name]
-        except (ModuleNotFoundError, KeyError):
-            continue
-    raise ImportError(f"{name} is in none of {modules}")
-
-
-def _create_app() -> Any:
-    return _attribute("create_app", "carecoord_shared.service", "carecoord_shared.http")
-
-
-def _admitted_roles() -> Any:
-    return _attribute("admitted_roles", "carecoord_shared.auth", "carecoord_shared.http")
+ROLES = {str(role) for role in Role}
 
 
 @dataclass(frozen=True)
 class Built:
-    definition: Any
+    definition: ServiceDefinition
     app: FastAPI
 
 
@@ -81,7 +52,7 @@ def built(service: str) -> Built:
     """The service as its composition root builds it (tests/services.py: the one way tests reach one)."""
     if service not in _built:
         definition = services.built(service)
-        _built[service] = Built(definition, _create_app()(definition, services.settings_for(service)))
+        _built[service] = Built(definition, create_app(definition, services.settings_for(service)))
     return _built[service]
 
 
@@ -96,10 +67,9 @@ def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
 
 def routes_of(service: str) -> dict[str, set[str]]:
     """'METHOD /path' -> the roles it admits (empty: open to anyone)."""
-    admitted = _admitted_roles()
     out: dict[str, set[str]] = {}
     for route in api_routes(built(service).app.routes):
-        roles = {str(r) for r in admitted(route) or ()}
+        roles = {str(r) for r in admitted_roles(route) or ()}
         for method in (route.methods or set()) - {"HEAD"}:
             out[f"{method} {route.path}"] = roles
     return out
