@@ -29,7 +29,7 @@ from carecoord_contracts.intake import PatientRegistered
 
 from ..errors import Forbidden, NotFound
 from ..messaging.consumer import EventConsumer
-from ..messaging.unit_of_work import Transaction
+from ..messaging.unit_of_work import HandlerTransaction
 from .tokens import Principal, Role
 
 log = structlog.get_logger("carecoord.audit")
@@ -197,6 +197,5 @@ def learn_jurisdictions(consumer: EventConsumer, table: Table) -> None:
     service that has no patient record of its own to read the state from."""
 
     @consumer.on(PatientRegistered)
-    async def patient_registered(event: PatientRegistered, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def patient_registered(event: PatientRegistered, tx: HandlerTransaction) -> None:
         await record_jurisdiction(tx.session, table, tx.cause.patient_id, event.state_of_residence)

@@ -13,7 +13,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Uuid, f
 from carecoord_contracts import Event
 
 from .consumer import EventConsumer
-from .unit_of_work import Transaction
+from .unit_of_work import HandlerTransaction
 
 
 def journal_table(metadata: MetaData) -> Table:
@@ -31,8 +31,7 @@ def journal_table(metadata: MetaData) -> Table:
 
 
 def record_events(consumer: EventConsumer, journal: Table, *event_types: type[Event]) -> None:
-    async def record(_event: Event, tx: Transaction) -> None:
-        assert tx.cause is not None
+    async def record(_event: Event, tx: HandlerTransaction) -> None:
         await tx.session.execute(
             insert(journal).values(
                 event_id=tx.cause.event_id,
