@@ -14,6 +14,11 @@ STATE_DIR = LOCAL / "bench-stack"
 RESULTS_DIR = LOCAL / "bench-results"
 IN_TOPIC = Topic(name="bench.in", producer="patient-app", consumers=(), events=("SideEffectReportSubmitted",))
 OUT_TOPIC = Topic(name="bench.out", producer="safety", consumers=(), events=("SideEffectReportSubmitted",))
+# The floor's two raw hops (bench/floor.py): one partition each, no carecoord code reads them.
+FLOOR_TOPICS = (
+    Topic(name="bench.floor.1", producer="safety", consumers=(), events=(), partitions=1),
+    Topic(name="bench.floor.2", producer="dosing", consumers=(), events=(), partitions=1),
+)
 BENCH_DB = "bench"
 DB_OWNER = "safety"
 
@@ -26,10 +31,15 @@ def start_stack(log: Callable[[str], None], *, fast_unsafe_db: bool) -> Stack:
         service_env={"CARECOORD_LOG_LEVEL": "INFO", "CARECOORD_TRACES_DIR": str(STATE_DIR / "traces")},
     )
     stack.up(log)
-    ensure_topics(stack.kafka.bootstrap, (IN_TOPIC, OUT_TOPIC))
+    ensure_topics(stack.kafka.bootstrap, (IN_TOPIC, OUT_TOPIC, *FLOOR_TOPICS))
     return stack
 
 
 async def bench_database(stack: Stack) -> str:
     """A fresh database owned by a service role; returns its SQLAlchemy URL."""
     return await scratch_database(stack, BENCH_DB, DB_OWNER)
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The bench database's SQLAlchemy URL as a plain libpq DSN for asyncpg (the floor's commits)."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)

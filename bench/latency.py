@@ -37,6 +37,8 @@ from .watch import Watcher, paused_patient
 
 PAUSED_TOPIC = "dosing.plans"
 DRAIN_S = 60.0
+SINGLE_TIMEOUT_S = 10.0  # one report on an idle stack that takes longer counts as not seen
+IDLE_GAP_S = 0.1  # after a report's pause is seen, before the next is sent: the stack idle again
 PREPARE_CONCURRENCY = 8
 SAMPLE_EVERY_S = 0.5
 
@@ -232,6 +234,42 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
     }
 
 
+async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str, Any]:
+    """One report at a time on an idle stack: each sent after the previous one's pause was seen (and a short gap)."""
+    patients = await run.prepare(samples, rng, "single report, idle")
+    hist = histogram()
+    accepted = rejected = 0
+    task = run.progress.add_task("single report, idle: one at a time", total=samples)
+    try:
+        for patient in patients:
+            key = str(patient)
+            try:
+                r = await run.http.post(
+                    f"{run.safety}/v1/side-effect-reports",
+                    json={"patient_id": key, "symptoms": ["chest_pain"], "grade": 3},
+                )
+            except httpx.TransportError:
+                r = None
+            if r is not None and r.status_code == 201:
+                at = time.perf_counter()
+                accepted += 1
+                if await run.watcher.wait_for((key,), SINGLE_TIMEOUT_S):
+                    hist.record_value(max(int((run.watcher.seen[key] - at) * 1e6), 1))
+            else:
+                rejected += 1
+            run.progress.advance(task)
+            await asyncio.sleep(IDLE_GAP_S)
+    finally:
+        run.progress.remove_task(task)
+    return {
+        "sent": samples,
+        "accepted": accepted,
+        "rejected": rejected,
+        "paused_seen": hist.get_total_count(),
+        **percentiles_ms(hist),
+    }
+
+
 async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[str, int]) -> dict[str, Any]:
     label = f"{plan.level:.0%} load ({plan.rate_per_s:.2f}/s)"
     patients = await run.prepare(plan.samples, rng, label)
@@ -260,8 +298,16 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
 
 
 async def measure(
-    stack: Stack, *, samples: int, burst: int, levels: tuple[float, ...], progress: Progress, log: Callable[[str], None]
+    stack: Stack,
+    *,
+    samples: int,
+    burst: int,
+    levels: tuple[float, ...],
+    single_samples: int,
+    progress: Progress,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
+    """The single-report idle latency first (while the stack is idle), then the maximum, then each level."""
     watcher = Watcher(stack.kafka.bootstrap, PAUSED_TOPIC, paused_patient)
     await watcher.start()
     rng = random.Random(100)
@@ -272,6 +318,13 @@ async def measure(
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http:
             run = Run(stack, watcher, http, progress)
+            single = None
+            if single_samples:
+                single = await measure_single(run, single_samples, rng)
+                log(
+                    f"single report, idle: p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms "
+                    f"({single['paused_seen']}/{single['sent']} seen)"
+                )
             maximum = await measure_max(run, burst, rng)
             log(
                 f"maximum: {maximum['max_per_s']:.1f} reports/s ({maximum['completed']} of {burst} in {maximum['seconds']:.1f} s); "
@@ -294,4 +347,4 @@ async def measure(
                 rows.append(row)
     finally:
         await watcher.stop()
-    return {"maximum": maximum, "levels": rows}
+    return {"single": single, "maximum": maximum, "levels": rows}
