@@ -2,8 +2,13 @@
 
 The parts, in order: the throughput arms (interleaved, repeated), the layers'
 own CPU, the A4 hop's scaling over partitions × instances and its py-spy
-profile, then all five services as processes for the end-to-end latency
-levels and their memory.
+profile, then all five services as processes: their idle memory, the floor
+(two raw Kafka hops and two single-row commits, bench/floor.py), the
+single-report latency on the idle stack, the maximum and the latency levels.
+
+``--headline`` is the last part alone (a few minutes): the floor, the single
+report, the maximum and 50 % of it; no throughput arms (unless ``--arms``),
+scaling or profile.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .load import human_duration
 from .memory import rss_mib
 from .report import (
     cpu_table,
+    floor_table,
     latency_table,
     memory_table,
     profile_table,
@@ -40,13 +46,15 @@ from .report import (
     table,
     targets_table,
 )
-from .targets import evaluate
+from .targets import evaluate, floor_multiples
 from .workload import prefill
 
 WARMUP_MESSAGES = 200
 MIN_MESSAGES = 100
 # The input topic's length; the fastest arm's runs are capped here and are then shorter than --seconds.
 MAX_MESSAGES = 40000
+FULL_LEVELS, HEADLINE_LEVELS = "10,50,80", "50"
+FULL_SAMPLES, HEADLINE_SAMPLES = 10000, 1000
 
 
 # One arm run's wall time is about 3 × --seconds + 4 s (group join, set-up, runs sized from a faster warm-up):
@@ -64,7 +72,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="a smoke run, not numbers to quote: 2 reps of ~1 s, 40 latency samples per level, small scaling runs",
     )
-    p.add_argument("--arms", default=",".join(a.key for a in ARMS), help="comma-separated subset, e.g. A0,A4")
+    p.add_argument(
+        "--headline",
+        action="store_true",
+        help=f"the headline alone, a few minutes: the floor, the single-report idle latency, the maximum and "
+        f"{HEADLINE_LEVELS} %% of it ({HEADLINE_SAMPLES} samples unless --samples); no throughput arms unless --arms, "
+        "no scaling or profile",
+    )
+    p.add_argument(
+        "--arms", default=None, help="comma-separated subset, e.g. A0,A4 (default: all; with --headline: none)"
+    )
     p.add_argument(
         "--fast-unsafe-db",
         action="store_true",
@@ -76,9 +93,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="skip the end-to-end latency and memory part (it starts all five services)",
     )
     p.add_argument(
-        "--samples", type=int, default=10000, help="latency samples (reports) per load level (default 10000)"
+        "--samples",
+        type=int,
+        default=None,
+        help=f"latency samples (reports) per load level (default {FULL_SAMPLES}; {HEADLINE_SAMPLES} with --headline)",
     )
-    p.add_argument("--levels", default="10,50,80", help="load levels, %% of the measured maximum (default 10,50,80)")
+    p.add_argument(
+        "--levels",
+        default=None,
+        help=f"load levels, %% of the measured maximum (default {FULL_LEVELS}; {HEADLINE_LEVELS} with --headline)",
+    )
+    p.add_argument(
+        "--single-samples",
+        type=int,
+        default=200,
+        help="reports sent one at a time on the idle stack, for the single-report p50 (default 200; 0 skips)",
+    )
+    p.add_argument(
+        "--floor-samples",
+        type=int,
+        default=2000,
+        help="floor samples (2 raw Kafka hops + 2 single-row commits each; default 2000; 0 skips)",
+    )
     p.add_argument("--burst", type=int, default=200, help="reports sent at once to measure the maximum (default 200)")
     p.add_argument("--no-scaling", action="store_true", help="skip the partitions × instances runs and the profile")
     p.add_argument(
@@ -91,16 +127,49 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile-seconds", type=float, default=15.0, help="how long py-spy samples the A4 hop (default 15)"
     )
     args = p.parse_args(argv)
+    if args.arms is None:
+        args.arms = "" if args.headline else ",".join(a.key for a in ARMS)
+    if args.headline:
+        args.no_scaling = True
+    if args.levels is None:
+        args.levels = HEADLINE_LEVELS if args.headline else FULL_LEVELS
+    if args.samples is None:
+        args.samples = HEADLINE_SAMPLES if args.headline else FULL_SAMPLES
     if args.quick:
         args.reps, args.seconds, args.samples, args.burst = 2, 1.0, 40, 30
+        args.single_samples, args.floor_samples = min(args.single_samples, 20), min(args.floor_samples, 200)
         args.scale_backlog, args.scale_samples, args.profile_seconds = 150, 60, 4.0
     return args
+
+
+def selected_arms(args: argparse.Namespace) -> list[Any]:
+    keys = [k for k in args.arms.split(",") if k]
+    return [a for a in ARMS if a.key in keys]
+
+
+def plan(args: argparse.Namespace) -> list[str]:
+    """The parts this run will do, in order (printed first; the headline mode is the last ones alone)."""
+    parts = []
+    arms = selected_arms(args)
+    if arms:
+        parts.append(f"throughput arms {','.join(a.key for a in arms)} × {args.reps} reps, layers' CPU")
+    if not args.no_scaling:
+        parts.append("A4 scaling (partitions × instances) and profile")
+    if not args.no_latency:
+        parts.append("five services: idle RSS")
+        if args.floor_samples:
+            parts.append(f"floor × {args.floor_samples}")
+        if args.single_samples:
+            parts.append(f"single report idle × {args.single_samples}")
+        parts.append(f"maximum (burst {args.burst})")
+        parts += [f"{level} % load × {args.samples}" for level in args.levels.split(",")]
+    return parts
 
 
 async def measure(
     args: argparse.Namespace, console: Console, bootstrap: str, database_url: str
 ) -> tuple[list[dict], dict[str, dict[str, float]]]:
-    arms = [a for a in ARMS if a.key in args.arms.split(",")]
+    arms = selected_arms(args)
     with console.status("writing the input topic"):
         size = await prefill(bootstrap, MAX_MESSAGES)
     console.print(f"input: {MAX_MESSAGES} SideEffectReportSubmitted envelopes, {size} bytes each on average")
@@ -180,8 +249,8 @@ def scale_and_profile(
     return asyncio.run(run())
 
 
-def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict[str, Any]:
-    from . import latency  # needs the bench dependency group (make bench syncs it); the throughput arms do not
+def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, database_url: str) -> dict[str, Any]:
+    from . import floor, latency  # need the bench dependency group (make bench syncs it); the throughput arms do not
 
     skipped = asyncio.run(latency.start_groups_at_end(stack.kafka.bootstrap))
     console.print(f"the services' groups start at the end of their topics ({skipped} bench records skipped)")
@@ -192,6 +261,14 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict
     pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
     idle = {name: rss_mib(pid) for name, pid in pids.items()}
     console.print("idle RSS: " + ", ".join(f"{n} {m:.0f} MiB" for n, m in idle.items()))
+    floor_result = None
+    if args.floor_samples:
+        with progress_bar(console) as progress:
+            task = progress.add_task("floor: 2 raw Kafka hops + 2 single-row commits", total=args.floor_samples)
+            floor_result = floor.run(
+                stack.kafka.bootstrap, database_url, args.floor_samples, lambda: progress.advance(task)
+            )
+        console.print(f"floor: p50 {floor_result['p50_ms']:.2f} ms, p99 {floor_result['p99_ms']:.2f} ms")
     levels = tuple(float(x) / 100 for x in args.levels.split(","))
     console.print(
         f"latency: the maximum first ({args.burst} reports at once), then {len(levels)} levels × {args.samples} samples"
@@ -203,12 +280,14 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack) -> dict
                 samples=args.samples,
                 burst=args.burst,
                 levels=levels,
+                single_samples=args.single_samples,
                 progress=progress,
                 log=lambda m: progress.console.print(f"[dim]{m}[/dim]"),
             )
         )
     time.sleep(5)
     result["rss_idle_mib"] = idle
+    result["floor"] = floor_result
     result["rss_idle_after_mib"] = {name: rss_mib(pid) for name, pid in pids.items()}
     return result
 
@@ -221,30 +300,43 @@ def main(argv: list[str]) -> int:
     load_before = os.getloadavg()
     out_dir = RESULTS_DIR / started.strftime("%Y%m%dT%H%M%SZ")
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_arms = len(args.arms.split(","))
-    console.print(
-        f"throughput arms: about {human_duration(arms_estimate_s(n_arms, args.reps, args.seconds))}; "
-        "the scaling and latency parts print their own estimate once the rates they depend on are measured"
-    )
+    n_arms = len(selected_arms(args))
+    console.print("plan: " + "; ".join(plan(args)))
+    if n_arms:
+        console.print(
+            f"throughput arms: about {human_duration(arms_estimate_s(n_arms, args.reps, args.seconds))}; "
+            "the scaling and latency parts print their own estimate once the rates they depend on are measured"
+        )
     stack = start_stack(lambda m: console.print(f"[dim][stack] {m}[/dim]"), fast_unsafe_db=args.fast_unsafe_db)
     scaling_rows: list[dict] = []
     prof: dict[str, Any] | None = None
     latency: dict[str, Any] = {}
     try:
         database_url = asyncio.run(bench_database(stack))
-        runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
+        runs: list[dict] = []
+        cpu_cost: dict[str, dict[str, float]] = {}
+        if n_arms:
+            runs, cpu_cost = asyncio.run(measure(args, console, stack.kafka.bootstrap, database_url))
         summary = summarize(runs, ARMS)
-        console.print(
-            table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
-        )
+        if summary:
+            console.print(
+                table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
+            )
         if not args.no_scaling:
             a4 = summary.get("A4", {}).get("median_msgs_per_s")
             scaling_rows, prof = scale_and_profile(args, console, stack.kafka.bootstrap, database_url, out_dir, a4)
         if not args.no_latency:
-            latency = end_to_end(args, console, stack)
+            latency = end_to_end(args, console, stack, database_url)
     finally:
         stack.down()
-    verdicts = evaluate(summary, latency.get("levels", []), latency.get("rss_idle_mib", {}))
+    verdicts = evaluate(
+        summary,
+        latency.get("levels", []),
+        latency.get("rss_idle_mib", {}),
+        maximum_per_s=latency["maximum"]["max_per_s"] if latency.get("maximum") else None,
+        single=latency.get("single"),
+        floor=latency.get("floor"),
+    )
     result = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -264,21 +356,27 @@ def main(argv: list[str]) -> int:
         "scaling": scaling_rows,
         "profile": prof,
         "latency": latency,
+        "floor_multiples": floor_multiples(latency.get("floor"), latency.get("single"), latency.get("levels", [])),
         "targets": [v.as_dict() for v in verdicts],
     }
     plots = write_plots(out_dir, summary, scaling_rows, latency)
     path = out_dir / "results.json"
     path.write_text(json.dumps(result, indent=2))
-    console.print(
-        table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
-    )
-    console.print(cpu_table(cpu_cost))
+    if summary:
+        console.print(
+            table(summary, ARMS, title=f"{args.reps} reps, {os.cpu_count()} CPUs, load {load_before[0]:.1f} before")
+        )
+    if cpu_cost:
+        console.print(cpu_table(cpu_cost))
     if scaling_rows:
         console.print(scaling_table(scaling_rows))
     if prof:
         console.print(profile_table(prof))
     if latency:
         console.print(latency_table(latency))
+        if latency.get("floor"):
+            multiples = floor_multiples(latency["floor"], latency.get("single"), latency["levels"])
+            console.print(floor_table(latency["floor"], multiples))
         console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
     console.print(targets_table(verdicts))
     load_after = os.getloadavg()

@@ -92,6 +92,16 @@ def latency_table(latency: dict[str, Any]) -> Table:
         "max ms",
     ):
         t.add_column(col, justify="right")
+    single = latency.get("single")
+    if single:
+        t.add_row(
+            "1 at a time, idle",
+            "—",
+            str(single["sent"]),
+            str(single["accepted"]),
+            str(single["paused_seen"]),
+            *(ms(single[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
+        )
     for r in latency["levels"]:
         t.add_row(
             f"{r['level']:.0%}",
@@ -102,6 +112,32 @@ def latency_table(latency: dict[str, Any]) -> Table:
             *(ms(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
         )
     return t
+
+
+def floor_table(floor: dict[str, Any], multiples: list[dict[str, Any]]) -> Table:
+    """The floor's percentiles, whole and per part, then each latency row as a multiple of it."""
+    t = Table(title=f"Floor: {floor['what']}; {floor['samples']} samples (ms)")
+    for col in ("", "p50", "p95", "p99", "p99.9", "max"):
+        t.add_column(col, justify="left" if not col else "right")
+    keys = ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")
+    t.add_row("[bold]floor[/bold]", *(f"{floor[k]:.2f}" for k in keys))
+    for name, part in floor["parts"].items():
+        t.add_row(f"  {name}", *(f"{part[k]:.2f}" for k in keys))
+    if not multiples:
+        return t
+    m = Table(title="Report → plan paused as a multiple of the floor (target ≤ 5 ×)")
+    for col in ("latency", "p50 ms", "p50 / floor p50", "p99 ms", "p99 / floor p99"):
+        m.add_column(col, justify="left" if col == "latency" else "right")
+
+    def x(v: float | None) -> str:
+        return "—" if v is None else f"{v:,.1f} ×"
+
+    for r in multiples:
+        m.add_row(r["row"], ms(r["p50_ms"]), x(r["p50_x"]), ms(r["p99_ms"]), x(r["p99_x"]))
+    grid = Table.grid()
+    grid.add_row(t)
+    grid.add_row(m)
+    return grid
 
 
 def memory_table(idle: dict[str, float], levels: list[dict[str, Any]], idle_after: dict[str, float]) -> Table:
@@ -156,7 +192,7 @@ def profile_table(prof: dict[str, Any]) -> Table:
 
 
 def targets_table(verdicts: list[Any]) -> Table:
-    t = Table(title="Targets (issue #11): reported, never asserted")
+    t = Table(title="Targets (issue #22; A1 / A0 from #11): reported, never asserted")
     for col in ("target", "wanted", "measured", "", "by how much"):
         t.add_column(col, justify="left")
     for v in verdicts:

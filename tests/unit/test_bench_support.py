@@ -1,4 +1,5 @@
-"""The benchmark's pure parts: the Poisson schedule, the duration estimate, RSS parsing, target verdicts."""
+"""The benchmark's pure parts: the Poisson schedule, the duration estimate, RSS parsing, target verdicts,
+multiples of the floor, the headline mode's plan."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import statistics
 
 import pytest
 
+from bench.__main__ import parse_args, plan, selected_arms
+from bench.arms import ARMS
+from bench.infra import asyncpg_dsn
 from bench.load import arrival_offsets, human_duration, plan_levels
 from bench.memory import parse_vmrss_kib
 from bench.profiling import top_frames
-from bench.targets import at_least, at_most, evaluate
+from bench.targets import at_least, at_most, evaluate, floor_multiples, multiple, within_multiple
 
 
 def test_poisson_offsets_rise_and_average_the_asked_rate() -> None:
@@ -100,3 +104,84 @@ def test_top_frames_counts_self_time_by_leaf() -> None:
     inclusive = dict(top["inclusive_top"])
     assert inclusive["handle (consumer.py)"] == 40.0
     assert inclusive["run (base_events.py)"] == 100.0
+
+
+FLOOR = {"p50_ms": 2.0, "p99_ms": 5.0}
+
+
+def test_a_multiple_of_the_floor_is_met_up_to_and_including_the_limit() -> None:
+    assert multiple(10.0, 2.0) == 5.0
+    assert multiple(None, 2.0) is None and multiple(10.0, None) is None and multiple(10.0, 0.0) is None
+    at_limit = within_multiple("p50 / floor", 5.0, 10.0, 2.0)
+    assert at_limit.met is True and at_limit.measured == "5.0 × (10.0 / 2.00 ms)"
+    assert at_limit.margin == "0.0 × below the limit"
+    over = within_multiple("p50 / floor", 5.0, 10.2, 2.0)
+    assert over.met is False and over.margin == "0.1 × over (1.0 times the limit)"
+    far = within_multiple("p99 / floor", 5.0, 100.0, 2.0)
+    assert far.margin == "45.0 × over (10.0 times the limit)"
+    assert within_multiple("p99 / floor", 5.0, None, 2.0).met is None
+    assert within_multiple("p99 / floor", 5.0, 9.0, None).measured == "not measured"
+
+
+def test_floor_multiples_take_each_rows_p50_and_p99_over_the_floors() -> None:
+    single = {"p50_ms": 12.0, "p99_ms": 30.0}
+    levels = [{"level": 0.5, "p50_ms": 20.0, "p99_ms": 60.0}]
+    rows = floor_multiples(FLOOR, single, levels)
+    assert [r["row"] for r in rows] == ["single report, idle", "50% load"]
+    assert (rows[0]["p50_x"], rows[0]["p99_x"]) == pytest.approx((6.0, 6.0))
+    assert (rows[1]["p50_x"], rows[1]["p99_x"]) == pytest.approx((10.0, 12.0))
+    assert floor_multiples(None, single, levels) == []
+    assert [r["row"] for r in floor_multiples(FLOOR, None, levels)] == ["50% load"]
+
+
+def test_evaluate_has_the_performance_issues_latency_maximum_and_floor_targets() -> None:
+    single = {"p50_ms": 9.0, "p99_ms": 30.0}
+    levels = [{"level": 0.1, "p99_ms": 4.0}, {"level": 0.5, "p99_ms": 40.0}]
+    verdicts = {v.target: v for v in evaluate({}, levels, {}, maximum_per_s=149.9, single=single, floor=FLOOR)}
+    assert verdicts["report → plan paused p50, single report idle"].met is True
+    assert verdicts["report → plan paused p50, single report idle"].margin == "6 ms below the limit"
+    assert verdicts["report → plan paused p99 at 50 % load"].met is True
+    maximum = verdicts["maximum, end to end"]
+    assert maximum.met is False and maximum.margin == "0.1 reports/s short (×1.0 needed)"
+    assert verdicts["single report idle p50 / floor p50"].measured.startswith("4.5 ×")
+    assert verdicts["single report idle p50 / floor p50"].met is True
+    # the half-load level's p99 (40 ms), not the 10 % level's (4 ms), over the floor's p99 (5 ms)
+    assert verdicts["50 % load p99 / floor p99"].measured.startswith("8.0 ×")
+    assert verdicts["50 % load p99 / floor p99"].met is False
+    at_limit = {v.target: v for v in evaluate({}, [], {}, maximum_per_s=150.0)}
+    assert at_limit["maximum, end to end"].met is True  # ≥: the limit itself is met
+
+
+def test_the_headline_mode_runs_the_last_part_alone() -> None:
+    headline = parse_args(["--headline"])
+    assert selected_arms(headline) == [] and headline.no_scaling and not headline.no_latency
+    assert headline.levels == "50" and headline.samples == 1000
+    assert plan(headline) == [
+        "five services: idle RSS",
+        "floor × 2000",
+        "single report idle × 200",
+        "maximum (burst 200)",
+        "50 % load × 1000",
+    ]
+    # asked-for parts and sizes still count
+    assert parse_args(["--headline", "--samples", "3000"]).samples == 3000
+    with_a4 = parse_args(["--headline", "--arms", "A0e,A4"])
+    assert [a.key for a in selected_arms(with_a4)] == ["A0e", "A4"] and with_a4.no_scaling
+
+
+def test_the_full_run_keeps_every_part() -> None:
+    full = parse_args([])
+    assert [a.key for a in selected_arms(full)] == [a.key for a in ARMS]
+    assert full.levels == "10,50,80" and full.samples == 10000
+    parts = plan(full)
+    assert parts[0].startswith("throughput arms A0,A0c,A0e,A1,A2,A3,A4 × 5 reps")
+    assert parts[1] == "A4 scaling (partitions × instances) and profile"
+    assert parts[2:6] == ["five services: idle RSS", "floor × 2000", "single report idle × 200", "maximum (burst 200)"]
+    assert parts[6:] == ["10 % load × 10000", "50 % load × 10000", "80 % load × 10000"]
+    assert "floor × 2000" not in plan(parse_args(["--floor-samples", "0"]))
+
+
+def test_the_floor_connects_with_asyncpg_to_the_bench_database() -> None:
+    assert asyncpg_dsn("postgresql+asyncpg://safety:safety@127.0.0.1:5433/bench") == (
+        "postgresql://safety:safety@127.0.0.1:5433/bench"
+    )
