@@ -42,6 +42,7 @@ from .report import (
     memory_table,
     profile_table,
     scaling_table,
+    skipped_table,
     summarize,
     table,
     targets_table,
@@ -377,6 +378,8 @@ def main(argv: list[str]) -> int:
         if latency.get("floor"):
             multiples = floor_multiples(latency["floor"], latency.get("single"), latency["levels"])
             console.print(floor_table(latency["floor"], multiples))
+        if latency.get("skipped"):
+            console.print(skipped_table(latency["skipped"]))
         console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
     console.print(targets_table(verdicts))
     load_after = os.getloadavg()

@@ -31,6 +31,7 @@ from carecoord_contracts.topics import SERVICES
 from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
 
+from . import skipped
 from .load import LevelPlan, arrival_offsets, human_duration, open_loop, plan_levels
 from .memory import PeakRss
 from .watch import Watcher, paused_patient
@@ -237,6 +238,7 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
 async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str, Any]:
     """One report at a time on an idle stack: each sent after the previous one's pause was seen (and a short gap)."""
     patients = await run.prepare(samples, rng, "single report, idle")
+    before = await skipped.end_offsets(run.stack.kafka.bootstrap)  # what these reports cause, for bench/skipped.py
     hist = histogram()
     accepted = rejected = 0
     task = run.progress.add_task("single report, idle: one at a time", total=samples)
@@ -261,7 +263,10 @@ async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str
             await asyncio.sleep(IDLE_GAP_S)
     finally:
         run.progress.remove_task(task)
+    await settle(run.stack.kafka.bootstrap)  # every service has consumed what they caused
+    after = await skipped.end_offsets(run.stack.kafka.bootstrap)
     return {
+        "offsets": (before, after),
         "sent": samples,
         "accepted": accepted,
         "rejected": rejected,
@@ -318,9 +323,11 @@ async def measure(
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http:
             run = Run(stack, watcher, http, progress)
-            single = None
+            single = skips = None
             if single_samples:
                 single = await measure_single(run, single_samples, rng)
+                before, after = single.pop("offsets")
+                skips = await skipped.measure(stack.kafka.bootstrap, before, after, single["accepted"])
                 log(
                     f"single report, idle: p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms "
                     f"({single['paused_seen']}/{single['sent']} seen)"
@@ -347,4 +354,4 @@ async def measure(
                 rows.append(row)
     finally:
         await watcher.stop()
-    return {"single": single, "maximum": maximum, "levels": rows}
+    return {"single": single, "skipped": skips, "maximum": maximum, "levels": rows}

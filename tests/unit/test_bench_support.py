@@ -14,6 +14,7 @@ from bench.infra import asyncpg_dsn
 from bench.load import arrival_offsets, human_duration, plan_levels
 from bench.memory import parse_vmrss_kib
 from bench.profiling import top_frames
+from bench.skipped import event_type, handled_types, split_deliveries, unhandled_on_topics
 from bench.targets import at_least, at_most, evaluate, floor_multiples, multiple, within_multiple
 
 
@@ -185,3 +186,33 @@ def test_the_floor_connects_with_asyncpg_to_the_bench_database() -> None:
     assert asyncpg_dsn("postgresql+asyncpg://safety:safety@127.0.0.1:5433/bench") == (
         "postgresql://safety:safety@127.0.0.1:5433/bench"
     )
+
+
+def test_skipped_deliveries_are_the_records_on_a_services_topics_of_types_it_does_not_handle() -> None:
+    def record(kind: str) -> tuple[list[tuple[str, bytes]], bytes]:
+        return [("event-id", b"1"), ("event-type", kind.encode())], kind.encode()
+
+    records = {
+        "dosing.plans": [record("TreatmentPlanPaused"), record("DoseProposed")],
+        "safety.holds": [record("TreatmentHoldRequested")],
+    }
+    handled = dict.fromkeys(("intake", "scheduling", "dosing", "safety", "billing"), frozenset())
+    handled["scheduling"] = frozenset({"TreatmentPlanPaused"})
+    split = split_deliveries(records, handled)
+    # scheduling consumes dosing.plans (not safety.holds): it handles the pause and skips the proposal
+    assert split["scheduling"]["deliveries"] == 2
+    assert split["scheduling"]["skipped_by_type"] == {"DoseProposed": 1}
+    assert split["scheduling"]["_records"] == [record("DoseProposed")]
+    # dosing consumes safety.holds, not its own dosing.plans
+    assert split["dosing"]["deliveries"] == 1 and split["dosing"]["skipped"] == 1
+    assert split["intake"]["deliveries"] == 0
+    assert event_type([("producer", b"safety")]) is None
+
+
+def test_the_handled_types_are_what_a_services_build_registers() -> None:
+    dosing = handled_types("dosing")
+    assert {"SideEffectReported", "TreatmentHoldRequested"} <= dosing
+    assert "TreatmentPlanPaused" not in dosing  # its own event, on a topic it does not consume
+    unhandled = unhandled_on_topics("dosing", dosing)
+    assert "safety.holds" not in unhandled  # it handles every event on the holds topic
+    assert all(kind not in dosing for kinds in unhandled.values() for kind in kinds)
