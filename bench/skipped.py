@@ -28,10 +28,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from carecoord_contracts import Envelope, topics_consumed_by
-from carecoord_contracts.topics import ALL_TOPICS, SERVICES
+from carecoord_contracts.topics import BUSINESS_TOPICS, SERVICES
 
 TYPE_HEADER = "event-type"
 REPS = 7
+READ_TIMEOUT_S = 60.0
 
 
 class HandledTypes:
@@ -102,6 +103,7 @@ async def read_span(bootstrap: str, start: dict[str, list[int]], end: dict[str, 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     out: dict[str, list[Any]] = {}
+    deadline = time.perf_counter() + READ_TIMEOUT_S
     try:
         for topic, firsts in start.items():
             for partition, first in enumerate(firsts):
@@ -111,7 +113,7 @@ async def read_span(bootstrap: str, start: dict[str, list[int]], end: dict[str, 
                 tp = TopicPartition(topic, partition)
                 consumer.assign([tp])
                 consumer.seek(tp, first)
-                while (await consumer.position(tp)) < last:
+                while (await consumer.position(tp)) < last and time.perf_counter() < deadline:
                     for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
                         out.setdefault(topic, []).extend(
                             (list(r.headers), r.value or b"") for r in records if r.offset < last
@@ -125,9 +127,9 @@ async def end_offsets(bootstrap: str) -> dict[str, list[int]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t.name, p) for t in ALL_TOPICS for p in range(t.partitions)]
+        tps = [TopicPartition(t.name, p) for t in BUSINESS_TOPICS for p in range(t.partitions)]
         ends = await consumer.end_offsets(tps)
-        return {t.name: [ends[TopicPartition(t.name, p)] for p in range(t.partitions)] for t in ALL_TOPICS}
+        return {t.name: [ends[TopicPartition(t.name, p)] for p in range(t.partitions)] for t in BUSINESS_TOPICS}
     finally:
         await consumer.stop()
 
