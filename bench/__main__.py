@@ -272,7 +272,8 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, databas
         console.print(f"floor: p50 {floor_result['p50_ms']:.2f} ms, p99 {floor_result['p99_ms']:.2f} ms")
     levels = tuple(float(x) / 100 for x in args.levels.split(","))
     console.print(
-        f"latency: the maximum first ({args.burst} reports at once), then {len(levels)} levels × {args.samples} samples"
+        f"latency: {args.single_samples} single reports on the idle stack first, then the maximum ({args.burst} "
+        f"reports at once), then {len(levels)} levels × {args.samples} samples"
     )
     with progress_bar(console) as progress:
         result = asyncio.run(
@@ -380,6 +381,8 @@ def main(argv: list[str]) -> int:
             console.print(floor_table(latency["floor"], multiples))
         if latency.get("skipped"):
             console.print(skipped_table(latency["skipped"]))
+        if latency.get("skipped_prepare"):
+            console.print(skipped_table(latency["skipped_prepare"], "patients prepared with an active plan", "patient"))
         console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
     console.print(targets_table(verdicts))
     load_after = os.getloadavg()

@@ -237,8 +237,10 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
 
 async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str, Any]:
     """One report at a time on an idle stack: each sent after the previous one's pause was seen (and a short gap)."""
+    # What preparing these patients and then their reports cause, for bench/skipped.py.
+    before_prepare = await skipped.end_offsets(run.stack.kafka.bootstrap)
     patients = await run.prepare(samples, rng, "single report, idle")
-    before = await skipped.end_offsets(run.stack.kafka.bootstrap)  # what these reports cause, for bench/skipped.py
+    before = await skipped.end_offsets(run.stack.kafka.bootstrap)
     hist = histogram()
     accepted = rejected = 0
     task = run.progress.add_task("single report, idle: one at a time", total=samples)
@@ -266,7 +268,7 @@ async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str
     await settle(run.stack.kafka.bootstrap)  # every service has consumed what they caused
     after = await skipped.end_offsets(run.stack.kafka.bootstrap)
     return {
-        "offsets": (before, after),
+        "offsets": (before_prepare, before, after),
         "sent": samples,
         "accepted": accepted,
         "rejected": rejected,
@@ -323,11 +325,12 @@ async def measure(
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http:
             run = Run(stack, watcher, http, progress)
-            single = skips = None
+            single = skips = skips_prepare = None
             if single_samples:
                 single = await measure_single(run, single_samples, rng)
-                before, after = single.pop("offsets")
+                before_prepare, before, after = single.pop("offsets")
                 skips = await skipped.measure(stack.kafka.bootstrap, before, after, single["accepted"])
+                skips_prepare = await skipped.measure(stack.kafka.bootstrap, before_prepare, before, single_samples)
                 log(
                     f"single report, idle: p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms "
                     f"({single['paused_seen']}/{single['sent']} seen)"
@@ -354,4 +357,4 @@ async def measure(
                 rows.append(row)
     finally:
         await watcher.stop()
-    return {"single": single, "skipped": skips, "maximum": maximum, "levels": rows}
+    return {"single": single, "skipped": skips, "skipped_prepare": skips_prepare, "maximum": maximum, "levels": rows}

@@ -140,26 +140,26 @@ def floor_table(floor: dict[str, Any], multiples: list[dict[str, Any]]) -> Table
     return grid
 
 
-def skipped_table(skips: dict[str, Any]) -> Table:
+def skipped_table(skips: dict[str, Any], what: str = "single reports", per: str = "report") -> Table:
     """Per service: deliveries per report, those of a type it does not handle, and decoding them vs the header."""
     t = Table(
-        title=f"Deliveries a service decodes only to skip ({skips['reports']} single reports; "
+        title=f"Deliveries a service decodes only to skip ({skips['reports']} {what}; "
         "decode = Envelope.model_validate_json in this process, header = the event-type header)"
     )
-    for col in ("service", "deliveries/report", "skipped/report", "decode µs", "header µs", "decode µs/report"):
+    for col in ("service", f"deliveries/{per}", f"skipped/{per}", "decode µs", "header µs", f"decode µs/{per}"):
         t.add_column(col, justify="left" if col == "service" else "right")
     for service, r in skips["services"].items():
 
-        def per(k: str, r: dict[str, Any] = r) -> str:
+        def one(k: str, r: dict[str, Any] = r) -> str:
             return "—" if r.get(k) is None else f"{r[k]:.1f}"
 
         t.add_row(
             service,
-            per("deliveries_per_report"),
-            per("skipped_per_report"),
-            per("decode_us"),
+            one("deliveries_per_report"),
+            one("skipped_per_report"),
+            one("decode_us"),
             f"{r['header_us']:.2f}" if "header_us" in r else "—",
-            per("decode_us_per_report"),
+            one("decode_us_per_report"),
         )
     return t
 
