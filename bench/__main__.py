@@ -32,7 +32,7 @@ from carecoord_shared.persistence import create_engine
 
 from . import cpu
 from .arms import ARMS, Context
-from .infra import RESULTS_DIR, bench_database, start_stack
+from .infra import RESULTS_DIR, STATE_DIR, bench_database, start_stack
 from .load import human_duration
 from .memory import rss_mib
 from .report import (
@@ -43,6 +43,7 @@ from .report import (
     profile_table,
     scaling_table,
     skipped_table,
+    spans_table,
     summarize,
     table,
     targets_table,
@@ -331,6 +332,8 @@ def main(argv: list[str]) -> int:
             latency = end_to_end(args, console, stack, database_url)
     finally:
         stack.down()
+    if latency:
+        latency["spans"] = span_breakdown(latency)
     verdicts = evaluate(
         summary,
         latency.get("levels", []),
@@ -379,6 +382,8 @@ def main(argv: list[str]) -> int:
         if latency.get("floor"):
             multiples = floor_multiples(latency["floor"], latency.get("single"), latency["levels"])
             console.print(floor_table(latency["floor"], multiples))
+        if latency.get("spans"):
+            console.print(spans_table(latency["spans"]))
         if latency.get("skipped"):
             console.print(skipped_table(latency["skipped"]))
         if latency.get("skipped_prepare"):
@@ -395,6 +400,16 @@ def main(argv: list[str]) -> int:
         + (f"\n         {prof['flamegraph']}" if prof else "")
     )
     return 0
+
+
+def span_breakdown(latency: dict[str, Any]) -> dict[str, Any]:
+    """Where each latency window's reports spent their time, from the services' spans (written out by now)."""
+    from . import spans
+
+    windows = {f"{r['level']:.0%} load": tuple(r["window_ns"]) for r in latency.get("levels", [])}
+    if latency.get("single"):
+        windows = {"single report, idle": tuple(latency["single"]["window_ns"]), **windows}
+    return spans.breakdown(STATE_DIR / "traces", windows)
 
 
 def write_plots(out_dir: Path, summary: dict, scaling_rows: list[dict], latency: dict[str, Any]) -> list[Path]:

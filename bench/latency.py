@@ -244,6 +244,7 @@ async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str
     hist = histogram()
     accepted = rejected = 0
     task = run.progress.add_task("single report, idle: one at a time", total=samples)
+    window_start = time.time_ns()  # the services' spans carry epoch times (bench/spans.py)
     try:
         for patient in patients:
             key = str(patient)
@@ -265,10 +266,12 @@ async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str
             await asyncio.sleep(IDLE_GAP_S)
     finally:
         run.progress.remove_task(task)
+    window = (window_start, time.time_ns())
     await settle(run.stack.kafka.bootstrap)  # every service has consumed what they caused
     after = await skipped.end_offsets(run.stack.kafka.bootstrap)
     return {
         "offsets": (before_prepare, before, after),
+        "window_ns": window,
         "sent": samples,
         "accepted": accepted,
         "rejected": rejected,
@@ -281,7 +284,9 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
     label = f"{plan.level:.0%} load ({plan.rate_per_s:.2f}/s)"
     patients = await run.prepare(plan.samples, rng, label)
     rss = PeakRss(pids)
+    window_start = time.time_ns()
     out = await run.send(patients, arrival_offsets(plan.rate_per_s, plan.samples, rng), label, rss.sample)
+    window = (window_start, time.time_ns())
     seen = run.watcher.seen
     from_accepted, from_scheduled = histogram(), histogram()
     for key, at in out["accepted"].items():
@@ -301,6 +306,7 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
         # From the arrival time the schedule gave: includes any wait for the HTTP answer itself.
         **percentiles_ms(from_scheduled, "scheduled_"),
         "rss_peak_mib": rss.peak,
+        "window_ns": window,
     }
 
 

@@ -140,6 +140,34 @@ def floor_table(floor: dict[str, Any], multiples: list[dict[str, Any]]) -> Table
     return grid
 
 
+def spans_table(windows: dict[str, dict[str, Any]]) -> Table:
+    """bench/spans.py's parts of a report's time per latency window, p50 / p99."""
+    t = Table(
+        title="Where a report's time goes, from the services' spans (p50 / p99 ms; the headline clock starts at "
+        "the 201, after safety's HTTP part, and ends with one more hop to the bench)"
+    )
+    cols = (
+        ("safety_http", "safety HTTP (before 201)"),
+        ("safety_relay", "safety relay"),
+        ("kafka_and_wait", "Kafka + waiting in dosing"),
+        ("dosing_handling", "dosing handling + commit"),
+        ("dosing_sql", "of which SQL"),
+        ("dosing_statements", "SQL statements"),
+        ("dosing_relay", "dosing relay"),
+    )
+    t.add_column("latency")
+    t.add_column("reports", justify="right")
+    for _key, title in cols:
+        t.add_column(title, justify="right")
+    for name, w in windows.items():
+        cells = [
+            f"{w[k]['p50']:.0f}" if k == "dosing_statements" else f"{ms(w[k]['p50'])} / {ms(w[k]['p99'])}"
+            for k, _title in cols
+        ]
+        t.add_row(name, str(w["reports"]), *cells)
+    return t
+
+
 def skipped_table(skips: dict[str, Any], what: str = "single reports", per: str = "report") -> Table:
     """Per service: deliveries per report, those of a type it does not handle, and decoding them vs the header."""
     t = Table(

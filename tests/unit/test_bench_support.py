@@ -15,6 +15,7 @@ from bench.load import arrival_offsets, human_duration, plan_levels
 from bench.memory import parse_vmrss_kib
 from bench.profiling import top_frames
 from bench.skipped import event_type, handled_types, split_deliveries, unhandled_on_topics
+from bench.spans import flow_parts, summarize
 from bench.targets import at_least, at_most, evaluate, floor_multiples, multiple, within_multiple
 
 
@@ -216,3 +217,71 @@ def test_the_handled_types_are_what_a_services_build_registers() -> None:
     unhandled = unhandled_on_topics("dosing", dosing)
     assert "safety.holds" not in unhandled  # it handles every event on the holds topic
     assert all(kind not in dosing for kinds in unhandled.values() for kind in kinds)
+
+
+def span(
+    name: str, start_ms: float, end_ms: float, *, kind: str = "INTERNAL", service: str = "x", **attrs: str
+) -> dict:
+    return {
+        "name": name,
+        "kind": kind,
+        "service": service,
+        "attributes": attrs,
+        "start": int(start_ms * 1e6),
+        "end": int(end_ms * 1e6),
+    }
+
+
+def report_trace(t0_ms: float) -> list[dict]:
+    return [
+        span("POST /v1/side-effect-reports", t0_ms, t0_ms + 20, kind="SERVER", service="carecoord-safety"),
+        span("publish safety.holds", t0_ms + 25, t0_ms + 25.1, kind="PRODUCER"),
+        span("process safety.holds", t0_ms + 30, t0_ms + 50, kind="CONSUMER"),
+        span(
+            "SELECT", t0_ms + 31, t0_ms + 33, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
+        ),
+        span(
+            "COMMIT", t0_ms + 48, t0_ms + 49, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
+        ),
+        # dosing's statement outside the processing span (its relay's) is not the handling's
+        span(
+            "UPDATE", t0_ms + 52, t0_ms + 53, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
+        ),
+        span(
+            "publish dosing.plans",
+            t0_ms + 57,
+            t0_ms + 57.1,
+            kind="PRODUCER",
+            **{"carecoord.event.type": "TreatmentPlanPaused"},
+        ),
+        # a later event on the same topic (the file's order is not the flow's): not the pause
+        span(
+            "publish dosing.plans",
+            t0_ms + 51,
+            t0_ms + 51.1,
+            kind="PRODUCER",
+            **{"carecoord.event.type": "TreatmentHoldStarted"},
+        ),
+    ]
+
+
+def test_a_reports_trace_is_cut_into_the_hops_between_its_spans() -> None:
+    parts = flow_parts(report_trace(1000.0))
+    assert parts is not None
+    assert parts["safety_http"] == pytest.approx(20.0)
+    assert parts["safety_relay"] == pytest.approx(5.0)  # 201 at 1020 → published at 1025
+    assert parts["kafka_and_wait"] == pytest.approx(5.0)
+    assert parts["dosing_handling"] == pytest.approx(20.0)
+    assert parts["dosing_sql"] == pytest.approx(3.0) and parts["dosing_statements"] == 2
+    assert parts["dosing_relay"] == pytest.approx(7.0)  # to the pause's publish, not the other event's
+    assert flow_parts(report_trace(0.0)[:2]) is None  # no processing span: not a complete report
+
+
+def test_span_windows_take_the_reports_whose_post_started_in_them() -> None:
+    flows = [flow_parts(report_trace(t)) for t in (1000.0, 2000.0, 3000.0)]
+    out = summarize(
+        [f for f in flows if f], {"a": (0, int(2500 * 1e6)), "b": (int(2500 * 1e6), int(9e9)), "none": (0, 1)}
+    )
+    assert out["a"]["reports"] == 2 and out["b"]["reports"] == 1
+    assert "none" not in out
+    assert out["a"]["dosing_relay"] == {"p50": pytest.approx(7.0), "p99": pytest.approx(7.0)}
