@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -33,9 +34,10 @@ from carecoord_shared.persistence import create_engine
 from . import cpu
 from .arms import ARMS, Context
 from .infra import RESULTS_DIR, STATE_DIR, bench_database, start_stack
-from .load import human_duration
+from .load import Sizing, human_duration
 from .memory import rss_mib
 from .report import (
+    cpu_share_table,
     cpu_table,
     floor_table,
     latency_table,
@@ -56,7 +58,9 @@ MIN_MESSAGES = 100
 # The input topic's length; the fastest arm's runs are capped here and are then shorter than --seconds.
 MAX_MESSAGES = 40000
 FULL_LEVELS, HEADLINE_LEVELS = "10,50,80", "50"
-FULL_SAMPLES, HEADLINE_SAMPLES = 10000, 1000
+HEADLINE_SAMPLES = 1000
+# The full run sizes each level by sending time (load.Sizing says why): about 2.5 minutes, 1 000 to 10 000 samples.
+FULL_SIZING = Sizing(send_s=150.0, least=1000, most=10000)
 
 
 # One arm run's wall time is about 3 × --seconds + 4 s (group join, set-up, runs sized from a faster warm-up):
@@ -98,7 +102,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--samples",
         type=int,
         default=None,
-        help=f"latency samples (reports) per load level (default {FULL_SAMPLES}; {HEADLINE_SAMPLES} with --headline)",
+        help=f"latency samples (reports) per load level (default: {FULL_SIZING.send_s:g} s of sending at the level's rate, "
+        f"{FULL_SIZING.least} to {FULL_SIZING.most}; {HEADLINE_SAMPLES} with --headline)",
     )
     p.add_argument(
         "--levels",
@@ -135,8 +140,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.no_scaling = True
     if args.levels is None:
         args.levels = HEADLINE_LEVELS if args.headline else FULL_LEVELS
-    if args.samples is None:
-        args.samples = HEADLINE_SAMPLES if args.headline else FULL_SAMPLES
+    if args.samples is None and args.headline:
+        args.samples = HEADLINE_SAMPLES
     if args.quick:
         args.reps, args.seconds, args.samples, args.burst = 2, 1.0, 40, 30
         args.single_samples, args.floor_samples = min(args.single_samples, 20), min(args.floor_samples, 200)
@@ -164,7 +169,8 @@ def plan(args: argparse.Namespace) -> list[str]:
         if args.single_samples:
             parts.append(f"single report idle × {args.single_samples}")
         parts.append(f"maximum (burst {args.burst})")
-        parts += [f"{level} % load × {args.samples}" for level in args.levels.split(",")]
+        per_level = args.samples or f"{FULL_SIZING.least}–{FULL_SIZING.most} ({FULL_SIZING.send_s:g} s of sending)"
+        parts += [f"{level} % load × {per_level}" for level in args.levels.split(",")]
     return parts
 
 
@@ -274,13 +280,13 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, databas
     levels = tuple(float(x) / 100 for x in args.levels.split(","))
     console.print(
         f"latency: {args.single_samples} single reports on the idle stack first, then the maximum ({args.burst} "
-        f"reports at once), then {len(levels)} levels × {args.samples} samples"
+        f"reports at once), then {len(levels)} levels × {args.samples or 'sized'} samples"
     )
     with progress_bar(console) as progress:
         result = asyncio.run(
             latency.measure(
                 stack,
-                samples=args.samples,
+                samples=args.samples or FULL_SIZING,
                 burst=args.burst,
                 levels=levels,
                 single_samples=args.single_samples,
@@ -347,6 +353,8 @@ def main(argv: list[str]) -> int:
         "finished_at": datetime.now(UTC).isoformat(),
         "wall_s": time.perf_counter() - t0,
         "args": vars(args),
+        "argv": argv,
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "loadavg_before": load_before,
@@ -379,6 +387,8 @@ def main(argv: list[str]) -> int:
         console.print(profile_table(prof))
     if latency:
         console.print(latency_table(latency))
+        if latency.get("maximum", {}).get("cpu_ms_per_report"):
+            console.print(cpu_share_table(latency["maximum"]))
         if latency.get("floor"):
             multiples = floor_multiples(latency["floor"], latency.get("single"), latency["levels"])
             console.print(floor_table(latency["floor"], multiples))
@@ -400,6 +410,18 @@ def main(argv: list[str]) -> int:
         + (f"\n         {prof['flamegraph']}" if prof else "")
     )
     return 0
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The code measured: HEAD, and whether tracked files differed from it (the README says so)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an unpacked tarball): the results say nothing about a commit
+    return {"sha": sha, "dirty": bool(status.strip())}
 
 
 def span_breakdown(latency: dict[str, Any]) -> dict[str, Any]:

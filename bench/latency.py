@@ -32,7 +32,8 @@ from carecoord_devstack.stack import Stack
 from carecoord_shared.auth import Role, mint_token
 
 from . import skipped
-from .load import LevelPlan, arrival_offsets, human_duration, open_loop, plan_levels
+from .cpu_share import CpuWindow
+from .load import LevelPlan, Sizing, arrival_offsets, human_duration, open_loop, plan_levels
 from .memory import PeakRss
 from .watch import Watcher, paused_patient
 
@@ -221,10 +222,14 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
     t0 = time.perf_counter()
     patients = await run.prepare(burst, rng, "maximum")
     prepare_s = time.perf_counter() - t0
+    pids = {name: s.proc.pid for name, s in run.stack.services.items() if s.proc is not None}
+    cpu = CpuWindow(pids, run.stack.state_dir)
+    cpu.start()
     out = await run.send(patients, [0.0] * burst, "maximum", lambda: None)
     done = [run.watcher.seen[k] for k in out["accepted"] if k in run.watcher.seen]
     if not done:
         raise RuntimeError("no TreatmentPlanPaused arrived in the maximum run")
+    cpu_ms = cpu.stop(per=len(done))
     elapsed = max(done) - out["start"]
     return {
         "burst": burst,
@@ -232,6 +237,7 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
         "seconds": elapsed,
         "max_per_s": len(done) / elapsed,
         "prepare_s_per_patient": prepare_s / burst,
+        "cpu_ms_per_report": cpu_ms,
     }
 
 
@@ -313,7 +319,7 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
 async def measure(
     stack: Stack,
     *,
-    samples: int,
+    samples: int | Sizing,
     burst: int,
     levels: tuple[float, ...],
     single_samples: int,

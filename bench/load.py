@@ -44,16 +44,39 @@ class LevelPlan:
         return self.prepare_s + self.send_s + self.drain_s
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """Samples per level sized by sending time: ``rate × send_s``, at least ``least`` and at most ``most``.
+
+    A fixed count makes the slowest level the longest by far (10 000 samples at
+    10 % of 35 reports/s is 48 minutes of sending, and as many patients to
+    prepare); a fixed sending time gives every level about the same share of
+    the run, and the floor keeps enough samples for a p99 (10 beyond it at 1 000).
+    """
+
+    send_s: float
+    least: int
+    most: int
+
+    def samples(self, rate_per_s: float) -> int:
+        return max(self.least, min(self.most, round(rate_per_s * self.send_s)))
+
+
 def plan_levels(
-    max_rate_per_s: float, samples: int, prepare_s_per_sample: float, drain_s: float, levels: tuple[float, ...] = LEVELS
+    max_rate_per_s: float,
+    samples: int | Sizing,
+    prepare_s_per_sample: float,
+    drain_s: float,
+    levels: tuple[float, ...] = LEVELS,
 ) -> list[LevelPlan]:
-    """The rate, sample count and expected duration of every load level."""
+    """The rate, sample count and expected duration of every load level (``samples``: a count, or a sizing)."""
     if max_rate_per_s <= 0:
         raise ValueError("the measured maximum must be positive")
     out = []
     for level in levels:
         rate = max_rate_per_s * level
-        out.append(LevelPlan(level, rate, samples, samples * prepare_s_per_sample, samples / rate, drain_s))
+        n = samples.samples(rate) if isinstance(samples, Sizing) else samples
+        out.append(LevelPlan(level, rate, n, n * prepare_s_per_sample, n / rate, drain_s))
     return out
 
 

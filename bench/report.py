@@ -251,3 +251,20 @@ def targets_table(verdicts: list[Any]) -> Table:
         mark = "not measured" if v.met is None else ("met" if v.met else "MISSED")
         t.add_row(v.target, v.wanted, v.measured, mark, v.margin)
     return t
+
+
+def cpu_share_table(maximum: dict[str, Any]) -> Table:
+    """bench/cpu_share.py's CPU per report during the maximum's burst, per component."""
+    per_report = maximum["cpu_ms_per_report"]
+    total = sum(v for k, v in per_report.items() if k != "rest of the machine")
+    t = Table(
+        title=f"CPU per completed report during the maximum ({maximum['completed']} reports; the stack's total "
+        f"{total:.1f} ms; 'rest of the machine' is other work sharing the CPUs)"
+    )
+    t.add_column("component")
+    t.add_column("CPU ms/report", justify="right")
+    t.add_column("share of the stack", justify="right")
+    for name, value in per_report.items():
+        share = "—" if name == "rest of the machine" or not total else f"{value / total:.0%}"
+        t.add_row(name, f"{value:.2f}", share)
+    return t

@@ -11,7 +11,7 @@ import pytest
 from bench.__main__ import parse_args, plan, selected_arms
 from bench.arms import ARMS
 from bench.infra import asyncpg_dsn
-from bench.load import arrival_offsets, human_duration, plan_levels
+from bench.load import Sizing, arrival_offsets, human_duration, plan_levels
 from bench.memory import parse_vmrss_kib
 from bench.profiling import top_frames
 from bench.skipped import event_type, handled_types, split_deliveries, unhandled_on_topics
@@ -39,6 +39,15 @@ def test_level_plans_scale_the_maximum_and_add_up_the_time() -> None:
     assert plans[0].send_s == pytest.approx(500.0)
     assert plans[0].total_s == pytest.approx(50.0 + 500.0 + 10.0)
     assert plans[1].send_s == pytest.approx(100.0)
+
+
+def test_levels_sized_by_sending_time_keep_a_floor_and_a_ceiling() -> None:
+    sizing = Sizing(send_s=150.0, least=1000, most=10000)
+    plans = plan_levels(40.0, sizing, prepare_s_per_sample=0.05, drain_s=10.0, levels=(0.1, 0.5, 0.8))
+    # 4/s for 150 s is 600: raised to the floor; 20/s is 3 000; 32/s is 4 800
+    assert [p.samples for p in plans] == [1000, 3000, 4800]
+    assert plans[1].send_s == pytest.approx(150.0)
+    assert plan_levels(100.0, sizing, 0.05, 10.0, levels=(1.0,))[0].samples == 10000  # 15 000 capped
 
 
 def test_human_duration() -> None:
@@ -174,12 +183,13 @@ def test_the_headline_mode_runs_the_last_part_alone() -> None:
 def test_the_full_run_keeps_every_part() -> None:
     full = parse_args([])
     assert [a.key for a in selected_arms(full)] == [a.key for a in ARMS]
-    assert full.levels == "10,50,80" and full.samples == 10000
+    assert full.levels == "10,50,80" and full.samples is None  # sized per level by sending time
     parts = plan(full)
     assert parts[0].startswith("throughput arms A0,A0c,A0e,A1,A2,A3,A4 × 5 reps")
     assert parts[1] == "A4 scaling (partitions × instances) and profile"
     assert parts[2:6] == ["five services: idle RSS", "floor × 2000", "single report idle × 200", "maximum (burst 200)"]
-    assert parts[6:] == ["10 % load × 10000", "50 % load × 10000", "80 % load × 10000"]
+    assert parts[6:] == [f"{level} % load × 1000–10000 (150 s of sending)" for level in (10, 50, 80)]
+    assert plan(parse_args(["--samples", "3000"]))[6:] == ["10 % load × 3000", "50 % load × 3000", "80 % load × 3000"]
     assert "floor × 2000" not in plan(parse_args(["--floor-samples", "0"]))
 
 
@@ -285,3 +295,38 @@ def test_span_windows_take_the_reports_whose_post_started_in_them() -> None:
     assert out["a"]["reports"] == 2 and out["b"]["reports"] == 1
     assert "none" not in out
     assert out["a"]["dosing_relay"] == {"p50": pytest.approx(7.0), "p99": pytest.approx(7.0)}
+
+
+def test_cpu_time_is_read_from_proc_stat_lines_even_with_odd_process_names() -> None:
+    from bench.cpu_share import TICK_S, machine_busy_s, parse_stat
+
+    # comm may hold spaces and parentheses: the fields start after the last ')'
+    line = "4242 (weird) name)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1000 0 0"
+    p = parse_stat(line)
+    assert (p.pid, p.ppid, p.comm) == (4242, 17, "weird) name)")
+    assert p.cpu_s == pytest.approx(300 * TICK_S)
+    stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n"
+    assert machine_busy_s(stat) == pytest.approx((100 + 5 + 50 + 3 + 2) * TICK_S)  # idle and iowait left out
+
+
+def test_cpu_is_attributed_to_services_broker_postgres_and_the_bench_only() -> None:
+    from bench.cpu_share import Proc, components
+
+    procs = [
+        Proc(10, 1, "python", 2.0),  # safety
+        Proc(20, 1, "java", 5.0),  # the stack's broker
+        Proc(21, 1, "java", 9.0),  # another stack's broker: not ours
+        Proc(30, 1, "postgres", 1.0),  # the stack's postmaster
+        Proc(31, 30, "postgres", 3.0),  # one of its backends
+        Proc(40, 1, "postgres", 7.0),  # someone else's postgres
+        Proc(50, 1, "python", 4.0),  # the bench
+        Proc(60, 1, "bash", 8.0),
+    ]
+    lines = {
+        20: "java -cp x kafka.Kafka /s/bench-stack/kafka.properties",
+        21: "java kafka.Kafka /other/kafka",
+        30: "postgres -D /s/bench-stack/pg",
+        40: "postgres -D /elsewhere",
+    }
+    got = components(procs, {10: "safety"}, "/s/bench-stack", own_pid=50, command_of=lambda pid: lines.get(pid, ""))
+    assert got == {"safety": 2.0, "kafka": 5.0, "postgresql": 4.0, "bench (load and watcher)": 4.0}
