@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
@@ -41,15 +41,18 @@ async def schedule(
     tx: Transaction, kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime
 ) -> None:
     """Set (or move) the pending timer of this kind for this subject."""
+    await tx.session.execute(scheduling(kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at))
+
+
+def scheduling(kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime) -> Insert:
+    """The statement that sets (or moves) the pending timer of this kind for this subject (to stage in a save)."""
     stmt = insert(timers).values(
         timer_id=uuid.uuid4(), kind=kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at
     )
-    await tx.session.execute(
-        stmt.on_conflict_do_update(
-            constraint="uq_timers_kind_subject",
-            set_={"due_at": due_at, "cancelled_at": None},
-            where=timers.c.fired_at.is_(None),
-        )
+    return stmt.on_conflict_do_update(
+        constraint="uq_timers_kind_subject",
+        set_={"due_at": due_at, "cancelled_at": None},
+        where=timers.c.fired_at.is_(None),
     )
 
 
