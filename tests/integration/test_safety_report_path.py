@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ColumnElement, Table, event, func, literal_column, select
+from sqlalchemy.engine.interfaces import CacheStats
 
 from carecoord_devstack.stack import Stack
 from carecoord_safety.models import (
@@ -43,6 +44,8 @@ async def safety(stack: Stack) -> AsyncIterator[ServiceHarness]:
 class Traffic:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
+    # Statements SQLAlchemy compiled again instead of taking from its compiled cache.
+    compiled: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> list[str]:
@@ -55,8 +58,10 @@ def traffic(harness: ServiceHarness) -> Iterator[Traffic]:
     engine = harness.app.runtime.engine.sync_engine
     seen = Traffic()
 
-    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+    def statement(conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, executemany: bool) -> None:
         seen.statements.append(" ".join(sql.split()[:3]))
+        if context.cache_hit is not CacheStats.CACHE_HIT:
+            seen.compiled.append(seen.statements[-1])
 
     def commit(conn: Any) -> None:
         seen.commits += 1
@@ -105,10 +110,20 @@ async def test_a_severe_report_and_its_audit_row_commit_once_in_six_statements(s
     assert len(sent.statements) <= 6, sent.statements
     [row] = await audit_rows(safety, patient)
     assert (row.action, row.resource, row.outcome) == ("submit", "side-effect-report", "allowed")
-    [report_xmin] = (
-        await safety.rows(select(xmin(side_effect_reports)).where(side_effect_reports.c.patient_id == patient))
-    )[0]
+    [(report_xmin,)] = await safety.rows(
+        select(xmin(side_effect_reports)).where(side_effect_reports.c.patient_id == patient)
+    )
     assert row.xmin == report_xmin  # written by the same transaction as the report
+
+
+async def test_a_severe_report_compiles_no_statement_once_warm(safety: ServiceHarness) -> None:
+    """Every statement, the save of five writes included, comes from SQLAlchemy's compiled cache."""
+    for _ in range(2):
+        patient = uuid.uuid4()
+        with traffic(safety) as sent:
+            response = await safety.http.post("/v1/side-effect-reports", json=severe(patient))
+        assert response.status_code == 201 and response.json()["hold_requested"]
+    assert sent.statements and not sent.compiled, sent.compiled
 
 
 async def test_a_report_joining_an_open_review_adds_its_trigger_and_no_second_hold(safety: ServiceHarness) -> None:

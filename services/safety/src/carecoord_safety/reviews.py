@@ -165,7 +165,11 @@ def stage(
             ),
             patient_id=patient_id,
         )
-        writes.add(timers.scheduling(timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at))
+        writes.add(
+            timers.scheduling(
+                timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at, new_subject=True
+            )
+        )
     else:
         review_id = current.review.review_id
         joined = decide.join(current.review, request, now)
