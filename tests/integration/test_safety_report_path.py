@@ -207,3 +207,29 @@ async def test_concurrent_severe_reports_about_one_patient_open_one_review_and_o
     holds = await safety.rows(select(treatment_holds.c.hold_id).where(treatment_holds.c.patient_id == patient))
     assert len(holds) == 1
     assert len(await audit_rows(safety, patient)) == 6
+
+
+async def test_a_report_asking_for_two_reviews_opens_both_in_one_save(safety: ServiceHarness) -> None:
+    """Two reviews (a red flag, and a code the rules do not know): two of each write in the one save statement."""
+    patient = uuid.uuid4()
+    body = severe(patient) | {"symptoms": ["chest_pain", "glowing_elbows"]}
+    with traffic(safety) as sent:
+        response = await safety.http.post("/v1/side-effect-reports", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["unknown_symptoms"] == ["glowing_elbows"]
+    assert len(response.json()["review_ids"]) == 2 and response.json()["hold_requested"]
+    assert sent.commits == 1 and len(sent.statements) <= 6, sent.statements
+    reviews = await safety.rows(
+        select(clinician_reviews.c.review_id, clinician_reviews.c.reason, clinician_reviews.c.triggers).where(
+            clinician_reviews.c.patient_id == patient
+        )
+    )
+    assert {r.review_id for r in reviews} == {uuid.UUID(r) for r in response.json()["review_ids"]}
+    unknown = next(r for r in reviews if r.reason == "unrecognised_symptom")
+    assert unknown.triggers == ["unknown_symptom_glowing_elbows"]
+    overdue = await safety.rows(select(timers.c.subject_id).where(timers.c.patient_id == patient))
+    assert {t.subject_id for t in overdue} == {r.review_id for r in reviews}
+    holds = await safety.rows(select(treatment_holds.c.review_id).where(treatment_holds.c.patient_id == patient))
+    assert len(holds) == 1 and holds[0].review_id != unknown.review_id  # the unknown code holds nothing
+    opened = await safety.emitted("ClinicianReviewOpened", patient_id=patient)
+    assert {e["review_id"] for e in opened} == set(response.json()["review_ids"])

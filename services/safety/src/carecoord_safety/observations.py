@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry.metrics import Counter
-from sqlalchemy import Row, Table, and_, exists, insert, or_, select
+from sqlalchemy import Row, Table, and_, exists, or_, select
 
 from carecoord_contracts.common import Instrument
 from carecoord_contracts.intake import AssessmentScored
@@ -94,20 +94,19 @@ async def record_report(
     assessment = rules.assess(facts, history)
     unknown = list(assessment.unknown_symptoms)
     writes = Writes()
-    writes.add(
-        insert(side_effect_reports).values(
-            report_id=observation.report_id,
-            patient_id=patient_id,
-            symptoms=list(observation.symptoms),
-            grade=observation.grade,
-            onset_minutes_after_dose=observation.onset_minutes_after_dose,
-            note=observation.note,
-            source=source,
-            received_at=now,
-            escalated=assessment.escalated,
-            unknown_symptoms=unknown,
-            **_decision(assessment),
-        )
+    writes.insert(
+        side_effect_reports,
+        report_id=observation.report_id,
+        patient_id=patient_id,
+        symptoms=list(observation.symptoms),
+        grade=observation.grade,
+        onset_minutes_after_dose=observation.onset_minutes_after_dose,
+        note=observation.note,
+        source=source,
+        received_at=now,
+        escalated=assessment.escalated,
+        unknown_symptoms=unknown,
+        **_decision(assessment),
     )
     tx.emit(
         SideEffectReported(
@@ -148,21 +147,20 @@ async def record_vitals(
         )
     )
     writes = Writes()
-    writes.add(
-        insert(vitals_readings).values(
-            reading_id=observation.reading_id,
-            patient_id=patient_id,
-            systolic=observation.systolic,
-            diastolic=observation.diastolic,
-            heart_rate=observation.heart_rate,
-            measured_at=observation.measured_at,
-            context=observation.context.value,
-            appointment_id=observation.appointment_id,
-            source=source,
-            received_at=now,
-            out_of_limits=assessment.out_of_limits,
-            **_decision(assessment),
-        )
+    writes.insert(
+        vitals_readings,
+        reading_id=observation.reading_id,
+        patient_id=patient_id,
+        systolic=observation.systolic,
+        diastolic=observation.diastolic,
+        heart_rate=observation.heart_rate,
+        measured_at=observation.measured_at,
+        context=observation.context.value,
+        appointment_id=observation.appointment_id,
+        source=source,
+        received_at=now,
+        out_of_limits=assessment.out_of_limits,
+        **_decision(assessment),
     )
     tx.emit(
         VitalsRecorded(
@@ -203,20 +201,19 @@ async def record_checkin(
     scores = score_checkin(observation.phq9_items, observation.pcl5_items, observation.gad7_items)
     assessment = rules.assess(scores.mood(observation.answered_at))
     writes = Writes()
-    writes.add(
-        insert(mood_checkins).values(
-            checkin_id=observation.checkin_id,
-            patient_id=patient_id,
-            phq9_items=observation.phq9_items,
-            pcl5_items=observation.pcl5_items,
-            gad7_items=observation.gad7_items,
-            **asdict(scores),
-            answered_at=observation.answered_at,
-            appointment_id=observation.appointment_id,
-            source=source,
-            received_at=now,
-            **_decision(assessment),
-        )
+    writes.insert(
+        mood_checkins,
+        checkin_id=observation.checkin_id,
+        patient_id=patient_id,
+        phq9_items=observation.phq9_items,
+        pcl5_items=observation.pcl5_items,
+        gad7_items=observation.gad7_items,
+        **asdict(scores),
+        answered_at=observation.answered_at,
+        appointment_id=observation.appointment_id,
+        source=source,
+        received_at=now,
+        **_decision(assessment),
     )
     tx.emit(
         MoodCheckInRecorded(

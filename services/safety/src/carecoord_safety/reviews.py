@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import Row, exists, insert, select, update
+from sqlalchemy import Row, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
@@ -141,18 +141,17 @@ def stage(
     opened = current is None
     if current is None:
         review_id = uuid.uuid4()
-        writes.add(
-            insert(clinician_reviews).values(
-                review_id=review_id,
-                patient_id=patient_id,
-                reason=request.reason,
-                priority=request.priority.value,
-                priority_rank=PRIORITY_RANK[request.priority],
-                due_at=due_at,
-                triggers=list(request.triggers),
-                rule_version=rule_version,
-                opened_at=now,
-            )
+        writes.insert(
+            clinician_reviews,
+            review_id=review_id,
+            patient_id=patient_id,
+            reason=request.reason,
+            priority=request.priority.value,
+            priority_rank=PRIORITY_RANK[request.priority],
+            due_at=due_at,
+            triggers=list(request.triggers),
+            rule_version=rule_version,
+            opened_at=now,
         )
         tx.emit(
             ClinicianReviewOpened(
@@ -165,11 +164,8 @@ def stage(
             ),
             patient_id=patient_id,
         )
-        writes.add(
-            timers.scheduling(
-                timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at, new_subject=True
-            )
-        )
+        # A review opened now has no timer yet: a plain insert, no upsert (timers.scheduling says why).
+        timers.stage_first(writes, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
     else:
         review_id = current.review.review_id
         joined = decide.join(current.review, request, now)
@@ -181,25 +177,22 @@ def stage(
             )
         writes.add(update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**joined.values))
 
-    writes.add(
-        insert(review_triggers).values(
-            review_id=review_id,
-            source_kind=source_kind,
-            source_id=source_id,
-            rule_ids=list(request.rule_ids),
-            triggers=list(request.triggers),
-            rule_version=rule_version,
-            at=now,
-        )
+    writes.insert(
+        review_triggers,
+        review_id=review_id,
+        source_kind=source_kind,
+        source_id=source_id,
+        rule_ids=list(request.rule_ids),
+        triggers=list(request.triggers),
+        rule_version=rule_version,
+        at=now,
     )
     hold_requested = False
     # A review opened now has no hold yet; one joined has it when it was loaded with one.
     if request.hold and not (current is not None and current.has_hold):
         hold_id = uuid.uuid4()
-        writes.add(
-            insert(treatment_holds).values(
-                hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason
-            )
+        writes.insert(
+            treatment_holds, hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason
         )
         tx.emit(
             TreatmentHoldRequested(
