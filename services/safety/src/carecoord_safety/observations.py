@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry.metrics import Counter
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Row, Table, and_, exists, or_, select
 
 from carecoord_contracts.common import Instrument
 from carecoord_contracts.intake import AssessmentScored
@@ -28,6 +28,7 @@ from carecoord_shared.telemetry import meter
 from . import reviews, sessions
 from .models import mood_checkins, review_triggers, side_effect_reports, treatment_holds, vitals_readings
 from .rules import Assessment, Mood, Observation, RuleSet, SideEffect, Vitals, score_checkin
+from .writes import Writes
 
 # Longest window any rule looks back over; history older than this is not loaded.
 HISTORY_WINDOW = timedelta(days=30)
@@ -52,13 +53,26 @@ class Outcome:
         return self.review_ids[0] if self.review_ids else None
 
 
-async def side_effect_history(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> list[Observation]:
+async def _reports(
+    tx: Transaction, patient_id: uuid.UUID, report_id: uuid.UUID, now: datetime
+) -> tuple[Row[Any] | None, list[Observation]]:
+    """This report if it was recorded before (a resubmission), and the patient's history the rules look back
+    over: one statement, both are rows of side_effect_reports."""
+    t = side_effect_reports
     rows = await tx.session.execute(
-        select(side_effect_reports.c.received_at, side_effect_reports.c.grade, side_effect_reports.c.symptoms).where(
-            side_effect_reports.c.patient_id == patient_id, side_effect_reports.c.received_at >= now - HISTORY_WINDOW
+        select(
+            t.c.report_id, t.c.received_at, t.c.grade, t.c.symptoms, t.c.rule_version, t.c.advice, t.c.unknown_symptoms
+        ).where(
+            or_(t.c.report_id == report_id, and_(t.c.patient_id == patient_id, t.c.received_at >= now - HISTORY_WINDOW))
         )
     )
-    return [SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms)) for r in rows]
+    existing, history = None, list[Observation]()
+    for r in rows:
+        if r.report_id == report_id:
+            existing = r
+        else:
+            history.append(SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms)))
+    return existing, history
 
 
 async def record_report(
@@ -70,28 +84,29 @@ async def record_report(
     source: str,
     now: datetime,
 ) -> Outcome:
+    # The lock is a statement of its own: a statement reads from a snapshot taken when it starts, before it
+    # waits for the lock, so a load in the same statement would miss what the lock's last holder committed.
     await tx.lock_patient(patient_id)
-    if (
-        existing := await _existing(tx, side_effect_reports, side_effect_reports.c.report_id, observation.report_id)
-    ) is not None:
-        return existing
+    existing, history = await _reports(tx, patient_id, observation.report_id, now)
+    if existing is not None:
+        return await _again(tx, existing, observation.report_id)
     facts = SideEffect(at=now, grade=observation.grade, symptoms=tuple(observation.symptoms))
-    assessment = rules.assess(facts, await side_effect_history(tx, patient_id, now))
+    assessment = rules.assess(facts, history)
     unknown = list(assessment.unknown_symptoms)
-    await tx.session.execute(
-        insert(side_effect_reports).values(
-            report_id=observation.report_id,
-            patient_id=patient_id,
-            symptoms=list(observation.symptoms),
-            grade=observation.grade,
-            onset_minutes_after_dose=observation.onset_minutes_after_dose,
-            note=observation.note,
-            source=source,
-            received_at=now,
-            escalated=assessment.escalated,
-            unknown_symptoms=unknown,
-            **_decision(assessment),
-        )
+    writes = Writes()
+    writes.insert(
+        side_effect_reports,
+        report_id=observation.report_id,
+        patient_id=patient_id,
+        symptoms=list(observation.symptoms),
+        grade=observation.grade,
+        onset_minutes_after_dose=observation.onset_minutes_after_dose,
+        note=observation.note,
+        source=source,
+        received_at=now,
+        escalated=assessment.escalated,
+        unknown_symptoms=unknown,
+        **_decision(assessment),
     )
     tx.emit(
         SideEffectReported(
@@ -111,7 +126,7 @@ async def record_report(
             len(unknown), {"source": source if source in SOURCES else "other", "rule_version": assessment.rule_version}
         )
     return await _act(
-        tx, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now
+        tx, writes, assessment, patient_id=patient_id, kind="side_effect", source_id=observation.report_id, now=now
     )
 
 
@@ -122,7 +137,7 @@ async def record_vitals(
     if (
         existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)
     ) is not None:
-        return existing
+        return await _again(tx, existing, observation.reading_id)
     assessment = rules.assess(
         Vitals(
             at=observation.measured_at,
@@ -131,21 +146,21 @@ async def record_vitals(
             context=observation.context.value,
         )
     )
-    await tx.session.execute(
-        insert(vitals_readings).values(
-            reading_id=observation.reading_id,
-            patient_id=patient_id,
-            systolic=observation.systolic,
-            diastolic=observation.diastolic,
-            heart_rate=observation.heart_rate,
-            measured_at=observation.measured_at,
-            context=observation.context.value,
-            appointment_id=observation.appointment_id,
-            source=source,
-            received_at=now,
-            out_of_limits=assessment.out_of_limits,
-            **_decision(assessment),
-        )
+    writes = Writes()
+    writes.insert(
+        vitals_readings,
+        reading_id=observation.reading_id,
+        patient_id=patient_id,
+        systolic=observation.systolic,
+        diastolic=observation.diastolic,
+        heart_rate=observation.heart_rate,
+        measured_at=observation.measured_at,
+        context=observation.context.value,
+        appointment_id=observation.appointment_id,
+        source=source,
+        received_at=now,
+        out_of_limits=assessment.out_of_limits,
+        **_decision(assessment),
     )
     tx.emit(
         VitalsRecorded(
@@ -166,7 +181,9 @@ async def record_vitals(
         await sessions.checked_in(
             tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.measured_at, now=now
         )
-    return await _act(tx, assessment, patient_id=patient_id, kind="vitals", source_id=observation.reading_id, now=now)
+    return await _act(
+        tx, writes, assessment, patient_id=patient_id, kind="vitals", source_id=observation.reading_id, now=now
+    )
 
 
 async def record_checkin(
@@ -180,23 +197,23 @@ async def record_checkin(
 ) -> Outcome:
     await tx.lock_patient(patient_id)
     if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
-        return existing
+        return await _again(tx, existing, observation.checkin_id)
     scores = score_checkin(observation.phq9_items, observation.pcl5_items, observation.gad7_items)
     assessment = rules.assess(scores.mood(observation.answered_at))
-    await tx.session.execute(
-        insert(mood_checkins).values(
-            checkin_id=observation.checkin_id,
-            patient_id=patient_id,
-            phq9_items=observation.phq9_items,
-            pcl5_items=observation.pcl5_items,
-            gad7_items=observation.gad7_items,
-            **asdict(scores),
-            answered_at=observation.answered_at,
-            appointment_id=observation.appointment_id,
-            source=source,
-            received_at=now,
-            **_decision(assessment),
-        )
+    writes = Writes()
+    writes.insert(
+        mood_checkins,
+        checkin_id=observation.checkin_id,
+        patient_id=patient_id,
+        phq9_items=observation.phq9_items,
+        pcl5_items=observation.pcl5_items,
+        gad7_items=observation.gad7_items,
+        **asdict(scores),
+        answered_at=observation.answered_at,
+        appointment_id=observation.appointment_id,
+        source=source,
+        received_at=now,
+        **_decision(assessment),
     )
     tx.emit(
         MoodCheckInRecorded(
@@ -211,7 +228,9 @@ async def record_checkin(
         await sessions.checked_in(
             tx, appointment_id=observation.appointment_id, patient_id=patient_id, at=observation.answered_at, now=now
         )
-    return await _act(tx, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now)
+    return await _act(
+        tx, writes, assessment, patient_id=patient_id, kind="mood", source_id=observation.checkin_id, now=now
+    )
 
 
 async def record_screening(
@@ -228,6 +247,7 @@ async def record_screening(
     mood = Mood(at=now, phq9_item9=1 if observation.item9_positive else 0, phq9_total=observation.total)
     return await _act(
         tx,
+        Writes(),
         rules.assess(mood),
         patient_id=patient_id,
         kind="intake_screening",
@@ -257,13 +277,26 @@ def _decision(assessment: Assessment) -> dict[str, Any]:
 
 
 async def _act(
-    tx: Transaction, assessment: Assessment, *, patient_id: uuid.UUID, kind: str, source_id: uuid.UUID, now: datetime
+    tx: Transaction,
+    writes: Writes,
+    assessment: Assessment,
+    *,
+    patient_id: uuid.UUID,
+    kind: str,
+    source_id: uuid.UUID,
+    now: datetime,
 ) -> Outcome:
+    """The reviews the assessment asks for, opened or joined: their unresolved reviews loaded in one
+    statement (none when it asks for none), each decided, and everything staged in ``writes`` (the
+    observation's own row first) saved in one more."""
     review_ids, hold = [], False
+    current = await reviews.unresolved(tx, patient_id, [request.reason for request in assessment.reviews])
     for request in assessment.reviews:
-        result = await reviews.open_or_join(
+        result = reviews.stage(
             tx,
+            writes,
             request,
+            current.get(request.reason),
             patient_id=patient_id,
             rule_version=assessment.rule_version,
             source_kind=kind,
@@ -272,6 +305,7 @@ async def _act(
         )
         review_ids.append(result.review_id)
         hold = hold or result.hold_requested
+    await writes.save(tx)
     return Outcome(
         id=source_id,
         created=True,
@@ -285,35 +319,28 @@ async def _act(
     )
 
 
-async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uuid.UUID) -> Outcome | None:
-    row = (await tx.session.execute(select(table).where(id_column == source_id))).first()
-    if row is None:
-        return None
+async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uuid.UUID) -> Row[Any] | None:
+    return (await tx.session.execute(select(table).where(id_column == source_id))).first()
+
+
+async def _again(tx: Transaction, row: Row[Any], source_id: uuid.UUID) -> Outcome:
+    """The first outcome of an observation recorded before: the reviews it triggered and whether any of them
+    holds the plan, in one statement."""
+    held = exists().where(treatment_holds.c.review_id == review_triggers.c.review_id)
     linked = (
-        (
-            await tx.session.execute(
-                select(review_triggers.c.review_id)
-                .where(review_triggers.c.source_id == source_id)
-                .order_by(review_triggers.c.id)
-            )
+        await tx.session.execute(
+            select(review_triggers.c.review_id, held.label("held"))
+            .where(review_triggers.c.source_id == source_id)
+            .order_by(review_triggers.c.id)
         )
-        .scalars()
-        .all()
-    )
-    held = (
-        bool(linked)
-        and (
-            await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id.in_(linked)))
-        ).first()
-        is not None
-    )
+    ).all()
     return Outcome(
         id=source_id,
         created=False,
         escalated=bool(linked),
         rule_version=row.rule_version,
-        review_ids=list(dict.fromkeys(linked)),
-        hold_requested=held,
+        review_ids=list(dict.fromkeys(r.review_id for r in linked)),
+        hold_requested=any(r.held for r in linked),
         out_of_limits=bool(getattr(row, "out_of_limits", False)),
         advice=list(row.advice or []),
         unknown_symptoms=list(getattr(row, "unknown_symptoms", None) or []),

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
@@ -41,6 +42,7 @@ from .domain.plan_limits import DoseNotAllowed, dose_refusal
 from .domain.reviews import DOSE_CHANGE_REFUSED, OpenReview
 from .models import clinician_reviews, review_triggers, treatment_holds
 from .rules import PRIORITY_RANK, ReviewRequest
+from .writes import Writes
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,48 @@ class ReviewOutcome:
     review_id: uuid.UUID
     opened: bool
     hold_requested: bool
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """The patient's unresolved review for a reason, as loaded (locked), and whether it already has its hold."""
+
+    review: OpenReview
+    has_hold: bool
+
+
+async def unresolved(tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[str]) -> dict[str, Unresolved]:
+    """The patient's unresolved reviews for these reasons, locked, by reason: one statement for all of them.
+
+    The caller holds the patient's lock, taken in an earlier statement, so this one's snapshot sees
+    every hold and review committed under it before."""
+    reasons = list(reasons)
+    if not reasons:
+        return {}
+    held = exists().where(treatment_holds.c.review_id == clinician_reviews.c.review_id)
+    rows = await tx.session.execute(
+        select(
+            clinician_reviews.c.review_id,
+            clinician_reviews.c.reason,
+            clinician_reviews.c.status,
+            clinician_reviews.c.priority_rank,
+            clinician_reviews.c.due_at,
+            clinician_reviews.c.triggers,
+            held.label("has_hold"),
+        )
+        .where(
+            clinician_reviews.c.patient_id == patient_id,
+            clinician_reviews.c.reason.in_(reasons),
+            clinician_reviews.c.status != "resolved",
+        )
+        .with_for_update(of=clinician_reviews)
+    )
+    return {
+        r.reason: Unresolved(
+            OpenReview(r.review_id, r.status, r.priority_rank, r.due_at, tuple(r.triggers)), bool(r.has_hold)
+        )
+        for r in rows
+    }
 
 
 async def open_or_join(
@@ -60,34 +104,54 @@ async def open_or_join(
     source_id: uuid.UUID,
     now: datetime,
 ) -> ReviewOutcome:
-    """The caller holds the patient's lock (see observations.lock_patient)."""
+    """The caller holds the patient's lock (see observations.lock_patient). Load, decide, save and emit for
+    one request; observations stage several decisions in one save with :func:`unresolved` and :func:`stage`."""
+    writes = Writes()
+    current = (await unresolved(tx, patient_id, [request.reason])).get(request.reason)
+    outcome = stage(
+        tx,
+        writes,
+        request,
+        current,
+        patient_id=patient_id,
+        rule_version=rule_version,
+        source_kind=source_kind,
+        source_id=source_id,
+        now=now,
+    )
+    await writes.save(tx)
+    return outcome
+
+
+def stage(
+    tx: Transaction,
+    writes: Writes,
+    request: ReviewRequest,
+    current: Unresolved | None,
+    *,
+    patient_id: uuid.UUID,
+    rule_version: str,
+    source_kind: str,
+    source_id: uuid.UUID,
+    now: datetime,
+) -> ReviewOutcome:
+    """Open a review for ``request`` or join ``current`` (the unresolved one for its reason, loaded
+    locked): the writes staged in ``writes`` (the caller saves them), the events emitted."""
     due_at = now + request.due_within
-    current = (
-        await tx.session.execute(
-            select(clinician_reviews)
-            .where(
-                clinician_reviews.c.patient_id == patient_id,
-                clinician_reviews.c.reason == request.reason,
-                clinician_reviews.c.status != "resolved",
-            )
-            .with_for_update()
-        )
-    ).first()
     opened = current is None
     if current is None:
         review_id = uuid.uuid4()
-        await tx.session.execute(
-            insert(clinician_reviews).values(
-                review_id=review_id,
-                patient_id=patient_id,
-                reason=request.reason,
-                priority=request.priority.value,
-                priority_rank=PRIORITY_RANK[request.priority],
-                due_at=due_at,
-                triggers=list(request.triggers),
-                rule_version=rule_version,
-                opened_at=now,
-            )
+        writes.insert(
+            clinician_reviews,
+            review_id=review_id,
+            patient_id=patient_id,
+            reason=request.reason,
+            priority=request.priority.value,
+            priority_rank=PRIORITY_RANK[request.priority],
+            due_at=due_at,
+            triggers=list(request.triggers),
+            rule_version=rule_version,
+            opened_at=now,
         )
         tx.emit(
             ClinicianReviewOpened(
@@ -100,40 +164,35 @@ async def open_or_join(
             ),
             patient_id=patient_id,
         )
-        await timers.schedule(tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
+        # A review opened now has no timer yet: a plain insert, no upsert (timers.scheduling says why).
+        timers.stage_first(writes, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
     else:
-        review_id = current.review_id
-        joined = decide.join(
-            OpenReview(review_id, current.status, current.priority_rank, current.due_at, tuple(current.triggers)),
-            request,
-            now,
-        )
+        review_id = current.review.review_id
+        joined = decide.join(current.review, request, now)
         if joined.due_at is not None:
-            await timers.schedule(
-                tx, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=joined.due_at
+            writes.add(
+                timers.scheduling(
+                    timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=joined.due_at
+                )
             )
-        await tx.session.execute(
-            update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**joined.values)
-        )
+        writes.add(update(clinician_reviews).where(clinician_reviews.c.review_id == review_id).values(**joined.values))
 
-    await tx.session.execute(
-        insert(review_triggers).values(
-            review_id=review_id,
-            source_kind=source_kind,
-            source_id=source_id,
-            rule_ids=list(request.rule_ids),
-            triggers=list(request.triggers),
-            rule_version=rule_version,
-            at=now,
-        )
+    writes.insert(
+        review_triggers,
+        review_id=review_id,
+        source_kind=source_kind,
+        source_id=source_id,
+        rule_ids=list(request.rule_ids),
+        triggers=list(request.triggers),
+        rule_version=rule_version,
+        at=now,
     )
     hold_requested = False
-    if request.hold and not await _has_hold(tx, review_id):
+    # A review opened now has no hold yet; one joined has it when it was loaded with one.
+    if request.hold and not (current is not None and current.has_hold):
         hold_id = uuid.uuid4()
-        await tx.session.execute(
-            insert(treatment_holds).values(
-                hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason
-            )
+        writes.insert(
+            treatment_holds, hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=request.reason
         )
         tx.emit(
             TreatmentHoldRequested(
@@ -143,11 +202,6 @@ async def open_or_join(
         )
         hold_requested = True
     return ReviewOutcome(review_id=review_id, opened=opened, hold_requested=hold_requested)
-
-
-async def _has_hold(tx: Transaction, review_id: uuid.UUID) -> bool:
-    found = await tx.session.execute(select(treatment_holds.c.hold_id).where(treatment_holds.c.review_id == review_id))
-    return found.first() is not None
 
 
 async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Row[Any]:

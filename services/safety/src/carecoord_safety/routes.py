@@ -32,6 +32,7 @@ a patient's outcome does not depend on who else is replayed).
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -42,6 +43,7 @@ from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectRepo
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import UowDep, allow
+from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import observations, queries, reviews
 from .domain.plan_limits import DoseNotAllowed
@@ -76,10 +78,13 @@ Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 
 
-async def _decide_on_review(access: Access, uow: UowDep, review_id: uuid.UUID, clinician_id: str, action: str) -> None:
-    """A decision on a review: in the caller's own name, about a patient they may reach (audited)."""
+async def _decide_on_review(
+    access: Access, uow: UowDep, review_id: uuid.UUID, clinician_id: str, action: str
+) -> AbstractAsyncContextManager[Transaction]:
+    """A decision on a review: in the caller's own name, about a patient they may reach; the transaction
+    to make it in, which checks and audits that on entering."""
     access.acting_clinician(clinician_id)
-    await access.patient(await queries.review_patient(uow, review_id), action, "review", review_id)
+    return access.transaction(uow, await queries.review_patient(uow, review_id), action, "review", review_id)
 
 
 def build_router(current: RuleSet, clock: Clock) -> APIRouter:
@@ -95,11 +100,10 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     async def submit_report(
         body: SideEffectReportIn, uow: UowDep, response: Response, access: Observers
     ) -> dict[str, object]:
-        await access.patient(body.patient_id, "submit", "side-effect-report", body.report_id)
-        report = SideEffectReportSubmitted(
-            **body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()}
-        )
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, body.patient_id, "submit", "side-effect-report", body.report_id) as tx:
+            report = SideEffectReportSubmitted(
+                **body.model_dump(exclude={"patient_id"}) | {"report_id": body.report_id or uuid.uuid4()}
+            )
             outcome = await observations.record_report(
                 tx, current, patient_id=body.patient_id, observation=report, source="http", now=clock()
             )
@@ -107,11 +111,10 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
 
     @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
     async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response, access: Observers) -> dict[str, object]:
-        await access.patient(body.patient_id, "submit", "vitals", body.reading_id)
-        reading = VitalsSubmitted(
-            **body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()}
-        )
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, body.patient_id, "submit", "vitals", body.reading_id) as tx:
+            reading = VitalsSubmitted(
+                **body.model_dump(exclude={"patient_id"}) | {"reading_id": body.reading_id or uuid.uuid4()}
+            )
             outcome = await observations.record_vitals(
                 tx, current, patient_id=body.patient_id, observation=reading, source="http", now=clock()
             )
@@ -123,12 +126,11 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     async def submit_checkin(
         body: MoodCheckInIn, uow: UowDep, response: Response, access: Observers
     ) -> dict[str, object]:
-        await access.patient(body.patient_id, "submit", "mood-check-in", body.checkin_id)
-        checkin = MoodCheckInSubmitted(
-            **body.model_dump(exclude={"patient_id"})
-            | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
-        )
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, body.patient_id, "submit", "mood-check-in", body.checkin_id) as tx:
+            checkin = MoodCheckInSubmitted(
+                **body.model_dump(exclude={"patient_id"})
+                | {"checkin_id": body.checkin_id or uuid.uuid4(), "answered_at": body.answered_at or datetime.now(UTC)}
+            )
             outcome = await observations.record_checkin(
                 tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock()
             )
@@ -164,16 +166,15 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
 
     @router.post("/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"])
     async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
-        await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge")
-        async with uow.transaction() as tx:
+        async with await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge") as tx:
             await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
         return await queries.review_detail(uow, review_id)
 
     @router.post("/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"])
     async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> dict[str, object]:
-        await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
+        decision = await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
         try:
-            async with uow.transaction() as tx:
+            async with decision as tx:
                 await reviews.resolve(
                     tx,
                     review_id,

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
 from .models import timers
+from .writes import Writes
 
 CHECKIN_MISSED = "checkin_missed"
 CHECKIN_REVIEW = "checkin_review"
@@ -41,16 +42,28 @@ async def schedule(
     tx: Transaction, kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime
 ) -> None:
     """Set (or move) the pending timer of this kind for this subject."""
-    stmt = insert(timers).values(
+    await tx.session.execute(scheduling(kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at))
+
+
+def scheduling(kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime) -> Insert:
+    """The statement that sets (or moves) the pending timer of this kind for this subject (to stage in a save).
+
+    An upsert: SQLAlchemy has no cache key for the PostgreSQL dialect's insert (``inherit_cache = False``),
+    so it, and a save holding it, is compiled again each time; a subject created in this transaction
+    has no timer yet and takes :func:`stage_first` instead."""
+    stmt = upsert(timers).values(
         timer_id=uuid.uuid4(), kind=kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at
     )
-    await tx.session.execute(
-        stmt.on_conflict_do_update(
-            constraint="uq_timers_kind_subject",
-            set_={"due_at": due_at, "cancelled_at": None},
-            where=timers.c.fired_at.is_(None),
-        )
+    return stmt.on_conflict_do_update(
+        constraint="uq_timers_kind_subject",
+        set_={"due_at": due_at, "cancelled_at": None},
+        where=timers.c.fired_at.is_(None),
     )
+
+
+def stage_first(writes: Writes, kind: str, *, patient_id: uuid.UUID, subject_id: uuid.UUID, due_at: datetime) -> None:
+    """Stage the first timer of this kind for a subject created in this transaction (it has none yet)."""
+    writes.insert(timers, timer_id=uuid.uuid4(), kind=kind, patient_id=patient_id, subject_id=subject_id, due_at=due_at)
 
 
 async def cancel(tx: Transaction, kind: str, *, subject_id: uuid.UUID, now: datetime) -> None:

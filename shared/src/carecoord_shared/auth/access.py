@@ -11,13 +11,24 @@ The rule, the same in every service:
 
 Every check writes one audit row, allowed or denied, before the request does
 anything else: a PHI read or a clinical decision is never unrecorded.
+
+Where the request changes the patient's data, :meth:`Access.transaction` checks
+and writes the allowed row in the change's own transaction: the access and what
+it did commit together, one commit (one WAL flush) instead of two. What could
+then lose the row is covered: a refusal commits its denied row on its own (the
+transaction it refused does nothing), and a change that fails or never commits
+(a rule refuses it, the database is away, the commit fails) is followed by the
+allowed row in a transaction of its own before the error goes on. A request that
+dies with its process before the commit leaves no row, and no change and no
+answer either: nobody saw or changed anything.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
 
 import structlog
 from opentelemetry import trace
@@ -29,7 +40,7 @@ from carecoord_contracts.intake import PatientRegistered
 
 from ..errors import Forbidden, NotFound
 from ..messaging.consumer import EventConsumer
-from ..messaging.unit_of_work import HandlerTransaction
+from ..messaging.unit_of_work import HandlerTransaction, Transaction, UnitOfWork
 from .tokens import Principal, Role
 
 log = structlog.get_logger("carecoord.audit")
@@ -154,8 +165,53 @@ class Access:
                 session=session,
             )
         if refusal:
-            log.warning("access.denied", actor_role=str(self.principal.role), action=action, resource=resource)
-            raise Forbidden(refusal, audited=True)
+            self._denied(action, resource, refusal)
+
+    @asynccontextmanager
+    async def transaction(
+        self, uow: UnitOfWork, patient_id: uuid.UUID, action: str, resource: str, resource_id: object = None
+    ) -> AsyncIterator[Transaction]:
+        """``uow.transaction()`` for a change to this patient's data, allowed and audited as :meth:`patient`
+        is, with the allowed row written in it (it commits with the change; see the module docstring).
+
+            async with access.transaction(uow, patient_id, "submit", "vitals", reading_id) as tx:
+                await observations.record_vitals(tx, ...)
+
+        A refusal commits its denied row (and nothing else: the block never runs) and raises Forbidden."""
+        refusal: str | None = None
+        audited_in_tx = False
+        try:
+            async with uow.transaction() as tx:
+                refusal = await self._refusal(tx.session, patient_id)
+                await self._auditor.record(
+                    self.principal,
+                    action,
+                    resource,
+                    resource_id=resource_id,
+                    patient_id=patient_id,
+                    outcome="denied" if refusal else "allowed",
+                    session=tx.session,
+                )
+                if refusal is None:
+                    audited_in_tx = True
+                    yield tx
+        except GeneratorExit:  # closed unused, never raised from the block: nothing to audit again
+            raise
+        except BaseException:
+            if audited_in_tx:
+                # The change rolled back (or its commit failed) and took the allowed row with it; the
+                # access happened all the same. (A commit that succeeded but was reported lost leaves two rows.)
+                await self._auditor.record(
+                    self.principal, action, resource, resource_id=resource_id, patient_id=patient_id
+                )
+            raise
+        if refusal is not None:
+            # Only the check and its denied row were in the transaction: committed, then refused.
+            self._denied(action, resource, refusal)
+
+    def _denied(self, action: str, resource: str, refusal: str) -> NoReturn:
+        log.warning("access.denied", actor_role=str(self.principal.role), action=action, resource=resource)
+        raise Forbidden(refusal, audited=True)
 
     async def record(self, action: str, resource: str, resource_id: object = None) -> None:
         """Audit an access that concerns no single patient (a worklist, a search)."""
