@@ -79,6 +79,8 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
     [root] = [s for s in spans if s["parent_span_id"] is None]
     assert (root["service"], root["kind"]) == ("carecoord-safety", "SERVER")
     assert "/v1/side-effect-reports" in root["name"]
+    # One span per request from the HTTP layer: no ASGI send/receive children (each one a span's CPU and export).
+    assert not [s["name"] for s in spans if s["name"].endswith((" http send", " http receive"))]
     for span in spans:  # no broken chains: every span's ancestors are in the trace, up to the root
         seen, current = set(), span
         while current["parent_span_id"] is not None:
