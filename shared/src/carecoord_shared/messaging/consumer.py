@@ -381,9 +381,9 @@ class EventConsumer:
         try:
             async with self._uow.batch() as batch:
                 envelopes = [(d, _envelope_of(d)) for d in ready]
-                parked = await self.parking.parked_among(batch.session, {env.patient_id for _d, env in envelopes})
-                claimable = [(env, d.record.topic) for d, env in envelopes if env.patient_id not in parked]
-                claimed = await batch.claim_inbox(claimable) if claimable else set()
+                # One statement: the parked patients among these, and the others' events claimed.
+                claim = await batch.claim_inbox_unless_parked([(env, d.record.topic) for d, env in envelopes])
+                parked, claimed = claim.parked, claim.claimed
                 for d, envelope in envelopes:
                     if envelope.patient_id in parked:
                         if await self._park_behind(batch.session, d, parked[envelope.patient_id]):
@@ -464,10 +464,11 @@ class EventConsumer:
         assert envelope is not None
         release = False
         async with self._uow.handling(envelope) as tx:
-            if parked := await self.parking.parked_among(tx.session, [envelope.patient_id]):
-                release = await self._park_behind(tx.session, d, parked[envelope.patient_id])
+            claim = await tx.claim_inbox_unless_parked(envelope, d.record.topic)
+            if parked := claim.parked.get(envelope.patient_id):
+                release = await self._park_behind(tx.session, d, parked)
                 outcome = Outcome.parked
-            elif not await tx.claim_inbox(envelope, d.record.topic):
+            elif envelope.event_id not in claim.claimed:
                 outcome = Outcome.duplicate
             else:
                 for handler in d.handlers:

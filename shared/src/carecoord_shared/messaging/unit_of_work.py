@@ -31,6 +31,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 from opentelemetry import propagate
+from sqlalchemy import BigInteger, String, Uuid, cast, column, null, select, union_all, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +39,7 @@ from carecoord_contracts import Envelope, Event, topic_for_event
 
 from ..faults import FailurePoints
 from .locks import lock_for_transaction, patient_lock
+from .parking import Claim, Parked
 from .tables import MessagingTables
 
 
@@ -68,6 +70,11 @@ class Transaction:
         event waits for this transaction and then finds it processed.
         """
         return bool(await self._uow.claim(self.session, [(envelope, topic)]))
+
+    async def claim_inbox_unless_parked(self, envelope: Envelope, topic: str) -> Claim:
+        """:meth:`claim_inbox`, unless the event's patient is parked: then nothing is claimed and
+        the claim says what is parked for them. One statement (see :meth:`UnitOfWork.claim_unless_parked`)."""
+        return await self._uow.claim_unless_parked(self.session, [(envelope, topic)])
 
     async def lock_patient(self, patient_id: uuid.UUID) -> None:
         """Serialise this transaction with any other that locks the same patient.
@@ -127,6 +134,10 @@ class Batch:
     async def claim_inbox(self, events: Sequence[tuple[Envelope, str]]) -> set[uuid.UUID]:
         """Claim every event in one insert; returns the ids claimed now (the rest were processed before)."""
         return await self._uow.claim(self.session, events)
+
+    async def claim_inbox_unless_parked(self, events: Sequence[tuple[Envelope, str]]) -> Claim:
+        """Claim the events of every patient not parked, and say who is parked, in one statement."""
+        return await self._uow.claim_unless_parked(self.session, events)
 
     def transaction(self, cause: Envelope) -> HandlerTransaction:
         """A transaction view for one event's handlers, on the batch's session."""
@@ -199,6 +210,58 @@ class UnitOfWork:
             .returning(inbox.c.event_id)
         )
         return set((await session.execute(stmt)).scalars())
+
+    async def claim_unless_parked(self, session: AsyncSession, events: Sequence[tuple[Envelope, str]]) -> Claim:
+        """Claim the events whose patient is not parked and read the parked ones' rows, in ONE statement.
+
+        What the consumer did in two round trips (the parked events of these patients, then the
+        inbox insert of the others), as one: a CTE reads the patients' parked rows, the insert
+        takes only the events of patients without any, and both come back together. Both parts
+        read the statement's one snapshot, as the two statements each read their own before; the
+        insert's row locks and ON CONFLICT behave as in :meth:`claim`. A patient's parked rows come
+        in arrival order (``id``): the first is the head that holds them.
+        """
+        if not events:
+            return Claim(set(), {})
+        inbox, parked = self.tables.inbox, self.tables.parked
+        arrived = values(
+            column("event_id", Uuid),
+            column("event_type", String),
+            column("topic", String),
+            column("patient_id", Uuid),
+            name="arrived",
+        ).data([(env.event_id, env.type, topic, env.patient_id) for env, topic in events])
+        held = (
+            select(parked.c.id, parked.c.patient_id, parked.c.event_id)
+            .where(parked.c.patient_id.in_({env.patient_id for env, _topic in events}))
+            .cte("held")
+        )
+        claimed = (
+            insert(inbox)
+            .from_select(
+                ["event_id", "event_type", "topic"],
+                select(arrived.c.event_id, arrived.c.event_type, arrived.c.topic).where(
+                    arrived.c.patient_id.not_in(select(held.c.patient_id))
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+            .returning(inbox.c.event_id)
+            .cte("claimed")
+        )
+        stmt = union_all(
+            select(claimed.c.event_id, cast(null(), Uuid).label("patient_id"), cast(null(), BigInteger).label("id")),
+            select(held.c.event_id, held.c.patient_id, held.c.id),
+        )
+        claim = Claim(set(), {})
+        held_rows = []
+        for event_id, patient_id, row_id in (await session.execute(stmt)).all():
+            if patient_id is None:
+                claim.claimed.add(event_id)
+            else:
+                held_rows.append((row_id, patient_id, event_id))
+        for _row_id, patient_id, event_id in sorted(held_rows):
+            claim.parked.setdefault(patient_id, Parked(head=event_id, events=set())).events.add(event_id)
+        return claim
 
     async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         if rows:
