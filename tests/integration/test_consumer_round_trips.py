@@ -126,6 +126,12 @@ async def test_a_batch_costs_one_claim_for_all_its_events(harness: Harness) -> N
     assert outcomes == [Outcome.processed] * 3
     assert round_trips == 1 + 1 + 3 + 1  # BEGIN, one claim, each handler's insert, COMMIT (was 10)
 
+    # The claim's text is the same for any number of events: a batch of a size not seen before
+    # prepares nothing new (a multi-row VALUES would be a new statement to prepare, one more round trip).
+    outcomes, round_trips = await harness.round_trips([harness.record() for _ in range(4)])
+    assert outcomes == [Outcome.processed] * 4
+    assert round_trips == 1 + 1 + 4 + 1
+
 
 async def test_the_one_claim_still_parks_a_parked_patient_s_events_and_claims_the_others(harness: Harness) -> None:
     patient = uuid.uuid4()

@@ -31,8 +31,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 from opentelemetry import propagate
-from sqlalchemy import BigInteger, String, Uuid, cast, column, null, select, union_all, values
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, TextClause, Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from carecoord_contracts import Envelope, Event, topic_for_event
@@ -168,6 +168,7 @@ class UnitOfWork:
         self.service = service
         self._on_commit = on_commit
         self._failure_points = failure_points or FailurePoints()
+        self._claim_unless_parked = _claim_unless_parked(tables)
 
     def transaction(self, cause: Envelope | None = None) -> AbstractAsyncContextManager[Transaction]:
         """A transaction for a route, a timer or a job (``cause``: the envelope its events follow, if any)."""
@@ -223,34 +224,11 @@ class UnitOfWork:
         """
         if not events:
             return Claim(set(), {})
-        inbox, parked = self.tables.inbox, self.tables.parked
-        arrived = values(
-            column("event_id", Uuid),
-            column("event_type", String),
-            column("topic", String),
-            column("patient_id", Uuid),
-            name="arrived",
-        ).data([(env.event_id, env.type, topic, env.patient_id) for env, topic in events])
-        held = (
-            select(parked.c.id, parked.c.patient_id, parked.c.event_id)
-            .where(parked.c.patient_id.in_({env.patient_id for env, _topic in events}))
-            .cte("held")
-        )
-        claimed = (
-            insert(inbox)
-            .from_select(
-                ["event_id", "event_type", "topic"],
-                select(arrived.c.event_id, arrived.c.event_type, arrived.c.topic).where(
-                    arrived.c.patient_id.not_in(select(held.c.patient_id))
-                ),
-            )
-            .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-            .returning(inbox.c.event_id)
-            .cte("claimed")
-        )
-        stmt = union_all(
-            select(claimed.c.event_id, cast(null(), Uuid).label("patient_id"), cast(null(), BigInteger).label("id")),
-            select(held.c.event_id, held.c.patient_id, held.c.id),
+        stmt = self._claim_unless_parked.bindparams(
+            event_ids=[env.event_id for env, _topic in events],
+            event_types=[env.type for env, _topic in events],
+            topics=[topic for _env, topic in events],
+            patient_ids=[env.patient_id for env, _topic in events],
         )
         claim = Claim(set(), {})
         held_rows = []
@@ -266,3 +244,34 @@ class UnitOfWork:
     async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         if rows:
             await session.execute(self.tables.outbox.insert(), rows)
+
+
+def _claim_unless_parked(tables: MessagingTables) -> TextClause:
+    """The one statement of :meth:`UnitOfWork.claim_unless_parked`, over arrays: its text is the same
+    for any number of events, so SQLAlchemy compiles it once and asyncpg prepares it once per
+    connection (a multi-row VALUES is compiled anew for each call and prepared for each batch size)."""
+    inbox, parked = tables.inbox.name, tables.parked.name
+    return text(
+        f"""
+        WITH arrived AS (
+            SELECT * FROM unnest(:event_ids, :event_types, :topics, :patient_ids)
+                AS a(event_id, event_type, topic, patient_id)
+        ), held AS (
+            SELECT id, patient_id, event_id FROM {parked} WHERE patient_id = ANY(:patient_ids)
+        ), claimed AS (
+            INSERT INTO {inbox} (event_id, event_type, topic)
+            SELECT event_id, event_type, topic FROM arrived
+            WHERE patient_id NOT IN (SELECT patient_id FROM held)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+        )
+        SELECT event_id, NULL::uuid AS patient_id, NULL::bigint AS id FROM claimed
+        UNION ALL
+        SELECT event_id, patient_id, id FROM held
+        """
+    ).bindparams(
+        bindparam("event_ids", type_=ARRAY(Uuid)),
+        bindparam("event_types", type_=ARRAY(String)),
+        bindparam("topics", type_=ARRAY(String)),
+        bindparam("patient_ids", type_=ARRAY(Uuid)),
+    )
