@@ -9,9 +9,14 @@ to ``max_batch`` records, one record when it is caught up) and handles it so:
 2. An event type the service has no handler for (or that no one knows yet) is
    skipped: producers may add events without breaking consumers.
 3. The handlers run inside a transaction that first claims the event ids in
-   the inbox: a redelivered event changes nothing. Several events share one
-   transaction (one inbox insert, one outbox insert, one commit); each event's
-   handlers still see only their own cause and emit under their own span.
+   the inbox: a redelivered event changes nothing. The same statement finds
+   which of the events' patients are parked (:mod:`.parking`): their events
+   are not claimed but parked behind. Several events share one transaction
+   (one claim, one outbox insert, one commit); each event's handlers still see
+   only their own cause and emit under their own span. Around its handlers'
+   own statements an event handled alone costs three round trips (BEGIN, the
+   claim, COMMIT; the session's check-out pings nothing, ``persistence`` says
+   why), a batch the same three for all its events, plus the outbox insert.
 4. If that shared transaction fails, it is rolled back and every event of it is
    handled again alone, under the per-event policy: transient failures
    (serialization conflicts, deadlocks) are retried with exponential backoff a

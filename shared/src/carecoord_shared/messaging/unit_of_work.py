@@ -10,7 +10,8 @@ Either all of it commits or none of it does. After a commit that emitted
 events the relay is woken so they are published at once.
 
 A consumer with a backlog handles several events in one transaction
-(:meth:`UnitOfWork.batch`): one inbox insert claims them all, each event's
+(:meth:`UnitOfWork.batch`): one statement claims them all (and finds which of
+their patients are parked, :meth:`UnitOfWork.claim_unless_parked`), each event's
 handlers get a :class:`HandlerTransaction` of their own on the shared session (their
 own cause, their own emitted events, their own trace context on the outbox
 rows), and one commit makes all of it durable. The commit (a WAL flush) and
