@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
+import httpx
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from carecoord_devstack.stack import Stack
 from tests.service_harness import ServiceHarness
@@ -120,3 +122,18 @@ async def test_while_the_database_cannot_be_reached_a_request_gets_a_503_with_re
         assert (await dosing.http.get("/v1/ops/parked")).status_code == 200
     finally:
         await back.close()
+
+
+async def test_any_other_database_error_is_still_a_500(dosing: ServiceHarness) -> None:
+    """Only a database that cannot be reached is a 503: a statement that fails on its own (here a
+    constraint) is the service's bug, and says so."""
+
+    async def broken() -> None:
+        raise IntegrityError("INSERT INTO t", {}, Exception("duplicate key"))
+
+    dosing.app.add_api_route("/test/broken", broken)
+    transport = httpx.ASGITransport(app=dosing.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+        response = await client.get("/test/broken")
+
+    assert response.status_code == 500

@@ -501,7 +501,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
         return JSONResponse(
             status_code=503,
             headers={"Retry-After": "1"},
-            content={"error": "unavailable", "message": "The database cannot be reached just now; try again shortly."},
+            content={
+                "error": "unavailable",
+                "message": "The service cannot reach its database just now; try again shortly.",
+            },
         )
 
     for unavailable in (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
