@@ -3,6 +3,7 @@
     proxy = await TcpProxy.start(upstream_port)   # listens on 127.0.0.1:proxy.port
     proxy.stall()     # bytes stop moving both ways (held, not dropped); new connections wait too
     proxy.resume()    # held bytes move on, for connections that are still open
+    proxy.requests    # reads from clients so far: a request-response protocol's round trips
     await proxy.close()
 
     proxy = ProxyThread(upstream_port, port)   # the same on an event loop of its own, for
@@ -31,6 +32,9 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self.port = 0
+        # Chunks read from clients, all connections together. A client of a request-response
+        # protocol (PostgreSQL's) writes each request whole and waits for the answer: one a round trip.
+        self.requests = 0
 
     @classmethod
     async def start(cls, upstream_port: int, port: int = 0) -> TcpProxy:
@@ -63,7 +67,8 @@ class TcpProxy:
             upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
             try:
                 await asyncio.gather(
-                    self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
+                    self._pipe(client_reader, upstream_writer, from_client=True),
+                    self._pipe(upstream_reader, client_writer),
                 )
             finally:
                 upstream_writer.close()
@@ -73,9 +78,12 @@ class TcpProxy:
             client_writer.close()
             self._pipes.discard(task)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, from_client: bool = False
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                self.requests += from_client
                 await self._flowing.wait()
                 if reader.at_eof() or writer.is_closing():
                     return  # closed while stalled: what was held goes with it

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
 from carecoord_contracts import Envelope
+from carecoord_shared.messaging.parking import Claim
 
 
 class FlakyDatabase:
@@ -26,7 +26,12 @@ class FlakyDatabase:
         async def claim_inbox(_envelope: Envelope, _topic: str) -> bool:
             return True
 
-        yield SimpleNamespace(claim_inbox=claim_inbox, cause=cause, session=None)
+        async def claim_inbox_unless_parked(envelope: Envelope, _topic: str) -> Claim:
+            return Claim(claimed={envelope.event_id}, parked={})  # nobody parked
+
+        yield SimpleNamespace(
+            claim_inbox=claim_inbox, claim_inbox_unless_parked=claim_inbox_unless_parked, cause=cause, session=None
+        )
         self.committed += 1
 
     def handling(self, cause: Envelope) -> AbstractAsyncContextManager[Any]:
@@ -35,13 +40,10 @@ class FlakyDatabase:
 
 
 class Parking:
-    """Nobody parked yet; remembers whom the consumer parks and why."""
+    """Remembers whom the consumer parks and why (nobody is parked: the claim above says so)."""
 
     def __init__(self) -> None:
         self.parked: list[str] = []
-
-    async def parked_among(self, _session: Any, _patients: Any) -> dict[uuid.UUID, Any]:
-        return {}
 
     async def park(self, _session: Any, _envelope: Envelope, _record: Any, reason: str, _error: str = "") -> None:
         self.parked.append(reason)

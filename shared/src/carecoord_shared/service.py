@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaConsumer
@@ -30,6 +31,7 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData, Table, text
+from sqlalchemy.exc import DBAPIError
 
 from carecoord_contracts import topics_consumed_by
 from carecoord_contracts.spec import asyncapi
@@ -44,6 +46,7 @@ from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
 from .messaging.deadletter import DeadLetterer
+from .messaging.errors import is_unavailable
 from .messaging.progress import PartitionProgress, degraded
 from .messaging.relay import OutboxRelay
 from .messaging.retention import Retention
@@ -491,6 +494,24 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
         return JSONResponse(
             status_code=503, headers={"Retry-After": "1"}, content={"error": "not_ready", "message": str(exc)}
         )
+
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # A pooled connection the server closed (a restart) fails at its first statement, now that
+        # check-out does not ping (persistence.create_engine); the pool has dropped it already.
+        if not is_unavailable(exc):
+            raise exc  # any other database error stays a 500
+        log.warning("http.database_unavailable", error=type(exc).__name__)
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": "1"},
+            content={
+                "error": "unavailable",
+                "message": "The service cannot reach its database just now; try again shortly.",
+            },
+        )
+
+    for unavailable in (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

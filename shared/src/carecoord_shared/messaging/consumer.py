@@ -9,9 +9,14 @@ to ``max_batch`` records, one record when it is caught up) and handles it so:
 2. An event type the service has no handler for (or that no one knows yet) is
    skipped: producers may add events without breaking consumers.
 3. The handlers run inside a transaction that first claims the event ids in
-   the inbox: a redelivered event changes nothing. Several events share one
-   transaction (one inbox insert, one outbox insert, one commit); each event's
-   handlers still see only their own cause and emit under their own span.
+   the inbox: a redelivered event changes nothing. The same statement finds
+   which of the events' patients are parked (:mod:`.parking`): their events
+   are not claimed but parked behind. Several events share one transaction
+   (one claim, one outbox insert, one commit); each event's handlers still see
+   only their own cause and emit under their own span. Around its handlers'
+   own statements an event handled alone costs three round trips (BEGIN, the
+   claim, COMMIT; the session's check-out pings nothing, ``persistence`` says
+   why), a batch the same three for all its events, plus the outbox insert.
 4. If that shared transaction fails, it is rolled back and every event of it is
    handled again alone, under the per-event policy: transient failures
    (serialization conflicts, deadlocks) are retried with exponential backoff a
@@ -23,7 +28,11 @@ to ``max_batch`` records, one record when it is caught up) and handles it so:
    anywhere before, the batch is delivered again and the inbox makes the second
    delivery a no-op. If dead-lettering itself fails, the consumer seeks each
    partition back to its first record without an outcome and tries again from
-   there.
+   there. The next poll does not wait for that commit (a broker round trip):
+   it runs while the commit is in flight, and the next commit waits for it, so
+   one is in flight at a time and they land in order. What a commit covers is
+   unchanged (records with an outcome); only a crash in that window delivers
+   them again, which the inbox makes a no-op, as before the commit.
 
 Records of one partition are handled in offset order, in one task, so events
 about one patient (one key, one partition) take effect in the order sent.
@@ -164,6 +173,8 @@ class EventConsumer:
         self.unfinished: dict[TopicPartition, int] | None = None
         # Records given up on undecoded, since the process started (readiness shows it).
         self.undecodable_skipped = 0
+        # The offset commit still in flight (policy, point 5): at most one.
+        self._committing: asyncio.Task[None] | None = None
         self._consumed = meter().create_counter(
             "carecoord.events.consumed", description="Events consumed, by type and outcome"
         )
@@ -215,6 +226,7 @@ class EventConsumer:
         try:
             await self._loop(kafka, fetch)
         finally:
+            self._abandon_commit()
             await fetch.close()
 
     async def _loop(self, kafka: AIOKafkaConsumer, fetch: SafeFetch) -> None:
@@ -252,12 +264,37 @@ class EventConsumer:
             return
         for record in fetched.records:
             done[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        # After the previous commit (in order, one in flight), and not awaited: the next poll runs meanwhile.
+        await self._committed_offsets()
+        self._committing = asyncio.create_task(
+            self._commit(kafka, {tp: OffsetAndMetadata(offset, "") for tp, offset in done.items()}),
+            name="consumer-commit",
+        )
+
+    async def _commit(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
-            await kafka.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in done.items()})
+            await kafka.commit(offsets)
         except KafkaError as exc:
             # Rebalanced meanwhile, or the coordinator moved: the next owner gets these again
             # from the last commit, and every inbox makes the second delivery a no-op.
-            log.warning("consumer.commit_failed", error=type(exc).__name__, partitions=len(done))
+            log.warning("consumer.commit_failed", error=type(exc).__name__, partitions=len(offsets))
+
+    def _abandon_commit(self) -> None:
+        """The loop is ending (stopped, cancelled, failed): a commit still in flight is cancelled. What it
+        covered is delivered again from the last commit, and every inbox makes that a no-op."""
+        committing, self._committing = self._committing, None
+        if committing is None:
+            return
+        if not committing.done():
+            committing.cancel()
+        elif not committing.cancelled() and (exc := committing.exception()) is not None:
+            log.warning("consumer.commit_failed", error=type(exc).__name__)
+
+    async def _committed_offsets(self) -> None:
+        """Until the commit in flight, if any, is done (it logs its own failure)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
 
     def _resume_points(self, fetched: Fetched, done: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Where each partition starts again after a failed batch: its first record without an outcome."""
@@ -381,9 +418,9 @@ class EventConsumer:
         try:
             async with self._uow.batch() as batch:
                 envelopes = [(d, _envelope_of(d)) for d in ready]
-                parked = await self.parking.parked_among(batch.session, {env.patient_id for _d, env in envelopes})
-                claimable = [(env, d.record.topic) for d, env in envelopes if env.patient_id not in parked]
-                claimed = await batch.claim_inbox(claimable) if claimable else set()
+                # One statement: the parked patients among these, and the others' events claimed.
+                claim = await batch.claim_inbox_unless_parked([(env, d.record.topic) for d, env in envelopes])
+                parked, claimed = claim.parked, claim.claimed
                 for d, envelope in envelopes:
                     if envelope.patient_id in parked:
                         if await self._park_behind(batch.session, d, parked[envelope.patient_id]):
@@ -464,10 +501,11 @@ class EventConsumer:
         assert envelope is not None
         release = False
         async with self._uow.handling(envelope) as tx:
-            if parked := await self.parking.parked_among(tx.session, [envelope.patient_id]):
-                release = await self._park_behind(tx.session, d, parked[envelope.patient_id])
+            claim = await tx.claim_inbox_unless_parked(envelope, d.record.topic)
+            if parked := claim.parked.get(envelope.patient_id):
+                release = await self._park_behind(tx.session, d, parked)
                 outcome = Outcome.parked
-            elif not await tx.claim_inbox(envelope, d.record.topic):
+            elif envelope.event_id not in claim.claimed:
                 outcome = Outcome.duplicate
             else:
                 for handler in d.handlers:

@@ -27,7 +27,6 @@ stop a patient's care by sending it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -99,24 +98,20 @@ class Parked:
     events: set[uuid.UUID]
 
 
+@dataclass
+class Claim:
+    """What claiming events unless their patient is parked did (``UnitOfWork.claim_unless_parked``)."""
+
+    # The event ids claimed now; an event of a patient not parked and not here was processed before.
+    claimed: set[uuid.UUID]
+    # The parked patients among the events', each with the events already parked for them.
+    parked: dict[uuid.UUID, Parked]
+
+
 class Parking:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: MessagingTables) -> None:
         self._sessions = sessions
         self._table = tables.parked
-
-    async def parked_among(self, session: AsyncSession, patients: Iterable[uuid.UUID]) -> dict[uuid.UUID, Parked]:
-        """Which of the patients are parked, with the events already parked for each."""
-        wanted = set(patients)
-        if not wanted:
-            return {}
-        t = self._table
-        rows = await session.execute(
-            select(t.c.patient_id, t.c.event_id).where(t.c.patient_id.in_(wanted)).order_by(t.c.id)
-        )
-        found: dict[uuid.UUID, Parked] = {}
-        for patient_id, event_id in rows:
-            found.setdefault(patient_id, Parked(head=event_id, events=set())).events.add(event_id)
-        return found
 
     async def park(
         self, session: AsyncSession, envelope: Envelope, record: ConsumerRecord, reason: str, error: str = ""

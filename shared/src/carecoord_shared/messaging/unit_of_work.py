@@ -10,7 +10,8 @@ Either all of it commits or none of it does. After a commit that emitted
 events the relay is woken so they are published at once.
 
 A consumer with a backlog handles several events in one transaction
-(:meth:`UnitOfWork.batch`): one inbox insert claims them all, each event's
+(:meth:`UnitOfWork.batch`): one statement claims them all (and finds which of
+their patients are parked, :meth:`UnitOfWork.claim_unless_parked`), each event's
 handlers get a :class:`HandlerTransaction` of their own on the shared session (their
 own cause, their own emitted events, their own trace context on the outbox
 rows), and one commit makes all of it durable. The commit (a WAL flush) and
@@ -31,13 +32,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 from opentelemetry import propagate
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, TextClause, Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from carecoord_contracts import Envelope, Event, topic_for_event
 
 from ..faults import FailurePoints
 from .locks import lock_for_transaction, patient_lock
+from .parking import Claim, Parked
 from .tables import MessagingTables
 
 
@@ -68,6 +71,11 @@ class Transaction:
         event waits for this transaction and then finds it processed.
         """
         return bool(await self._uow.claim(self.session, [(envelope, topic)]))
+
+    async def claim_inbox_unless_parked(self, envelope: Envelope, topic: str) -> Claim:
+        """:meth:`claim_inbox`, unless the event's patient is parked: then nothing is claimed and
+        the claim says what is parked for them. One statement (see :meth:`UnitOfWork.claim_unless_parked`)."""
+        return await self._uow.claim_unless_parked(self.session, [(envelope, topic)])
 
     async def lock_patient(self, patient_id: uuid.UUID) -> None:
         """Serialise this transaction with any other that locks the same patient.
@@ -128,6 +136,10 @@ class Batch:
         """Claim every event in one insert; returns the ids claimed now (the rest were processed before)."""
         return await self._uow.claim(self.session, events)
 
+    async def claim_inbox_unless_parked(self, events: Sequence[tuple[Envelope, str]]) -> Claim:
+        """Claim the events of every patient not parked, and say who is parked, in one statement."""
+        return await self._uow.claim_unless_parked(self.session, events)
+
     def transaction(self, cause: Envelope) -> HandlerTransaction:
         """A transaction view for one event's handlers, on the batch's session."""
         self.causes.append(cause)
@@ -157,6 +169,7 @@ class UnitOfWork:
         self.service = service
         self._on_commit = on_commit
         self._failure_points = failure_points or FailurePoints()
+        self._claim_unless_parked = _claim_unless_parked(tables)
 
     def transaction(self, cause: Envelope | None = None) -> AbstractAsyncContextManager[Transaction]:
         """A transaction for a route, a timer or a job (``cause``: the envelope its events follow, if any)."""
@@ -200,6 +213,66 @@ class UnitOfWork:
         )
         return set((await session.execute(stmt)).scalars())
 
+    async def claim_unless_parked(self, session: AsyncSession, events: Sequence[tuple[Envelope, str]]) -> Claim:
+        """Claim the events whose patient is not parked and read the parked ones' rows, in ONE statement.
+
+        What the consumer did in two round trips (the parked events of these patients, then the
+        inbox insert of the others), as one: a CTE reads the patients' parked rows, the insert
+        takes only the events of patients without any, and both come back together. Both parts
+        read the statement's one snapshot, as the two statements each read their own before; the
+        insert's row locks and ON CONFLICT behave as in :meth:`claim`. A patient's parked rows come
+        in arrival order (``id``): the first is the head that holds them.
+        """
+        if not events:
+            return Claim(set(), {})
+        stmt = self._claim_unless_parked.bindparams(
+            event_ids=[env.event_id for env, _topic in events],
+            event_types=[env.type for env, _topic in events],
+            topics=[topic for _env, topic in events],
+            patient_ids=[env.patient_id for env, _topic in events],
+        )
+        claim = Claim(set(), {})
+        held_rows = []
+        for event_id, patient_id, row_id in (await session.execute(stmt)).all():
+            if patient_id is None:
+                claim.claimed.add(event_id)
+            else:
+                held_rows.append((row_id, patient_id, event_id))
+        for _row_id, patient_id, event_id in sorted(held_rows):
+            claim.parked.setdefault(patient_id, Parked(head=event_id, events=set())).events.add(event_id)
+        return claim
+
     async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
         if rows:
             await session.execute(self.tables.outbox.insert(), rows)
+
+
+def _claim_unless_parked(tables: MessagingTables) -> TextClause:
+    """The one statement of :meth:`UnitOfWork.claim_unless_parked`, over arrays: its text is the same
+    for any number of events, so SQLAlchemy compiles it once and asyncpg prepares it once per
+    connection (a multi-row VALUES is compiled anew for each call and prepared for each batch size)."""
+    inbox, parked = tables.inbox.name, tables.parked.name
+    return text(
+        f"""
+        WITH arrived AS (
+            SELECT * FROM unnest(:event_ids, :event_types, :topics, :patient_ids)
+                AS a(event_id, event_type, topic, patient_id)
+        ), held AS (
+            SELECT id, patient_id, event_id FROM {parked} WHERE patient_id = ANY(:patient_ids)
+        ), claimed AS (
+            INSERT INTO {inbox} (event_id, event_type, topic)
+            SELECT event_id, event_type, topic FROM arrived
+            WHERE patient_id NOT IN (SELECT patient_id FROM held)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+        )
+        SELECT event_id, NULL::uuid AS patient_id, NULL::bigint AS id FROM claimed
+        UNION ALL
+        SELECT event_id, patient_id, id FROM held
+        """
+    ).bindparams(
+        bindparam("event_ids", type_=ARRAY(Uuid)),
+        bindparam("event_types", type_=ARRAY(String)),
+        bindparam("topics", type_=ARRAY(String)),
+        bindparam("patient_ids", type_=ARRAY(Uuid)),
+    )
