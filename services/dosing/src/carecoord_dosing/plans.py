@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
@@ -269,15 +269,26 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
 
 
 async def _move(tx: Transaction, plan: PlanState, target: PlanStatus, *, actor: str, reason: str) -> None:
+    """The plan's new status and the transition that records it, in one statement (one round trip):
+    the transition is inserted from the row the update returns."""
     domain.check_transition(plan.status, target)
-    await tx.session.execute(
+    moved = (
         update(treatment_plans)
         .where(treatment_plans.c.plan_id == plan.plan_id)
         .values(status=target.value, updated_at=datetime.now(UTC))
+        .returning(treatment_plans.c.plan_id)
+        .cte("moved")
     )
     await tx.session.execute(
-        insert(plan_transitions).values(
-            plan_id=plan.plan_id, from_status=plan.status.value, to_status=target.value, actor=actor, reason=reason
+        insert(plan_transitions).from_select(
+            ["plan_id", "from_status", "to_status", "actor", "reason"],
+            select(
+                moved.c.plan_id,
+                literal(plan.status.value, String),
+                literal(target.value, String),
+                literal(actor, String),
+                literal(reason, String),
+            ),
         )
     )
 
