@@ -1,8 +1,7 @@
-"""A plan's status change and the transition that records it: written together, in one statement.
-
-Through dosing's consumer and handlers on a real PostgreSQL database (tests/service_harness.py):
-safety's hold request pauses the plan, its release resumes it, and each change is one round trip
-that updates the plan and inserts its transition row."""
+"""The statements dosing's handlers issue, through its consumer on a real PostgreSQL database
+(tests/service_harness.py): a plan's status change and the transition that records it are one
+statement (safety's hold request pauses the plan, its release resumes it); the facts and holds it
+records once per id are inserted by statements SQLAlchemy compiles once, not per event."""
 
 from __future__ import annotations
 
@@ -13,12 +12,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.engine.interfaces import CacheStats
 
-from carecoord_contracts.common import Indication, ReviewDecision
-from carecoord_contracts.safety import TreatmentHoldReleased, TreatmentHoldRequested
+from carecoord_contracts.common import Indication, Instrument, ReviewDecision
+from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.safety import SideEffectReported, TreatmentHoldReleased, TreatmentHoldRequested
 from carecoord_devstack.stack import Stack
 from carecoord_dosing import domain, plans
-from carecoord_dosing.models import plan_transitions, treatment_plans
+from carecoord_dosing.models import (
+    intake_assessments,
+    plan_transitions,
+    safety_observations,
+    treatment_holds,
+    treatment_plans,
+)
 from tests.service_harness import ServiceHarness
 
 RULES = domain.load_titration()
@@ -31,11 +38,14 @@ async def dosing(stack: Stack) -> AsyncIterator[ServiceHarness]:
 
 
 @contextmanager
-def statements(harness: ServiceHarness) -> Iterator[list[str]]:
+def statements(harness: ServiceHarness, cache: list[tuple[str, Any]] | None = None) -> Iterator[list[str]]:
+    """The SQL the service sends while it is open (and into ``cache``: each one's compiled-cache outcome)."""
     seen: list[str] = []
 
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
         seen.append(" ".join(statement.split()))
+        if cache is not None:
+            cache.append((seen[-1], context.cache_hit))
 
     engine = harness.app.runtime.engine.sync_engine
     event.listen(engine, "before_cursor_execute", note)
@@ -120,3 +130,50 @@ async def test_a_second_hold_on_a_paused_plan_writes_no_transition(dosing: Servi
     assert _writes_of_the_plan(seen) == []
     transitions = await dosing.rows(select(plan_transitions.c.to_status).where(plan_transitions.c.plan_id == plan_id))
     assert sorted(t.to_status for t in transitions) == ["active", "paused"]
+
+
+def _hold() -> TreatmentHoldRequested:
+    return TreatmentHoldRequested(
+        hold_id=uuid.uuid4(), review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="2026.11.0"
+    )
+
+
+async def test_facts_and_holds_are_inserted_once_per_id_by_statements_compiled_once(dosing: ServiceHarness) -> None:
+    patients = [uuid.uuid4(), uuid.uuid4()]
+    cache: list[tuple[str, Any]] = []
+    holds = [_hold(), _hold()]
+    with statements(dosing, cache):
+        for patient, hold in zip(patients, holds, strict=True):
+            report = SideEffectReported(
+                report_id=uuid.uuid4(), symptoms=["nausea", "chest_pain"], grade=3, escalated=True, rule_version="r1"
+            )
+            await dosing.deliver(report, patient_id=patient, producer="safety")
+            await dosing.deliver(hold, patient_id=patient, producer="safety")
+            scored = AssessmentScored(
+                assessment_id=uuid.uuid4(), instrument=Instrument.phq9, total=18, severity_band="moderately_severe"
+            )
+            await dosing.deliver(scored, patient_id=patient, producer="intake")
+    for table in ("safety_observations", "treatment_holds", "intake_assessments"):
+        inserts = [hit for sql, hit in cache if sql.startswith(f"INSERT INTO {table} ")]
+        assert len(inserts) == 2 and all(
+            "ON CONFLICT" in sql for sql, _ in cache if sql.startswith(f"INSERT INTO {table} ")
+        )
+        # The first patient's statement compiled it; the second's came from the cache.
+        assert inserts[1] is CacheStats.CACHE_HIT, (table, inserts)
+
+    # What they wrote, typed as before (a JSON list of symptoms, a UUID, a timestamp).
+    [observation] = await dosing.rows(
+        select(safety_observations).where(safety_observations.c.patient_id == patients[1])
+    )
+    assert (observation.kind, observation.grade, observation.symptoms) == ("side_effect", 3, ["nausea", "chest_pain"])
+    assert observation.emergency is False and observation.observed_at.tzinfo is not None
+    [score] = await dosing.rows(select(intake_assessments).where(intake_assessments.c.patient_id == patients[1]))
+    assert (score.instrument, score.total) == ("phq9", 18)
+
+    # The same hold again in a new event (another review's request naming it): still one row, not an error.
+    again = TreatmentHoldRequested(
+        hold_id=holds[1].hold_id, review_id=uuid.uuid4(), reason="other_reason", rule_version="2026.11.0"
+    )
+    await dosing.deliver(again, patient_id=patients[1], producer="safety")
+    [row] = await dosing.rows(select(treatment_holds).where(treatment_holds.c.hold_id == holds[1].hold_id))
+    assert (row.review_id, row.reason, row.status) == (holds[1].review_id, "severe_side_effect", "open")
