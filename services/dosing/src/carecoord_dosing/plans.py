@@ -14,11 +14,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import String, Table, TextClause, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import String, func, insert, literal, select, update
 
 from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_contracts.dosing import (
@@ -36,6 +35,7 @@ from carecoord_contracts.dosing import (
 )
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction, Transaction
+from carecoord_shared.statements import insert_new
 
 from . import domain
 from .domain import PlanRuleViolation, PlanState, TitrationRules
@@ -171,8 +171,14 @@ async def open_hold(
     tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str
 ) -> None:
     """Open a hold (idempotent on its id) and pause the patient's active plan."""
-    await _insert_new(
-        tx, treatment_holds, "hold_id", hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=reason
+    await insert_new(
+        tx.session,
+        treatment_holds,
+        "hold_id",
+        hold_id=hold_id,
+        patient_id=patient_id,
+        review_id=review_id,
+        reason=reason,
     )
     await _reconcile(tx, patient_id, actor="safety", reason=reason)
 
@@ -449,8 +455,8 @@ async def intake_baseline(
 
 
 async def record_assessment(tx: HandlerTransaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
-    await _insert_new(
-        tx,
+    await insert_new(
+        tx.session,
         intake_assessments,
         "event_id",
         event_id=tx.cause.event_id,
@@ -578,8 +584,8 @@ async def _latest_pre_dose_reading(
 
 
 async def record_observation(tx: HandlerTransaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:
-    await _insert_new(
-        tx,
+    await insert_new(
+        tx.session,
         safety_observations,
         "event_id",
         event_id=tx.cause.event_id,
@@ -588,23 +594,3 @@ async def record_observation(tx: HandlerTransaction, *, kind: str, observed_at: 
         observed_at=observed_at,
         **facts,
     )
-
-
-async def _insert_new(tx: Transaction, table: Table, key: str, **values: Any) -> None:
-    """Insert the row unless one with its ``key`` exists (a redelivered fact, a hold already opened)."""
-    await tx.session.execute(_insert_new_statement(table, key, tuple(values)), values)
-
-
-@lru_cache(maxsize=32)
-def _insert_new_statement(table: Table, key: str, columns: tuple[str, ...]) -> TextClause:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` of these columns, as a statement SQLAlchemy's compiled cache keeps.
-
-    The PostgreSQL dialect's ``insert(...).on_conflict_do_nothing()`` has no cache key in SQLAlchemy 2.0, so it
-    was compiled anew on every execution (~75 µs: on every safety fact, hold and intake score dosing handles).
-    Names come from the table (``table.c[name]`` refuses any other), and the values are typed binds, as before."""
-    binds = [bindparam(name, type_=table.c[name].type) for name in columns]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(f':{name}' for name in columns)}) "
-        f"ON CONFLICT ({table.c[key].name}) DO NOTHING"
-    )
-    return text(sql).bindparams(*binds)
