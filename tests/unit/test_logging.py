@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 PRELUDE = """
@@ -132,3 +133,16 @@ def test_a_terminal_gets_the_console_renderer() -> None:
     ours, library = [line for line in out.splitlines() if line.strip()]
     assert "appointment.booked" in ours and "appointment_id" in ours and not ours.startswith("{")
     assert "library line" in library and not library.startswith("{")
+
+
+def test_a_stream_given_takes_both_routes_and_stderr_gets_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "log"
+    lines, _ = _run(
+        f"""
+        configure_logging("dosing", "INFO", "json", stream=open({str(target)!r}, "w"))
+        structlog.get_logger("carecoord.consumer").info("ours")
+        logging.getLogger("uvicorn.error").warning("theirs")
+        """
+    )
+    assert lines == []
+    assert [json.loads(line)["event"] for line in target.read_text().splitlines()] == ["ours", "theirs"]

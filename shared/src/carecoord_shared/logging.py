@@ -25,8 +25,10 @@ from . import privacy
 from .telemetry import add_trace_ids
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
-    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+def configure_logging(service: str, level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Every line to ``stream`` (stderr unless given: the benchmark's goes to /dev/null)."""
+    stream = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     levelno = logging.getLevelName(level.upper())
     if not isinstance(levelno, int):
         raise ValueError(f"unknown log level {level!r}")
@@ -41,7 +43,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
         add_trace_ids,
         privacy.structlog_processor,
     ]
-    stream = sys.stderr
     binary: BinaryIO | None = getattr(stream, "buffer", None) if as_json else None
     if binary is not None:
         renderer: structlog.types.Processor = structlog.processors.JSONRenderer(serializer=_dumps)
