@@ -285,9 +285,8 @@ class Context:
         """Process-wide, like a service's: structlog to /dev/null (its formatting is measured, a terminal is not), spans to JSON lines."""
         if self._telemetry is None:
             self._telemetry = Telemetry("bench", traces_dir=str(STATE_DIR / "traces"))
-            configure_logging("bench", "INFO", "json")
-            for handler in logging.getLogger().handlers:
-                handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
+            # Our lines and the standard library's (two routes since #22), both to /dev/null.
+            configure_logging("bench", "INFO", "json", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
         return self._telemetry
 
     async def engine(self) -> AsyncEngine:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from carecoord_contracts.common import EligibilityOutcome
@@ -206,6 +207,40 @@ async def test_a_hold_cancels_only_that_patients_dosing_and_resuming_rebooks_eac
         assert new.course_session == old.course_session and new.starts_at >= old.starts_at
     [plan] = await scheduling.rows(select(plans.c.status).where(plans.c.plan_id == plan_ids[patient]))
     assert plan.status == "active"
+
+
+async def test_a_hold_cancels_the_remaining_dosing_sessions_in_one_statement_with_an_event_each(
+    scheduling: ServiceHarness,
+) -> None:
+    state, patient = "WY", uuid.uuid4()
+    await clinicians_in(scheduling, state)
+    await register(scheduling, patient, state)
+    plan_id = await active_plan(scheduling, patient, sessions=4)
+    sessions = sorted(live(await appointments_of(scheduling, patient), "dosing_session"), key=lambda r: r.starts_at)
+    assert len(sessions) == 4
+
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    engine = scheduling.app.runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", note)
+    try:
+        paused = TreatmentPlanPaused(plan_id=plan_id, hold_ids=[uuid.uuid4()], reason="severe_side_effect")
+        await scheduling.deliver(paused, patient_id=patient, producer="dosing")
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", note)
+    assert len([s for s in sent if s.startswith("UPDATE appointments")]) == 1
+    cancelled = await scheduling.emitted("AppointmentCancelled", patient_id=patient)
+    assert [uuid.UUID(c["appointment_id"]) for c in cancelled] == [r.appointment_id for r in sessions]
+    assert {c["reason"] for c in cancelled} == {"treatment_hold"}
+    after = {r.appointment_id: r for r in await appointments_of(scheduling, patient)}
+    assert all(
+        (after[r.appointment_id].status, after[r.appointment_id].cancel_reason) == ("cancelled", "treatment_hold")
+        for r in sessions
+    )
+    assert kinds(live(list(after.values()))) == {"preparation": 1, "integration": 4}
 
 
 # --- eligibility ---------------------------------------------------------------------

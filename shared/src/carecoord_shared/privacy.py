@@ -58,8 +58,15 @@ def is_phi_key(key: str) -> bool:
     return key.lower().rsplit(".", 1)[-1] in PHI_KEYS
 
 
+# Values that hold no fields: returned as they are without the (slow, ABC) Mapping check. Most log
+# fields are one of these (ids, types, counts), and this runs for every field of every log line.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def scrub(value: object) -> object:
     """A copy of a (nested) mapping or list with PHI-named fields redacted."""
+    if type(value) in _LEAVES:
+        return value
     if isinstance(value, Mapping):
         return {k: REDACTED if is_phi_key(str(k)) else scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -16,19 +16,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+import orjson
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 from structlog.typing import EventDict
@@ -36,6 +36,19 @@ from structlog.typing import EventDict
 from .privacy import exception_type_only, needs_scrubbing, scrub_attributes
 
 METER = "carecoord"
+
+# Bounds on what one span may carry (the SDK's defaults: 128 of each, values of any length). Ours
+# carry about ten attributes; the largest values are SQL statements and stack traces. A span past
+# these drops its oldest attributes and events and a value is cut at the length: never a span lost,
+# never an unbounded one queued, copied and serialised on the exporter thread.
+SPAN_LIMITS = SpanLimits(
+    max_span_attributes=64,
+    max_event_attributes=32,
+    max_link_attributes=32,
+    max_events=32,
+    max_links=32,
+    max_attribute_length=4096,
+)
 
 
 class RedactingSpanExporter(SpanExporter):
@@ -90,13 +103,17 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(_span_dict(s), default=str) for s in spans]
-        with self._lock, open(self._path, "a") as f:
-            f.write("".join(line + "\n" for line in lines))
+        # orjson: this runs on the span processor's thread, holding the GIL the event loop needs.
+        data = b"".join(orjson.dumps(_span_dict(s), default=str, option=_LINE) for s in spans)
+        with self._lock, open(self._path, "ab") as f:
+            f.write(data)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         pass
+
+
+_LINE = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def _span_dict(span: ReadableSpan) -> dict[str, object]:
@@ -119,7 +136,7 @@ def _span_dict(span: ReadableSpan) -> dict[str, object]:
 class Telemetry:
     def __init__(self, service: str, traces_dir: str = "", zipkin_endpoint: str = "") -> None:
         resource = Resource.create({"service.name": f"carecoord-{service}", "service.namespace": "carecoord"})
-        self.tracer_provider = TracerProvider(resource=resource)
+        self.tracer_provider = TracerProvider(resource=resource, span_limits=SPAN_LIMITS)
         exporters: list[SpanExporter] = []
         if traces_dir:
             exporters.append(JsonLinesSpanExporter(Path(traces_dir) / f"{service}.jsonl"))

@@ -18,6 +18,7 @@ from carecoord_contracts.billing import ChargeCreated, ChargeVoided
 from carecoord_contracts.common import AppointmentType
 from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.statements import insert_new
 
 from . import domain, invoicing
 from .coverage import billed_party
@@ -145,10 +146,13 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
     """A hold's cancellation: remember it (a late completion is not billed) and void an open charge."""
     if event.reason != TREATMENT_HOLD:
         return
-    await tx.session.execute(
-        insert(held_cancellations)
-        .values(appointment_id=event.appointment_id, patient_id=patient_id, reason=event.reason)
-        .on_conflict_do_nothing()
+    await insert_new(
+        tx.session,
+        held_cancellations,
+        None,
+        appointment_id=event.appointment_id,
+        patient_id=patient_id,
+        reason=event.reason,
     )
     # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back.
     voided = (

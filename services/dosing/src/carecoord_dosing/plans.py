@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import String, func, insert, literal, select, update
 
 from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_contracts.dosing import (
@@ -36,6 +35,7 @@ from carecoord_contracts.dosing import (
 )
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction, Transaction
+from carecoord_shared.statements import insert_new
 
 from . import domain
 from .domain import PlanRuleViolation, PlanState, TitrationRules
@@ -171,10 +171,14 @@ async def open_hold(
     tx: Transaction, *, hold_id: uuid.UUID, patient_id: uuid.UUID, review_id: uuid.UUID, reason: str
 ) -> None:
     """Open a hold (idempotent on its id) and pause the patient's active plan."""
-    await tx.session.execute(
-        pg_insert(treatment_holds)
-        .values(hold_id=hold_id, patient_id=patient_id, review_id=review_id, reason=reason)
-        .on_conflict_do_nothing(index_elements=[treatment_holds.c.hold_id])
+    await insert_new(
+        tx.session,
+        treatment_holds,
+        "hold_id",
+        hold_id=hold_id,
+        patient_id=patient_id,
+        review_id=review_id,
+        reason=reason,
     )
     await _reconcile(tx, patient_id, actor="safety", reason=reason)
 
@@ -269,15 +273,26 @@ async def _reconcile(tx: Transaction, patient_id: uuid.UUID, *, actor: str, reas
 
 
 async def _move(tx: Transaction, plan: PlanState, target: PlanStatus, *, actor: str, reason: str) -> None:
+    """The plan's new status and the transition that records it, in one statement (one round trip):
+    the transition is inserted from the row the update returns."""
     domain.check_transition(plan.status, target)
-    await tx.session.execute(
+    moved = (
         update(treatment_plans)
         .where(treatment_plans.c.plan_id == plan.plan_id)
         .values(status=target.value, updated_at=datetime.now(UTC))
+        .returning(treatment_plans.c.plan_id)
+        .cte("moved")
     )
     await tx.session.execute(
-        insert(plan_transitions).values(
-            plan_id=plan.plan_id, from_status=plan.status.value, to_status=target.value, actor=actor, reason=reason
+        insert(plan_transitions).from_select(
+            ["plan_id", "from_status", "to_status", "actor", "reason"],
+            select(
+                moved.c.plan_id,
+                literal(plan.status.value, String),
+                literal(target.value, String),
+                literal(actor, String),
+                literal(reason, String),
+            ),
         )
     )
 
@@ -440,16 +455,15 @@ async def intake_baseline(
 
 
 async def record_assessment(tx: HandlerTransaction, *, instrument: Instrument, total: int, scored_at: datetime) -> None:
-    await tx.session.execute(
-        pg_insert(intake_assessments)
-        .values(
-            event_id=tx.cause.event_id,
-            patient_id=tx.cause.patient_id,
-            instrument=instrument.value,
-            total=total,
-            scored_at=scored_at,
-        )
-        .on_conflict_do_nothing(index_elements=[intake_assessments.c.event_id])
+    await insert_new(
+        tx.session,
+        intake_assessments,
+        "event_id",
+        event_id=tx.cause.event_id,
+        patient_id=tx.cause.patient_id,
+        instrument=instrument.value,
+        total=total,
+        scored_at=scored_at,
     )
 
 
@@ -570,8 +584,13 @@ async def _latest_pre_dose_reading(
 
 
 async def record_observation(tx: HandlerTransaction, *, kind: str, observed_at: datetime, **facts: Any) -> None:
-    await tx.session.execute(
-        pg_insert(safety_observations)
-        .values(event_id=tx.cause.event_id, patient_id=tx.cause.patient_id, kind=kind, observed_at=observed_at, **facts)
-        .on_conflict_do_nothing(index_elements=[safety_observations.c.event_id])
+    await insert_new(
+        tx.session,
+        safety_observations,
+        "event_id",
+        event_id=tx.cause.event_id,
+        patient_id=tx.cause.patient_id,
+        kind=kind,
+        observed_at=observed_at,
+        **facts,
     )

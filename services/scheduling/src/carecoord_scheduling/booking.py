@@ -10,6 +10,7 @@ insert fails inside a savepoint and becomes a :class:`SlotTaken`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,17 +299,33 @@ async def _set(tx: Transaction, appointment_id: uuid.UUID, **values: Any) -> Non
 
 
 async def cancel(tx: Transaction, row: Any, reason: str) -> None:
-    decide.require_booked(row.status, row.appointment_id, "cancelled")
-    await _set(tx, row.appointment_id, status="cancelled", cancel_reason=reason)
-    tx.emit(
-        AppointmentCancelled(
-            appointment_id=row.appointment_id,
-            appointment_type=AppointmentType(row.appointment_type),
-            reason=reason,
-            starts_at=row.starts_at,
-        ),
-        patient_id=row.patient_id,
+    await cancel_all(tx, [row], reason)
+
+
+async def cancel_all(tx: Transaction, rows: Sequence[Any], reason: str) -> None:
+    """Cancel each of ``rows`` (locked by the caller), in one statement; an event each, in their order.
+
+    A hold or a discontinued plan cancels a course's remaining sessions at once: one round trip, not one a
+    session. Each must still be booked, checked before anything is written."""
+    for row in rows:
+        decide.require_booked(row.status, row.appointment_id, "cancelled")
+    if not rows:
+        return
+    await tx.session.execute(
+        update(appointments)
+        .where(appointments.c.appointment_id.in_([row.appointment_id for row in rows]))
+        .values(updated_at=now(), status="cancelled", cancel_reason=reason)
     )
+    for row in rows:
+        tx.emit(
+            AppointmentCancelled(
+                appointment_id=row.appointment_id,
+                appointment_type=AppointmentType(row.appointment_type),
+                reason=reason,
+                starts_at=row.starts_at,
+            ),
+            patient_id=row.patient_id,
+        )
 
 
 async def reschedule(tx: Transaction, row: Any, slot: Slot) -> None:

@@ -55,8 +55,7 @@ async def apply_eligibility(tx: Transaction, patient_id: uuid.UUID, event: Eligi
         await book_initial_evaluation(tx, patient_id)
         await book_waiting_courses(tx, patient_id)
     for kind in change.cancel_kinds:
-        for appointment in await _upcoming(tx, patient_id, kind):
-            await booking.cancel(tx, appointment, INELIGIBLE_REASON)
+        await booking.cancel_all(tx, await _upcoming(tx, patient_id, kind), INELIGIBLE_REASON)
 
 
 async def _ineligible(tx: Transaction, patient_id: uuid.UUID) -> bool:
@@ -180,8 +179,7 @@ async def _course_step(
 async def hold_dosing_sessions(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID) -> None:
     """Cancel the patient's upcoming dosing sessions; therapy and clinician appointments stay."""
     await _set_plan_status(tx, plan_id, "paused")
-    for row in await _upcoming(tx, patient_id, AppointmentType.dosing_session):
-        await booking.cancel(tx, row, HOLD_REASON)
+    await booking.cancel_all(tx, await _upcoming(tx, patient_id, AppointmentType.dosing_session), HOLD_REASON)
 
 
 async def rebook_held_sessions(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID) -> None:
@@ -230,8 +228,7 @@ async def cancel_remaining(tx: Transaction, plan_id: uuid.UUID, patient_id: uuid
         .order_by(appointments.c.starts_at)
         .with_for_update()
     )
-    for row in rows.all():
-        await booking.cancel(tx, row, DISCONTINUED_REASON)
+    await booking.cancel_all(tx, rows.all(), DISCONTINUED_REASON)
 
 
 async def _upcoming(tx: Transaction, patient_id: uuid.UUID, kind: AppointmentType) -> list[Any]:

@@ -1,0 +1,59 @@
+"""What a service's Telemetry exports: bounded spans, redacted, one JSON object per line.
+
+In a process of its own: Telemetry sets the process's global tracer provider."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+PROGRAM = """
+import sys
+from carecoord_shared.telemetry import Telemetry
+
+telemetry = Telemetry("dosing", traces_dir=sys.argv[1])
+tracer = telemetry.tracer_provider.get_tracer("test")
+with tracer.start_as_current_span("wide", attributes={f"carecoord.a{i:03}": i for i in range(100)}) as span:
+    span.set_attribute("db.statement", "SELECT " + "x" * 10_000)
+    span.set_attribute("carecoord.codes", ("F331", "F4310"))
+    for i in range(40):
+        span.add_event(f"e{i}")
+with tracer.start_as_current_span("failing") as span:
+    span.set_attribute("patient.email", "someone@example.org")
+    span.record_exception(ValueError("Key (email)=(someone@example.org) already exists"))
+telemetry.shutdown()
+"""
+
+
+def _exported(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    subprocess.run([sys.executable, "-c", textwrap.dedent(PROGRAM), str(tmp_path)], check=True, timeout=60)
+    lines = (tmp_path / "dosing.jsonl").read_text().splitlines()
+    spans = [json.loads(line) for line in lines]
+    return {str(s["name"]): s for s in spans}
+
+
+def test_a_span_keeps_at_most_64_attributes_32_events_and_values_of_4096_characters(tmp_path: Path) -> None:
+    wide = _exported(tmp_path)["wide"]
+    attributes = wide["attributes"]
+    assert isinstance(attributes, dict) and isinstance(wide["events"], list)
+    # Past 64 the SDK drops the oldest: the last ones set are kept, a long value is cut, not dropped.
+    assert len(attributes) == 64
+    assert "carecoord.a000" not in attributes and attributes["carecoord.a099"] == 99
+    statement = attributes["db.statement"]
+    assert statement.startswith("SELECT xxx") and len(statement) == 4096
+    assert attributes["carecoord.codes"] == ["F331", "F4310"]
+    assert len(wide["events"]) == 32
+
+
+def test_limits_leave_ordinary_values_and_the_phi_policy_as_they_were(tmp_path: Path) -> None:
+    spans = _exported(tmp_path)
+    failing = spans["failing"]
+    assert failing["service"] == "carecoord-dosing" and len(str(failing["trace_id"])) == 32
+    assert failing["attributes"] == {"patient.email": "[redacted]"}
+    [event] = failing["events"]
+    assert event["attributes"]["exception.message"] == "[redacted]"
+    assert "someone@example.org" not in (tmp_path / "dosing.jsonl").read_text()
