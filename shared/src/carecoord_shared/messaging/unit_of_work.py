@@ -6,8 +6,11 @@
         ...change state through tx.session...
         tx.emit(SomethingHappened(...), patient_id=...)
 
-Either all of it commits or none of it does. After a commit that emitted
-events the relay is woken so they are published at once.
+Either all of it commits or none of it does. After a commit that wrote outbox
+rows, the rows are handed to the relay (``publish``), which sends them at once
+from memory; the one INSERT that writes them also returns, per row, the older
+unsent rows of its (topic, key), which is what lets the relay know it may send
+a row without reading the outbox first (relay.py says how order is kept).
 
 A consumer with a backlog handles several events in one transaction
 (:meth:`UnitOfWork.batch`): one inbox insert claims them all, each event's
@@ -28,9 +31,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 from opentelemetry import propagate
+from sqlalchemy import Text, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,6 +44,31 @@ from carecoord_contracts import Envelope, Event, topic_for_event
 from ..faults import FailurePoints
 from .locks import lock_for_transaction, patient_lock
 from .tables import MessagingTables
+
+# Older unsent rows of a key listed per inserted row; more than this and the relay
+# leaves the row to its polling pass (a key with a backlog is not on the fast path).
+OLDER_LISTED = 8
+# Rows per INSERT (PostgreSQL's bind parameter limit is 32767; an outbox row takes 6).
+INSERT_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class CommittedRow:
+    """An outbox row as its transaction wrote it, handed to the relay after COMMIT
+    (the fields of relay_send.OutboxRow, as the relay's own SELECT reads them)."""
+
+    id: int
+    event_id: uuid.UUID
+    topic: str
+    key: str
+    event_type: str
+    body: str
+    version: str
+    producer: str
+    trace_context: dict[str, str]
+    # Ids of the key's rows that were committed and unsent when this one was
+    # inserted, oldest first; None when there were more than OLDER_LISTED.
+    older: tuple[int, ...] | None
 
 
 class Transaction:
@@ -150,12 +180,17 @@ class UnitOfWork:
         service: str,
         *,
         on_commit: Callable[[], None] = lambda: None,
+        publish: Callable[[Sequence[CommittedRow]], None] | None = None,
         failure_points: FailurePoints | None = None,
     ) -> None:
+        """``on_commit``: called after a commit that wrote outbox rows. ``publish``: given
+        those rows after the commit (the relay's fast path); without it the rows are
+        written with a plain INSERT and only ``on_commit`` hears of them."""
         self.sessions = sessions
         self.tables = tables
         self.service = service
         self._on_commit = on_commit
+        self._publish = publish
         self._failure_points = failure_points or FailurePoints()
 
     def transaction(self, cause: Envelope | None = None) -> AbstractAsyncContextManager[Transaction]:
@@ -171,21 +206,28 @@ class UnitOfWork:
         async with self.sessions() as session, session.begin():
             tx = make(session)
             yield tx
-            await self._write_outbox(session, tx.outbox_rows())
+            written = await self._write_outbox(session, tx.outbox_rows())
             self._failure_points.reach("uow.before_commit", cause.type if cause else "")
         if tx.emitted:
-            self._on_commit()
+            self._committed(written)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[Batch]:
         async with self.sessions() as session, session.begin():
             batch = Batch(session, self)
             yield batch
-            await self._write_outbox(session, batch._rows)
+            written = await self._write_outbox(session, batch._rows)
             for cause in batch.causes:
                 self._failure_points.reach("uow.before_commit", cause.type)
         if batch.emitted:
-            self._on_commit()
+            self._committed(written)
+
+    def _committed(self, written: list[CommittedRow]) -> None:
+        # Only after COMMIT returned: a row handed over is durable. A commit whose outcome
+        # is unknown (the connection dropped) raised instead, and the polling pass finds its rows.
+        if self._publish is not None and written:
+            self._publish(written)
+        self._on_commit()
 
     async def claim(self, session: AsyncSession, events: Sequence[tuple[Envelope, str]]) -> set[uuid.UUID]:
         # One statement for any number of events. An id twice in it is claimed once:
@@ -200,6 +242,62 @@ class UnitOfWork:
         )
         return set((await session.execute(stmt)).scalars())
 
-    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
-        if rows:
+    async def _write_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> list[CommittedRow]:
+        if not rows:
+            return []
+        if self._publish is None:
             await session.execute(self.tables.outbox.insert(), rows)
+            return []
+        written: list[CommittedRow] = []
+        for start in range(0, len(rows), INSERT_CHUNK):  # one statement unless a batch is huge
+            written += await self._insert_returning(session, rows[start : start + INSERT_CHUNK])
+        return written
+
+    async def _insert_returning(self, session: AsyncSession, rows: list[dict[str, object]]) -> list[CommittedRow]:
+        # One statement, as the plain insert is: the rows, what the relay sends of each
+        # (the envelope as PostgreSQL renders it, as the relay's own SELECT reads it) and
+        # the key's older unsent rows. The subquery reads the statement's snapshot: rows
+        # committed before it, never the ones it inserts (the relay gets those in this hand-over).
+        outbox = self.tables.outbox
+        ins = (
+            insert(outbox)
+            .values(rows)
+            .returning(
+                outbox.c.id,
+                outbox.c.event_id,
+                outbox.c.topic,
+                outbox.c.key,
+                outbox.c.event_type,
+                outbox.c.envelope.cast(Text).label("body"),
+                outbox.c.envelope["version"].astext.label("version"),
+                outbox.c.envelope["producer"].astext.label("producer"),
+                outbox.c.trace_context,
+            )
+            .cte("ins")
+        )
+        prior = outbox.alias("prior")
+        older = (
+            select(prior.c.id)
+            .where(
+                prior.c.sent_at.is_(None), prior.c.topic == ins.c.topic, prior.c.key == ins.c.key, prior.c.id < ins.c.id
+            )
+            .order_by(prior.c.id)
+            .limit(OLDER_LISTED + 1)
+            .correlate(ins)
+        )
+        result = await session.execute(select(ins, func.array(older.scalar_subquery()).label("older")))
+        return [
+            CommittedRow(
+                id=r.id,
+                event_id=r.event_id,
+                topic=r.topic,
+                key=r.key,
+                event_type=r.event_type,
+                body=r.body,
+                version=r.version,
+                producer=r.producer,
+                trace_context=r.trace_context,
+                older=tuple(r.older) if len(r.older) <= OLDER_LISTED else None,
+            )
+            for r in result
+        ]
