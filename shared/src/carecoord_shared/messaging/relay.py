@@ -211,8 +211,7 @@ class OutboxRelay:
                 self._published.add(1, {"event_type": sent.event_type})
             self._failure_points.reach("relay.after_send_before_mark")
             if outcome.acked:
-                async with self._sessions() as session, session.begin():
-                    await self._mark(session, Outcome(acked=outcome.acked))
+                await self._mark_sent(outcome.acked)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # broker or database away: the polling pass has the rows
@@ -229,6 +228,12 @@ class OutboxRelay:
         log.debug("outbox.published_on_commit", count=len(acked))
         for _ in acked:
             self._on_published()
+
+    async def _mark_sent(self, rows: Sequence[OutboxRow]) -> None:
+        # One UPDATE on its own, in autocommit: atomic as it is, without BEGIN and COMMIT round trips.
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await self._mark(session, Outcome(acked=list(rows)))
 
     def _fall_back(self, rows: Sequence[CommittedRow]) -> None:
         """Leave ``rows`` and every later row of their keys to the polling pass."""
