@@ -162,7 +162,8 @@ async def test_a_row_that_could_not_see_a_failed_older_row_still_waits_for_it(
 ) -> None:
     # Two transactions of one key at once: the second inserts before the first commits, so it
     # sees no older row. The first one's send is refused; the relay still holds the second (the
-    # key failed in this process), and the polling pass keeps their id order.
+    # key failed in this process, and no polling pass has found it clear since), and the polling
+    # pass keeps their id order.
     relay = outbox.relay(poll_interval_s=HOUR, park_retry_s=HOUR)
     uow = outbox.uow(relay)
     key = str(uuid.uuid4())
@@ -174,6 +175,8 @@ async def test_a_row_that_could_not_see_a_failed_older_row_still_waits_for_it(
                 after = await uow._write_outbox(second_tx, [_row(topic, key)])
             relay.publish(refused)
             await eventually(lambda: _parked(relay), timeout=30, what="the refused row parked")
+            relay.wake()  # another polling pass meanwhile: it leaves the parked key out, and learns nothing of it
+            await asyncio.sleep(0.5)
             await second_tx.commit()
             relay.publish(after)
         assert after[0].older == () and after[0].id > refused[0].id

@@ -1,19 +1,50 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order per key.
 
-Woken right after a commit that wrote rows (polling is only the fallback for
-rows left behind by a crash or written by another instance). Each pass takes a
-transaction-scoped advisory lock, so however many instances of a service run,
-one relay publishes at a time, and sends each (topic, key)'s rows as one record
-batch (relay_send says why): a key's rows reach the topic in the order their
-transactions wrote them even when a batch fails. Exactly the rows the broker
-acknowledged (acks=all) are marked sent; a crash between send and mark
-re-sends them, and consumers drop the duplicates by event id.
+Two paths, run one at a time by the relay's one task (run()):
+
+- **Fast path (publish on commit).** The transaction's one outbox INSERT also
+  returns what the relay sends of each row and the ids of the key's older
+  rows that were committed and unsent in its snapshot; after COMMIT the unit
+  of work hands the rows over (:meth:`OutboxRelay.publish`). A fast pass
+  sends them at once, with no session check-out, lock or SELECT before the
+  send, and marks exactly the acknowledged rows sent (one autocommit UPDATE;
+  the failure point ``relay.after_send_before_mark`` is between the two).
+- **Polling pass.** Under a transaction-scoped advisory lock (one polling
+  relay per service at a time, however many instances run) it reads unsent
+  rows in id order, sends them, marks the acknowledged ones and parks refused
+  keys. It runs every ``poll_interval_s`` (rows left by a crash, written by
+  another instance or not handed over: wake()), at once whenever the fast
+  path leaves a row to it, and after its own failures with a backoff.
+
+Per-key order. A fast pass sends a row only if every older unsent row its
+insert saw is known to this process to be on the broker (acknowledged here,
+by either path, and still remembered) or goes ahead of it in the same pass,
+and its key has not failed here since a polling pass last found nothing of it
+unsent ("dirty"). Otherwise that row and every later row of its key wait for
+a polling pass, which sends in id order: another instance's unsent row (its
+relay may hold it in memory), a refused or failed send, a row its snapshot
+could not see. Forgetting only ever sends a row to the polling pass. Rows
+of transactions that saw each other commit (one patient's transactions take
+the patient's lock) are therefore never reordered; two transactions of one
+key that ran at once have no order of their own, and the relay keeps their
+id order unless the later one's send came first, as the polling pass alone
+did when the later one committed first.
+
+Both paths send each (topic, key)'s rows in a pass as one record batch
+(relay_send says why): a key's rows reach the topic in order even when a
+batch fails; a row that fails, is refused or does not fit the pass's batch
+goes to the polling pass. At least once: a row is marked sent only after the
+broker acknowledged it (acks=all); a crash between send and mark, or a row
+sent by both paths or by two instances, is sent again, and consumers drop
+the duplicates by event id (the first copy is on the log before any later row
+of its key in every stream that carries it).
 
 A key the broker refuses for good (topic missing or not authorised, record too
-large) is *parked* on the row it refused: only that key waits, nothing after
-that row is sent, the other keys flow, and the key is tried again every
-``park_retry_s`` (a topic created later flows again). A transient failure
-(broker away) retries the key after a backoff and parks nothing.
+large) is *parked* by the polling pass on the row it refused: only that key
+waits, nothing after that row is sent, the other keys flow, and the key is
+tried again every ``park_retry_s`` (a topic created later flows again). A
+transient failure (broker away) retries the key after a backoff and parks
+nothing. ADR 0011 records the design.
 """
 
 from __future__ import annotations
@@ -248,20 +279,22 @@ class OutboxRelay:
         while len(self._acked) > self._acked_remembered:
             del self._acked[next(iter(self._acked))]
 
-    def _after_poll(self, rows: Sequence[OutboxRow], outcome: Outcome, complete: bool) -> None:
+    def _after_poll(self, rows: Sequence[OutboxRow], outcome: Outcome, *, complete: bool, parked_in: bool) -> None:
         """What a polling pass tells the fast path: rows it sent (not to be sent again), keys
         with rows still unsent (dirty), and keys it found nothing unsent of (clean again)."""
         self._remember_acked(outcome.acked)
         acked = {row.id for row in outcome.acked}
         selected = {row.id for row in rows}
+        keys = {(row.topic, row.key) for row in rows}
         unsent = {(row.topic, row.key) for row in rows if row.id not in acked}
         self._queue = [row for row in self._queue if row.id not in selected]
         self._dirty |= unsent
         if complete:
-            # Every committed unsent row was in this pass but the parked keys it left out;
-            # a key of those, or with rows written later by another instance, is caught by
-            # the older-row check of the next row handed over.
-            self._dirty &= unsent
+            # Every committed unsent row was in this pass, but for the parked keys' when it
+            # left them out (``parked_in`` False): a key not seen then may be parked, and stays
+            # dirty until a pass with them finds nothing of it unsent. (A key with rows written
+            # later by another instance is caught by the older-row check of the next row.)
+            self._dirty -= (self._dirty if parked_in else keys) - unsent
 
     async def drain_once(self) -> int:
         """Publish one pass of unsent rows; returns how many the broker acknowledged."""
@@ -280,7 +313,7 @@ class OutboxRelay:
             await lock_for_transaction(session, self._lock_key)
             rows = (await session.execute(self._unsent(retry_parked))).all()
             if not rows:
-                self._after_poll([], Outcome(), complete=True)
+                self._after_poll([], Outcome(), complete=True, parked_in=retry_parked)
                 return 0, Outcome()
             producer = await self._ready_producer()
             outcome = await PassSender(producer, self._max_batch_bytes, self._metadata_timeout_s).send(
@@ -291,7 +324,7 @@ class OutboxRelay:
             self._remember_acked(outcome.acked)
             self._failure_points.reach("relay.after_send_before_mark")
             await self._mark(session, outcome)
-        self._after_poll(rows, outcome, complete=len(rows) < self._batch_size)
+        self._after_poll(rows, outcome, complete=len(rows) < self._batch_size, parked_in=retry_parked)
         if retry_parked:
             self._parked_retry_at = time.monotonic() + self._park_retry_s
         self._report(outcome)
