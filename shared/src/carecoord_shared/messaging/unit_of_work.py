@@ -28,6 +28,7 @@ event's envelope (never None); a route or a timer opens a plain
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,8 +36,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from opentelemetry import propagate
-from sqlalchemy import Text, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from carecoord_contracts import Envelope, Event, topic_for_event
@@ -69,6 +70,29 @@ class CommittedRow:
     # Ids of the key's rows that were committed and unsent when this one was
     # inserted, oldest first; None when there were more than OLDER_LISTED.
     older: tuple[int, ...] | None
+
+
+_INSERT_RETURNING = text(
+    """
+    WITH ins AS (
+        INSERT INTO outbox (event_id, topic, key, event_type, envelope, trace_context)
+        SELECT r.event_id, r.topic, r.key, r.event_type, r.envelope::jsonb, r.trace_context::jsonb
+        FROM unnest(
+            CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
+            CAST(:types AS text[]), CAST(:envelopes AS text[]), CAST(:traces AS text[])
+        ) WITH ORDINALITY AS r(event_id, topic, key, event_type, envelope, trace_context, n)
+        ORDER BY r.n  -- ids in the order the events were emitted
+        RETURNING id, event_id, topic, key, event_type, envelope::text AS body,
+            envelope ->> 'version' AS version, envelope ->> 'producer' AS producer, trace_context
+    )
+    SELECT ins.*, ARRAY(
+        SELECT prior.id FROM outbox AS prior
+        WHERE prior.sent_at IS NULL AND prior.topic = ins.topic AND prior.key = ins.key AND prior.id < ins.id
+        ORDER BY prior.id LIMIT :listed
+    ) AS older
+    FROM ins
+    """
+).columns(trace_context=JSONB)
 
 
 class Transaction:
@@ -258,34 +282,18 @@ class UnitOfWork:
         # (the envelope as PostgreSQL renders it, as the relay's own SELECT reads it) and
         # the key's older unsent rows. The subquery reads the statement's snapshot: rows
         # committed before it, never the ones it inserts (the relay gets those in this hand-over).
-        outbox = self.tables.outbox
-        ins = (
-            insert(outbox)
-            .values(rows)
-            .returning(
-                outbox.c.id,
-                outbox.c.event_id,
-                outbox.c.topic,
-                outbox.c.key,
-                outbox.c.event_type,
-                outbox.c.envelope.cast(Text).label("body"),
-                outbox.c.envelope["version"].astext.label("version"),
-                outbox.c.envelope["producer"].astext.label("producer"),
-                outbox.c.trace_context,
-            )
-            .cte("ins")
-        )
-        prior = outbox.alias("prior")
-        older = (
-            select(prior.c.id)
-            .where(
-                prior.c.sent_at.is_(None), prior.c.topic == ins.c.topic, prior.c.key == ins.c.key, prior.c.id < ins.c.id
-            )
-            .order_by(prior.c.id)
-            .limit(OLDER_LISTED + 1)
-            .correlate(ins)
-        )
-        result = await session.execute(select(ins, func.array(older.scalar_subquery()).label("older")))
+        # Arrays through unnest, so the SQL is the same for any number of rows (compiled and
+        # prepared once; a multi-row VALUES is compiled anew on every call, ~1.7 ms of CPU).
+        params = {
+            "event_ids": [r["event_id"] for r in rows],
+            "topics": [r["topic"] for r in rows],
+            "keys": [r["key"] for r in rows],
+            "types": [r["event_type"] for r in rows],
+            "envelopes": [json.dumps(r["envelope"]) for r in rows],
+            "traces": [json.dumps(r["trace_context"]) for r in rows],
+            "listed": OLDER_LISTED + 1,
+        }
+        result = await session.execute(_INSERT_RETURNING, params)
         return [
             CommittedRow(
                 id=r.id,
