@@ -103,7 +103,7 @@ def build_hop(
         return await kafka.publish(value, topic, key=key, headers=headers)
 
     relay = OutboxRelay(sessions, TABLES, {"bootstrap_servers": bootstrap}, service="safety", on_published=on_published)
-    uow = UnitOfWork(sessions, TABLES, "safety", on_commit=relay.wake)
+    uow = UnitOfWork(sessions, TABLES, "safety", publish=relay.publish)  # wired as service.py wires it
     consumer = consumer_cls("safety", uow, DeadLetterer("safety", publish_and_wait))
 
     @consumer.on(SideEffectReportSubmitted)

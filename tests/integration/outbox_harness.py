@@ -47,8 +47,37 @@ class Outbox:
         self._relays.append(relay)
         return relay
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.tables, "safety")
+    def uow(self, relay: OutboxRelay | None = None) -> UnitOfWork:
+        """A unit of work; with ``relay``, it hands its committed rows to that relay (as service.py wires it)."""
+        return UnitOfWork(self.sessions, self.tables, "safety", publish=relay.publish if relay else None)
+
+    async def commit(self, relay: OutboxRelay, topic: str, key: str, pad: int = 0) -> str:
+        """One row for ``topic`` (any topic, any size) written and handed over as UnitOfWork does for
+        an emitted event (its one outbox insert, then ``publish`` after COMMIT); returns its event id."""
+        [event_id] = await self.commit_rows(relay, [(topic, key, pad)])
+        return event_id
+
+    async def commit_rows(self, relay: OutboxRelay, rows: list[tuple[str, str, int]]) -> list[str]:
+        """Rows of (topic, key, pad) in one transaction, handed over as ``commit`` does; their event ids."""
+        uow = self.uow(relay)
+        outbox_rows: list[dict[str, object]] = []
+        for topic, key, pad in rows:
+            event_id = uuid.uuid4()
+            envelope = {"event_id": str(event_id), "type": "SideEffectReported", "version": "1", "producer": "safety"}
+            outbox_rows.append(
+                {
+                    "event_id": event_id,
+                    "topic": topic,
+                    "key": key,
+                    "event_type": "SideEffectReported",
+                    "envelope": envelope | {"pad": "x" * pad},
+                    "trace_context": {},
+                }
+            )
+        async with self.sessions() as s, s.begin():
+            written = await uow._write_outbox(s, outbox_rows)
+        relay.publish(written)
+        return [str(row["event_id"]) for row in outbox_rows]
 
     async def unsent(self) -> int:
         async with self.sessions() as s:

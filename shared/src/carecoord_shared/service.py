@@ -135,7 +135,8 @@ class Runtime:
             self.sessions,
             definition.tables,
             definition.name,
-            on_commit=self.relay.wake,
+            # Committed rows go straight to the relay, which sends them from memory (relay.py).
+            publish=self.relay.publish,
             failure_points=failure_points,
         )
         self.consumer = EventConsumer(

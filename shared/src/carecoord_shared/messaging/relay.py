@@ -1,19 +1,50 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order per key.
 
-Woken right after a commit that wrote rows (polling is only the fallback for
-rows left behind by a crash or written by another instance). Each pass takes a
-transaction-scoped advisory lock, so however many instances of a service run,
-one relay publishes at a time, and sends each (topic, key)'s rows as one record
-batch (relay_send says why): a key's rows reach the topic in the order their
-transactions wrote them even when a batch fails. Exactly the rows the broker
-acknowledged (acks=all) are marked sent; a crash between send and mark
-re-sends them, and consumers drop the duplicates by event id.
+Two paths, run one at a time by the relay's one task (run()):
+
+- **Fast path (publish on commit).** The transaction's one outbox INSERT also
+  returns what the relay sends of each row and the ids of the key's older
+  rows that were committed and unsent in its snapshot; after COMMIT the unit
+  of work hands the rows over (:meth:`OutboxRelay.publish`). A fast pass
+  sends them at once, with no session check-out, lock or SELECT before the
+  send, and marks exactly the acknowledged rows sent (one autocommit UPDATE;
+  the failure point ``relay.after_send_before_mark`` is between the two).
+- **Polling pass.** Under a transaction-scoped advisory lock (one polling
+  relay per service at a time, however many instances run) it reads unsent
+  rows in id order, sends them, marks the acknowledged ones and parks refused
+  keys. It runs every ``poll_interval_s`` (rows left by a crash, written by
+  another instance or not handed over: wake()), at once whenever the fast
+  path leaves a row to it, and after its own failures with a backoff.
+
+Per-key order. A fast pass sends a row only if every older unsent row its
+insert saw is known to this process to be on the broker (acknowledged here,
+by either path, and still remembered) or goes ahead of it in the same pass,
+and its key has not failed here since a polling pass last found nothing of it
+unsent ("dirty"). Otherwise that row and every later row of its key wait for
+a polling pass, which sends in id order: another instance's unsent row (its
+relay may hold it in memory), a refused or failed send, a row its snapshot
+could not see. Forgetting only ever sends a row to the polling pass. Rows
+of transactions that saw each other commit (one patient's transactions take
+the patient's lock) are therefore never reordered; two transactions of one
+key that ran at once have no order of their own, and the relay keeps their
+id order unless the later one's send came first, as the polling pass alone
+did when the later one committed first.
+
+Both paths send each (topic, key)'s rows in a pass as one record batch
+(relay_send says why): a key's rows reach the topic in order even when a
+batch fails; a row that fails, is refused or does not fit the pass's batch
+goes to the polling pass. At least once: a row is marked sent only after the
+broker acknowledged it (acks=all); a crash between send and mark, or a row
+sent by both paths or by two instances, is sent again, and consumers drop
+the duplicates by event id (the first copy is on the log before any later row
+of its key in every stream that carries it).
 
 A key the broker refuses for good (topic missing or not authorised, record too
-large) is *parked* on the row it refused: only that key waits, nothing after
-that row is sent, the other keys flow, and the key is tried again every
-``park_retry_s`` (a topic created later flows again). A transient failure
-(broker away) retries the key after a backoff and parks nothing.
+large) is *parked* by the polling pass on the row it refused: only that key
+waits, nothing after that row is sent, the other keys flow, and the key is
+tried again every ``park_retry_s`` (a topic created later flows again). A
+transient failure (broker away) retries the key after a backoff and parks
+nothing. ADR 0011 records the design.
 """
 
 from __future__ import annotations
@@ -21,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +67,10 @@ from carecoord_contracts.envelope import routing_headers
 from ..faults import FailurePoints
 from ..telemetry import meter
 from .locks import lock_for_transaction, relay_lock
-from .relay_send import OutboxRow, Outcome, PassSender, Record
+from .relay_send import Key, OutboxRow, Outcome, PassSender, Record
 from .tables import MessagingTables
 from .tracing import publish_span
+from .unit_of_work import CommittedRow
 
 log = structlog.get_logger("carecoord.outbox")
 
@@ -63,6 +95,8 @@ class OutboxRelay:
         metadata_timeout_s: float = 5.0,
         failure_points: FailurePoints | None = None,
         on_published: Callable[[], None] = lambda: None,
+        max_queued: int = 10_000,
+        acked_remembered: int = 10_000,
     ) -> None:
         self._sessions = sessions
         self._outbox = tables.outbox
@@ -76,8 +110,17 @@ class OutboxRelay:
         self._failure_points = failure_points or FailurePoints()
         self._on_published = on_published
         self._lock_key = relay_lock(service)
-        self._wakeup = asyncio.Event()
+        self._work = asyncio.Event()
+        self._poll_due = False
         self._stopping = False
+        # The fast path's state (one task runs both paths, so no locks): rows handed over
+        # and not yet sent; keys whose rows wait for a polling pass; ids this process saw
+        # acknowledged, insertion-ordered, the oldest forgotten first.
+        self._queue: list[CommittedRow] = []
+        self._max_queued = max_queued
+        self._dirty: set[Key] = set()
+        self._acked: dict[int, None] = {}
+        self._acked_remembered = acked_remembered
         self._parked_retry_at = 0.0
         self._published = meter().create_counter("carecoord.events.published", description="Events published, by type")
         self.last_backlog: tuple[int, float | None] = (0, None)
@@ -100,45 +143,158 @@ class OutboxRelay:
         )
 
     def wake(self) -> None:
-        self._wakeup.set()
+        """Run a polling pass soon (rows written without a hand-over)."""
+        self._poll_due = True
+        self._work.set()
+
+    def publish(self, rows: Sequence[CommittedRow]) -> None:
+        """The rows a transaction has just committed: sent at once by the fast path."""
+        self._queue += rows
+        if len(self._queue) > self._max_queued:  # the broker away for long: the polling pass has them all
+            for row in self._queue[: len(self._queue) - self._max_queued]:
+                self._dirty.add((row.topic, row.key))
+            del self._queue[: len(self._queue) - self._max_queued]
+            self._poll_due = True
+        self._work.set()
 
     async def run(self) -> None:
         backoff = 0.2
+        next_poll = 0.0  # a polling pass first: what a crash left behind
         try:
             while not self._stopping:
-                try:
-                    selected, retry = await self._pass()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # broker or database away: keep the rows, try again
-                    log.warning("outbox.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
-                    await self._drop_producer()
-                    retry = True
-                    selected = 0
-                if retry:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                backoff = 0.2
-                if selected < self._batch_size:
-                    await self._sleep_until_woken()
+                self._work.clear()  # anything handed over or woken from now on runs another turn
+                if self._poll_due or time.monotonic() >= next_poll:
+                    self._poll_due = False
+                    try:
+                        selected, retry = await self._pass()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # broker or database away: keep the rows, try again
+                        log.warning("outbox.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
+                        await self._drop_producer()
+                        self._fall_back(self._queue)
+                        retry = True
+                        selected = 0
+                    next_poll = time.monotonic() + self._poll_interval_s
+                    if retry:
+                        self._poll_due = True
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 10.0)
+                        continue
+                    backoff = 0.2
+                    if selected >= self._batch_size:
+                        self._poll_due = True
+                elif self._queue:
+                    await self._fast_pass()
+                else:
+                    await self._sleep_until_woken(next_poll - time.monotonic())
         finally:
             await self.close()
 
     def stop(self) -> None:
         self._stopping = True
-        self._wakeup.set()
+        self._work.set()
 
     async def close(self) -> None:
         """Close the relay's producer (run() does on its way out)."""
         await self._drop_producer()
 
-    async def _sleep_until_woken(self) -> None:
+    async def _sleep_until_woken(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
+            await asyncio.wait_for(self._work.wait(), timeout=max(timeout, 0.0))
         except TimeoutError:
             pass
-        self._wakeup.clear()
+
+    async def _fast_pass(self) -> None:
+        """Send what was handed over, except rows whose key may have older rows not yet on the
+        broker; mark exactly the acknowledged rows sent. Anything else goes to the polling pass."""
+        taken = sorted(self._queue[: self._batch_size], key=lambda r: r.id)
+        del self._queue[: len(taken)]
+        rows: list[CommittedRow] = []
+        going: set[int] = set()
+        for row in taken:
+            key = (row.topic, row.key)
+            if row.id in self._acked:
+                continue  # a polling pass sent it already
+            if (
+                key in self._dirty
+                or row.older is None
+                or any(o not in self._acked and o not in going for o in row.older)
+            ):
+                # An older row of the key is not known to be on the broker (another instance's,
+                # a failed or parked one, or one this process no longer remembers): the key, from
+                # this row on, waits for the polling pass, which sends in id order.
+                self._dirty.add(key)
+                self._poll_due = True
+                continue
+            rows.append(row)
+            going.add(row.id)
+        if not rows:
+            return
+        outcome = Outcome()
+        try:
+            producer = await self._ready_producer()
+            outcome = await PassSender(producer, self._max_batch_bytes, self._metadata_timeout_s).send(
+                [self._record(row) for row in rows]
+            )
+            self._remember_acked(outcome.acked)
+            for sent in outcome.acked:
+                self._published.add(1, {"event_type": sent.event_type})
+            self._failure_points.reach("relay.after_send_before_mark")
+            if outcome.acked:
+                await self._mark_sent(outcome.acked)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # broker or database away: the polling pass has the rows
+            log.warning("outbox.fast_path_failed", error=type(exc).__name__)
+            if not outcome.acked:
+                await self._drop_producer()
+        acked = {row.id for row in outcome.acked}
+        # Failed, refused, or left out of a full batch: the polling pass sends (or parks) them.
+        self._fall_back([row for row in rows if row.id not in acked])
+        if outcome.transient and not outcome.acked:
+            await self._drop_producer()  # nothing went through: a producer whose sender died is not reused
+        if outcome.parked or outcome.transient:
+            log.info("outbox.fast_path_deferred", keys=len(outcome.parked) + len(outcome.transient))
+        log.debug("outbox.published_on_commit", count=len(acked))
+        for _ in acked:
+            self._on_published()
+
+    async def _mark_sent(self, rows: Sequence[OutboxRow]) -> None:
+        # One UPDATE on its own, in autocommit: atomic as it is, without BEGIN and COMMIT round trips.
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await self._mark(session, Outcome(acked=list(rows)))
+
+    def _fall_back(self, rows: Sequence[CommittedRow]) -> None:
+        """Leave ``rows`` and every later row of their keys to the polling pass."""
+        for row in rows:
+            self._dirty.add((row.topic, row.key))
+        if rows:
+            self._poll_due = True
+
+    def _remember_acked(self, rows: Sequence[OutboxRow]) -> None:
+        for row in rows:
+            self._acked[row.id] = None
+        while len(self._acked) > self._acked_remembered:
+            del self._acked[next(iter(self._acked))]
+
+    def _after_poll(self, rows: Sequence[OutboxRow], outcome: Outcome, *, complete: bool, parked_in: bool) -> None:
+        """What a polling pass tells the fast path: rows it sent (not to be sent again), keys
+        with rows still unsent (dirty), and keys it found nothing unsent of (clean again)."""
+        self._remember_acked(outcome.acked)
+        acked = {row.id for row in outcome.acked}
+        selected = {row.id for row in rows}
+        keys = {(row.topic, row.key) for row in rows}
+        unsent = {(row.topic, row.key) for row in rows if row.id not in acked}
+        self._queue = [row for row in self._queue if row.id not in selected]
+        self._dirty |= unsent
+        if complete:
+            # Every committed unsent row was in this pass, but for the parked keys' when it
+            # left them out (``parked_in`` False): a key not seen then may be parked, and stays
+            # dirty until a pass with them finds nothing of it unsent. (A key with rows written
+            # later by another instance is caught by the older-row check of the next row.)
+            self._dirty -= (self._dirty if parked_in else keys) - unsent
 
     async def drain_once(self) -> int:
         """Publish one pass of unsent rows; returns how many the broker acknowledged."""
@@ -151,14 +307,13 @@ class OutboxRelay:
         return selected, bool(outcome.transient) and not outcome.acked
 
     async def _drain(self) -> tuple[int, Outcome]:
-        # Clear first: a commit that lands while this pass runs wakes the next one.
-        self._wakeup.clear()
         # Parked keys are left out of a pass, so they cannot fill it, except every park_retry_s.
         retry_parked = time.monotonic() >= self._parked_retry_at
         async with self._sessions() as session, session.begin():
             await lock_for_transaction(session, self._lock_key)
             rows = (await session.execute(self._unsent(retry_parked))).all()
             if not rows:
+                self._after_poll([], Outcome(), complete=True, parked_in=retry_parked)
                 return 0, Outcome()
             producer = await self._ready_producer()
             outcome = await PassSender(producer, self._max_batch_bytes, self._metadata_timeout_s).send(
@@ -166,8 +321,10 @@ class OutboxRelay:
             )
             for row in outcome.acked:
                 self._published.add(1, {"event_type": row.event_type})
+            self._remember_acked(outcome.acked)
             self._failure_points.reach("relay.after_send_before_mark")
             await self._mark(session, outcome)
+        self._after_poll(rows, outcome, complete=len(rows) < self._batch_size, parked_in=retry_parked)
         if retry_parked:
             self._parked_retry_at = time.monotonic() + self._park_retry_s
         self._report(outcome)
