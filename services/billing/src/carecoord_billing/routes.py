@@ -24,6 +24,10 @@ the queue admits services only. Running an exchange cycle moves files and
 answers with counts and file names only, no patient data: it is operating the
 system, for operators and services. (2) journal_router: which events arrived,
 the system's own bookkeeping.
+
+A change's check and audit row run in the change's own transaction
+(``Access.transaction``): one commit; a refusal commits its denied row alone, and
+a change that then fails (409, 422) still leaves its allowed row.
 """
 
 from __future__ import annotations
@@ -80,8 +84,8 @@ def build_router(exchange: ExchangeService) -> APIRouter:
     async def pay(
         invoice_id: uuid.UUID, body: PaymentIn, uow: UowDep, response: Response, access: Payer
     ) -> dict[str, Any]:
-        await access.patient(await queries.invoice_owner(uow, invoice_id), "pay", "invoice", invoice_id)
-        async with uow.transaction() as tx:
+        owner = await queries.invoice_owner(uow, invoice_id)  # 404 for an unknown invoice, before any audit row
+        async with access.transaction(uow, owner, "pay", "invoice", invoice_id) as tx:
             recorded = await invoicing.record_payment(tx, invoice_id, **body.model_dump())
         if not recorded:
             response.status_code = status.HTTP_200_OK

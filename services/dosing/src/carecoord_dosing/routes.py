@@ -22,11 +22,16 @@ is the token's subject. Authorising a session has no clinician in the body (the
 rules decide, the caller asks): the clinician monitoring the session or the
 patient app's back end (a service account) asks. Operators reach no patient data
 here, so no route admits them.
+
+A change's check and audit row run in the change's own transaction
+(``Access.transaction``): one commit; a refusal commits its denied row alone, and
+a change that then fails (409, 422) still leaves its allowed row.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -34,6 +39,7 @@ from fastapi import APIRouter, status
 
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.http import UowDep, allow
+from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans, queries
 from .domain import TitrationRules
@@ -43,9 +49,13 @@ Readers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 
 
-async def _decide_on_plan(access: Access, uow: UowDep, plan_id: uuid.UUID, clinician_id: str, action: str) -> None:
+async def _decide_on_plan(
+    access: Access, uow: UowDep, plan_id: uuid.UUID, clinician_id: str, action: str
+) -> AbstractAsyncContextManager[Transaction]:
+    """A decision on a plan: in the caller's own name, on a plan that exists (404), about a patient they may
+    reach; the transaction to make it in, which checks and audits that on entering."""
     access.acting_clinician(clinician_id)
-    await access.patient(await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
+    return access.transaction(uow, await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
 
 
 def build_router(rules: TitrationRules) -> APIRouter:
@@ -54,8 +64,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
     @router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=Plan, tags=["treatment plans"])
     async def create_plan(body: PlanCreate, uow: UowDep, access: Clinical) -> dict[str, object]:
         access.acting_clinician(body.clinician_id)
-        await access.patient(body.patient_id, "create", "plan")
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, body.patient_id, "create", "plan") as tx:
             plan_id = await plans.create_plan(
                 tx,
                 patient_id=body.patient_id,
@@ -74,8 +83,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
     async def activate_plan(
         plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep, access: Clinical
     ) -> dict[str, object]:
-        await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate")
-        async with uow.transaction() as tx:
+        async with await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate") as tx:
             await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules)
         return await queries.plan_detail(uow, plan_id)
 
@@ -83,8 +91,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
     async def discontinue_plan(
         plan_id: uuid.UUID, body: Discontinue, uow: UowDep, access: Clinical
     ) -> dict[str, object]:
-        await _decide_on_plan(access, uow, plan_id, body.clinician_id, "discontinue")
-        async with uow.transaction() as tx:
+        async with await _decide_on_plan(access, uow, plan_id, body.clinician_id, "discontinue") as tx:
             await plans.discontinue_plan(tx, plan_id, actor=body.clinician_id, reason=body.reason)
         return await queries.plan_detail(uow, plan_id)
 
@@ -106,8 +113,8 @@ def build_router(rules: TitrationRules) -> APIRouter:
     @router.post("/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"])
     async def approve(proposal_id: uuid.UUID, body: Approval, uow: UowDep, access: Clinical) -> dict[str, object]:
         access.acting_clinician(body.clinician_id)
-        await access.patient(await queries.proposal_patient(uow, proposal_id), "approve", "dose-proposal", proposal_id)
-        async with uow.transaction() as tx:
+        patient_id = await queries.proposal_patient(uow, proposal_id)
+        async with access.transaction(uow, patient_id, "approve", "dose-proposal", proposal_id) as tx:
             await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg)
         return await queries.proposal_plan(uow, proposal_id)
 
@@ -120,8 +127,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
     async def authorise(
         appointment_id: uuid.UUID, body: SessionRequest, uow: UowDep, access: Clinical
     ) -> dict[str, object]:
-        await access.patient(body.patient_id, "authorise", "dosing-session", appointment_id)
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, body.patient_id, "authorise", "dosing-session", appointment_id) as tx:
             decision = await plans.authorise_session(
                 tx, appointment_id=appointment_id, patient_id=body.patient_id, now=datetime.now(UTC), rules=rules
             )

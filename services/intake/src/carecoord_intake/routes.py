@@ -30,6 +30,13 @@ address and member id leave intake only here, to billing calling as a service.
 Operators reach none of it. (4) Re-evaluating after new information is a
 clinician's own act: only a clinician, in their own name, licensed in the
 patient's state and, when the patient moved, in the new state too.
+
+A change's check and audit row run in the change's own transaction
+(``Access.transaction``): one commit; a refusal commits its denied row alone, and
+a change that then fails (409) still leaves its allowed row. The own-name and
+new-state checks of (2) and (4) come after the patient check, inside it (a
+refusal there keeps the allowed row). Registration is checked after its commit,
+in a transaction of its own: the patient id exists only then.
 """
 
 # No `from __future__ import annotations` here: the medical-screening and re-evaluation bodies are
@@ -123,8 +130,7 @@ def build_router(intake: Intake) -> APIRouter:
     async def submit_assessment(
         patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare
     ) -> dict[str, object]:
-        await access.patient(patient_id, "submit", "assessment")
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, patient_id, "submit", "assessment") as tx:
             assessment_id, result = await intake.record_assessment(tx, patient_id, body.instrument, body.answers)
         return {"assessment_id": assessment_id, **result.__dict__}
 
@@ -143,8 +149,7 @@ def build_router(intake: Intake) -> APIRouter:
         access: PatientCare,
     ) -> dict[str, object]:
         screening: MedicalScreeningSubmission = body
-        await access.patient(patient_id, "submit", "medical-screening")
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, patient_id, "submit", "medical-screening") as tx:
             screening_id, _, _ = await intake.record_medical_screening(
                 tx, patient_id, screening.answers.model_dump(), screening.notes
             )
@@ -160,8 +165,7 @@ def build_router(intake: Intake) -> APIRouter:
     async def submit_blood_pressure(
         patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare
     ) -> dict[str, object]:
-        await access.patient(patient_id, "submit", "blood-pressure")
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, patient_id, "submit", "blood-pressure") as tx:
             reading_id = await intake.record_blood_pressure(tx, patient_id, **body.model_dump())
         return {"id": reading_id}
 
@@ -175,8 +179,7 @@ def build_router(intake: Intake) -> APIRouter:
     async def declare_coverage(
         patient_id: uuid.UUID, body: CoverageIn, uow: UowDep, access: PatientCare
     ) -> dict[str, object]:
-        await access.patient(patient_id, "declare", "coverage")
-        async with uow.transaction() as tx:
+        async with access.transaction(uow, patient_id, "declare", "coverage") as tx:
             coverage_id = await intake.declare_coverage(tx, patient_id, **body.model_dump())
         return {"id": coverage_id}
 
@@ -195,9 +198,10 @@ def build_router(intake: Intake) -> APIRouter:
     async def override(
         patient_id: uuid.UUID, body: OverrideIn, uow: UowDep, access: ClinicianOrService
     ) -> dict[str, object]:
-        await access.patient(patient_id, "decide", "eligibility")
-        access.acting_clinician(body.clinician_id)
-        async with uow.transaction() as tx:
+        # The patient check (and its audit row) comes first, then the own-name check: a refusal of the
+        # latter rolls the transaction back, so its allowed row is written on its own (Access.transaction).
+        async with access.transaction(uow, patient_id, "decide", "eligibility") as tx:
+            access.acting_clinician(body.clinician_id)
             await intake.override(tx, patient_id, **body.model_dump())
         return await queries.decision_in_force(uow, patient_id)
 
@@ -215,16 +219,18 @@ def build_router(intake: Intake) -> APIRouter:
         access: ClinicianOnly,
     ) -> dict[str, object]:
         asked: ReEvaluationSubmission = body
-        await access.patient(patient_id, "re-evaluate", "eligibility")
-        access.acting_clinician(asked.clinician_id)
-        if asked.residence is not None and not access.principal.licensed_in(asked.residence.state_of_residence):
-            raise Forbidden("a clinician moves a patient only to a state they are licensed in")
-        new = NewInformation(
-            **(asked.residence.model_dump() if asked.residence else {}),
-            **(asked.blood_pressure.model_dump() if asked.blood_pressure else {}),
-            screening_answers=asked.medical_screening_answers.model_dump() if asked.medical_screening_answers else None,
-        )
-        async with uow.transaction() as tx:
+        # As override: the patient check and its audit row first, then the caller's own checks.
+        async with access.transaction(uow, patient_id, "re-evaluate", "eligibility") as tx:
+            access.acting_clinician(asked.clinician_id)
+            if asked.residence is not None and not access.principal.licensed_in(asked.residence.state_of_residence):
+                raise Forbidden("a clinician moves a patient only to a state they are licensed in")
+            new = NewInformation(
+                **(asked.residence.model_dump() if asked.residence else {}),
+                **(asked.blood_pressure.model_dump() if asked.blood_pressure else {}),
+                screening_answers=asked.medical_screening_answers.model_dump()
+                if asked.medical_screening_answers
+                else None,
+            )
             await intake.re_evaluate(tx, patient_id, clinician_id=asked.clinician_id, reason=asked.reason, new=new)
         return await queries.decision_in_force(uow, patient_id)
 

@@ -30,7 +30,7 @@ from carecoord_contracts.scheduling import (
     AppointmentRescheduled,
 )
 from carecoord_shared.errors import NotFound, RuleViolation
-from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
+from carecoord_shared.messaging.unit_of_work import Transaction
 
 from .domain import booking as decide
 from .domain.availability import Interval, WeeklyWindow
@@ -405,11 +405,11 @@ async def _settle(tx: Transaction, row: Any, outcome: str) -> None:
     await _set(tx, row.appointment_id, status=outcome)
 
 
-# --- the HTTP routes' use cases: one transaction each -------------------------------
+# --- the HTTP routes' use cases: each in the route's transaction (Access.transaction, which audits in it) ---
 
 
 async def book_requested(
-    uow: UnitOfWork,
+    tx: Transaction,
     *,
     patient_id: uuid.UUID,
     clinician_id: str,
@@ -417,48 +417,43 @@ async def book_requested(
     starts_at: datetime,
 ) -> uuid.UUID:
     """A booking asked for by hand (a patient, a clinician, a service): checked, then booked."""
-    async with uow.transaction() as tx:
-        patient = await require_patient(tx.session, patient_id)
-        ends_at = await check_bookable(tx.session, patient, appointment_type, clinician_id, starts_at)
-        return await book(
-            tx,
-            patient_id=patient.patient_id,
-            slot=Slot(clinician_id, starts_at, ends_at),
-            appointment_type=appointment_type,
-        )
+    patient = await require_patient(tx.session, patient_id)
+    ends_at = await check_bookable(tx.session, patient, appointment_type, clinician_id, starts_at)
+    return await book(
+        tx,
+        patient_id=patient.patient_id,
+        slot=Slot(clinician_id, starts_at, ends_at),
+        appointment_type=appointment_type,
+    )
 
 
 async def reschedule_requested(
-    uow: UnitOfWork, appointment_id: uuid.UUID, *, starts_at: datetime, clinician_id: str | None
+    tx: Transaction, appointment_id: uuid.UUID, *, starts_at: datetime, clinician_id: str | None
 ) -> None:
     """Move a booked appointment to another time, with the same clinician unless another is named."""
-    async with uow.transaction() as tx:
-        row = await appointment_for_update(tx, appointment_id)
-        patient = await require_patient(tx.session, row.patient_id)
-        clinician_id = clinician_id or row.clinician_id
-        kind = AppointmentType(row.appointment_type)
-        ends_at = await check_bookable(
-            tx.session,
-            patient,
-            kind,
-            clinician_id,
-            starts_at,
-            rescheduling=appointment_id,
-            any_hour=review_may_book_any_hour(row),
-        )
-        await reschedule(tx, row, Slot(clinician_id, starts_at, ends_at))
+    row = await appointment_for_update(tx, appointment_id)
+    patient = await require_patient(tx.session, row.patient_id)
+    clinician_id = clinician_id or row.clinician_id
+    kind = AppointmentType(row.appointment_type)
+    ends_at = await check_bookable(
+        tx.session,
+        patient,
+        kind,
+        clinician_id,
+        starts_at,
+        rescheduling=appointment_id,
+        any_hour=review_may_book_any_hour(row),
+    )
+    await reschedule(tx, row, Slot(clinician_id, starts_at, ends_at))
 
 
-async def cancel_requested(uow: UnitOfWork, appointment_id: uuid.UUID, reason: str) -> None:
-    async with uow.transaction() as tx:
-        await cancel(tx, await appointment_for_update(tx, appointment_id), reason)
+async def cancel_requested(tx: Transaction, appointment_id: uuid.UUID, reason: str) -> None:
+    await cancel(tx, await appointment_for_update(tx, appointment_id), reason)
 
 
-async def complete_requested(uow: UnitOfWork, appointment_id: uuid.UUID) -> None:
-    async with uow.transaction() as tx:
-        await complete(tx, await appointment_for_update(tx, appointment_id))
+async def complete_requested(tx: Transaction, appointment_id: uuid.UUID) -> None:
+    await complete(tx, await appointment_for_update(tx, appointment_id))
 
 
-async def no_show_requested(uow: UnitOfWork, appointment_id: uuid.UUID) -> None:
-    async with uow.transaction() as tx:
-        await no_show(tx, await appointment_for_update(tx, appointment_id))
+async def no_show_requested(tx: Transaction, appointment_id: uuid.UUID) -> None:
+    await no_show(tx, await appointment_for_update(tx, appointment_id))

@@ -29,11 +29,17 @@ name. (2) Whether a session took place (completed, no-show) is the clinician's
 call: only the clinician the appointment is with, or a service, records it.
 (3) Which events arrived is the system's own bookkeeping. Changes to a
 clinician's record are audited too, though they are not patient data.
+
+A change's check and audit row run in the change's own transaction
+(``Access.transaction``): one commit; a refusal commits its denied row alone, and
+a change that then fails (409, 422) still leaves its allowed row.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Annotated, Any
 
@@ -45,7 +51,7 @@ from carecoord_shared.auth import Access
 from carecoord_shared.auth import Role as Caller
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import UowDep, allow
-from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
 from . import booking, clinicians, queries
 from .domain.policy import Role
@@ -195,14 +201,14 @@ def build_router() -> APIRouter:
         summary="Book an appointment (409 when the slot is taken or not offered)",
     )
     async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> dict[str, Any]:
-        await access.patient(body.patient_id, "book", "appointment")
-        appointment_id = await booking.book_requested(
-            uow,
-            patient_id=body.patient_id,
-            clinician_id=body.clinician_id,
-            appointment_type=body.appointment_type,
-            starts_at=body.starts_at,
-        )
+        async with access.transaction(uow, body.patient_id, "book", "appointment") as tx:
+            appointment_id = await booking.book_requested(
+                tx,
+                patient_id=body.patient_id,
+                clinician_id=body.clinician_id,
+                appointment_type=body.appointment_type,
+                starts_at=body.starts_at,
+            )
         return await queries.appointment(uow, appointment_id)
 
     @router.post(
@@ -214,10 +220,10 @@ def build_router() -> APIRouter:
     async def reschedule_appointment(
         appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare
     ) -> dict[str, Any]:
-        await _check_appointment(uow, access, appointment_id, "reschedule")
-        await booking.reschedule_requested(
-            uow, appointment_id, starts_at=body.starts_at, clinician_id=body.clinician_id
-        )
+        async with _changing_appointment(uow, access, appointment_id, "reschedule") as tx:
+            await booking.reschedule_requested(
+                tx, appointment_id, starts_at=body.starts_at, clinician_id=body.clinician_id
+            )
         return await queries.appointment(uow, appointment_id)
 
     @router.post(
@@ -229,8 +235,8 @@ def build_router() -> APIRouter:
     async def cancel_appointment(
         appointment_id: uuid.UUID, body: CancelIn, uow: UowDep, access: PatientCare
     ) -> dict[str, Any]:
-        await _check_appointment(uow, access, appointment_id, "cancel")
-        await booking.cancel_requested(uow, appointment_id, body.reason)
+        async with _changing_appointment(uow, access, appointment_id, "cancel") as tx:
+            await booking.cancel_requested(tx, appointment_id, body.reason)
         return await queries.appointment(uow, appointment_id)
 
     @router.post(
@@ -242,8 +248,8 @@ def build_router() -> APIRouter:
     async def complete_appointment(
         appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService
     ) -> dict[str, Any]:
-        await _check_appointment(uow, access, appointment_id, "complete", held_by_caller=True)
-        await booking.complete_requested(uow, appointment_id)
+        async with _changing_appointment(uow, access, appointment_id, "complete", held_by_caller=True) as tx:
+            await booking.complete_requested(tx, appointment_id)
         return await queries.appointment(uow, appointment_id)
 
     @router.post(
@@ -253,8 +259,8 @@ def build_router() -> APIRouter:
         summary="Mark an appointment that has started as a no-show",
     )
     async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> dict[str, Any]:
-        await _check_appointment(uow, access, appointment_id, "no-show", held_by_caller=True)
-        await booking.no_show_requested(uow, appointment_id)
+        async with _changing_appointment(uow, access, appointment_id, "no-show", held_by_caller=True) as tx:
+            await booking.no_show_requested(tx, appointment_id)
         return await queries.appointment(uow, appointment_id)
 
     @router.get(
@@ -286,11 +292,15 @@ async def _manage(access: Access, clinician_id: str, action: str, resource: str,
     await access.record(action, resource, resource_id or clinician_id)
 
 
-async def _check_appointment(
+@asynccontextmanager
+async def _changing_appointment(
     uow: UnitOfWork, access: Access, appointment_id: uuid.UUID, action: str, *, held_by_caller: bool = False
-) -> None:
-    """The caller may ``action`` this appointment (404 when there is none): checked, and audited, before it is locked."""
+) -> AsyncIterator[Transaction]:
+    """The transaction to ``action`` this appointment in, once the caller may (404 when there is none): checked,
+    and audited in it, before the use case locks the appointment; with ``held_by_caller``, then only the
+    appointment's own clinician (or a service) may (a refusal rolls back; the allowed row is kept)."""
     patient_id, clinician_id = await queries.appointment_parties(uow, appointment_id)
-    await access.patient(patient_id, action, "appointment", appointment_id)
-    if held_by_caller:
-        access.acting_clinician(clinician_id)
+    async with access.transaction(uow, patient_id, action, "appointment", appointment_id) as tx:
+        if held_by_caller:
+            access.acting_clinician(clinician_id)
+        yield tx
