@@ -307,6 +307,7 @@ def main(argv: list[str]) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     load_before = os.getloadavg()
+    commit = git_commit()  # at the start: the code the services were started from
     out_dir = RESULTS_DIR / started.strftime("%Y%m%dT%H%M%SZ")
     out_dir.mkdir(parents=True, exist_ok=True)
     n_arms = len(selected_arms(args))
@@ -354,7 +355,7 @@ def main(argv: list[str]) -> int:
         "wall_s": time.perf_counter() - t0,
         "args": vars(args),
         "argv": argv,
-        "commit": git_commit(),
+        "commit": commit,
         "machine": {
             "cpus": os.cpu_count(),
             "loadavg_before": load_before,

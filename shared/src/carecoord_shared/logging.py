@@ -79,6 +79,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto", stre
     # acts on; our consumer logs every outcome itself.
     for name in ("aiokafka", "sqlalchemy.engine", "uvicorn.access", "carecoord.faststream", "faststream"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # The span limits (telemetry.SPAN_LIMITS) cut a long SQL text on purpose; the SDK warns at every cut.
+    logging.getLogger("opentelemetry.attributes").setLevel(max(logging.ERROR, root.level))
 
 
 def _console() -> structlog.types.Processor:
