@@ -59,8 +59,8 @@ MIN_MESSAGES = 100
 MAX_MESSAGES = 40000
 FULL_LEVELS, HEADLINE_LEVELS = "10,50,80", "50"
 HEADLINE_SAMPLES = 1000
-# The full run sizes each level by sending time (load.Sizing says why): about 2.5 minutes, 1 000 to 10 000 samples.
-FULL_SIZING = Sizing(send_s=150.0, least=1000, most=10000)
+# The full run sizes each level by sending time (load.Sizing says why): about 2 minutes, 1 000 to 5 000 samples.
+FULL_SIZING = Sizing(send_s=120.0, least=1000, most=5000)
 
 
 # One arm run's wall time is about 3 × --seconds + 4 s (group join, set-up, runs sized from a faster warm-up):

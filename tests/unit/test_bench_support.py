@@ -188,7 +188,7 @@ def test_the_full_run_keeps_every_part() -> None:
     assert parts[0].startswith("throughput arms A0,A0c,A0e,A1,A2,A3,A4 × 5 reps")
     assert parts[1] == "A4 scaling (partitions × instances) and profile"
     assert parts[2:6] == ["five services: idle RSS", "floor × 2000", "single report idle × 200", "maximum (burst 200)"]
-    assert parts[6:] == [f"{level} % load × 1000–10000 (150 s of sending)" for level in (10, 50, 80)]
+    assert parts[6:] == [f"{level} % load × 1000–5000 (120 s of sending)" for level in (10, 50, 80)]
     assert plan(parse_args(["--samples", "3000"]))[6:] == ["10 % load × 3000", "50 % load × 3000", "80 % load × 3000"]
     assert "floor × 2000" not in plan(parse_args(["--floor-samples", "0"]))
 
