@@ -9,6 +9,8 @@ process through the service harness, its engine behind a proxy that can cut it o
 
 from __future__ import annotations
 
+import uuid
+
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +119,29 @@ async def test_while_the_database_cannot_be_reached_a_request_gets_a_503_with_re
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"] == "unavailable"
+    back = await TcpProxy.start(stack.postgres.port, port)
+    try:
+        assert (await dosing.http.get("/v1/ops/parked")).status_code == 200
+    finally:
+        await back.close()
+
+
+async def test_a_change_whose_database_went_away_is_a_503_that_does_not_invite_a_blind_retry(
+    stack: Stack, dosing: ServiceHarness, proxy: TcpProxy
+) -> None:
+    """The connection may have gone during COMMIT: the answer says the outcome is unknown and how
+    to resend safely, and carries no Retry-After for a client's automatic retry."""
+    assert (await dosing.http.get("/v1/ops/parked")).status_code == 200
+    port = proxy.port
+    await proxy.close()
+
+    response = await dosing.http.post(
+        f"/v1/dosing-sessions/{uuid.uuid4()}/authorise", json={"patient_id": str(uuid.uuid4())}
+    )
+    assert response.status_code == 503, response.text
+    assert "Retry-After" not in response.headers
+    assert response.json()["error"] == "unavailable"
+    assert "same id" in response.json()["message"]
     back = await TcpProxy.start(stack.postgres.port, port)
     try:
         assert (await dosing.http.get("/v1/ops/parked")).status_code == 200

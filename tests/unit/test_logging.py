@@ -146,3 +146,14 @@ def test_a_stream_given_takes_both_routes_and_stderr_gets_nothing(tmp_path: Path
     )
     assert lines == []
     assert [json.loads(line)["event"] for line in target.read_text().splitlines()] == ["ours", "theirs"]
+
+
+def test_a_line_neither_json_library_takes_whole_is_still_written() -> None:
+    """A UUID key (the standard library refuses it) with an int past 64 bits (orjson refuses it)."""
+    import uuid
+
+    from carecoord_shared import jsontext
+
+    key = uuid.UUID(int=7)
+    line = json.loads(jsontext.dumps({key: 1, "n": 2**70, "s": "\udcff"}))
+    assert line == {str(key): 1, "n": 2**70, "s": "\udcff"}

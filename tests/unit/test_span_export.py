@@ -11,6 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+
+from carecoord_shared.telemetry import JsonLinesSpanExporter
+
 PROGRAM = """
 import sys
 from carecoord_shared.telemetry import Telemetry
@@ -57,3 +61,19 @@ def test_limits_leave_ordinary_values_and_the_phi_policy_as_they_were(tmp_path: 
     [event] = failing["events"]
     assert event["attributes"]["exception.message"] == "[redacted]"
     assert "someone@example.org" not in (tmp_path / "dosing.jsonl").read_text()
+
+
+def test_a_span_orjson_refuses_is_still_written_and_costs_no_other_span(tmp_path: Path) -> None:
+    """A lone surrogate or an int past 64 bits in one attribute once failed the whole export batch."""
+    path = tmp_path / "spans.jsonl"
+    exporter = JsonLinesSpanExporter(path)
+    finished = []
+    tracer = TracerProvider().get_tracer("t")
+    for attrs in ({"n": 2**70}, {"s": "bad \udcff text"}, {"ok": 1}):
+        with tracer.start_as_current_span("s", attributes=attrs) as span:
+            pass
+        finished.append(span)
+    assert exporter.export(finished).name == "SUCCESS"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [sorted(line["attributes"]) for line in lines] == [["n"], ["s"], ["ok"]]
+    assert lines[0]["attributes"]["n"] == 2**70

@@ -44,7 +44,8 @@ class ServiceSettings(BaseSettings):
     consumer_stall_after_s: float = Field(default=30.0, gt=0)
     # How often parked patients whose first event needs no fix are retried (messaging.parking).
     parked_retry_s: float = Field(default=30.0, gt=0)
-    # Outbox relay: woken on commit; polling only catches rows left by a crash.
+    # Outbox relay: committed rows are handed over and sent at once; the polling pass (this often, or at
+    # once when the fast path defers a row) takes what it defers, other instances' rows and a crash's.
     outbox_poll_interval_s: float = 1.0
     outbox_batch_size: int = 500
     # How long the relay's producer waits for the broker to acknowledge a batch (aiokafka's

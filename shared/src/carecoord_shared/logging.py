@@ -13,15 +13,13 @@ the same PHI scrubbing. Log events name ids and types, never payload content.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any, BinaryIO, TextIO
 
-import orjson
 import structlog
 
-from . import privacy
+from . import jsontext, privacy
 from .telemetry import add_trace_ids
 
 
@@ -89,10 +87,7 @@ def _console() -> structlog.types.Processor:
 
 def _dumps(obj: Any, default: Any = None, **_kw: Any) -> bytes:
     """orjson, and the standard library's json for what orjson refuses (an int past 64 bits): a line is never lost."""
-    try:
-        return orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(obj, default=default).encode()
+    return jsontext.dumps(obj, default=default or str)
 
 
 def _dumps_str(obj: Any, default: Any = None, **kw: Any) -> str:

@@ -496,18 +496,27 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             status_code=503, headers={"Retry-After": "1"}, content={"error": "not_ready", "message": str(exc)}
         )
 
-    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A pooled connection the server closed (a restart) fails at its first statement, now that
         # check-out does not ping (persistence.create_engine); the pool has dropped it already.
         if not is_unavailable(exc):
             raise exc  # any other database error stays a 500
         log.warning("http.database_unavailable", error=type(exc).__name__)
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return JSONResponse(
+                status_code=503,
+                headers={"Retry-After": "1"},
+                content={"error": "unavailable", "message": "The service lost its database connection; try again."},
+            )
+        # A change: the connection may have gone during COMMIT, so whether it took effect is unknown.
+        # No Retry-After (an automatic retry of a body without its own id could apply it twice).
         return JSONResponse(
             status_code=503,
-            headers={"Retry-After": "1"},
             content={
                 "error": "unavailable",
-                "message": "The service cannot reach its database just now; try again shortly.",
+                "message": "The service lost its database connection; this change may or may not have been "
+                "recorded. Send it again with the same id (e.g. report_id) and it is applied at most once, "
+                "or read it back first.",
             },
         )
 

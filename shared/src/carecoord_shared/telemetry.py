@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Status
 from structlog.typing import EventDict
 
+from . import jsontext
 from .privacy import exception_type_only, needs_scrubbing, scrub_attributes
 
 METER = "carecoord"
@@ -104,16 +105,13 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # orjson: this runs on the span processor's thread, holding the GIL the event loop needs.
-        data = b"".join(orjson.dumps(_span_dict(s), default=str, option=_LINE) for s in spans)
+        data = b"".join(jsontext.dumps(_span_dict(s), option=orjson.OPT_APPEND_NEWLINE) for s in spans)
         with self._lock, open(self._path, "ab") as f:
             f.write(data)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         pass
-
-
-_LINE = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def _span_dict(span: ReadableSpan) -> dict[str, object]:

@@ -280,8 +280,10 @@ class EventConsumer:
             log.warning("consumer.commit_failed", error=type(exc).__name__, partitions=len(offsets))
 
     def _abandon_commit(self) -> None:
-        """The loop is ending (stopped, cancelled, failed): a commit still in flight is cancelled. What it
-        covered is delivered again from the last commit, and every inbox makes that a no-op."""
+        """The loop is ending (stopped, cancelled, failed): a commit still in flight is no longer waited for.
+        Cancelling our task does not stop aiokafka's request (it shields it), so it may still land, after a
+        later commit even; either way it can only leave the committed offset at or behind where it would
+        be, and what it covered is delivered again and made a no-op by every inbox."""
         committing, self._committing = self._committing, None
         if committing is None:
             return

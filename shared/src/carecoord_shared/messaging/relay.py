@@ -289,6 +289,8 @@ class OutboxRelay:
         unsent = {(row.topic, row.key) for row in rows if row.id not in acked}
         self._queue = [row for row in self._queue if row.id not in selected]
         self._dirty |= unsent
+        # A key publish() marked dirty while this pass ran may be cleared below; that is safe only
+        # because such a hand-over also set _poll_due, so another polling pass runs before any fast one.
         if complete:
             # Every committed unsent row was in this pass, but for the parked keys' when it
             # left them out (``parked_in`` False): a key not seen then may be parked, and stays
