@@ -9,9 +9,8 @@ process through the service harness, its engine behind a proxy that can cut it o
 
 from __future__ import annotations
 
-import uuid
-
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
