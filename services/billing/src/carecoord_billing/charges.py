@@ -6,13 +6,13 @@ a completion redelivered under a new event id still finds the first charge.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, TextualSelect, bindparam, select, text, update
 
 from carecoord_contracts.billing import ChargeCreated, ChargeVoided
 from carecoord_contracts.common import AppointmentType
@@ -61,28 +61,22 @@ async def charge_completed(
     party = await billed_party(tx, patient_id)
     zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
     charge_id = uuid.uuid4()
-    row = (
-        await tx.session.execute(
-            insert(charges)
-            .values(
-                charge_id=charge_id,
-                appointment_id=event.appointment_id,
-                patient_id=patient_id,
-                appointment_type=event.appointment_type.value,
-                service_date=domain.service_date(event.started_at, zone_name),
-                place_of_service=priced.place_of_service,
-                modifiers=list(priced.modifiers),
-                lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
-                amount_cents=priced.amount_cents,
-                self_pay=(party.payer_id is None) if party.known else None,
-                payer_id=party.payer_id,
-                fee_schedule_version=priced.fee_schedule_version,
-                status="open" if party.known else AWAITING_COVERAGE,
-            )
-            .on_conflict_do_nothing(constraint="uq_charges_appointment")
-            .returning(charges)
-        )
-    ).first()
+    values = {
+        "charge_id": charge_id,
+        "appointment_id": event.appointment_id,
+        "patient_id": patient_id,
+        "appointment_type": event.appointment_type.value,
+        "service_date": domain.service_date(event.started_at, zone_name),
+        "place_of_service": priced.place_of_service,
+        "modifiers": list(priced.modifiers),
+        "lines": [{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
+        "amount_cents": priced.amount_cents,
+        "self_pay": (party.payer_id is None) if party.known else None,
+        "payer_id": party.payer_id,
+        "fee_schedule_version": priced.fee_schedule_version,
+        "status": "open" if party.known else AWAITING_COVERAGE,
+    }
+    row = (await tx.session.execute(_new_charge(tuple(values)), values)).first()
     if row is None:
         bound.info("charge.already_exists")
         return None
@@ -92,6 +86,21 @@ async def charge_completed(
         return charge_id
     await _bill(tx, fees, row, invoice_due_days)
     return charge_id
+
+
+@functools.lru_cache(maxsize=4)
+def _new_charge(columns: tuple[str, ...]) -> TextualSelect:
+    """The charge's insert unless the appointment has one, returning it: ``insert(charges)...on_conflict_do_nothing(
+    constraint="uq_charges_appointment").returning(charges)`` as a statement SQLAlchemy compiles once (the dialect's
+    insert has no cache key, so it was compiled on every completion). Every name is the table's own."""
+    binds = [bindparam(name, type_=charges.c[name].type) for name in columns]
+    sql = (
+        f"INSERT INTO charges ({', '.join(charges.c[name].name for name in columns)}) "
+        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
+        "ON CONFLICT ON CONSTRAINT uq_charges_appointment DO NOTHING "
+        f"RETURNING {', '.join(column.name for column in charges.c)}"
+    )
+    return text(sql).bindparams(*binds).columns(*charges.c)
 
 
 async def bill_awaiting(
