@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.engine.interfaces import CacheStats
 
 from carecoord_billing.models import charges, coverages, patients, plan_diagnoses
 from carecoord_contracts.common import AppointmentType, CoverageKind, Indication
 from carecoord_contracts.dosing import TreatmentPlanCreated
 from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
-from carecoord_contracts.scheduling import AppointmentCompleted
+from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_devstack.stack import Stack
 from tests.service_harness import ServiceHarness
 
@@ -118,3 +118,51 @@ async def test_patients_coverage_diagnoses_and_charges_are_written_by_statements
     [coverage] = await billing.rows(select(coverages).where(coverages.c.patient_id == patient))
     assert (coverage.coverage_id, coverage.kind, coverage.payer_id) == (insured.coverage_id, "insurance", "AETNA1")
     assert (coverage.verification_status, coverage.verified_at) == ("unverified", None)
+
+
+def _hold_cancelled(appointment_id: uuid.UUID) -> AppointmentCancelled:
+    return AppointmentCancelled(
+        appointment_id=appointment_id,
+        appointment_type=AppointmentType.dosing_session,
+        reason="treatment_hold",
+        starts_at=STARTED,
+    )
+
+
+def _charge_statements(cache: list[tuple[str, Any]]) -> list[str]:
+    return [sql for sql, _ in cache if " charges" in sql and "held_cancellations" not in sql]
+
+
+async def test_a_hold_cancellation_voids_or_reads_the_charge_in_one_statement(billing: ServiceHarness) -> None:
+    patient = uuid.uuid4()
+    declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.self_pay, state_of_residence="CA")
+    await billing.deliver(declared, patient_id=patient, producer="intake")
+    never_charged, open_charge, claimed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for appointment in (open_charge, claimed):
+        await billing.deliver(_completed(appointment), patient_id=patient, producer="scheduling")
+    async with billing.uow.transaction() as tx:
+        await tx.session.execute(update(charges).where(charges.c.appointment_id == claimed).values(status="claimed"))
+
+    for appointment in (never_charged, open_charge, claimed):
+        cache: list[tuple[str, Any]] = []
+        with statements(billing, cache):
+            await billing.deliver(_hold_cancelled(appointment), patient_id=patient, producer="scheduling")
+        # The void and, when there was none, the charge's status: one statement, whatever there was to void.
+        [statement] = _charge_statements(cache)
+        assert statement.startswith("WITH voided AS (UPDATE charges SET status=")
+
+    statuses = {
+        row.appointment_id: row.status
+        for row in await billing.rows(
+            select(charges.c.appointment_id, charges.c.status).where(charges.c.patient_id == patient)
+        )
+    }
+    assert statuses == {open_charge: "voided", claimed: "claimed"}  # a claimed charge is the biller's to correct
+    [voided] = await billing.emitted("ChargeVoided", patient_id=patient)
+    assert voided["appointment_id"] == str(open_charge) and voided["reason"] == "treatment_hold"
+    # Each cancellation is remembered: a late completion of any of them is not charged.
+    await billing.deliver(_completed(never_charged), patient_id=patient, producer="scheduling")
+    assert never_charged not in {
+        row.appointment_id
+        for row in await billing.rows(select(charges.c.appointment_id).where(charges.c.patient_id == patient))
+    }

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, TextualSelect, bindparam, select, text, update
+from sqlalchemy import Row, TextualSelect, bindparam, literal_column, select, text, true, update
 
 from carecoord_contracts.billing import ChargeCreated, ChargeVoided
 from carecoord_contracts.common import AppointmentType
@@ -163,26 +163,28 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
         patient_id=patient_id,
         reason=event.reason,
     )
-    # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back.
+    # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back. One statement:
+    # the void, and the charge's status when there was nothing to void (always one row; billed None: no charge).
+    voiding = (
+        update(charges)
+        .where(
+            charges.c.appointment_id == event.appointment_id,
+            charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE)),
+        )
+        .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
+        .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
+        .cte("voided")
+    )
+    billed = select(charges.c.status).where(charges.c.appointment_id == event.appointment_id).scalar_subquery()
+    one = select(literal_column("1").label("one")).subquery("one")
     voided = (
-        await tx.session.execute(
-            update(charges)
-            .where(
-                charges.c.appointment_id == event.appointment_id,
-                charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE)),
-            )
-            .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
-            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
-        )
-    ).first()
+        await tx.session.execute(select(*voiding.c, billed.label("billed")).select_from(one.outerjoin(voiding, true())))
+    ).one()
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
-    if voided is None:
-        billed = await tx.session.scalar(
-            select(charges.c.status).where(charges.c.appointment_id == event.appointment_id)
-        )
-        if billed is not None and billed != "voided":
+    if voided.charge_id is None:
+        if voided.billed is not None and voided.billed != "voided":
             # Already on a claim: correcting that is a biller's decision (a void claim), not ours.
-            bound.warning("charge.hold_cancel_after_billing", status=billed)
+            bound.warning("charge.hold_cancel_after_billing", status=voided.billed)
         return
     if voided.invoice_id is not None:
         await invoicing.release(tx, voided.invoice_id, AppointmentType(voided.appointment_type))
