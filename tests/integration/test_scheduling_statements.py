@@ -16,7 +16,9 @@ from sqlalchemy.engine.interfaces import CacheStats
 from carecoord_contracts.dosing import TreatmentPlanCreated
 from carecoord_contracts.intake import PatientRegistered
 from carecoord_devstack.stack import Stack
-from carecoord_scheduling.models import patients, plans
+from carecoord_scheduling.clinicians import put_clinician
+from carecoord_scheduling.models import clinicians, patients, plans
+from carecoord_scheduling.schemas import ClinicianIn, Window
 from tests.service_harness import ServiceHarness
 
 
@@ -80,3 +82,33 @@ async def test_patients_and_plans_are_written_by_statements_compiled_once(schedu
         7,
         "draft",
     )
+
+
+async def test_a_clinicians_record_is_written_by_a_statement_compiled_once(scheduling: ServiceHarness) -> None:
+    ids = [f"dr-{uuid.uuid4().hex[:12]}", f"dr-{uuid.uuid4().hex[:12]}"]
+    body = ClinicianIn(
+        role="psychiatric_clinician",
+        time_zone="America/New_York",
+        licensed_states=["NY"],
+        weekly_availability=[Window(weekday=0, start="09:00", end="17:00")],
+    )
+    cache: list[tuple[str, Any]] = []
+    with statements(scheduling, cache):
+        for clinician_id in ids:
+            await put_clinician(scheduling.uow, clinician_id, body)
+    inserts = [(sql, hit) for sql, hit in cache if sql.startswith("INSERT INTO clinicians ")]
+    assert len(inserts) == 2 and all("ON CONFLICT" in sql for sql, _ in inserts)
+    assert inserts[1][1] is CacheStats.CACHE_HIT, inserts
+
+    # Put again: the record is replaced (and its updated_at moves), not duplicated.
+    [before] = await scheduling.rows(select(clinicians).where(clinicians.c.clinician_id == ids[1]))
+    again = body.model_copy(update={"licensed_states": ["NY", "NJ"], "active": False})
+    await put_clinician(scheduling.uow, ids[1], again)
+    [after] = await scheduling.rows(select(clinicians).where(clinicians.c.clinician_id == ids[1]))
+    assert (after.role, after.time_zone, after.licensed_states, after.active) == (
+        "psychiatric_clinician",
+        "America/New_York",
+        ["NY", "NJ"],
+        False,
+    )
+    assert after.created_at == before.created_at and after.updated_at > before.updated_at
