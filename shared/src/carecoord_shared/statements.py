@@ -33,3 +33,29 @@ def _statement(table: Table, key: str | None, columns: tuple[str, ...]) -> TextC
         f"VALUES ({', '.join(f':{name}' for name in columns)}) ON CONFLICT{target} DO NOTHING"
     )
     return text(sql).bindparams(*binds)
+
+
+async def upsert(
+    session: AsyncSession, table: Table, key: str, values: dict[str, Any], *, on_update: dict[str, Any] | None = None
+) -> None:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE SET``: the row, or the existing row with its key given ``values``
+    (every column but the key) and ``on_update`` (columns set only when the row exists, e.g. ``updated_at``) -- as
+    ``insert(table).values(...).on_conflict_do_update(index_elements=[key], set_={**values, **on_update})``."""
+    extra = on_update or {}
+    params = {**values, **{f"set_{name}": value for name, value in extra.items()}}
+    await session.execute(_upsert(table, key, tuple(values), tuple(extra)), params)
+
+
+@lru_cache(maxsize=64)
+def _upsert(table: Table, key: str, columns: tuple[str, ...], extra: tuple[str, ...]) -> TextClause:
+    # As _statement: every name is the table's own.
+    binds = [bindparam(name, type_=table.c[name].type) for name in columns]
+    binds += [bindparam(f"set_{name}", type_=table.c[name].type) for name in extra]
+    updates = [f"{table.c[name].name} = excluded.{table.c[name].name}" for name in columns if name != key]
+    updates += [f"{table.c[name].name} = :set_{name}" for name in extra]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(table.c[name].name for name in columns)}) "
+        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
+        f"ON CONFLICT ({table.c[key].name}) DO UPDATE SET {', '.join(updates)}"
+    )
+    return text(sql).bindparams(*binds)

@@ -6,13 +6,13 @@ a completion redelivered under a new event id still finds the first charge.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, Select, TextualSelect, bindparam, literal_column, select, text, true, update
 
 from carecoord_contracts.billing import ChargeCreated, ChargeVoided
 from carecoord_contracts.common import AppointmentType
@@ -61,28 +61,22 @@ async def charge_completed(
     party = await billed_party(tx, patient_id)
     zone_name = await tx.session.scalar(select(patients.c.time_zone).where(patients.c.patient_id == patient_id))
     charge_id = uuid.uuid4()
-    row = (
-        await tx.session.execute(
-            insert(charges)
-            .values(
-                charge_id=charge_id,
-                appointment_id=event.appointment_id,
-                patient_id=patient_id,
-                appointment_type=event.appointment_type.value,
-                service_date=domain.service_date(event.started_at, zone_name),
-                place_of_service=priced.place_of_service,
-                modifiers=list(priced.modifiers),
-                lines=[{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
-                amount_cents=priced.amount_cents,
-                self_pay=(party.payer_id is None) if party.known else None,
-                payer_id=party.payer_id,
-                fee_schedule_version=priced.fee_schedule_version,
-                status="open" if party.known else AWAITING_COVERAGE,
-            )
-            .on_conflict_do_nothing(constraint="uq_charges_appointment")
-            .returning(charges)
-        )
-    ).first()
+    values = {
+        "charge_id": charge_id,
+        "appointment_id": event.appointment_id,
+        "patient_id": patient_id,
+        "appointment_type": event.appointment_type.value,
+        "service_date": domain.service_date(event.started_at, zone_name),
+        "place_of_service": priced.place_of_service,
+        "modifiers": list(priced.modifiers),
+        "lines": [{"cpt": line.cpt, "cents": line.cents} for line in priced.lines],
+        "amount_cents": priced.amount_cents,
+        "self_pay": (party.payer_id is None) if party.known else None,
+        "payer_id": party.payer_id,
+        "fee_schedule_version": priced.fee_schedule_version,
+        "status": "open" if party.known else AWAITING_COVERAGE,
+    }
+    row = (await tx.session.execute(_new_charge(tuple(values)), values)).first()
     if row is None:
         bound.info("charge.already_exists")
         return None
@@ -92,6 +86,21 @@ async def charge_completed(
         return charge_id
     await _bill(tx, fees, row, invoice_due_days)
     return charge_id
+
+
+@functools.lru_cache(maxsize=4)
+def _new_charge(columns: tuple[str, ...]) -> TextualSelect:
+    """The charge's insert unless the appointment has one, returning it: ``insert(charges)...on_conflict_do_nothing(
+    constraint="uq_charges_appointment").returning(charges)`` as a statement SQLAlchemy compiles once (the dialect's
+    insert has no cache key, so it was compiled on every completion). Every name is the table's own."""
+    binds = [bindparam(name, type_=charges.c[name].type) for name in columns]
+    sql = (
+        f"INSERT INTO charges ({', '.join(charges.c[name].name for name in columns)}) "
+        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
+        "ON CONFLICT ON CONSTRAINT uq_charges_appointment DO NOTHING "
+        f"RETURNING {', '.join(column.name for column in charges.c)}"
+    )
+    return text(sql).bindparams(*binds).columns(*charges.c)
 
 
 async def bill_awaiting(
@@ -142,6 +151,29 @@ async def _bill(tx: Transaction, fees: FeeSchedule, row: Row[Any], invoice_due_d
         await invoicing.invoice(tx, fees, charge, due_days=invoice_due_days)
 
 
+def _void_statement() -> Select[Any]:
+    """The void of the appointment's charge and, when there was nothing to void, its status (``billed``; None: no
+    charge): one statement and one row, where the update and the select after it were two round trips. Built once
+    with its values bound (a statement of a CTE built per event cost more CPU than the round trip saved); the
+    binds are named unlike any column, or an update given a column's name as a parameter would also SET it."""
+    appointment_id = bindparam("cancelled_appointment", type_=charges.c.appointment_id.type)
+    voiding = (
+        update(charges)
+        .where(
+            charges.c.appointment_id == appointment_id, charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE))
+        )
+        .values(status="voided", void_reason=bindparam("cancel_reason"), voided_at=bindparam("cancelled_at"))
+        .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
+        .cte("voided")
+    )
+    billed = select(charges.c.status).where(charges.c.appointment_id == appointment_id).scalar_subquery()
+    one = select(literal_column("1").label("one")).subquery("one")
+    return select(*voiding.c, billed.label("billed")).select_from(one.outerjoin(voiding, true()))
+
+
+_VOID = _void_statement()
+
+
 async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: AppointmentCancelled) -> None:
     """A hold's cancellation: remember it (a late completion is not billed) and void an open charge."""
     if event.reason != TREATMENT_HOLD:
@@ -155,25 +187,17 @@ async def cancelled(tx: Transaction, *, patient_id: uuid.UUID, event: Appointmen
         reason=event.reason,
     )
     # Self-pay charges are invoiced at once: voiding one gives its share of the invoice back.
-    voided = (
-        await tx.session.execute(
-            update(charges)
-            .where(
-                charges.c.appointment_id == event.appointment_id,
-                charges.c.status.in_(("open", "invoiced", AWAITING_COVERAGE)),
-            )
-            .values(status="voided", void_reason=event.reason, voided_at=datetime.now(UTC))
-            .returning(charges.c.charge_id, charges.c.invoice_id, charges.c.appointment_type, charges.c.self_pay)
-        )
-    ).first()
+    params = {
+        "cancelled_appointment": event.appointment_id,
+        "cancel_reason": event.reason,
+        "cancelled_at": datetime.now(UTC),
+    }
+    voided = (await tx.session.execute(_VOID, params)).one()
     bound = log.bind(patient_id=str(patient_id), appointment_id=str(event.appointment_id))
-    if voided is None:
-        billed = await tx.session.scalar(
-            select(charges.c.status).where(charges.c.appointment_id == event.appointment_id)
-        )
-        if billed is not None and billed != "voided":
+    if voided.charge_id is None:
+        if voided.billed is not None and voided.billed != "voided":
             # Already on a claim: correcting that is a biller's decision (a void claim), not ours.
-            bound.warning("charge.hold_cancel_after_billing", status=billed)
+            bound.warning("charge.hold_cancel_after_billing", status=voided.billed)
         return
     if voided.invoice_id is not None:
         await invoicing.release(tx, voided.invoice_id, AppointmentType(voided.appointment_type))

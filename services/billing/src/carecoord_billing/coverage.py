@@ -12,11 +12,11 @@ import uuid
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import insert, select
 
 from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.statements import upsert
 
 from . import domain
 from .models import coverages, eligibility_checks, patients
@@ -26,10 +26,12 @@ log = structlog.get_logger("carecoord.billing.coverage")
 
 async def record_patient(tx: Transaction, *, patient_id: uuid.UUID, event: PatientRegistered) -> None:
     values = {"state_of_residence": event.state_of_residence, "time_zone": event.time_zone}
-    await tx.session.execute(
-        insert(patients)
-        .values(patient_id=patient_id, **values)
-        .on_conflict_do_update(index_elements=[patients.c.patient_id], set_={**values, "updated_at": datetime.now(UTC)})
+    await upsert(
+        tx.session,
+        patients,
+        "patient_id",
+        {"patient_id": patient_id, **values},
+        on_update={"updated_at": datetime.now(UTC)},
     )
 
 
@@ -48,11 +50,7 @@ async def declare(
         "declared_at": tx.cause.occurred_at if tx.cause else datetime.now(UTC),
         "verified_at": None,
     }
-    await tx.session.execute(
-        insert(coverages)
-        .values(patient_id=patient_id, **values)
-        .on_conflict_do_update(index_elements=[coverages.c.patient_id], set_=values)
-    )
+    await upsert(tx.session, coverages, "patient_id", {"patient_id": patient_id, **values})
     log.info("coverage.declared", patient_id=str(patient_id), kind=event.kind.value, billable_to_payer=billable)
     if not billable:
         return None

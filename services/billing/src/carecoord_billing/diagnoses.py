@@ -10,10 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert
-
 from carecoord_contracts.dosing import TreatmentPlanCreated
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.statements import insert_new
 
 from .models import plan_diagnoses
 
@@ -21,14 +20,13 @@ from .models import plan_diagnoses
 async def record(tx: Transaction, *, patient_id: uuid.UUID, planned_at: datetime, event: TreatmentPlanCreated) -> None:
     if not event.diagnosis_codes:
         return
-    await tx.session.execute(
-        insert(plan_diagnoses)
-        .values(
-            plan_id=event.plan_id,
-            patient_id=patient_id,
-            indication=event.indication.value if event.indication else None,
-            diagnosis_codes=list(event.diagnosis_codes),
-            planned_at=planned_at,
-        )
-        .on_conflict_do_nothing(index_elements=[plan_diagnoses.c.plan_id])
+    await insert_new(
+        tx.session,
+        plan_diagnoses,
+        "plan_id",
+        plan_id=event.plan_id,
+        patient_id=patient_id,
+        indication=event.indication.value if event.indication else None,
+        diagnosis_codes=list(event.diagnosis_codes),
+        planned_at=planned_at,
     )

@@ -8,11 +8,11 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.statements import upsert
 
 from . import booking
 from .models import availability_exceptions, clinicians, weekly_availability
@@ -23,12 +23,13 @@ async def put_clinician(uow: UnitOfWork, clinician_id: str, body: ClinicianIn) -
     """Create or replace the clinician with their weekly availability."""
     values = body.model_dump(exclude={"weekly_availability"})
     async with uow.transaction() as tx:
-        await tx.session.execute(
-            pg_insert(clinicians)
-            .values(clinician_id=clinician_id, **values)
-            .on_conflict_do_update(
-                index_elements=[clinicians.c.clinician_id], set_={**values, "updated_at": booking.now()}
-            )
+        # Compiled once (the dialect's upsert has no cache key and was compiled on every call).
+        await upsert(
+            tx.session,
+            clinicians,
+            "clinician_id",
+            {"clinician_id": clinician_id, **values},
+            on_update={"updated_at": booking.now()},
         )
         await _replace_windows(tx.session, clinician_id, body.weekly_availability)
 

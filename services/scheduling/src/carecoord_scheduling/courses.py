@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Row, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import AppointmentType, ReviewPriority
 from carecoord_contracts.intake import EligibilityDetermined
 from carecoord_contracts.scheduling import ReviewAppointmentUnavailable
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.statements import insert_new, upsert
 
 from . import booking
 from .domain import courses as decide
@@ -34,10 +34,13 @@ async def remember_patient(
     tx: Transaction, patient_id: uuid.UUID, state: str, time_zone: str, **eligibility: str | int | None
 ) -> None:
     values = {"state_of_residence": state, "time_zone": time_zone, **eligibility}
-    await tx.session.execute(
-        pg_insert(patients)
-        .values(patient_id=patient_id, **values)
-        .on_conflict_do_update(index_elements=[patients.c.patient_id], set_={**values, "updated_at": booking.now()})
+    # A statement SQLAlchemy compiles once per column set (the dialect's upsert is compiled on every event).
+    await upsert(
+        tx.session,
+        patients,
+        "patient_id",
+        {"patient_id": patient_id, **values},
+        on_update={"updated_at": booking.now()},
     )
 
 
@@ -86,16 +89,15 @@ async def book_initial_evaluation(tx: Transaction, patient_id: uuid.UUID) -> Non
 async def remember_plan(
     tx: Transaction, plan_id: uuid.UUID, patient_id: uuid.UUID, planned_sessions: int, cadence_days: int | None
 ) -> None:
-    await tx.session.execute(
-        pg_insert(plans)
-        .values(
-            plan_id=plan_id,
-            patient_id=patient_id,
-            planned_sessions=planned_sessions,
-            cadence_days=decide.plan_cadence_days(POLICY, cadence_days),
-            status="draft",
-        )
-        .on_conflict_do_nothing(index_elements=[plans.c.plan_id])
+    await insert_new(
+        tx.session,
+        plans,
+        "plan_id",
+        plan_id=plan_id,
+        patient_id=patient_id,
+        planned_sessions=planned_sessions,
+        cadence_days=decide.plan_cadence_days(POLICY, cadence_days),
+        status="draft",
     )
 
 
