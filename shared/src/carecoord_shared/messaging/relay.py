@@ -254,9 +254,13 @@ class OutboxRelay:
         self._fall_back([row for row in rows if row.id not in acked])
         if outcome.transient and not outcome.acked:
             await self._drop_producer()  # nothing went through: a producer whose sender died is not reused
-        if outcome.parked or outcome.transient:
-            log.info("outbox.fast_path_deferred", keys=len(outcome.parked) + len(outcome.transient))
-        log.debug("outbox.published_on_commit", count=len(acked))
+        # The same lines as a polling pass (operators and alerts read one vocabulary), but a refused key
+        # is not parked here: the polling pass it goes to parks it and says so.
+        for error, keys in Counter(outcome.transient.values()).items():
+            log.warning("outbox.keys_retrying", error=error, keys=keys, path="on_commit")
+        if outcome.parked:
+            log.info("outbox.keys_deferred", keys=len(outcome.parked), path="on_commit")
+        log.debug("outbox.published", count=len(acked), path="on_commit")
         for _ in acked:
             self._on_published()
 
