@@ -32,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import Executable, select
+from sqlalchemy import Executable, event, select
 
 from carecoord_contracts import Envelope, Event, topic_for_event
 from carecoord_devstack.scratch import scratch_database
@@ -152,6 +152,23 @@ class ServiceHarness:
         if expect is not None:
             assert outcome is expect, f"{envelope.type}: {outcome} (dead letters: {self.dead_letters})"
         return outcome
+
+    @contextmanager
+    def statements(self, cache: list[tuple[str, Any]] | None = None) -> Iterator[list[str]]:
+        """The SQL the service sends while it is open (and into ``cache``: each one's compiled-cache outcome)."""
+        seen: list[str] = []
+
+        def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+            seen.append(" ".join(statement.split()))
+            if cache is not None:
+                cache.append((seen[-1], context.cache_hit))
+
+        engine = self.app.runtime.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
 
     # --- HTTP -----------------------------------------------------------------------
 

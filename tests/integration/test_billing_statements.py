@@ -6,13 +6,12 @@ not per event (the PostgreSQL dialect's insert has no cache key)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine.interfaces import CacheStats
 
 from carecoord_billing.models import charges, coverages, patients, plan_diagnoses
@@ -30,21 +29,6 @@ STARTED = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
 async def billing(stack: Stack) -> AsyncIterator[ServiceHarness]:
     async with ServiceHarness.running(stack, "billing", database="billing_statements_it") as harness:
         yield harness
-
-
-@contextmanager
-def statements(harness: ServiceHarness, cache: list[tuple[str, Any]]) -> Iterator[None]:
-    """Each SQL statement the service sends while it is open, with its compiled-cache outcome, into ``cache``."""
-
-    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
-        cache.append((" ".join(statement.split()), context.cache_hit))
-
-    engine = harness.app.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def _completed(appointment_id: uuid.UUID) -> AppointmentCompleted:
@@ -65,7 +49,7 @@ async def test_patients_coverage_diagnoses_and_charges_are_written_by_statements
     appointments = [uuid.uuid4(), uuid.uuid4()]
     plan_ids = [uuid.uuid4(), uuid.uuid4()]
     cache: list[tuple[str, Any]] = []
-    with statements(billing, cache):
+    with billing.statements(cache):
         for patient, appointment, plan_id in zip(patients_ids, appointments, plan_ids, strict=True):
             registered = PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles")
             await billing.deliver(registered, patient_id=patient, producer="intake")
@@ -145,7 +129,7 @@ async def test_a_hold_cancellation_voids_or_reads_the_charge_in_one_statement(bi
 
     for appointment in (never_charged, open_charge, claimed):
         cache: list[tuple[str, Any]] = []
-        with statements(billing, cache):
+        with billing.statements(cache):
             await billing.deliver(_hold_cancelled(appointment), patient_id=patient, producer="scheduling")
         # The void and, when there was none, the charge's status: one statement, whatever there was to void.
         [statement] = _charge_statements(cache)

@@ -6,12 +6,11 @@ records once per id are inserted by statements SQLAlchemy compiles once, not per
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine.interfaces import CacheStats
 
 from carecoord_contracts.common import Indication, Instrument, ReviewDecision
@@ -35,24 +34,6 @@ RULES = domain.load_titration()
 async def dosing(stack: Stack) -> AsyncIterator[ServiceHarness]:
     async with ServiceHarness.running(stack, "dosing", database="dosing_transitions_it") as harness:
         yield harness
-
-
-@contextmanager
-def statements(harness: ServiceHarness, cache: list[tuple[str, Any]] | None = None) -> Iterator[list[str]]:
-    """The SQL the service sends while it is open (and into ``cache``: each one's compiled-cache outcome)."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
-        seen.append(" ".join(statement.split()))
-        if cache is not None:
-            cache.append((seen[-1], context.cache_hit))
-
-    engine = harness.app.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 async def _active_plan(dosing: ServiceHarness, patient: uuid.UUID) -> uuid.UUID:
@@ -85,7 +66,7 @@ async def test_a_hold_pauses_the_plan_and_records_the_transition_in_one_statemen
     hold = TreatmentHoldRequested(
         hold_id=uuid.uuid4(), review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="2026.11.0"
     )
-    with statements(dosing) as seen:
+    with dosing.statements() as seen:
         await dosing.deliver(hold, patient_id=patient, producer="safety")
     [write] = _writes_of_the_plan(seen)
     assert write.startswith("WITH moved AS (UPDATE treatment_plans SET status=")
@@ -106,7 +87,7 @@ async def test_a_hold_pauses_the_plan_and_records_the_transition_in_one_statemen
     release = TreatmentHoldReleased(
         hold_id=hold.hold_id, review_id=hold.review_id, decision=ReviewDecision.resume, decided_by="dr-lee"
     )
-    with statements(dosing) as seen:
+    with dosing.statements() as seen:
         await dosing.deliver(release, patient_id=patient, producer="safety")
     [write] = _writes_of_the_plan(seen)
     assert write.startswith("WITH moved AS (UPDATE treatment_plans SET status=")
@@ -125,7 +106,7 @@ async def test_a_second_hold_on_a_paused_plan_writes_no_transition(dosing: Servi
         hold = TreatmentHoldRequested(
             hold_id=uuid.uuid4(), review_id=uuid.uuid4(), reason="severe_side_effect", rule_version="2026.11.0"
         )
-        with statements(dosing) as seen:
+        with dosing.statements() as seen:
             await dosing.deliver(hold, patient_id=patient, producer="safety")
     assert _writes_of_the_plan(seen) == []
     transitions = await dosing.rows(select(plan_transitions.c.to_status).where(plan_transitions.c.plan_id == plan_id))
@@ -142,7 +123,7 @@ async def test_facts_and_holds_are_inserted_once_per_id_by_statements_compiled_o
     patients = [uuid.uuid4(), uuid.uuid4()]
     cache: list[tuple[str, Any]] = []
     holds = [_hold(), _hold()]
-    with statements(dosing, cache):
+    with dosing.statements(cache):
         for patient, hold in zip(patients, holds, strict=True):
             report = SideEffectReported(
                 report_id=uuid.uuid4(), symptoms=["nausea", "chest_pain"], grade=3, escalated=True, rule_version="r1"

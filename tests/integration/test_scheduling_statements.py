@@ -5,12 +5,11 @@ written by statements SQLAlchemy compiles once, not per event (the dialect's ins
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine.interfaces import CacheStats
 
 from carecoord_contracts.dosing import TreatmentPlanCreated
@@ -28,21 +27,6 @@ async def scheduling(stack: Stack) -> AsyncIterator[ServiceHarness]:
         yield harness
 
 
-@contextmanager
-def statements(harness: ServiceHarness, cache: list[tuple[str, Any]]) -> Iterator[None]:
-    """Each SQL statement the service sends while it is open, with its compiled-cache outcome, into ``cache``."""
-
-    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
-        cache.append((" ".join(statement.split()), context.cache_hit))
-
-    engine = harness.app.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
-
-
 def _plan(plan_id: uuid.UUID, sessions: int) -> TreatmentPlanCreated:
     return TreatmentPlanCreated(
         plan_id=plan_id, starting_dose_mg=100, max_dose_mg=300, max_step_mg=50, planned_sessions=sessions
@@ -53,7 +37,7 @@ async def test_patients_and_plans_are_written_by_statements_compiled_once(schedu
     patients_ids = [uuid.uuid4(), uuid.uuid4()]
     plan_ids = [uuid.uuid4(), uuid.uuid4()]
     cache: list[tuple[str, Any]] = []
-    with statements(scheduling, cache):
+    with scheduling.statements(cache):
         for patient, plan_id in zip(patients_ids, plan_ids, strict=True):
             registered = PatientRegistered(state_of_residence="CA", time_zone="America/Los_Angeles")
             await scheduling.deliver(registered, patient_id=patient, producer="intake")
@@ -93,7 +77,7 @@ async def test_a_clinicians_record_is_written_by_a_statement_compiled_once(sched
         weekly_availability=[Window(weekday=0, start="09:00", end="17:00")],
     )
     cache: list[tuple[str, Any]] = []
-    with statements(scheduling, cache):
+    with scheduling.statements(cache):
         for clinician_id in ids:
             await put_clinician(scheduling.uow, clinician_id, body)
     inserts = [(sql, hit) for sql, hit in cache if sql.startswith("INSERT INTO clinicians ")]
