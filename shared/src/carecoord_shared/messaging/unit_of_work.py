@@ -185,10 +185,6 @@ class Batch:
         self._rows: list[dict[str, object]] = []
         self.causes: list[Envelope] = []
 
-    async def claim_inbox(self, events: Sequence[tuple[Envelope, str]]) -> set[uuid.UUID]:
-        """Claim every event in one insert; returns the ids claimed now (the rest were processed before)."""
-        return await self._uow.claim(self.session, events)
-
     async def claim_inbox_unless_parked(self, events: Sequence[tuple[Envelope, str]]) -> Claim:
         """Claim the events of every patient not parked, and say who is parked, in one statement."""
         return await self._uow.claim_unless_parked(self.session, events)
