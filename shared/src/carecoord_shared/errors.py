@@ -31,3 +31,7 @@ class Forbidden(PermissionError):
 
 class NotReady(RuntimeError):
     """Asked for before the part that answers has started (HTTP 503 with Retry-After)."""
+
+
+class InvalidCursor(ValueError):
+    """A list's ``cursor`` parameter that this list did not issue (HTTP 422, naming the parameter)."""

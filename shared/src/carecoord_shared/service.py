@@ -39,7 +39,7 @@ from carecoord_records.raw_records import RawFetcher
 
 from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
-from .errors import Forbidden, LimitExceeded, NotFound, NotReady, RuleViolation
+from .errors import Forbidden, InvalidCursor, LimitExceeded, NotFound, NotReady, RuleViolation
 from .faults import FailurePoints
 from .http import AccessChecks, CarecoordApp, allow
 from .kafka_security import aiokafka_security_options, kafka_security
@@ -468,6 +468,17 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
                 "error": "invalid_request",
                 "message": f"The request was not accepted: {summary}",
                 "errors": errors,
+            },
+        )
+
+    @app.exception_handler(InvalidCursor)
+    async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": "invalid_request",
+                "message": f"The request was not accepted: cursor: {exc}",
+                "errors": [{"field": "cursor", "problem": str(exc), "type": "invalid_cursor"}],
             },
         )
 

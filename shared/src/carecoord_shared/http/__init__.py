@@ -7,17 +7,19 @@ messaging; above it only the composition root (``carecoord_shared.service``).
 
 from .app import AccessChecks, CarecoordApp, current_app
 from .auth import admitted_roles, allow
-from .dependencies import UowDep, get_uow
+from .dependencies import PageDep, UowDep, get_uow, page_request
 from .journal import JournalEntry, journal_router
 
 __all__ = [
     "AccessChecks",
     "CarecoordApp",
     "JournalEntry",
+    "PageDep",
     "UowDep",
     "admitted_roles",
     "allow",
     "current_app",
     "get_uow",
     "journal_router",
+    "page_request",
 ]

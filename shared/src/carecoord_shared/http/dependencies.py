@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from ..messaging.unit_of_work import UnitOfWork
+from ..pagination import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT, PageRequest
 from .app import current_app
 
 
@@ -19,3 +20,17 @@ def get_uow(request: Request) -> UnitOfWork:
 
 
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_CHARS, description="the previous page's next_cursor; omit for the first page"),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+# Every list route takes this: ?limit= and ?cursor=, bounded (carecoord_shared.pagination).
+PageDep = Annotated[PageRequest, Depends(page_request)]
