@@ -102,7 +102,9 @@ async def send(client: httpx.AsyncClient, case: Case) -> httpx.Response:
 
 def cases(app: FastAPI) -> Iterator[Case]:
     """What fails before a route touches its database: 401, 404 (no route), 405, 413 and 422, for every route."""
-    yield Case("unknown route", "GET", "/v1/no-such-route-anywhere", 404)
+    # The instance is the path as sent: no query, still percent-encoded.
+    yield Case("unknown route", "GET", "/v1/no-such-route-anywhere?name=Jane+Roe", 404)
+    yield Case("unknown route, encoded", "GET", "/v1/no%20such%0D%0Aroute", 404)
     too_big = b"x" * (MAX_REQUEST_BYTES + 1)
     for route in guarded_routes(app):
         admitted = admitted_roles(route)
@@ -160,7 +162,8 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
     assert isinstance(body.get("status"), int) and body["status"] == response.status_code, where
     assert re.fullmatch(r"[a-z][a-z_]*", body["code"]), where
     assert body["type"] in (TYPE_BASE + body["code"], "about:blank"), where
-    assert body["instance"] == response.request.url.path, ("instance is the path, no query", where)
+    sent_path = response.request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+    assert body["instance"] == sent_path, ("instance is the path as sent, without the query", where)
     assert not {"error", "message"} & body.keys(), ("no members of the old error shape", where)
     if response.status_code == 401:
         assert response.headers.get("www-authenticate") == "Bearer", where
@@ -175,6 +178,15 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
     if "retry_after" in body:
         assert response.headers.get("retry-after") == str(body["retry_after"]), where
     return body
+
+
+def problem_issue(response: httpx.Response) -> str | None:
+    """What makes ``response`` no valid problem document, or None (for a check that collects, not stops)."""
+    try:
+        assert_problem(response)
+    except AssertionError as exc:
+        return str(exc)[:300]
+    return None
 
 
 def assert_documents_problems(openapi: dict[str, Any]) -> None:

@@ -48,6 +48,7 @@ from .http.problems import (
     domain_response,
     install_problem_handlers,
     instance_of,
+    path_of,
     problem_response,
 )
 from .kafka_security import aiokafka_security_options, kafka_security
@@ -430,7 +431,7 @@ class RequestSizeLimit:
 
     async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
         # Outside the app's exception handlers (no request is routed yet): the problem is rendered here.
-        response = problem_response(TOO_LARGE, self._detail(), Request(scope).url.path)
+        response = problem_response(TOO_LARGE, self._detail(), path_of(scope))
         await response(scope, receive, send)
 
 

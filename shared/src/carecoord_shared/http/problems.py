@@ -35,8 +35,6 @@ MEDIA_TYPE = "application/problem+json"
 # Absolute, not relative: a relative reference resolves against each service's own address, so one kind of
 # problem would have five different types. The URI names the type; clients compare it, nothing fetches it.
 TYPE_BASE = "https://carecoord.dev/problems/"
-# A path is the caller's own, but not of unbounded length.
-_MAX_INSTANCE = 512
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ def problem_document(kind: ProblemType, detail: str, instance: str, **extensions
         "title": kind.title,
         "status": kind.status,
         "detail": detail,
-        "instance": instance[:_MAX_INSTANCE],
+        "instance": instance,
         "code": kind.code,
         **extensions,
     }
@@ -149,8 +147,17 @@ def problem_response(
 
 
 def instance_of(request: Request) -> str:
-    """The request's path, without the query string (which may carry what a caller searched for)."""
-    return request.url.path
+    """The request's path as it was sent (percent-encoded: a URI reference, with no control character a
+    decoded path may hold), without the query string (which may carry what a caller searched for)."""
+    return path_of(request.scope)
+
+
+def path_of(scope: Mapping[str, Any]) -> str:
+    raw = scope.get("raw_path")
+    if not raw:
+        return str(scope.get("root_path", "")) + str(scope["path"])
+    # Some servers keep the query in raw_path.
+    return bytes(raw).split(b"?", 1)[0].decode("ascii", errors="replace")
 
 
 def domain_response(request: Request, exc: Exception) -> JSONResponse:
