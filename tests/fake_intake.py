@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from carecoord_shared.auth import DEVELOPMENT_JWT_SECRET, InvalidToken, Role, TokenVerifier
+from carecoord_shared.http.problems import MEDIA_TYPE, TYPE_BASE
 
 PATH = "/v1/internal/patients/{}/claim-demographics"
 
@@ -67,17 +68,22 @@ class FakeIntake:
                 fake.requests.append(self.path)
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 5 or parts[:3] != ["v1", "internal", "patients"] or parts[4] != "claim-demographics":
-                    return self._answer(404, {"error": "not_found"})
+                    return self._problem(404, "route_not_found")
                 status = fake.refusal(self.headers.get("Authorization", ""))
                 if status:
-                    return self._answer(status, {"error": "unauthorized" if status == 401 else "forbidden"})
+                    return self._problem(status, "unauthenticated" if status == 401 else "forbidden")
                 body = fake.patients.get(parts[3])
-                return self._answer(200, body) if body else self._answer(404, {"error": "not_found"})
+                return self._answer(200, body) if body else self._problem(404, "not_found")
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
+            def _problem(self, status: int, code: str) -> None:
+                # Intake's error answers, in their shape (carecoord_shared.http.problems).
+                body = {"type": TYPE_BASE + code, "title": code, "status": status, "detail": code, "code": code}
+                return self._answer(status, {**body, "instance": self.path}, MEDIA_TYPE)
+
+            def _answer(self, status: int, body: dict[str, Any], media_type: str = "application/json") -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", media_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -281,7 +281,7 @@ async def expect_role_refused(world: World, service_name: str, endpoint: Endpoin
     before = len(await audit_rows(world.stack, service_name, caller))
     response = await call(world.stack, service_name, request, caller)
     assert response.status_code == 403, response.text
-    assert "needs the role" in response.json()["message"]
+    assert "needs the role" in response.json()["detail"]
     rows = (await audit_rows(world.stack, service_name, caller))[before:]
     assert [(r["action"], r["outcome"], r["actor_role"]) for r in rows] == [
         (f"{request.method} refused", "denied", str(role))
@@ -307,7 +307,7 @@ async def expect_scope(world: World, service_name: str, endpoint: Endpoint, who:
     response = await call(world.stack, service_name, request, caller)
     rows = (await audit_rows(world.stack, service_name, caller))[before:]
     if who == IMPERSONATING:
-        assert response.status_code == 403 and "own name" in response.json()["message"], response.text
+        assert response.status_code == 403 and "own name" in response.json()["detail"], response.text
         assert rows and rows[-1]["outcome"] == "denied", rows
         return response
     refused = who in (OTHER, ELSEWHERE_LICENSED)

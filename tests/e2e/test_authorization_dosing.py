@@ -198,7 +198,7 @@ async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_an
     stranger, dr = uuid.uuid4(), ac.clinician("CO")
     response = await ac.call(services, DOSING, Request("GET", f"/v1/patients/{stranger}/plan"), dr)
     assert response.status_code == 403
-    assert "does not know the patient's state" in response.json()["message"]
+    assert "does not know the patient's state" in response.json()["detail"]
     await ac.assert_audited(services, DOSING, dr, "read", "plan", stranger, "denied")
 
 

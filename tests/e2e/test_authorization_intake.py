@@ -132,7 +132,7 @@ async def test_a_clinician_decides_only_in_their_own_name(world: World) -> None:
     colleague = ac.clinician(STATE)
     response = await ac.call(world.stack, SERVICE, await _OVERRIDE(world, colleague), colleague)
     assert response.status_code == 403, response.text
-    assert "own name" in response.json()["message"]
+    assert "own name" in response.json()["detail"]
 
 
 async def test_billing_reads_claim_demographics_as_a_service_and_the_read_is_audited(world: World) -> None:
@@ -166,7 +166,7 @@ async def test_a_clinician_registers_patients_only_in_states_they_are_licensed_i
     request = await _registration(world, licensed)
     refused = await ac.call(world.stack, SERVICE, request, elsewhere)
     assert refused.status_code == 403, refused.text
-    assert "licensed" in refused.json()["message"]
+    assert "licensed" in refused.json()["detail"]
 
     created = await ac.call(world.stack, SERVICE, request, licensed)
     assert created.status_code == 201, "the refused attempt registered nothing: the same external id is new here"

@@ -160,7 +160,7 @@ async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_st
     assert {co, ny} <= await worklist(ac.service())
 
     refused = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), ac.patient(world.patient_id))
-    assert refused.status_code == 403 and "patient_id" in refused.json()["message"], refused.text
+    assert refused.status_code == 403 and "patient_id" in refused.json()["detail"], refused.text
 
 
 async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a_services(services: Stack) -> None:
@@ -199,7 +199,7 @@ async def test_a_clinician_asking_about_a_patient_of_unknown_state_is_refused_an
     dr = ac.clinician("CO")
     response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews", params={"patient_id": str(stranger)}), dr)
     assert response.status_code == 403
-    assert "does not know the patient's state" in response.json()["message"]
+    assert "does not know the patient's state" in response.json()["detail"]
     await ac.assert_audited(services, SAFETY, dr, "list", "review", stranger, "denied")
 
 

@@ -225,7 +225,7 @@ async def test_a_clinician_manages_only_their_own_record_and_a_service_any(world
     assert response.status_code == endpoint.ok, response.text
     response = await ac.call(world.stack, SERVICE, theirs, me)
     assert response.status_code == 403, response.text
-    assert "own name" in response.json()["message"]
+    assert "own name" in response.json()["detail"]
     response = await ac.call(world.stack, SERVICE, theirs, ac.service())
     assert response.status_code == endpoint.ok, response.text
     allowed, refused = await ac.audit_rows(
@@ -262,7 +262,7 @@ async def test_a_clinician_cannot_claim_a_licence_their_token_does_not_vouch_for
     request = Request("PUT", f"/v1/clinicians/{own}", body)
     response = await ac.call(world.stack, SERVICE, request, ac.clinician(STATE, subject=own))
     assert response.status_code == 403, response.text
-    assert ELSEWHERE in response.json()["message"]
+    assert ELSEWHERE in response.json()["detail"]
     response = await ac.call(world.stack, SERVICE, request, ac.clinician(STATE, ELSEWHERE, subject=own))
     assert response.status_code == 200, response.text
 
@@ -287,7 +287,7 @@ async def test_only_the_appointments_own_clinician_settles_it(world: World) -> N
         world.stack, SERVICE, Request("POST", f"/v1/appointments/{appointment_id}/complete"), colleague
     )
     assert response.status_code == 403, response.text
-    assert "own name" in response.json()["message"]
+    assert "own name" in response.json()["detail"]
 
 
 async def test_an_unknown_appointment_is_404_for_an_admitted_caller(world: World) -> None:

@@ -127,7 +127,7 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     async with api_client(timeout=10) as http:
         url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
         too_far = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 200})
-        assert too_far.status_code == 422 and "more than one step" in too_far.json()["message"]
+        assert too_far.status_code == 422 and "more than one step" in too_far.json()["detail"]
         assert too_far.json()["reason"] == "dose_step_above_plan_maximum"
         approved = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 90})
         assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
@@ -275,10 +275,10 @@ async def test_a_plan_beyond_the_program_caps_is_refused_with_a_reason_and_a_rec
         created = await http.post(plans_url, json={**PLAN, "patient_id": str(patient)})
     assert too_high.status_code == 422, too_high.text
     assert too_high.json()["reason"] == "max_dose_above_program_maximum"
-    assert "300 mg" in too_high.json()["message"] and "2026.12.0" in too_high.json()["message"]
+    assert "300 mg" in too_high.json()["detail"] and "2026.12.0" in too_high.json()["detail"]
     assert step_too_big.status_code == 422 and step_too_big.json()["reason"] == "max_step_above_program_maximum"
-    assert no_diagnosis.status_code == 422 and no_diagnosis.json()["error"] == "invalid_request"
-    assert bad_code.status_code == 422 and bad_code.json()["error"] == "invalid_request"
+    assert no_diagnosis.status_code == 422 and no_diagnosis.json()["code"] == "invalid_request"
+    assert bad_code.status_code == 422 and bad_code.json()["code"] == "invalid_request"
     assert created.status_code == 201, created.text
     assert (created.json()["indication"], created.json()["diagnosis_codes"]) == ("ptsd", ["F4310", "F331"])
     [announced] = await eventually(

@@ -130,8 +130,8 @@ async def test_malformed_http_report_gets_a_readable_422_and_writes_nothing(serv
         response = await journeys.report(services, patient, **body)
         assert response.status_code == 422, (body, response.text)
         problem = response.json()
-        assert problem["error"] == "invalid_request" and problem["errors"], problem
-        assert problem["message"].startswith("The request was not accepted: ")
+        assert problem["code"] == "invalid_request" and problem["errors"], problem
+        assert problem["detail"].startswith("The request was not accepted: ")
     async with api_client(timeout=10) as http:
         not_json = await http.post(
             journeys.url(services, "safety", "/v1/side-effect-reports"),

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from carecoord_contracts import BUSINESS_TOPICS, CATALOG, Envelope
 from carecoord_contracts.topics import SERVICES, Topic
 from carecoord_devstack.stack import Stack
-from tests import hostile
+from tests import hostile, problem_walk
 from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import journeys
@@ -194,7 +194,8 @@ def http_cases(service: str, openapi: dict[str, Any]) -> list[HttpCase]:
 
 
 async def send_http(stack: Stack, cases: list[HttpCase]) -> list[tuple[HttpCase, int | str]]:
-    """Each case's status code, or the transport error's name when the connection broke."""
+    """Each case's status code, or the transport error's name when the connection broke; an error answer
+    that is no problem document (RFC 9457, tests/problem_walk.py) is reported as ``not a problem: ...``."""
     limit = asyncio.Semaphore(HTTP_CONCURRENCY)
     async with api_client(timeout=30) as http:
 
@@ -207,6 +208,8 @@ async def send_http(stack: Stack, cases: list[HttpCase]) -> list[tuple[HttpCase,
                         content=case.body,
                         headers={"content-type": "application/json"} if case.body is not None else {},
                     )
+                    if response.status_code >= 400 and (issue := problem_walk.problem_issue(response)):
+                        return case, f"not a problem: {issue}"
                     return case, response.status_code
                 except httpx.HTTPError as exc:
                     return case, type(exc).__name__
@@ -365,6 +368,10 @@ async def test_hostile_input_is_rejected_without_crashes_or_rows_while_valid_tra
             "business rows written": sum(written.values()),
         }
     )
+    not_problems = [
+        f"{c.service} {c.method} {c.path[:80]} {c.label}: {r}" for c, r in results if str(r).startswith("not a problem")
+    ]
+    assert not not_problems, not_problems[:20]
     assert not http_crashes, http_crashes[:20]
     assert all(alive.values()) and all(r == 200 for r in ready.values()), (alive, ready)
     assert not accepted, "\n".join(accepted + [str(written)])
@@ -384,7 +391,7 @@ async def test_a_streamed_oversized_body_without_content_length_is_refused(servi
 
     async with api_client(timeout=30) as http:
         response = await http.post(journeys.url(services, "safety", "/v1/side-effect-reports"), content=chunks())
-    assert response.status_code == 413
+    problem_walk.assert_problem(response, 413)
 
 
 async def _severe_report(stack: Stack, patient: uuid.UUID) -> None:

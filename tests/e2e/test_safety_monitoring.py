@@ -128,7 +128,7 @@ async def test_the_worklist_orders_by_priority_then_due_time_and_reviews_move_th
             for line in metrics.splitlines()
         ), "time to acknowledge is measured"
         again = await http.post(f"{url}/acknowledge", json={"clinician_id": "dr-lee"})
-        assert again.status_code == 409 and "only an open review" in again.json()["message"]
+        assert again.status_code == 409 and "only an open review" in again.json()["detail"]
         resolved = await http.post(
             f"{url}/resolve", json={"clinician_id": "dr-lee", "decision": "resume", "note": "spoke with patient"}
         )
@@ -168,7 +168,7 @@ async def test_shadow_evaluation_of_a_stricter_version_lists_differences_and_cha
 
     assert await _safety_counts(services) == before, "shadow evaluation acted on nothing"
     unknown = await _post(services, "/v1/rules/shadow", {"version": "1999.1.1"})
-    assert unknown.status_code == 404 and "no rule file" in unknown.json()["message"]
+    assert unknown.status_code == 404 and "no rule file" in unknown.json()["detail"]
 
 
 # --- issue #20: the blood-pressure rule's symptoms, emergency advice, the vocabulary, unknown codes ---

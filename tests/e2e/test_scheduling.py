@@ -135,8 +135,8 @@ async def test_twenty_concurrent_requests_for_one_slot_book_it_once(services: St
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 409: 19}, [r.text for r in responses if r.status_code not in (201, 409)]
     for refused in (r for r in responses if r.status_code == 409):
-        assert refused.json()["error"] == "rule_violation"
-        assert f"clinician {clinician} is already booked at" in refused.json()["message"]
+        assert refused.json()["code"] == "rule_violation"
+        assert f"clinician {clinician} is already booked at" in refused.json()["detail"]
 
     conn = await asyncpg.connect(services.postgres.dsn("scheduling"))
     try:
@@ -168,7 +168,7 @@ async def test_one_patient_asking_several_clinicians_for_the_same_time_at_once_g
             )
         )
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 4}, [r.text for r in responses]
-    assert {r.json()["message"] for r in responses if r.status_code == 409} == {
+    assert {r.json()["detail"] for r in responses if r.status_code == 409} == {
         "the patient already has an appointment at that time"
     }
     assert len(await _schedule(services, patient)) == 1
@@ -346,9 +346,9 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
         "cannot start in the past": await book(patient, clinician, day_after - timedelta(days=5)),
     }
     for expected, response in refusals.items():
-        assert response.status_code == 409 and expected in response.json()["message"], response.text
+        assert response.status_code == 409 and expected in response.json()["detail"], response.text
     unknown = await book(uuid.uuid4(), clinician, at_ten)
-    assert unknown.status_code == 409 and "does not know patient" in unknown.json()["message"]
+    assert unknown.status_code == 409 and "does not know patient" in unknown.json()["detail"]
     invalid = await book(patient, clinician, at_ten.replace(tzinfo=None), kind="massage")
     assert invalid.status_code == 422, invalid.text
     assert {e["field"] for e in invalid.json()["errors"]} == {"appointment_type", "starts_at"}
@@ -401,7 +401,7 @@ async def test_an_appointment_through_its_life_over_http(services: Stack) -> Non
         "15:00",
     ]
     refused = await book(later_patient, clinician, day_after.replace(hour=13, minute=30))
-    assert refused.status_code == 409 and "is away during" in refused.json()["message"]
+    assert refused.status_code == 409 and "is away during" in refused.json()["detail"]
 
     # An appointment that has happened: move it into the past in the database, then mark it.
     [current] = await _schedule(services, patient)

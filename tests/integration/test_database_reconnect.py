@@ -96,7 +96,7 @@ async def test_the_first_use_of_a_connection_whose_loss_is_not_known_yet_is_a_50
 
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "1"
-    assert response.json()["error"] == "unavailable"
+    assert response.json()["code"] == "unavailable"
     assert (await dosing.http.get("/v1/ops/parked")).status_code == 200
 
 
@@ -117,7 +117,7 @@ async def test_while_the_database_cannot_be_reached_a_request_gets_a_503_with_re
 
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "1"
-    assert response.json()["error"] == "unavailable"
+    assert response.json()["code"] == "unavailable"
     back = await TcpProxy.start(stack.postgres.port, port)
     try:
         assert (await dosing.http.get("/v1/ops/parked")).status_code == 200
@@ -139,8 +139,8 @@ async def test_a_change_whose_database_went_away_is_a_503_that_does_not_invite_a
     )
     assert response.status_code == 503, response.text
     assert "Retry-After" not in response.headers
-    assert response.json()["error"] == "unavailable"
-    assert "same id" in response.json()["message"]
+    assert response.json()["code"] == "unavailable"
+    assert "same id" in response.json()["detail"]
     back = await TcpProxy.start(stack.postgres.port, port)
     try:
         assert (await dosing.http.get("/v1/ops/parked")).status_code == 200

@@ -118,11 +118,11 @@ async def test_what_may_be_booked_with_whom_and_why_not(scheduling: ServiceHarne
         ("is not taking appointments", await book(scheduling, patient, inactive_id, at_ten)),
     ]
     for expected, refused in refusals:
-        assert refused.status_code == 409 and expected in refused.json()["message"], (expected, refused.text)
+        assert refused.status_code == 409 and expected in refused.json()["detail"], (expected, refused.text)
     no_one = await book(scheduling, patient, "dr-nobody", at_ten)
-    assert no_one.status_code == 404 and no_one.json()["error"] == "not_found"
+    assert no_one.status_code == 404 and no_one.json()["code"] == "not_found"
     unknown = await book(scheduling, uuid.uuid4(), clinician, at_ten)
-    assert unknown.status_code == 409 and "does not know patient" in unknown.json()["message"]
+    assert unknown.status_code == 409 and "does not know patient" in unknown.json()["detail"]
     invalid = await book(scheduling, patient, clinician, at_ten.replace(tzinfo=None), kind="massage")
     assert invalid.status_code == 422, invalid.text
     assert {e["field"] for e in invalid.json()["errors"]} == {"appointment_type", "starts_at"}
@@ -154,14 +154,14 @@ async def test_an_appointment_through_its_life_over_http(scheduling: ServiceHarn
     assert moved.status_code == 200, moved.text
     assert datetime.fromisoformat(moved.json()["starts_at"]) == at_eleven
     taken = await book(scheduling, later_patient, clinician, at_eleven)
-    assert taken.status_code == 409 and f"clinician {clinician} is already booked at" in taken.json()["message"]
+    assert taken.status_code == 409 and f"clinician {clinician} is already booked at" in taken.json()["detail"]
     assert (await book(scheduling, later_patient, clinician, at_ten)).status_code == 201, "the moved-from slot is free"
 
     cancelled = await act(scheduling, appointment["appointment_id"], "cancel", {"reason": "patient_request"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["cancel_reason"] == "patient_request"
     again = await act(scheduling, appointment["appointment_id"], "cancel")
-    assert again.status_code == 409 and "only a booked appointment can be cancelled" in again.json()["message"]
+    assert again.status_code == 409 and "only a booked appointment can be cancelled" in again.json()["detail"]
     assert await schedule(scheduling, patient) == []
     rebooked = await book(scheduling, patient, clinician, at_eleven)
     assert rebooked.status_code == 201, "a cancelled appointment holds no slot"
@@ -177,7 +177,7 @@ async def test_an_appointment_through_its_life_over_http(scheduling: ServiceHarn
     completed = await act(scheduling, current, "complete")
     assert completed.status_code == 200 and completed.json()["status"] == "completed", completed.text
     no_show = await act(scheduling, current, "no-show")
-    assert no_show.status_code == 409 and "is completed" in no_show.json()["message"]
+    assert no_show.status_code == 409 and "is completed" in no_show.json()["detail"]
 
     types = [e["type"] for e in await scheduling.emitted_envelopes(patient_id=patient)]
     assert types == [
@@ -223,7 +223,7 @@ async def test_time_off_is_neither_offered_nor_bookable(scheduling: ServiceHarne
         "15:00",
     ]
     refused = await book(scheduling, patient, clinician, day.replace(hour=13, minute=30))
-    assert refused.status_code == 409 and "is away during" in refused.json()["message"]
+    assert refused.status_code == 409 and "is away during" in refused.json()["detail"]
 
     # Removed, the period is offered again.
     [exception] = (await scheduling.http.get(f"/v1/clinicians/{clinician}/exceptions")).json()
@@ -267,7 +267,7 @@ async def test_concurrent_requests_for_one_slot_book_it_once(scheduling: Service
     responses = await asyncio.gather(*(book(scheduling, p, clinician, at_noon) for p in patients))
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 4}, [r.text for r in responses]
     for refused in (r for r in responses if r.status_code == 409):
-        assert f"clinician {clinician} is already booked at" in refused.json()["message"]
+        assert f"clinician {clinician} is already booked at" in refused.json()["detail"]
     rows = await scheduling.rows(select(appointments.c.appointment_id).where(appointments.c.clinician_id == clinician))
     assert len(rows) == 1
 
@@ -282,12 +282,12 @@ async def test_one_patient_cannot_hold_two_appointments_at_once(scheduling: Serv
     assert first.status_code == 201, first.text
     overlapping = await book(scheduling, patient, clinicians[1], at_three + timedelta(minutes=15))
     assert overlapping.status_code == 409
-    assert overlapping.json()["message"] == "the patient already has an appointment at that time"
+    assert overlapping.json()["detail"] == "the patient already has an appointment at that time"
     # At once, for another time: the database's constraint does.
     later = at_three + timedelta(hours=2)
     responses = await asyncio.gather(*(book(scheduling, patient, c, later) for c in clinicians))
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 2}, [r.text for r in responses]
-    assert {r.json()["message"] for r in responses if r.status_code == 409} == {
+    assert {r.json()["detail"] for r in responses if r.status_code == 409} == {
         "the patient already has an appointment at that time"
     }
     assert len(await schedule(scheduling, patient)) == 2

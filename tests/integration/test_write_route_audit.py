@@ -132,7 +132,7 @@ async def test_a_refused_plan_commits_its_denied_row_and_nothing_else(dosing: Se
     with traffic(dosing) as sent:
         response = await dr.post("/v1/plans", json={"patient_id": str(patient), "clinician_id": "dr-co", **COURSE})
     assert response.status_code == 403
-    assert response.json()["error"] == "forbidden"
+    assert response.json()["code"] == "forbidden"
     assert sent.commits == 1 and sent.writes == ["INSERT INTO audit_log"], sent.statements
     [row] = await audit_rows(dosing, dosing_audit, patient)
     assert (row.action, row.resource, row.outcome) == ("create", "plan", "denied")
@@ -159,7 +159,7 @@ async def test_a_dose_above_the_cap_is_refused_and_its_allowed_row_stays(dosing:
         f"/v1/dose-proposals/{proposal_id}/approve", json={"clinician_id": "dr-a", "dose_mg": COURSE["max_dose_mg"] + 1}
     )
     assert response.status_code == 422, response.text
-    assert response.json()["error"] == "limit_exceeded"
+    assert response.json()["code"] == "limit_exceeded"
     row = (await audit_rows(dosing, dosing_audit, patient))[-1]
     assert (row.action, row.outcome, row.resource_id) == ("approve", "allowed", proposal_id)
     [(status,)] = await dosing.rows(
@@ -377,7 +377,7 @@ async def test_cancelling_commits_once_and_a_second_cancel_is_409_with_its_allow
     assert cancelled.status_code == 200, cancelled.text
     assert sent.commits == 1, sent.statements
     again = await scheduling.http.post(f"/v1/appointments/{appointment_id}/cancel", json={})
-    assert again.status_code == 409 and "only a booked appointment can be cancelled" in again.json()["message"]
+    assert again.status_code == 409 and "only a booked appointment can be cancelled" in again.json()["detail"]
     rows = await audit_rows(scheduling, scheduling_audit, patient)
     assert [(r.action, r.outcome, r.resource_id) for r in rows] == [
         ("book", "allowed", None),
@@ -394,7 +394,7 @@ async def test_another_clinician_completing_an_appointment_is_refused_after_the_
     other = scheduling.client(clinician_token("dr-other-id", ["ID"]))
     response = await other.post(f"/v1/appointments/{appointment_id}/complete", json={})
     assert response.status_code == 403
-    assert "in their own name" in response.json()["message"]
+    assert "in their own name" in response.json()["detail"]
     rows = await audit_rows(scheduling, scheduling_audit, patient)
     assert [(r.action, r.outcome) for r in rows] == [("book", "allowed"), ("complete", "allowed")]
     [(status,)] = await scheduling.rows(

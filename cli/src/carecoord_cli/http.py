@@ -59,8 +59,12 @@ class Services:
 
 
 def _message(response: httpx.Response) -> str:
+    """A service's problem document (RFC 9457) as one line: its title and detail; anything else as it came."""
     try:
         body = response.json()
     except ValueError:
         return response.text[:300]
-    return str(body.get("message") or body.get("detail") or body)[:300] if isinstance(body, dict) else str(body)[:300]
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        title = body.get("title")
+        return (f"{title}: {body['detail']}" if isinstance(title, str) else body["detail"])[:300]
+    return str(body)[:300]

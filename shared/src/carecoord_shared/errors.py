@@ -1,4 +1,4 @@
-"""Domain errors every service raises, mapped once to HTTP answers in service.py."""
+"""Domain errors every service raises, each mapped once to its HTTP problem type (``http.problems.DOMAIN_PROBLEMS``)."""
 
 
 class RuleViolation(ValueError):
@@ -15,6 +15,10 @@ class LimitExceeded(RuleViolation):
 
 class NotFound(LookupError):
     """The thing asked for does not exist (HTTP 404)."""
+
+
+class Unauthenticated(Exception):
+    """No valid bearer token (HTTP 401 with WWW-Authenticate: Bearer); the message says what is wrong with it."""
 
 
 class Forbidden(PermissionError):

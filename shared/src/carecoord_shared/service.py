@@ -23,7 +23,6 @@ import structlog
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -39,9 +38,19 @@ from carecoord_records.raw_records import RawFetcher
 
 from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
-from .errors import Forbidden, InvalidCursor, LimitExceeded, NotFound, NotReady, RuleViolation
+from .errors import Forbidden
 from .faults import FailurePoints
 from .http import AccessChecks, CarecoordApp, allow
+from .http.problems import (
+    RETRY_AFTER_S,
+    TOO_LARGE,
+    UNAVAILABLE,
+    domain_response,
+    install_problem_handlers,
+    instance_of,
+    path_of,
+    problem_response,
+)
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
@@ -412,16 +421,17 @@ class RequestSizeLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise HTTPException(status_code=413, detail="request body too large")
+                raise HTTPException(status_code=413, detail=self._detail())
             return message
 
         await self.app(scope, counting_receive, send)
 
+    def _detail(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
     async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
-        response = JSONResponse(
-            status_code=413,
-            content={"error": "too_large", "message": f"The request body is larger than {self.max_bytes} bytes."},
-        )
+        # Outside the app's exception handlers (no request is routed yet): the problem is rendered here.
+        response = problem_response(TOO_LARGE, self._detail(), path_of(scope))
         await response(scope, receive, send)
 
 
@@ -454,58 +464,18 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
         exclude_spans=["receive", "send"],
     )
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Name every bad field and why, without echoing the submitted values.
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "problem": err["msg"], "type": err["type"]}
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": "invalid_request",
-                "message": f"The request was not accepted: {summary}",
-                "errors": errors,
-            },
-        )
+    install_problem_handlers(app)
 
-    @app.exception_handler(InvalidCursor)
-    async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": "invalid_request",
-                "message": f"The request was not accepted: cursor: {exc}",
-                "errors": [{"field": "cursor", "problem": str(exc), "type": "invalid_cursor"}],
-            },
-        )
-
-    @app.exception_handler(LimitExceeded)
-    async def limit_exceeded(_request: Request, exc: LimitExceeded) -> JSONResponse:
-        return JSONResponse(
-            status_code=422, content={"error": "limit_exceeded", "reason": exc.reason, "message": str(exc)}
-        )
-
-    @app.exception_handler(RuleViolation)
-    async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"error": "rule_violation", "message": str(exc)})
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+    async def forbidden(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Forbidden)
         principal = getattr(request.state, "principal", None)
         if principal is not None and not exc.audited:
             # A refusal by role or rule that named no patient: still on the record, by route.
             route = getattr(request.scope.get("route"), "path", "unknown")
             await runtime.auditor.record(principal, f"{request.method} refused", route[:64], outcome="denied")
-        return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
+        return domain_response(request, exc)
 
-    @app.exception_handler(NotReady)
-    async def not_ready(_request: Request, exc: NotReady) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, headers={"Retry-After": "1"}, content={"error": "not_ready", "message": str(exc)}
-        )
+    app.add_exception_handler(Forbidden, forbidden)
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A pooled connection the server closed (a restart) fails at its first statement, now that
@@ -514,29 +484,25 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             raise exc  # any other database error stays a 500
         log.warning("http.database_unavailable", error=type(exc).__name__)
         if request.method in ("GET", "HEAD", "OPTIONS"):
-            return JSONResponse(
-                status_code=503,
-                headers={"Retry-After": "1"},
-                content={"error": "unavailable", "message": "The service lost its database connection; try again."},
+            return problem_response(
+                UNAVAILABLE,
+                "The service lost its database connection; try again.",
+                instance_of(request),
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+                retry_after=RETRY_AFTER_S,
             )
         # A change: the connection may have gone during COMMIT, so whether it took effect is unknown.
         # No Retry-After (an automatic retry of a body without its own id could apply it twice).
-        return JSONResponse(
-            status_code=503,
-            content={
-                "error": "unavailable",
-                "message": "The service lost its database connection; this change may or may not have been "
-                "recorded. Send it again with the same id (e.g. report_id) and it is applied at most once, "
-                "or read it back first.",
-            },
+        return problem_response(
+            UNAVAILABLE,
+            "The service lost its database connection; this change may or may not have been "
+            "recorded. Send it again with the same id (e.g. report_id) and it is applied at most once, "
+            "or read it back first.",
+            instance_of(request),
         )
 
     for unavailable in (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         app.add_exception_handler(unavailable, database_unavailable)
-
-    @app.exception_handler(NotFound)
-    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..auth.access import Auditor, JurisdictionLookup
 from ..auth.tokens import TokenVerifier
 from ..messaging.unit_of_work import UnitOfWork
+from .problems import document_problems
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class CarecoordApp(FastAPI):
         super().__init__(**kwargs)
         self.access_checks = access_checks
         self.uow = uow
+
+    def openapi(self) -> dict[str, Any]:
+        # Every route's error answers documented as problem documents, here once rather than per route.
+        if self.openapi_schema is None:
+            self.openapi_schema = document_problems(super().openapi())
+        return self.openapi_schema
 
 
 def current_app(request: Request) -> CarecoordApp:

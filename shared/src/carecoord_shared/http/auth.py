@@ -12,21 +12,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth.access import Access
 from ..auth.tokens import InvalidToken, Role
-from ..errors import Forbidden
+from ..errors import Forbidden, Unauthenticated
 from .app import current_app
 
 _bearer = HTTPBearer(
     auto_error=False, description="A JWT from the identity provider (role: patient, clinician, operator or service)"
 )
-
-
-def _unauthorised(message: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def allow(*roles: Role) -> Any:
@@ -38,11 +34,11 @@ def allow(*roles: Role) -> Any:
     ) -> Access:
         checks = current_app(request).access_checks
         if credentials is None:
-            raise _unauthorised("a bearer token is required (Authorization: Bearer <JWT>)")
+            raise Unauthenticated("a bearer token is required (Authorization: Bearer <JWT>)")
         try:
             principal = checks.verifier.verify(credentials.credentials)
         except InvalidToken as exc:
-            raise _unauthorised(str(exc)) from None
+            raise Unauthenticated(str(exc)) from None
         # For the audit row of a refusal raised later in this request (service.py's Forbidden handler).
         request.state.principal = principal
         if principal.role not in admitted:
