@@ -31,3 +31,16 @@ class Forbidden(PermissionError):
 
 class NotReady(RuntimeError):
     """Asked for before the part that answers has started (HTTP 503 with Retry-After)."""
+
+
+class IdempotencyKeyReused(ValueError):
+    """An Idempotency-Key sent again with a different request (HTTP 422): a key names one request."""
+
+
+class IdempotencyInFlight(RuntimeError):
+    """A request with this Idempotency-Key is still being handled (HTTP 409 with Retry-After), or was
+    applied and its answer was not kept (``lost``: 409 without Retry-After; read the resource back)."""
+
+    def __init__(self, message: str, *, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost

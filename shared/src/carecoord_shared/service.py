@@ -39,9 +39,17 @@ from carecoord_records.raw_records import RawFetcher
 
 from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
-from .errors import Forbidden, LimitExceeded, NotFound, NotReady, RuleViolation
+from .errors import (
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    LimitExceeded,
+    NotFound,
+    NotReady,
+    RuleViolation,
+)
 from .faults import FailurePoints
-from .http import AccessChecks, CarecoordApp, allow
+from .http import AccessChecks, CarecoordApp, IdempotencyRecorder, Replay, allow
 from .kafka_security import aiokafka_security_options, kafka_security
 from .logging import configure_logging
 from .messaging.consumer import EventConsumer, RetryPolicy
@@ -97,6 +105,8 @@ class Runtime:
             audience=settings.auth_audience,
         )
         self.auditor = Auditor(self.sessions, definition.audit)
+        # Every service's models add it (carecoord_shared.http.idempotency_table); a missing one fails here.
+        self.idempotency = definition.metadata.tables["idempotency_keys"]
         failure_points = FailurePoints(settings.crash_at, settings.transient_at)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
@@ -157,6 +167,8 @@ class Runtime:
             sent_outbox_days=settings.outbox_retention_days,
             inbox_days=settings.inbox_retention_days,
             consumed=topics_consumed_by(definition.name),
+            idempotency=self.idempotency,
+            idempotency_days=settings.idempotency_retention_days,
         )
         definition.register_handlers(self.consumer)
         self._topics = self._consumed_topics()
@@ -373,6 +385,7 @@ class ServiceApp(CarecoordApp):
         super().__init__(
             AccessChecks(runtime.verifier, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of),
             runtime.uow,
+            runtime.idempotency,
             **kwargs,
         )
         self.runtime = runtime
@@ -443,6 +456,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             await runtime.stop()
 
     app = ServiceApp(runtime, title=definition.title, version="1", lifespan=lifespan)
+    # Inside the size limit: a body it refuses is never kept as an outcome.
+    app.add_middleware(IdempotencyRecorder, sessions=runtime.sessions)
     app.add_middleware(RequestSizeLimit)
     FastAPIInstrumentor.instrument_app(
         app,
@@ -489,6 +504,23 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             route = getattr(request.scope.get("route"), "path", "unknown")
             await runtime.auditor.record(principal, f"{request.method} refused", route[:64], outcome="denied")
         return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
+
+    @app.exception_handler(Replay)
+    async def replay(_request: Request, exc: Replay) -> Response:
+        return exc.response()
+
+    @app.exception_handler(IdempotencyKeyReused)
+    async def idempotency_key_reused(_request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": "idempotency_key_reused", "message": str(exc)})
+
+    @app.exception_handler(IdempotencyInFlight)
+    async def idempotency_in_flight(_request: Request, exc: IdempotencyInFlight) -> JSONResponse:
+        headers = {} if exc.lost else {"Retry-After": "1"}
+        return JSONResponse(
+            status_code=409,
+            headers=headers,
+            content={"error": "idempotency_outcome_lost" if exc.lost else "idempotency_in_flight", "message": str(exc)},
+        )
 
     @app.exception_handler(NotReady)
     async def not_ready(_request: Request, exc: NotReady) -> JSONResponse:
