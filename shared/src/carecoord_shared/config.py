@@ -58,6 +58,9 @@ class ServiceSettings(BaseSettings):
     # less); 37 leaves room to raise a topic's retention by a few days without touching this.
     outbox_retention_days: float = Field(default=7.0, gt=0)
     inbox_retention_days: float = Field(default=37.0, gt=0)
+    # Idempotency-Key records (carecoord_shared.http.idempotency) are kept this long: a retry
+    # with the same key later than this runs as a new request.
+    idempotency_retention_days: float = Field(default=2.0, gt=0)
     # Spans as JSON lines in <dir>/<service>.jsonl (local runs, tests); OTLP uses OTEL_EXPORTER_OTLP_ENDPOINT.
     traces_dir: str = ""
     # Zipkin's span endpoint (the trace UI `make run` starts), e.g. http://127.0.0.1:9411/api/v2/spans.

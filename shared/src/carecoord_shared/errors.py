@@ -39,3 +39,16 @@ class NotReady(RuntimeError):
 
 class InvalidCursor(ValueError):
     """A list's ``cursor`` parameter that this list did not issue (HTTP 422, naming the parameter)."""
+
+
+class IdempotencyKeyReused(ValueError):
+    """An Idempotency-Key sent again with a different request (HTTP 422): a key names one request."""
+
+
+class IdempotencyInFlight(RuntimeError):
+    """A request with this Idempotency-Key is still being handled (HTTP 409 with Retry-After)."""
+
+
+class IdempotencyOutcomeLost(IdempotencyInFlight):
+    """A request with this Idempotency-Key was applied and its answer was not kept (HTTP 409 without
+    Retry-After: a retry would get the same; read the resource back)."""

@@ -40,7 +40,7 @@ from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
 from .config import ServiceSettings
 from .errors import Forbidden
 from .faults import FailurePoints
-from .http import AccessChecks, CarecoordApp, allow
+from .http import AccessChecks, CarecoordApp, IdempotencyRecorder, Replay, allow
 from .http.problems import (
     RETRY_AFTER_S,
     TOO_LARGE,
@@ -106,6 +106,8 @@ class Runtime:
             audience=settings.auth_audience,
         )
         self.auditor = Auditor(self.sessions, definition.audit)
+        # Every service's models add it (carecoord_shared.http.idempotency_table); a missing one fails here.
+        self.idempotency = definition.metadata.tables["idempotency_keys"]
         failure_points = FailurePoints(settings.crash_at, settings.transient_at)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
@@ -166,6 +168,8 @@ class Runtime:
             sent_outbox_days=settings.outbox_retention_days,
             inbox_days=settings.inbox_retention_days,
             consumed=topics_consumed_by(definition.name),
+            idempotency=self.idempotency,
+            idempotency_days=settings.idempotency_retention_days,
         )
         definition.register_handlers(self.consumer)
         self._topics = self._consumed_topics()
@@ -382,6 +386,7 @@ class ServiceApp(CarecoordApp):
         super().__init__(
             AccessChecks(runtime.verifier, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of),
             runtime.uow,
+            runtime.idempotency,
             **kwargs,
         )
         self.runtime = runtime
@@ -453,6 +458,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             await runtime.stop()
 
     app = ServiceApp(runtime, title=definition.title, version="1", lifespan=lifespan)
+    # Inside the size limit: a body it refuses is never kept as an outcome.
+    app.add_middleware(IdempotencyRecorder, sessions=runtime.sessions)
     app.add_middleware(RequestSizeLimit)
     FastAPIInstrumentor.instrument_app(
         app,
@@ -476,6 +483,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
         return domain_response(request, exc)
 
     app.add_exception_handler(Forbidden, forbidden)
+
+    @app.exception_handler(Replay)
+    async def replay(_request: Request, exc: Replay) -> Response:
+        return exc.response()
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A pooled connection the server closed (a restart) fails at its first statement, now that

@@ -26,12 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from carecoord_shared.auth import audit_table
+from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
+idempotency = idempotency_table(metadata)
 journal = journal_table(metadata)
 
 # What billing knows of a patient from intake.patients: where they live (which

@@ -38,7 +38,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
-from carecoord_shared.http import UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, UowDep, allow
 
 from . import invoicing, queries
 from .exchange import ExchangeService
@@ -80,6 +80,7 @@ def build_router(exchange: ExchangeService) -> APIRouter:
         tags=["self-pay"],
         status_code=status.HTTP_201_CREATED,
         responses={200: {"description": "This payment id was already recorded; the invoice is returned unchanged."}},
+        dependencies=[IDEMPOTENT],
     )
     async def pay(
         invoice_id: uuid.UUID, body: PaymentIn, uow: UowDep, response: Response, access: Payer

@@ -38,7 +38,7 @@ from typing import Annotated
 from fastapi import APIRouter, status
 
 from carecoord_shared.auth import Access, Role
-from carecoord_shared.http import UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans, queries
@@ -61,7 +61,13 @@ async def _decide_on_plan(
 def build_router(rules: TitrationRules) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
-    @router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=Plan, tags=["treatment plans"])
+    @router.post(
+        "/plans",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Plan,
+        tags=["treatment plans"],
+        dependencies=[IDEMPOTENT],
+    )
     async def create_plan(body: PlanCreate, uow: UowDep, access: Clinical) -> dict[str, object]:
         access.acting_clinician(body.clinician_id)
         async with access.transaction(uow, body.patient_id, "create", "plan") as tx:
@@ -79,6 +85,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
         response_model=Plan,
         tags=["treatment plans"],
         summary="Activate a draft plan; the activating clinician approves the starting dose",
+        dependencies=[IDEMPOTENT],
     )
     async def activate_plan(
         plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep, access: Clinical
@@ -87,7 +94,9 @@ def build_router(rules: TitrationRules) -> APIRouter:
             await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules)
         return await queries.plan_detail(uow, plan_id)
 
-    @router.post("/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"])
+    @router.post(
+        "/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"], dependencies=[IDEMPOTENT]
+    )
     async def discontinue_plan(
         plan_id: uuid.UUID, body: Discontinue, uow: UowDep, access: Clinical
     ) -> dict[str, object]:
@@ -110,7 +119,9 @@ def build_router(rules: TitrationRules) -> APIRouter:
         await access.patient(patient_id, "read", "plan")
         return await queries.latest_plan(uow, patient_id)
 
-    @router.post("/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"])
+    @router.post(
+        "/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"], dependencies=[IDEMPOTENT]
+    )
     async def approve(proposal_id: uuid.UUID, body: Approval, uow: UowDep, access: Clinical) -> dict[str, object]:
         access.acting_clinician(body.clinician_id)
         patient_id = await queries.proposal_patient(uow, proposal_id)
@@ -123,6 +134,7 @@ def build_router(rules: TitrationRules) -> APIRouter:
         response_model=SessionDecision,
         tags=["sessions"],
         summary="May this dosing session go ahead? Asked at session start; a refusal says why",
+        dependencies=[IDEMPOTENT],
     )
     async def authorise(
         appointment_id: uuid.UUID, body: SessionRequest, uow: UowDep, access: Clinical

@@ -26,11 +26,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from carecoord_shared.auth import audit_table
+from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
+idempotency = idempotency_table(metadata)
 
 patients = Table(
     "patients",

@@ -50,7 +50,7 @@ from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, UowDep, allow
 
 from . import queries
 from .intake import Intake, NewInformation
@@ -93,6 +93,7 @@ def build_router(intake: Intake) -> APIRouter:
         response_model=Patient,
         tags=["patients"],
         responses={200: {"description": "Already registered under this external id; the first registration stands."}},
+        dependencies=[IDEMPOTENT],
     )
     async def register(
         body: Registration, uow: UowDep, response: Response, access: ClinicianOrService
@@ -126,6 +127,7 @@ def build_router(intake: Intake) -> APIRouter:
         tags=["screening"],
         summary="Submit PHQ-9, GAD-7 or PCL-5 answers; the latest of each instrument counts",
         responses={409: {"description": "The eligibility decision is already made."}},
+        dependencies=[IDEMPOTENT],
     )
     async def submit_assessment(
         patient_id: uuid.UUID, body: AssessmentSubmission, uow: UowDep, access: PatientCare
@@ -141,6 +143,7 @@ def build_router(intake: Intake) -> APIRouter:
         tags=["screening"],
         summary="Submit the medical-screening questionnaire (every question answered yes or no)",
         responses={409: {"description": "The eligibility decision is already made."}},
+        dependencies=[IDEMPOTENT],
     )
     async def submit_medical_screening(
         patient_id: uuid.UUID,
@@ -161,6 +164,7 @@ def build_router(intake: Intake) -> APIRouter:
         response_model=Recorded,
         tags=["screening"],
         responses={409: {"description": "The eligibility decision is already made."}},
+        dependencies=[IDEMPOTENT],
     )
     async def submit_blood_pressure(
         patient_id: uuid.UUID, body: BloodPressureIn, uow: UowDep, access: PatientCare
@@ -194,6 +198,7 @@ def build_router(intake: Intake) -> APIRouter:
         tags=["eligibility"],
         summary="A clinician decides a needs-review intake (eligible or ineligible), saying why",
         responses={409: {"description": "The current decision is not needs_review."}},
+        dependencies=[IDEMPOTENT],
     )
     async def override(
         patient_id: uuid.UUID, body: OverrideIn, uow: UowDep, access: ClinicianOrService
@@ -211,6 +216,7 @@ def build_router(intake: Intake) -> APIRouter:
         tags=["eligibility"],
         summary="A clinician re-evaluates eligibility after new information; the new decision supersedes the current one",
         responses={409: {"description": "There is no decision yet (the intake is not complete)."}},
+        dependencies=[IDEMPOTENT],
     )
     async def re_evaluate(
         patient_id: uuid.UUID,

@@ -42,7 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import observations, queries, reviews
@@ -96,6 +96,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         response_model=ReportOutcomeOut,
         tags=["observations"],
         responses=ALREADY,
+        dependencies=[IDEMPOTENT],
     )
     async def submit_report(
         body: SideEffectReportIn, uow: UowDep, response: Response, access: Observers
@@ -109,7 +110,14 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             )
         return _respond(outcome, response) | {"report_id": outcome.id}
 
-    @router.post("/vitals", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY)
+    @router.post(
+        "/vitals",
+        status_code=201,
+        response_model=OutcomeOut,
+        tags=["observations"],
+        responses=ALREADY,
+        dependencies=[IDEMPOTENT],
+    )
     async def submit_vitals(body: VitalsIn, uow: UowDep, response: Response, access: Observers) -> dict[str, object]:
         async with access.transaction(uow, body.patient_id, "submit", "vitals", body.reading_id) as tx:
             reading = VitalsSubmitted(
@@ -121,7 +129,12 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         return _respond(outcome, response)
 
     @router.post(
-        "/mood-check-ins", status_code=201, response_model=OutcomeOut, tags=["observations"], responses=ALREADY
+        "/mood-check-ins",
+        status_code=201,
+        response_model=OutcomeOut,
+        tags=["observations"],
+        responses=ALREADY,
+        dependencies=[IDEMPOTENT],
     )
     async def submit_checkin(
         body: MoodCheckInIn, uow: UowDep, response: Response, access: Observers
@@ -164,13 +177,17 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
         return await queries.review_detail(uow, review_id)
 
-    @router.post("/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"])
+    @router.post(
+        "/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
+    )
     async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
         async with await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge") as tx:
             await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
         return await queries.review_detail(uow, review_id)
 
-    @router.post("/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"])
+    @router.post(
+        "/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
+    )
     async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> dict[str, object]:
         decision = await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
         try:

@@ -23,12 +23,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, ExcludeConstraint
 
 from carecoord_shared.auth import audit_table
+from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.messaging.tables import messaging_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
+idempotency = idempotency_table(metadata)
 journal = journal_table(metadata)
 
 clinicians = Table(

@@ -50,7 +50,7 @@ from carecoord_contracts.common import ActorId, AppointmentType
 from carecoord_shared.auth import Access
 from carecoord_shared.auth import Role as Caller
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
 from . import booking, clinicians, queries
@@ -140,6 +140,7 @@ def build_router() -> APIRouter:
         response_model=AvailabilityException,
         tags=clinicians_tag,
         summary="Block a period (time off): no appointment is offered in it",
+        dependencies=[IDEMPOTENT],
     )
     async def add_exception(
         clinician_id: ActorId, body: ExceptionIn, uow: UowDep, access: ClinicianOrService
@@ -199,6 +200,7 @@ def build_router() -> APIRouter:
         response_model=Appointment,
         tags=appointments_tag,
         summary="Book an appointment (409 when the slot is taken or not offered)",
+        dependencies=[IDEMPOTENT],
     )
     async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> dict[str, Any]:
         async with access.transaction(uow, body.patient_id, "book", "appointment") as tx:
@@ -216,6 +218,7 @@ def build_router() -> APIRouter:
         response_model=Appointment,
         tags=appointments_tag,
         summary="Move a booked appointment to another time (and optionally clinician)",
+        dependencies=[IDEMPOTENT],
     )
     async def reschedule_appointment(
         appointment_id: uuid.UUID, body: RescheduleIn, uow: UowDep, access: PatientCare
@@ -231,6 +234,7 @@ def build_router() -> APIRouter:
         response_model=Appointment,
         tags=appointments_tag,
         summary="Cancel a booked appointment, with a reason code",
+        dependencies=[IDEMPOTENT],
     )
     async def cancel_appointment(
         appointment_id: uuid.UUID, body: CancelIn, uow: UowDep, access: PatientCare
@@ -244,6 +248,7 @@ def build_router() -> APIRouter:
         response_model=Appointment,
         tags=appointments_tag,
         summary="Mark an appointment that has started as completed",
+        dependencies=[IDEMPOTENT],
     )
     async def complete_appointment(
         appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService
@@ -257,6 +262,7 @@ def build_router() -> APIRouter:
         response_model=Appointment,
         tags=appointments_tag,
         summary="Mark an appointment that has started as a no-show",
+        dependencies=[IDEMPOTENT],
     )
     async def no_show_appointment(appointment_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> dict[str, Any]:
         async with _changing_appointment(uow, access, appointment_id, "no-show", held_by_caller=True) as tx:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..auth.access import Auditor, JurisdictionLookup
@@ -30,10 +31,12 @@ class AccessChecks:
 
 
 class CarecoordApp(FastAPI):
-    def __init__(self, access_checks: AccessChecks, uow: UnitOfWork, **kwargs: Any) -> None:
+    def __init__(self, access_checks: AccessChecks, uow: UnitOfWork, idempotency: Table, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.access_checks = access_checks
         self.uow = uow
+        # Where an Idempotency-Key's first outcome is kept (http.idempotency).
+        self.idempotency = idempotency
 
     def openapi(self) -> dict[str, Any]:
         # Every route's error answers documented as problem documents, here once rather than per route.

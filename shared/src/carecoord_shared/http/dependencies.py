@@ -16,7 +16,11 @@ from .app import current_app
 
 
 def get_uow(request: Request) -> UnitOfWork:
-    return current_app(request).uow
+    uow = current_app(request).uow
+    # A request with an Idempotency-Key claims it in its first transaction (http.idempotency),
+    # which the route dependency looked up before this.
+    pending = getattr(request.state, "idempotency", None)
+    return uow if pending is None else uow.with_first_step(pending.claim)
 
 
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]

@@ -27,7 +27,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..errors import Forbidden, InvalidCursor, LimitExceeded, NotFound, NotReady, RuleViolation, Unauthenticated
+from ..errors import (
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    IdempotencyOutcomeLost,
+    InvalidCursor,
+    LimitExceeded,
+    NotFound,
+    NotReady,
+    RuleViolation,
+    Unauthenticated,
+)
 
 log = structlog.get_logger("carecoord.http")
 
@@ -78,6 +89,12 @@ DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
         extensions=lambda exc: {"reason": exc.reason} if isinstance(exc, LimitExceeded) else {},
     ),
     NotReady: ProblemType("not_ready", 503, "Not ready yet", extensions=_retry, headers=_retry_header),
+    IdempotencyKeyReused: ProblemType("idempotency_key_reused", 422, "The Idempotency-Key names another request"),
+    IdempotencyInFlight: ProblemType(
+        "idempotency_in_flight", 409, "A request with this key is in flight", extensions=_retry, headers=_retry_header
+    ),
+    # Applied, its answer not kept: no Retry-After, since a retry gets the same.
+    IdempotencyOutcomeLost: ProblemType("idempotency_outcome_lost", 409, "The request's outcome was not kept"),
     # A list's cursor it did not issue: a bad query parameter, so the same shape as any invalid request.
     InvalidCursor: ProblemType(
         "invalid_cursor",

@@ -111,3 +111,25 @@ def create_event_journal_v1() -> None:
 def drop_event_journal_v1() -> None:
     op.drop_index("ix_event_journal_patient", table_name="event_journal")
     op.drop_table("event_journal")
+
+
+def create_idempotency_keys_v1() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("subject", sa.String(length=128), nullable=False),
+        sa.Column("route", sa.String(length=200), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("attempt", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("subject", "route", "key"),
+    )
+    op.create_index("ix_idempotency_keys_created", "idempotency_keys", ["created_at"], unique=False)
+
+
+def drop_idempotency_keys_v1() -> None:
+    op.drop_index("ix_idempotency_keys_created", table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
@@ -60,6 +60,8 @@ class Retention:
         inbox_days: float,
         consumed: tuple[Topic, ...],
         batch_size: int = 5000,
+        idempotency: Table | None = None,
+        idempotency_days: float = 2.0,
     ) -> None:
         floor = minimum_inbox_retention_days(consumed)
         if inbox_days < floor:
@@ -74,6 +76,9 @@ class Retention:
         self._sent_outbox = timedelta(days=sent_outbox_days)
         self._inbox = timedelta(days=inbox_days)
         self._batch_size = batch_size
+        # Idempotency-Key outcomes (carecoord_shared.http.idempotency): a retry after this runs anew.
+        self._idempotency = idempotency
+        self._idempotency_age = timedelta(days=idempotency_days)
 
     async def prune_once(self, now: datetime | None = None) -> tuple[int, int]:
         """Delete what is past retention; returns (outbox rows, inbox rows) deleted."""
@@ -87,9 +92,23 @@ class Retention:
             select(inbox.c.event_id).where(inbox.c.processed_at < now - self._inbox),
             lambda ids: delete(inbox).where(inbox.c.event_id.in_(ids)),
         )
-        if sent or handled:
-            log.info("retention.pruned", outbox_rows=sent, inbox_rows=handled)
+        keys = await self._prune_idempotency(now) if self._idempotency is not None else 0
+        if sent or handled or keys:
+            log.info("retention.pruned", outbox_rows=sent, inbox_rows=handled, idempotency_keys=keys)
         return sent, handled
+
+    async def _prune_idempotency(self, now: datetime) -> int:
+        table = self._idempotency
+        assert table is not None
+        key = (table.c.subject, table.c.route, table.c.key)
+        total = 0
+        while True:
+            old = select(*key).where(table.c.created_at < now - self._idempotency_age).limit(self._batch_size)
+            async with self._sessions.begin() as session:
+                deleted = (await session.execute(delete(table).where(tuple_(*key).in_(old)))).rowcount  # type: ignore[attr-defined]
+            total += int(deleted)
+            if deleted < self._batch_size:
+                return total
 
     async def _delete_in_batches(self, candidates: Select[tuple[T]], statement: Callable[[list[T]], Executable]) -> int:
         total = 0

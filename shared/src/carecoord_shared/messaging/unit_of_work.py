@@ -29,9 +29,10 @@ event's envelope (never None); a route or a timer opens a plain
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -224,6 +225,15 @@ class UnitOfWork:
         self._publish = publish
         self._failure_points = failure_points or FailurePoints()
         self._claim_unless_parked = _claim_unless_parked(tables)
+        self._first_step: Callable[[AsyncSession], Awaitable[None]] | None = None
+
+    def with_first_step(self, step: Callable[[AsyncSession], Awaitable[None]]) -> UnitOfWork:
+        """This unit of work for one request whose first transaction runs ``step`` as its first statement,
+        so what ``step`` writes commits with that transaction's change or not at all (an HTTP
+        Idempotency-Key's claim: carecoord_shared.http.idempotency). Later transactions do not run it."""
+        view = copy.copy(self)
+        view._first_step = step
+        return view
 
     def transaction(self, cause: Envelope | None = None) -> AbstractAsyncContextManager[Transaction]:
         """A transaction for a route, a timer or a job (``cause``: the envelope its events follow, if any)."""
@@ -237,6 +247,9 @@ class UnitOfWork:
     async def _open(self, make: Callable[[AsyncSession], TxT], cause: Envelope | None) -> AsyncIterator[TxT]:
         async with self.sessions() as session, session.begin():
             tx = make(session)
+            if self._first_step is not None:
+                step, self._first_step = self._first_step, None
+                await step(session)
             yield tx
             written = await self._write_outbox(session, tx.outbox_rows())
             self._failure_points.reach("uow.before_commit", cause.type if cause else "")
