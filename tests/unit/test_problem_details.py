@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
 from structlog.testing import capture_logs
 
 from carecoord_cli.http import _message
@@ -137,3 +139,22 @@ def test_docs_api_errors_lists_every_problem_type() -> None:
         if line.startswith("| `")
     }
     assert {kind.code: str(kind.status) for kind in all_types()}.items() <= rows.items()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_id: uuid.UUID
+
+
+async def test_an_invalid_request_names_the_fields_without_repeating_what_was_sent() -> None:
+    router = APIRouter()
+
+    @router.post("/echo-test")
+    async def echo(body: _Strict) -> dict[str, str]:
+        return {}
+
+    async with _client(_app("safety", router)) as client:
+        answer = await client.post("/echo-test", json={"patient_id": "Jane-Doe-1970", "Jane Doe": 1})
+    assert answer.status_code == 422
+    assert "Jane" not in answer.text, answer.text
+    assert {e["field"] for e in answer.json()["errors"]} == {"patient_id", "(unknown field)"}

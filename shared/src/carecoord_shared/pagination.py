@@ -21,11 +21,11 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Select, and_, or_
 
 from .errors import InvalidCursor
 
@@ -47,7 +47,7 @@ def _timestamp(value: object) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return _bad("a timestamp without its zone")  # type: ignore[no-any-return]
-    return parsed
+    return parsed.astimezone(UTC)  # OverflowError at the edges of the calendar: refused below
 
 
 # How each value type travels in a cursor: JSON has no UUID or timestamp, so each value is tagged.
@@ -101,6 +101,9 @@ class Ordering:
                 raise ValueError(f"sort key {key.name} may be NULL; keyset pagination needs NOT NULL columns")
             if key.python_type not in _ENCODE:
                 raise ValueError(f"sort key {key.name} has a type a cursor cannot carry: {key.python_type}")
+            if isinstance(key.column.type, DateTime) and not key.column.type.timezone:
+                # A naive timestamp would travel without its zone, and a zone-less cursor is refused.
+                raise ValueError(f"sort key {key.name} is a timestamp without time zone")
 
     def order_by(self) -> list[ColumnElement[Any]]:
         return [k.column.desc() if k.descending else k.column.asc() for k in self.keys]
@@ -151,7 +154,7 @@ def decode(ordering: Ordering, cursor: str) -> list[Any]:
     if len(cursor) > MAX_CURSOR_CHARS:
         _bad("too long")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         document = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         _bad("not readable")
@@ -168,12 +171,31 @@ def decode(ordering: Ordering, cursor: str) -> list[Any]:
         if kind is not key.python_type:
             _bad(f"a {item[0]} value where {key.name} is sorted")
         try:
-            position.append(parse(item[1]))
-        except (TypeError, ValueError) as exc:
+            value = parse(item[1])
+        except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, InvalidCursor):
                 raise
             _bad(f"{key.name} is not readable")
+        _check_fits(key, value)
+        position.append(value)
     return position
+
+
+def _check_fits(key: SortKey, value: Any) -> None:
+    """Refuse what the database would fail on (a 500 instead of a clear 422): an integer beyond the column,
+    text PostgreSQL cannot hold (NUL, a lone surrogate) or longer than the column."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        bound = 2**63 if isinstance(key.column.type, BigInteger) else 2**31
+        if not -bound <= value < bound:
+            _bad(f"{key.name} is out of range")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            _bad(f"{key.name} is not text")
+        length = getattr(key.column.type, "length", None)
+        if "\x00" in value or (length is not None and len(value) > length):
+            _bad(f"{key.name} is not text this list holds")
 
 
 def paginate(query: Select[Any], ordering: Ordering, page: PageRequest) -> Select[Any]:

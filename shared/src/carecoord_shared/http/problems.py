@@ -16,6 +16,7 @@ The list a client reads is docs/api-errors.md.
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,12 +231,27 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return domain_response(request, exc)
 
 
+# pydantic quotes what it found in backticks ("... found `J` at 0"): that part is the caller's input.
+_FOUND = re.compile(r"[,:]?\s*found `.*$", re.DOTALL)
+
+
+def _without_input(message: str) -> str:
+    return _FOUND.sub("", message)
+
+
+def _field(err: Mapping[str, Any]) -> str:
+    # An unknown key is named by the caller; its name is input too, so it is not repeated.
+    loc = [str(p) for p in err["loc"] if p != "body"]
+    if err["type"] == "extra_forbidden" and loc:
+        loc[-1] = "(unknown field)"
+    return ".".join(loc)
+
+
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Name every bad field and why, without echoing the submitted values.
     errors = [
-        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "problem": err["msg"], "type": err["type"]}
-        for err in exc.errors()
+        {"field": _field(err), "problem": _without_input(err["msg"]), "type": err["type"]} for err in exc.errors()
     ]
     summary = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
     return problem_response(
