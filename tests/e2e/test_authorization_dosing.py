@@ -117,18 +117,33 @@ ENDPOINTS = [
         CLINICIAN_OR_SERVICE,
         audited_as=("authorise", "dosing-session"),
     ),
+    Endpoint(
+        "read a patient's outcomes",
+        route("GET", "/v1/patients/{w.patient_id}/outcomes"),
+        PATIENT_CARE,
+        audited_as=("read", "outcomes"),
+    ),
 ]
+# The program's figures: aggregates about no single patient (operators too, with small cells withheld).
+PROGRAM_ENDPOINTS = [
+    Endpoint(
+        "read the program's outcomes",
+        route("GET", "/v1/outcomes"),
+        frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE}),
+    ),
+]
+EVERY_ENDPOINT = ENDPOINTS + PROGRAM_ENDPOINTS
 
 
 # 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
 # routes the patient themself and a licensed clinician allowed, another patient and a clinician
 # licensed elsewhere refused; the audit row of each patient check.
-@pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(ENDPOINTS), ids=str)
+@pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(EVERY_ENDPOINT), ids=str)
 async def test_no_forged_or_expired_token_gets_401(world: ac.World, endpoint: Endpoint, credential: str) -> None:
     await ac.expect_unauthenticated(world, DOSING, endpoint, credential)
 
 
-@pytest.mark.parametrize(("endpoint", "role"), ac.role_cases(ENDPOINTS), ids=str)
+@pytest.mark.parametrize(("endpoint", "role"), ac.role_cases(EVERY_ENDPOINT), ids=str)
 async def test_a_role_not_admitted_gets_403(world: ac.World, endpoint: Endpoint, role: Role) -> None:
     await ac.expect_role_refused(world, DOSING, endpoint, role)
 
@@ -138,6 +153,22 @@ async def test_patient_data_reaches_only_the_patient_and_licensed_clinicians(
     world: ac.World, endpoint: Endpoint, who: str
 ) -> None:
     await ac.expect_scope(world, DOSING, endpoint, who)
+
+
+@pytest.mark.parametrize("endpoint", PROGRAM_ENDPOINTS, ids=ac.ids(PROGRAM_ENDPOINTS))
+async def test_the_program_figures_admit_their_roles_and_are_audited(world: World, endpoint: Endpoint) -> None:
+    await ac.expect_admitted(world, DOSING, endpoint, audited=True)
+
+
+async def test_an_operator_reads_program_figures_with_small_cells_withheld(world: World) -> None:
+    response = await ac.call(world.stack, DOSING, Request("GET", "/v1/outcomes"), ac.operator())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["suppressed_below"] == 11 and body["scope"] == "every state"
+    counts = [f["denominator"] for f in body["figures"]] + [w["patients"] for w in body["weeks"]]
+    assert not [n for n in counts if n is not None and 0 < n < 11]
+    clinician = (await ac.call(world.stack, DOSING, Request("GET", "/v1/outcomes"), ac.clinician("CO"))).json()
+    assert clinician["suppressed_below"] is None and clinician["scope"] == "the caller's licensed states"
 
 
 async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(services: Stack) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.service import ServiceDefinition
 
-from . import domain, handlers, routes
+from . import domain, handlers, outcomes, routes
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import DosingSettings
 
@@ -16,6 +16,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(settings: DosingSettings) -> ServiceDefinition:
     titration = domain.load_titration()
+    definitions = outcomes.load_outcomes()
     return ServiceDefinition(
         name="dosing",
         title="carecoord dosing review",
@@ -24,6 +25,6 @@ def build(settings: DosingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(titration),),
-        register_handlers=handlers.register_with(titration),
+        routers=(routes.build_router(titration, definitions),),
+        register_handlers=handlers.register_with(titration, definitions),
     )

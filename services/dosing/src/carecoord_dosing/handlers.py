@@ -19,12 +19,13 @@ from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
-from . import plans
+from . import outcome_tracking, plans
 from .domain import TitrationRules
 from .models import jurisdictions
+from .outcomes import OutcomeDefinitions
 
 
-def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
+def register_with(rules: TitrationRules, definitions: OutcomeDefinitions) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
 
@@ -55,6 +56,11 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
         async def session_completed(event: AppointmentCompleted, tx: HandlerTransaction) -> None:
             if event.appointment_type is AppointmentType.dosing_session:
                 await plans.session_completed(tx, patient_id=tx.cause.patient_id, rules=rules)
+                # The session's start is the dose's time; the earliest is day 0 of the outcomes.
+                await outcome_tracking.record_session(
+                    tx, appointment_id=event.appointment_id, plan_id=event.plan_id, started_at=event.started_at
+                )
+                await outcome_tracking.announce_milestones(tx, tx.cause.patient_id, definitions)
 
         @consumer.on(VitalsRecorded)
         async def vitals(event: VitalsRecorded, tx: HandlerTransaction) -> None:
@@ -89,6 +95,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
                 pcl5_total=event.pcl5_total,
                 gad7_total=event.gad7_total,
             )
+            await outcome_tracking.announce_milestones(tx, tx.cause.patient_id, definitions)
 
         @consumer.on(AssessmentScored)
         async def assessment_scored(event: AssessmentScored, tx: HandlerTransaction) -> None:
@@ -96,5 +103,7 @@ def register_with(rules: TitrationRules) -> Callable[[EventConsumer], None]:
             await plans.record_assessment(
                 tx, instrument=event.instrument, total=event.total, scored_at=tx.cause.occurred_at
             )
+            # A baseline arriving after the follow-ups (topics are not ordered with each other) may reach one.
+            await outcome_tracking.announce_milestones(tx, tx.cause.patient_id, definitions)
 
     return register

@@ -161,3 +161,28 @@ intake_assessments = Table(
     Column("scored_at", DateTime(timezone=True), nullable=False),
     Index("ix_intake_assessments_patient", "patient_id", "instrument", "scored_at"),
 )
+
+# Completed dosing sessions (AppointmentCompleted, dosing_session): when each started; the
+# earliest is the patient's first dose, day 0 of their outcomes.
+completed_sessions = Table(
+    "completed_sessions",
+    metadata,
+    Column("appointment_id", Uuid, primary_key=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("plan_id", Uuid),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Index("ix_completed_sessions_patient", "patient_id", "started_at"),
+)
+
+# Outcome milestones already announced (TreatmentResponseReached, RemissionReached): one row,
+# and so one event, per patient, instrument, milestone and definition version.
+outcome_milestones = Table(
+    "outcome_milestones",
+    metadata,
+    Column("patient_id", Uuid, primary_key=True),
+    Column("instrument", String(10), primary_key=True),
+    Column("milestone", String(20), primary_key=True),
+    Column("definition_version", String(40), primary_key=True),
+    Column("reached_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +15,9 @@ from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 
+from . import outcome_tracking, outcomes
 from .models import dose_proposals, plan_transitions, treatment_holds, treatment_plans
+from .outcomes import OutcomeDefinitions
 
 
 async def plan_patient(uow: UnitOfWork, plan_id: uuid.UUID) -> uuid.UUID:
@@ -79,4 +84,65 @@ async def _plan(session: AsyncSession, plan_id: uuid.UUID) -> dict[str, object]:
         "open_hold_ids": list(holds.scalars()),
         "transitions": [t._asdict() for t in transitions],
         "proposals": [p._asdict() for p in proposals],
+    }
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+async def patient_outcomes(uow: UnitOfWork, patient_id: uuid.UUID, definitions: OutcomeDefinitions) -> dict[str, Any]:
+    async with uow.sessions() as session:
+        facts = (await outcome_tracking.load_facts(session, patient_ids=[patient_id]))[patient_id]
+    return {
+        "patient_id": patient_id,
+        "definition_version": definitions.version,
+        "indication": facts.indication,
+        "indication_instrument": definitions.instrument_for(facts.indication) if facts.indication else None,
+        "first_dose_at": facts.first_dose_at,
+        "instruments": [_instrument(o) for o in outcomes.patient_outcomes(facts, definitions)],
+        "definitions": definitions.describe(),
+    }
+
+
+def _instrument(o: outcomes.InstrumentOutcome) -> dict[str, Any]:
+    latest = o.latest
+    return {
+        **{k: getattr(o, k) for k in ("instrument", "definition_version", "baseline", "baseline_at", "first_dose_at")},
+        "latest": latest.total if latest else None,
+        "latest_at": latest.at if latest else None,
+        "change_points": o.change_points,
+        "change_percent": o.change_percent,
+        "response": o.response,
+        "remission": o.remission,
+        "response_at": o.response_at,
+        "days_to_response": o.days_to_response,
+        "remission_at": o.remission_at,
+        "follow_ups": [asdict(f) for f in o.follow_ups],
+    }
+
+
+async def program_outcomes(
+    uow: UnitOfWork,
+    definitions: OutcomeDefinitions,
+    *,
+    as_of: datetime,
+    states: frozenset[str] | None,
+    suppress: bool,
+) -> dict[str, Any]:
+    """The program's figures over every patient with a plan (``states``: living in these states only).
+    Computed from the facts on each read: the cohort is the program's, thousands of patients at most."""
+    async with uow.sessions() as session:
+        facts = await outcome_tracking.load_facts(session, states=states)
+    program = outcomes.program_outcomes(facts.values(), definitions, as_of=as_of)
+    if suppress:
+        program = outcomes.suppress(program, definitions.min_cell_size)
+    return {
+        "definition_version": program.definition_version,
+        "as_of": program.as_of,
+        "scope": "every state" if states is None else "the caller's licensed states",
+        "suppressed_below": definitions.min_cell_size if suppress else None,
+        "figures": [{**asdict(f), "value": f.value} for f in program.figures],
+        "cohorts": [asdict(c) for c in program.cohorts],
+        "weeks": [asdict(w) for w in program.weeks],
+        "definitions": definitions.describe(),
     }

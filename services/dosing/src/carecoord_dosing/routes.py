@@ -15,13 +15,19 @@ patient check writes an audit row, allowed or denied):
 | GET /patients/{id}/plan                 | own only | licensed                 | -        | yes     | read plan                 |
 | POST /dose-proposals/{id}/approve       | -        | licensed, in own name    | -        | yes     | approve dose-proposal     |
 | POST /dosing-sessions/{id}/authorise    | -        | licensed                 | -        | yes     | authorise dosing-session  |
+| GET /patients/{id}/outcomes             | own only | licensed                 | -        | yes     | read outcomes             |
+| GET /outcomes                           | -        | licensed states only     | (1)      | yes     | read outcomes (program)   |
 
 Plans, doses and session authorisations are clinical decisions: a patient reads
 their plan but decides nothing, and "in own name" means the body's clinician_id
 is the token's subject. Authorising a session has no clinician in the body (the
 rules decide, the caller asks): the clinician monitoring the session or the
 patient app's back end (a service account) asks. Operators reach no patient data
-here, so no route admits them.
+here, so no route admits them, except (1): the program's outcome figures, which are
+aggregates; an operator reads them with every cell under the definitions' minimum
+size withheld (a count of 3 in one state may point at a person), while a clinician
+reads exact counts over the patients they may reach anyway (their licensed states)
+and a service over all.
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
@@ -43,10 +49,22 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans, queries
 from .domain import TitrationRules
-from .schemas import Approval, ClinicianAction, Discontinue, Plan, PlanCreate, SessionDecision, SessionRequest
+from .outcomes import OutcomeDefinitions
+from .schemas import (
+    Approval,
+    ClinicianAction,
+    Discontinue,
+    PatientOutcomes,
+    Plan,
+    PlanCreate,
+    ProgramOutcomesOut,
+    SessionDecision,
+    SessionRequest,
+)
 
 Readers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+ProgramReaders = Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]
 
 
 async def _decide_on_plan(
@@ -58,7 +76,7 @@ async def _decide_on_plan(
     return access.transaction(uow, await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
 
 
-def build_router(rules: TitrationRules) -> APIRouter:
+def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post(
@@ -144,5 +162,32 @@ def build_router(rules: TitrationRules) -> APIRouter:
                 tx, appointment_id=appointment_id, patient_id=body.patient_id, now=datetime.now(UTC), rules=rules
             )
         return decision.__dict__
+
+    @router.get(
+        "/patients/{patient_id}/outcomes",
+        response_model=PatientOutcomes,
+        tags=["outcomes"],
+        summary="The patient's outcomes per instrument: baseline, latest, change, response, remission",
+    )
+    async def get_patient_outcomes(patient_id: uuid.UUID, uow: UowDep, access: Readers) -> dict[str, object]:
+        await access.patient(patient_id, "read", "outcomes")
+        return await queries.patient_outcomes(uow, patient_id, definitions)
+
+    @router.get(
+        "/outcomes",
+        response_model=ProgramOutcomesOut,
+        tags=["outcomes"],
+        summary="The program's outcome figures by indication, each with its cohort and definition version",
+    )
+    async def get_program_outcomes(uow: UowDep, access: ProgramReaders) -> dict[str, object]:
+        operator = access.principal.role is Role.OPERATOR
+        await access.record("read", "outcomes")
+        return await queries.program_outcomes(
+            uow,
+            definitions,
+            as_of=datetime.now(UTC),
+            states=None if operator else access.listable_states,
+            suppress=operator,
+        )
 
     return router

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from carecoord_contracts.common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode
+from carecoord_contracts.common import ActorId, DiagnosisCodes, Indication, Instrument, Milligrams, ShortCode
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -95,3 +95,83 @@ class SessionDecision(BaseModel):
     reason: str | None = Field(description="Why not: plan_paused, plan_not_active, no_approved_dose, …")
     authorisation_id: uuid.UUID | None
     dose_mg: int | None
+
+
+# --- outcomes (outcomes.py; the definitions: outcomes-<version>.toml) -------------------------------
+
+
+class FollowUpOut(BaseModel):
+    at: datetime
+    total: int
+    days_since_first_dose: float
+
+
+class InstrumentOutcomeOut(BaseModel):
+    instrument: Instrument
+    definition_version: str
+    baseline: int | None = Field(description="the intake score (latest at or before the first dose)")
+    baseline_at: datetime | None
+    latest: int | None = Field(description="the last follow-up after the first dose")
+    latest_at: datetime | None
+    change_points: int | None
+    change_percent: float | None = Field(description="of the baseline; negative is a fall")
+    response: bool | None = Field(description="at the latest follow-up; None without baseline or follow-up")
+    remission: bool | None
+    first_dose_at: datetime | None
+    response_at: datetime | None = Field(description="the first follow-up that met the response definition")
+    days_to_response: float | None = Field(description="from the first dose to response_at")
+    remission_at: datetime | None
+    follow_ups: list[FollowUpOut]
+
+
+class PatientOutcomes(BaseModel):
+    patient_id: uuid.UUID
+    definition_version: str
+    indication: Indication | None
+    indication_instrument: Instrument | None
+    first_dose_at: datetime | None
+    instruments: list[InstrumentOutcomeOut]
+    definitions: dict[str, Any]
+
+
+class FigureOut(BaseModel):
+    figure: str
+    indication: Indication | None = Field(description="None: all indications")
+    value: float | None = Field(description="numerator / denominator, 0-1; None when suppressed or empty")
+    numerator: int | None
+    denominator: int | None
+    definition: str
+    cohort: str
+    definition_version: str
+    suppressed: bool
+
+
+class CohortOut(BaseModel):
+    indication: Indication | None
+    enrolled: int = Field(description="patients with a plan for the indication")
+    eligible: int = Field(description="enrolled with a baseline on the indication's instrument and a first dose")
+    with_follow_up: int
+    without_follow_up: int = Field(description="eligible without a follow-up: counted apart, never as improved")
+    due_at_4_weeks: int = Field(description="eligible whose improvement window has closed")
+    measured_at_4_weeks: int
+    not_measured_at_4_weeks: int
+
+
+class WeekOut(BaseModel):
+    indication: Indication
+    week: int = Field(description="weeks since the first dose")
+    patients: int
+    median_total: float | None
+    responding: int
+    remitted: int
+
+
+class ProgramOutcomesOut(BaseModel):
+    definition_version: str
+    as_of: datetime
+    scope: str = Field(description="whose patients the figures count: every state, or the caller's licensed states")
+    suppressed_below: int | None = Field(description="cells under this many patients are withheld; None: none are")
+    figures: list[FigureOut]
+    cohorts: list[CohortOut]
+    weeks: list[WeekOut]
+    definitions: dict[str, Any]

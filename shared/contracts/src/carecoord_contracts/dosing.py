@@ -1,13 +1,23 @@
-"""Events produced by the dosing-review service (topics dosing.plans and dosing.sessions)."""
+"""Events produced by the dosing-review service (topics dosing.plans, dosing.sessions and dosing.outcomes)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from .common import ActorId, DiagnosisCodes, Indication, Milligrams, ShortCode, ShortCodes
+from .common import (
+    ActorId,
+    DiagnosisCodes,
+    Indication,
+    Instrument,
+    Milligrams,
+    RuleVersion,
+    ShortCode,
+    ShortCodes,
+    Timestamp,
+)
 from .envelope import Event
 
 HoldIds = Annotated[list[uuid.UUID], Field(max_length=100)]
@@ -138,3 +148,30 @@ class DosingSessionRefused(Event):
     appointment_id: uuid.UUID
     plan_id: uuid.UUID | None = None
     reason: ShortCode
+
+
+class _OutcomeReached(BaseModel):
+    """A patient reached an outcome milestone on an instrument, under a version of the outcome definitions
+    (dosing's ``outcomes-<version>.toml``): emitted once per patient, instrument, milestone and version."""
+
+    instrument: Instrument
+    definition_version: RuleVersion
+    baseline_total: Annotated[int, Field(ge=0, le=80)]
+    total: Annotated[int, Field(ge=0, le=80, description="the follow-up total that reached it")]
+    measured_at: Timestamp = Field(description="when that follow-up was measured")
+    first_dose_at: Timestamp = Field(description="the start of the patient's first completed dosing session")
+    days_since_first_dose: Annotated[float, Field(ge=0, le=3650)]
+
+
+class TreatmentResponseReached(Event, _OutcomeReached):
+    """A follow-up at least the definition's reduction (>= 50 %) below the intake baseline."""
+
+    event_type = "TreatmentResponseReached"
+    version = 1
+
+
+class RemissionReached(Event, _OutcomeReached):
+    """A follow-up below the instrument's remission cut-off (PHQ-9 < 5, GAD-7 < 5, PCL-5 < 33 in 2026.12.0)."""
+
+    event_type = "RemissionReached"
+    version = 1

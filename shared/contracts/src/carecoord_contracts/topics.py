@@ -131,6 +131,14 @@ DOSING_SESSIONS = Topic(
     events=("DosingSessionAuthorised", "DosingSessionRefused"),
     description="Whether each scheduled dosing session may go ahead, and at what dose.",
 )
+DOSING_OUTCOMES = Topic(
+    name="dosing.outcomes",
+    producer="dosing",
+    consumers=(),
+    events=("TreatmentResponseReached", "RemissionReached"),
+    description="Outcome milestones of measurement-based care (response, remission) per patient, instrument and "
+    "definition version, each once; for other teams (care management, reporting).",
+)
 BILLING_COVERAGE = Topic(
     name="billing.coverage",
     producer="billing",
@@ -177,6 +185,7 @@ BUSINESS_TOPICS: tuple[Topic, ...] = (
     SAFETY_HOLDS,
     DOSING_PLANS,
     DOSING_SESSIONS,
+    DOSING_OUTCOMES,
     BILLING_COVERAGE,
     BILLING_CHARGES,
     BILLING_CLAIMS,
