@@ -65,7 +65,7 @@ async def test_status_exits_non_zero_when_a_service_is_down(env: dict[str, str])
 async def test_every_command_says_how_to_start_the_stack_when_nothing_runs() -> None:
     nowhere = {"CARECOORD_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}", "PATH": "/usr/bin:/bin"}
     nowhere.update({f"CARECOORD_{s.upper()}_URL": f"http://127.0.0.1:{_closed_port()}" for s in SERVICES})
-    for args in (["status"], ["dlq", "list"], ["journey", str(uuid.uuid4())], ["demo"]):
+    for args in (["status"], ["dlq", "list"], ["journey", str(uuid.uuid4())], ["demo"], ["outcomes"]):
         done = await carecoord(nowhere, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "make run" in done.stderr, args

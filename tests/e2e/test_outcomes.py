@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from carecoord_contracts.safety import MoodCheckInRecorded
 from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
 from tests.conftest import eventually
+from tests.e2e.cli_io import carecoord, carecoord_json, environment
 from tests.e2e import access_cases as ac
 from tests.e2e.access_cases import Request
 from tests.kafka_io import events_for, publish_envelope
@@ -195,3 +197,28 @@ async def test_a_cohorts_outcomes_match_an_independent_computation(services: Sta
             payload = responses[0]["payload"]
             assert (payload["instrument"], payload["definition_version"]) == (member.instrument, "2026.12.0")
             assert round(payload["days_since_first_dose"]) == want["days_to_response"]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+async def test_carecoord_outcomes_prints_the_figures_and_writes_the_plots(services: Stack, tmp_path: Path) -> None:
+    env = environment(services)
+    done = await carecoord(env, "outcomes", "--plots", str(tmp_path / "plots"))
+    assert done.returncode == 0, done.stderr
+    assert "improved_at_4_weeks" in done.stdout and "definitions" in done.stdout, done.stdout
+    written = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in written] == ["outcomes-rates-over-time.png", "outcomes-score-trajectories.png"]
+    for png in written:
+        assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 5000, png
+
+    report = await carecoord_json(env, "outcomes")
+    assert report["figures"] and {f["figure"] for f in report["figures"]} >= {"response_rate", "remission_rate"}
+    assert report["definition_version"] == "2026.12.0"
+
+    # A folder it cannot write: one clear line, no traceback, nothing half-written.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    refused = await carecoord(env, "outcomes", "--plots", str(blocked / "plots"))
+    assert refused.returncode != 0
+    assert "cannot write plots" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr

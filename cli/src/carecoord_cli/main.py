@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
@@ -24,6 +25,7 @@ from carecoord_contracts.tokens import Role
 from carecoord_contracts.topics import SERVICES
 
 from . import dlq as dead_letters
+from . import outcomes as program_outcomes
 from . import status as health
 from .config import DEFAULT_KAFKA_BOOTSTRAP, Target, operator_token, signing_secret
 from .demo import Demo
@@ -140,6 +142,45 @@ def token(
         )
         + "\n"
     )
+
+
+# --- outcomes --------------------------------------------------------------------------
+
+
+@app.command()
+def outcomes(
+    ctx: typer.Context,
+    plots: Annotated[
+        Path | None, typer.Option(help="A folder to write the PNG plots to (score trajectories, rates over time).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The program's outcome figures (dosing's GET /v1/outcomes): each with its numerator, denominator,
+    cohort and definition version; small cells are withheld from an operator."""
+    _run(_outcomes(ctx.obj, plots, as_json))
+
+
+async def _outcomes(target: Target, plots: Path | None, as_json: bool) -> int:
+    async with Services(target) as services:
+        report = await program_outcomes.fetch(services)
+    written = program_outcomes.write_plots(report, plots) if plots is not None else []
+    if as_json:
+        _json(report | {"plots": [str(p) for p in written]})
+        return 0
+    table = Table(title=f"carecoord outcomes (definitions {report['definition_version']}, {report['scope']})")
+    for column in ("figure", "indication", "value", "patients", "definitions", "cohort"):
+        table.add_column(column)
+    for row in program_outcomes.rows(report):
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
+    cohorts = ", ".join(
+        f"{c['indication'] or 'all'}: {c['eligible']} eligible, {c['without_follow_up']} without follow-up"
+        for c in report["cohorts"]
+    )
+    out.print(f"cohorts: {cohorts or 'none yet'}")
+    for path in written:
+        out.print(f"wrote {path}")
+    return 0
 
 
 # --- status ----------------------------------------------------------------------------
