@@ -25,9 +25,9 @@ from carecoord_contracts.safety import MoodCheckInRecorded
 from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.stack import Stack
 from tests.conftest import eventually
-from tests.e2e.cli_io import carecoord, carecoord_json, environment
 from tests.e2e import access_cases as ac
 from tests.e2e.access_cases import Request
+from tests.e2e.cli_io import carecoord, carecoord_json, environment
 from tests.kafka_io import events_for, publish_envelope
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ async def fetch(services: Services) -> dict[str, Any]:
 
 def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     """(figure, indication, value, numerator/denominator, definition version, cohort) per figure."""
-    table = []
+    table: list[tuple[str, ...]] = []
     for f in report["figures"]:
         if f["suppressed"]:
             value, counts = "withheld", f"< {report.get('suppressed_below')}"
