@@ -22,7 +22,7 @@ from carecoord_contracts.safety import MoodCheckInRecorded
 from carecoord_contracts.scheduling import AppointmentCompleted
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_dosing import domain, handlers, plans
+from carecoord_dosing import domain, handlers, outcomes, plans
 from carecoord_dosing.models import dose_proposals
 from carecoord_shared.messaging.consumer import EventConsumer, Outcome
 from carecoord_shared.messaging.deadletter import DeadLetterer
@@ -95,7 +95,7 @@ async def dosing(stack: Stack) -> AsyncIterator[Dosing]:
         raise AssertionError(f"dead-lettered on {topic}: {headers}")
 
     consumer = EventConsumer("dosing", uow, DeadLetterer("dosing", dead_letter))
-    handlers.register_with(RULES)(consumer)
+    handlers.register_with(RULES, outcomes.load_outcomes())(consumer)
     yield Dosing(uow, consumer)
     await engine.dispose()
 

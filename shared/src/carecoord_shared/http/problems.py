@@ -240,11 +240,9 @@ def _without_input(message: str) -> str:
 
 
 def _field(err: Mapping[str, Any]) -> str:
-    # An unknown key is named by the caller; its name is input too, so it is not repeated.
-    loc = [str(p) for p in err["loc"] if p != "body"]
-    if err["type"] == "extra_forbidden" and loc:
-        loc[-1] = "(unknown field)"
-    return ".".join(loc)
+    # An unknown key is named (a client needs to know which), as a schema's field names are: a key is
+    # not a submitted value.
+    return ".".join(str(p) for p in err["loc"] if p != "body")
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
