@@ -87,6 +87,24 @@ ENDPOINTS = [
         ok=201,
     ),
     Endpoint(
+        "list a patient's side-effect reports",
+        route("GET", "/v1/patients/{w.patient_id}/side-effect-reports"),
+        PATIENT_CARE,
+        audited_as=("list", "side-effect-report"),
+    ),
+    Endpoint(
+        "list a patient's vitals",
+        route("GET", "/v1/patients/{w.patient_id}/vitals"),
+        PATIENT_CARE,
+        audited_as=("list", "vitals"),
+    ),
+    Endpoint(
+        "list a patient's mood check-ins",
+        route("GET", "/v1/patients/{w.patient_id}/mood-check-ins"),
+        PATIENT_CARE,
+        audited_as=("list", "mood-check-in"),
+    ),
+    Endpoint(
         "list a patient's reviews",
         route("GET", "/v1/reviews", params=lambda w, c: {"patient_id": str(w.patient_id)}),
         PATIENT_CARE,

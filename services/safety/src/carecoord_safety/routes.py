@@ -11,6 +11,9 @@ patient check writes an audit row, allowed or denied):
 |----------------------------------------|--------------|-------------------|----------|---------|--------------------------|
 | POST /side-effect-reports, /vitals,    | own id only  | licensed          | -        | yes     | submit <observation>     |
 |   /mood-check-ins                      |              |                   |          |         |                          |
+| GET /patients/{id}/side-effect-      | own id only  | licensed          | -        | yes     | list <observation>       |
+|   reports, /vitals, /mood-check-ins    |              |                   |          |         |                          |
+|   (the chart, newest first)            |              |                   |          |         |                          |
 | GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
 | GET /reviews/{id}                      | own only     | licensed          | -        | yes     | read review              |
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
@@ -18,6 +21,12 @@ patient check writes an audit row, allowed or denied):
 | GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
 | GET /rules/symptoms (the vocabulary)   | yes          | yes               | yes      | yes     | not audited: no PHI      |
 | POST /rules/shadow                     | -            | licensed states   | -        | yes     | replay rules-shadow      |
+
+A side-effect report's free-text note (and a review's resolution note) is read
+back to clinicians only: it was typed for the care team, it may name third
+parties or say more than the coded fields, and a service (which only relays or
+reports) has no clinical use for it; the patient's app shows the coded report.
+Everything else in the chart is the patient's own record, readable by them.
 
 A clinician may record an observation too (vitals taken in a video visit, a
 side effect the patient mentions). The rule versions are configuration, not
@@ -42,8 +51,9 @@ from fastapi.exceptions import RequestValidationError
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.pagination import Page
 
 from . import observations, queries, reviews
 from .domain.plan_limits import DoseNotAllowed
@@ -51,6 +61,7 @@ from .rules import RuleSet
 from .schemas import (
     Acknowledge,
     MoodCheckInIn,
+    MoodCheckInOut,
     OutcomeOut,
     ReportOutcomeOut,
     ResolveReview,
@@ -58,8 +69,10 @@ from .schemas import (
     ReviewDetail,
     ShadowRequest,
     SideEffectReportIn,
+    SideEffectReportOut,
     SymptomVocabulary,
     VitalsIn,
+    VitalsOut,
 )
 from .timers import Clock
 
@@ -148,6 +161,37 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
                 tx, current, patient_id=body.patient_id, observation=checkin, source="http", now=clock()
             )
         return _respond(outcome, response)
+
+    @router.get(
+        "/patients/{patient_id}/side-effect-reports",
+        response_model=Page[SideEffectReportOut],
+        tags=["chart"],
+        summary="A patient's side-effect reports, newest first (the note for clinicians only)",
+    )
+    async def list_reports(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "side-effect-report")
+        with_note = access.principal.role is Role.CLINICIAN
+        return await queries.side_effect_reports_of(uow, patient_id, page, with_note=with_note)
+
+    @router.get(
+        "/patients/{patient_id}/vitals",
+        response_model=Page[VitalsOut],
+        tags=["chart"],
+        summary="A patient's vitals readings, newest measured first",
+    )
+    async def list_vitals(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "vitals")
+        return await queries.vitals_of(uow, patient_id, page)
+
+    @router.get(
+        "/patients/{patient_id}/mood-check-ins",
+        response_model=Page[MoodCheckInOut],
+        tags=["chart"],
+        summary="A patient's mood check-ins (scores only), newest answered first",
+    )
+    async def list_checkins(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "mood-check-in")
+        return await queries.mood_checkins_of(uow, patient_id, page)
 
     @router.get(
         "/reviews",

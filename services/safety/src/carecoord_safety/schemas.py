@@ -82,6 +82,41 @@ class SymptomVocabulary(BaseModel):
     )
 
 
+class SideEffectReportOut(BaseModel):
+    report_id: uuid.UUID
+    symptoms: list[str]
+    grade: int
+    onset_minutes_after_dose: int | None
+    received_at: datetime
+    escalated: bool
+    unknown_symptoms: list[str]
+    rule_version: str
+    advice: list[str]
+    note: str | None = Field(
+        description="What the patient typed: shown to clinicians only (null for the patient's app and services)."
+    )
+
+
+class VitalsOut(BaseModel):
+    reading_id: uuid.UUID
+    systolic: int
+    diastolic: int
+    heart_rate: int | None
+    measured_at: datetime
+    context: str
+    out_of_limits: bool
+    received_at: datetime
+
+
+class MoodCheckInOut(BaseModel):
+    checkin_id: uuid.UUID
+    phq9_total: int | None
+    phq9_item9: int | None
+    gad7_total: int | None
+    pcl5_total: int | None
+    answered_at: datetime
+
+
 class Review(BaseModel):
     review_id: uuid.UUID
     patient_id: uuid.UUID
