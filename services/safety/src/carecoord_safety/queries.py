@@ -92,7 +92,8 @@ async def review_patient(uow: UnitOfWork, review_id: uuid.UUID) -> uuid.UUID:
     return await patient_of(uow.sessions, query, f"no clinician review {review_id}")
 
 
-async def review_detail(uow: UnitOfWork, review_id: uuid.UUID) -> dict[str, object]:
+async def review_detail(uow: UnitOfWork, review_id: uuid.UUID, *, with_note: bool) -> dict[str, object]:
+    """A review, its decision and who made it when, and its trigger history; the clinician's note only ``with_note``."""
     async with uow.sessions() as session:
         row = (
             await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))
@@ -102,7 +103,10 @@ async def review_detail(uow: UnitOfWork, review_id: uuid.UUID) -> dict[str, obje
         history = await session.execute(
             select(review_triggers).where(review_triggers.c.review_id == review_id).order_by(review_triggers.c.id)
         )
-        return {**row._asdict(), "trigger_history": [h._asdict() for h in history]}
+        detail = row._asdict()
+        if not with_note:
+            detail["resolution_note"] = None
+        return {**detail, "trigger_history": [h._asdict() for h in history]}
 
 
 async def worklist(

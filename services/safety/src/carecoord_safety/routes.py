@@ -15,7 +15,8 @@ patient check writes an audit row, allowed or denied):
 |   reports, /vitals, /mood-check-ins    |              |                   |          |         |                          |
 |   (the chart, newest first)            |              |                   |          |         |                          |
 | GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
-| GET /reviews/{id}                      | own only     | licensed          | -        | yes     | read review              |
+| GET /reviews/{id} (decision, who and   | own only     | licensed          | -        | yes     | read review              |
+|   when; the note for clinicians)       |              |                   |          |         |                          |
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
 |   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
 | GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
@@ -89,6 +90,11 @@ ALREADY: dict[int | str, dict[str, Any]] = {
 
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+def _clinician(access: Access) -> bool:
+    """Whether the caller reads clinicians' free text (a report's note, a review's resolution note)."""
+    return access.principal.role is Role.CLINICIAN
 
 
 async def _decide_on_review(
@@ -170,8 +176,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     )
     async def list_reports(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
         await access.patient(patient_id, "list", "side-effect-report")
-        with_note = access.principal.role is Role.CLINICIAN
-        return await queries.side_effect_reports_of(uow, patient_id, page, with_note=with_note)
+        return await queries.side_effect_reports_of(uow, patient_id, page, with_note=_clinician(access))
 
     @router.get(
         "/patients/{patient_id}/vitals",
@@ -219,7 +224,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> dict[str, object]:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.post(
         "/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -227,7 +232,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
         async with await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge") as tx:
             await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.post(
         "/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -250,7 +255,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             raise RequestValidationError(
                 [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
             ) from refused
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
     async def rule_versions(

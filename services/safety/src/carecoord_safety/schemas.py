@@ -143,6 +143,11 @@ class TriggerOut(BaseModel):
 
 
 class ReviewDetail(Review):
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None = Field(
+        description="The resolving clinician's note: shown to clinicians only (null for the patient's app and services)."
+    )
     trigger_history: list[TriggerOut]
 
 
