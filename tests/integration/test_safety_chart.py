@@ -1,4 +1,4 @@
-"""A patient's chart read back from a live safety service: what was recorded, a page at a time, newest first,
+"""A patient's chart and the worklist read back from a live safety service: what was recorded, a page at a time, newest first,
 to whom the free text is shown, and a review's decision with who made it and when."""
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ async def safety(stack: Stack) -> AsyncIterator[ServiceHarness]:
         yield harness
 
 
-async def _resident(safety: ServiceHarness) -> uuid.UUID:
-    """A patient safety knows lives in STATE (as PatientRegistered would have told it)."""
+async def _resident(safety: ServiceHarness, state: str = STATE) -> uuid.UUID:
+    """A patient safety knows lives in ``state`` (as PatientRegistered would have told it)."""
     patient_id = uuid.uuid4()
     async with safety.uow.sessions.begin() as session:
-        await session.execute(jurisdictions.insert().values(patient_id=patient_id, state_of_residence=STATE))
+        await session.execute(jurisdictions.insert().values(patient_id=patient_id, state_of_residence=state))
     return patient_id
 
 
@@ -41,9 +41,10 @@ async def _record(safety: ServiceHarness, path: str, body: dict[str, Any]) -> di
     return response.json()  # type: ignore[no-any-return]
 
 
-async def _all_pages(client: httpx.AsyncClient, path: str) -> list[list[dict[str, Any]]]:
-    """Every page of a list read with limit=2, following next_cursor to its end."""
-    pages, params = [], {"limit": "2"}
+async def _all_pages(client: httpx.AsyncClient, path: str, **filters: str | list[str]) -> list[list[dict[str, Any]]]:
+    """Every page of a list read with limit=2 (and ``filters``), following next_cursor to its end."""
+    pages: list[list[dict[str, Any]]] = []
+    params: dict[str, Any] = {"limit": "2", **filters}
     while True:
         response = await client.get(path, params=params)
         assert response.status_code == 200, response.text
@@ -53,7 +54,7 @@ async def _all_pages(client: httpx.AsyncClient, path: str) -> list[list[dict[str
         if page["next_cursor"] is None:
             return pages
         assert len(pages) < 5, "the cursor never ends"
-        params = {"limit": "2", "cursor": page["next_cursor"]}
+        params = {"limit": "2", **filters, "cursor": page["next_cursor"]}
 
 
 async def test_a_patients_chart_pages_newest_first_and_shows_the_note_to_clinicians_only(
@@ -175,3 +176,49 @@ async def test_a_resolved_review_reads_back_with_who_decided_when_and_the_note_f
         shown = (await reader.get(f"/v1/reviews/{review_id}")).json()
         assert (shown["resolved_by"], shown["decision"]) == (CLINICIAN, "resume")
         assert shown["resolution_note"] is None
+
+
+async def test_the_worklist_pages_most_urgent_first_filters_by_priority_and_reason_and_counts_each_priority(
+    safety: ServiceHarness,
+) -> None:
+    # Patients in a state no other test here uses, seen by a clinician licensed there only.
+    patients = [await _resident(safety, "WA") for _ in range(3)]
+    opened: dict[str, dict[str, Any]] = {}
+    for patient_id in patients:
+        for symptoms, grade in ((["nausea"], 3), (["dizziness"], 2)):
+            outcome = await _record(
+                safety, "/v1/side-effect-reports", {"patient_id": str(patient_id), "symptoms": symptoms, "grade": grade}
+            )
+            for review_id in outcome["review_ids"]:
+                opened[review_id] = (await safety.http.get(f"/v1/reviews/{review_id}")).json()
+    assert {r["priority"] for r in opened.values()} >= {"urgent"} and len({r["priority"] for r in opened.values()}) > 1
+    doctor = safety.client(clinician_token("dr-wa-only", ["WA"]))
+
+    pages = await _all_pages(doctor, "/v1/reviews")
+    listed = [r for p in pages for r in p]
+    assert sorted(r["review_id"] for r in listed) == sorted(opened), "every review once, none from elsewhere"
+    assert all(len(p) == 2 for p in pages[:-1]) and len(pages) == (len(opened) + 1) // 2
+    rank = {"urgent": 3, "high": 2, "routine": 1}
+    keys = [(-rank[r["priority"]], r["due_at"], r["review_id"]) for r in listed]
+    assert keys == sorted(keys), "most urgent first, then earliest due"
+
+    first = (await doctor.get("/v1/reviews", params={"limit": "1"})).json()
+    expected = {
+        p: sum(r["priority"] == p for r in opened.values())
+        for p in rank
+        if any(r["priority"] == p for r in opened.values())
+    }
+    assert first["counts"] == expected, "counts cover the whole list, not the page"
+
+    urgent = [r for p in await _all_pages(doctor, "/v1/reviews", priority="urgent") for r in p]
+    assert sorted(r["review_id"] for r in urgent) == sorted(k for k, r in opened.items() if r["priority"] == "urgent")
+    reasons = sorted({r["reason"] for r in opened.values()})
+    one_reason = [r for p in await _all_pages(doctor, "/v1/reviews", reason=[reasons[0]]) for r in p]
+    assert {r["reason"] for r in one_reason} == {reasons[0]}
+    both = [r for p in await _all_pages(doctor, "/v1/reviews", reason=reasons) for r in p]
+    assert len(both) == len(opened)
+    counted = (await doctor.get("/v1/reviews", params={"priority": "urgent"})).json()["counts"]
+    assert counted == {"urgent": len(urgent)}
+
+    refused = await doctor.get("/v1/reviews", params={"priority": "whenever"})
+    assert refused.status_code == 422, refused.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, func, literal, select
 
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
@@ -28,7 +28,6 @@ from .rules import RuleSet
 # What the worklist shows when no status is asked for: a patient's own list includes its resolved reviews.
 WORKLIST_STATUSES = ["open", "acknowledged"]
 PATIENT_STATUSES = ["open", "acknowledged", "resolved"]
-WORKLIST_LIMIT = 500
 
 
 # A patient's chart, newest first: each list in the time the observation is about (a report has only the time
@@ -109,15 +108,30 @@ async def review_detail(uow: UnitOfWork, review_id: uuid.UUID, *, with_note: boo
         return {**detail, "trigger_history": [h._asdict() for h in history]}
 
 
+# Most urgent first, then earliest due; the review id breaks ties so that paging never skips or repeats one.
+WORKLIST_ORDER = Ordering(
+    "reviews.worklist",
+    (
+        SortKey(clinician_reviews.c.priority_rank, descending=True),
+        SortKey(clinician_reviews.c.due_at),
+        SortKey(clinician_reviews.c.review_id),
+    ),
+)
+
+
 async def worklist(
     uow: UnitOfWork,
+    page: PageRequest,
     *,
     statuses: list[str] | None,
+    priorities: list[str] | None = None,
+    reasons: list[str] | None = None,
     patient_id: uuid.UUID | None = None,
     states: frozenset[str] | None = None,
-) -> list[dict[str, object]]:
-    """Most urgent first, then earliest due: one patient's reviews, or everyone's (narrowed to patients resident
-    in ``states`` when given: a clinician's licences)."""
+) -> dict[str, Any]:
+    """One page of the worklist, most urgent first, then earliest due: one patient's reviews, or everyone's
+    (narrowed to patients resident in ``states`` when given: a clinician's licences); with how many reviews
+    of each priority the whole filtered list holds (what a clinician's screen shows above the page)."""
     query = select(clinician_reviews)
     if patient_id:
         wanted = statuses or PATIENT_STATUSES
@@ -128,13 +142,17 @@ async def worklist(
             query = query.join(jurisdictions, jurisdictions.c.patient_id == clinician_reviews.c.patient_id).where(
                 jurisdictions.c.state_of_residence.in_(states)
             )
-    query = (
-        query.where(clinician_reviews.c.status.in_(wanted))
-        .order_by(clinician_reviews.c.priority_rank.desc(), clinician_reviews.c.due_at)
-        .limit(WORKLIST_LIMIT)
-    )
+    query = query.where(clinician_reviews.c.status.in_(wanted))
+    if priorities:
+        query = query.where(clinician_reviews.c.priority.in_(priorities))
+    if reasons:
+        query = query.where(clinician_reviews.c.reason.in_(reasons))
+    filtered = query.subquery()
+    counts = select(filtered.c.priority, func.count()).group_by(filtered.c.priority)
     async with uow.sessions() as session:
-        return [r._asdict() for r in await session.execute(query)]
+        rows = [dict(r) for r in (await session.execute(paginate(query, WORKLIST_ORDER, page))).mappings()]
+        by_priority = {priority: n for priority, n in await session.execute(counts)}
+    return page_of(rows, WORKLIST_ORDER, page) | {"counts": by_priority}
 
 
 def rule_versions(current: RuleSet) -> dict[str, Any]:

@@ -14,7 +14,7 @@ patient check writes an audit row, allowed or denied):
 | GET /patients/{id}/side-effect-      | own id only  | licensed          | -        | yes     | list <observation>       |
 |   reports, /vitals, /mood-check-ins    |              |                   |          |         |                          |
 |   (the chart, newest first)            |              |                   |          |         |                          |
-| GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
+| GET /reviews (the worklist, paged)     | own id only  | licensed states   | -        | yes     | list review              |
 | GET /reviews/{id} (decision, who and   | own only     | licensed          | -        | yes     | read review              |
 |   when; the note for clinicians)       |              |                   |          |         |                          |
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
@@ -44,10 +44,11 @@ from __future__ import annotations
 import uuid
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints
 
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.auth import Access, Role
@@ -66,7 +67,6 @@ from .schemas import (
     OutcomeOut,
     ReportOutcomeOut,
     ResolveReview,
-    Review,
     ReviewDetail,
     ShadowRequest,
     SideEffectReportIn,
@@ -74,6 +74,7 @@ from .schemas import (
     SymptomVocabulary,
     VitalsIn,
     VitalsOut,
+    Worklist,
 )
 from .timers import Clock
 
@@ -88,6 +89,8 @@ ALREADY: dict[int | str, dict[str, Any]] = {
     200: {"description": "This id was already recorded; its first outcome is returned."}
 }
 
+ReviewStatus = Literal["open", "acknowledged", "resolved"]
+Priority = Literal["urgent", "high", "routine"]
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 
@@ -200,26 +203,33 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
 
     @router.get(
         "/reviews",
-        response_model=list[Review],
+        response_model=Worklist,
         tags=["reviews"],
-        summary="The worklist: most urgent first, then earliest due",
+        summary="The worklist: most urgent first, then earliest due, a page at a time, with counts per priority",
     )
     async def list_reviews(
         uow: UowDep,
         access: Observers,
+        page: PageDep,
         patient_id: uuid.UUID | None = None,
         review_status: Annotated[
-            list[str] | None,
+            list[ReviewStatus] | None,
             Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged"),
         ] = None,
-    ) -> list[dict[str, object]]:
+        priority: Annotated[list[Priority] | None, Query(description="only these priorities (repeatable)")] = None,
+        reason: Annotated[
+            list[Annotated[str, StringConstraints(max_length=64)]] | None,
+            Query(max_length=20, description="only reviews opened for these reasons (repeatable)"),
+        ] = None,
+    ) -> dict[str, Any]:
+        filters: dict[str, Any] = {"statuses": review_status, "priorities": priority, "reasons": reason}
         if patient_id:
             await access.patient(patient_id, "list", "review")
-            return await queries.worklist(uow, statuses=review_status, patient_id=patient_id)
+            return await queries.worklist(uow, page, patient_id=patient_id, **filters)
         if access.principal.role is Role.PATIENT:
             raise Forbidden("a patient lists their own reviews: pass patient_id (your own)")
         await access.record("list", "review")
-        return await queries.worklist(uow, statuses=review_status, states=access.listable_states)
+        return await queries.worklist(uow, page, states=access.listable_states, **filters)
 
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> dict[str, object]:

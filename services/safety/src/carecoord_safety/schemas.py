@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from carecoord_contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.pagination import Page
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."
@@ -131,6 +132,13 @@ class Review(BaseModel):
     acknowledged_by: str | None
     overdue_at: datetime | None
     decision: str | None
+
+
+class Worklist(Page[Review]):
+    counts: dict[str, int] = Field(
+        description="How many reviews of each priority (urgent, high, routine) the whole filtered list holds, "
+        "not only this page; a priority with none is absent."
+    )
 
 
 class TriggerOut(BaseModel):
