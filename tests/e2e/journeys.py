@@ -55,9 +55,26 @@ async def report(stack: Stack, patient_id: uuid.UUID, **fields: Any) -> httpx.Re
 
 async def reviews(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]]:
     async with api_client(timeout=10) as http:
-        response = await http.get(url(stack, "safety", "/v1/reviews"), params={"patient_id": str(patient_id)})
+        # One patient's reviews: far fewer than a page of the most the worklist gives.
+        params = {"patient_id": str(patient_id), "limit": "200"}
+        response = await http.get(url(stack, "safety", "/v1/reviews"), params=params)
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        assert response.json()["next_cursor"] is None, "more reviews than a test patient has"
+        return response.json()["items"]  # type: ignore[no-any-return]
+
+
+async def worklist(http: httpx.AsyncClient, stack: Stack, **params: str) -> list[dict[str, Any]]:
+    """The whole worklist ``http``'s caller sees, every page followed (the suite's patients accumulate)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page_params = {"limit": "200", **params} | ({"cursor": cursor} if cursor else {})
+        response = await http.get(url(stack, "safety", "/v1/reviews"), params=page_params)
+        assert response.status_code == 200, response.text
+        items += response.json()["items"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return items
 
 
 async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[str]:

@@ -87,6 +87,24 @@ ENDPOINTS = [
         ok=201,
     ),
     Endpoint(
+        "list a patient's side-effect reports",
+        route("GET", "/v1/patients/{w.patient_id}/side-effect-reports"),
+        PATIENT_CARE,
+        audited_as=("list", "side-effect-report"),
+    ),
+    Endpoint(
+        "list a patient's vitals",
+        route("GET", "/v1/patients/{w.patient_id}/vitals"),
+        PATIENT_CARE,
+        audited_as=("list", "vitals"),
+    ),
+    Endpoint(
+        "list a patient's mood check-ins",
+        route("GET", "/v1/patients/{w.patient_id}/mood-check-ins"),
+        PATIENT_CARE,
+        audited_as=("list", "mood-check-in"),
+    ),
+    Endpoint(
         "list a patient's reviews",
         route("GET", "/v1/reviews", params=lambda w, c: {"patient_id": str(w.patient_id)}),
         PATIENT_CARE,
@@ -146,10 +164,16 @@ async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_st
     services: Stack, world: World
 ) -> None:
     async def worklist(caller: Caller) -> set[str]:
-        response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), caller)
-        assert response.status_code == 200, response.text
-        await ac.assert_audited(services, SAFETY, caller, "list", "review", None, "allowed")
-        return {r["review_id"] for r in response.json()}
+        shown: set[str] = set()
+        params: dict[str, str] = {"limit": "200"}
+        while True:
+            response = await ac.call(services, SAFETY, Request("GET", "/v1/reviews", params=params), caller)
+            assert response.status_code == 200, response.text
+            await ac.assert_audited(services, SAFETY, caller, "list", "review", None, "allowed")
+            shown |= {r["review_id"] for r in response.json()["items"]}
+            if response.json()["next_cursor"] is None:
+                return shown
+            params = {"limit": "200", "cursor": response.json()["next_cursor"]}
 
     co, ny = str(world.co_review), str(world.ny_review)
     colorado = await worklist(ac.clinician("CO"))

@@ -112,7 +112,7 @@ async def test_the_worklist_orders_by_priority_then_due_time_and_reviews_move_th
     routine = (await journeys.report(services, routine_patient, symptoms=["headache"], grade=2)).json()
     urgent = (await journeys.report(services, urgent_patient, symptoms=["nausea"], grade=3)).json()
     async with api_client(timeout=10) as http:
-        worklist = (await http.get(journeys.url(services, "safety", "/v1/reviews"))).json()
+        worklist = await journeys.worklist(http, services)
         ids = [r["review_id"] for r in worklist]
         assert ids.index(urgent["review_id"]) < ids.index(routine["review_id"])
         priorities = [r["priority"] for r in worklist]

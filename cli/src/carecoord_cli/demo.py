@@ -296,7 +296,7 @@ class Demo:
         return [a for a in sessions if a["status"] == "cancelled"]
 
     async def review(self) -> str:
-        reviews = await self.http.get("safety", "/v1/reviews", patient_id=self.j.patient_id)
+        reviews = (await self.http.get("safety", "/v1/reviews", patient_id=self.j.patient_id, limit=200))["items"]
         open_ = [r for r in reviews if r["status"] != "resolved"]
         if not open_:
             raise OperatorError("safety lists no open review for the demo patient")
@@ -332,7 +332,8 @@ class Demo:
         pid = self.j.patient_id
         appointments = Counter(f"{a['appointment_type']} {a['status']}" for a in await self.appointments(True))
         plan = await self.plan()
-        reviews = await self.http.get("safety", "/v1/reviews", patient_id=pid)
+        # The demo patient has a handful of reviews: one page holds them.
+        reviews = (await self.http.get("safety", "/v1/reviews", patient_id=pid, limit=200))["items"]
         billing = Counter(
             e["event_type"] for e in await self.http.get("billing", f"/v1/patients/{pid}/received-events")
         )

@@ -1,25 +1,88 @@
-"""The read side the routes present: the review worklist, one review with its trigger history, the rule views
-and the shadow replay. Each is one session (the worklist one query); nothing here writes."""
+"""The read side the routes present: a patient's chart (side-effect reports, vitals, mood check-ins, a page
+at a time, newest first), the review worklist, one review with its trigger history, the rule views and the
+shadow replay. Each is one session (the worklist and each chart page one query); nothing here writes."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, literal, select
 
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
 
 from . import rules, shadow
-from .models import clinician_reviews, jurisdictions, review_triggers
+from .models import (
+    clinician_reviews,
+    jurisdictions,
+    mood_checkins,
+    review_triggers,
+    side_effect_reports,
+    vitals_readings,
+)
 from .rules import RuleSet
 
 # What the worklist shows when no status is asked for: a patient's own list includes its resolved reviews.
 WORKLIST_STATUSES = ["open", "acknowledged"]
 PATIENT_STATUSES = ["open", "acknowledged", "resolved"]
-WORKLIST_LIMIT = 500
+
+
+# A patient's chart, newest first: each list in the time the observation is about (a report has only the time
+# it arrived), its id breaking ties so that no row is skipped or repeated between pages.
+REPORTS_NEWEST = Ordering(
+    "side-effect-reports.newest",
+    (
+        SortKey(side_effect_reports.c.received_at, descending=True),
+        SortKey(side_effect_reports.c.report_id, descending=True),
+    ),
+)
+VITALS_NEWEST = Ordering(
+    "vitals.newest",
+    (SortKey(vitals_readings.c.measured_at, descending=True), SortKey(vitals_readings.c.reading_id, descending=True)),
+)
+CHECKINS_NEWEST = Ordering(
+    "mood-check-ins.newest",
+    (SortKey(mood_checkins.c.answered_at, descending=True), SortKey(mood_checkins.c.checkin_id, descending=True)),
+)
+
+
+async def _page(uow: UnitOfWork, query: Select[Any], ordering: Ordering, page: PageRequest) -> dict[str, Any]:
+    async with uow.sessions() as session:
+        rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
+    return page_of(rows, ordering, page)
+
+
+async def side_effect_reports_of(
+    uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest, *, with_note: bool
+) -> dict[str, Any]:
+    """One page of a patient's side-effect reports; the patient's free-text note only ``with_note`` (it is not
+    even read otherwise)."""
+    t = side_effect_reports.c
+    note = t.note if with_note else literal(None).label("note")
+    query = select(
+        t.report_id, t.symptoms, t.grade, t.onset_minutes_after_dose, t.received_at, t.escalated,
+        t.unknown_symptoms, t.rule_version, t.advice, note,
+    ).where(t.patient_id == patient_id)  # fmt: skip
+    return await _page(uow, query, REPORTS_NEWEST, page)
+
+
+async def vitals_of(uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest) -> dict[str, Any]:
+    t = vitals_readings.c
+    query = select(
+        t.reading_id, t.systolic, t.diastolic, t.heart_rate, t.measured_at, t.context, t.out_of_limits, t.received_at
+    ).where(t.patient_id == patient_id)
+    return await _page(uow, query, VITALS_NEWEST, page)
+
+
+async def mood_checkins_of(uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest) -> dict[str, Any]:
+    t = mood_checkins.c
+    query = select(t.checkin_id, t.phq9_total, t.phq9_item9, t.gad7_total, t.pcl5_total, t.answered_at).where(
+        t.patient_id == patient_id
+    )
+    return await _page(uow, query, CHECKINS_NEWEST, page)
 
 
 async def review_patient(uow: UnitOfWork, review_id: uuid.UUID) -> uuid.UUID:
@@ -28,7 +91,8 @@ async def review_patient(uow: UnitOfWork, review_id: uuid.UUID) -> uuid.UUID:
     return await patient_of(uow.sessions, query, f"no clinician review {review_id}")
 
 
-async def review_detail(uow: UnitOfWork, review_id: uuid.UUID) -> dict[str, object]:
+async def review_detail(uow: UnitOfWork, review_id: uuid.UUID, *, with_note: bool) -> dict[str, object]:
+    """A review, its decision and who made it when, and its trigger history; the clinician's note only ``with_note``."""
     async with uow.sessions() as session:
         row = (
             await session.execute(select(clinician_reviews).where(clinician_reviews.c.review_id == review_id))
@@ -38,18 +102,36 @@ async def review_detail(uow: UnitOfWork, review_id: uuid.UUID) -> dict[str, obje
         history = await session.execute(
             select(review_triggers).where(review_triggers.c.review_id == review_id).order_by(review_triggers.c.id)
         )
-        return {**row._asdict(), "trigger_history": [h._asdict() for h in history]}
+        detail = row._asdict()
+        if not with_note:
+            detail["resolution_note"] = None
+        return {**detail, "trigger_history": [h._asdict() for h in history]}
+
+
+# Most urgent first, then earliest due; the review id breaks ties so that paging never skips or repeats one.
+WORKLIST_ORDER = Ordering(
+    "reviews.worklist",
+    (
+        SortKey(clinician_reviews.c.priority_rank, descending=True),
+        SortKey(clinician_reviews.c.due_at),
+        SortKey(clinician_reviews.c.review_id),
+    ),
+)
 
 
 async def worklist(
     uow: UnitOfWork,
+    page: PageRequest,
     *,
     statuses: list[str] | None,
+    priorities: list[str] | None = None,
+    reasons: list[str] | None = None,
     patient_id: uuid.UUID | None = None,
     states: frozenset[str] | None = None,
-) -> list[dict[str, object]]:
-    """Most urgent first, then earliest due: one patient's reviews, or everyone's (narrowed to patients resident
-    in ``states`` when given: a clinician's licences)."""
+) -> dict[str, Any]:
+    """One page of the worklist, most urgent first, then earliest due: one patient's reviews, or everyone's
+    (narrowed to patients resident in ``states`` when given: a clinician's licences); with how many reviews
+    of each priority the whole filtered list holds (what a clinician's screen shows above the page)."""
     query = select(clinician_reviews)
     if patient_id:
         wanted = statuses or PATIENT_STATUSES
@@ -60,13 +142,17 @@ async def worklist(
             query = query.join(jurisdictions, jurisdictions.c.patient_id == clinician_reviews.c.patient_id).where(
                 jurisdictions.c.state_of_residence.in_(states)
             )
-    query = (
-        query.where(clinician_reviews.c.status.in_(wanted))
-        .order_by(clinician_reviews.c.priority_rank.desc(), clinician_reviews.c.due_at)
-        .limit(WORKLIST_LIMIT)
-    )
+    query = query.where(clinician_reviews.c.status.in_(wanted))
+    if priorities:
+        query = query.where(clinician_reviews.c.priority.in_(priorities))
+    if reasons:
+        query = query.where(clinician_reviews.c.reason.in_(reasons))
+    filtered = query.subquery()
+    counts = select(filtered.c.priority, func.count()).group_by(filtered.c.priority)
     async with uow.sessions() as session:
-        return [r._asdict() for r in await session.execute(query)]
+        rows = [dict(r) for r in (await session.execute(paginate(query, WORKLIST_ORDER, page))).mappings()]
+        by_priority = {priority: n for priority, n in await session.execute(counts)}
+    return page_of(rows, WORKLIST_ORDER, page) | {"counts": by_priority}
 
 
 def rule_versions(current: RuleSet) -> dict[str, Any]:

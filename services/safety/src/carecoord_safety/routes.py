@@ -11,13 +11,23 @@ patient check writes an audit row, allowed or denied):
 |----------------------------------------|--------------|-------------------|----------|---------|--------------------------|
 | POST /side-effect-reports, /vitals,    | own id only  | licensed          | -        | yes     | submit <observation>     |
 |   /mood-check-ins                      |              |                   |          |         |                          |
-| GET /reviews (the worklist)            | own id only  | licensed states   | -        | yes     | list review              |
-| GET /reviews/{id}                      | own only     | licensed          | -        | yes     | read review              |
+| GET /patients/{id}/side-effect-      | own id only  | licensed          | -        | yes     | list <observation>       |
+|   reports, /vitals, /mood-check-ins    |              |                   |          |         |                          |
+|   (the chart, newest first)            |              |                   |          |         |                          |
+| GET /reviews (the worklist, paged)     | own id only  | licensed states   | -        | yes     | list review              |
+| GET /reviews/{id} (decision, who and   | own only     | licensed          | -        | yes     | read review              |
+|   when; the note for clinicians)       |              |                   |          |         |                          |
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
 |   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
 | GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
 | GET /rules/symptoms (the vocabulary)   | yes          | yes               | yes      | yes     | not audited: no PHI      |
 | POST /rules/shadow                     | -            | licensed states   | -        | yes     | replay rules-shadow      |
+
+A side-effect report's free-text note (and a review's resolution note) is read
+back to clinicians only: it was typed for the care team, it may name third
+parties or say more than the coded fields, and a service (which only relays or
+reports) has no clinical use for it; the patient's app shows the coded report.
+Everything else in the chart is the patient's own record, readable by them.
 
 A clinician may record an observation too (vitals taken in a video visit, a
 side effect the patient mentions). The rule versions are configuration, not
@@ -34,16 +44,18 @@ from __future__ import annotations
 import uuid
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints
 
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.pagination import Page
 
 from . import observations, queries, reviews
 from .domain.plan_limits import DoseNotAllowed
@@ -51,15 +63,18 @@ from .rules import RuleSet
 from .schemas import (
     Acknowledge,
     MoodCheckInIn,
+    MoodCheckInOut,
     OutcomeOut,
     ReportOutcomeOut,
     ResolveReview,
-    Review,
     ReviewDetail,
     ShadowRequest,
     SideEffectReportIn,
+    SideEffectReportOut,
     SymptomVocabulary,
     VitalsIn,
+    VitalsOut,
+    Worklist,
 )
 from .timers import Clock
 
@@ -74,8 +89,15 @@ ALREADY: dict[int | str, dict[str, Any]] = {
     200: {"description": "This id was already recorded; its first outcome is returned."}
 }
 
+ReviewStatus = Literal["open", "acknowledged", "resolved"]
+Priority = Literal["urgent", "high", "routine"]
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+def _clinician(access: Access) -> bool:
+    """Whether the caller reads clinicians' free text (a report's note, a review's resolution note)."""
+    return access.principal.role is Role.CLINICIAN
 
 
 async def _decide_on_review(
@@ -150,32 +172,69 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         return _respond(outcome, response)
 
     @router.get(
+        "/patients/{patient_id}/side-effect-reports",
+        response_model=Page[SideEffectReportOut],
+        tags=["chart"],
+        summary="A patient's side-effect reports, newest first (the note for clinicians only)",
+    )
+    async def list_reports(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "side-effect-report")
+        return await queries.side_effect_reports_of(uow, patient_id, page, with_note=_clinician(access))
+
+    @router.get(
+        "/patients/{patient_id}/vitals",
+        response_model=Page[VitalsOut],
+        tags=["chart"],
+        summary="A patient's vitals readings, newest measured first",
+    )
+    async def list_vitals(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "vitals")
+        return await queries.vitals_of(uow, patient_id, page)
+
+    @router.get(
+        "/patients/{patient_id}/mood-check-ins",
+        response_model=Page[MoodCheckInOut],
+        tags=["chart"],
+        summary="A patient's mood check-ins (scores only), newest answered first",
+    )
+    async def list_checkins(patient_id: uuid.UUID, uow: UowDep, access: Observers, page: PageDep) -> dict[str, Any]:
+        await access.patient(patient_id, "list", "mood-check-in")
+        return await queries.mood_checkins_of(uow, patient_id, page)
+
+    @router.get(
         "/reviews",
-        response_model=list[Review],
+        response_model=Worklist,
         tags=["reviews"],
-        summary="The worklist: most urgent first, then earliest due",
+        summary="The worklist: most urgent first, then earliest due, a page at a time, with counts per priority",
     )
     async def list_reviews(
         uow: UowDep,
         access: Observers,
+        page: PageDep,
         patient_id: uuid.UUID | None = None,
         review_status: Annotated[
-            list[str] | None,
+            list[ReviewStatus] | None,
             Query(alias="status", description="open, acknowledged, resolved; default open and acknowledged"),
         ] = None,
-    ) -> list[dict[str, object]]:
+        priority: Annotated[list[Priority] | None, Query(description="only these priorities (repeatable)")] = None,
+        reason: Annotated[
+            list[Annotated[str, StringConstraints(max_length=64)]] | None,
+            Query(max_length=20, description="only reviews opened for these reasons (repeatable)"),
+        ] = None,
+    ) -> dict[str, Any]:
+        filters: dict[str, Any] = {"statuses": review_status, "priorities": priority, "reasons": reason}
         if patient_id:
             await access.patient(patient_id, "list", "review")
-            return await queries.worklist(uow, statuses=review_status, patient_id=patient_id)
+            return await queries.worklist(uow, page, patient_id=patient_id, **filters)
         if access.principal.role is Role.PATIENT:
             raise Forbidden("a patient lists their own reviews: pass patient_id (your own)")
         await access.record("list", "review")
-        return await queries.worklist(uow, statuses=review_status, states=access.listable_states)
+        return await queries.worklist(uow, page, states=access.listable_states, **filters)
 
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> dict[str, object]:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.post(
         "/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -183,7 +242,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
         async with await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge") as tx:
             await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.post(
         "/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -206,7 +265,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             raise RequestValidationError(
                 [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
             ) from refused
-        return await queries.review_detail(uow, review_id)
+        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
     async def rule_versions(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from carecoord_contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
+from carecoord_shared.pagination import Page
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."
@@ -82,6 +83,41 @@ class SymptomVocabulary(BaseModel):
     )
 
 
+class SideEffectReportOut(BaseModel):
+    report_id: uuid.UUID
+    symptoms: list[str]
+    grade: int
+    onset_minutes_after_dose: int | None
+    received_at: datetime
+    escalated: bool
+    unknown_symptoms: list[str]
+    rule_version: str
+    advice: list[str]
+    note: str | None = Field(
+        description="What the patient typed: shown to clinicians only (null for the patient's app and services)."
+    )
+
+
+class VitalsOut(BaseModel):
+    reading_id: uuid.UUID
+    systolic: int
+    diastolic: int
+    heart_rate: int | None
+    measured_at: datetime
+    context: str
+    out_of_limits: bool
+    received_at: datetime
+
+
+class MoodCheckInOut(BaseModel):
+    checkin_id: uuid.UUID
+    phq9_total: int | None
+    phq9_item9: int | None
+    gad7_total: int | None
+    pcl5_total: int | None
+    answered_at: datetime
+
+
 class Review(BaseModel):
     review_id: uuid.UUID
     patient_id: uuid.UUID
@@ -98,6 +134,13 @@ class Review(BaseModel):
     decision: str | None
 
 
+class Worklist(Page[Review]):
+    counts: dict[str, int] = Field(
+        description="How many reviews of each priority (urgent, high, routine) the whole filtered list holds, "
+        "not only this page; a priority with none is absent."
+    )
+
+
 class TriggerOut(BaseModel):
     source_kind: str
     source_id: uuid.UUID
@@ -108,6 +151,11 @@ class TriggerOut(BaseModel):
 
 
 class ReviewDetail(Review):
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None = Field(
+        description="The resolving clinician's note: shown to clinicians only (null for the patient's app and services)."
+    )
     trigger_history: list[TriggerOut]
 
 
