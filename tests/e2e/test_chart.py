@@ -31,6 +31,8 @@ async def _paused(stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:
 
 
 async def test_the_headline_flow_then_the_whole_chart_read_back(services: Stack) -> None:
+    # Someone licensed in Colorado for scheduling to book the initial evaluation with.
+    await journeys.clinician(services, "psychiatric_clinician", "CO", "America/Denver")
     patient = uuid.UUID(await intake_journeys.complete_intake(services))
     await journeys.active_plan(services, patient)
     clinician = api_client(clinician_token("dr-chart", ["CO"]))
