@@ -112,7 +112,7 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
         activated, reported, reviews, paused, received, resolved, resumed = lines
         assert activated["status"] == "active"
         assert reported["escalated"] and reported["hold_requested"]
-        assert [r["status"] for r in reviews] == ["open"]
+        assert [r["status"] for r in reviews["items"]] == ["open"]
         assert paused["status"] == "paused"
         assert {"ClinicianReviewOpened", "TreatmentPlanPaused"} <= {e["event_type"] for e in received}
         assert resolved["status"] == "resolved"
