@@ -54,33 +54,42 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
     for week in report["weeks"]:
         by_indication.setdefault(week["indication"], []).append(week)
     version = report["definition_version"]
-    written = []
+    written: list[Path] = []
 
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    for indication, weeks in sorted(by_indication.items()):
+    def plot(name: str, title: str, draw: Any, **labels: Any) -> None:
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for indication, weeks in sorted(by_indication.items()):
+            draw(axis, indication, weeks)
+        axis.set(xlabel="weeks since the first dose", **labels)
+        axis.set_title(f"{title} (definitions {version})")
+        if by_indication:
+            axis.legend()
+        path = folder / name
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+
+    def trajectories(axis: Any, indication: str, weeks: list[dict[str, Any]]) -> None:
         shown = [w for w in weeks if w["median_total"] is not None]
         axis.plot([w["week"] for w in shown], [w["median_total"] for w in shown], marker="o", label=indication)
-    axis.set(xlabel="weeks since the first dose", ylabel="median total (the indication's instrument)")
-    axis.set_title(f"Score trajectories by indication (definitions {version})")
-    if by_indication:
-        axis.legend()
-    path = folder / "outcomes-score-trajectories.png"
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    written.append(path)
 
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    for indication, weeks in sorted(by_indication.items()):
+    def rates(axis: Any, indication: str, weeks: list[dict[str, Any]]) -> None:
         counted = [w for w in weeks if w["patients"]]
         x = [w["week"] for w in counted]
         axis.plot(x, [w["responding"] / w["patients"] for w in counted], marker="o", label=f"{indication}: response")
         axis.plot(x, [w["remitted"] / w["patients"] for w in counted], linestyle="--", label=f"{indication}: remission")
-    axis.set(xlabel="weeks since the first dose", ylabel="share of patients measured that week", ylim=(0, 1))
-    axis.set_title(f"Response and remission over time (definitions {version})")
-    if by_indication:
-        axis.legend()
-    path = folder / "outcomes-rates-over-time.png"
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    written.append(path)
+
+    plot(
+        "outcomes-score-trajectories.png",
+        "Score trajectories by indication",
+        trajectories,
+        ylabel="median total (the indication's instrument)",
+    )
+    plot(
+        "outcomes-rates-over-time.png",
+        "Response and remission over time",
+        rates,
+        ylabel="share of patients measured that week",
+        ylim=(0, 1),
+    )
     return written
