@@ -109,3 +109,15 @@ async def appointments(stack: Stack, patient_id: uuid.UUID | str, include_all: b
         )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+async def fhir(http: httpx.AsyncClient, stack: Stack, service: str, path: str, **params: str) -> dict[str, Any]:
+    """A FHIR read from ``/fhir/R4<path>``, validated against the specification (tests/fhir_validation.py)."""
+    from tests.fhir_validation import validated
+
+    answer = await http.get(url(stack, service, f"/fhir/R4{path}"), params=params or None)
+    assert answer.status_code == 200, (service, path, answer.status_code, answer.text)
+    assert answer.headers["content-type"].startswith("application/fhir+json"), answer.headers["content-type"]
+    body: dict[str, Any] = answer.json()
+    validated(body)
+    return body
