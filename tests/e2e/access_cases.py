@@ -225,6 +225,10 @@ class Endpoint:
         return self.name
 
 
+# Every service's FHIR CapabilityStatement: about no patient, for every role that holds a valid token.
+FHIR_METADATA = Endpoint("FHIR capability statement", route("GET", "/fhir/R4/metadata"), ALL_ROLES)
+
+
 OWN, OTHER, LICENSED, ELSEWHERE_LICENSED, IMPERSONATING, SERVICE = (
     "the patient themself",
     "another patient",

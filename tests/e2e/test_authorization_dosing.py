@@ -118,6 +118,18 @@ ENDPOINTS = [
         audited_as=("authorise", "dosing-session"),
     ),
     Endpoint(
+        "search the patient's CarePlans (FHIR)",
+        route("GET", "/fhir/R4/CarePlan", params=lambda w, _c: {"patient": f"Patient/{w.patient_id}"}),
+        PATIENT_CARE,
+        audited_as=("read", "plan"),
+    ),
+    Endpoint(
+        "read a CarePlan (FHIR)",
+        route("GET", "/fhir/R4/CarePlan/{w.plan_id}"),
+        PATIENT_CARE,
+        audited_as=("read", "plan"),
+    ),
+    Endpoint(
         "read a patient's outcomes",
         route("GET", "/v1/patients/{w.patient_id}/outcomes"),
         PATIENT_CARE,
@@ -132,7 +144,7 @@ PROGRAM_ENDPOINTS = [
         frozenset({Role.CLINICIAN, Role.OPERATOR, Role.SERVICE}),
     ),
 ]
-EVERY_ENDPOINT = ENDPOINTS + PROGRAM_ENDPOINTS
+EVERY_ENDPOINT = ENDPOINTS + PROGRAM_ENDPOINTS + [ac.FHIR_METADATA]
 
 
 # 401 without, with a forged or an expired token; 403 for each role not admitted; for patient-scoped
@@ -158,6 +170,10 @@ async def test_patient_data_reaches_only_the_patient_and_licensed_clinicians(
 @pytest.mark.parametrize("endpoint", PROGRAM_ENDPOINTS, ids=ac.ids(PROGRAM_ENDPOINTS))
 async def test_the_program_figures_admit_their_roles_and_are_audited(world: World, endpoint: Endpoint) -> None:
     await ac.expect_admitted(world, DOSING, endpoint, audited=True)
+
+
+async def test_every_role_reads_what_fhir_is_served_here_unaudited(world: World) -> None:
+    await ac.expect_admitted(world, DOSING, ac.FHIR_METADATA, audited=False)
 
 
 async def test_an_operator_reads_program_figures_with_small_cells_withheld(world: World) -> None:

@@ -28,19 +28,22 @@ class World:
     other_patient_id: uuid.UUID  # resident in New York
     co_review: uuid.UUID
     ny_review: uuid.UUID
+    co_report: uuid.UUID  # the side-effect report that opened co_review
 
 
 @pytest.fixture(scope="module")
 async def world(services: Stack) -> World:
     co, ny = await ac.registered_patient(services, "CO", SAFETY), await ac.registered_patient(services, "NY", SAFETY)
-    return World(services, co, ny, await _open_review(services, co), await _open_review(services, ny))
+    (co_review, co_report), (ny_review, _) = await _open_review(services, co), await _open_review(services, ny)
+    return World(services, co, ny, co_review, ny_review, co_report)
 
 
-async def _open_review(stack: Stack, patient_id: uuid.UUID) -> uuid.UUID:
+async def _open_review(stack: Stack, patient_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    """A review opened by a side-effect report: (the review, the report)."""
     body = {"patient_id": str(patient_id), "symptoms": ["dizziness"], "grade": 2}
     outcome = await ac.call(stack, SAFETY, Request("POST", "/v1/side-effect-reports", body), ac.service())
     assert outcome.status_code == 201 and outcome.json()["review_id"], outcome.text
-    return uuid.UUID(outcome.json()["review_id"])
+    return uuid.UUID(outcome.json()["review_id"]), uuid.UUID(outcome.json()["report_id"])
 
 
 def _now() -> str:
@@ -111,6 +114,28 @@ ENDPOINTS = [
         audited_as=("list", "review"),
     ),
     Endpoint("read a review", route("GET", "/v1/reviews/{w.co_review}"), PATIENT_CARE, audited_as=("read", "review")),
+    *(
+        Endpoint(
+            f"search the patient's {kind} (FHIR)",
+            route("GET", f"/fhir/R4/{kind}", params=lambda w, _c: {"patient": str(w.patient_id)}),
+            PATIENT_CARE,
+            audited_as=("list", audited),
+        )
+        for kind, audited in (
+            ("Observation", "observation"),
+            ("AdverseEvent", "side-effect-report"),
+            ("Task", "review"),
+        )
+    ),
+    Endpoint(
+        "read an AdverseEvent (FHIR)",
+        route("GET", "/fhir/R4/AdverseEvent/{w.co_report}"),
+        PATIENT_CARE,
+        audited_as=("read", "side-effect-report"),
+    ),
+    Endpoint(
+        "read a Task (FHIR)", route("GET", "/fhir/R4/Task/{w.co_review}"), PATIENT_CARE, audited_as=("read", "review")
+    ),
     # Decisions change the review: their allowed cases are in test_review_decisions.
     Endpoint(
         "acknowledge a review",
@@ -137,6 +162,7 @@ ENDPOINTS = [
         frozenset({Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE}),
     ),
     Endpoint("shadow replay", route("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), CLINICIAN_OR_SERVICE),
+    ac.FHIR_METADATA,
 ]
 
 
@@ -253,3 +279,7 @@ async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed
     colorado, everyone = await replayed(ac.clinician("CO")), await replayed(ac.service())
     assert 1 <= colorado < everyone  # the Colorado patient's report, not the New York one's
     assert await replayed(ac.clinician("VT")) == 0  # no patient of this test stack lives in Vermont
+
+
+async def test_every_role_reads_what_fhir_is_served_here_unaudited(world: World) -> None:
+    await ac.expect_admitted(world, SAFETY, ac.FHIR_METADATA, audited=False)

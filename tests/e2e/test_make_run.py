@@ -37,8 +37,9 @@ def _one_trace_across(services: list[str], timeout: float = 90) -> str:
     the usual 7) four services batch-export their spans and Zipkin indexes them later than 30 s."""
     deadline = time.monotonic() + timeout
     while True:
+        # Zipkin answers the newest traces first: the journey's must not fall behind the demo's later ones.
         traces = httpx.get(
-            "http://127.0.0.1:9411/api/v2/traces", params={"serviceName": "carecoord-safety", "limit": 50}, timeout=5
+            "http://127.0.0.1:9411/api/v2/traces", params={"serviceName": "carecoord-safety", "limit": 1000}, timeout=5
         ).json()
         for spans in traces:
             if set(services) <= {s.get("localEndpoint", {}).get("serviceName") for s in spans}:

@@ -52,3 +52,12 @@ class IdempotencyInFlight(RuntimeError):
 class IdempotencyOutcomeLost(IdempotencyInFlight):
     """A request with this Idempotency-Key was applied and its answer was not kept (HTTP 409 without
     Retry-After: a retry would get the same; read the resource back)."""
+
+
+class PreconditionFailed(RuntimeError):
+    """A decision sent with ``If-Match`` about a version that is no longer current (HTTP 412): someone else
+    changed the plan or review since the caller read it. ``current`` is the ETag it has now."""
+
+    def __init__(self, message: str, current: str) -> None:
+        super().__init__(message)
+        self.current = current

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import domain, handlers, outcomes, routes
+from . import domain, fhir, handlers, outcomes, routes
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import DosingSettings
 
@@ -25,6 +26,6 @@ def build(settings: DosingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(titration, definitions),),
+        routers=(routes.build_router(titration, definitions), fhir_router("dosing", fhir.RESOURCES)),
         register_handlers=handlers.register_with(titration, definitions),
     )

@@ -52,6 +52,8 @@ treatment_plans = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Raised by a trigger on every update (migration add_row_version_v1): the ETag decisions send back in If-Match.
+    Column("version", Integer, nullable=False, server_default="1"),
     # One live plan per patient: a second draft while one is running is a mistake.
     Index(
         "uq_treatment_plans_live_per_patient",

@@ -35,6 +35,7 @@ from carecoord_contracts.dosing import (
 )
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction, Transaction
+from carecoord_shared.preconditions import Precondition
 from carecoord_shared.statements import insert_new
 
 from . import domain
@@ -80,12 +81,15 @@ async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> PlanSt
     return None if row is None else _plan_state(row)
 
 
-async def plan_for_update(tx: Transaction, plan_id: uuid.UUID) -> PlanState:
+async def plan_for_update(tx: Transaction, plan_id: uuid.UUID, precondition: Precondition | None = None) -> PlanState:
+    """The plan, locked; ``precondition``: a clinician's If-Match, checked against the locked row's version."""
     row = (
         await tx.session.execute(select(treatment_plans).where(treatment_plans.c.plan_id == plan_id).with_for_update())
     ).first()
     if row is None:
         raise NotFound(f"no treatment plan {plan_id}")
+    if precondition is not None:
+        precondition.check(row.version, "plan")
     return _plan_state(row)
 
 
@@ -138,9 +142,16 @@ async def create_plan(
     return plan_id
 
 
-async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rules: TitrationRules) -> None:
+async def activate_plan(
+    tx: Transaction,
+    plan_id: uuid.UUID,
+    *,
+    actor: str,
+    rules: TitrationRules,
+    precondition: Precondition | None = None,
+) -> None:
     """Activation approves the starting dose: the activating clinician is its approver."""
-    plan = await plan_for_update(tx, plan_id)
+    plan = await plan_for_update(tx, plan_id, precondition)
     domain.check_activation(plan.status, len(await open_hold_ids(tx, plan.patient_id)))
     await _move(tx, plan, PlanStatus.active, actor=actor, reason="clinician_activated")
     tx.emit(TreatmentPlanActivated(plan_id=plan_id), patient_id=plan.patient_id)
@@ -149,8 +160,10 @@ async def activate_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, rule
     await approve_dose(tx, proposal_id, actor=actor, rules=rules)
 
 
-async def discontinue_plan(tx: Transaction, plan_id: uuid.UUID, *, actor: str, reason: str) -> None:
-    plan = await plan_for_update(tx, plan_id)
+async def discontinue_plan(
+    tx: Transaction, plan_id: uuid.UUID, *, actor: str, reason: str, precondition: Precondition | None = None
+) -> None:
+    plan = await plan_for_update(tx, plan_id, precondition)
     await _discontinue(tx, plan, actor=actor, reason=reason)
 
 
@@ -331,7 +344,9 @@ async def approve_dose(
     rules: TitrationRules,
     dose_mg: int | None = None,
     review_id: uuid.UUID | None = None,
+    precondition: Precondition | None = None,
 ) -> int:
+    """Approve a proposal (``precondition``: If-Match on the plan the proposal belongs to)."""
     proposal = (
         await tx.session.execute(
             select(dose_proposals).where(dose_proposals.c.proposal_id == proposal_id).with_for_update()
@@ -339,7 +354,7 @@ async def approve_dose(
     ).first()
     if proposal is None:
         raise NotFound(f"no dose proposal {proposal_id}")
-    plan = await plan_for_update(tx, proposal.plan_id)
+    plan = await plan_for_update(tx, proposal.plan_id, precondition)
     domain.check_approval(proposal_id, proposal.status, plan.status)
     approved: int = proposal.proposed_dose_mg if dose_mg is None else dose_mg
     domain.check_dose_change(proposal.previous_dose_mg, approved, plan.limits, rules)

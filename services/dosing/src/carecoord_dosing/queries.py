@@ -146,3 +146,32 @@ async def program_outcomes(
         "weeks": [asdict(w) for w in program.weeks],
         "definitions": definitions.describe(),
     }
+
+
+# --- FHIR (fhir.py maps these rows) ------------------------------------------------------------
+
+# A patient has a handful of plans over a lifetime; the FHIR search pages through at most this many.
+FHIR_PLANS_MAX = 200
+
+
+async def plans_with_holds(
+    uow: UnitOfWork, *, patient_id: uuid.UUID | None = None, plan_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """A patient's plans (or one plan), newest first, each with the reviews its patient's open holds wait on."""
+    query = select(treatment_plans).order_by(treatment_plans.c.created_at.desc(), treatment_plans.c.plan_id)
+    if patient_id is not None:
+        query = query.where(treatment_plans.c.patient_id == patient_id)
+    if plan_id is not None:
+        query = query.where(treatment_plans.c.plan_id == plan_id)
+    async with uow.sessions() as session:
+        plans = [dict(p) for p in (await session.execute(query.limit(FHIR_PLANS_MAX))).mappings()]
+        patients = {p["patient_id"] for p in plans}
+        holds = await session.execute(
+            select(treatment_holds.c.patient_id, treatment_holds.c.review_id, treatment_holds.c.opened_at)
+            .where(treatment_holds.c.patient_id.in_(patients), treatment_holds.c.status == "open")
+            .order_by(treatment_holds.c.opened_at)
+        )
+        waiting: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for hold in holds:
+            waiting.setdefault(hold.patient_id, []).append(hold.review_id)
+    return [{**p, "open_hold_review_ids": waiting.get(p["patient_id"], [])} for p in plans]

@@ -41,10 +41,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http.preconditions import IfMatchDep, tag_response
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans, queries
@@ -76,6 +77,12 @@ async def _decide_on_plan(
     return access.transaction(uow, await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
 
 
+def _tagged(response: Response, plan: dict[str, object]) -> dict[str, object]:
+    """The plan, its ETag (its version) in the response's header: what a decision sends back in If-Match."""
+    tag_response(response, int(plan["version"]))  # type: ignore[call-overload]
+    return plan
+
+
 def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
@@ -86,7 +93,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
         tags=["treatment plans"],
         dependencies=[IDEMPOTENT],
     )
-    async def create_plan(body: PlanCreate, uow: UowDep, access: Clinical) -> dict[str, object]:
+    async def create_plan(body: PlanCreate, uow: UowDep, access: Clinical, response: Response) -> dict[str, object]:
         access.acting_clinician(body.clinician_id)
         async with access.transaction(uow, body.patient_id, "create", "plan") as tx:
             plan_id = await plans.create_plan(
@@ -96,7 +103,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
                 rules=rules,
                 **body.model_dump(exclude={"patient_id", "clinician_id"}),
             )
-        return await queries.plan_detail(uow, plan_id)
+        return _tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.post(
         "/plans/{plan_id}/activate",
@@ -106,26 +113,38 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
         dependencies=[IDEMPOTENT],
     )
     async def activate_plan(
-        plan_id: uuid.UUID, body: ClinicianAction, uow: UowDep, access: Clinical
+        plan_id: uuid.UUID,
+        body: ClinicianAction,
+        uow: UowDep,
+        access: Clinical,
+        precondition: IfMatchDep,
+        response: Response,
     ) -> dict[str, object]:
         async with await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate") as tx:
-            await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules)
-        return await queries.plan_detail(uow, plan_id)
+            await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules, precondition=precondition)
+        return _tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.post(
         "/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"], dependencies=[IDEMPOTENT]
     )
     async def discontinue_plan(
-        plan_id: uuid.UUID, body: Discontinue, uow: UowDep, access: Clinical
+        plan_id: uuid.UUID,
+        body: Discontinue,
+        uow: UowDep,
+        access: Clinical,
+        precondition: IfMatchDep,
+        response: Response,
     ) -> dict[str, object]:
         async with await _decide_on_plan(access, uow, plan_id, body.clinician_id, "discontinue") as tx:
-            await plans.discontinue_plan(tx, plan_id, actor=body.clinician_id, reason=body.reason)
-        return await queries.plan_detail(uow, plan_id)
+            await plans.discontinue_plan(
+                tx, plan_id, actor=body.clinician_id, reason=body.reason, precondition=precondition
+            )
+        return _tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.get("/plans/{plan_id}", response_model=Plan, tags=["treatment plans"])
-    async def get_plan(plan_id: uuid.UUID, uow: UowDep, access: Readers) -> dict[str, object]:
+    async def get_plan(plan_id: uuid.UUID, uow: UowDep, access: Readers, response: Response) -> dict[str, object]:
         await access.patient(await queries.plan_patient(uow, plan_id), "read", "plan", plan_id)
-        return await queries.plan_detail(uow, plan_id)
+        return _tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.get(
         "/patients/{patient_id}/plan",
@@ -133,19 +152,31 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
         tags=["treatment plans"],
         summary="The patient's latest plan",
     )
-    async def get_patient_plan(patient_id: uuid.UUID, uow: UowDep, access: Readers) -> dict[str, object]:
+    async def get_patient_plan(
+        patient_id: uuid.UUID, uow: UowDep, access: Readers, response: Response
+    ) -> dict[str, object]:
         await access.patient(patient_id, "read", "plan")
-        return await queries.latest_plan(uow, patient_id)
+        return _tagged(response, await queries.latest_plan(uow, patient_id))
 
     @router.post(
         "/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"], dependencies=[IDEMPOTENT]
     )
-    async def approve(proposal_id: uuid.UUID, body: Approval, uow: UowDep, access: Clinical) -> dict[str, object]:
+    async def approve(
+        proposal_id: uuid.UUID,
+        body: Approval,
+        uow: UowDep,
+        access: Clinical,
+        precondition: IfMatchDep,
+        response: Response,
+    ) -> dict[str, object]:
+        """``If-Match``: the plan's ETag (a proposal is part of its plan)."""
         access.acting_clinician(body.clinician_id)
         patient_id = await queries.proposal_patient(uow, proposal_id)
         async with access.transaction(uow, patient_id, "approve", "dose-proposal", proposal_id) as tx:
-            await plans.approve_dose(tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg)
-        return await queries.proposal_plan(uow, proposal_id)
+            await plans.approve_dose(
+                tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg, precondition=precondition
+            )
+        return _tagged(response, await queries.proposal_plan(uow, proposal_id))
 
     @router.post(
         "/dosing-sessions/{appointment_id}/authorise",

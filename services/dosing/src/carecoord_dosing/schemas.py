@@ -85,6 +85,7 @@ class Plan(BaseModel):
     sessions_completed: int
     approved_dose_mg: int | None
     open_hold_ids: list[uuid.UUID]
+    version: int = Field(description='raised by every change; the ETag header is it quoted ("3"): send it in If-Match')
     transitions: list[Transition]
     proposals: list[Proposal]
 

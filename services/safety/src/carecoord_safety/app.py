@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import handlers, routes, rules, sessions, timers
+from . import fhir, handlers, routes, rules, sessions, timers
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import SafetySettings
 
@@ -28,7 +29,7 @@ def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(escalation_rules, clock),),
+        routers=(routes.build_router(escalation_rules, clock), fhir_router("safety", fhir.RESOURCES)),
         register_handlers=handlers.register_with(escalation_rules, clock),
         background=(run_timers,),
     )

@@ -122,6 +122,8 @@ clinician_reviews = Table(
     Column("decision", String(40)),
     # The clinician's note: free text, kept here only.
     Column("resolution_note", Text),
+    # Raised by a trigger on every update (migration add_row_version_v1): the ETag decisions send back in If-Match.
+    Column("version", Integer, nullable=False, server_default="1"),
     # One open review per patient and reason: a further trigger attaches to it.
     Index(
         "uq_clinician_reviews_open_per_reason",

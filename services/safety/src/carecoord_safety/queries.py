@@ -181,3 +181,42 @@ async def shadow_replay(uow: UnitOfWork, version: str, *, states: frozenset[str]
         raise NotFound(str(exc)) from exc
     async with uow.sessions() as session, session.begin():
         return await shadow.evaluate(session, version, states=states)
+
+
+# --- FHIR (fhir.py maps these rows) ------------------------------------------------------------
+
+# A FHIR search pages through at most this many of one patient's resources, newest first
+# (carecoord_shared.http.fhir: the largest _offset plus the largest _count).
+FHIR_SEARCH_MAX = 1100
+
+
+async def fhir_rows(
+    uow: UnitOfWork, table: Any, id_column: Any, newest: Any, *, patient_id: uuid.UUID | None = None,
+    row_id: uuid.UUID | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows of ``table`` for FHIR: one patient's newest first (up to FHIR_SEARCH_MAX), or the one with ``row_id``."""
+    query = select(table)
+    if patient_id is not None:
+        query = query.where(table.c.patient_id == patient_id).order_by(newest.desc(), id_column.desc())
+    if row_id is not None:
+        query = query.where(id_column == row_id)
+    async with uow.sessions() as session:
+        return [dict(r) for r in (await session.execute(query.limit(FHIR_SEARCH_MAX))).mappings()]
+
+
+async def review_tasks(
+    uow: UnitOfWork, *, patient_id: uuid.UUID | None = None, review_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Reviews with what triggered each (``trigger_history``), for FHIR Tasks: a patient's newest first, or one."""
+    t = clinician_reviews.c
+    reviews = await fhir_rows(uow, clinician_reviews, t.review_id, t.opened_at, patient_id=patient_id, row_id=review_id)
+    async with uow.sessions() as session:
+        history = await session.execute(
+            select(review_triggers)
+            .where(review_triggers.c.review_id.in_([r["review_id"] for r in reviews]))
+            .order_by(review_triggers.c.id)
+        )
+        by_review: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for h in history.mappings():
+            by_review.setdefault(h["review_id"], []).append(dict(h))
+    return [{**r, "trigger_history": by_review.get(r["review_id"], [])} for r in reviews]

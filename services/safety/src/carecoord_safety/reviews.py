@@ -34,6 +34,7 @@ from carecoord_contracts.safety import (
 )
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import Transaction
+from carecoord_shared.preconditions import Precondition
 from carecoord_shared.telemetry import meter
 
 from . import plan_view, timers
@@ -204,7 +205,8 @@ def stage(
     return ReviewOutcome(review_id=review_id, opened=opened, hold_requested=hold_requested)
 
 
-async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Row[Any]:
+async def _for_update(tx: Transaction, review_id: uuid.UUID, precondition: Precondition | None = None) -> Row[Any]:
+    """The review, locked; ``precondition``: a clinician's If-Match, checked against the locked row's version."""
     review = (
         await tx.session.execute(
             select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update()
@@ -212,11 +214,20 @@ async def _for_update(tx: Transaction, review_id: uuid.UUID) -> Row[Any]:
     ).first()
     if review is None:
         raise NotFound(f"no clinician review {review_id}")
+    if precondition is not None:
+        precondition.check(review.version, "review")
     return review
 
 
-async def acknowledge(tx: Transaction, review_id: uuid.UUID, *, clinician_id: str, now: datetime) -> None:
-    review = await _for_update(tx, review_id)
+async def acknowledge(
+    tx: Transaction,
+    review_id: uuid.UUID,
+    *,
+    clinician_id: str,
+    now: datetime,
+    precondition: Precondition | None = None,
+) -> None:
+    review = await _for_update(tx, review_id, precondition)
     decide.check_acknowledge(review_id, review.status)
     await tx.session.execute(
         update(clinician_reviews)
@@ -241,6 +252,7 @@ async def resolve(
     note: str | None,
     now: datetime,
     dose_mg: int | None = None,
+    precondition: Precondition | None = None,
 ) -> None:
     """Resolve with the clinician's decision and release the holds the review requested.
 
@@ -248,7 +260,7 @@ async def resolve(
     last heard them from dosing (plan_view; else DoseNotAllowed, nothing recorded), and it travels
     with the release so dosing approves it in the clinician's name in the same step."""
     decide.check_dose_with_decision(decision, dose_mg)
-    review = await _for_update(tx, review_id)
+    review = await _for_update(tx, review_id, precondition)
     decide.check_resolve(review_id, review.status, review.decision)
     if dose_mg is not None:
         if not await _has_requested_hold(tx, review_id):

@@ -54,6 +54,7 @@ from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectRepo
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
+from carecoord_shared.http.preconditions import IfMatchDep, tag_response
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.pagination import Page
 
@@ -93,6 +94,12 @@ ReviewStatus = Literal["open", "acknowledged", "resolved"]
 Priority = Literal["urgent", "high", "routine"]
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
+
+
+def _tagged(response: Response, review: dict[str, object]) -> dict[str, object]:
+    """The review, its ETag (its version) in the response's header: what a decision sends back in If-Match."""
+    tag_response(response, int(review["version"]))  # type: ignore[call-overload]
+    return review
 
 
 def _clinician(access: Access) -> bool:
@@ -232,22 +239,38 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         return await queries.worklist(uow, page, states=access.listable_states, **filters)
 
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
-    async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers) -> dict[str, object]:
+    async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers, response: Response) -> dict[str, object]:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
-        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
+        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.post(
         "/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
     )
-    async def acknowledge(review_id: uuid.UUID, body: Acknowledge, uow: UowDep, access: Clinical) -> dict[str, object]:
+    async def acknowledge(
+        review_id: uuid.UUID,
+        body: Acknowledge,
+        uow: UowDep,
+        access: Clinical,
+        precondition: IfMatchDep,
+        response: Response,
+    ) -> dict[str, object]:
         async with await _decide_on_review(access, uow, review_id, body.clinician_id, "acknowledge") as tx:
-            await reviews.acknowledge(tx, review_id, clinician_id=body.clinician_id, now=clock())
-        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
+            await reviews.acknowledge(
+                tx, review_id, clinician_id=body.clinician_id, now=clock(), precondition=precondition
+            )
+        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.post(
         "/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
     )
-    async def resolve(review_id: uuid.UUID, body: ResolveReview, uow: UowDep, access: Clinical) -> dict[str, object]:
+    async def resolve(
+        review_id: uuid.UUID,
+        body: ResolveReview,
+        uow: UowDep,
+        access: Clinical,
+        precondition: IfMatchDep,
+        response: Response,
+    ) -> dict[str, object]:
         decision = await _decide_on_review(access, uow, review_id, body.clinician_id, "resolve")
         try:
             async with decision as tx:
@@ -259,13 +282,14 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
                     note=body.note,
                     now=clock(),
                     dose_mg=body.dose_mg,
+                    precondition=precondition,
                 )
         except DoseNotAllowed as refused:
             # Nothing was recorded; the body's dose is what is wrong, so say so as a validation error.
             raise RequestValidationError(
                 [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
             ) from refused
-        return await queries.review_detail(uow, review_id, with_note=_clinician(access))
+        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
     async def rule_versions(

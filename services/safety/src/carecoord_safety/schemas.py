@@ -151,6 +151,9 @@ class TriggerOut(BaseModel):
 
 
 class ReviewDetail(Review):
+    version: int = Field(
+        description='raised by every change (a new trigger joining it too); the ETag header is it quoted ("3"): send it in If-Match'
+    )
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None = Field(

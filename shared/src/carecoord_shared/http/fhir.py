@@ -48,6 +48,17 @@ ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
 _REFERENCE = re.compile(r"^(?:Patient/)?([0-9a-fA-F-]{36})$")
 # Local code systems: our own codes, published under one base (docs/fhir.md).
 CODE_SYSTEM_BASE = "https://carecoord.example/fhir/CodeSystem"
+LOINC = "http://loinc.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+# The screening instruments' total scores, as intake (baselines) and safety (check-ins) both serve them.
+# PHQ-9 total 44261-6 (https://loinc.org/44261-6/), GAD-7 total 70274-6 (https://loinc.org/70274-6/).
+# PCL-5: we could not confirm a LOINC code for its total score offline, so it is a local code until
+# someone checks it against loinc.org (docs/fhir.md "Codes").
+SCREENING_TOTALS: dict[str, tuple[str, str, str]] = {
+    "phq9": (LOINC, "44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"),
+    "gad7": (LOINC, "70274-6", "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"),
+    "pcl5": (f"{CODE_SYSTEM_BASE}/screening", "pcl5-total", "PTSD Checklist for DSM-5 (PCL-5) total score"),
+}
 
 Owner = Callable[[UnitOfWork, str], Awaitable[uuid.UUID]]
 Read = Callable[[UnitOfWork, str, Principal], Awaitable[dict[str, Any]]]
@@ -79,6 +90,10 @@ def reference(resource_type: str, resource_id: object, display: str | None = Non
     if display:
         out["display"] = display
     return out
+
+
+def patient_ref(patient_id: object) -> dict[str, str]:
+    return reference("Patient", patient_id)
 
 
 def instant(value: datetime) -> str:

@@ -37,6 +37,7 @@ from ..errors import (
     LimitExceeded,
     NotFound,
     NotReady,
+    PreconditionFailed,
     RuleViolation,
     Unauthenticated,
 )
@@ -96,6 +97,14 @@ DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
     ),
     # Applied, its answer not kept: no Retry-After, since a retry gets the same.
     IdempotencyOutcomeLost: ProblemType("idempotency_outcome_lost", 409, "The request's outcome was not kept"),
+    # Read again, decide again: the current ETag saves the read only if the caller already knows what changed.
+    PreconditionFailed: ProblemType(
+        "precondition_failed",
+        412,
+        "Changed since it was read",
+        extensions=lambda exc: {"current_etag": exc.current} if isinstance(exc, PreconditionFailed) else {},
+        headers=lambda exc: {"ETag": exc.current} if isinstance(exc, PreconditionFailed) else {},
+    ),
     # A list's cursor it did not issue: a bad query parameter, so the same shape as any invalid request.
     InvalidCursor: ProblemType(
         "invalid_cursor",

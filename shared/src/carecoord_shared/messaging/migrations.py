@@ -133,3 +133,25 @@ def create_idempotency_keys_v1() -> None:
 def drop_idempotency_keys_v1() -> None:
     op.drop_index("ix_idempotency_keys_created", table_name="idempotency_keys")
     op.drop_table("idempotency_keys")
+
+
+def add_row_version_v1(table: str) -> None:
+    """A ``version`` column on ``table`` that a trigger raises on every update: the resource's ETag
+    (carecoord_shared.http.preconditions). Existing rows start at 1."""
+    op.add_column(table, sa.Column("version", sa.Integer(), server_default="1", nullable=False))
+    function = f"{table}_bump_version"
+    op.execute(
+        f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.version := OLD.version + 1;
+            RETURN NEW;
+        END $$"""
+    )
+    op.execute(f"CREATE TRIGGER {function} BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()")
+
+
+def drop_row_version_v1(table: str) -> None:
+    function = f"{table}_bump_version"
+    op.execute(f"DROP TRIGGER IF EXISTS {function} ON {table}")
+    op.execute(f"DROP FUNCTION IF EXISTS {function}()")
+    op.drop_column(table, "version")

@@ -1,0 +1,23 @@
+"""A version on each review, raised by a trigger on every update: its ETag, for If-Match on decisions
+(carecoord_shared.http.preconditions).
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+from collections.abc import Sequence
+
+from carecoord_shared.messaging.migrations import add_row_version_v1, drop_row_version_v1
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    add_row_version_v1("clinician_reviews")
+
+
+def downgrade() -> None:
+    drop_row_version_v1("clinician_reviews")
