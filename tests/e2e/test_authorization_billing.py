@@ -2,7 +2,9 @@
 
 One self-pay patient is registered through intake (Colorado) for the module; a
 visit of theirs is completed (published as scheduling would) so that there is an
-invoice to pay, a cent at a time.
+invoice to pay, a cent at a time. The FHIR reads (/fhir/R4) are walked beside the
+reads of the same data: the patient's Coverage (search and read by id) and Claim search
+(a self-pay patient has no claim to read by id: tests/e2e/test_fhir_billing.py reads one).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class World:
     stack: Stack
     patient_id: uuid.UUID
     invoice_id: str
+    coverage_id: str
     other_patient_id: uuid.UUID = field(default_factory=uuid.uuid4)  # never registered
 
 
@@ -62,7 +65,14 @@ async def world(services: Stack) -> World:
     [invoice] = await eventually(
         lambda: _get(services, f"/v1/patients/{patient_id}/invoices"), what="the visit invoiced"
     )
-    return World(services, patient_id, invoice["invoice_id"])
+    coverage = await eventually(
+        lambda: _get(services, f"/v1/patients/{patient_id}/coverage"), what="the coverage declared"
+    )
+    return World(services, patient_id, invoice["invoice_id"], coverage["coverage_id"])
+
+
+def _of_patient(world: World, _caller: Caller) -> dict[str, str]:
+    return {"patient": str(world.patient_id)}
 
 
 async def _payment(world: World, _caller: Caller) -> Request:
@@ -82,6 +92,24 @@ PATIENT_ENDPOINTS = [
     Endpoint(
         "invoices", route("GET", "/v1/patients/{w.patient_id}/invoices"), PATIENT_CARE, audited_as=("read", "invoices")
     ),
+    Endpoint(
+        "FHIR Coverage search",
+        route("GET", "/fhir/R4/Coverage", params=_of_patient),
+        PATIENT_CARE,
+        audited_as=("read", "coverage"),
+    ),
+    Endpoint(
+        "FHIR Coverage read",
+        route("GET", "/fhir/R4/Coverage/{w.coverage_id}"),
+        PATIENT_CARE,
+        audited_as=("read", "coverage"),
+    ),
+    Endpoint(
+        "FHIR Claim search",
+        route("GET", "/fhir/R4/Claim", params=_of_patient),
+        PATIENT_CARE,
+        audited_as=("read", "claims"),
+    ),
     Endpoint("pay", _payment, frozenset({Role.PATIENT, Role.SERVICE}), audited_as=("pay", "invoice"), ok=201),
     Endpoint(
         "received events",
@@ -94,7 +122,9 @@ OFFICE_ENDPOINTS = [
     Endpoint("denial queue", route("GET", "/v1/denials"), frozenset({Role.SERVICE})),
     Endpoint("exchange now", route("POST", "/v1/clearinghouse/exchange"), frozenset({Role.OPERATOR, Role.SERVICE})),
 ]
-EVERY_ENDPOINT = PATIENT_ENDPOINTS + OFFICE_ENDPOINTS
+# What the FHIR API serves, about no patient: every role may ask, and it is not audited.
+OPEN_ENDPOINTS = [Endpoint("FHIR metadata", route("GET", "/fhir/R4/metadata"), ac.ALL_ROLES)]
+EVERY_ENDPOINT = PATIENT_ENDPOINTS + OFFICE_ENDPOINTS + OPEN_ENDPOINTS
 
 
 @pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(EVERY_ENDPOINT), ids=str)
@@ -121,6 +151,10 @@ async def test_only_the_patient_and_licensed_clinicians_reach_a_patients_billing
 @pytest.mark.parametrize("endpoint", OFFICE_ENDPOINTS, ids=ac.ids(OFFICE_ENDPOINTS))
 async def test_the_billing_office_routes_admit_their_roles_and_are_audited(world: World, endpoint: Endpoint) -> None:
     await ac.expect_admitted(world, SERVICE, endpoint, audited=True)
+
+
+async def test_the_fhir_capability_statement_admits_every_role(world: World) -> None:
+    await ac.expect_admitted(world, SERVICE, OPEN_ENDPOINTS[0], audited=False)
 
 
 async def test_paying_an_unknown_invoice_is_404_for_an_admitted_caller(world: World) -> None:

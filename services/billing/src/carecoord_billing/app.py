@@ -9,14 +9,15 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import fees, handlers, routes
+from . import fees, fhir, handlers, routes
 from .demographics import IntakeDemographics, development_token
 from .exchange import ExchangeService
 from .models import audit, journal, messaging, metadata, patients
-from .settings import BillingSettings
+from .settings import BillingSettings, ProviderIdentity
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,7 +47,11 @@ def build(settings: BillingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(journal_router(journal), routes.build_router(exchange)),
+        routers=(
+            journal_router(journal),
+            routes.build_router(exchange),
+            fhir_router("billing", fhir.resources(ProviderIdentity())),
+        ),
         register_handlers=partial(
             handlers.register,
             fees=fee_schedule,

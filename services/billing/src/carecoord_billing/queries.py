@@ -32,12 +32,61 @@ async def coverage(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, Any]:
     return rows[0]
 
 
+async def coverage_owner(uow: UnitOfWork, coverage_id: uuid.UUID) -> uuid.UUID:
+    """The patient a coverage is of (404 for an unknown or superseded coverage)."""
+    owner = await _rows(uow, select(coverages.c.patient_id).where(coverages.c.coverage_id == coverage_id))
+    if not owner:
+        raise NotFound(f"no coverage {coverage_id}")
+    patient_id: uuid.UUID = owner[0]["patient_id"]
+    return patient_id
+
+
+async def coverage_by_id(uow: UnitOfWork, coverage_id: uuid.UUID) -> dict[str, Any]:
+    rows = await _rows(uow, select(coverages).where(coverages.c.coverage_id == coverage_id))
+    if not rows:
+        raise NotFound(f"no coverage {coverage_id}")
+    return rows[0]
+
+
+async def patient_coverages(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The patient's coverage as a list: none until a declaration arrives, else the latest one."""
+    return await _rows(uow, select(coverages).where(coverages.c.patient_id == patient_id))
+
+
 async def patient_charges(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
     return await _rows(uow, _of_patient(charges, patient_id))
 
 
 async def patient_claims(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
     return await _rows(uow, _of_patient(claims, patient_id))
+
+
+def _claim_with_charge() -> Select[Any]:
+    """A claim with what its charge says was done (codes, modifiers, place and date of service)."""
+    return select(
+        claims, charges.c.lines, charges.c.modifiers, charges.c.place_of_service, charges.c.service_date
+    ).join(charges, charges.c.charge_id == claims.c.charge_id)
+
+
+async def claim_owner(uow: UnitOfWork, claim_id: uuid.UUID) -> uuid.UUID:
+    """The patient a claim is for (404 for an unknown claim)."""
+    owner = await _rows(uow, select(claims.c.patient_id).where(claims.c.claim_id == claim_id))
+    if not owner:
+        raise NotFound(f"no claim {claim_id}")
+    patient_id: uuid.UUID = owner[0]["patient_id"]
+    return patient_id
+
+
+async def claim_detail(uow: UnitOfWork, claim_id: uuid.UUID) -> dict[str, Any]:
+    rows = await _rows(uow, _claim_with_charge().where(claims.c.claim_id == claim_id))
+    if not rows:
+        raise NotFound(f"no claim {claim_id}")
+    return rows[0]
+
+
+async def patient_claim_details(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    query = _claim_with_charge().where(claims.c.patient_id == patient_id).order_by(claims.c.created_at).limit(PAGE)
+    return await _rows(uow, query)
 
 
 async def patient_invoices(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ a clinician licensed in the patient's state; every patient check is audited):
 | GET /denials                                        | -       | -         | -        | yes     |
 | POST /clearinghouse/exchange                        | -       | -         | yes      | yes     |
 | GET /patients/{id}/received-events                  | -       | licensed  | yes (2)  | any     |
+| GET /fhir/R4/Coverage, /Claim (?patient=, /{id}) (3) | own   | licensed  | -        | any     |
+| GET /fhir/R4/metadata (3)                           | yes     | yes       | yes      | yes     |
 
 A patient's coverage, charges, claims and invoices are PHI: the patient reads
 their own, a clinician those of patients they are licensed for (what a course
@@ -23,7 +25,9 @@ call as a service (the identity provider issues them no clinician licences), so
 the queue admits services only. Running an exchange cycle moves files and
 answers with counts and file names only, no patient data: it is operating the
 system, for operators and services. (2) journal_router: which events arrived,
-the system's own bookkeeping.
+the system's own bookkeeping. (3) fhir.py through the shared fhir_router: the same
+data as the coverage and claims reads, the same roles and audit rows ("read coverage",
+"read claims"); the CapabilityStatement names no patient.
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
