@@ -45,14 +45,15 @@ def guarded_routes(app: FastAPI) -> list[APIRoute]:
 def _path(route: APIRoute, malformed: bool = False) -> str:
     """The route's path with a fresh value for each parameter (``malformed``: a UUID or int one not of its type)."""
     values = {}
+    # By alias: the path names a parameter so (the FHIR read's {id} is its resource_id).
     for param in route.dependant.path_params:
         kind = param.field_info.annotation
         if kind is uuid.UUID:
-            values[param.name] = "not-an-id" if malformed else str(uuid.uuid4())
+            values[param.alias] = "not-an-id" if malformed else str(uuid.uuid4())
         elif kind is int:
-            values[param.name] = "not-a-number" if malformed else "1"
+            values[param.alias] = "not-a-number" if malformed else "1"
         else:
-            values[param.name] = "problem-walk"
+            values[param.alias] = "problem-walk"
     return route.path.format(**values)
 
 
