@@ -101,6 +101,16 @@ def _on_appointment(action: str, body: Any = None, *, fresh: bool, reschedule: b
     return request
 
 
+async def _fhir_appointment(world: World, _caller: Caller) -> Request:
+    """The FHIR read of one appointment (booked once for the module's cases; reading changes nothing)."""
+    if world.patient_id not in _read_appointment:
+        _read_appointment[world.patient_id] = await world.booked()
+    return Request("GET", f"/fhir/R4/Appointment/{_read_appointment[world.patient_id]}")
+
+
+_read_appointment: dict[uuid.UUID, str] = {}
+
+
 async def _booking(world: World, _caller: Caller) -> Request:
     return Request("POST", "/v1/appointments", await world.booking())
 
@@ -150,6 +160,18 @@ PATIENT_ENDPOINTS = [
         clinician_subject=CLINICIAN,
     ),
     Endpoint(
+        "FHIR Appointment search",
+        route("GET", "/fhir/R4/Appointment", params=lambda w, _c: {"patient": f"Patient/{w.patient_id}"}),
+        PATIENT_CARE,
+        audited_as=("read", "appointments"),
+    ),
+    Endpoint(
+        "FHIR Appointment read",
+        _fhir_appointment,
+        PATIENT_CARE,
+        audited_as=("read", "appointment"),
+    ),
+    Endpoint(
         "received events",
         route("GET", "/v1/patients/{w.patient_id}/received-events"),
         frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
@@ -182,6 +204,8 @@ OWN_RECORD = [
 ]
 DIRECTORY = [
     Endpoint("clinicians", route("GET", "/v1/clinicians", params={"state": STATE}), ALL_ROLES),
+    # Not patient data either: what the FHIR API serves.
+    Endpoint("FHIR metadata", route("GET", "/fhir/R4/metadata"), ALL_ROLES),
     Endpoint("one clinician", route("GET", "/v1/clinicians/{w.clinician_id}"), ALL_ROLES),
 ]
 EVERY_ENDPOINT = PATIENT_ENDPOINTS + OWN_RECORD + DIRECTORY

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import handlers, routes
+from . import fhir, handlers, routes
 from .models import audit, journal, messaging, metadata, patients
 from .settings import SchedulingSettings
 
@@ -24,6 +25,6 @@ def build(settings: SchedulingSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(), journal_router(journal)),
+        routers=(routes.build_router(), journal_router(journal), fhir_router("scheduling", fhir.RESOURCES)),
         register_handlers=handlers.register,
     )

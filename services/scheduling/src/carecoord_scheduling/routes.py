@@ -18,6 +18,8 @@ a clinician licensed in the patient's state; every patient check is audited):
 | POST /appointments/{id}/complete, /no-show          | -       | licensed, its own (2) | -        | any     |
 | GET /appointments/{id}, /patients/{id}/appointments | own     | licensed              | -        | any     |
 | GET /patients/{id}/received-events (journal_router) | -       | licensed              | yes (3)  | any     |
+| GET /fhir/R4/Appointment, /Appointment/{id}         | own     | licensed              | -        | any     |
+| GET /fhir/R4/metadata                               | yes     | yes                   | yes      | yes     |
 
 The clinician directory (who practises, their licences, their weekly hours) is
 not patient data: patients need it to choose a clinician, operators to run the
@@ -28,7 +30,10 @@ the token's. Patients book, move and cancel their own appointments in their own
 name. (2) Whether a session took place (completed, no-show) is the clinician's
 call: only the clinician the appointment is with, or a service, records it.
 (3) Which events arrived is the system's own bookkeeping. Changes to a
-clinician's record are audited too, though they are not patient data.
+clinician's record are audited too, though they are not patient data. The
+FHIR routes (fhir.py, the shared fhir_router) are the reads of
+/patients/{id}/appointments and /appointments/{id} again: the same roles and
+audit rows ("appointments", "appointment").
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
 
 from ..auth.access import Access
 from ..auth.tokens import Principal, Role
@@ -63,6 +64,10 @@ SCREENING_TOTALS: dict[str, tuple[str, str, str]] = {
 Owner = Callable[[UnitOfWork, str], Awaitable[uuid.UUID]]
 Read = Callable[[UnitOfWork, str, Principal], Awaitable[dict[str, Any]]]
 Search = Callable[[UnitOfWork, uuid.UUID, Principal], Awaitable[list[dict[str, Any]]]]
+# A resource's own search parameters (besides patient and the common ones), read from the query string
+# before the patient check: which of the patient's mapped resources match, and the parameters as the
+# Bundle's links repeat them; a bad value raises ``invalid(...)`` (422).
+Narrow = Callable[[QueryParams], tuple[Callable[[dict[str, Any]], bool], list[tuple[str, str]]]]
 
 
 class FhirResponse(JSONResponse):
@@ -131,6 +136,10 @@ class FhirResource:
     search_params: tuple[tuple[str, str, str], ...] = (
         ("patient", "reference", "The patient (id or Patient/<id>); required"),
     )
+    narrow: Narrow | None = None
+    # The search's audit row when the service's existing list read audits another resource name than its
+    # one-item read (scheduling: "appointments" vs "appointment"); None: audit_resource.
+    search_audit_resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,8 @@ class SearchPage:
     count: int = DEFAULT_COUNT
     offset: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    # A resource's own search parameters (a name may repeat: date=ge...&date=le...).
+    narrowed: tuple[tuple[str, str], ...] = ()
 
 
 def searchset(base: str, resource_type: str, resources: list[dict[str, Any]], page: SearchPage) -> dict[str, Any]:
@@ -154,7 +165,7 @@ def searchset(base: str, resource_type: str, resources: list[dict[str, Any]], pa
             params["_id"] = ",".join(sorted(page.ids))
         if offset:
             params["_offset"] = str(offset)
-        return f"{base}{PREFIX}/{resource_type}?{urlencode(params)}"
+        return f"{base}{PREFIX}/{resource_type}?{urlencode([*page.narrowed, *params.items()])}"
 
     links = [{"relation": "self", "url": link(page.offset)}]
     if page.offset + page.count < len(matches) and page.offset + page.count <= MAX_OFFSET:
@@ -249,10 +260,15 @@ def _add_routes(router: APIRouter, resource: FhirResource) -> None:
         if named is None:
             raise invalid(patient_param, f"a {resource.type} search names one patient ({patient_param}=<id>)")
         patient_id = patient_reference(named, patient_param)
-        await access.patient(patient_id, resource.search_action, resource.audit_resource)
+        keep, narrowed = resource.narrow(request.query_params) if resource.narrow else (None, [])
+        audited_as = resource.search_audit_resource or resource.audit_resource
+        await access.patient(patient_id, resource.search_action, audited_as)
         found = await resource.search(uow, patient_id, access.principal)
+        if keep is not None:
+            found = [r for r in found if keep(r)]
         extra = {"patient": f"Patient/{patient_id}"} if patient else {}
-        return FhirResponse(searchset(_base(request), resource.type, found, SearchPage(wanted, count, offset, extra)))
+        page = SearchPage(wanted, count, offset, extra, tuple(narrowed))
+        return FhirResponse(searchset(_base(request), resource.type, found, page))
 
     async def read(
         uow: UowDep,
