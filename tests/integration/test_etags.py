@@ -78,7 +78,9 @@ async def test_a_review_decision_on_a_stale_version_is_refused_and_changes_nothi
 
     # A weak tag never matches (RFC 9110: If-Match compares strongly); a list with the current one does.
     weak = await clinician.post(
-        f"/v1/reviews/{review_id}/acknowledge", json=body, headers={"If-Match": f"W/{joined.headers['ETag']}"}
+        f"/v1/reviews/{review_id}/acknowledge",
+        json={"clinician_id": "dr-etag"},
+        headers={"If-Match": f"W/{joined.headers['ETag']}"},
     )
     assert_problem(weak, 412)
     current = joined.headers["ETag"]
@@ -104,7 +106,7 @@ async def test_if_match_star_or_none_decides_as_before_and_a_malformed_one_is_in
         f"/v1/reviews/{review_id}/acknowledge", json={"clinician_id": "dr-etag-star"}, headers={"If-Match": "3"}
     )
     problem = assert_problem(malformed, 422)
-    assert [e["field"] for e in problem["errors"]] == ["If-Match"]
+    assert [e["field"] for e in problem["errors"]] == ["header.If-Match"]
     star = await clinician.post(
         f"/v1/reviews/{review_id}/acknowledge", json={"clinician_id": "dr-etag-star"}, headers={"If-Match": "*"}
     )
