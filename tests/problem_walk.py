@@ -47,12 +47,14 @@ def _path(route: APIRoute, malformed: bool = False) -> str:
     values = {}
     for param in route.dependant.path_params:
         kind = param.field_info.annotation
+        # The path names a parameter by its alias where it has one (the FHIR read's {id} is resource_id).
+        name = param.alias or param.name
         if kind is uuid.UUID:
-            values[param.name] = "not-an-id" if malformed else str(uuid.uuid4())
+            values[name] = "not-an-id" if malformed else str(uuid.uuid4())
         elif kind is int:
-            values[param.name] = "not-a-number" if malformed else "1"
+            values[name] = "not-a-number" if malformed else "1"
         else:
-            values[param.name] = "problem-walk"
+            values[name] = "problem-walk"
     return route.path.format(**values)
 
 

@@ -43,6 +43,7 @@ PREFIX = "/fhir/R4"
 DEFAULT_COUNT, MAX_COUNT = 50, 100
 # A search reads at most this many of one patient's resources; the Bundle pages through them.
 MAX_OFFSET = 1000
+MAX_FILTER_VALUE = 200
 # A FHIR id: [A-Za-z0-9\-\.]{1,64} (R4 id datatype).
 ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
 _REFERENCE = re.compile(r"^(?:Patient/)?([0-9a-fA-F-]{36})$")
@@ -101,6 +102,16 @@ def concept(system: str, code: str, display: str | None = None, text: str | None
 
 
 @dataclass(frozen=True)
+class SearchFilter:
+    """A search parameter besides the common ones, applied to the patient's mapped resources: (resource, value) -> match."""
+
+    name: str
+    type: str
+    documentation: str
+    matches: Callable[[dict[str, Any], str], bool]
+
+
+@dataclass(frozen=True)
 class FhirResource:
     """One resource type a service serves: which patient an id names, read one, search one patient's."""
 
@@ -116,6 +127,7 @@ class FhirResource:
     search_params: tuple[tuple[str, str, str], ...] = (
         ("patient", "reference", "The patient (id or Patient/<id>); required"),
     )
+    filters: tuple[SearchFilter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,12 @@ def capability_statement(service: str, resources: Sequence[FhirResource]) -> dic
                         "type": r.type,
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": [
-                            {"name": n, "type": t, "documentation": d} for n, t, d in (*r.search_params, *common)
+                            {"name": n, "type": t, "documentation": d}
+                            for n, t, d in (
+                                *r.search_params,
+                                *((f.name, f.type, f.documentation) for f in r.filters),
+                                *common,
+                            )
                         ],
                     }
                     for r in resources
@@ -237,6 +254,14 @@ def _add_routes(router: APIRouter, resource: FhirResource) -> None:
         await access.patient(patient_id, resource.search_action, resource.audit_resource)
         found = await resource.search(uow, patient_id, access.principal)
         extra = {"patient": f"Patient/{patient_id}"} if patient else {}
+        for f in resource.filters:
+            value = request.query_params.get(f.name)
+            if value is None:
+                continue
+            if not 0 < len(value) <= MAX_FILTER_VALUE:
+                raise invalid(f.name, f"must be 1-{MAX_FILTER_VALUE} characters")
+            found = [r for r in found if f.matches(r, value)]
+            extra[f.name] = value
         return FhirResponse(searchset(_base(request), resource.type, found, SearchPage(wanted, count, offset, extra)))
 
     async def read(
