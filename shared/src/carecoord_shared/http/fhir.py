@@ -251,17 +251,18 @@ def _add_routes(router: APIRouter, resource: FhirResource) -> None:
         if named is None:
             raise invalid(patient_param, f"a {resource.type} search names one patient ({patient_param}=<id>)")
         patient_id = patient_reference(named, patient_param)
+        filters = {
+            f.name: (f, request.query_params[f.name]) for f in resource.filters if f.name in request.query_params
+        }
+        for name, (_, value) in filters.items():
+            if not 0 < len(value) <= MAX_FILTER_VALUE:
+                raise invalid(name, f"must be 1-{MAX_FILTER_VALUE} characters")
         await access.patient(patient_id, resource.search_action, resource.audit_resource)
         found = await resource.search(uow, patient_id, access.principal)
-        extra = {"patient": f"Patient/{patient_id}"} if patient else {}
-        for f in resource.filters:
-            value = request.query_params.get(f.name)
-            if value is None:
-                continue
-            if not 0 < len(value) <= MAX_FILTER_VALUE:
-                raise invalid(f.name, f"must be 1-{MAX_FILTER_VALUE} characters")
+        for f, value in filters.values():
             found = [r for r in found if f.matches(r, value)]
-            extra[f.name] = value
+        extra = {"patient": f"Patient/{patient_id}"} if patient else {}
+        extra.update((name, value) for name, (_, value) in filters.items())
         return FhirResponse(searchset(_base(request), resource.type, found, SearchPage(wanted, count, offset, extra)))
 
     async def read(
