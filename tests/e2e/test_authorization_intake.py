@@ -1,7 +1,8 @@
 """Intake's route policy (the table in carecoord_intake/routes.py), every route and role, over HTTP.
 
 One patient is registered (Colorado) for the module and kept short of a decision
-(GAD-7 and PCL-5 are never submitted), so that every submission is accepted again.
+(GAD-7 and PCL-5 are never submitted), so that every submission is accepted again; its one
+PHQ-9 from the start is what the FHIR Observation read names.
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ CLINICIAN = f"authz-dr-{uuid.uuid4().hex[:8]}"
 class World:
     stack: Stack
     patient_id: uuid.UUID
+    # A PHQ-9 of the patient's: what the FHIR Observation read names.
+    assessment_id: uuid.UUID
     other_patient_id: uuid.UUID = field(default_factory=uuid.uuid4)  # never registered
 
 
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
-    return World(services, await ac.registered_patient(services, STATE))
+    patient_id = await ac.registered_patient(services, STATE)
+    submitted = await intake_journeys.step(services, str(patient_id), "POST", "/assessments", _phq9)
+    assert submitted.status_code == 201, submitted.text
+    return World(services, patient_id, uuid.UUID(submitted.json()["assessment_id"]))
 
 
 async def _blood_pressure(world: World, _caller: Caller) -> Request:
@@ -98,13 +104,40 @@ PATIENT_ENDPOINTS = [
         clinician_subject=CLINICIAN,
     ),
 ]
+FHIR_ENDPOINTS = [
+    Endpoint(
+        "FHIR Patient search",
+        route("GET", "/fhir/R4/Patient", params=lambda w, _c: {"_id": str(w.patient_id)}),
+        PATIENT_CARE,
+        audited_as=("read", "patient-demographics"),
+    ),
+    Endpoint(
+        "FHIR Patient read",
+        route("GET", "/fhir/R4/Patient/{w.patient_id}"),
+        PATIENT_CARE,
+        audited_as=("read", "patient-demographics"),
+    ),
+    Endpoint(
+        "FHIR Observation search",
+        route("GET", "/fhir/R4/Observation", params=lambda w, _c: {"patient": f"Patient/{w.patient_id}"}),
+        PATIENT_CARE,
+        audited_as=("read", "intake"),
+    ),
+    Endpoint(
+        "FHIR Observation read",
+        route("GET", "/fhir/R4/Observation/{w.assessment_id}"),
+        PATIENT_CARE,
+        audited_as=("read", "intake"),
+    ),
+]
+FHIR_METADATA = Endpoint("FHIR metadata", route("GET", "/fhir/R4/metadata"), ac.ALL_ROLES)
 REGISTRATION = Endpoint("register", _registration, CLINICIAN_OR_SERVICE, ok=201)
 DEMOGRAPHICS = Endpoint(
     "claim demographics",
     route("GET", "/v1/internal/patients/{w.patient_id}/claim-demographics"),
     frozenset({Role.SERVICE}),
 )
-EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, REGISTRATION, DEMOGRAPHICS]
+EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, *FHIR_ENDPOINTS, REGISTRATION, DEMOGRAPHICS, FHIR_METADATA]
 
 
 @pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(EVERY_ENDPOINT), ids=str)
@@ -126,6 +159,10 @@ async def test_only_the_patient_and_licensed_clinicians_reach_a_patients_intake_
     world: ac.World, endpoint: Endpoint, who: str
 ) -> None:
     await ac.expect_scope(world, SERVICE, endpoint, who)
+
+
+async def test_every_role_reads_the_fhir_capability_statement_which_names_no_patient(world: World) -> None:
+    await ac.expect_admitted(world, SERVICE, FHIR_METADATA, audited=False)
 
 
 async def test_a_clinician_decides_only_in_their_own_name(world: World) -> None:

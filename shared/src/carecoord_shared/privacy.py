@@ -29,6 +29,11 @@ PHI_KEYS = frozenset(
         "date_of_birth",
         "dob",
         "birth_date",
+        # FHIR Patient's element names (name.given, name.family, birthDate, telecom), compared lower-cased.
+        "given",
+        "family",
+        "birthdate",
+        "telecom",
         "email",
         "phone",
         "home_address",

@@ -9,9 +9,10 @@ from typing import Any
 import structlog
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import routes, rules
+from . import fhir, routes, rules
 from .intake import Intake
 from .models import audit, messaging, metadata, patients
 from .phi import PhiCipher
@@ -47,6 +48,6 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(intake),),
+        routers=(routes.build_router(intake), fhir_router("intake", fhir.resources(intake.cipher))),
         background=(_startup_checks(settings),),
     )

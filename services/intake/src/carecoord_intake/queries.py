@@ -2,8 +2,9 @@
 
 The session-level reads (``patient_row``, ``intake_inputs``, ``current_decision``, ...) take a
 session, so a use case runs them in its own transaction; each presenting query (taking the unit
-of work) opens one session for its request. PHI is decrypted here only for the two answers that
-carry it: the clinician's reasons in the decision history and billing's claim demographics.
+of work) opens one session for its request. PHI is decrypted here only for the answers that
+carry it: the clinician's reasons in the decision history, billing's claim demographics and the
+FHIR Patient resource (fhir.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from carecoord_shared.messaging.unit_of_work import UnitOfWork
 
 from .domain import IntakeInputs
 from .models import assessments, blood_pressure_readings, coverages, eligibility_decisions, medical_screenings, patients
-from .phi import PhiCipher, decrypt_demographics
+from .phi import Demographics, PhiCipher, decrypt_demographics
 
 # -- reads inside a session (also the use cases' loads) ----------------------------------
 
@@ -136,3 +137,41 @@ async def claim_demographics(uow: UnitOfWork, cipher: PhiCipher, patient_id: uui
         if coverage is not None and insured
         else None,
     }
+
+
+async def demographics(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID) -> tuple[Row[Any], Demographics]:
+    """The patient row and its decrypted demographics, for the FHIR Patient resource (404 for an unknown patient)."""
+    async with uow.sessions() as session:
+        row = await patient_row(session, patient_id)
+    return row, decrypt_demographics(cipher, row)
+
+
+async def assessment_owner(uow: UnitOfWork, assessment_id: uuid.UUID) -> uuid.UUID:
+    """Whose assessment this is (404 when there is none), before anything else about it is read."""
+    async with uow.sessions() as session:
+        owner: uuid.UUID | None = await session.scalar(
+            select(assessments.c.patient_id).where(assessments.c.assessment_id == assessment_id)
+        )
+    if owner is None:
+        raise NotFound(f"no assessment {assessment_id}")
+    return owner
+
+
+async def assessment(uow: UnitOfWork, assessment_id: uuid.UUID) -> dict[str, Any]:
+    async with uow.sessions() as session:
+        row = (await session.execute(select(assessments).where(assessments.c.assessment_id == assessment_id))).first()
+    if row is None:
+        raise NotFound(f"no assessment {assessment_id}")
+    return row._asdict()
+
+
+async def assessment_history(uow: UnitOfWork, patient_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    """Every questionnaire the patient submitted (a resubmission too), first to latest, at most ``limit``."""
+    query = (
+        select(assessments)
+        .where(assessments.c.patient_id == patient_id)
+        .order_by(assessments.c.submitted_at, assessments.c.assessment_id)
+        .limit(limit)
+    )
+    async with uow.sessions() as session:
+        return [row._asdict() for row in (await session.execute(query)).all()]

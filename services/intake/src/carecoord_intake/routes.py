@@ -16,6 +16,9 @@ a clinician licensed in the patient's state; every patient check is audited):
 | POST /patients/{id}/eligibility/re-evaluation           | -       | licensed, own name (4) | -    | -       |
 | GET /patients/{id}/eligibility/decisions                | -       | licensed           | -        | any     |
 | GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
+| GET /fhir/R4/Patient?_id=, /fhir/R4/Patient/{id} (5)    | own     | licensed           | -        | any     |
+| GET /fhir/R4/Observation?patient=, /Observation/{id}    | own     | licensed           | -        | any     |
+| GET /fhir/R4/metadata                                   | yes     | yes                | yes      | yes     |
 
 (1) Registration creates the patient id, so no patient token can exist for it
 yet: the patient app's backend registers its users as a service (it has
@@ -26,10 +29,15 @@ the coverage declaration are the patient's own answers: the patient submits
 their own, a licensed clinician may enter them with the patient. (2) Deciding a
 needs-review intake is a clinical decision: a licensed clinician in their own
 name (clinician_id), or a service recording one. (3) Names, date of birth,
-address and member id leave intake only here, to billing calling as a service.
-Operators reach none of it. (4) Re-evaluating after new information is a
+address and member id leave intake here, to billing calling as a service, and
+in the FHIR Patient (5). Operators reach none of it. (4) Re-evaluating after new information is a
 clinician's own act: only a clinician, in their own name, licensed in the
 patient's state and, when the patient moved, in the new state too.
+(5) The FHIR Patient carries names, birth date, sex and contact details (fhir.py):
+the patient their own, a clinician licensed in the patient's state, a service.
+This reaches further than the v1 routes, where only billing sees demographics;
+its audit rows say ``patient-demographics``, apart from GET /patients/{id}. The FHIR
+routes are carecoord_shared.http.fhir's (fhir_router; the metadata names no patient).
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and

@@ -29,11 +29,13 @@ from typing import Any
 from carecoord_shared.auth import Principal, Role
 from carecoord_shared.errors import NotFound
 from carecoord_shared.http.fhir import (
+    CODE_PARAM,
     CODE_SYSTEM_BASE,
     LOINC,
     OBSERVATION_CATEGORY,
     SCREENING_TOTALS,
     FhirResource,
+    by_code,
     coding,
     concept,
     instant,
@@ -295,6 +297,8 @@ RESOURCES = (
         read=_observation_read,
         search=_observation_search,
         search_action="list",
+        search_params=(("patient", "reference", "The patient (id or Patient/<id>); required"), CODE_PARAM),
+        narrow=by_code,
     ),
     FhirResource(
         "AdverseEvent",

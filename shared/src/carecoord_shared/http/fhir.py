@@ -53,13 +53,14 @@ LOINC = "http://loinc.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 # The screening instruments' total scores, as intake (baselines) and safety (check-ins) both serve them.
 # PHQ-9 total 44261-6 (https://loinc.org/44261-6/), GAD-7 total 70274-6 (https://loinc.org/70274-6/).
-# PCL-5: we could not confirm a LOINC code for its total score offline, so it is a local code until
-# someone checks it against loinc.org (docs/fhir.md "Codes").
+# PCL-5's summed score, 0-80, 101698-9 (its panel is 101697-1): from a LOINC mirror,
+# https://www.healthassure.in/codes/loinc-101698-9-ptsd-pcl-5-score-pcl-5, not loinc.org itself (docs/fhir.md).
 SCREENING_TOTALS: dict[str, tuple[str, str, str]] = {
     "phq9": (LOINC, "44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"),
     "gad7": (LOINC, "70274-6", "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"),
-    "pcl5": (f"{CODE_SYSTEM_BASE}/screening", "pcl5-total", "PTSD Checklist for DSM-5 (PCL-5) total score"),
+    "pcl5": (LOINC, "101698-9", "PTSD PCL-5 score [PCL-5]"),
 }
+MAX_TOKEN_VALUE = 200
 
 Owner = Callable[[UnitOfWork, str], Awaitable[uuid.UUID]]
 Read = Callable[[UnitOfWork, str, Principal], Awaitable[dict[str, Any]]]
@@ -95,6 +96,30 @@ def reference(resource_type: str, resource_id: object, display: str | None = Non
     if display:
         out["display"] = display
     return out
+
+
+def code_matches(resource: dict[str, Any], value: str) -> bool:
+    """A FHIR token search on ``code``: any of the comma-separated ``[system|]code`` matches one of its codings.
+
+    ``code`` alone matches in any system; ``|code`` only a coding without one (FHIR token search)."""
+    codings = resource["code"]["coding"]
+    for token in value.split(","):
+        system, bar, code = token.strip().rpartition("|")
+        if any(c["code"] == code and (not bar or c.get("system", "") == system) for c in codings):
+            return True
+    return False
+
+
+CODE_PARAM = ("code", "token", "The code (e.g. LOINC): http://loinc.org|<code> or <code>, comma-separated")
+
+
+def by_code(params: QueryParams) -> tuple[Callable[[dict[str, Any]], bool], list[tuple[str, str]]]:
+    """The ``code=`` search of Observations (a :data:`Narrow`); each repeated ``code`` must match (FHIR: AND)."""
+    values = params.getlist("code")
+    for value in values:
+        if not 0 < len(value) <= MAX_TOKEN_VALUE:
+            raise invalid("code", f"must be 1-{MAX_TOKEN_VALUE} characters")
+    return (lambda r: all(code_matches(r, v) for v in values)), [("code", v) for v in values]
 
 
 def patient_ref(patient_id: object) -> dict[str, str]:
