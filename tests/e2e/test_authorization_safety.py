@@ -221,7 +221,7 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
         response = await ac.call(services, SAFETY, request, caller)
         return response.status_code
 
-    first = await _open_review(services, patient_id)
+    first, _ = await _open_review(services, patient_id)
     elsewhere = ac.clinician("NY")
     assert await decide(first, "acknowledge", elsewhere) == 403
     await ac.assert_audited(services, SAFETY, elsewhere, "acknowledge", "review", patient_id, "denied")
@@ -233,7 +233,7 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
     detail = await ac.call(services, SAFETY, Request("GET", f"/v1/reviews/{first}"), ac.patient(patient_id))
     assert (detail.json()["status"], detail.json()["acknowledged_by"]) == ("resolved", dr.subject)
 
-    second = await _open_review(services, patient_id)
+    second, _ = await _open_review(services, patient_id)
     assert second != first
     system = ac.service()
     assert await decide(second, "acknowledge", system) == 200

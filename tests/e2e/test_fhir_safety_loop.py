@@ -46,7 +46,7 @@ async def test_the_safety_loop_reads_back_as_valid_fhir(services: Stack) -> None
                   "measured_at": measured, "context": "pre_dose"},
         )  # fmt: skip
         assert vitals.status_code == 201, vitals.text
-        reading = vitals.json()["reading_id"]
+        reading = vitals.json()["id"]
         checkin = await http.post(
             journeys.url(services, "safety", "/v1/mood-check-ins"),
             json={"patient_id": str(patient), "phq9_items": [1, 1, 1, 1, 0, 1, 1, 0, 0], "gad7_items": [1] * 7},
