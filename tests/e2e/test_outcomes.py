@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from carecoord_cli.cohort import cohort
 from carecoord_contracts import Envelope, Event
 from carecoord_contracts.common import AppointmentType, Instrument
 from carecoord_contracts.intake import AssessmentScored
@@ -222,3 +223,31 @@ async def test_carecoord_outcomes_prints_the_figures_and_writes_the_plots(servic
     refused = await carecoord(env, "outcomes", "--plots", str(blocked / "plots"))
     assert refused.returncode != 0
     assert "cannot write plots" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+async def test_seed_cohort_gives_a_local_stack_weeks_of_history_for_the_figures(services: Stack) -> None:
+    env = environment(services)
+    seeded = await carecoord_json(env, "seed-cohort", "--patients", "6", "--seed", "3")
+    members = cohort(6, 3)
+    assert seeded["indications"] == [m.indication for m in members] and len(seeded["patients"]) == 6
+
+    async def learnt(patient_id: str, member: Any) -> dict[str, Any] | None:
+        response = await ac.call(services, DOSING, Request("GET", f"/v1/patients/{patient_id}/outcomes"), ac.service())
+        assert response.status_code == 200, response.text
+        mine = [i for i in response.json()["instruments"] if i["instrument"] == member.instrument]
+        done = mine and mine[0]["baseline"] is not None and len(mine[0]["follow_ups"]) == len(member.check_ins)
+        return mine[0] if done else None
+
+    for patient_id, member in zip(seeded["patients"], members, strict=True):
+        got = await eventually(lambda p=patient_id, m=member: learnt(p, m), what="dosing learnt the seeded history")
+        assert got["baseline"] == member.baseline
+        assert [f["total"] for f in got["follow_ups"]] == [total for _day, total in member.check_ins]
+        assert got["first_dose_at"] is not None
+        first_dose = datetime.fromisoformat(got["first_dose_at"])
+        assert abs((NOW - first_dose).days - member.first_dose_days_ago) <= 1
+
+    # Never against a broker elsewhere: synthetic history belongs on this machine only.
+    remote = env | {"CARECOORD_KAFKA_BOOTSTRAP": "kafka.prod.example:9092"}
+    refused = await carecoord(remote, "seed-cohort", "--patients", "1")
+    assert refused.returncode != 0 and "this machine only" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -24,6 +24,7 @@ from carecoord_contracts.common import US_STATES
 from carecoord_contracts.tokens import Role
 from carecoord_contracts.topics import SERVICES
 
+from . import cohort
 from . import dlq as dead_letters
 from . import outcomes as program_outcomes
 from . import status as health
@@ -158,6 +159,37 @@ def outcomes(
     """The program's outcome figures (dosing's GET /v1/outcomes): each with its numerator, denominator,
     cohort and definition version; small cells are withheld from an operator."""
     _run(_outcomes(ctx.obj, plots, as_json))
+
+
+@app.command("seed-cohort")
+def seed_cohort(
+    ctx: typer.Context,
+    patients: Annotated[int, typer.Option(min=1, max=500, help="How many fictional patients.")] = 40,
+    seed: Annotated[int, typer.Option(help="The generator's seed: the same seed, the same trajectories.")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """A synthetic cohort with weeks of history on a stack on this machine, for `carecoord outcomes` to show:
+    patients registered and enrolled through the APIs, their baselines, first doses and check-ins written in
+    the past as intake, scheduling and safety would have announced them."""
+    _run(_seed_cohort(ctx.obj, patients, seed, as_json))
+
+
+async def _seed_cohort(target: Target, patients: int, seed: int, as_json: bool) -> int:
+    members = cohort.cohort(patients, seed)
+
+    def progress(number: int, total: int, _patient_id: str) -> None:
+        if not as_json and (number % 10 == 0 or number == total):
+            out.print(f"seeded {number}/{total}")
+
+    ids = await cohort.seed(target, members, progress)
+    if as_json:
+        _json({"patients": ids, "seed": seed, "indications": [m.indication for m in members]})
+        return 0
+    out.print(
+        f"{len(ids)} synthetic patients (seed {seed}); dosing learns their history in a few seconds: "
+        "carecoord outcomes --plots .local/outcomes"
+    )
+    return 0
 
 
 async def _outcomes(target: Target, plots: Path | None, as_json: bool) -> int:
