@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from carecoord_devstack.stack import Stack
-from carecoord_safety.models import jurisdictions
+from carecoord_safety.models import clinician_reviews, jurisdictions
 from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
 from tests.service_harness import ServiceHarness
 
@@ -222,3 +223,44 @@ async def test_the_worklist_pages_most_urgent_first_filters_by_priority_and_reas
 
     refused = await doctor.get("/v1/reviews", params={"priority": "whenever"})
     assert refused.status_code == 422, refused.text
+
+
+async def test_the_worklist_filters_what_is_overdue_and_sorts_by_due_time_or_newest(safety: ServiceHarness) -> None:
+    # A state of its own: the lists below are exactly these reviews.
+    patients = [await _resident(safety, "OR") for _ in range(3)]
+    review_ids = []
+    for patient_id in patients:
+        outcome = await _record(
+            safety, "/v1/side-effect-reports", {"patient_id": str(patient_id), "symptoms": ["dizziness"], "grade": 2}
+        )
+        review_ids.append(outcome["review_id"])
+    # The first is an hour past due and still open; the second was past due too but is acknowledged.
+    async with safety.uow.sessions.begin() as session:
+        for review_id in review_ids[:2]:
+            await session.execute(
+                update(clinician_reviews)
+                .where(clinician_reviews.c.review_id == review_id)
+                .values(due_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+    doctor = safety.client(clinician_token("dr-or-only", ["OR"]))
+    acked = await doctor.post(f"/v1/reviews/{review_ids[1]}/acknowledge", json={"clinician_id": "dr-or-only"})
+    assert acked.status_code == 200, acked.text
+
+    late = [r["review_id"] for p in await _all_pages(doctor, "/v1/reviews", overdue="true") for r in p]
+    assert late == [review_ids[0]], "open past its due time; an acknowledged one is being handled"
+    on_time = {r["review_id"] for p in await _all_pages(doctor, "/v1/reviews", overdue="false") for r in p}
+    assert on_time == set(review_ids[1:])
+
+    by_due = [r for p in await _all_pages(doctor, "/v1/reviews", sort="due") for r in p]
+    assert [r["due_at"] for r in by_due] == sorted(r["due_at"] for r in by_due) and by_due[0][
+        "review_id"
+    ] in review_ids[:2]
+    newest = [r["review_id"] for p in await _all_pages(doctor, "/v1/reviews", sort="newest") for r in p]
+    assert newest == review_ids[::-1], "the one opened last first"
+
+    # A cursor belongs to its order: one from the due order is refused by the newest order.
+    cursor = (await doctor.get("/v1/reviews", params={"sort": "due", "limit": "1"})).json()["next_cursor"]
+    crossed = await doctor.get("/v1/reviews", params={"sort": "newest", "cursor": cursor})
+    assert crossed.status_code == 422 and crossed.json()["code"] == "invalid_cursor", crossed.text
+    unknown = await doctor.get("/v1/reviews", params={"sort": "whenever"})
+    assert unknown.status_code == 422, unknown.text

@@ -5,9 +5,10 @@ shadow replay. Each is one session (the worklist and each chart page one query);
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import Select, and_, func, literal, not_, select
 
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
@@ -119,6 +120,20 @@ WORKLIST_ORDER = Ordering(
 )
 
 
+# The worklist's other orders: earliest due first (what is about to be late), newest first (what just came in).
+WORKLIST_ORDERS = {
+    "urgency": WORKLIST_ORDER,
+    "due": Ordering("reviews.due", (SortKey(clinician_reviews.c.due_at), SortKey(clinician_reviews.c.review_id))),
+    "newest": Ordering(
+        "reviews.newest",
+        (
+            SortKey(clinician_reviews.c.opened_at, descending=True),
+            SortKey(clinician_reviews.c.review_id, descending=True),
+        ),
+    ),
+}
+
+
 async def worklist(
     uow: UnitOfWork,
     page: PageRequest,
@@ -128,10 +143,16 @@ async def worklist(
     reasons: list[str] | None = None,
     patient_id: uuid.UUID | None = None,
     states: frozenset[str] | None = None,
+    overdue: bool | None = None,
+    now: datetime | None = None,
+    sort: str = "urgency",
 ) -> dict[str, Any]:
-    """One page of the worklist, most urgent first, then earliest due: one patient's reviews, or everyone's
-    (narrowed to patients resident in ``states`` when given: a clinician's licences); with how many reviews
-    of each priority the whole filtered list holds (what a clinician's screen shows above the page)."""
+    """One page of the worklist in the ``sort`` order (default most urgent first, then earliest due): one
+    patient's reviews, or everyone's (narrowed to patients resident in ``states`` when given: a clinician's
+    licences); with how many reviews of each priority the whole filtered list holds (what a clinician's
+    screen shows above the page). ``overdue``: only (True) or none of (False) the reviews still open past
+    their due time at ``now``: what the overdue timer escalates, without waiting for it to fire."""
+    ordering = WORKLIST_ORDERS[sort]
     query = select(clinician_reviews)
     if patient_id:
         wanted = statuses or PATIENT_STATUSES
@@ -147,12 +168,15 @@ async def worklist(
         query = query.where(clinician_reviews.c.priority.in_(priorities))
     if reasons:
         query = query.where(clinician_reviews.c.reason.in_(reasons))
+    if overdue is not None:
+        late = and_(clinician_reviews.c.status == "open", clinician_reviews.c.due_at <= (now or datetime.now(UTC)))
+        query = query.where(late if overdue else not_(late))
     filtered = query.subquery()
     counts = select(filtered.c.priority, func.count()).group_by(filtered.c.priority)
     async with uow.sessions() as session:
-        rows = [dict(r) for r in (await session.execute(paginate(query, WORKLIST_ORDER, page))).mappings()]
+        rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
         by_priority = {priority: n for priority, n in await session.execute(counts)}
-    return page_of(rows, WORKLIST_ORDER, page) | {"counts": by_priority}
+    return page_of(rows, ordering, page) | {"counts": by_priority}
 
 
 def rule_versions(current: RuleSet) -> dict[str, Any]:

@@ -228,8 +228,22 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             list[Annotated[str, StringConstraints(max_length=64)]] | None,
             Query(max_length=20, description="only reviews opened for these reasons (repeatable)"),
         ] = None,
+        overdue: Annotated[
+            bool | None, Query(description="true: only reviews still open past their due time; false: none of them")
+        ] = None,
+        sort: Annotated[
+            Literal["urgency", "due", "newest"],
+            Query(description="urgency (priority, then earliest due; default), due (earliest first), newest"),
+        ] = "urgency",
     ) -> dict[str, Any]:
-        filters: dict[str, Any] = {"statuses": review_status, "priorities": priority, "reasons": reason}
+        filters: dict[str, Any] = {
+            "statuses": review_status,
+            "priorities": priority,
+            "reasons": reason,
+            "overdue": overdue,
+            "now": clock(),
+            "sort": sort,
+        }
         if patient_id:
             await access.patient(patient_id, "list", "review")
             return await queries.worklist(uow, page, patient_id=patient_id, **filters)
