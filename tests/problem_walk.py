@@ -168,7 +168,8 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
     assert body["instance"] == sent_path, ("instance is the path as sent, without the query", where)
     assert not {"error", "message"} & body.keys(), ("no members of the old error shape", where)
     if response.status_code == 401:
-        assert response.headers.get("www-authenticate") == "Bearer", where
+        sent = "authorization" in response.request.headers
+        assert response.headers.get("www-authenticate") == ('Bearer error="invalid_token"' if sent else "Bearer"), where
     if response.status_code == 405:
         assert response.headers.get("allow"), where
     if body["code"] == "invalid_request":

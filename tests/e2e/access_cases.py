@@ -276,7 +276,9 @@ async def expect_unauthenticated(world: World, service_name: str, endpoint: Endp
     request = await endpoint.request(world, service())
     response = await call(world.stack, service_name, request, UNAUTHENTICATED[credential])
     assert response.status_code == 401, response.text
-    assert response.headers.get("www-authenticate") == "Bearer"
+    # RFC 6750 §3: the bare challenge when no token came, error="invalid_token" when one was refused.
+    challenge = "Bearer" if UNAUTHENTICATED[credential] is None else 'Bearer error="invalid_token"'
+    assert response.headers.get("www-authenticate") == challenge
 
 
 async def expect_role_refused(world: World, service_name: str, endpoint: Endpoint, role: Role) -> None:

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from carecoord_devstack.stack import Stack
+from tests.auth import patient_token
 from tests.service_harness import ServiceHarness
 from tests.tcp_proxy import TcpProxy
 
@@ -161,3 +162,24 @@ async def test_any_other_database_error_is_still_a_500(dosing: ServiceHarness) -
         response = await client.get("/test/broken")
 
     assert response.status_code == 500
+
+
+async def test_a_refusal_that_cannot_be_recorded_is_a_503_not_a_403_or_a_500(
+    stack: Stack, dosing: ServiceHarness, proxy: TcpProxy
+) -> None:
+    """A role refusal writes its audit row in the Forbidden handler: with the database gone it cannot,
+    and an unrecorded refusal is not answered as one (nor as a bug): 503, as any read would get."""
+    patient = dosing.client(patient_token(uuid.uuid4()))
+    assert (await patient.get("/v1/ops/parked")).status_code == 403
+    port = proxy.port
+    await proxy.close()
+
+    response = await patient.get("/v1/ops/parked")
+
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
+    back = await TcpProxy.start(stack.postgres.port, port)
+    try:
+        assert (await patient.get("/v1/ops/parked")).status_code == 403
+    finally:
+        await back.close()

@@ -18,7 +18,12 @@ class NotFound(LookupError):
 
 
 class Unauthenticated(Exception):
-    """No valid bearer token (HTTP 401 with WWW-Authenticate: Bearer); the message says what is wrong with it."""
+    """No valid bearer token (HTTP 401 with WWW-Authenticate: Bearer); the message says what is wrong with it.
+    ``presented``: a token was sent and refused (RFC 6750: ``error="invalid_token"``), not just missing."""
+
+    def __init__(self, message: str, *, presented: bool = False) -> None:
+        super().__init__(message)
+        self.presented = presented
 
 
 class Forbidden(PermissionError):

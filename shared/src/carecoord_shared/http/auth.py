@@ -38,7 +38,7 @@ def allow(*roles: Role) -> Any:
         try:
             principal = checks.verifier.verify(credentials.credentials)
         except InvalidToken as exc:
-            raise Unauthenticated(str(exc)) from None
+            raise Unauthenticated(str(exc), presented=True) from None
         # For the audit row of a refusal raised later in this request (service.py's Forbidden handler).
         request.state.principal = principal
         if principal.role not in admitted:

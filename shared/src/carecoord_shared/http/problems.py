@@ -78,8 +78,17 @@ def _retry_header(_exc: Exception) -> Mapping[str, str]:
 # One entry per error class of carecoord_shared.errors. A subclass needs its own entry only to answer
 # differently from its base (LimitExceeded is a RuleViolation, answered 422 rather than 409).
 DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
+    # RFC 6750 §3: a missing token gets the bare challenge, a refused one says so (no description: the
+    # detail member has it, and a header is no place for a sentence).
     Unauthenticated: ProblemType(
-        "unauthenticated", 401, "Authentication required", headers=lambda _exc: {"WWW-Authenticate": "Bearer"}
+        "unauthenticated",
+        401,
+        "Authentication required",
+        headers=lambda exc: {
+            "WWW-Authenticate": 'Bearer error="invalid_token"'
+            if isinstance(exc, Unauthenticated) and exc.presented
+            else "Bearer"
+        },
     ),
     Forbidden: ProblemType("forbidden", 403, "Not allowed"),
     NotFound: ProblemType("not_found", 404, "Not found"),
