@@ -159,3 +159,17 @@ async def test_an_invalid_request_names_the_fields_without_repeating_what_was_se
     assert "Jane" not in answer.text, answer.text
     assert "`" not in answer.text and "found" not in answer.text, "pydantic quotes the character it found"
     assert {e["field"] for e in answer.json()["errors"]} == {"patient_id", "surplus"}
+
+
+async def test_head_answers_what_get_answers_without_the_body() -> None:
+    app = _app("dosing")
+    async with _client(app) as client:
+        for path in ("/health/live", f"/v1/plans/{uuid.uuid4()}"):
+            got, head = await client.get(path), await client.head(path)
+            assert head.status_code == got.status_code, path
+            assert head.content == b"" and got.content, path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert head.headers.get("www-authenticate") == got.headers.get("www-authenticate"), path
+        # A method no route takes is still a 405 problem, listing what the path takes (HEAD served via GET).
+        deleted = await client.delete("/health/live")
+        assert deleted.status_code == 405 and "GET" in deleted.headers["allow"]

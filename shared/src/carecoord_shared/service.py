@@ -403,6 +403,29 @@ def get_runtime(request: Request) -> Runtime:
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+class HeadAsGet:
+    """HEAD on every GET route (RFC 9110 §9.3.2: the GET's status and headers, no body). FastAPI routes
+    answer only the methods they declare, so HEAD would be a 405; here it is the GET, its body dropped on
+    the way out. The GET's checks and audit run as for the GET: a HEAD tells whether a record exists."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class RequestSizeLimit:
     """413 for a request body above ``max_bytes``: at once when Content-Length says so,
     and while reading when the body is streamed without one (chunked)."""
@@ -461,6 +484,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
     # Inside the size limit: a body it refuses is never kept as an outcome.
     app.add_middleware(IdempotencyRecorder, sessions=runtime.sessions)
     app.add_middleware(RequestSizeLimit)
+    app.add_middleware(HeadAsGet)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=runtime.telemetry.tracer_provider,
