@@ -9,6 +9,7 @@ import httpx
 
 from carecoord_devstack.stack import Stack
 from tests.auth import api_client
+from tests.plans import COURSE
 
 
 def url(stack: Stack, service: str, path: str) -> str:
@@ -19,16 +20,7 @@ async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
     async with api_client(timeout=10) as http:
         created = await http.post(
             url(stack, "dosing", "/v1/plans"),
-            json={
-                "patient_id": str(patient_id),
-                "clinician_id": "dr-lee",
-                "starting_dose_mg": 100,
-                "max_dose_mg": 300,
-                "max_step_mg": 50,
-                "planned_sessions": 6,
-                "indication": "depression",
-                "diagnosis_codes": ["F33.1"],
-            },
+            json={"patient_id": str(patient_id), "clinician_id": "dr-lee", **COURSE},
         )
         assert created.status_code == 201, created.text
         activated = await http.post(

@@ -19,18 +19,11 @@ from tests.conftest import eventually
 from tests.e2e import access_cases as ac
 from tests.e2e.access_cases import CLINICIAN_OR_SERVICE, PATIENT_CARE, Caller, Endpoint, Request, route
 from tests.kafka_io import publish_event
+from tests.plans import COURSE
 
 pytestmark = pytest.mark.e2e
 
 DOSING = "dosing"
-COURSE = {
-    "starting_dose_mg": 100,
-    "max_dose_mg": 300,
-    "max_step_mg": 50,
-    "planned_sessions": 6,
-    "indication": "depression",
-    "diagnosis_codes": ["F33.1"],
-}
 
 
 @dataclass(frozen=True)

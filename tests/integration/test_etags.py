@@ -13,18 +13,11 @@ from carecoord_devstack.stack import Stack
 from carecoord_dosing.models import jurisdictions as dosing_jurisdictions
 from carecoord_safety.models import jurisdictions as safety_jurisdictions
 from tests.auth import SERVICE_TOKEN, clinician_token
+from tests.plans import COURSE
 from tests.problem_walk import assert_problem
 from tests.service_harness import ServiceHarness
 
 STATE = "CO"
-COURSE = {
-    "starting_dose_mg": 100,
-    "max_dose_mg": 300,
-    "max_step_mg": 50,
-    "planned_sessions": 6,
-    "indication": "depression",
-    "diagnosis_codes": ["F33.1"],
-}
 
 
 @pytest.fixture(scope="module")

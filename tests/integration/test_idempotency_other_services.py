@@ -15,16 +15,8 @@ from carecoord_dosing.models import jurisdictions, treatment_plans
 from carecoord_intake.models import patients
 from tests.auth import SERVICE_TOKEN
 from tests.e2e.intake_journeys import registration
+from tests.plans import COURSE
 from tests.service_harness import ServiceHarness
-
-COURSE = {
-    "starting_dose_mg": 100,
-    "max_dose_mg": 300,
-    "max_step_mg": 50,
-    "planned_sessions": 6,
-    "indication": "depression",
-    "diagnosis_codes": ["F33.1"],
-}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, Table, select
 
+from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 
@@ -34,11 +35,8 @@ async def coverage(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, Any]:
 
 async def coverage_owner(uow: UnitOfWork, coverage_id: uuid.UUID) -> uuid.UUID:
     """The patient a coverage is of (404 for an unknown or superseded coverage)."""
-    owner = await _rows(uow, select(coverages.c.patient_id).where(coverages.c.coverage_id == coverage_id))
-    if not owner:
-        raise NotFound(f"no coverage {coverage_id}")
-    patient_id: uuid.UUID = owner[0]["patient_id"]
-    return patient_id
+    query = select(coverages.c.patient_id).where(coverages.c.coverage_id == coverage_id)
+    return await patient_of(uow.sessions, query, f"no coverage {coverage_id}")
 
 
 async def coverage_by_id(uow: UnitOfWork, coverage_id: uuid.UUID) -> dict[str, Any]:
@@ -70,11 +68,9 @@ def _claim_with_charge() -> Select[Any]:
 
 async def claim_owner(uow: UnitOfWork, claim_id: uuid.UUID) -> uuid.UUID:
     """The patient a claim is for (404 for an unknown claim)."""
-    owner = await _rows(uow, select(claims.c.patient_id).where(claims.c.claim_id == claim_id))
-    if not owner:
-        raise NotFound(f"no claim {claim_id}")
-    patient_id: uuid.UUID = owner[0]["patient_id"]
-    return patient_id
+    return await patient_of(
+        uow.sessions, select(claims.c.patient_id).where(claims.c.claim_id == claim_id), f"no claim {claim_id}"
+    )
 
 
 async def claim_detail(uow: UnitOfWork, claim_id: uuid.UUID) -> dict[str, Any]:
@@ -96,11 +92,8 @@ async def patient_invoices(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[
 
 async def invoice_owner(uow: UnitOfWork, invoice_id: uuid.UUID) -> uuid.UUID:
     """The patient an invoice is for (404 for an unknown invoice)."""
-    owner = await _rows(uow, select(invoices.c.patient_id).where(invoices.c.invoice_id == invoice_id))
-    if not owner:
-        raise NotFound(f"no invoice {invoice_id}")
-    patient_id: uuid.UUID = owner[0]["patient_id"]
-    return patient_id
+    query = select(invoices.c.patient_id).where(invoices.c.invoice_id == invoice_id)
+    return await patient_of(uow.sessions, query, f"no invoice {invoice_id}")
 
 
 async def invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> dict[str, Any]:
