@@ -93,14 +93,26 @@ async def clinician(
     return clinician_id
 
 
+async def every_item(http: httpx.AsyncClient, stack: Stack, service: str, path: str, **params: str) -> list[Any]:
+    """Every item of a paged list (``{items, next_cursor, limit}``), each next_cursor followed to the end."""
+    items: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page_params = {"limit": "200", **params} | ({"cursor": cursor} if cursor else {})
+        response = await http.get(url(stack, service, path), params=page_params)
+        assert response.status_code == 200, response.text
+        items += response.json()["items"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
 async def appointments(stack: Stack, patient_id: uuid.UUID | str, include_all: bool = False) -> list[dict[str, Any]]:
+    """A patient's schedule by start, every page of it."""
     async with api_client(timeout=10) as http:
-        response = await http.get(
-            url(stack, "scheduling", f"/v1/patients/{patient_id}/appointments"),
-            params={"include_all": str(include_all).lower()},
+        return await every_item(
+            http, stack, "scheduling", f"/v1/patients/{patient_id}/appointments", include_all=str(include_all).lower()
         )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 async def fhir(http: httpx.AsyncClient, stack: Stack, service: str, path: str, **params: str) -> dict[str, Any]:

@@ -48,6 +48,12 @@ async def _get(stack: Stack, path: str) -> Any:
     return response.json() if response.status_code == 200 else None
 
 
+async def _invoices(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]] | None:
+    """The patient's invoices (one page: a test patient has far fewer), None until there is one."""
+    page = await _get(stack, f"/v1/patients/{patient_id}/invoices")
+    return page["items"] if page else None
+
+
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
     patient_id = await ac.registered_patient(services, STATE)
@@ -62,9 +68,7 @@ async def world(services: Stack) -> World:
         ended_at=started + timedelta(minutes=30),
     )
     await publish_event(services.kafka.bootstrap, "scheduling.appointments", visit, patient_id, "scheduling")
-    [invoice] = await eventually(
-        lambda: _get(services, f"/v1/patients/{patient_id}/invoices"), what="the visit invoiced"
-    )
+    [invoice] = await eventually(lambda: _invoices(services, patient_id), what="the visit invoiced")
     coverage = await eventually(
         lambda: _get(services, f"/v1/patients/{patient_id}/coverage"), what="the coverage declared"
     )
@@ -168,9 +172,15 @@ async def test_paying_an_unknown_invoice_is_404_for_an_admitted_caller(world: Wo
     assert response.status_code == 404, response.text
 
 
+async def _paid_cents(world: World) -> Any:
+    invoices = await _invoices(world.stack, world.patient_id)
+    assert invoices, "the world's invoice"
+    return invoices[0]["paid_cents"]
+
+
 async def test_a_patient_pays_only_their_own_invoice_and_the_refusal_pays_nothing(world: World) -> None:
-    before = (await _get(world.stack, f"/v1/patients/{world.patient_id}/invoices"))[0]["paid_cents"]
+    before = await _paid_cents(world)
     someone_else = ac.patient(uuid.uuid4())
     response = await ac.call(world.stack, SERVICE, await _payment(world, someone_else), someone_else)
     assert response.status_code == 403, response.text
-    assert (await _get(world.stack, f"/v1/patients/{world.patient_id}/invoices"))[0]["paid_cents"] == before
+    assert await _paid_cents(world) == before

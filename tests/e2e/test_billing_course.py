@@ -64,6 +64,12 @@ async def get(stack: Stack, path: str) -> Any:
         return response.json()
 
 
+async def every(stack: Stack, path: str) -> list[dict[str, Any]]:
+    """Every item of one of billing's paged lists, each next_cursor followed."""
+    async with api_client(timeout=10) as http:
+        return await journeys.every_item(http, stack, "billing", path)
+
+
 async def planned(stack: Stack, patient: uuid.UUID, codes: list[str]) -> None:
     """The treatment plan as dosing announces it: billing takes the claims' diagnosis from it."""
     created = TreatmentPlanCreated(
@@ -154,7 +160,7 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
     claims = await eventually(
         lambda: _all_paid(services, patient, len(billed)), timeout=60, what="every billable visit claimed and paid"
     )
-    charges = await get(services, f"/v1/patients/{patient}/charges")
+    charges = await every(services, f"/v1/patients/{patient}/charges")
     assert {uuid.UUID(c["appointment_id"]) for c in charges} == billed
     assert not {s3, s4} & {uuid.UUID(c["appointment_id"]) for c in charges}, "cancelled by the hold: never charged"
     assert all(c["self_pay"] is False and c["payer_id"] == "ACME1" for c in charges)
@@ -168,7 +174,7 @@ async def test_a_course_with_a_hold_bills_the_completed_sessions_and_the_review_
     assert len(submitted) == len(billed)
     for claim_file in sorted((folders / "delivered").glob("837P-*")):
         assert pyx12_errors(claim_file) == [], claim_file.name
-    mine = [c for c in await get(services, f"/v1/patients/{patient}/claims")]
+    mine = await every(services, f"/v1/patients/{patient}/claims")
     texts = "".join(p.read_text() for p in sorted((folders / "delivered").glob("837P-*")))
     for claim in mine:
         after = texts.split(f"CLM*{claim['claim_number']}*", 1)[1]
@@ -183,11 +189,11 @@ async def test_a_denied_claim_lands_in_the_denial_work_queue(
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 2)
 
     async def denied() -> list[dict[str, Any]]:
-        return [d for d in await get(services, "/v1/denials") if d["patient_id"] == str(patient)]
+        return [d for d in await every(services, "/v1/denials") if d["patient_id"] == str(patient)]
 
     [denial] = await eventually(denied, timeout=60, what="the denial in the work queue")
     assert (denial["group_code"], denial["reason_code"], denial["amount_cents"]) == ("CO", "50", 32000)
-    [claim] = await get(services, f"/v1/patients/{patient}/claims")
+    [claim] = await every(services, f"/v1/patients/{patient}/claims")
     assert claim["status"] == "denied" and claim["claim_id"] == denial["claim_id"]
     [event] = await eventually(
         lambda: events_for(services.kafka.bootstrap, "billing.claims", patient, "ClaimDenied"),
@@ -198,7 +204,7 @@ async def test_a_denied_claim_lands_in_the_denial_work_queue(
 
 
 async def _all_paid(stack: Stack, patient: uuid.UUID, expected: int) -> list[dict[str, Any]] | None:
-    claims = await get(stack, f"/v1/patients/{patient}/claims")
+    claims = await every(stack, f"/v1/patients/{patient}/claims")
     if len(claims) != expected or any(c["status"] != "paid" for c in claims):
         return None
     return [{**c, "amount_cents": c["total_cents"]} for c in claims]
@@ -212,7 +218,7 @@ async def test_a_self_pay_visit_is_invoiced_and_paid_over_http(
     # The declaration may well be read after the visit (another topic): the charge waits for it.
     declared = CoverageDeclared(coverage_id=uuid.uuid4(), kind=CoverageKind.self_pay, state_of_residence="FL")
     await publish_event(services.kafka.bootstrap, "intake.patients", declared, patient, "intake")
-    [invoice] = await eventually(lambda: get(services, f"/v1/patients/{patient}/invoices"), what="the invoice issued")
+    [invoice] = await eventually(lambda: every(services, f"/v1/patients/{patient}/invoices"), what="the invoice issued")
     assert (invoice["kind"], invoice["amount_cents"], invoice["status"]) == ("visit", 32000, "open")
     [issued] = await eventually(
         lambda: events_for(services.kafka.bootstrap, "billing.charges", patient, "InvoiceIssued"),

@@ -113,9 +113,7 @@ async def _plan_with(stack: Stack, patient: uuid.UUID, status: str) -> dict[str,
 
 
 async def _appointments(stack: Stack, patient: uuid.UUID) -> list[dict[str, Any]] | None:
-    found = await journeys.appointments(stack, patient, include_all=True)
-    items = found["items"] if isinstance(found, dict) else found
-    return items or None
+    return await journeys.appointments(stack, patient, include_all=True) or None
 
 
 async def _coverage(http: Any, stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:

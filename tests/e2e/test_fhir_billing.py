@@ -20,7 +20,7 @@ from tests.auth import api_client
 from tests.conftest import eventually
 from tests.e2e import access_cases as ac
 from tests.e2e import journeys
-from tests.e2e.test_billing_course import billing_exchange, complete, get, insured
+from tests.e2e.test_billing_course import billing_exchange, complete, every, get, insured
 from tests.fake_intake import FakeIntake
 from tests.fhir_validation import entries, validated
 from tests.kafka_io import publish_event
@@ -39,7 +39,7 @@ def codes(concept: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def _claimed(stack: Stack, patient: uuid.UUID) -> list[dict[str, Any]] | None:
-    claims = await get(stack, f"/v1/patients/{patient}/claims")
+    claims = await every(stack, f"/v1/patients/{patient}/claims")
     return claims if claims and all(c["status"] == "paid" for c in claims) else None
 
 
@@ -50,7 +50,7 @@ async def test_an_insured_patients_coverage_and_claim_read_back_as_fhir(
     patient = await insured(services, intake, "MFHIR01")  # TX, payer ACME1, plan diagnosis F43.10
     await complete(services, patient, uuid.uuid4(), AppointmentType.follow_up, 2)
     [claim] = await eventually(lambda: _claimed(services, patient), timeout=60, what="the visit claimed and paid")
-    [charge] = await get(services, f"/v1/patients/{patient}/charges")
+    [charge] = await every(services, f"/v1/patients/{patient}/charges")
     declared = await get(services, f"/v1/patients/{patient}/coverage")
 
     async with api_client() as http:

@@ -72,12 +72,7 @@ async def _received(stack: Stack, patient: uuid.UUID, event_type: str) -> bool:
 
 
 async def _schedule(stack: Stack, patient: uuid.UUID, include_all: bool = False) -> list[dict[str, Any]]:
-    async with api_client(timeout=10) as http:
-        response = await http.get(
-            _scheduling(stack, f"/v1/patients/{patient}/appointments"), params={"include_all": str(include_all).lower()}
-        )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return await journeys.appointments(stack, patient, include_all)
 
 
 def _kinds(appointments: list[dict[str, Any]]) -> Counter[str]:

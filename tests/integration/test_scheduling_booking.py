@@ -26,6 +26,7 @@ from carecoord_contracts.safety import ClinicianReviewOpened
 from carecoord_devstack.stack import Stack
 from carecoord_scheduling.models import appointments
 from carecoord_shared.messaging.consumer import Outcome
+from tests.paging import all_pages, altered, assert_refused_cursor, first_cursor
 from tests.service_harness import ServiceHarness
 
 ZONE = "America/Chicago"
@@ -78,12 +79,11 @@ async def act(
 
 
 async def schedule(s: ServiceHarness, patient: uuid.UUID, include_all: bool = False) -> list[dict[str, Any]]:
-    response = await s.http.get(
-        f"/v1/patients/{patient}/appointments", params={"include_all": str(include_all).lower()}
+    """The patient's schedule by start, every page of it."""
+    pages = await all_pages(
+        s.http, f"/v1/patients/{patient}/appointments", limit=200, include_all=str(include_all).lower()
     )
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()
-    return found
+    return [a for page in pages for a in page]
 
 
 def day_after_tomorrow(zone: str = ZONE) -> datetime:
@@ -307,9 +307,9 @@ async def test_the_directory_lists_clinicians_with_their_windows_by_state_and_ro
     therapist = await put_clinician(scheduling, "therapist", [state], [])
     response = await scheduling.http.get("/v1/clinicians", params={"state": state})
     assert response.status_code == 200, response.text
-    listed = {c["clinician_id"]: c for c in response.json()}
+    listed = {c["clinician_id"]: c for c in response.json()["items"]}
     assert set(listed) == {doctor, therapist}
-    assert [c["clinician_id"] for c in response.json()] == sorted(listed)
+    assert [c["clinician_id"] for c in response.json()["items"]] == sorted(listed)
     assert listed[doctor]["weekly_availability"] == [
         {"weekday": 0, "start": "07:00", "end": "08:00"},
         {"weekday": 0, "start": "09:00", "end": "12:00"},
@@ -318,7 +318,7 @@ async def test_the_directory_lists_clinicians_with_their_windows_by_state_and_ro
     assert listed[therapist]["weekly_availability"] == []
     assert listed[doctor] == (await scheduling.http.get(f"/v1/clinicians/{doctor}")).json()
     by_role = await scheduling.http.get("/v1/clinicians", params={"state": state, "role": "therapist"})
-    assert [c["clinician_id"] for c in by_role.json()] == [therapist]
+    assert [c["clinician_id"] for c in by_role.json()["items"]] == [therapist]
     replaced = await scheduling.http.put(
         f"/v1/clinicians/{therapist}/availability", json=[{"weekday": 6, "start": "10:00", "end": "24:00"}]
     )
@@ -326,6 +326,49 @@ async def test_the_directory_lists_clinicians_with_their_windows_by_state_and_ro
         {"weekday": 6, "start": "10:00", "end": "24:00"}
     ]
     assert (await scheduling.http.get("/v1/clinicians/dr-nobody")).status_code == 404
+
+
+async def test_the_directory_pages_by_clinician_id_every_clinician_once_with_their_windows(
+    scheduling: ServiceHarness,
+) -> None:
+    state = "OK"
+    windows = [{"weekday": 1, "start": "09:00", "end": "12:00"}, {"weekday": 3, "start": "13:00", "end": "17:00"}]
+    made = [await put_clinician(scheduling, "therapist", [state], windows) for _ in range(5)]
+    await put_clinician(scheduling, "therapist", ["OH"], windows)  # elsewhere: never on these pages
+
+    pages = await all_pages(scheduling.http, "/v1/clinicians", state=state)
+    assert [len(p) for p in pages] == [2, 2, 1], "a page of two, and windows never split a clinician across pages"
+    assert [c["clinician_id"] for p in pages for c in p] == sorted(made), "every clinician once, by id"
+    assert all(len(c["weekly_availability"]) == 2 for p in pages for c in p)
+
+    cursor = await first_cursor(scheduling.http, "/v1/clinicians", state=state)
+    await assert_refused_cursor(scheduling.http, "/v1/clinicians", altered(cursor), state=state)
+
+
+async def test_a_patients_schedule_pages_by_start_every_appointment_once(scheduling: ServiceHarness) -> None:
+    state = "UT"
+    clinicians = [await put_clinician(scheduling, "psychiatric_clinician", [state], ALL_DAY) for _ in range(2)]
+    patient = await register(scheduling, state)
+    first = day_after_tomorrow().replace(hour=9)
+    booked = []
+    # Booked out of order, with two clinicians: the list's order is the start, not the booking or the clinician.
+    for hours in (5, 1, 3, 0, 4):
+        response = await book(scheduling, patient, clinicians[hours % 2], first + timedelta(hours=hours))
+        assert response.status_code == 201, response.text
+        booked.append(response.json())
+
+    pages = await all_pages(scheduling.http, f"/v1/patients/{patient}/appointments")
+    assert [len(p) for p in pages] == [2, 2, 1]
+    listed = [a for p in pages for a in p]
+    assert [a["appointment_id"] for a in listed] == [
+        a["appointment_id"] for a in sorted(booked, key=lambda a: datetime.fromisoformat(a["starts_at"]))
+    ], "every appointment once, by start"
+
+    path = f"/v1/patients/{patient}/appointments"
+    cursor = await first_cursor(scheduling.http, path)
+    await assert_refused_cursor(scheduling.http, path, altered(cursor))
+    directory = await first_cursor(scheduling.http, "/v1/clinicians", state=state)
+    await assert_refused_cursor(scheduling.http, path, directory)  # another list's cursor
 
 
 # --- review visits -------------------------------------------------------------------

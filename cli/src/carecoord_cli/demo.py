@@ -128,7 +128,7 @@ class Demo:
             await asyncio.sleep(0.3)
 
     async def appointments(self, include_all: bool = False) -> list[dict[str, Any]]:
-        return await self.http.get(  # type: ignore[no-any-return]
+        return await self.http.every_item(
             "scheduling", f"/v1/patients/{self.j.patient_id}/appointments", include_all=str(include_all).lower()
         )
 

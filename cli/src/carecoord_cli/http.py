@@ -51,6 +51,17 @@ class Services:
     async def get(self, service: str, path: str, **params: Any) -> Any:
         return await self.request(service, "GET", path, params=params or None)
 
+    async def every_item(self, service: str, path: str, **params: Any) -> list[Any]:
+        """Every item of a paged list (``{items, next_cursor, limit}``), following each next_cursor to the end."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = await self.get(service, path, **params, limit=200, **({"cursor": cursor} if cursor else {}))
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
     async def post(self, service: str, path: str, body: Any) -> Any:
         return await self.request(service, "POST", path, json=body)
 

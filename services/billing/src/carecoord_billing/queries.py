@@ -1,4 +1,4 @@
-"""Billing's read side: what the routes present, one session per request, each list one SELECT."""
+"""Billing's read side: what the routes present, one session per request, each list one SELECT (a page of it)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,24 @@ from sqlalchemy import Select, Table, select
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
 
 from .models import charges, claims, coverages, denials, invoices
 
-# A patient's charges, claims or invoices: at most this many, oldest first.
-PAGE = 1000
+# The FHIR Claim search reads at most this many of a patient's claims, oldest first (the Bundle pages
+# over them with _offset, carecoord_shared.http.fhir); the /v1 lists page with a cursor instead.
+FHIR_SEARCH_MAX = 1000
+
+# A patient's charges, claims and invoices, oldest first, the row id breaking ties so that no row is
+# skipped or repeated between pages. Only times and ids: a cursor travels in URLs, so never PHI.
+CHARGES_OLDEST = Ordering("charges.oldest", (SortKey(charges.c.created_at), SortKey(charges.c.charge_id)))
+CLAIMS_OLDEST = Ordering("claims.oldest", (SortKey(claims.c.created_at), SortKey(claims.c.claim_id)))
+INVOICES_OLDEST = Ordering("invoices.oldest", (SortKey(invoices.c.issued_at), SortKey(invoices.c.invoice_id)))
+# The denial work queue as billers work it: by the payer's reason code, oldest first within a code.
+DENIALS_QUEUE = Ordering(
+    "denials.queue",
+    (SortKey(denials.c.reason_code), SortKey(denials.c.denied_at), SortKey(denials.c.denial_id)),
+)
 
 
 async def _rows(uow: UnitOfWork, query: Select[Any]) -> list[dict[str, Any]]:
@@ -22,8 +35,12 @@ async def _rows(uow: UnitOfWork, query: Select[Any]) -> list[dict[str, Any]]:
         return [r._asdict() for r in await session.execute(query)]
 
 
+async def _page(uow: UnitOfWork, query: Select[Any], ordering: Ordering, page: PageRequest) -> dict[str, Any]:
+    return page_of(await _rows(uow, paginate(query, ordering, page)), ordering, page)
+
+
 def _of_patient(table: Table, patient_id: uuid.UUID) -> Select[Any]:
-    return select(table).where(table.c.patient_id == patient_id).order_by(table.c.created_at).limit(PAGE)
+    return select(table).where(table.c.patient_id == patient_id)
 
 
 async def coverage(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, Any]:
@@ -51,12 +68,12 @@ async def patient_coverages(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict
     return await _rows(uow, select(coverages).where(coverages.c.patient_id == patient_id))
 
 
-async def patient_charges(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
-    return await _rows(uow, _of_patient(charges, patient_id))
+async def patient_charges(uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest) -> dict[str, Any]:
+    return await _page(uow, _of_patient(charges, patient_id), CHARGES_OLDEST, page)
 
 
-async def patient_claims(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
-    return await _rows(uow, _of_patient(claims, patient_id))
+async def patient_claims(uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest) -> dict[str, Any]:
+    return await _page(uow, _of_patient(claims, patient_id), CLAIMS_OLDEST, page)
 
 
 def _claim_with_charge() -> Select[Any]:
@@ -81,13 +98,18 @@ async def claim_detail(uow: UnitOfWork, claim_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def patient_claim_details(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
-    query = _claim_with_charge().where(claims.c.patient_id == patient_id).order_by(claims.c.created_at).limit(PAGE)
+    """For the FHIR Claim search: a patient's first FHIR_SEARCH_MAX claims with their charges, oldest first."""
+    query = (
+        _claim_with_charge()
+        .where(claims.c.patient_id == patient_id)
+        .order_by(*CLAIMS_OLDEST.order_by())
+        .limit(FHIR_SEARCH_MAX)
+    )
     return await _rows(uow, query)
 
 
-async def patient_invoices(uow: UnitOfWork, patient_id: uuid.UUID) -> list[dict[str, Any]]:
-    query = select(invoices).where(invoices.c.patient_id == patient_id).order_by(invoices.c.issued_at).limit(PAGE)
-    return await _rows(uow, query)
+async def patient_invoices(uow: UnitOfWork, patient_id: uuid.UUID, page: PageRequest) -> dict[str, Any]:
+    return await _page(uow, _of_patient(invoices, patient_id), INVOICES_OLDEST, page)
 
 
 async def invoice_owner(uow: UnitOfWork, invoice_id: uuid.UUID) -> uuid.UUID:
@@ -101,12 +123,6 @@ async def invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
-async def open_denials(uow: UnitOfWork) -> list[dict[str, Any]]:
-    """The denial work queue: open denials by reason code, oldest first within a code."""
-    query = (
-        select(denials)
-        .where(denials.c.status == "open")
-        .order_by(denials.c.reason_code, denials.c.denied_at)
-        .limit(PAGE)
-    )
-    return await _rows(uow, query)
+async def open_denials(uow: UnitOfWork, page: PageRequest) -> dict[str, Any]:
+    """One page of the denial work queue: open denials by reason code, oldest first within a code."""
+    return await _page(uow, select(denials).where(denials.c.status == "open"), DENIALS_QUEUE, page)

@@ -29,6 +29,9 @@ the system's own bookkeeping. (3) fhir.py through the shared fhir_router: the sa
 data as the coverage and claims reads, the same roles and audit rows ("read coverage",
 "read claims"); the CapabilityStatement names no patient.
 
+The lists (a patient's charges, claims and invoices; the denial queue) answer a page at a time
+(``?limit=&cursor=``, carecoord_shared.pagination); the FHIR Claim search pages its Bundle on its own.
+
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
 a change that then fails (409, 422) still leaves its allowed row.
@@ -42,7 +45,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
-from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
+from carecoord_shared.pagination import Page
 
 from . import invoicing, queries
 from .exchange import ExchangeService
@@ -63,20 +67,37 @@ def build_router(exchange: ExchangeService) -> APIRouter:
         await access.patient(patient_id, "read", "coverage")
         return await queries.coverage(uow, patient_id)
 
-    @router.get("/patients/{patient_id}/charges", response_model=list[Charge], tags=["charges"])
-    async def patient_charges(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> list[dict[str, Any]]:
+    @router.get(
+        "/patients/{patient_id}/charges",
+        response_model=Page[Charge],
+        tags=["charges"],
+        summary="A patient's charges, oldest first, a page at a time",
+    )
+    async def patient_charges(patient_id: uuid.UUID, uow: UowDep, access: PatientCare, page: PageDep) -> dict[str, Any]:
         await access.patient(patient_id, "read", "charges")
-        return await queries.patient_charges(uow, patient_id)
+        return await queries.patient_charges(uow, patient_id, page)
 
-    @router.get("/patients/{patient_id}/claims", response_model=list[Claim], tags=["claims"])
-    async def patient_claims(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> list[dict[str, Any]]:
+    @router.get(
+        "/patients/{patient_id}/claims",
+        response_model=Page[Claim],
+        tags=["claims"],
+        summary="A patient's claims, oldest first, a page at a time",
+    )
+    async def patient_claims(patient_id: uuid.UUID, uow: UowDep, access: PatientCare, page: PageDep) -> dict[str, Any]:
         await access.patient(patient_id, "read", "claims")
-        return await queries.patient_claims(uow, patient_id)
+        return await queries.patient_claims(uow, patient_id, page)
 
-    @router.get("/patients/{patient_id}/invoices", response_model=list[Invoice], tags=["self-pay"])
-    async def patient_invoices(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> list[dict[str, Any]]:
+    @router.get(
+        "/patients/{patient_id}/invoices",
+        response_model=Page[Invoice],
+        tags=["self-pay"],
+        summary="A patient's invoices, oldest first, a page at a time",
+    )
+    async def patient_invoices(
+        patient_id: uuid.UUID, uow: UowDep, access: PatientCare, page: PageDep
+    ) -> dict[str, Any]:
         await access.patient(patient_id, "read", "invoices")
-        return await queries.patient_invoices(uow, patient_id)
+        return await queries.patient_invoices(uow, patient_id, page)
 
     @router.post(
         "/invoices/{invoice_id}/payments",
@@ -98,13 +119,13 @@ def build_router(exchange: ExchangeService) -> APIRouter:
 
     @router.get(
         "/denials",
-        response_model=list[Denial],
+        response_model=Page[Denial],
         tags=["claims"],
-        summary="The denial work queue: open denials by reason code, oldest first within a code",
+        summary="The denial work queue: open denials by reason code, oldest first within a code, a page at a time",
     )
-    async def denial_queue(uow: UowDep, access: BillingOffice) -> list[dict[str, Any]]:
+    async def denial_queue(uow: UowDep, access: BillingOffice, page: PageDep) -> dict[str, Any]:
         await access.record("list", "denials")
-        return await queries.open_denials(uow)
+        return await queries.open_denials(uow, page)
 
     @router.post(
         "/clearinghouse/exchange",

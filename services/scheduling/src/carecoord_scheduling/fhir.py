@@ -20,8 +20,8 @@ Mapped (pure functions of the rows queries.py reads; carecoord_shared.http.fhir 
 
 Search: ``patient`` (required), ``status`` (AppointmentStatus codes, comma-separated: any of them) and ``date``
 on ``start`` with the prefixes ge and le (a date, taken as the UTC day, or a dateTime with its offset; at
-most one of each). Over the patient's first 500 appointments by start, as GET /v1/patients/{id}/appointments
-with include_all reads them.
+most one of each). Over the patient's first 500 appointments by start (queries.FHIR_SEARCH_MAX), those
+GET /v1/patients/{id}/appointments with include_all pages through.
 
 Left out: ``serviceType``/``specialty`` (appointmentType says what the session is), the plan/review the
 appointment belongs to (R4's basedOn is a ServiceRequest, which nobody serves), the patient's and the

@@ -1,4 +1,4 @@
-"""The read side the scheduling routes present: one session per request, one query per list."""
+"""The read side the scheduling routes present: one session per request, one query per list (a page of it)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carecoord_contracts.common import AppointmentType
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
 
 from . import booking
 from .domain.policy import Role
 from .models import appointments, availability_exceptions, clinicians, patients, weekly_availability
 from .schemas import wall_of
+
+# The clinician directory by clinician id (unique, and a clinician's id is no patient's data).
+CLINICIANS_BY_ID = Ordering("clinicians.by-id", (SortKey(clinicians.c.clinician_id),))
+# A patient's schedule by start, the appointment id breaking ties so that no row is skipped or repeated.
+APPOINTMENTS_BY_START = Ordering(
+    "appointments.by-start", (SortKey(appointments.c.starts_at), SortKey(appointments.c.appointment_id))
+)
+# The FHIR Appointment search reads at most this many of a patient's appointments by start (the Bundle
+# pages over them with _offset, carecoord_shared.http.fhir); the /v1 list pages with a cursor instead.
+FHIR_SEARCH_MAX = 500
 
 # --- clinicians ---------------------------------------------------------------------
 
@@ -33,15 +44,16 @@ async def clinician(uow: UnitOfWork, clinician_id: str) -> dict[str, Any]:
     return found[0]
 
 
-async def clinician_list(uow: UnitOfWork, state: str | None, role: Role | None) -> list[dict[str, Any]]:
-    """Clinicians (the first 500 by id), optionally those licensed in a state or of a role."""
-    ids = select(clinicians.c.clinician_id).order_by(clinicians.c.clinician_id).limit(500)
+async def clinician_list(uow: UnitOfWork, page: PageRequest, state: str | None, role: Role | None) -> dict[str, Any]:
+    """One page of clinicians by id, optionally those licensed in a state or of a role."""
+    ids = select(clinicians.c.clinician_id)
     if state:
         ids = ids.where(clinicians.c.licensed_states.any(state))
     if role:
         ids = ids.where(clinicians.c.role == role.value)
     async with uow.sessions() as session:
-        return await _clinicians(session, ids)
+        found = await _clinicians(session, paginate(ids, CLINICIANS_BY_ID, page))
+    return page_of(found, CLINICIANS_BY_ID, page)
 
 
 async def _clinicians(session: AsyncSession, ids: Select[Any]) -> list[dict[str, Any]]:
@@ -149,16 +161,25 @@ async def appointment(uow: UnitOfWork, appointment_id: uuid.UUID) -> dict[str, A
     return _present(row)
 
 
-async def patient_schedule(uow: UnitOfWork, patient_id: uuid.UUID, include_all: bool) -> list[dict[str, Any]]:
-    """Upcoming booked appointments, or every one with include_all (the first 500 by start)."""
-    query = (
-        _appointment_query()
-        .where(appointments.c.patient_id == patient_id)
-        .order_by(appointments.c.starts_at)
-        .limit(500)
-    )
+def _schedule_of(patient_id: uuid.UUID, include_all: bool) -> Select[Any]:
+    """Upcoming booked appointments, or every one with include_all."""
+    query = _appointment_query().where(appointments.c.patient_id == patient_id)
     if not include_all:
         query = query.where(appointments.c.status == "booked", appointments.c.ends_at > booking.now())
+    return query
+
+
+async def schedule_page(uow: UnitOfWork, patient_id: uuid.UUID, include_all: bool, page: PageRequest) -> dict[str, Any]:
+    """One page of a patient's schedule by start: upcoming booked appointments, or every one with include_all."""
+    query = paginate(_schedule_of(patient_id, include_all), APPOINTMENTS_BY_START, page)
+    async with uow.sessions() as session:
+        found = [_present(r) for r in await session.execute(query)]
+    return page_of(found, APPOINTMENTS_BY_START, page)
+
+
+async def patient_schedule(uow: UnitOfWork, patient_id: uuid.UUID, include_all: bool) -> list[dict[str, Any]]:
+    """For the FHIR Appointment search (fhir.py): the schedule by start as one list, its first FHIR_SEARCH_MAX."""
+    query = _schedule_of(patient_id, include_all).order_by(*APPOINTMENTS_BY_START.order_by()).limit(FHIR_SEARCH_MAX)
     async with uow.sessions() as session:
         return [_present(r) for r in await session.execute(query)]
 

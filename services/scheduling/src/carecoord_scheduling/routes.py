@@ -35,6 +35,10 @@ FHIR routes (fhir.py, the shared fhir_router) are the reads of
 /patients/{id}/appointments and /appointments/{id} again: the same roles and
 audit rows ("appointments", "appointment").
 
+The clinician directory and a patient's schedule answer a page at a time (``?limit=&cursor=``,
+carecoord_shared.pagination). Open slots are computed, not stored rows, and bounded by their own
+``limit``: they answer one list, not a page.
+
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
 a change that then fails (409, 422) still leaves its allowed row.
@@ -55,8 +59,9 @@ from carecoord_contracts.common import ActorId, AppointmentType
 from carecoord_shared.auth import Access
 from carecoord_shared.auth import Role as Caller
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
+from carecoord_shared.pagination import Page
 
 from . import booking, clinicians, queries
 from .domain.policy import Role
@@ -130,14 +135,14 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/clinicians",
-        response_model=list[Clinician],
+        response_model=Page[Clinician],
         tags=clinicians_tag,
-        summary="Clinicians, optionally those licensed in a state or of a role",
+        summary="Clinicians by id, optionally those licensed in a state or of a role, a page at a time",
     )
     async def list_clinicians(
-        uow: UowDep, _access: Anyone, state: State | None = None, role: Role | None = None
-    ) -> list[dict[str, Any]]:
-        return await queries.clinician_list(uow, state, role)
+        uow: UowDep, _access: Anyone, page: PageDep, state: State | None = None, role: Role | None = None
+    ) -> dict[str, Any]:
+        return await queries.clinician_list(uow, page, state, role)
 
     @router.post(
         "/clinicians/{clinician_id}/exceptions",
@@ -284,15 +289,16 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/patients/{patient_id}/appointments",
-        response_model=list[Appointment],
+        response_model=Page[Appointment],
         tags=appointments_tag,
-        summary="A patient's schedule: upcoming booked appointments, or every one with include_all",
+        summary="A patient's schedule by start, a page at a time: upcoming booked appointments, or every one with "
+        "include_all",
     )
     async def patient_schedule(
-        patient_id: uuid.UUID, uow: UowDep, access: PatientCare, include_all: bool = False
-    ) -> list[dict[str, Any]]:
+        patient_id: uuid.UUID, uow: UowDep, access: PatientCare, page: PageDep, include_all: bool = False
+    ) -> dict[str, Any]:
         await access.patient(patient_id, "read", "appointments")
-        return await queries.patient_schedule(uow, patient_id, include_all)
+        return await queries.schedule_page(uow, patient_id, include_all, page)
 
     return router
 
