@@ -71,9 +71,8 @@ async def worklist(http: httpx.AsyncClient, stack: Stack, **params: str) -> list
 
 async def received(stack: Stack, service: str, patient_id: uuid.UUID) -> list[str]:
     async with api_client(timeout=10) as http:
-        response = await http.get(url(stack, service, f"/v1/patients/{patient_id}/received-events"))
-        assert response.status_code == 200, response.text
-        return [e["event_type"] for e in response.json()]
+        events = await every_item(http, stack, service, f"/v1/patients/{patient_id}/received-events")
+        return [e["event_type"] for e in events]
 
 
 ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]

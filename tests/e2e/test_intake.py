@@ -122,7 +122,7 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     async with api_client(clinician_token("dr-re", ["CO"]), timeout=10) as http:
         history = await http.get(url(services, "intake", f"/v1/patients/{patient_id}/eligibility/decisions"))
     assert history.status_code == 200, history.text
-    assert [(d["sequence"], d["outcome"], d["clinician_reason"]) for d in history.json()] == [
+    assert [(d["sequence"], d["outcome"], d["clinician_reason"]) for d in history.json()["items"]] == [
         (1, "ineligible", None),
         (2, "eligible", "moved to Denver in November"),
     ]

@@ -115,7 +115,7 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
         assert reported["escalated"] and reported["hold_requested"]
         assert [r["status"] for r in reviews["items"]] == ["open"]
         assert paused["status"] == "paused"
-        assert {"ClinicianReviewOpened", "TreatmentPlanPaused"} <= {e["event_type"] for e in received}
+        assert {"ClinicianReviewOpened", "TreatmentPlanPaused"} <= {e["event_type"] for e in received["items"]}
         assert resolved["status"] == "resolved"
         assert resumed["status"] == "active"
 

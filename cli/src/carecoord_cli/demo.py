@@ -335,7 +335,7 @@ class Demo:
         # The demo patient has a handful of reviews: one page holds them.
         reviews = (await self.http.get("safety", "/v1/reviews", patient_id=pid, limit=200))["items"]
         billing = Counter(
-            e["event_type"] for e in await self.http.get("billing", f"/v1/patients/{pid}/received-events")
+            e["event_type"] for e in await self.http.every_item("billing", f"/v1/patients/{pid}/received-events")
         )
         did = {
             "intake": f"registered the patient; decided {self.j.facts.get('intake', '?')}",

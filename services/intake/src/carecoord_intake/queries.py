@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from carecoord_contracts.common import CoverageKind, Instrument
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
 
 from .domain import IntakeInputs
 from .models import assessments, blood_pressure_readings, coverages, eligibility_decisions, medical_screenings, patients
@@ -102,17 +103,26 @@ async def decision_in_force(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str,
     return decision._asdict()
 
 
-async def decisions(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID) -> list[dict[str, object]]:
-    """The decision history with each clinician's reason decrypted (404 for an unknown patient)."""
+# The decision history, first to latest: a page at a time (a patient's sequence numbers are unique).
+DECISIONS_IN_ORDER = Ordering(
+    "eligibility-decisions.sequence",
+    (SortKey(eligibility_decisions.c.sequence), SortKey(eligibility_decisions.c.decision_id)),
+)
+
+
+async def decisions(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID, page: PageRequest) -> dict[str, object]:
+    """A page of the decision history with each clinician's reason decrypted (404 for an unknown patient)."""
+    query = select(eligibility_decisions).where(eligibility_decisions.c.patient_id == patient_id)
     async with uow.sessions() as session:
         await patient_row(session, patient_id)
-        return [
+        rows = [
             {
                 **row._asdict(),
                 "clinician_reason": cipher.decrypt(row.override_reason_enc) if row.override_reason_enc else None,
             }
-            for row in await decision_history(session, patient_id)
+            for row in await session.execute(paginate(query, DECISIONS_IN_ORDER, page))
         ]
+    return page_of(rows, DECISIONS_IN_ORDER, page)
 
 
 async def claim_demographics(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID) -> dict[str, object]:

@@ -58,7 +58,8 @@ from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
-from carecoord_shared.http import IDEMPOTENT, UowDep, allow
+from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
+from carecoord_shared.pagination import Page
 
 from . import queries
 from .intake import Intake, NewInformation
@@ -250,13 +251,15 @@ def build_router(intake: Intake) -> APIRouter:
 
     @router.get(
         "/patients/{patient_id}/eligibility/decisions",
-        response_model=list[DecisionHistoryEntry],
+        response_model=Page[DecisionHistoryEntry],
         tags=["eligibility"],
-        summary="Every eligibility decision about the patient, first to latest, with who decided and why",
+        summary="The eligibility decisions about the patient, first to latest, a page at a time, with who decided and why",
     )
-    async def decisions(patient_id: uuid.UUID, uow: UowDep, access: ClinicianOrService) -> list[dict[str, object]]:
+    async def decisions(
+        patient_id: uuid.UUID, uow: UowDep, access: ClinicianOrService, page: PageDep
+    ) -> dict[str, object]:
         await access.patient(patient_id, "read", "eligibility-decisions")
-        return await queries.decisions(uow, intake.cipher, patient_id)
+        return await queries.decisions(uow, intake.cipher, patient_id, page)
 
     @router.get(
         "/internal/patients/{patient_id}/claim-demographics",

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import Table, select
 
 from ..auth import Access, Role
+from ..pagination import Ordering, Page, SortKey, page_of, paginate
 from .auth import allow
-from .dependencies import UowDep
+from .dependencies import PageDep, UowDep
 
 
 class JournalEntry(BaseModel):
@@ -25,18 +26,20 @@ class JournalEntry(BaseModel):
 
 def journal_router(journal: Table) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["received events"])
+    # In the order the events happened, the event id breaking ties: a page at a time.
+    ordering = Ordering("received-events.occurred", (SortKey(journal.c.occurred_at), SortKey(journal.c.event_id)))
 
-    @router.get("/patients/{patient_id}/received-events", response_model=list[JournalEntry])
+    @router.get("/patients/{patient_id}/received-events", response_model=Page[JournalEntry])
     async def received_events(
         patient_id: uuid.UUID,
         uow: UowDep,
         access: Annotated[Access, allow(Role.OPERATOR, Role.CLINICIAN, Role.SERVICE)],
+        page: PageDep,
     ) -> Any:
         await access.patient(patient_id, "read", "received-events", operational=True)
+        query = select(journal).where(journal.c.patient_id == patient_id)
         async with uow.sessions() as session:
-            rows = await session.execute(
-                select(journal).where(journal.c.patient_id == patient_id).order_by(journal.c.occurred_at).limit(1000)
-            )
-            return [r._asdict() for r in rows]
+            rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
+        return page_of(rows, ordering, page)
 
     return router
