@@ -52,10 +52,12 @@ $(TOOLS)/bin/kustomize $(TOOLS)/bin/compose-validate &: deploy/validate/go.mod d
 # promtool checks and unit-tests deploy/prometheus's alert rules. Its own module (pinned by
 # deploy/validate/promtool/go.mod/go.sum), so Prometheus' dependencies never move kustomize's.
 # Built from source it reports no version unless told: the pinned module's, from go.mod.
+# remove_all_sd (Prometheus' own build tag) leaves out the cloud service-discovery plugins (AWS, Azure,
+# GCE, ...) and their SDKs: our scrape config is static. A cold build on 2 cores: 2.5 min instead of 5.8.
 $(TOOLS)/bin/promtool: deploy/validate/promtool/go.mod deploy/validate/promtool/go.sum
 	@$(STEP) "promtool into $(TOOLS)/bin (go build, from the Go module proxy; minutes the first time)" \
 	  bash -c 'cd deploy/validate/promtool && version=$$(GOTOOLCHAIN=local go list -m -f "{{.Version}}" github.com/prometheus/prometheus) && \
-	    GOTOOLCHAIN=local go build -ldflags "-X github.com/prometheus/common/version.Version=$$version" \
+	    GOTOOLCHAIN=local go build -tags remove_all_sd -ldflags "-X github.com/prometheus/common/version.Version=$$version" \
 	      -o $(abspath $(TOOLS)/bin/promtool) github.com/prometheus/prometheus/cmd/promtool'
 
 deploy/validate/node_modules/.installed: deploy/validate/package.json deploy/validate/package-lock.json
