@@ -146,3 +146,29 @@ async def test_a_hostile_key_is_refused_clearly(safety: ServiceHarness, bad: str
     assert response.status_code == 422
     assert "Idempotency-Key" in response.json()["detail"]
     assert await reports_of(safety, patient) == 0
+
+
+async def test_a_client_id_that_names_another_patients_observation_is_refused_not_taken_for_a_resend(
+    safety: ServiceHarness,
+) -> None:
+    """The body's own id deduplicates a patient's resend; the same id for another patient is a collision (a
+    buggy client): a 409, with nothing recorded and the first patient's outcome not shown."""
+    first, second, report_id = uuid.uuid4(), uuid.uuid4(), str(uuid.uuid4())
+    opened = await safety.http.post("/v1/side-effect-reports", json={**report(first), "report_id": report_id})
+    assert opened.status_code == 201, opened.text
+    taken = await safety.http.post("/v1/side-effect-reports", json={**report(second), "report_id": report_id})
+    assert taken.status_code == 409 and taken.json()["code"] == "rule_violation", taken.text
+    assert "review" not in taken.text and await reports_of(safety, second) == 0
+    resent = await safety.http.post("/v1/side-effect-reports", json={**report(first), "report_id": report_id})
+    assert resent.status_code == 200 and resent.json()["review_ids"] == opened.json()["review_ids"]
+
+    reading = {"systolic": 120, "diastolic": 80, "measured_at": "2026-12-01T10:00:00+00:00", "context": "pre_dose"}
+    reading_id = str(uuid.uuid4())
+    recorded = await safety.http.post(
+        "/v1/vitals", json={"patient_id": str(first), "reading_id": reading_id, **reading}
+    )
+    assert recorded.status_code == 201, recorded.text
+    collided = await safety.http.post(
+        "/v1/vitals", json={"patient_id": str(second), "reading_id": reading_id, **reading}
+    )
+    assert collided.status_code == 409, collided.text

@@ -22,6 +22,7 @@ from carecoord_contracts.common import Instrument
 from carecoord_contracts.intake import AssessmentScored
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_contracts.safety import MoodCheckInRecorded, SideEffectReported, VitalsRecorded
+from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.telemetry import meter
 
@@ -61,7 +62,14 @@ async def _reports(
     t = side_effect_reports
     rows = await tx.session.execute(
         select(
-            t.c.report_id, t.c.received_at, t.c.grade, t.c.symptoms, t.c.rule_version, t.c.advice, t.c.unknown_symptoms
+            t.c.report_id,
+            t.c.patient_id,
+            t.c.received_at,
+            t.c.grade,
+            t.c.symptoms,
+            t.c.rule_version,
+            t.c.advice,
+            t.c.unknown_symptoms,
         ).where(
             or_(t.c.report_id == report_id, and_(t.c.patient_id == patient_id, t.c.received_at >= now - HISTORY_WINDOW))
         )
@@ -69,7 +77,7 @@ async def _reports(
     existing, history = None, list[Observation]()
     for r in rows:
         if r.report_id == report_id:
-            existing = r
+            existing = _same_patient(r, patient_id, "report_id")
         else:
             history.append(SideEffect(at=r.received_at, grade=r.grade, symptoms=tuple(r.symptoms)))
     return existing, history
@@ -135,7 +143,9 @@ async def record_vitals(
 ) -> Outcome:
     await tx.lock_patient(patient_id)
     if (
-        existing := await _existing(tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id)
+        existing := await _existing(
+            tx, vitals_readings, vitals_readings.c.reading_id, observation.reading_id, patient_id
+        )
     ) is not None:
         return await _again(tx, existing, observation.reading_id)
     assessment = rules.assess(
@@ -196,7 +206,8 @@ async def record_checkin(
     now: datetime,
 ) -> Outcome:
     await tx.lock_patient(patient_id)
-    if (existing := await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id)) is not None:
+    existing = await _existing(tx, mood_checkins, mood_checkins.c.checkin_id, observation.checkin_id, patient_id)
+    if existing is not None:
         return await _again(tx, existing, observation.checkin_id)
     scores = score_checkin(observation.phq9_items, observation.pcl5_items, observation.gad7_items)
     assessment = rules.assess(scores.mood(observation.answered_at))
@@ -319,8 +330,24 @@ async def _act(
     )
 
 
-async def _existing(tx: Transaction, table: Table, id_column: Any, source_id: uuid.UUID) -> Row[Any] | None:
-    return (await tx.session.execute(select(table).where(id_column == source_id))).first()
+async def _existing(
+    tx: Transaction, table: Table, id_column: Any, source_id: uuid.UUID, patient_id: uuid.UUID
+) -> Row[Any] | None:
+    """The observation recorded before under this id (a resubmission), if any: the same patient's only."""
+    row = (await tx.session.execute(select(table).where(id_column == source_id))).first()
+    return None if row is None else _same_patient(row, patient_id, id_column.name)
+
+
+class ObservationIdTaken(RuleViolation):
+    """A client-chosen id (report_id, reading_id, checkin_id) that already names another patient's observation:
+    refused (HTTP 409; an event is parked and dead-lettered), never taken for a resubmission, which would
+    answer the other patient's outcome and record nothing of this one."""
+
+
+def _same_patient(row: Row[Any], patient_id: uuid.UUID, id_name: str) -> Row[Any]:
+    if row.patient_id != patient_id:
+        raise ObservationIdTaken(f"this {id_name} already names another observation; send a new {id_name}")
+    return row
 
 
 async def _again(tx: Transaction, row: Row[Any], source_id: uuid.UUID) -> Outcome:
