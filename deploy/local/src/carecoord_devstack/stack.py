@@ -47,7 +47,9 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
             )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    # Generous: a service that exits fails at once (below), so the bound only meets one that is slow to come
+    # up; on a 2-core machine under other load, importing and migrating one took over 60 s.
+    def wait_ready(self, timeout: float = 180.0) -> None:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
