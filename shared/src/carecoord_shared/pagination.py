@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, ColumnElement, DateTime, Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .errors import InvalidCursor
 
@@ -214,3 +215,9 @@ def page_of(rows: Sequence[Mapping[str, Any]], ordering: Ordering, page: PageReq
         "next_cursor": encode(ordering, ordering.position_of(items[-1])) if more else None,
         "limit": page.limit,
     }
+
+
+async def read_page(session: AsyncSession, query: Select[Any], ordering: Ordering, page: PageRequest) -> dict[str, Any]:
+    """One page of ``query`` read in ``session``: ``paginate``, each row as a dict, ``page_of``."""
+    rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
+    return page_of(rows, ordering, page)

@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, select
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
-from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, read_page
 
 from .models import charges, claims, coverages, denials, invoices
 
@@ -36,7 +36,8 @@ async def _rows(uow: UnitOfWork, query: Select[Any]) -> list[dict[str, Any]]:
 
 
 async def _page(uow: UnitOfWork, query: Select[Any], ordering: Ordering, page: PageRequest) -> dict[str, Any]:
-    return page_of(await _rows(uow, paginate(query, ordering, page)), ordering, page)
+    async with uow.sessions() as session:
+        return await read_page(session, query, ordering, page)
 
 
 def _of_patient(table: Table, patient_id: uuid.UUID) -> Select[Any]:

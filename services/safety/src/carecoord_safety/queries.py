@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, func, literal, not_, select
 from carecoord_shared.auth import patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
-from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
+from carecoord_shared.pagination import Ordering, PageRequest, SortKey, read_page
 
 from . import rules, shadow
 from .models import (
@@ -52,8 +52,7 @@ CHECKINS_NEWEST = Ordering(
 
 async def _page(uow: UnitOfWork, query: Select[Any], ordering: Ordering, page: PageRequest) -> dict[str, Any]:
     async with uow.sessions() as session:
-        rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
-    return page_of(rows, ordering, page)
+        return await read_page(session, query, ordering, page)
 
 
 async def side_effect_reports_of(
@@ -174,9 +173,9 @@ async def worklist(
     filtered = query.subquery()
     counts = select(filtered.c.priority, func.count()).group_by(filtered.c.priority)
     async with uow.sessions() as session:
-        rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
+        found = await read_page(session, query, ordering, page)
         by_priority = {priority: n for priority, n in await session.execute(counts)}
-    return page_of(rows, ordering, page) | {"counts": by_priority}
+    return found | {"counts": by_priority}
 
 
 def rule_versions(current: RuleSet) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Table, select
 
 from ..auth import Access, Role
-from ..pagination import Ordering, Page, SortKey, page_of, paginate
+from ..pagination import Ordering, Page, SortKey, read_page
 from .auth import allow
 from .dependencies import PageDep, UowDep
 
@@ -39,7 +39,6 @@ def journal_router(journal: Table) -> APIRouter:
         await access.patient(patient_id, "read", "received-events", operational=True)
         query = select(journal).where(journal.c.patient_id == patient_id)
         async with uow.sessions() as session:
-            rows = [dict(r) for r in (await session.execute(paginate(query, ordering, page))).mappings()]
-        return page_of(rows, ordering, page)
+            return await read_page(session, query, ordering, page)
 
     return router
