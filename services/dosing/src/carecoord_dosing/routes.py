@@ -45,7 +45,7 @@ from fastapi import APIRouter, Response, status
 
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.http import IDEMPOTENT, UowDep, allow
-from carecoord_shared.http.preconditions import IfMatchDep, tag_response
+from carecoord_shared.http.preconditions import IfMatchDep, tagged
 from carecoord_shared.messaging.unit_of_work import Transaction
 
 from . import plans, queries
@@ -77,12 +77,6 @@ async def _decide_on_plan(
     return access.transaction(uow, await queries.plan_patient(uow, plan_id), action, "plan", plan_id)
 
 
-def _tagged(response: Response, plan: dict[str, object]) -> dict[str, object]:
-    """The plan, its ETag (its version) in the response's header: what a decision sends back in If-Match."""
-    tag_response(response, int(plan["version"]))  # type: ignore[call-overload]
-    return plan
-
-
 def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
@@ -103,7 +97,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
                 rules=rules,
                 **body.model_dump(exclude={"patient_id", "clinician_id"}),
             )
-        return _tagged(response, await queries.plan_detail(uow, plan_id))
+        return tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.post(
         "/plans/{plan_id}/activate",
@@ -122,7 +116,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
     ) -> dict[str, object]:
         async with await _decide_on_plan(access, uow, plan_id, body.clinician_id, "activate") as tx:
             await plans.activate_plan(tx, plan_id, actor=body.clinician_id, rules=rules, precondition=precondition)
-        return _tagged(response, await queries.plan_detail(uow, plan_id))
+        return tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.post(
         "/plans/{plan_id}/discontinue", response_model=Plan, tags=["treatment plans"], dependencies=[IDEMPOTENT]
@@ -139,12 +133,12 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
             await plans.discontinue_plan(
                 tx, plan_id, actor=body.clinician_id, reason=body.reason, precondition=precondition
             )
-        return _tagged(response, await queries.plan_detail(uow, plan_id))
+        return tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.get("/plans/{plan_id}", response_model=Plan, tags=["treatment plans"])
     async def get_plan(plan_id: uuid.UUID, uow: UowDep, access: Readers, response: Response) -> dict[str, object]:
         await access.patient(await queries.plan_patient(uow, plan_id), "read", "plan", plan_id)
-        return _tagged(response, await queries.plan_detail(uow, plan_id))
+        return tagged(response, await queries.plan_detail(uow, plan_id))
 
     @router.get(
         "/patients/{patient_id}/plan",
@@ -156,7 +150,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
         patient_id: uuid.UUID, uow: UowDep, access: Readers, response: Response
     ) -> dict[str, object]:
         await access.patient(patient_id, "read", "plan")
-        return _tagged(response, await queries.latest_plan(uow, patient_id))
+        return tagged(response, await queries.latest_plan(uow, patient_id))
 
     @router.post(
         "/dose-proposals/{proposal_id}/approve", response_model=Plan, tags=["doses"], dependencies=[IDEMPOTENT]
@@ -176,7 +170,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
             await plans.approve_dose(
                 tx, proposal_id, actor=body.clinician_id, rules=rules, dose_mg=body.dose_mg, precondition=precondition
             )
-        return _tagged(response, await queries.proposal_plan(uow, proposal_id))
+        return tagged(response, await queries.proposal_plan(uow, proposal_id))
 
     @router.post(
         "/dosing-sessions/{appointment_id}/authorise",

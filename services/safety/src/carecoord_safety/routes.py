@@ -54,7 +54,7 @@ from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectRepo
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
-from carecoord_shared.http.preconditions import IfMatchDep, tag_response
+from carecoord_shared.http.preconditions import IfMatchDep, tagged
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.pagination import Page
 
@@ -94,12 +94,6 @@ ReviewStatus = Literal["open", "acknowledged", "resolved"]
 Priority = Literal["urgent", "high", "routine"]
 Observers = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 Clinical = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
-
-
-def _tagged(response: Response, review: dict[str, object]) -> dict[str, object]:
-    """The review, its ETag (its version) in the response's header: what a decision sends back in If-Match."""
-    tag_response(response, int(review["version"]))  # type: ignore[call-overload]
-    return review
 
 
 def _clinician(access: Access) -> bool:
@@ -255,7 +249,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers, response: Response) -> dict[str, object]:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
-        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
+        return tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.post(
         "/reviews/{review_id}/acknowledge", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -272,7 +266,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             await reviews.acknowledge(
                 tx, review_id, clinician_id=body.clinician_id, now=clock(), precondition=precondition
             )
-        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
+        return tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.post(
         "/reviews/{review_id}/resolve", response_model=ReviewDetail, tags=["reviews"], dependencies=[IDEMPOTENT]
@@ -303,7 +297,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             raise RequestValidationError(
                 [{"loc": ("body", "dose_mg"), "msg": str(refused), "type": refused.code}]
             ) from refused
-        return _tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
+        return tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.get("/rules", tags=["rules"], summary="The rule version in force and the versions on file")
     async def rule_versions(

@@ -27,8 +27,10 @@ _TAG = re.compile(r'\s*((?:W/)?"[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
 MAX_IF_MATCH = 1024
 
 
-def tag_response(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
+def tagged(response: Response, resource: dict[str, object]) -> dict[str, object]:
+    """``resource`` (a row with its ``version``), its ETag set on ``response``: what a decision sends back in If-Match."""
+    response.headers["ETag"] = etag(int(resource["version"]))  # type: ignore[call-overload]
+    return resource
 
 
 def _invalid(message: str) -> RequestValidationError:
