@@ -186,6 +186,31 @@ class AppointmentType(StrEnum):
     urgent_review = "urgent_review"
 
 
+class CareRole(StrEnum):
+    """A clinician's place in one patient's care team."""
+
+    prescriber = "prescriber"
+    therapist = "therapist"
+
+
+class AssignmentBasis(StrEnum):
+    """Why a review is with the clinician it is assigned to (and why they may read the patient's chart)."""
+
+    prescriber = "prescriber"  # the patient's prescribing clinician, available before the review is due
+    on_call = "on_call"  # the prescriber was not available before it was due, or it went overdue
+    clinical_lead = "clinical_lead"  # still not acknowledged after the on-call clinician was paged
+    reassigned = "reassigned"  # a clinician or operator gave it to someone by hand
+    unassigned = "unassigned"  # nobody could take it: no prescriber known and nobody on call
+
+
+class ConsentDocument(StrEnum):
+    """The consent documents a patient signs; each is versioned (intake publishes the texts)."""
+
+    ketamine_treatment = "ketamine_treatment"  # informed consent to at-home ketamine, with its risks
+    telehealth = "telehealth"
+    sms_contact = "sms_contact"  # contact by text message
+
+
 class Instrument(StrEnum):
     phq9 = "phq9"
     gad7 = "gad7"

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 from .common import (
+    ConsentDocument,
     CoverageKind,
     EligibilityOutcome,
     IanaTimeZone,
@@ -17,6 +18,7 @@ from .common import (
     ShortCode,
     ShortCodes,
     StateCode,
+    Timestamp,
 )
 from .envelope import Event
 
@@ -89,3 +91,27 @@ class CoverageDeclared(Event):
     kind: CoverageKind
     payer_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")] | None = None
     state_of_residence: StateCode
+
+
+class ConsentSigned(Event):
+    """The patient signed a version of a consent document through the API (``version`` names the text)."""
+
+    event_type = "ConsentSigned"
+    version = 1
+
+    document: ConsentDocument
+    document_version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.-]+$")]
+    signed_at: Timestamp
+
+
+class ConsentWithdrawn(Event):
+    """The patient withdrew their consent to a document (whatever version they had signed). Withdrawing
+    ``ketamine_treatment`` holds the treatment plan and opens a clinician review; ``sms_contact`` stops text
+    messages."""
+
+    event_type = "ConsentWithdrawn"
+    version = 1
+
+    document: ConsentDocument
+    document_version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.-]+$")]
+    withdrawn_at: Timestamp

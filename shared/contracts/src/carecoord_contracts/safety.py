@@ -9,6 +9,7 @@ from pydantic import Field
 
 from .common import (
     ActorId,
+    AssignmentBasis,
     Diastolic,
     Grade,
     HeartRate,
@@ -137,6 +138,24 @@ class ClinicianReviewOverdue(Event):
     version = 1
 
     review_id: uuid.UUID
+    priority: ReviewPriority
+    due_at: Timestamp
+
+
+class ClinicianReviewAssigned(Event):
+    """Who must act on the review now, and why: the patient's prescriber when opened (the on-call clinician of
+    the patient's state if the prescriber is away until it is due), the on-call clinician once it is overdue
+    (``escalation_level`` 1), the state's clinical lead if still not acknowledged after that (level 2), or
+    whoever a clinician or operator reassigned it to. ``assignee_id`` is None only with basis ``unassigned``.
+    Each assignment is sent once; the person it names is to be told (the engagement service pages them)."""
+
+    event_type = "ClinicianReviewAssigned"
+    version = 1
+
+    review_id: uuid.UUID
+    assignee_id: ActorId | None = None
+    basis: AssignmentBasis
+    escalation_level: Annotated[int, Field(ge=0, le=2)] = 0
     priority: ReviewPriority
     due_at: Timestamp
 

@@ -1,4 +1,4 @@
-"""Events produced by the scheduling service (topic scheduling.appointments)."""
+"""Events produced by the scheduling service (topics scheduling.appointments, scheduling.care-teams)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,21 @@ class ReviewAppointmentUnavailable(Event):
     review_id: uuid.UUID
     due_at: Timestamp
     reason: ShortCode
+
+
+class CareTeamChanged(Event):
+    """The patient's care team as it is now (both members, not a delta): their prescribing clinician and their
+    therapist, either still None until booked. Set by scheduling when the initial evaluation (prescriber) and
+    the preparation session (therapist) are booked, and changed by a clinician or an operator through its API.
+    Every service keeps the latest: a clinician reaches a patient's data as a member of the care team (or on call,
+    or assigned to a review of theirs), not for being licensed in the patient's state alone.
+
+    ``reason``: ``initial_evaluation_booked``, ``preparation_booked`` or ``changed_by_staff``."""
+
+    event_type = "CareTeamChanged"
+    version = 1
+
+    prescriber_id: ActorId | None = None
+    therapist_id: ActorId | None = None
+    reason: ShortCode
+    changed_by: ActorId | None = Field(default=None, description="The staff member who changed it by hand.")

@@ -56,8 +56,10 @@ INTAKE_PATIENTS = Topic(
     # Dosing and safety learn each patient's state of residence: clinicians reach
     # only patients in states they are licensed in.
     consumers=("scheduling", "billing", "dosing", "safety"),
-    events=("PatientRegistered", "CoverageDeclared"),
-    description="Patients enrolled and the coverage they declared, with pseudonymous ids only.",
+    # Dosing refuses a dosing session without current treatment consent; safety opens a review when it is withdrawn.
+    events=("PatientRegistered", "CoverageDeclared", "ConsentSigned", "ConsentWithdrawn"),
+    description="Patients enrolled, the coverage they declared and the consents they signed or withdrew, with "
+    "pseudonymous ids only.",
 )
 INTAKE_SCREENING = Topic(
     name="intake.screening",
@@ -81,6 +83,14 @@ SCHEDULING_APPOINTMENTS = Topic(
     ),
     description="Appointments of every kind through their life, and reviews no clinician could take in time.",
 )
+SCHEDULING_CARE_TEAMS = Topic(
+    name="scheduling.care-teams",
+    producer="scheduling",
+    # Every service narrows clinicians' access to the patient's care team (carecoord_shared.auth.care).
+    consumers=("intake", "dosing", "safety", "billing"),
+    events=("CareTeamChanged",),
+    description="Each patient's care team (prescribing clinician and therapist), whole, every time it changes.",
+)
 SAFETY_REPORTS = Topic(
     name="safety.reports",
     producer="safety",
@@ -91,14 +101,17 @@ SAFETY_REPORTS = Topic(
 SAFETY_REVIEWS = Topic(
     name="safety.reviews",
     producer="safety",
-    consumers=("scheduling", "billing"),
+    # Everyone learns ClinicianReviewAssigned: the assignee of an open review reaches the patient's data.
+    consumers=("scheduling", "billing", "intake", "dosing"),
     events=(
         "ClinicianReviewOpened",
+        "ClinicianReviewAssigned",
         "ClinicianReviewAcknowledged",
         "ClinicianReviewOverdue",
         "ClinicianReviewResolved",
     ),
-    description="Clinician review tasks: opened by the safety rules, acknowledged, overdue, resolved.",
+    description="Clinician review tasks: opened by the safety rules, assigned and escalated, acknowledged, overdue, "
+    "resolved.",
 )
 SAFETY_HOLDS = Topic(
     name="safety.holds",
@@ -180,6 +193,7 @@ BUSINESS_TOPICS: tuple[Topic, ...] = (
     INTAKE_PATIENTS,
     INTAKE_SCREENING,
     SCHEDULING_APPOINTMENTS,
+    SCHEDULING_CARE_TEAMS,
     SAFETY_REPORTS,
     SAFETY_REVIEWS,
     SAFETY_HOLDS,
