@@ -8,7 +8,7 @@ from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import fhir, handlers, routes, rules, sessions, timers
+from . import fhir, handlers, rota_routes, routes, rules, sessions, timers
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import SafetySettings
 
@@ -19,7 +19,9 @@ def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -
     escalation_rules = rules.load()
 
     async def run_timers(runtime: Runtime) -> None:
-        await timers.TimerLoop(runtime.uow, sessions.timer_actions(escalation_rules), clock=clock).run()
+        await timers.TimerLoop(
+            runtime.uow, sessions.timer_actions(escalation_rules, settings.lead_after), clock=clock
+        ).run()
 
     return ServiceDefinition(
         name="safety",
@@ -29,7 +31,11 @@ def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
         migrations_dir=MIGRATIONS,
-        routers=(routes.build_router(escalation_rules, clock), fhir_router("safety", fhir.RESOURCES)),
+        routers=(
+            routes.build_router(escalation_rules, clock),
+            rota_routes.build_router(clock),
+            fhir_router("safety", fhir.RESOURCES),
+        ),
         register_handlers=handlers.register_with(escalation_rules, clock),
         background=(run_timers,),
     )

@@ -28,12 +28,13 @@ from carecoord_contracts.scheduling import (
     AppointmentCancelled,
     AppointmentNoShow,
     AppointmentRescheduled,
+    ReviewAppointmentUnavailable,
 )
 from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
-from . import observations, plan_view, reviews, sessions
+from . import assignment, observations, plan_view, reviews, sessions
 from .models import jurisdictions
 from .rules import RuleSet
 from .timers import Clock
@@ -101,6 +102,11 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
                     at=_when(tx, clock),
                     now=clock(),
                 )
+
+        # No visit before the review is due: the clinician on call takes it (domain/assignment.py).
+        @consumer.on(ReviewAppointmentUnavailable)
+        async def unbookable(event: ReviewAppointmentUnavailable, tx: HandlerTransaction) -> None:
+            await assignment.unbookable(tx, event.review_id, tx.cause.patient_id, now=clock())
 
         # The dose: dosing's authorisation names scheduling's appointment id; its time is the envelope's occurred_at.
         @consumer.on(DosingSessionAuthorised)

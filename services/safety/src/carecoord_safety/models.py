@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from carecoord_shared.auth import audit_table, jurisdiction_table
+from carecoord_shared.auth.care import care_relations_table
 from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.tables import messaging_tables
 
@@ -33,6 +34,8 @@ messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
 idempotency = idempotency_table(metadata)
 jurisdictions = jurisdiction_table(metadata)
+# The care team, learnt from scheduling's CareTeamChanged (this service knows its own reviews' assignees).
+care_relations = care_relations_table(metadata)
 
 
 def _assessment_columns() -> list[Column[Any]]:
@@ -124,6 +127,12 @@ clinician_reviews = Table(
     Column("resolution_note", Text),
     # Raised by a trigger on every update (migration add_row_version_v1): the ETag decisions send back in If-Match.
     Column("version", Integer, nullable=False, server_default="1"),
+    # Who must act now and why (assignment.py): the prescriber, on-call, the clinical lead, or by hand.
+    Column("assignee_id", String(64)),
+    Column("assignment_basis", String(20)),
+    # 0 when opened; 1 once paged to on-call at its due time; 2 once paged to the clinical lead.
+    Column("escalation_level", Integer, nullable=False, server_default="0"),
+    Column("assigned_at", DateTime(timezone=True)),
     # One open review per patient and reason: a further trigger attaches to it.
     Index(
         "uq_clinician_reviews_open_per_reason",
@@ -133,6 +142,39 @@ clinician_reviews = Table(
         postgresql_where=text("status <> 'resolved'"),
     ),
     Index("ix_clinician_reviews_worklist", "status", "priority_rank", "due_at"),
+    # "My reviews": a clinician's unresolved assignments.
+    Index("ix_clinician_reviews_assignee", "assignee_id", postgresql_where=text("status <> 'resolved'")),
+)
+
+# The on-call rota: per state, who is on call (paged when a review goes overdue, or when the prescriber is
+# away) and who is the clinical lead (paged if on-call does not acknowledge), shift by shift. Staff ids only.
+on_call_shifts = Table(
+    "on_call_shifts",
+    metadata,
+    Column("shift_id", Uuid, primary_key=True),
+    Column("state", String(2), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("clinician_id", String(64), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_on_call_shifts_cover", "state", "role", "starts_at"),
+)
+
+# When a clinician is away (leave, out of office): a review is not given to a prescriber away until it is due.
+clinician_absences = Table(
+    "clinician_absences",
+    metadata,
+    Column("absence_id", Uuid, primary_key=True),
+    Column("clinician_id", String(64), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_clinician_absences_clinician", "clinician_id", "starts_at"),
 )
 
 review_triggers = Table(

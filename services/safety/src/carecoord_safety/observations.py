@@ -302,6 +302,7 @@ async def _act(
     observation's own row first) saved in one more."""
     review_ids, hold = [], False
     current = await reviews.unresolved(tx, patient_id, [request.reason for request in assessment.reviews])
+    found = await reviews.candidates_for(tx, patient_id, current, assessment.reviews, now)
     for request in assessment.reviews:
         result = reviews.stage(
             tx,
@@ -313,6 +314,7 @@ async def _act(
             source_kind=kind,
             source_id=source_id,
             now=now,
+            candidates=found,
         )
         review_ids.append(result.review_id)
         hold = hold or result.hold_requested

@@ -145,6 +145,7 @@ async def worklist(
     overdue: bool | None = None,
     now: datetime | None = None,
     sort: str = "urgency",
+    assignee: str | None = None,
 ) -> dict[str, Any]:
     """One page of the worklist in the ``sort`` order (default most urgent first, then earliest due): one
     patient's reviews, or everyone's (narrowed to patients resident in ``states`` when given: a clinician's
@@ -163,6 +164,8 @@ async def worklist(
                 jurisdictions.c.state_of_residence.in_(states)
             )
     query = query.where(clinician_reviews.c.status.in_(wanted))
+    if assignee is not None:
+        query = query.where(clinician_reviews.c.assignee_id == assignee)
     if priorities:
         query = query.where(clinician_reviews.c.priority.in_(priorities))
     if reasons:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,13 +37,18 @@ from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.preconditions import Precondition
 from carecoord_shared.telemetry import meter
 
-from . import plan_view, timers
+from . import assignment, plan_view, timers
+from .domain import assignment as decide_assignment
 from .domain import reviews as decide
+from .domain.assignment import NOBODY
 from .domain.plan_limits import DoseNotAllowed, dose_refusal
 from .domain.reviews import DOSE_CHANGE_REFUSED, OpenReview
 from .models import clinician_reviews, review_triggers, treatment_holds
 from .rules import PRIORITY_RANK, ReviewRequest
 from .writes import Writes
+
+# What an acknowledgement or a resolution stops: the page to on-call at the due time, and to the lead after it.
+ESCALATION_TIMERS = (timers.REVIEW_OVERDUE, timers.LEAD_ESCALATION)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ async def open_or_join(
     one request; observations stage several decisions in one save with :func:`unresolved` and :func:`stage`."""
     writes = Writes()
     current = (await unresolved(tx, patient_id, [request.reason])).get(request.reason)
+    found = await candidates_for(tx, patient_id, {request.reason: current}, [request], now)
     outcome = stage(
         tx,
         writes,
@@ -119,9 +125,24 @@ async def open_or_join(
         source_kind=source_kind,
         source_id=source_id,
         now=now,
+        candidates=found,
     )
     await writes.save(tx)
     return outcome
+
+
+async def candidates_for(
+    tx: Transaction,
+    patient_id: uuid.UUID,
+    current: Mapping[str, Unresolved | None],
+    requests: Iterable[ReviewRequest],
+    now: datetime,
+) -> assignment.Found | None:
+    """Who could take the reviews these requests open (one statement), or None when every one joins a review
+    already open: joining never reassigns, so a trigger that joins costs no lookup."""
+    if all(current.get(r.reason) is not None for r in requests):
+        return None
+    return await assignment.candidates(tx, patient_id, now)
 
 
 def stage(
@@ -135,13 +156,16 @@ def stage(
     source_kind: str,
     source_id: uuid.UUID,
     now: datetime,
+    candidates: assignment.Found | None = None,
 ) -> ReviewOutcome:
     """Open a review for ``request`` or join ``current`` (the unresolved one for its reason, loaded
-    locked): the writes staged in ``writes`` (the caller saves them), the events emitted."""
+    locked): the writes staged in ``writes`` (the caller saves them), the events emitted. A review opened
+    is assigned from ``candidates`` (:func:`candidates_for`; loaded by the caller when a review may open)."""
     due_at = now + request.due_within
     opened = current is None
     if current is None:
         review_id = uuid.uuid4()
+        chosen = decide_assignment.at_open(candidates.for_due(due_at) if candidates is not None else NOBODY)
         writes.insert(
             clinician_reviews,
             review_id=review_id,
@@ -153,6 +177,7 @@ def stage(
             triggers=list(request.triggers),
             rule_version=rule_version,
             opened_at=now,
+            **assignment.columns(chosen, now),
         )
         tx.emit(
             ClinicianReviewOpened(
@@ -165,6 +190,7 @@ def stage(
             ),
             patient_id=patient_id,
         )
+        tx.emit(assignment.event(review_id, chosen, request.priority, due_at), patient_id=patient_id)
         # A review opened now has no timer yet: a plain insert, no upsert (timers.scheduling says why).
         timers.stage_first(writes, timers.REVIEW_OVERDUE, patient_id=patient_id, subject_id=review_id, due_at=due_at)
     else:
@@ -234,7 +260,7 @@ async def acknowledge(
         .where(clinician_reviews.c.review_id == review_id)
         .values(status="acknowledged", acknowledged_at=now, acknowledged_by=clinician_id)
     )
-    await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
+    await timers.cancel_all(tx, ESCALATION_TIMERS, subject_id=review_id, now=now)
     tx.emit(
         ClinicianReviewAcknowledged(review_id=review_id, acknowledged_by=clinician_id), patient_id=review.patient_id
     )
@@ -278,7 +304,7 @@ async def resolve(
             status="resolved", resolved_at=now, resolved_by=clinician_id, decision=decision.value, resolution_note=note
         )
     )
-    await timers.cancel(tx, timers.REVIEW_OVERDUE, subject_id=review_id, now=now)
+    await timers.cancel_all(tx, ESCALATION_TIMERS, subject_id=review_id, now=now)
     tx.emit(
         ClinicianReviewResolved(review_id=review_id, decision=decision, resolved_by=clinician_id, dose_mg=dose_mg),
         patient_id=review.patient_id,

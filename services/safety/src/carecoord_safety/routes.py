@@ -17,6 +17,7 @@ patient check writes an audit row, allowed or denied):
 | GET /reviews (the worklist, paged)     | own id only  | licensed states   | -        | yes     | list review              |
 | GET /reviews/{id} (decision, who and   | own only     | licensed          | -        | yes     | read review              |
 |   when; the note for clinicians)       |              |                   |          |         |                          |
+| PUT /reviews/{id}/assignee (hand it on)| -            | licensed          | yes      | yes     | reassign review          |
 | POST /reviews/{id}/acknowledge,        | -            | licensed, in own  | -        | yes     | acknowledge/resolve      |
 |   /resolve (clinical decisions)        |              | name              |          |         |   review                 |
 | GET /rules                             | -            | yes               | yes      | yes     | not audited: no PHI      |
@@ -50,6 +51,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
 
+from carecoord_contracts.common import ActorId
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
@@ -58,7 +60,7 @@ from carecoord_shared.http.preconditions import IfMatchDep, tagged
 from carecoord_shared.messaging.unit_of_work import Transaction
 from carecoord_shared.pagination import Page
 
-from . import observations, queries, reviews
+from . import assignment, observations, queries, reviews
 from .domain.plan_limits import DoseNotAllowed
 from .rules import RuleSet
 from .schemas import (
@@ -66,6 +68,7 @@ from .schemas import (
     MoodCheckInIn,
     MoodCheckInOut,
     OutcomeOut,
+    Reassign,
     ReportOutcomeOut,
     ResolveReview,
     ReviewDetail,
@@ -229,8 +232,13 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
             Literal["urgency", "due", "newest"],
             Query(description="urgency (priority, then earliest due; default), due (earliest first), newest"),
         ] = "urgency",
+        assignee: Annotated[
+            ActorId | None,
+            Query(description="only reviews assigned to this clinician (a clinician's own: their subject)"),
+        ] = None,
     ) -> dict[str, Any]:
         filters: dict[str, Any] = {
+            "assignee": assignee,
             "statuses": review_status,
             "priorities": priority,
             "reasons": reason,
@@ -249,6 +257,27 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers, response: Response) -> dict[str, object]:
         await access.patient(await queries.review_patient(uow, review_id), "read", "review", review_id)
+        return tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
+
+    @router.put(
+        "/reviews/{review_id}/assignee",
+        response_model=ReviewDetail,
+        tags=["reviews"],
+        summary="Give the review to another clinician (it keeps its escalation level; they are paged)",
+    )
+    async def reassign(
+        review_id: uuid.UUID,
+        body: Reassign,
+        uow: UowDep,
+        access: Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)],
+        response: Response,
+    ) -> dict[str, object]:
+        # Routing work is what operators do: they reassign without reading the patient's chart.
+        await access.patient(
+            await queries.review_patient(uow, review_id), "reassign", "review", review_id, operational=True
+        )
+        async with uow.transaction() as tx:
+            await assignment.reassign(tx, review_id, body.assignee_id, now=clock())
         return tagged(response, await queries.review_detail(uow, review_id, with_note=_clinician(access)))
 
     @router.post(

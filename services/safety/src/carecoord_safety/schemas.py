@@ -7,16 +7,18 @@ inputs are validated by the same rules.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from carecoord_contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision
+from carecoord_contracts.common import ActorId, Milligrams, PastTimestamp, ReviewDecision, StateCode
 from carecoord_contracts.patient_app import MoodCheckInSubmitted, SideEffectReportSubmitted, VitalsSubmitted
 from carecoord_shared.pagination import Page
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+# A shift or an absence: longer ones are entered as several (a typo of a year is refused, not kept).
+MAX_PERIOD = timedelta(days=31)
 CLIENT_ID = "Client-generated id; resubmitting the same id returns the first outcome instead of recording twice."
 # The bodies make the contract's required id (and a check-in's answered_at) optional: the route fills in a new
 # id (and now). Overriding a required field with an optional one is what each `type: ignore[assignment]` is for.
@@ -132,6 +134,14 @@ class Review(BaseModel):
     acknowledged_by: str | None
     overdue_at: datetime | None
     decision: str | None
+    assignee_id: str | None = Field(description="Who must act on it now (null: nobody could be assigned)")
+    assignment_basis: str | None = Field(
+        description="prescriber, on_call, clinical_lead, reassigned or unassigned: why it is with them"
+    )
+    escalation_level: int = Field(
+        description="0; 1 once paged to on-call when overdue; 2 once paged to the clinical lead"
+    )
+    assigned_at: datetime | None
 
 
 class Worklist(Page[Review]):
@@ -192,3 +202,60 @@ class ResolveReview(BaseModel):
 class ShadowRequest(BaseModel):
     model_config = STRICT
     version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.\-]+$")]
+
+
+class Reassign(BaseModel):
+    model_config = STRICT
+    assignee_id: ActorId = Field(description="The clinician the review is now with (a staff id)")
+
+
+class _Period(BaseModel):
+    model_config = STRICT
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def ends_after_it_starts(self) -> _Period:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.ends_at - self.starts_at > MAX_PERIOD:
+            raise ValueError(f"a period is at most {MAX_PERIOD.days} days: add several")
+        return self
+
+
+class ShiftIn(_Period):
+    state: StateCode
+    role: Literal["on_call", "clinical_lead"]
+    clinician_id: ActorId
+
+
+class ShiftOut(BaseModel):
+    shift_id: uuid.UUID
+    state: str
+    role: str
+    clinician_id: str
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    created_at: datetime
+
+
+class RotaOut(BaseModel):
+    state: str
+    at: datetime
+    on_call: str | None = Field(description="The clinician on call for the state at ``at`` (null: nobody)")
+    clinical_lead: str | None = Field(description="The clinical lead for the state at ``at`` (null: nobody)")
+    shifts: list[ShiftOut] = Field(description="Shifts not cancelled that end after ``at``, earliest first (up to 200)")
+
+
+class AbsenceIn(_Period):
+    pass
+
+
+class AbsenceOut(BaseModel):
+    absence_id: uuid.UUID
+    clinician_id: str
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    created_at: datetime

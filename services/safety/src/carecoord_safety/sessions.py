@@ -27,7 +27,7 @@ session (locked), asks them, then writes and schedules.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -37,11 +37,14 @@ from sqlalchemy.dialects.postgresql import insert
 from carecoord_contracts.safety import CheckInMissed
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import reviews, timers
+from . import assignment, reviews, timers
 from .domain import sessions as decide
 from .domain.sessions import Session
 from .models import dosing_sessions, mood_checkins, vitals_readings
 from .rules import RuleSet
+
+# The default of SafetySettings.lead_escalation_minutes (tests build the actions without settings).
+DEFAULT_LEAD_AFTER = timedelta(minutes=30)
 
 POST_DOSE_TIMERS = (timers.CHECKIN_MISSED, timers.CHECKIN_REVIEW)
 
@@ -253,8 +256,8 @@ async def _still_missing(tx: Transaction, appointment_id: uuid.UUID) -> Session 
     return session if decide.still_missing(session) else None
 
 
-def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
-    """What each timer kind does when it fires."""
+def timer_actions(rules: RuleSet, lead_after: timedelta = DEFAULT_LEAD_AFTER) -> dict[str, timers.Fire]:
+    """What each timer kind does when it fires; ``lead_after``: from paging on-call to paging the clinical lead."""
 
     async def checkin_missed(tx: Transaction, timer: Any, now: datetime) -> None:
         if session := await _still_missing(tx, timer.subject_id):
@@ -278,10 +281,15 @@ def timer_actions(rules: RuleSet) -> dict[str, timers.Fire]:
         )
 
     async def review_overdue(tx: Transaction, timer: Any, now: datetime) -> None:
-        await reviews.mark_overdue(tx, timer.subject_id, now=now)
+        if await reviews.mark_overdue(tx, timer.subject_id, now=now):
+            await assignment.escalate(tx, timer.subject_id, now=now, lead_after=lead_after)
+
+    async def lead_escalation(tx: Transaction, timer: Any, now: datetime) -> None:
+        await assignment.escalate(tx, timer.subject_id, now=now, lead_after=lead_after)
 
     return {
         timers.CHECKIN_MISSED: checkin_missed,
         timers.CHECKIN_REVIEW: checkin_review,
         timers.REVIEW_OVERDUE: review_overdue,
+        timers.LEAD_ESCALATION: lead_escalation,
     }

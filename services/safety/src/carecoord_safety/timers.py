@@ -27,6 +27,8 @@ from .writes import Writes
 CHECKIN_MISSED = "checkin_missed"
 CHECKIN_REVIEW = "checkin_review"
 REVIEW_OVERDUE = "review_overdue"
+# On-call was paged about an overdue review: unacknowledged when this fires, the clinical lead is.
+LEAD_ESCALATION = "lead_escalation"
 
 Clock = Callable[[], datetime]
 Fire = Callable[[Transaction, Any, datetime], Awaitable[None]]
@@ -70,6 +72,15 @@ async def cancel(tx: Transaction, kind: str, *, subject_id: uuid.UUID, now: date
     await tx.session.execute(
         update(timers)
         .where(timers.c.kind == kind, timers.c.subject_id == subject_id, timers.c.fired_at.is_(None))
+        .values(cancelled_at=now)
+    )
+
+
+async def cancel_all(tx: Transaction, kinds: tuple[str, ...], *, subject_id: uuid.UUID, now: datetime) -> None:
+    """Cancel the pending timers of these kinds for one subject: one statement."""
+    await tx.session.execute(
+        update(timers)
+        .where(timers.c.kind.in_(kinds), timers.c.subject_id == subject_id, timers.c.fired_at.is_(None))
         .values(cancelled_at=now)
     )
 

@@ -66,3 +66,41 @@ def create_patient_jurisdictions_v1() -> None:
 
 def drop_patient_jurisdictions_v1() -> None:
     op.drop_table("patient_jurisdictions")
+
+
+def create_care_relations_v1() -> None:
+    """The care relations a service learnt (carecoord_shared.auth.care.care_relations_table), and the audit
+    row's ``basis``: why an allowed access was allowed (ADR 0015)."""
+    op.create_table(
+        "care_relations",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("clinician_id", sa.String(length=128), nullable=False),
+        sa.Column("relation", sa.String(length=16), nullable=False),
+        sa.Column("review_id", sa.Uuid(), nullable=True),
+        sa.Column("basis", sa.String(length=32), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_care_relations_patient_clinician", "care_relations", ["patient_id", "clinician_id"])
+    op.create_index("ix_care_relations_clinician", "care_relations", ["clinician_id", "patient_id"])
+    op.create_index(
+        "uq_care_relations_review",
+        "care_relations",
+        ["review_id"],
+        unique=True,
+        postgresql_where=sa.text("review_id IS NOT NULL"),
+    )
+    op.create_index(
+        "uq_care_relations_team_role",
+        "care_relations",
+        ["patient_id", "relation"],
+        unique=True,
+        postgresql_where=sa.text("review_id IS NULL"),
+    )
+    op.add_column("audit_log", sa.Column("basis", sa.String(length=40), nullable=True))
+
+
+def drop_care_relations_v1() -> None:
+    op.drop_column("audit_log", "basis")
+    op.drop_table("care_relations")

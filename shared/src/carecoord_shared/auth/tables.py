@@ -22,6 +22,8 @@ def audit_table(metadata: MetaData) -> Table:
         Column("patient_id", Uuid),
         Column("outcome", String(16), nullable=False),
         Column("trace_id", String(32)),
+        # Why an allowed access was allowed: care_team:prescriber, on_call, assigned:on_call, self, service...
+        Column("basis", String(40)),
         Index("ix_audit_log_patient", "patient_id", "recorded_at"),
     )
 

@@ -1,0 +1,217 @@
+"""Assigning reviews to people: load who could take one (care team, rota, absences), let domain/assignment.py
+decide, save and emit ClinicianReviewAssigned in the same transaction as the change that caused it.
+
+The prescriber comes from the care team this service learns from scheduling's CareTeamChanged
+(carecoord_shared.auth.care); the rota and the absences are this service's own (rota.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from carecoord_contracts.common import AssignmentBasis, ReviewPriority
+from carecoord_contracts.safety import ClinicianReviewAssigned
+from carecoord_shared.errors import NotFound, RuleViolation
+from carecoord_shared.messaging.unit_of_work import Transaction
+
+from . import timers
+from .domain import assignment as decide
+from .domain.assignment import Assignment, Candidates, Current
+from .models import care_relations, clinician_absences, clinician_reviews, jurisdictions, on_call_shifts
+
+
+def _rota(role: str, patient_id: uuid.UUID, now: datetime) -> Any:
+    """Who holds ``role`` for the patient's state now (the latest shift to start, when two overlap)."""
+    return (
+        select(on_call_shifts.c.clinician_id)
+        .join(jurisdictions, jurisdictions.c.state_of_residence == on_call_shifts.c.state)
+        .where(
+            jurisdictions.c.patient_id == patient_id,
+            on_call_shifts.c.role == role,
+            on_call_shifts.c.cancelled_at.is_(None),
+            on_call_shifts.c.starts_at <= now,
+            on_call_shifts.c.ends_at > now,
+        )
+        .order_by(on_call_shifts.c.starts_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def away_until(clinician_id: ColumnElement[Any] | str, now: datetime) -> Any:
+    """The end of the absence ``clinician_id`` is on at ``now`` (None: not away)."""
+    return (
+        select(func.max(clinician_absences.c.ends_at))
+        .where(
+            clinician_absences.c.clinician_id == clinician_id,
+            clinician_absences.c.cancelled_at.is_(None),
+            clinician_absences.c.starts_at <= now,
+            clinician_absences.c.ends_at > now,
+        )
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    """Who could take a review of one patient now, and until when the prescriber is away (None: not away)."""
+
+    now: Candidates
+    prescriber_away_until: datetime | None
+
+    def for_due(self, due_at: datetime) -> Candidates:
+        """For a review due at ``due_at``: the prescriber counts as away when away past it."""
+        away = self.prescriber_away_until is not None and self.prescriber_away_until >= due_at
+        return dataclasses.replace(self.now, prescriber_away_until_due=away)
+
+
+async def candidates(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> Found:
+    """Who could take a review of the patient now: one statement."""
+    prescriber = (
+        select(care_relations.c.clinician_id)
+        .where(care_relations.c.patient_id == patient_id, care_relations.c.relation == "prescriber")
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = (
+        await tx.session.execute(
+            select(
+                prescriber.label("prescriber"),
+                away_until(prescriber, now).label("away_until"),
+                _rota(decide.ON_CALL, patient_id, now).label("on_call"),
+                _rota(decide.CLINICAL_LEAD, patient_id, now).label("clinical_lead"),
+            )
+        )
+    ).one()
+    return Found(Candidates(row.prescriber, False, row.on_call, row.clinical_lead), row.away_until)
+
+
+def event(
+    review_id: uuid.UUID, chosen: Assignment, priority: ReviewPriority, due_at: datetime
+) -> ClinicianReviewAssigned:
+    return ClinicianReviewAssigned(
+        review_id=review_id,
+        assignee_id=chosen.assignee_id,
+        basis=chosen.basis,
+        escalation_level=chosen.escalation_level,
+        priority=priority,
+        due_at=due_at,
+    )
+
+
+def columns(chosen: Assignment, now: datetime) -> dict[str, Any]:
+    """The review's columns for an assignment (to insert with a new review, or update)."""
+    return {
+        "assignee_id": chosen.assignee_id,
+        "assignment_basis": chosen.basis.value,
+        "escalation_level": chosen.escalation_level,
+        "assigned_at": now,
+    }
+
+
+async def _apply(tx: Transaction, review: Any, chosen: Assignment, now: datetime) -> None:
+    await tx.session.execute(
+        update(clinician_reviews)
+        .where(clinician_reviews.c.review_id == review.review_id)
+        .values(**columns(chosen, now))
+    )
+    tx.emit(
+        event(review.review_id, chosen, ReviewPriority(review.priority), review.due_at), patient_id=review.patient_id
+    )
+
+
+def _current(review: Any) -> Current:
+    basis = AssignmentBasis(review.assignment_basis) if review.assignment_basis else None
+    return Current(review.assignee_id, basis, review.escalation_level)
+
+
+async def _locked(tx: Transaction, review_id: uuid.UUID) -> Any:
+    return (
+        await tx.session.execute(
+            select(clinician_reviews).where(clinician_reviews.c.review_id == review_id).with_for_update()
+        )
+    ).first()
+
+
+async def unbookable(tx: Transaction, review_id: uuid.UUID, patient_id: uuid.UUID, *, now: datetime) -> bool:
+    """Scheduling found no visit before the review is due: on-call takes it (see domain/assignment.py)."""
+    review = await _locked(tx, review_id)
+    if review is None or review.patient_id != patient_id or review.status == "resolved":
+        return False
+    found = await candidates(tx, patient_id, now)
+    chosen = decide.when_unbookable(found.for_due(review.due_at), _current(review))
+    if chosen is None:
+        return False
+    await _apply(tx, review, chosen, now)
+    return True
+
+
+async def escalate(tx: Transaction, review_id: uuid.UUID, *, now: datetime, lead_after: timedelta) -> bool:
+    """The review is overdue (or on-call did not acknowledge it): page the next rung, and arm the next step."""
+    review = await _locked(tx, review_id)
+    if review is None or review.status != "open":
+        return False
+    found = await candidates(tx, review.patient_id, now)
+    chosen = decide.escalate(found.now, _current(review))
+    if chosen is None:
+        return False
+    await _apply(tx, review, chosen, now)
+    if chosen.escalation_level < 2:
+        await timers.schedule(
+            tx, timers.LEAD_ESCALATION, patient_id=review.patient_id, subject_id=review_id, due_at=now + lead_after
+        )
+    return True
+
+
+async def reassign(tx: Transaction, review_id: uuid.UUID, assignee_id: str, *, now: datetime) -> Any:
+    """By hand (a clinician or an operator): the review is the named clinician's; its escalation level stays."""
+    review = await _locked(tx, review_id)
+    if review is None:
+        raise NotFound(f"no clinician review {review_id}")
+    if review.status == "resolved":
+        raise RuleViolation(f"clinician review {review_id} is resolved: there is nothing left to assign")
+    if review.assignee_id == assignee_id:
+        return review
+    await _apply(tx, review, Assignment(assignee_id, AssignmentBasis.reassigned, review.escalation_level), now)
+    return review
+
+
+async def on_call_basis(session: AsyncSession, patient_id: uuid.UUID, clinician_id: str, state: str) -> str | None:
+    """A relation lookup (carecoord_shared.auth.care): a clinician on the rota for the patient's state now
+    reaches the patient's chart here, where the safety picture is, audited as ``on_call`` (or ``clinical_lead``)."""
+    now = datetime.now(UTC)
+    found = await session.execute(
+        select(on_call_shifts.c.role)
+        .where(
+            on_call_shifts.c.state == state,
+            on_call_shifts.c.clinician_id == clinician_id,
+            on_call_shifts.c.cancelled_at.is_(None),
+            on_call_shifts.c.starts_at <= now,
+            on_call_shifts.c.ends_at > now,
+        )
+        .order_by(on_call_shifts.c.role.desc())  # on_call before clinical_lead
+        .limit(1)
+    )
+    return found.scalar()
+
+
+async def assignee_basis(session: AsyncSession, patient_id: uuid.UUID, clinician_id: str, _state: str) -> str | None:
+    """A relation lookup: the assignee of an unresolved review of the patient, audited as ``assigned:<basis>``
+    (other services learn the same from ClinicianReviewAssigned)."""
+    found = await session.execute(
+        select(clinician_reviews.c.assignment_basis)
+        .where(
+            clinician_reviews.c.patient_id == patient_id,
+            clinician_reviews.c.assignee_id == clinician_id,
+            clinician_reviews.c.status != "resolved",
+        )
+        .limit(1)
+    )
+    basis = found.scalar()
+    return None if basis is None else f"assigned:{basis}"
