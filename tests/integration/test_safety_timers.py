@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from carecoord_contracts import Envelope
 from carecoord_contracts.common import AppointmentType
@@ -99,7 +99,7 @@ async def test_check_in_timers_survive_a_restart_and_fire_exactly_once(db_url: s
     assert sorted(fired) == [0, 1]
     [review] = await second.reviews_of(patient)
     assert (review.reason, review.priority, review.status) == ("missed_check_in", "high", "open")
-    assert await second.outbox_types(patient) == ["CheckInMissed", "ClinicianReviewOpened"]
+    assert await second.outbox_types(patient) == ["CheckInMissed", "ClinicianReviewOpened", "ClinicianReviewAssigned"]
     for db in (second, third):
         await db.engine.dispose()
 
@@ -173,20 +173,26 @@ async def test_an_unacknowledged_review_becomes_overdue_once_with_raised_priorit
     [review] = await db.reviews_of(patient)
     assert (review.priority, review.priority_rank, review.status) == ("high", 2, "open")
     assert review.overdue_at == clock.now
-    assert await db.outbox_types(patient) == ["ClinicianReviewOpened", "ClinicianReviewOverdue"]
+    # Nobody is on the rota here: the review was opened unassigned, and its escalation says nobody could be
+    # paged either (level 1, unassigned: the operators' queue must find someone).
+    assert await db.outbox_types(patient) == [
+        "ClinicianReviewOpened",
+        "ClinicianReviewAssigned",
+        "ClinicianReviewOverdue",
+        "ClinicianReviewAssigned",
+    ]
     [acknowledged] = await db.reviews_of(acknowledged_patient)
     assert acknowledged.priority == "routine"
     async with db.uow.sessions() as s:
         pending = await s.execute(
-            select(func.count())
-            .select_from(timers.timers)
-            .where(
+            select(timers.timers.c.subject_id, timers.timers.c.kind).where(
                 timers.timers.c.fired_at.is_(None),
                 timers.timers.c.cancelled_at.is_(None),
                 timers.timers.c.subject_id.in_(review_ids.values()),
             )
         )
-        assert pending.scalar_one() == 0
+        # What stays armed: the escalation to the clinical lead of the overdue review, nothing of the other.
+        assert [tuple(row) for row in pending] == [(review_ids[patient], timers.LEAD_ESCALATION)]
     await db.engine.dispose()
 
 

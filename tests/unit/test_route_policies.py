@@ -20,6 +20,13 @@ OPERATOR_WRITES = {
     ("billing", "/v1/clearinghouse/exchange"),  # send claims / fetch answers now, instead of at the next poll
     # Apply a patient's parked events after a fix: the service's own handlers do the writing.
     *((service, "/v1/ops/parked/{patient_id}/release") for service in SERVICES),
+    # Who works what: the on-call rota, clinicians' absences and a review's assignee say who is to act,
+    # never what is clinically true (ADR 0015); the rota is kept by operations.
+    ("safety", "/v1/rota/shifts"),
+    ("safety", "/v1/rota/shifts/{shift_id}"),
+    ("safety", "/v1/clinicians/{clinician_id}/absences"),
+    ("safety", "/v1/clinicians/{clinician_id}/absences/{absence_id}"),
+    ("safety", "/v1/reviews/{review_id}/assignee"),
 }
 
 

@@ -31,11 +31,12 @@ from carecoord_contracts.scheduling import (
     ReviewAppointmentUnavailable,
 )
 from carecoord_shared.auth import learn_jurisdictions
+from carecoord_shared.auth.care import learn_care_relations
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import assignment, observations, plan_view, reviews, sessions
-from .models import jurisdictions
+from .models import care_relations, jurisdictions
 from .rules import RuleSet
 from .timers import Clock
 
@@ -49,6 +50,9 @@ RECORDERS = (
 def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
+        # The care team (prescriber: the first choice for a review; team members reach the chart). Review
+        # assignees are safety's own: it writes them with the assignment, so it does not learn them back.
+        learn_care_relations(consumer, care_relations, reviews=False)
 
         for event_type, record in RECORDERS:
             consumer.on(event_type)(_recording(record, rules, clock))
