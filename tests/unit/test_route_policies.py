@@ -18,6 +18,8 @@ OPEN = {"/health/live", "/health/ready", "/metrics", "/docs/asyncapi"}
 # Writes an operator may make: running the system, never clinical or billing data.
 OPERATOR_WRITES = {
     ("billing", "/v1/clearinghouse/exchange"),  # send claims / fetch answers now, instead of at the next poll
+    # Who is on a patient's care team is operational: operators assign teams (ADR 0015); no PHI changes.
+    ("scheduling", "/v1/patients/{patient_id}/care-team"),
     # Apply a patient's parked events after a fix: the service's own handlers do the writing.
     *((service, "/v1/ops/parked/{patient_id}/release") for service in SERVICES),
     # Who works what: the on-call rota, clinicians' absences and a review's assignee say who is to act,

@@ -36,7 +36,7 @@ from carecoord_contracts import topics_consumed_by
 from carecoord_contracts.spec import asyncapi
 from carecoord_records.raw_records import RawFetcher
 
-from .auth import Access, Auditor, JurisdictionLookup, Role, TokenVerifier
+from .auth import Access, Auditor, JurisdictionLookup, RelationLookup, Role, TokenVerifier
 from .config import ServiceSettings
 from .errors import Forbidden
 from .faults import FailurePoints
@@ -85,6 +85,9 @@ class ServiceDefinition:
     background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
     # How this service knows a patient's state of residence (clinicians' licences); None: it cannot.
     jurisdiction_of: JurisdictionLookup | None = None
+    # How a licensed clinician is related to a patient (care team, review assignee, on call), tried in
+    # order, the first basis wins (carecoord_shared.auth.care); none: clinicians reach no patient here.
+    relations: tuple[RelationLookup, ...] = ()
 
 
 class Runtime:
@@ -384,7 +387,13 @@ class ServiceApp(CarecoordApp):
 
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(
-            AccessChecks(runtime.verifier, runtime.auditor, runtime.sessions, runtime.definition.jurisdiction_of),
+            AccessChecks(
+                runtime.verifier,
+                runtime.auditor,
+                runtime.sessions,
+                runtime.definition.jurisdiction_of,
+                runtime.definition.relations,
+            ),
             runtime.uow,
             runtime.idempotency,
             **kwargs,
@@ -586,6 +595,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Serv
             "parked_events",
             patient_id=patient_id,
             outcome="allowed" if result["done"] else "incomplete",
+            basis="operational",
         )
         runtime.parked_keys = await runtime.consumer.parking.count()
         return {"service": definition.name, "patient_id": str(patient_id), **result}

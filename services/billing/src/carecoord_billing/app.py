@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.auth import care_relation_lookup, jurisdiction_lookup
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
@@ -16,7 +16,7 @@ from carecoord_shared.service import ServiceDefinition
 from . import fees, fhir, handlers, routes
 from .demographics import IntakeDemographics, development_token
 from .exchange import ExchangeService
-from .models import audit, journal, messaging, metadata, patients
+from .models import audit, care_relations, journal, messaging, metadata, patients
 from .settings import BillingSettings, ProviderIdentity
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,6 +46,7 @@ def build(settings: BillingSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
+        relations=(care_relation_lookup(care_relations),),
         migrations_dir=MIGRATIONS,
         routers=(
             journal_router(journal),

@@ -6,18 +6,20 @@ from carecoord_contracts.dosing import TreatmentPlanCreated, TreatmentPlanPaused
 from carecoord_contracts.intake import CoverageDeclared, PatientRegistered
 from carecoord_contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
 from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
+from carecoord_shared.auth import learn_care_relations
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import charges, coverage, diagnoses
 from .fees import FeeSchedule
-from .models import journal
+from .models import care_relations, journal
 
 
 def register(
     consumer: EventConsumer, *, fees: FeeSchedule, insurance_states: frozenset[str], invoice_due_days: int = 30
 ) -> None:
+    learn_care_relations(consumer, care_relations)
     # The journal of what billing heard about plans and reviews (read by operators and tests).
     record_events(
         consumer,

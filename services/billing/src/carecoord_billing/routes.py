@@ -3,7 +3,9 @@ an exchange cycle on demand. Each route authorises, calls one use case or query
 (queries.py) and presents the answer; the models are schemas.py.
 
 Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
-a clinician licensed in the patient's state; every patient check is audited):
+a clinician licensed in the patient's state AND related to them: on their care team or
+assigned a review of theirs, learnt from scheduling and safety, ADR 0015; every patient
+check is audited, an allowed one with its basis):
 
 | route                                               | patient | clinician | operator | service |
 |-----------------------------------------------------|---------|-----------|----------|---------|

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.auth import care_relation_lookup, jurisdiction_lookup
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import ServiceDefinition
 
 from . import domain, fhir, handlers, outcomes, routes
-from .models import audit, jurisdictions, messaging, metadata
+from .models import audit, care_relations, jurisdictions, messaging, metadata
 from .settings import DosingSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,6 +25,7 @@ def build(settings: DosingSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
+        relations=(care_relation_lookup(care_relations),),
         migrations_dir=MIGRATIONS,
         routers=(routes.build_router(titration, definitions), fhir_router("dosing", fhir.RESOURCES)),
         register_handlers=handlers.register_with(titration, definitions),

@@ -15,19 +15,20 @@ from carecoord_contracts.safety import (
     VitalsRecorded,
 )
 from carecoord_contracts.scheduling import AppointmentCompleted
-from carecoord_shared.auth import learn_jurisdictions
+from carecoord_shared.auth import learn_care_relations, learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import outcome_tracking, plans
 from .domain import TitrationRules
-from .models import jurisdictions
+from .models import care_relations, jurisdictions
 from .outcomes import OutcomeDefinitions
 
 
 def register_with(rules: TitrationRules, definitions: OutcomeDefinitions) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
+        learn_care_relations(consumer, care_relations)
 
         @consumer.on(TreatmentHoldRequested)
         async def hold_requested(event: TreatmentHoldRequested, tx: HandlerTransaction) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from carecoord_shared.auth import audit_table, jurisdiction_table
+from carecoord_shared.auth.care import care_relations_table
 from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.tables import messaging_tables
 
@@ -28,6 +29,8 @@ metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
 idempotency = idempotency_table(metadata)
+# Who is in each patient's care (carecoord_shared.auth.care): what a licensed clinician needs to reach them.
+care_relations = care_relations_table(metadata)
 jurisdictions = jurisdiction_table(metadata)
 
 treatment_plans = Table(

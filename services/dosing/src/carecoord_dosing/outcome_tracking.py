@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_contracts.common import Indication, Instrument
 from carecoord_contracts.dosing import RemissionReached, TreatmentResponseReached
+from carecoord_shared.auth import ListScope, related_patients
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction, Transaction
 from carecoord_shared.statements import insert_new
 
 from . import outcomes
 from .models import (
+    care_relations,
     completed_sessions,
     intake_assessments,
     jurisdictions,
@@ -90,20 +92,21 @@ async def announce_milestones(tx: Transaction, patient_id: uuid.UUID, definition
 
 
 async def load_facts(
-    session: AsyncSession, *, patient_ids: Collection[uuid.UUID] | None = None, states: frozenset[str] | None = None
+    session: AsyncSession, *, patient_ids: Collection[uuid.UUID] | None = None, scope: ListScope | None = None
 ) -> dict[uuid.UUID, PatientFacts]:
     """What dosing knows of each patient's outcomes: the latest plan's indication, the first completed dosing
     session's start, intake's scores and the check-ins' totals. ``patient_ids`` None: every patient with a
-    plan (``states``: only those living in these states). Four queries, whatever the number of patients."""
+    plan (``scope``: only the clinician's, living in their licensed states and related to them).
+    Four queries, whatever the number of patients."""
 
     def scoped(query: Select[tuple[object, ...]], column: object) -> Select[tuple[object, ...]]:
         if patient_ids is not None:
             query = query.where(column.in_(list(patient_ids)))  # type: ignore[attr-defined]
-        if states is not None:
+        if scope is not None:
+            in_states = jurisdictions.c.state_of_residence.in_(sorted(scope.states))
             query = query.where(
-                column.in_(  # type: ignore[attr-defined]
-                    select(jurisdictions.c.patient_id).where(jurisdictions.c.state_of_residence.in_(sorted(states)))
-                )
+                column.in_(select(jurisdictions.c.patient_id).where(in_states)),  # type: ignore[attr-defined]
+                column.in_(related_patients(care_relations, scope.clinician_id)),  # type: ignore[attr-defined]
             )
         return query
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.auth import patient_of
+from carecoord_shared.auth import ListScope, patient_of
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 
@@ -126,20 +126,22 @@ async def program_outcomes(
     definitions: OutcomeDefinitions,
     *,
     as_of: datetime,
-    states: frozenset[str] | None,
+    scope: ListScope | None,
     suppress: bool,
 ) -> dict[str, Any]:
-    """The program's figures over every patient with a plan (``states``: living in these states only).
+    """The program's figures over every patient with a plan (``scope``: the clinician's patients only).
     Computed from the facts on each read: the cohort is the program's, thousands of patients at most."""
     async with uow.sessions() as session:
-        facts = await outcome_tracking.load_facts(session, states=states)
+        facts = await outcome_tracking.load_facts(session, scope=scope)
     program = outcomes.program_outcomes(facts.values(), definitions, as_of=as_of)
     if suppress:
         program = outcomes.suppress(program, definitions.min_cell_size)
     return {
         "definition_version": program.definition_version,
         "as_of": program.as_of,
-        "scope": "every state" if states is None else "the caller's licensed states",
+        "scope": "every state"
+        if scope is None
+        else "the caller's patients (related to them, in their licensed states)",
         "suppressed_below": definitions.min_cell_size if suppress else None,
         "figures": [{**asdict(f), "value": f.value} for f in program.figures],
         "cohorts": [asdict(c) for c in program.cohorts],

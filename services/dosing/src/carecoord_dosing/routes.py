@@ -4,8 +4,10 @@ Each route authorises, calls one use case (plans.py) or query, and presents the 
 are in schemas.py, the reads in queries.py.
 
 Who may call what (carecoord_shared.auth; "licensed" = a clinician licensed in
-the patient's state of residence, learnt from PatientRegistered; every
-patient check writes an audit row, allowed or denied):
+the patient's state of residence, learnt from PatientRegistered, AND related to
+them: on their care team (CareTeamChanged) or assigned a review of theirs
+(ClinicianReviewAssigned), ADR 0015; every patient check writes an audit row,
+allowed or denied, the allowed one with its basis):
 
 | route                                   | patient  | clinician                | operator | service | audited as                |
 |-----------------------------------------|----------|--------------------------|----------|---------|---------------------------|
@@ -16,7 +18,7 @@ patient check writes an audit row, allowed or denied):
 | POST /dose-proposals/{id}/approve       | -        | licensed, in own name    | -        | yes     | approve dose-proposal     |
 | POST /dosing-sessions/{id}/authorise    | -        | licensed                 | -        | yes     | authorise dosing-session  |
 | GET /patients/{id}/outcomes             | own only | licensed                 | -        | yes     | read outcomes             |
-| GET /outcomes                           | -        | licensed states only     | (1)      | yes     | read outcomes (program)   |
+| GET /outcomes                           | -        | their patients only      | (1)      | yes     | read outcomes (program)   |
 
 Plans, doses and session authorisations are clinical decisions: a patient reads
 their plan but decides nothing, and "in own name" means the body's clinician_id
@@ -26,7 +28,7 @@ patient app's back end (a service account) asks. Operators reach no patient data
 here, so no route admits them, except (1): the program's outcome figures, which are
 aggregates; an operator reads them with every cell under the definitions' minimum
 size withheld (a count of 3 in one state may point at a person), while a clinician
-reads exact counts over the patients they may reach anyway (their licensed states)
+reads exact counts over the patients they may reach anyway (related to them, in their licensed states)
 and a service over all.
 
 A change's check and audit row run in the change's own transaction
@@ -211,7 +213,7 @@ def build_router(rules: TitrationRules, definitions: OutcomeDefinitions) -> APIR
             uow,
             definitions,
             as_of=datetime.now(UTC),
-            states=None if operator else access.listable_states,
+            scope=None if operator else access.list_scope,
             suppress=operator,
         )
 

@@ -170,7 +170,9 @@ class WeekOut(BaseModel):
 class ProgramOutcomesOut(BaseModel):
     definition_version: str
     as_of: datetime
-    scope: str = Field(description="whose patients the figures count: every state, or the caller's licensed states")
+    scope: str = Field(
+        description="whose patients the figures count: every state, or the caller's patients (related to them, in their licensed states)"
+    )
     suppressed_below: int | None = Field(description="cells under this many patients are withheld; None: none are")
     figures: list[FigureOut]
     cohorts: list[CohortOut]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.auth import care_relation_lookup, jurisdiction_lookup, learn_care_relations
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
 from . import fhir, routes, rules
 from .intake import Intake
-from .models import audit, messaging, metadata, patients
+from .models import audit, care_relations, messaging, metadata, patients
 from .phi import PhiCipher
 from .settings import IntakeSettings
 
@@ -47,7 +48,10 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
+        relations=(care_relation_lookup(care_relations),),
         migrations_dir=MIGRATIONS,
         routers=(routes.build_router(intake), fhir_router("intake", fhir.resources(intake.cipher))),
+        # Intake hears only who is in each patient's care (the team, reviews' assignees).
+        register_handlers=partial(learn_care_relations, table=care_relations),
         background=(_startup_checks(settings),),
     )

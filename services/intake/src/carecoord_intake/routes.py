@@ -4,7 +4,9 @@ Each route authorises, calls one use case (intake.py) or query (queries.py) and 
 the answer; the request and response models, and their bounds, are schemas.py.
 
 Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
-a clinician licensed in the patient's state; every patient check is audited):
+a clinician licensed in the patient's state AND related to them: on their care team or
+assigned a review of theirs, learnt from scheduling and safety, ADR 0015; every patient
+check is audited, an allowed one with its basis):
 
 | route                                                   | patient | clinician          | operator | service |
 |---------------------------------------------------------|---------|--------------------|----------|---------|
@@ -82,6 +84,9 @@ from .schemas import (
     screening_schemas,
 )
 
+# The basis of a registering clinician's access to the patient they have just registered.
+REGISTRAR = "registrar"
+
 # Access as each kind of route needs it (see the table above).
 PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE)]
 ClinicianOrService = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
@@ -119,7 +124,12 @@ def build_router(intake: Intake) -> APIRouter:
             )
         # After the write: the id exists only now. An external id already registered answers with
         # that patient, so the check also keeps a clinician from learning of one outside their states.
-        await access.patient(row.patient_id, "register" if created else "read", "patient")
+        # A clinician registering a new patient is the one relation they have yet (the care team comes
+        # from scheduling's bookings); an existing patient needs a learnt one, as every read does.
+        if created:
+            await access.patient(row.patient_id, "register", "patient", relation=REGISTRAR)
+        else:
+            await access.patient(row.patient_id, "read", "patient")
         if not created:
             response.status_code = status.HTTP_200_OK
         return row._asdict()

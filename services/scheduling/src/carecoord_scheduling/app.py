@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.auth import care_relation_lookup, jurisdiction_lookup
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.http.journal import journal_router
 from carecoord_shared.service import ServiceDefinition
 
 from . import fhir, handlers, routes
-from .models import audit, journal, messaging, metadata, patients
+from .models import audit, care_relations, journal, messaging, metadata, patients
 from .settings import SchedulingSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,6 +24,7 @@ def build(settings: SchedulingSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
+        relations=(care_relation_lookup(care_relations),),
         migrations_dir=MIGRATIONS,
         routers=(routes.build_router(), journal_router(journal), fhir_router("scheduling", fhir.RESOURCES)),
         register_handlers=handlers.register,

@@ -32,6 +32,7 @@ from carecoord_contracts.scheduling import (
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 
+from . import care_team
 from .domain import booking as decide
 from .domain.availability import Interval, WeeklyWindow
 from .domain.booking import ClinicianSchedule, Patient, Slot
@@ -213,6 +214,7 @@ async def book(
         rule_version=POLICY.version,
     )
     await _guarded(tx, insert(appointments).values(**values), slot)
+    await care_team.booked(tx, patient_id, appointment_type, slot.clinician_id)
     tx.emit(
         AppointmentBooked(
             appointment_id=appointment_id,

@@ -11,15 +11,18 @@ from carecoord_contracts.dosing import (
 )
 from carecoord_contracts.intake import EligibilityDetermined, PatientRegistered
 from carecoord_contracts.safety import ClinicianReviewOpened, ClinicianReviewResolved
+from carecoord_shared.auth import learn_care_relations
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.journal import record_events
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
 from . import courses
-from .models import journal
+from .models import care_relations, journal
 
 
 def register(consumer: EventConsumer) -> None:
+    # Scheduling sets the care team itself (booking, PUT care-team); it learns the reviews' assignees.
+    learn_care_relations(consumer, care_relations, team=False)
     record_events(
         consumer,
         journal,

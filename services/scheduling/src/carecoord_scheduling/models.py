@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, ExcludeConstraint
 
 from carecoord_shared.auth import audit_table
+from carecoord_shared.auth.care import care_relations_table
 from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.journal import journal_table
 from carecoord_shared.messaging.tables import messaging_tables
@@ -31,6 +32,8 @@ metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
 idempotency = idempotency_table(metadata)
+# Who is in each patient's care (carecoord_shared.auth.care): what a licensed clinician needs to reach them.
+care_relations = care_relations_table(metadata)
 journal = journal_table(metadata)
 
 clinicians = Table(

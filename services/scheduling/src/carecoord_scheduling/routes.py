@@ -4,7 +4,8 @@ Each route authorises, calls one use case (clinicians.py, booking.py) or query (
 presents the answer; the models and their bounds are in schemas.py.
 
 Who may do what (carecoord_shared.auth; "own" = the token's patient, "licensed" =
-a clinician licensed in the patient's state; every patient check is audited):
+a clinician licensed in the patient's state AND related to them: on their care team or
+assigned a review of theirs, ADR 0015; every patient check is audited):
 
 | route                                               | patient | clinician             | operator | service |
 |-----------------------------------------------------|---------|-----------------------|----------|---------|
@@ -19,6 +20,8 @@ a clinician licensed in the patient's state; every patient check is audited):
 | GET /appointments/{id}, /patients/{id}/appointments | own     | licensed              | -        | any     |
 | GET /patients/{id}/received-events (journal_router) | -       | licensed              | yes (3)  | any     |
 | GET /fhir/R4/Appointment, /Appointment/{id}         | own     | licensed              | -        | any     |
+| GET /patients/{id}/care-team                        | own     | licensed              | yes (3)  | any     |
+| PUT /patients/{id}/care-team                        | -       | licensed (4)          | yes (3)  | any     |
 | GET /fhir/R4/metadata                               | yes     | yes                   | yes      | yes     |
 
 The clinician directory (who practises, their licences, their weekly hours) is
@@ -29,7 +32,12 @@ identity provider does not vouch for: the body's licensed_states must be among
 the token's. Patients book, move and cancel their own appointments in their own
 name. (2) Whether a session took place (completed, no-show) is the clinician's
 call: only the clinician the appointment is with, or a service, records it.
-(3) Which events arrived is the system's own bookkeeping. Changes to a
+(3) Which events arrived, and who is on a patient's care team, are the system's own
+bookkeeping (operators assign teams). (4) Booking a patient's initial evaluation
+(preparation session) makes its clinician their prescriber (therapist); a licensed
+clinician booking that visit with themselves takes the patient on, so needs no
+relation yet. A change by hand names clinicians from the directory licensed in the
+patient's state (422 otherwise) and publishes CareTeamChanged with who changed it. Changes to a
 clinician's record are audited too, though they are not patient data. The
 FHIR routes (fhir.py, the shared fhir_router) are the reads of
 /patients/{id}/appointments and /appointments/{id} again: the same roles and
@@ -46,6 +54,7 @@ a change that then fails (409, 422) still leaves its allowed row.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,21 +64,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from carecoord_contracts.common import ActorId, AppointmentType
+from carecoord_contracts.common import ActorId, AppointmentType, CareRole
 from carecoord_shared.auth import Access
 from carecoord_shared.auth import Role as Caller
+from carecoord_shared.auth.care import team_basis
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.pagination import Page
 
-from . import booking, clinicians, queries
+from . import booking, care_team, clinicians, queries
 from .domain.policy import Role
 from .schemas import (
     Appointment,
     AvailabilityException,
     BookingIn,
     CancelIn,
+    CareTeam,
+    CareTeamIn,
     Clinician,
     ClinicianIn,
     ExceptionIn,
@@ -83,9 +95,12 @@ from .schemas import (
 Anyone = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.OPERATOR, Caller.SERVICE)]
 ClinicianOrService = Annotated[Access, allow(Caller.CLINICIAN, Caller.SERVICE)]
 PatientCare = Annotated[Access, allow(Caller.PATIENT, Caller.CLINICIAN, Caller.SERVICE)]
+# Who is on a patient's team is operational (operators assign it); which patient it is, is not theirs to read.
+Staff = Annotated[Access, allow(Caller.CLINICIAN, Caller.OPERATOR, Caller.SERVICE)]
 
 clinicians_tag: list[str | Enum] = ["clinicians"]
 appointments_tag: list[str | Enum] = ["appointments"]
+care_team_tag: list[str | Enum] = ["care team"]
 
 
 def build_router() -> APIRouter:
@@ -213,7 +228,12 @@ def build_router() -> APIRouter:
         dependencies=[IDEMPOTENT],
     )
     async def book_appointment(body: BookingIn, uow: UowDep, access: PatientCare) -> dict[str, Any]:
-        async with access.transaction(uow, body.patient_id, "book", "appointment") as tx:
+        # A licensed clinician booking the visit that makes them a member (their patient's initial evaluation
+        # with themselves) takes the patient on: that booking is the relation (ADR 0015).
+        joins = care_team.role_joined_by(body.appointment_type)
+        taking_on = joins is not None and body.clinician_id == access.principal.subject
+        relation = team_basis(joins) if taking_on and joins is not None else None
+        async with access.transaction(uow, body.patient_id, "book", "appointment", relation=relation) as tx:
             appointment_id = await booking.book_requested(
                 tx,
                 patient_id=body.patient_id,
@@ -299,6 +319,35 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         await access.patient(patient_id, "read", "appointments")
         return await queries.schedule_page(uow, patient_id, include_all, page)
+
+    # --- the care team (ADR 0015) ----------------------------------------------------
+
+    @router.get(
+        "/patients/{patient_id}/care-team",
+        response_model=CareTeam,
+        tags=care_team_tag,
+        summary="The patient's care team: their prescriber and therapist (null until booked or set)",
+    )
+    async def get_care_team(patient_id: uuid.UUID, uow: UowDep, access: Anyone) -> dict[str, Any]:
+        await access.patient(patient_id, "read", "care-team", operational=True)
+        async with uow.sessions() as session:
+            team = await care_team.current(session, patient_id)
+        return {"patient_id": patient_id, **dataclasses.asdict(team)}
+
+    @router.put(
+        "/patients/{patient_id}/care-team",
+        response_model=CareTeam,
+        tags=care_team_tag,
+        summary="Set the patient's prescriber and/or therapist (422 when a clinician is unknown or not licensed "
+        "in the patient's state); publishes CareTeamChanged",
+        dependencies=[IDEMPOTENT],
+    )
+    async def put_care_team(patient_id: uuid.UUID, body: CareTeamIn, uow: UowDep, access: Staff) -> dict[str, Any]:
+        changes = {CareRole(field.removesuffix("_id")): getattr(body, field) for field in body.model_fields_set}
+        async with access.transaction(uow, patient_id, "change", "care-team", operational=True) as tx:
+            patient = await booking.require_patient(tx.session, patient_id)
+            team = await care_team.change(tx, patient_id, patient.state, changes, access.principal.subject)
+        return {"patient_id": patient_id, **dataclasses.asdict(team)}
 
     return router
 

@@ -152,3 +152,24 @@ class Appointment(BaseModel):
     review_priority: str | None = None
     course_session: int | None
     cancel_reason: str | None
+
+
+class CareTeamIn(BaseModel):
+    """Members to set by hand: a role left out keeps its member, null removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prescriber_id: ActorId | None = Field(default=None, description="the prescribing clinician; null: nobody")
+    therapist_id: ActorId | None = Field(default=None, description="the therapist; null: nobody")
+
+    @model_validator(mode="after")
+    def names_a_role(self) -> CareTeamIn:
+        if not self.model_fields_set:
+            raise ValueError("name prescriber_id, therapist_id or both")
+        return self
+
+
+class CareTeam(BaseModel):
+    patient_id: uuid.UUID
+    prescriber_id: str | None
+    therapist_id: str | None

@@ -3,14 +3,20 @@
 The rule, the same in every service:
 
 - a patient reaches their own data and nobody else's;
-- a clinician reaches patients whose state of residence they are licensed in
-  (a patient whose state this service has not learnt yet is refused: it fails
-  closed, and says so);
+- a clinician reaches a patient only when licensed in the patient's state of
+  residence AND related to the patient (minimum necessary, ADR 0015): on their
+  care team, assigned a review of theirs, or a relation the service alone knows
+  (``ServiceDefinition.relations``, tried in order). A patient whose state this
+  service has not learnt yet, or a service that knows no relations, is refused:
+  it fails closed, and says so;
 - an operator runs the system and reaches no patient's data;
 - a service (another system on its own account) reaches every patient.
 
 Every check writes one audit row, allowed or denied, before the request does
-anything else: a PHI read or a clinical decision is never unrecorded.
+anything else: a PHI read or a clinical decision is never unrecorded. An allowed
+row records its ``basis``: ``self`` (the patient), ``service``, ``operational``
+(an operator on the system's bookkeeping) or the relation's (``care_team:prescriber``,
+``assigned:on_call``...); a denied row has none.
 
 Where the request changes the patient's data, :meth:`Access.transaction` checks
 and writes the allowed row in the change's own transaction: the access and what
@@ -41,12 +47,19 @@ from carecoord_contracts.intake import PatientRegistered
 from ..errors import Forbidden, NotFound
 from ..messaging.consumer import EventConsumer
 from ..messaging.unit_of_work import HandlerTransaction, Transaction, UnitOfWork
+from .care import ListScope, RelationLookup
 from .tokens import Principal, Role
 
 log = structlog.get_logger("carecoord.audit")
 
 # The state of residence of a patient as this service knows it, or None.
 JurisdictionLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
+
+SELF, SERVICE, OPERATIONAL = "self", "service", "operational"
+NO_RELATION = (
+    "the clinician is not on the patient's care team, not on call for their state and not assigned a review of theirs"
+)
+NO_RELATIONS_HERE = "this service knows no care relations, so no clinician is related to the patient here"
 
 
 async def patient_of(sessions: async_sessionmaker[AsyncSession], query: Select[Any], missing: str) -> uuid.UUID:
@@ -90,9 +103,11 @@ class Auditor:
         resource_id: object = None,
         patient_id: uuid.UUID | None = None,
         outcome: str = "allowed",
+        basis: str | None = None,
         session: AsyncSession | None = None,
     ) -> None:
-        """Write one row: in ``session`` when given (its caller commits), else in a transaction of its own."""
+        """Write one row: in ``session`` when given (its caller commits), else in a transaction of its own.
+        ``basis``: why an allowed access was allowed (see the module docstring)."""
         if session is None:
             async with self._sessions.begin() as own:
                 await self.record(
@@ -102,6 +117,7 @@ class Auditor:
                     resource_id=resource_id,
                     patient_id=patient_id,
                     outcome=outcome,
+                    basis=basis,
                     session=own,
                 )
             return
@@ -115,6 +131,7 @@ class Auditor:
                 resource_id=None if resource_id is None else str(resource_id)[:64],
                 patient_id=patient_id,
                 outcome=outcome,
+                basis=None if basis is None else basis[:40],
                 trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else None,
             )
         )
@@ -129,11 +146,13 @@ class Access:
         auditor: Auditor,
         sessions: async_sessionmaker[AsyncSession],
         jurisdiction_of: JurisdictionLookup | None,
+        relations: tuple[RelationLookup, ...] = (),
     ) -> None:
         self.principal = principal
         self._auditor = auditor
         self._sessions = sessions
         self._jurisdiction_of = jurisdiction_of
+        self._relations = relations
 
     async def patient(
         self,
@@ -143,18 +162,17 @@ class Access:
         resource_id: object = None,
         *,
         operational: bool = False,
+        relation: str | None = None,
     ) -> None:
         """Allow this caller to ``action`` this patient's ``resource``, or raise Forbidden; audited either way.
 
         ``operational``: the resource is the system's own bookkeeping about the patient
-        (which events arrived, when), which operators need to trace a journey."""
-        # The licence lookup and the audit row share one transaction: one connection per check.
+        (which events arrived, when), which operators need to trace a journey.
+        ``relation``: the basis of a relation the request itself makes (a licensed clinician registering
+        a new patient), used when no learnt relation answers; the licence is still checked."""
+        # The licence and relation lookups and the audit row share one transaction: one connection per check.
         async with self._sessions.begin() as session:
-            refusal = (
-                None
-                if operational and self.principal.role is Role.OPERATOR
-                else await self._refusal(session, patient_id)
-            )
+            refusal, basis = await self._verdict(session, patient_id, operational, relation)
             await self._auditor.record(
                 self.principal,
                 action,
@@ -162,6 +180,7 @@ class Access:
                 resource_id=resource_id,
                 patient_id=patient_id,
                 outcome="denied" if refusal else "allowed",
+                basis=basis,
                 session=session,
             )
         if refusal:
@@ -169,7 +188,15 @@ class Access:
 
     @asynccontextmanager
     async def transaction(
-        self, uow: UnitOfWork, patient_id: uuid.UUID, action: str, resource: str, resource_id: object = None
+        self,
+        uow: UnitOfWork,
+        patient_id: uuid.UUID,
+        action: str,
+        resource: str,
+        resource_id: object = None,
+        *,
+        operational: bool = False,
+        relation: str | None = None,
     ) -> AsyncIterator[Transaction]:
         """``uow.transaction()`` for a change to this patient's data, allowed and audited as :meth:`patient`
         is, with the allowed row written in it (it commits with the change; see the module docstring).
@@ -177,12 +204,14 @@ class Access:
             async with access.transaction(uow, patient_id, "submit", "vitals", reading_id) as tx:
                 await observations.record_vitals(tx, ...)
 
-        A refusal commits its denied row (and nothing else: the block never runs) and raises Forbidden."""
+        A refusal commits its denied row (and nothing else: the block never runs) and raises Forbidden.
+        ``operational`` and ``relation`` as for :meth:`patient`."""
         refusal: str | None = None
+        basis: str | None = None
         audited_in_tx = False
         try:
             async with uow.transaction() as tx:
-                refusal = await self._refusal(tx.session, patient_id)
+                refusal, basis = await self._verdict(tx.session, patient_id, operational, relation)
                 await self._auditor.record(
                     self.principal,
                     action,
@@ -190,6 +219,7 @@ class Access:
                     resource_id=resource_id,
                     patient_id=patient_id,
                     outcome="denied" if refusal else "allowed",
+                    basis=basis,
                     session=tx.session,
                 )
                 if refusal is None:
@@ -202,7 +232,7 @@ class Access:
                 # The change rolled back (or its commit failed) and took the allowed row with it; the
                 # access happened all the same. (A commit that succeeded but was reported lost leaves two rows.)
                 await self._auditor.record(
-                    self.principal, action, resource, resource_id=resource_id, patient_id=patient_id
+                    self.principal, action, resource, resource_id=resource_id, patient_id=patient_id, basis=basis
                 )
             raise
         if refusal is not None:
@@ -230,22 +260,48 @@ class Access:
             return None
         return self.principal.licensed_states
 
-    async def _refusal(self, session: AsyncSession, patient_id: uuid.UUID) -> str | None:
-        principal = self.principal
-        if principal.role is Role.SERVICE or principal.is_patient(patient_id):
+    @property
+    def list_scope(self) -> ListScope | None:
+        """For a list across patients: the clinician's licensed states and id, whose related patients
+        alone it may show (carecoord_shared.auth.care.related_patients); None: a service, which sees all.
+        Anyone else gets a scope with no states, which shows nobody."""
+        if self.principal.role is Role.SERVICE:
             return None
+        states = self.principal.licensed_states if self.principal.role is Role.CLINICIAN else frozenset()
+        return ListScope(clinician_id=self.principal.subject, states=states)
+
+    async def _verdict(
+        self, session: AsyncSession, patient_id: uuid.UUID, operational: bool, relation: str | None
+    ) -> tuple[str | None, str | None]:
+        """(the refusal, None) or (None, the basis of the access)."""
+        principal = self.principal
+        if operational and principal.role is Role.OPERATOR:
+            return None, OPERATIONAL
+        if principal.role is Role.SERVICE:
+            return None, SERVICE
+        if principal.is_patient(patient_id):
+            return None, SELF
         if principal.role is Role.PATIENT:
-            return "a patient can only reach their own data"
+            return "a patient can only reach their own data", None
         if principal.role is Role.OPERATOR:
-            return "operators do not reach patients' data"
+            return "operators do not reach patients' data", None
         if self._jurisdiction_of is None:
-            return "this service cannot tell the patient's state, so no clinician is licensed for it here"
+            return "this service cannot tell the patient's state, so no clinician is licensed for it here", None
         state = await self._jurisdiction_of(session, patient_id)
         if state is None:
-            return "this service does not know the patient's state of residence yet, so it cannot check the clinician's licence"
+            return (
+                "this service does not know the patient's state of residence yet, so it cannot check the clinician's licence",
+                None,
+            )
         if not principal.licensed_in(state):
-            return "the clinician is not licensed in the patient's state of residence"
-        return None
+            return "the clinician is not licensed in the patient's state of residence", None
+        for lookup in self._relations:
+            basis = await lookup(session, patient_id, principal.subject, state)
+            if basis is not None:
+                return None, basis
+        if relation is not None:
+            return None, relation
+        return (NO_RELATION if self._relations else NO_RELATIONS_HERE), None
 
 
 def learn_jurisdictions(consumer: EventConsumer, table: Table) -> None:

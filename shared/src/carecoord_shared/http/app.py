@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..auth.access import Auditor, JurisdictionLookup
+from ..auth.care import RelationLookup
 from ..auth.tokens import TokenVerifier
 from ..messaging.unit_of_work import UnitOfWork
 from .problems import document_problems
@@ -28,6 +29,7 @@ class AccessChecks:
     auditor: Auditor
     sessions: async_sessionmaker[AsyncSession]
     jurisdiction_of: JurisdictionLookup | None
+    relations: tuple[RelationLookup, ...] = ()
 
 
 class CarecoordApp(FastAPI):

@@ -45,7 +45,7 @@ def allow(*roles: Role) -> Any:
             raise Forbidden(
                 f"this needs the role {' or '.join(sorted(admitted))}; the token's role is {principal.role}"
             )
-        return Access(principal, checks.auditor, checks.sessions, checks.jurisdiction_of)
+        return Access(principal, checks.auditor, checks.sessions, checks.jurisdiction_of, checks.relations)
 
     authorise.admitted_roles = admitted  # type: ignore[attr-defined]  # read by the route-coverage test
     return Depends(authorise)
