@@ -8,7 +8,7 @@ from carecoord_shared.auth import jurisdiction_lookup
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import fhir, handlers, rota_routes, routes, rules, sessions, timers
+from . import fhir, handlers, reach, rota_routes, routes, rules, sessions, timers
 from .models import audit, jurisdictions, messaging, metadata
 from .settings import SafetySettings
 
@@ -30,6 +30,7 @@ def build(settings: SafetySettings, clock: timers.Clock = timers.system_clock) -
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(jurisdictions),
+        relations=reach.RELATIONS,
         migrations_dir=MIGRATIONS,
         routers=(
             routes.build_router(escalation_rules, clock),

@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_contracts.common import AssignmentBasis, ReviewPriority
 from carecoord_contracts.safety import ClinicianReviewAssigned
@@ -180,38 +179,3 @@ async def reassign(tx: Transaction, review_id: uuid.UUID, assignee_id: str, *, n
         return review
     await _apply(tx, review, Assignment(assignee_id, AssignmentBasis.reassigned, review.escalation_level), now)
     return review
-
-
-async def on_call_basis(session: AsyncSession, patient_id: uuid.UUID, clinician_id: str, state: str) -> str | None:
-    """A relation lookup (carecoord_shared.auth.care): a clinician on the rota for the patient's state now
-    reaches the patient's chart here, where the safety picture is, audited as ``on_call`` (or ``clinical_lead``)."""
-    now = datetime.now(UTC)
-    found = await session.execute(
-        select(on_call_shifts.c.role)
-        .where(
-            on_call_shifts.c.state == state,
-            on_call_shifts.c.clinician_id == clinician_id,
-            on_call_shifts.c.cancelled_at.is_(None),
-            on_call_shifts.c.starts_at <= now,
-            on_call_shifts.c.ends_at > now,
-        )
-        .order_by(on_call_shifts.c.role.desc())  # on_call before clinical_lead
-        .limit(1)
-    )
-    return found.scalar()
-
-
-async def assignee_basis(session: AsyncSession, patient_id: uuid.UUID, clinician_id: str, _state: str) -> str | None:
-    """A relation lookup: the assignee of an unresolved review of the patient, audited as ``assigned:<basis>``
-    (other services learn the same from ClinicianReviewAssigned)."""
-    found = await session.execute(
-        select(clinician_reviews.c.assignment_basis)
-        .where(
-            clinician_reviews.c.patient_id == patient_id,
-            clinician_reviews.c.assignee_id == clinician_id,
-            clinician_reviews.c.status != "resolved",
-        )
-        .limit(1)
-    )
-    basis = found.scalar()
-    return None if basis is None else f"assigned:{basis}"

@@ -11,14 +11,14 @@ from typing import Any
 from sqlalchemy import Select, and_, func, literal, not_, select
 
 from carecoord_shared.auth import patient_of
+from carecoord_shared.auth.care import ListScope
 from carecoord_shared.errors import NotFound
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.pagination import Ordering, PageRequest, SortKey, read_page
 
-from . import rules, shadow
+from . import reach, rules, shadow
 from .models import (
     clinician_reviews,
-    jurisdictions,
     mood_checkins,
     review_triggers,
     side_effect_reports,
@@ -141,15 +141,15 @@ async def worklist(
     priorities: list[str] | None = None,
     reasons: list[str] | None = None,
     patient_id: uuid.UUID | None = None,
-    states: frozenset[str] | None = None,
+    scope: ListScope | None = None,
     overdue: bool | None = None,
     now: datetime | None = None,
     sort: str = "urgency",
     assignee: str | None = None,
 ) -> dict[str, Any]:
     """One page of the worklist in the ``sort`` order (default most urgent first, then earliest due): one
-    patient's reviews, or everyone's (narrowed to patients resident in ``states`` when given: a clinician's
-    licences); with how many reviews of each priority the whole filtered list holds (what a clinician's
+    patient's reviews, or everyone's (narrowed by ``scope`` when given: to the patients the clinician
+    reaches, reach.py); with how many reviews of each priority the whole filtered list holds (what a clinician's
     screen shows above the page). ``overdue``: only (True) or none of (False) the reviews still open past
     their due time at ``now``: what the overdue timer escalates, without waiting for it to fire."""
     ordering = WORKLIST_ORDERS[sort]
@@ -159,10 +159,8 @@ async def worklist(
         query = query.where(clinician_reviews.c.patient_id == patient_id)
     else:
         wanted = statuses or WORKLIST_STATUSES
-        if states is not None:
-            query = query.join(jurisdictions, jurisdictions.c.patient_id == clinician_reviews.c.patient_id).where(
-                jurisdictions.c.state_of_residence.in_(states)
-            )
+        if scope is not None:
+            query = query.where(reach.reachable(clinician_reviews.c.patient_id, scope, now or datetime.now(UTC)))
     query = query.where(clinician_reviews.c.status.in_(wanted))
     if assignee is not None:
         query = query.where(clinician_reviews.c.assignee_id == assignee)
@@ -199,14 +197,14 @@ def symptom_vocabulary(current: RuleSet) -> dict[str, Any]:
     }
 
 
-async def shadow_replay(uow: UnitOfWork, version: str, *, states: frozenset[str] | None) -> dict[str, Any]:
+async def shadow_replay(uow: UnitOfWork, version: str, *, scope: ListScope | None) -> dict[str, Any]:
     """What ``version`` would have decided about the recorded history (NotFound when no such rule file)."""
     try:
         rules.load(version)
     except rules.RuleFileError as exc:
         raise NotFound(str(exc)) from exc
     async with uow.sessions() as session, session.begin():
-        return await shadow.evaluate(session, version, states=states)
+        return await shadow.evaluate(session, version, scope=scope)
 
 
 # --- FHIR (fhir.py maps these rows) ------------------------------------------------------------

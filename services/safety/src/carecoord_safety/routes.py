@@ -4,8 +4,10 @@ Each route authorises, calls one use case (observations, reviews) or query, and 
 answer; the models are in schemas.py, the reads in queries.py.
 
 Who may call what (carecoord_shared.auth; "licensed" = a clinician licensed in
-the patient's state of residence, learnt from PatientRegistered; every
-patient check writes an audit row, allowed or denied):
+the patient's state of residence, learnt from PatientRegistered, AND related to
+the patient: on their care team, assigned an open review of theirs, or on call
+for their state now (reach.py, ADR 0015); every patient check writes an audit
+row, allowed or denied, an allowed one with its basis):
 
 | route                                  | patient      | clinician         | operator | service | audited as               |
 |----------------------------------------|--------------|-------------------|----------|---------|--------------------------|
@@ -36,7 +38,7 @@ patient data, so operators (who deploy them) may read them; the symptom
 vocabulary is what the patient app offers, so patients read it too. The shadow replay
 answers with recorded observations of identified patients and what each rule
 version made of them: that is PHI, so operators are refused, and a clinician's
-replay covers only patients in their licensed states (replaying per patient,
+replay covers only the patients they reach (replaying per patient,
 a patient's outcome does not depend on who else is replayed).
 """
 
@@ -252,7 +254,7 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
         if access.principal.role is Role.PATIENT:
             raise Forbidden("a patient lists their own reviews: pass patient_id (your own)")
         await access.record("list", "review")
-        return await queries.worklist(uow, page, states=access.listable_states, **filters)
+        return await queries.worklist(uow, page, scope=access.list_scope, **filters)
 
     @router.get("/reviews/{review_id}", response_model=ReviewDetail, tags=["reviews"])
     async def get_review(review_id: uuid.UUID, uow: UowDep, access: Observers, response: Response) -> dict[str, object]:
@@ -352,6 +354,6 @@ def build_router(current: RuleSet, clock: Clock) -> APIRouter:
     )
     async def shadow_evaluation(body: ShadowRequest, uow: UowDep, access: Clinical) -> dict[str, Any]:
         await access.record("replay", "rules-shadow", body.version)
-        return await queries.shadow_replay(uow, body.version, states=access.listable_states)
+        return await queries.shadow_replay(uow, body.version, scope=access.list_scope)
 
     return router

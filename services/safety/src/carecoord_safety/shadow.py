@@ -5,31 +5,34 @@ under the version that decided it and under the proposed one, and lists the
 observations whose outcome (reviews, hold, out-of-limits) would differ. It
 runs in a READ ONLY transaction: it acts on nothing and cannot.
 
-``states`` narrows the replay to patients resident in those states (a
-clinician's licences); since history is replayed per patient, each patient's
+``scope`` narrows the replay to the patients the clinician reaches (reach.py:
+licensed in their state and related to them); since history is replayed per patient, each patient's
 outcomes are the same whoever else is included.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import rules
-from .models import jurisdictions, mood_checkins, side_effect_reports, vitals_readings
+from carecoord_shared.auth.care import ListScope
+
+from . import reach, rules
+from .models import mood_checkins, side_effect_reports, vitals_readings
 from .rules import Mood, Observation, SideEffect, Vitals
 
 
 async def evaluate(
-    session: AsyncSession, proposed_version: str, *, states: frozenset[str] | None = None, limit: int = 500
+    session: AsyncSession, proposed_version: str, *, scope: ListScope | None = None, limit: int = 500
 ) -> dict[str, Any]:
     proposed = rules.load(proposed_version)
     recorded_sets: dict[str, rules.RuleSet] = {}
     await session.execute(text("SET TRANSACTION READ ONLY"))
-    records = await _recorded(session, states)
+    records = await _recorded(session, scope)
     history: dict[Any, list[Observation]] = defaultdict(list)
     differences = []
     for kind, row, observation in records:
@@ -60,12 +63,11 @@ async def evaluate(
     }
 
 
-async def _recorded(session: AsyncSession, states: frozenset[str] | None) -> list[tuple[str, Any, Observation]]:
+async def _recorded(session: AsyncSession, scope: ListScope | None) -> list[tuple[str, Any, Observation]]:
     def of(table: Table, id_column: str) -> Select[Any]:
         query = select(table.c[id_column].label("id"), table)
-        if states is not None:
-            resident = select(jurisdictions.c.patient_id).where(jurisdictions.c.state_of_residence.in_(states))
-            query = query.where(table.c.patient_id.in_(resident))
+        if scope is not None:
+            query = query.where(reach.reachable(table.c.patient_id, scope, datetime.now(UTC)))
         return query
 
     reports = await session.execute(of(side_effect_reports, "report_id"))
