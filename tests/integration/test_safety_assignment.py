@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from carecoord_contracts.common import ReviewPriority
 from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
-from carecoord_safety import assignment, reviews, rota, rules, sessions, timers
+from carecoord_safety import assignment, reach, reviews, rota, rules, sessions, timers
 from carecoord_safety.models import care_relations, clinician_reviews, jurisdictions, messaging
 from carecoord_shared.auth.care import replace_care_team
 from carecoord_shared.errors import RuleViolation
@@ -162,7 +162,7 @@ async def test_nobody_to_assign_is_said_once_and_a_reassignment_keeps_the_level(
         await assignment.reassign(tx, review_id, "dr-cover", now=T0 + timedelta(minutes=3))
     assert await _assignments(uow, patient) == [(None, "unassigned", 0), ("dr-cover", "reassigned", 0)]
     async with uow.sessions() as s:
-        basis = await assignment.assignee_basis(s, patient, "dr-cover", "TX")
+        basis = await reach.assignee_basis(s, patient, "dr-cover", "TX")
     assert basis == "assigned:reassigned"
 
 
@@ -182,6 +182,6 @@ async def test_on_call_now_reaches_the_states_patients_and_nobody_else_does(uow:
             ends_at=now + timedelta(hours=1), created_by="operator",
         )  # fmt: skip
     async with uow.sessions() as s:
-        assert await assignment.on_call_basis(s, uuid.uuid4(), "dr-tonight", "CO") == "on_call"
-        assert await assignment.on_call_basis(s, uuid.uuid4(), "dr-tonight", "TX") is None
-        assert await assignment.on_call_basis(s, uuid.uuid4(), "dr-someone", "CO") is None
+        assert await reach.on_call_basis(s, uuid.uuid4(), "dr-tonight", "CO") == "on_call"
+        assert await reach.on_call_basis(s, uuid.uuid4(), "dr-tonight", "TX") is None
+        assert await reach.on_call_basis(s, uuid.uuid4(), "dr-someone", "CO") is None

@@ -1,5 +1,6 @@
 """A patient's chart and the worklist read back from a live safety service: what was recorded, a page at a time, newest first,
-to whom the free text is shown, and a review's decision with who made it and when."""
+to whom the free text is shown, a review's decision with who made it and when, and who reaches the chart at all
+(the care team, the clinician on call for the patient's state, a review's assignee; ADR 0015)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from carecoord_devstack.stack import Stack
-from carecoord_safety.models import clinician_reviews, jurisdictions
-from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
+from carecoord_safety.models import audit, clinician_reviews, jurisdictions
+from tests.auth import SERVICE_TOKEN, clinician_token, operator_token, patient_token
+from tests.care import join_care_team
 from tests.service_harness import ServiceHarness
 
 STATE = "CO"
@@ -28,11 +30,13 @@ async def safety(stack: Stack) -> AsyncIterator[ServiceHarness]:
         yield harness
 
 
-async def _resident(safety: ServiceHarness, state: str = STATE) -> uuid.UUID:
-    """A patient safety knows lives in ``state`` (as PatientRegistered would have told it)."""
+async def _resident(safety: ServiceHarness, state: str = STATE, prescriber: str | None = CLINICIAN) -> uuid.UUID:
+    """A patient safety knows lives in ``state`` (as PatientRegistered would have told it), with
+    ``prescriber`` on their care team (as CareTeamChanged would have)."""
     patient_id = uuid.uuid4()
     async with safety.uow.sessions.begin() as session:
         await session.execute(jurisdictions.insert().values(patient_id=patient_id, state_of_residence=state))
+    await join_care_team(safety, patient_id, prescriber)
     return patient_id
 
 
@@ -183,7 +187,12 @@ async def test_the_worklist_pages_most_urgent_first_filters_by_priority_and_reas
     safety: ServiceHarness,
 ) -> None:
     # Patients in a state no other test here uses, seen by a clinician licensed there only.
-    patients = [await _resident(safety, "WA") for _ in range(3)]
+    patients = [await _resident(safety, "WA", "dr-wa-only") for _ in range(3)]
+    # A patient in the same state on someone else's team: licensed is not enough to see their reviews.
+    not_theirs = await _resident(safety, "WA", "dr-wa-other")
+    await _record(
+        safety, "/v1/side-effect-reports", {"patient_id": str(not_theirs), "symptoms": ["nausea"], "grade": 3}
+    )
     opened: dict[str, dict[str, Any]] = {}
     for patient_id in patients:
         for symptoms, grade in ((["nausea"], 3), (["dizziness"], 2)):
@@ -227,7 +236,7 @@ async def test_the_worklist_pages_most_urgent_first_filters_by_priority_and_reas
 
 async def test_the_worklist_filters_what_is_overdue_and_sorts_by_due_time_or_newest(safety: ServiceHarness) -> None:
     # A state of its own: the lists below are exactly these reviews.
-    patients = [await _resident(safety, "OR") for _ in range(3)]
+    patients = [await _resident(safety, "OR", "dr-or-only") for _ in range(3)]
     review_ids = []
     for patient_id in patients:
         outcome = await _record(
@@ -264,3 +273,39 @@ async def test_the_worklist_filters_what_is_overdue_and_sorts_by_due_time_or_new
     assert crossed.status_code == 422 and crossed.json()["code"] == "invalid_cursor", crossed.text
     unknown = await doctor.get("/v1/reviews", params={"sort": "whenever"})
     assert unknown.status_code == 422, unknown.text
+
+
+async def test_a_licensed_clinician_outside_the_care_team_is_refused_and_on_call_is_let_in_audited_as_such(
+    safety: ServiceHarness,
+) -> None:
+    patient_id = await _resident(safety, "NM", prescriber="dr-nm-prescriber")
+    chart = f"/v1/patients/{patient_id}/side-effect-reports"
+    outsider = await safety.client(clinician_token("dr-nm-tonight", ["NM"])).get(chart)
+    assert outsider.status_code == 403, outsider.text
+    assert "not on the patient's care team, not on call" in outsider.json()["detail"]
+
+    now = datetime.now(UTC)
+    shift = {
+        "state": "NM",
+        "role": "on_call",
+        "clinician_id": "dr-nm-tonight",
+        "starts_at": (now - timedelta(minutes=5)).isoformat(),
+        "ends_at": (now + timedelta(hours=8)).isoformat(),
+    }
+    added = await safety.client(operator_token()).post("/v1/rota/shifts", json=shift)
+    assert added.status_code == 201, added.text
+    on_call = await safety.client(clinician_token("dr-nm-tonight", ["NM"])).get(chart)
+    assert on_call.status_code == 200, on_call.text
+    team = await safety.client(clinician_token("dr-nm-prescriber", ["NM"])).get(chart)
+    assert team.status_code == 200, team.text
+
+    rows = await safety.rows(
+        select(audit.c.actor, audit.c.outcome, audit.c.basis)
+        .where(audit.c.patient_id == patient_id)
+        .order_by(audit.c.id)
+    )
+    assert [tuple(r) for r in rows] == [
+        ("dr-nm-tonight", "denied", None),
+        ("dr-nm-tonight", "allowed", "on_call"),
+        ("dr-nm-prescriber", "allowed", "care_team:prescriber"),
+    ]
