@@ -13,6 +13,7 @@ from carecoord_devstack.stack import Stack
 from carecoord_dosing.models import jurisdictions as dosing_jurisdictions
 from carecoord_safety.models import jurisdictions as safety_jurisdictions
 from tests.auth import SERVICE_TOKEN, clinician_token
+from tests.care import join_care_team
 from tests.plans import COURSE
 from tests.problem_walk import assert_problem
 from tests.service_harness import ServiceHarness
@@ -51,6 +52,7 @@ async def _report(safety: ServiceHarness, patient_id: uuid.UUID, symptom: str) -
 async def test_a_review_decision_on_a_stale_version_is_refused_and_changes_nothing(safety: ServiceHarness) -> None:
     patient = await _resident(safety, safety_jurisdictions)
     review_id = await _report(safety, patient, "dizziness")
+    await join_care_team(safety, patient, "dr-etag")
     clinician = safety.client(clinician_token("dr-etag", [STATE]))
     read = await clinician.get(f"/v1/reviews/{review_id}")
     assert read.status_code == 200, read.text
@@ -94,6 +96,7 @@ async def test_a_review_decision_on_a_stale_version_is_refused_and_changes_nothi
 async def test_if_match_star_or_none_decides_as_before_and_a_malformed_one_is_invalid(safety: ServiceHarness) -> None:
     patient = await _resident(safety, safety_jurisdictions)
     review_id = await _report(safety, patient, "nausea")
+    await join_care_team(safety, patient, "dr-etag-star")
     clinician = safety.client(clinician_token("dr-etag-star", [STATE]))
     malformed = await clinician.post(
         f"/v1/reviews/{review_id}/acknowledge", json={"clinician_id": "dr-etag-star"}, headers={"If-Match": "3"}
@@ -112,6 +115,7 @@ async def test_if_match_star_or_none_decides_as_before_and_a_malformed_one_is_in
 
 async def test_two_clinicians_cannot_overwrite_each_others_plan_decision(dosing: ServiceHarness) -> None:
     patient = await _resident(dosing, dosing_jurisdictions)
+    await join_care_team(dosing, patient, "dr-first", "dr-second")
     first = dosing.client(clinician_token("dr-first", [STATE]))
     second = dosing.client(clinician_token("dr-second", [STATE]))
     created = await first.post("/v1/plans", json={"patient_id": str(patient), "clinician_id": "dr-first", **COURSE})
