@@ -81,14 +81,22 @@ ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
 
 
 async def clinician(
-    stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK
+    stack: Stack,
+    role: str,
+    state: str,
+    time_zone: str,
+    windows: list[dict[str, Any]] = ALL_WEEK,
+    *,
+    clinician_id: str | None = None,
+    also_licensed_in: tuple[str, ...] = (),
 ) -> str:
-    """A clinician in scheduling, licensed in one state; returns the id."""
-    clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
+    """A clinician in scheduling, licensed in ``state`` (and ``also_licensed_in``); returns the id."""
+    clinician_id = clinician_id or f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
+    states = [state, *also_licensed_in]
     async with api_client(timeout=10) as http:
         response = await http.put(
             url(stack, "scheduling", f"/v1/clinicians/{clinician_id}"),
-            json={"role": role, "time_zone": time_zone, "licensed_states": [state], "weekly_availability": windows},
+            json={"role": role, "time_zone": time_zone, "licensed_states": states, "weekly_availability": windows},
         )
     assert response.status_code == 200, response.text
     return clinician_id
@@ -168,3 +176,17 @@ async def _team_learnt(stack: Stack, service: str, patient_id: uuid.UUID, expect
     finally:
         await conn.close()
     return expected <= {r["clinician_id"] for r in rows}
+
+
+async def prescriber(stack: Stack, patient_id: uuid.UUID | str, *learnt_by: str) -> str:
+    """The clinician scheduling booked the patient's initial evaluation with (so their prescriber), once the
+    services in ``learnt_by`` (default: every one that learns it) know: whom a journey acts as."""
+
+    async def booked() -> str | None:
+        async with api_client(timeout=10) as http:
+            team = await http.get(url(stack, "scheduling", f"/v1/patients/{patient_id}/care-team"))
+        return team.json()["prescriber_id"] if team.status_code == 200 else None
+
+    prescriber_id: str = await eventually(booked, what="the initial evaluation booked (a prescriber)")
+    await care_team_learnt(stack, patient_id, {prescriber_id}, *learnt_by)
+    return prescriber_id
