@@ -5,12 +5,15 @@ needs, e.g. a fresh appointment to cancel, and may name the caller in the body),
 admits and the status an admitted caller gets. ``credential_cases``, ``role_cases`` and ``scope_cases``
 list the checks that are the same for every service (each module parametrizes its three tests with them),
 one test case each: without a valid token -> 401; each role not admitted -> 403 and a
-"<METHOD> refused" audit row; for a patient-scoped route the patient themself, a clinician licensed
-in the patient's state and a service are let through, while another patient and a clinician licensed
-only elsewhere get 403, each check leaving exactly its one audit row (allowed or denied).
+"<METHOD> refused" audit row; for a patient-scoped route the patient themself, a member of the patient's
+care team licensed in their state and a service are let through (the allowed row saying on what basis:
+self, care_team:..., service), while another patient, a clinician licensed only elsewhere and one licensed
+in the patient's state but outside their care team (ADR 0015) get 403, each check leaving exactly its one
+audit row (allowed or denied).
 
 A module provides a ``world`` fixture (see ``World``): every case is about ``world.patient_id``,
-a patient living in STATE.
+a patient living in STATE, whose care team it sets with ``care_team`` (the prescriber is
+``team_member(patient_id)``; an Endpoint's ``clinician_subject`` joins as the therapist).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from carecoord_shared.auth import Role, mint_token
 from tests.auth import bearer, clinician_token, operator_token, patient_token, service_token
 from tests.conftest import eventually
 from tests.e2e import intake_journeys
-from tests.e2e.journeys import url
+from tests.e2e.journeys import ALL_WEEK, join_care_team, url
 
 # Tokens a service must answer with 401 on every route. The forgery claims the suite's own account.
 UNAUTHENTICATED: dict[str, str | None] = {
@@ -188,6 +191,30 @@ async def _known_state(stack: Stack, service_name: str, patient_id: uuid.UUID) -
     return rows[0]["state_of_residence"] if rows else None
 
 
+def team_member(patient_id: uuid.UUID) -> str:
+    """The subject of the patient's prescriber in the authorisation walk (``care_team`` puts them on the team)."""
+    return f"dr-team-{patient_id.hex[:12]}"
+
+
+async def care_team(
+    stack: Stack, patient_id: uuid.UUID, state: str, *learnt_by: str, therapist: str | None = None
+) -> None:
+    """Put ``team_member(patient_id)`` (and ``therapist``, if given: a clinician already in scheduling's directory
+    or entered here) on the patient's care team, once scheduling knows the patient, and wait until each service in
+    ``learnt_by`` learnt it."""
+    await eventually(lambda: _known_state(stack, "scheduling", patient_id), what="scheduling learnt the patient")
+    members = {team_member(patient_id): "psychiatric_clinician", **({therapist: "therapist"} if therapist else {})}
+    async with httpx.AsyncClient(timeout=10, headers=bearer(service_token("carecoord-test-suite"))) as http:
+        for subject, role in members.items():
+            directory = url(stack, "scheduling", f"/v1/clinicians/{subject}")
+            if (await http.get(directory)).status_code == 200:
+                continue
+            body = {"role": role, "time_zone": _ADDRESSES[state][1], "licensed_states": [state]}
+            response = await http.put(directory, json={**body, "weekly_availability": ALL_WEEK})
+            assert response.status_code == 200, response.text
+    await join_care_team(stack, patient_id, *learnt_by, prescriber_id=team_member(patient_id), therapist_id=therapist)
+
+
 # --- The table: one Endpoint per route.
 
 RequestFor = Callable[[Any, Caller], Awaitable[Request]]
@@ -229,14 +256,17 @@ class Endpoint:
 FHIR_METADATA = Endpoint("FHIR capability statement", route("GET", "/fhir/R4/metadata"), ALL_ROLES)
 
 
-OWN, OTHER, LICENSED, ELSEWHERE_LICENSED, IMPERSONATING, SERVICE = (
+OWN, OTHER, LICENSED, OUTSIDE_TEAM, ELSEWHERE_LICENSED, IMPERSONATING, SERVICE = (
     "the patient themself",
     "another patient",
-    "a clinician licensed in the patient's state",
+    "a care-team member licensed in the patient's state",
+    "a clinician licensed in the patient's state outside their care team",
     "a clinician licensed elsewhere",
     "a clinician in someone else's name",
     "a service",
 )
+# What a refused clinician outside the care team is told (carecoord_shared.auth.access).
+NOT_RELATED = "the clinician is not on the patient's care team"
 
 
 def ids(endpoints: list[Endpoint]) -> list[str]:
@@ -261,9 +291,11 @@ def scope_cases(endpoints: list[Endpoint]) -> list[tuple[Endpoint, str]]:
             + [LICENSED] * (Role.CLINICIAN in e.admits)
             + [SERVICE] * (Role.SERVICE in e.admits)
         )
-        denied = [OTHER] * (Role.PATIENT in e.admits) + [ELSEWHERE_LICENSED, *[IMPERSONATING] * e.in_own_name] * (
-            Role.CLINICIAN in e.admits
-        )
+        denied = [OTHER] * (Role.PATIENT in e.admits) + [
+            ELSEWHERE_LICENSED,
+            OUTSIDE_TEAM,
+            *[IMPERSONATING] * e.in_own_name,
+        ] * (Role.CLINICIAN in e.admits)
         assert denied, f"{e.name} admits neither patients nor clinicians: not patient-scoped"
         cases += [(e, who) for who in (allowed if e.ok else []) + denied]
     return cases
@@ -298,12 +330,14 @@ async def expect_scope(world: World, service_name: str, endpoint: Endpoint, who:
     """The ``who`` caller is let through or refused, and the patient check left its one audit row saying so."""
     assert endpoint.audited_as is not None
     action, resource = endpoint.audited_as
+    member = endpoint.clinician_subject or team_member(world.patient_id)
     caller = {
         OWN: lambda: patient(world.patient_id),
         OTHER: lambda: patient(world.other_patient_id),
-        LICENSED: lambda: clinician(STATE, "WA", subject=endpoint.clinician_subject),
+        LICENSED: lambda: clinician(STATE, "WA", subject=member),
+        OUTSIDE_TEAM: lambda: clinician(STATE, "WA"),
         ELSEWHERE_LICENSED: lambda: clinician(ELSEWHERE, "TX", subject=endpoint.clinician_subject),
-        IMPERSONATING: lambda: clinician(STATE),
+        IMPERSONATING: lambda: clinician(STATE, subject=member),
         SERVICE: service,
     }[who]()
     request = await endpoint.request(world, caller)
@@ -316,11 +350,15 @@ async def expect_scope(world: World, service_name: str, endpoint: Endpoint, who:
         assert response.status_code == 403 and "own name" in response.json()["detail"], response.text
         assert rows and rows[-1]["outcome"] == "denied", rows
         return response
-    refused = who in (OTHER, ELSEWHERE_LICENSED)
+    refused = who in (OTHER, ELSEWHERE_LICENSED, OUTSIDE_TEAM)
     assert response.status_code == (403 if refused else endpoint.ok), response.text
+    if who == OUTSIDE_TEAM:
+        assert NOT_RELATED in response.json()["detail"], response.text
     outcome = "denied" if refused else "allowed"
-    assert [(r["action"], r["resource"], r["patient_id"], r["outcome"], r["actor_role"]) for r in rows] == [
-        (action, resource, world.patient_id, outcome, str(caller.role))
+    role = "therapist" if endpoint.clinician_subject else "prescriber"
+    basis = None if refused else {OWN: "self", LICENSED: f"care_team:{role}", SERVICE: "service"}[who]
+    assert [(r["action"], r["resource"], r["patient_id"], r["outcome"], r["actor_role"], r["basis"]) for r in rows] == [
+        (action, resource, world.patient_id, outcome, str(caller.role), basis)
     ], rows
     if not refused:
         answer = response.json() if response.content else None

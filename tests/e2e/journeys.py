@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 
 from carecoord_devstack.stack import Stack
 from tests.auth import api_client
+from tests.conftest import eventually
 from tests.plans import COURSE
 
 
@@ -79,14 +81,22 @@ ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
 
 
 async def clinician(
-    stack: Stack, role: str, state: str, time_zone: str, windows: list[dict[str, Any]] = ALL_WEEK
+    stack: Stack,
+    role: str,
+    state: str,
+    time_zone: str,
+    windows: list[dict[str, Any]] = ALL_WEEK,
+    *,
+    clinician_id: str | None = None,
+    also_licensed_in: tuple[str, ...] = (),
 ) -> str:
-    """A clinician in scheduling, licensed in one state; returns the id."""
-    clinician_id = f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
+    """A clinician in scheduling, licensed in ``state`` (and ``also_licensed_in``); returns the id."""
+    clinician_id = clinician_id or f"{role[:5]}-{state.lower()}-{uuid.uuid4().hex[:8]}"
+    states = [state, *also_licensed_in]
     async with api_client(timeout=10) as http:
         response = await http.put(
             url(stack, "scheduling", f"/v1/clinicians/{clinician_id}"),
-            json={"role": role, "time_zone": time_zone, "licensed_states": [state], "weekly_availability": windows},
+            json={"role": role, "time_zone": time_zone, "licensed_states": states, "weekly_availability": windows},
         )
     assert response.status_code == 200, response.text
     return clinician_id
@@ -124,3 +134,59 @@ async def fhir(http: httpx.AsyncClient, stack: Stack, service: str, path: str, *
     body: dict[str, Any] = answer.json()
     validated(body)
     return body
+
+
+# The services that learn the care team from CareTeamChanged (scheduling sets it: its rows are there at once).
+LEARNS_CARE_TEAMS = ("intake", "dosing", "safety", "billing")
+
+
+async def join_care_team(
+    stack: Stack,
+    patient_id: uuid.UUID | str,
+    *learnt_by: str,
+    prescriber_id: str | None = None,
+    therapist_id: str | None = None,
+) -> None:
+    """Put clinicians (already in scheduling's directory, licensed in the patient's state) on the patient's care
+    team through scheduling's API, then wait until each service in ``learnt_by`` (default: every one that learns
+    it) has learnt them: a licensed clinician reaches a patient's data only as a member (ADR 0015)."""
+    body = {k: v for k, v in (("prescriber_id", prescriber_id), ("therapist_id", therapist_id)) if v is not None}
+    assert body, "name a prescriber, a therapist or both"
+    async with api_client(timeout=10) as http:
+        response = await http.put(url(stack, "scheduling", f"/v1/patients/{patient_id}/care-team"), json=body)
+    assert response.status_code == 200, response.text
+    await care_team_learnt(stack, patient_id, set(body.values()), *learnt_by)
+
+
+async def care_team_learnt(stack: Stack, patient_id: uuid.UUID | str, members: set[str], *learnt_by: str) -> None:
+    """Wait until each service in ``learnt_by`` (default: every one that learns it) has ``members`` on the team."""
+    for service in learnt_by or LEARNS_CARE_TEAMS:
+        await eventually(
+            lambda service=service: _team_learnt(stack, service, uuid.UUID(str(patient_id)), members),
+            what=f"{service} learnt the care team",
+        )
+
+
+async def _team_learnt(stack: Stack, service: str, patient_id: uuid.UUID, expected: set[str]) -> bool:
+    conn = await asyncpg.connect(stack.postgres.dsn(service, service))
+    try:
+        rows = await conn.fetch(
+            "SELECT clinician_id FROM care_relations WHERE patient_id = $1 AND review_id IS NULL", patient_id
+        )
+    finally:
+        await conn.close()
+    return expected <= {r["clinician_id"] for r in rows}
+
+
+async def prescriber(stack: Stack, patient_id: uuid.UUID | str, *learnt_by: str) -> str:
+    """The clinician scheduling booked the patient's initial evaluation with (so their prescriber), once the
+    services in ``learnt_by`` (default: every one that learns it) know: whom a journey acts as."""
+
+    async def booked() -> str | None:
+        async with api_client(timeout=10) as http:
+            team = await http.get(url(stack, "scheduling", f"/v1/patients/{patient_id}/care-team"))
+        return team.json()["prescriber_id"] if team.status_code == 200 else None
+
+    prescriber_id: str = await eventually(booked, what="the initial evaluation booked (a prescriber)")
+    await care_team_learnt(stack, patient_id, {prescriber_id}, *learnt_by)
+    return prescriber_id

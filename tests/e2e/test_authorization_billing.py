@@ -57,6 +57,7 @@ async def _invoices(stack: Stack, patient_id: uuid.UUID) -> list[dict[str, Any]]
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
     patient_id = await ac.registered_patient(services, STATE)
+    await ac.care_team(services, patient_id, STATE, SERVICE)
     declared = await intake_journeys.step(services, str(patient_id), "PUT", "/coverage", {"kind": "self_pay"})
     assert declared.status_code == 201, declared.text
     started = datetime.now(UTC) - timedelta(days=1)

@@ -38,6 +38,7 @@ class World:
 @pytest.fixture(scope="module")
 async def world(services: Stack) -> World:
     co, ny = await ac.registered_patient(services, "CO", DOSING), await ac.registered_patient(services, "NY", DOSING)
+    await ac.care_team(services, co, "CO", DOSING)
     system = ac.service()
     plan = await _plan_call(services, system, "POST", "/v1/plans", 201, patient_id=str(co), **COURSE)
     active = await _plan_call(services, system, "POST", f"/v1/plans/{plan['plan_id']}/activate", 200)
@@ -177,12 +178,13 @@ async def test_an_operator_reads_program_figures_with_small_cells_withheld(world
     counts = [f["denominator"] for f in body["figures"]] + [w["patients"] for w in body["weeks"]]
     assert not [n for n in counts if n is not None and 0 < n < 11]
     clinician = (await ac.call(world.stack, DOSING, Request("GET", "/v1/outcomes"), ac.clinician("CO"))).json()
-    assert clinician["suppressed_below"] is None and clinician["scope"] == "the caller's licensed states"
+    assert clinician["suppressed_below"] is None and clinician["scope"].startswith("the caller's patients")
 
 
 async def test_plan_decisions_are_a_licensed_clinicians_in_their_own_name(services: Stack) -> None:
     patient_id = await ac.registered_patient(services, "CO", DOSING)
-    dr, elsewhere = ac.clinician("CO"), ac.clinician("NY")
+    await ac.care_team(services, patient_id, "CO", DOSING)
+    dr, elsewhere = ac.clinician("CO", subject=ac.team_member(patient_id)), ac.clinician("NY")
 
     body = {"patient_id": str(patient_id), "clinician_id": elsewhere.subject, **COURSE}
     refused = await ac.call(services, DOSING, Request("POST", "/v1/plans", body), elsewhere)

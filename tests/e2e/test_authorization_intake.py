@@ -47,6 +47,7 @@ class World:
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
     patient_id = await ac.registered_patient(services, STATE)
+    await ac.care_team(services, patient_id, STATE, "intake", therapist=CLINICIAN)
     submitted = await intake_journeys.step(services, str(patient_id), "POST", "/assessments", _phq9)
     assert submitted.status_code == 201, submitted.text
     return World(services, patient_id, uuid.UUID(submitted.json()["assessment_id"]))
@@ -166,7 +167,7 @@ async def test_every_role_reads_the_fhir_capability_statement_which_names_no_pat
 
 
 async def test_a_clinician_decides_only_in_their_own_name(world: World) -> None:
-    colleague = ac.clinician(STATE)
+    colleague = ac.clinician(STATE, subject=ac.team_member(world.patient_id))  # on the team, in another's name
     response = await ac.call(world.stack, SERVICE, await _OVERRIDE(world, colleague), colleague)
     assert response.status_code == 403, response.text
     assert "own name" in response.json()["detail"]
@@ -208,10 +209,11 @@ async def test_a_clinician_registers_patients_only_in_states_they_are_licensed_i
     created = await ac.call(world.stack, SERVICE, request, licensed)
     assert created.status_code == 201, "the refused attempt registered nothing: the same external id is new here"
     [row] = await ac.audit_rows(world.stack, SERVICE, licensed)
-    assert (row["action"], str(row["patient_id"]), row["outcome"]) == (
+    assert (row["action"], str(row["patient_id"]), row["outcome"], row["basis"]) == (
         "register",
         created.json()["patient_id"],
         "allowed",
+        "registrar",
     )
 
 

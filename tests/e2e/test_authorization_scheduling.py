@@ -83,7 +83,9 @@ async def world(services: Stack) -> World:
             },
         )
         assert created.status_code == 200, created.text
-    return World(services, await ac.registered_patient(services, STATE, SERVICE), CLINICIAN)
+    patient_id = await ac.registered_patient(services, STATE, SERVICE)
+    await ac.care_team(services, patient_id, STATE, SERVICE, therapist=CLINICIAN)
+    return World(services, patient_id, CLINICIAN)
 
 
 def _on_appointment(action: str, body: Any = None, *, fresh: bool, reschedule: bool = False) -> Any:
@@ -176,6 +178,16 @@ PATIENT_ENDPOINTS = [
         route("GET", "/v1/patients/{w.patient_id}/received-events"),
         frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
         audited_as=("read", "received-events"),
+    ),
+    Endpoint(
+        "care team", route("GET", "/v1/patients/{w.patient_id}/care-team"), ALL_ROLES, audited_as=("read", "care-team")
+    ),
+    # The module's clinician is the therapist already: an admitted caller changes nothing the other cases rely on.
+    Endpoint(
+        "change care team",
+        route("PUT", "/v1/patients/{w.patient_id}/care-team", lambda w, _c: {"therapist_id": w.clinician_id}),
+        frozenset({Role.OPERATOR, Role.CLINICIAN, Role.SERVICE}),
+        audited_as=("change", "care-team"),
     ),
 ]
 
@@ -306,7 +318,7 @@ async def test_a_patient_books_only_in_their_own_name(world: World) -> None:
 
 async def test_only_the_appointments_own_clinician_settles_it(world: World) -> None:
     appointment_id = await world.booked()
-    colleague = ac.clinician(STATE)
+    colleague = ac.clinician(STATE, subject=ac.team_member(world.patient_id))  # on the team, not the appointment's
     response = await ac.call(
         world.stack, SERVICE, Request("POST", f"/v1/appointments/{appointment_id}/complete"), colleague
     )
@@ -322,3 +334,36 @@ async def test_an_unknown_appointment_is_404_for_an_admitted_caller(world: World
         ac.patient(world.patient_id),
     )
     assert response.status_code == 404, response.text
+
+
+async def test_changing_the_care_team_changes_who_reaches_the_chart_and_is_audited(world: World) -> None:
+    patient_id = await ac.registered_patient(world.stack, STATE, SERVICE, "intake")
+    await ac.care_team(world.stack, patient_id, STATE, "intake")
+    before, newcomer = (
+        ac.team_member(patient_id),
+        await journeys.clinician(world.stack, "psychiatric_clinician", STATE, ZONE),
+    )
+    chart = Request("GET", f"/v1/patients/{patient_id}")
+    as_newcomer = ac.clinician(STATE, subject=newcomer)
+    refused = await ac.call(world.stack, "intake", chart, as_newcomer)
+    assert refused.status_code == 403 and ac.NOT_RELATED in refused.json()["detail"], refused.text
+
+    operator = ac.operator()
+    change = Request("PUT", f"/v1/patients/{patient_id}/care-team", {"prescriber_id": newcomer})
+    changed = await ac.call(world.stack, SERVICE, change, operator)
+    assert changed.status_code == 200, changed.text
+    [row] = await ac.audit_rows(world.stack, SERVICE, operator)
+    assert (row["action"], row["resource"], row["patient_id"], row["outcome"], row["basis"]) == (
+        "change",
+        "care-team",
+        patient_id,
+        "allowed",
+        "operational",
+    )
+    await journeys.care_team_learnt(world.stack, patient_id, {newcomer}, "intake")
+
+    allowed = await ac.call(world.stack, "intake", chart, as_newcomer)
+    assert allowed.status_code == 200, allowed.text
+    assert (await ac.audit_rows(world.stack, "intake", as_newcomer))[-1]["basis"] == "care_team:prescriber"
+    gone = await ac.call(world.stack, "intake", chart, ac.clinician(STATE, subject=before))
+    assert gone.status_code == 403, "the prescriber replaced no longer reaches the chart"

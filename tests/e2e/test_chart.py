@@ -35,7 +35,9 @@ async def test_the_headline_flow_then_the_whole_chart_read_back(services: Stack)
     await journeys.clinician(services, "psychiatric_clinician", "CO", "America/Denver")
     patient = uuid.UUID(await intake_journeys.complete_intake(services))
     await journeys.active_plan(services, patient)
-    clinician = api_client(clinician_token("dr-chart", ["CO"]))
+    # The clinician the evaluation was booked with is the prescriber: the one who may read the chart.
+    dr = await journeys.prescriber(services, patient)
+    clinician = api_client(clinician_token(dr, ["CO"]))
     measured = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     async with api_client() as http, clinician:
         vitals = await http.post(
@@ -63,12 +65,12 @@ async def test_the_headline_flow_then_the_whole_chart_read_back(services: Stack)
         await eventually(lambda: _paused(services, patient), what="plan paused after the severe report")
 
         acknowledged = await clinician.post(
-            journeys.url(services, "safety", f"/v1/reviews/{review_id}/acknowledge"), json={"clinician_id": "dr-chart"}
+            journeys.url(services, "safety", f"/v1/reviews/{review_id}/acknowledge"), json={"clinician_id": dr}
         )
         assert acknowledged.status_code == 200, acknowledged.text
         resolved = await clinician.post(
             journeys.url(services, "safety", f"/v1/reviews/{review_id}/resolve"),
-            json={"clinician_id": "dr-chart", "decision": "resume", "note": NOTE},
+            json={"clinician_id": dr, "decision": "resume", "note": NOTE},
         )
         assert resolved.status_code == 200, resolved.text
 
@@ -87,7 +89,7 @@ async def test_the_headline_flow_then_the_whole_chart_read_back(services: Stack)
 
         review = await _get(clinician, services, "safety", f"/v1/reviews/{review_id}")
         assert (review["status"], review["decision"], review["resolution_note"]) == ("resolved", "resume", NOTE)
-        assert review["acknowledged_by"] == review["resolved_by"] == "dr-chart"
+        assert review["acknowledged_by"] == review["resolved_by"] == dr
         assert review["acknowledged_at"] <= review["resolved_at"]
         assert review["trigger_history"], "what opened it"
 

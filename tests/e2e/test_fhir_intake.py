@@ -15,7 +15,7 @@ import pytest
 from carecoord_devstack.stack import Stack
 from tests.auth import api_client, clinician_token, patient_token
 from tests.e2e import access_cases as ac
-from tests.e2e import intake_journeys
+from tests.e2e import intake_journeys, journeys
 from tests.e2e.journeys import fhir, url
 from tests.fhir_validation import entries, validated
 from tests.problem_walk import assert_problem
@@ -112,7 +112,10 @@ def _parsed(value: str) -> datetime:
 
 async def test_the_patient_reads_back_with_the_registered_demographics(services: Stack) -> None:
     patient_id, body = await _screened_patient(services)
-    clinician = clinician_token(f"fhir-dr-{uuid.uuid4().hex[:8]}", ["CO"])
+    # A clinician on the patient's care team (the therapist: the evaluation's booking names the prescriber).
+    dr = await journeys.clinician(services, "therapist", "CO", "America/Denver")
+    await journeys.join_care_team(services, patient_id, "intake", therapist_id=dr)
+    clinician = clinician_token(dr, ["CO"])
     async with api_client(clinician, timeout=10) as http:
         [found] = entries(await fhir(http, services, "intake", "/Patient", _id=patient_id))
         assert await fhir(http, services, "intake", f"/Patient/{patient_id}") == found

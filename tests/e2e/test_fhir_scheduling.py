@@ -63,6 +63,7 @@ async def _book(stack: Stack, patient_id: uuid.UUID, clinician_id: str, kind: st
 async def booked(services: Stack) -> Booked:
     patient_id = await ac.registered_patient(services, STATE, SERVICE)
     clinician_id = await journeys.clinician(services, "psychiatric_clinician", STATE, ZONE)
+    await journeys.join_care_team(services, patient_id, SERVICE, prescriber_id=clinician_id)
     dosing = await _book(services, patient_id, clinician_id, "dosing_session")
     follow_up = await _book(services, patient_id, clinician_id, "follow_up")
     async with api_client() as http:
@@ -168,8 +169,12 @@ async def test_a_clinician_licensed_elsewhere_is_refused(booked: Booked) -> None
     elsewhere = ac.clinician(ac.ELSEWHERE)
     search = ac.Request("GET", "/fhir/R4/Appointment", params={"patient": str(booked.patient_id)})
     assert_problem(await ac.call(booked.stack, SERVICE, search, elsewhere), 403)
-    licensed = ac.clinician(STATE)
-    assert (await ac.call(booked.stack, SERVICE, search, licensed)).status_code == 200
+    outside_the_team = ac.clinician(STATE)
+    assert (
+        ac.NOT_RELATED in assert_problem(await ac.call(booked.stack, SERVICE, search, outside_the_team), 403)["detail"]
+    )
+    on_the_team = ac.clinician(STATE, subject=booked.clinician_id)
+    assert (await ac.call(booked.stack, SERVICE, search, on_the_team)).status_code == 200
 
 
 @pytest.mark.parametrize("appointment_id", [str(uuid.uuid4()), "not-a-uuid"])

@@ -86,6 +86,12 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     first = (await intake.status(services, patient_id))["decision"]
     assert (first["outcome"], first["sequence"], first["basis"]) == ("ineligible", 1, "rules")
 
+    # Staff put dr-re on the ineligible patient's team (the therapist: the evaluation booked after the move
+    # names the prescriber), so that they may re-evaluate.
+    await journeys.clinician(
+        services, "therapist", "AK", "America/Anchorage", clinician_id="dr-re", also_licensed_in=("CO",)
+    )
+    await journeys.join_care_team(services, patient_id, "intake", therapist_id="dr-re")
     re_evaluation = url(services, "intake", f"/v1/patients/{patient_id}/eligibility/re-evaluation")
     moved = {"state_of_residence": "CO", "time_zone": "America/Denver"}
     body = {"clinician_id": "dr-re", "reason": "moved to Denver in November", "residence": moved}

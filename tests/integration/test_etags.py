@@ -35,12 +35,10 @@ async def dosing(stack: Stack) -> AsyncIterator[ServiceHarness]:
         yield harness
 
 
-async def _resident(harness: ServiceHarness, table: Any, prescriber: str, therapist: str | None = None) -> uuid.UUID:
-    """A patient living in STATE whose care team is ``prescriber`` (and ``therapist``)."""
+async def _resident(harness: ServiceHarness, table: Any) -> uuid.UUID:
     patient_id = uuid.uuid4()
     async with harness.uow.sessions.begin() as session:
         await session.execute(table.insert().values(patient_id=patient_id, state_of_residence=STATE))
-    await join_care_team(harness, patient_id, prescriber, therapist)
     return patient_id
 
 
@@ -52,8 +50,9 @@ async def _report(safety: ServiceHarness, patient_id: uuid.UUID, symptom: str) -
 
 
 async def test_a_review_decision_on_a_stale_version_is_refused_and_changes_nothing(safety: ServiceHarness) -> None:
-    patient = await _resident(safety, safety_jurisdictions, "dr-etag")
+    patient = await _resident(safety, safety_jurisdictions)
     review_id = await _report(safety, patient, "dizziness")
+    await join_care_team(safety, patient, "dr-etag")
     clinician = safety.client(clinician_token("dr-etag", [STATE]))
     read = await clinician.get(f"/v1/reviews/{review_id}")
     assert read.status_code == 200, read.text
@@ -95,8 +94,9 @@ async def test_a_review_decision_on_a_stale_version_is_refused_and_changes_nothi
 
 
 async def test_if_match_star_or_none_decides_as_before_and_a_malformed_one_is_invalid(safety: ServiceHarness) -> None:
-    patient = await _resident(safety, safety_jurisdictions, "dr-etag-star")
+    patient = await _resident(safety, safety_jurisdictions)
     review_id = await _report(safety, patient, "nausea")
+    await join_care_team(safety, patient, "dr-etag-star")
     clinician = safety.client(clinician_token("dr-etag-star", [STATE]))
     malformed = await clinician.post(
         f"/v1/reviews/{review_id}/acknowledge", json={"clinician_id": "dr-etag-star"}, headers={"If-Match": "3"}
@@ -114,7 +114,8 @@ async def test_if_match_star_or_none_decides_as_before_and_a_malformed_one_is_in
 
 
 async def test_two_clinicians_cannot_overwrite_each_others_plan_decision(dosing: ServiceHarness) -> None:
-    patient = await _resident(dosing, dosing_jurisdictions, "dr-first", "dr-second")
+    patient = await _resident(dosing, dosing_jurisdictions)
+    await join_care_team(dosing, patient, "dr-first", "dr-second")
     first = dosing.client(clinician_token("dr-first", [STATE]))
     second = dosing.client(clinician_token("dr-second", [STATE]))
     created = await first.post("/v1/plans", json={"patient_id": str(patient), "clinician_id": "dr-first", **COURSE})

@@ -31,6 +31,7 @@ from carecoord_intake.models import blood_pressure_readings
 from carecoord_scheduling.models import appointments
 from carecoord_scheduling.models import audit as scheduling_audit
 from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
+from tests.care import join_care_team
 from tests.e2e.intake_journeys import eligible_steps, registration
 from tests.integration.test_safety_report_path import traffic, xmin
 from tests.integration.test_scheduling_booking import DAYTIME, book, day_after_tomorrow, put_clinician, register
@@ -391,6 +392,8 @@ async def test_another_clinician_completing_an_appointment_is_refused_after_the_
 ) -> None:
     """The patient check (licensed: allowed, audited) comes first, then "its own clinician": as before."""
     patient, _, appointment_id = await _booked(scheduling, "ID")
+    # On the patient's care team (so the patient check lets them through), but not the appointment's clinician.
+    await join_care_team(scheduling, patient, "dr-other-id")
     other = scheduling.client(clinician_token("dr-other-id", ["ID"]))
     response = await other.post(f"/v1/appointments/{appointment_id}/complete", json={})
     assert response.status_code == 403
