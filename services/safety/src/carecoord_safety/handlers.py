@@ -34,7 +34,7 @@ from carecoord_shared.auth import learn_jurisdictions
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
-from . import assignment, observations, plan_view, reviews, sessions
+from . import assignment, consent, observations, plan_view, reviews, sessions
 from .models import jurisdictions
 from .rules import RuleSet
 from .timers import Clock
@@ -49,6 +49,7 @@ RECORDERS = (
 def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], None]:
     def register(consumer: EventConsumer) -> None:
         learn_jurisdictions(consumer, jurisdictions)
+        consent.register(consumer, rules, clock)
 
         for event_type, record in RECORDERS:
             consumer.on(event_type)(_recording(record, rules, clock))
