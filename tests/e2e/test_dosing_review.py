@@ -30,35 +30,13 @@ async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -
     return response.json()  # type: ignore[no-any-return]
 
 
-async def _pre_dose_reading(
-    stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, systolic: int = 122, minutes_ago: int = 10
-) -> None:
-    async with api_client(timeout=10) as http:
-        response = await http.post(
-            journeys.url(stack, "safety", "/v1/vitals"),
-            json={
-                "patient_id": str(patient),
-                "systolic": systolic,
-                "diastolic": 78,
-                "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
-                "context": "pre_dose",
-                "appointment_id": str(appointment),
-            },
-        )
-    assert response.status_code == 201, response.text
-    await eventually(
-        lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"),
-        what="dosing heard the reading",
-    )
-
-
 async def test_sessions_are_refused_while_paused_and_authorised_after_resume(services: Stack) -> None:
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
     first, second = uuid.uuid4(), uuid.uuid4()
 
     assert (await _authorise(services, patient, first))["reason"] == "no_pre_dose_bp_for_session"
-    await _pre_dose_reading(services, patient, first)
+    await journeys.pre_dose_reading(services, patient, first)
     granted = await _authorise(services, patient, first)
     assert granted["authorised"] and granted["dose_mg"] == 100
     assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], (
@@ -79,7 +57,7 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
             json={"clinician_id": "dr-lee", "decision": "resume"},
         )
     await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
-    await _pre_dose_reading(services, patient, second)
+    await journeys.pre_dose_reading(services, patient, second)
     assert (await _authorise(services, patient, second))["authorised"]
 
     sessions = await eventually(
@@ -121,7 +99,7 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     assert "grade_2_side_effect_no_increase" in proposed["rationale"]
     assert (await journeys.plan(services, patient))["approved_dose_mg"] is None, "the old approval lapsed"
     next_session = uuid.uuid4()
-    await _pre_dose_reading(services, patient, next_session)
+    await journeys.pre_dose_reading(services, patient, next_session)
     assert (await _authorise(services, patient, next_session))["reason"] == "no_approved_dose"
 
     async with api_client(timeout=10) as http:
@@ -184,7 +162,7 @@ async def test_a_review_resolved_with_a_dose_change_resumes_the_plan_at_that_dos
     assert (approval["payload"]["approved_by"], approval["payload"]["review_id"]) == ("dr-lee", review_id)
     assert approval["payload"]["plan_id"] == plan["plan_id"]
     session = uuid.uuid4()
-    await _pre_dose_reading(services, patient, session)
+    await journeys.pre_dose_reading(services, patient, session)
     granted = await _authorise(services, patient, session)
     assert granted["authorised"] and granted["dose_mg"] == 50
 
@@ -193,11 +171,11 @@ async def test_only_a_recent_reading_for_the_session_authorises_it(services: Sta
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
     session, other = uuid.uuid4(), uuid.uuid4()
-    await _pre_dose_reading(services, patient, other)
+    await journeys.pre_dose_reading(services, patient, other)
     assert (await _authorise(services, patient, session))["reason"] == "no_pre_dose_bp_for_session"
-    await _pre_dose_reading(services, patient, session, minutes_ago=61)
+    await journeys.pre_dose_reading(services, patient, session, minutes_ago=61)
     assert (await _authorise(services, patient, session))["reason"] == "pre_dose_bp_too_old"
-    await _pre_dose_reading(services, patient, session, minutes_ago=2)
+    await journeys.pre_dose_reading(services, patient, session, minutes_ago=2)
     assert (await _authorise(services, patient, session))["authorised"]
 
 
