@@ -71,6 +71,17 @@ async def pre_dose_reading(
     )
 
 
+async def authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
+    """Ask dosing whether the session may go ahead (as the suite's service); its answer, authorised or refused."""
+    async with api_client(timeout=10) as http:
+        response = await http.post(
+            url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"),
+            json={"patient_id": str(patient)},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
 async def plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
     async with api_client(timeout=10) as http:
         response = await http.get(url(stack, "dosing", f"/v1/patients/{patient_id}/plan"))

@@ -19,16 +19,6 @@ from tests.kafka_io import events_for, group_caught_up
 pytestmark = pytest.mark.e2e
 
 
-async def _authorise(stack: Stack, patient: uuid.UUID, session: uuid.UUID) -> dict[str, Any]:
-    async with api_client(timeout=10) as http:
-        response = await http.post(
-            journeys.url(stack, "dosing", f"/v1/dosing-sessions/{session}/authorise"),
-            json={"patient_id": str(patient)},
-        )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 async def _dosing_heard(stack: Stack, patient: uuid.UUID, event_type: str) -> None:
     """Intake's relay published the event, and dosing's consumer group has read past it."""
 
@@ -60,7 +50,7 @@ async def test_no_session_without_the_signed_treatment_consent_and_a_withdrawal_
     session = uuid.uuid4()
     await journeys.pre_dose_reading(services, patient, session)
 
-    refused = await _authorise(services, patient, session)
+    refused = await journeys.authorise(services, patient, session)
     assert (refused["authorised"], refused["reason"]) == (False, "consent_missing")
 
     async with api_client(patient_token(patient), timeout=10) as app:
@@ -74,7 +64,7 @@ async def test_no_session_without_the_signed_treatment_consent_and_a_withdrawal_
         )
         assert signed.status_code == 201, signed.text
         await _dosing_heard(services, patient, "ConsentSigned")
-        granted = await _authorise(services, patient, session)
+        granted = await journeys.authorise(services, patient, session)
         assert (granted["authorised"], granted["dose_mg"]) == (True, 100)
 
         withdrawn = await app.post(f"{consents}/ketamine_treatment/withdrawal")
@@ -85,4 +75,4 @@ async def test_no_session_without_the_signed_treatment_consent_and_a_withdrawal_
     assert (review["priority"], review["status"]) == ("high", "open")
     later = uuid.uuid4()
     await journeys.pre_dose_reading(services, patient, later)
-    assert (await _authorise(services, patient, later))["reason"] == "consent_missing"
+    assert (await journeys.authorise(services, patient, later))["reason"] == "consent_missing"
