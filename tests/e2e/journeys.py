@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,14 +12,29 @@ import httpx
 from carecoord_devstack.stack import Stack
 from tests.auth import api_client
 from tests.conftest import eventually
-from tests.plans import COURSE
+from tests.kafka_io import group_caught_up, publish_event
+from tests.plans import COURSE, treatment_consent_signed
 
 
 def url(stack: Stack, service: str, path: str) -> str:
     return f"{stack.services[service].url}{path}"
 
 
-async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
+async def sign_treatment_consent(stack: Stack, patient_id: uuid.UUID) -> None:
+    """The patient's signature of the ketamine treatment consent, as intake announces it, heard by dosing
+    (no session is authorised without it, ADR 0016). The suite's plans are for patients intake never
+    registered, so the event is published as intake's; tests/e2e/test_consent.py signs through intake's API."""
+    await publish_event(stack.kafka.bootstrap, "intake.patients", treatment_consent_signed(), patient_id, "intake")
+    await eventually(
+        lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "intake.patients"),
+        what="dosing heard the treatment consent",
+    )
+
+
+async def active_plan(stack: Stack, patient_id: uuid.UUID, *, consent: bool = True) -> dict[str, Any]:
+    """An active plan at the suite's course; ``consent``: the patient signed the treatment consent first."""
+    if consent:
+        await sign_treatment_consent(stack, patient_id)
     async with api_client(timeout=10) as http:
         created = await http.post(
             url(stack, "dosing", "/v1/plans"),
@@ -31,6 +47,40 @@ async def active_plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:
         assert activated.status_code == 200, activated.text
         assert activated.json()["status"] == "active"
         return activated.json()  # type: ignore[no-any-return]
+
+
+async def pre_dose_reading(
+    stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, systolic: int = 122, minutes_ago: int = 10
+) -> None:
+    """A pre-dose reading taken for the session through safety's API, heard by dosing."""
+    async with api_client(timeout=10) as http:
+        response = await http.post(
+            url(stack, "safety", "/v1/vitals"),
+            json={
+                "patient_id": str(patient),
+                "systolic": systolic,
+                "diastolic": 78,
+                "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+                "context": "pre_dose",
+                "appointment_id": str(appointment),
+            },
+        )
+    assert response.status_code == 201, response.text
+    await eventually(
+        lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"),
+        what="dosing heard the reading",
+    )
+
+
+async def authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
+    """Ask dosing whether the session may go ahead (as the suite's service); its answer, authorised or refused."""
+    async with api_client(timeout=10) as http:
+        response = await http.post(
+            url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"),
+            json={"patient_id": str(patient)},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
 
 
 async def plan(stack: Stack, patient_id: uuid.UUID) -> dict[str, Any]:

@@ -138,7 +138,41 @@ DEMOGRAPHICS = Endpoint(
     route("GET", "/v1/internal/patients/{w.patient_id}/claim-demographics"),
     frozenset({Role.SERVICE}),
 )
-EVERY_ENDPOINT = [*PATIENT_ENDPOINTS, *FHIR_ENDPOINTS, REGISTRATION, DEMOGRAPHICS, FHIR_METADATA]
+# Consent (ADR 0016). The module's patient never signs, so an admitted caller meets a rule each time
+# (an outdated version, nothing to withdraw: 409) and nothing changes for the other cases.
+_outdated = {"document": "ketamine_treatment", "document_version": "2025.1.0"}
+CONSENT_ENDPOINTS = [
+    Endpoint("consent documents", route("GET", "/v1/consent-documents"), ac.ALL_ROLES),
+    Endpoint("consent document", route("GET", "/v1/consent-documents/ketamine_treatment/2026.12.0"), ac.ALL_ROLES),
+    Endpoint(
+        "patient consents",
+        route("GET", "/v1/patients/{w.patient_id}/consents"),
+        PATIENT_CARE,
+        audited_as=("read", "consents"),
+    ),
+    Endpoint(
+        "sign consent",
+        route("POST", "/v1/patients/{w.patient_id}/consents", _outdated),
+        frozenset({Role.PATIENT}),
+        audited_as=("sign", "consent"),
+        ok=409,
+    ),
+    Endpoint(
+        "withdraw consent",
+        route("POST", "/v1/patients/{w.patient_id}/consents/telehealth/withdrawal"),
+        frozenset({Role.PATIENT, Role.CLINICIAN}),
+        audited_as=("withdraw", "consent"),
+        ok=409,
+    ),
+]
+EVERY_ENDPOINT = [
+    *PATIENT_ENDPOINTS,
+    *FHIR_ENDPOINTS,
+    *CONSENT_ENDPOINTS,
+    REGISTRATION,
+    DEMOGRAPHICS,
+    FHIR_METADATA,
+]
 
 
 @pytest.mark.parametrize(("endpoint", "credential"), ac.credential_cases(EVERY_ENDPOINT), ids=str)

@@ -20,55 +20,23 @@ from tests.kafka_io import events_for, group_caught_up, publish_event
 pytestmark = pytest.mark.e2e
 
 
-async def _authorise(stack: Stack, patient: uuid.UUID, appointment: uuid.UUID) -> dict[str, Any]:
-    async with api_client(timeout=10) as http:
-        response = await http.post(
-            journeys.url(stack, "dosing", f"/v1/dosing-sessions/{appointment}/authorise"),
-            json={"patient_id": str(patient)},
-        )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-async def _pre_dose_reading(
-    stack: Stack, patient: uuid.UUID, appointment: uuid.UUID, systolic: int = 122, minutes_ago: int = 10
-) -> None:
-    async with api_client(timeout=10) as http:
-        response = await http.post(
-            journeys.url(stack, "safety", "/v1/vitals"),
-            json={
-                "patient_id": str(patient),
-                "systolic": systolic,
-                "diastolic": 78,
-                "measured_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
-                "context": "pre_dose",
-                "appointment_id": str(appointment),
-            },
-        )
-    assert response.status_code == 201, response.text
-    await eventually(
-        lambda: group_caught_up(stack.kafka.bootstrap, "carecoord.dosing", "safety.reports"),
-        what="dosing heard the reading",
-    )
-
-
 async def test_sessions_are_refused_while_paused_and_authorised_after_resume(services: Stack) -> None:
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
     first, second = uuid.uuid4(), uuid.uuid4()
 
-    assert (await _authorise(services, patient, first))["reason"] == "no_pre_dose_bp_for_session"
-    await _pre_dose_reading(services, patient, first)
-    granted = await _authorise(services, patient, first)
+    assert (await journeys.authorise(services, patient, first))["reason"] == "no_pre_dose_bp_for_session"
+    await journeys.pre_dose_reading(services, patient, first)
+    granted = await journeys.authorise(services, patient, first)
     assert granted["authorised"] and granted["dose_mg"] == 100
-    assert (await _authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], (
+    assert (await journeys.authorise(services, patient, first))["authorisation_id"] == granted["authorisation_id"], (
         "one per session"
     )
 
     outcome = (await journeys.report(services, patient, symptoms=["hallucinations_persisting"], grade=2)).json()
     await eventually(lambda: _status_is(services, patient, "paused"), what="paused")
     for _ in range(2):
-        refused = await _authorise(services, patient, second)
+        refused = await journeys.authorise(services, patient, second)
         assert (refused["authorised"], refused["reason"]) == (False, "plan_paused")
 
     async with api_client(timeout=10) as http:
@@ -79,8 +47,8 @@ async def test_sessions_are_refused_while_paused_and_authorised_after_resume(ser
             json={"clinician_id": "dr-lee", "decision": "resume"},
         )
     await eventually(lambda: _status_is(services, patient, "active"), what="resumed")
-    await _pre_dose_reading(services, patient, second)
-    assert (await _authorise(services, patient, second))["authorised"]
+    await journeys.pre_dose_reading(services, patient, second)
+    assert (await journeys.authorise(services, patient, second))["authorised"]
 
     sessions = await eventually(
         lambda: _at_least(events_for(services.kafka.bootstrap, "dosing.sessions", patient), 5), what="session events"
@@ -121,8 +89,8 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
     assert "grade_2_side_effect_no_increase" in proposed["rationale"]
     assert (await journeys.plan(services, patient))["approved_dose_mg"] is None, "the old approval lapsed"
     next_session = uuid.uuid4()
-    await _pre_dose_reading(services, patient, next_session)
-    assert (await _authorise(services, patient, next_session))["reason"] == "no_approved_dose"
+    await journeys.pre_dose_reading(services, patient, next_session)
+    assert (await journeys.authorise(services, patient, next_session))["reason"] == "no_approved_dose"
 
     async with api_client(timeout=10) as http:
         url = journeys.url(services, "dosing", f"/v1/dose-proposals/{proposed['proposal_id']}/approve")
@@ -131,7 +99,7 @@ async def test_a_completed_session_proposes_the_next_dose_which_needs_approval(s
         assert too_far.json()["reason"] == "dose_step_above_plan_maximum"
         approved = await http.post(url, json={"clinician_id": "dr-lee", "dose_mg": 90})
         assert approved.status_code == 200 and approved.json()["approved_dose_mg"] == 90
-    granted = await _authorise(services, patient, next_session)
+    granted = await journeys.authorise(services, patient, next_session)
     assert granted["authorised"] and granted["dose_mg"] == 90
     [approval] = [
         e
@@ -184,8 +152,8 @@ async def test_a_review_resolved_with_a_dose_change_resumes_the_plan_at_that_dos
     assert (approval["payload"]["approved_by"], approval["payload"]["review_id"]) == ("dr-lee", review_id)
     assert approval["payload"]["plan_id"] == plan["plan_id"]
     session = uuid.uuid4()
-    await _pre_dose_reading(services, patient, session)
-    granted = await _authorise(services, patient, session)
+    await journeys.pre_dose_reading(services, patient, session)
+    granted = await journeys.authorise(services, patient, session)
     assert granted["authorised"] and granted["dose_mg"] == 50
 
 
@@ -193,12 +161,12 @@ async def test_only_a_recent_reading_for_the_session_authorises_it(services: Sta
     patient = uuid.uuid4()
     await journeys.active_plan(services, patient)
     session, other = uuid.uuid4(), uuid.uuid4()
-    await _pre_dose_reading(services, patient, other)
-    assert (await _authorise(services, patient, session))["reason"] == "no_pre_dose_bp_for_session"
-    await _pre_dose_reading(services, patient, session, minutes_ago=61)
-    assert (await _authorise(services, patient, session))["reason"] == "pre_dose_bp_too_old"
-    await _pre_dose_reading(services, patient, session, minutes_ago=2)
-    assert (await _authorise(services, patient, session))["authorised"]
+    await journeys.pre_dose_reading(services, patient, other)
+    assert (await journeys.authorise(services, patient, session))["reason"] == "no_pre_dose_bp_for_session"
+    await journeys.pre_dose_reading(services, patient, session, minutes_ago=61)
+    assert (await journeys.authorise(services, patient, session))["reason"] == "pre_dose_bp_too_old"
+    await journeys.pre_dose_reading(services, patient, session, minutes_ago=2)
+    assert (await journeys.authorise(services, patient, session))["authorised"]
 
 
 async def _safety_knows_the_plan(stack: Stack) -> bool:

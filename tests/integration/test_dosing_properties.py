@@ -31,6 +31,7 @@ from carecoord_dosing import domain, plans
 from carecoord_dosing.models import dose_proposals, messaging, session_authorisations, treatment_plans
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.plans import sign_treatment_consent
 from tests.services import built
 
 definition = built("dosing")
@@ -87,6 +88,7 @@ def test_dosing_invariants_hold_under_random_sequences(dosing_db: tuple[Loop, Un
             self.session = uuid.uuid4()  # the next dosing session: pre-dose readings are taken for it
 
             async def setup() -> uuid.UUID:
+                await sign_treatment_consent(uow, self.patient)  # no session is authorised without it
                 async with uow.transaction() as tx:
                     plan_id = await plans.create_plan(
                         tx,

@@ -33,6 +33,7 @@ from carecoord_safety.rules import ReviewRequest
 from carecoord_shared.errors import RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 from carecoord_shared.persistence import create_engine, create_sessions, upgrade_to_head
+from tests.plans import sign_treatment_consent
 from tests.services import built
 
 dosing_definition = built("dosing")
@@ -84,7 +85,8 @@ async def outbox(uow: UnitOfWork, messaging: Any, patient: uuid.UUID, event_type
 
 
 async def _paused_plan(uow: UnitOfWork, patient: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
-    """A plan at 100 mg (maximum 300, step 50), paused by one hold."""
+    """A plan at 100 mg (maximum 300, step 50), paused by one hold; the patient signed the treatment consent."""
+    await sign_treatment_consent(uow, patient)
     async with uow.transaction() as tx:
         plan_id = await plans.create_plan(
             tx,

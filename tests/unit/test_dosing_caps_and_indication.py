@@ -107,13 +107,13 @@ def test_a_session_above_the_program_cap_is_refused_even_within_the_plans_own_ma
     reading = PreDoseReading(NOW - timedelta(minutes=5), True, appointment_id=session)
     assert (
         domain.authorisation_refusal(
-            PlanStatus.active, 300, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES
+            PlanStatus.active, 300, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES, consented=True
         )
         is None
     )
     assert (
         domain.authorisation_refusal(
-            PlanStatus.active, 301, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES
+            PlanStatus.active, 301, LEGACY, reading, appointment_id=session, now=NOW, rules=RULES, consented=True
         )
         == "dose_above_cap"
     )

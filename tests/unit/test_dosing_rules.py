@@ -98,9 +98,17 @@ def refusal(
     dose: int | None = 150,
     reading: PreDoseReading | None = GOOD_READING,
     rules: domain.TitrationRules = RULES,
+    consented: bool = True,
 ) -> str | None:
     return domain.authorisation_refusal(
-        status, dose, LIMITS if status else None, reading, appointment_id=SESSION, now=NOW, rules=rules
+        status,
+        dose,
+        LIMITS if status else None,
+        reading,
+        appointment_id=SESSION,
+        now=NOW,
+        rules=rules,
+        consented=consented,
     )
 
 
@@ -112,6 +120,18 @@ def reading(minutes_before: float, *, session: uuid.UUID | None = SESSION, withi
 
 def test_an_active_plan_with_an_approved_dose_and_a_good_reading_is_authorised() -> None:
     assert refusal() is None
+
+
+def test_without_a_standing_treatment_consent_no_session_is_authorised_whatever_else_holds() -> None:
+    assert refusal(consented=False) == "consent_missing", "never signed, or withdrawn"
+    assert refusal(PlanStatus.paused, consented=False) == "consent_missing", "the first thing a patient must fix"
+    assert refusal(None, consented=False) == "no_active_plan"
+    assert (
+        domain.grant_refusal(
+            PlanStatus.active, same_plan=True, consented=False, authorised_at=NOW, now=NOW, rules=RULES
+        )
+        == "consent_missing"
+    ), "a grant given before the withdrawal is not handed out again"
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,12 @@ def operator_token() -> str:
     return mint_token(Role.OPERATOR, "carecoord-cli-operator", secret=signing_secret(), ttl_s=3600)
 
 
+def patient_token(patient_id: str) -> str:
+    """The patient's own token, as the patient app holds it, signed with the development secret (a local
+    stack only): the demo signs the treatment consent as the patient, since no one else may (ADR 0016)."""
+    return mint_token(Role.PATIENT, f"demo-{patient_id[:8]}", secret=signing_secret(), patient_id=patient_id)
+
+
 def signing_secret() -> str:
     """The secret a local stack signs tokens with: the services' own setting, else the development default."""
     return os.environ.get("CARECOORD_AUTH_JWT_SECRET", DEVELOPMENT_JWT_SECRET)

@@ -9,6 +9,7 @@ nothing it prints is PHI: ids, codes and statuses only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -20,9 +21,9 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from carecoord_contracts.common import US_STATES
-from carecoord_contracts.topics import SAFETY_REPORTS, SCHEDULING_APPOINTMENTS, SERVICES
+from carecoord_contracts.topics import INTAKE_PATIENTS, SAFETY_REPORTS, SCHEDULING_APPOINTMENTS, SERVICES
 
-from .config import Target
+from .config import Target, patient_token
 from .errors import OperatorError
 from .http import Services
 from .journey import Step, journey
@@ -177,6 +178,23 @@ class Demo:
         self.j.facts["intake"] = f"eligible (rules {decision['rule_version']})"
         return self.j.facts["intake"]
 
+    async def consent(self) -> str:
+        """The patient reads the current treatment consent and signs it with their own token (the app's part)."""
+        patient = Services(dataclasses.replace(self.target, token=patient_token(self.j.patient_id)))
+        async with patient:
+            texts = await patient.get("intake", "/v1/consent-documents")
+            treatment = next(t for t in texts if t["document"] == "ketamine_treatment")
+            await patient.post(
+                "intake",
+                f"/v1/patients/{self.j.patient_id}/consents",
+                {"document": "ketamine_treatment", "document_version": treatment["version"]},
+            )
+        await self.until(
+            "dosing to receive the treatment consent",
+            lambda: self._dosing_has_read(INTAKE_PATIENTS.name, "ConsentSigned"),
+        )
+        return f"ketamine treatment consent {treatment['version']} signed by the patient"
+
     async def evaluation(self) -> str:
         booked = await self.until(
             "scheduling to book the initial evaluation", lambda: self.of_type("initial_evaluation")
@@ -317,6 +335,7 @@ class Demo:
         ("Intake: assessments, screening, blood pressure, coverage", intake),
         ("Intake: eligibility decision", eligibility),
         ("Scheduling books the initial evaluation (on EligibilityDetermined)", evaluation),
+        ("Intake: the patient signs the ketamine treatment consent", consent),
         ("Dosing: a clinician creates and activates the treatment plan", treatment_plan),
         ("Scheduling books the course (on TreatmentPlanActivated)", course),
         ("Session: pre-dose reading (safety) and authorisation (dosing)", session),

@@ -13,6 +13,15 @@ class LimitExceeded(RuleViolation):
         self.reason = reason
 
 
+class NotCurrentVersion(RuleViolation):
+    """A versioned text acted on under a version that is not the one in force (HTTP 409): ``current_version``
+    is the one to read and act on (a consent document signed under an outdated text)."""
+
+    def __init__(self, message: str, current_version: str) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
 class NotFound(LookupError):
     """The thing asked for does not exist (HTTP 404)."""
 

@@ -383,6 +383,10 @@ def pre_dose_bp_refusal(
     return None if reading.within_limits else "blood_pressure_out_of_limits"
 
 
+# No signed ketamine_treatment consent stands: never signed, or withdrawn.
+CONSENT_MISSING = "consent_missing"
+
+
 def _status_refusal(status: PlanStatus) -> str | None:
     """Only an active plan doses: never while paused (any hold open), nor a draft or an ended plan."""
     if status is PlanStatus.paused:
@@ -391,7 +395,13 @@ def _status_refusal(status: PlanStatus) -> str | None:
 
 
 def grant_refusal(
-    status: PlanStatus | None, *, same_plan: bool, authorised_at: datetime, now: datetime, rules: TitrationRules
+    status: PlanStatus | None,
+    *,
+    same_plan: bool,
+    consented: bool,
+    authorised_at: datetime,
+    now: datetime,
+    rules: TitrationRules,
 ) -> str | None:
     """Why an existing grant for a session may not be handed out again, or None when it may.
 
@@ -400,6 +410,8 @@ def grant_refusal(
     the pre-dose window. A grant from before a hold is never replayed while the plan is paused."""
     if status is None or not same_plan:
         return "authorisation_not_for_this_plan"
+    if not consented:
+        return CONSENT_MISSING
     if (refusal := _status_refusal(status)) is not None:
         return refusal
     if now - authorised_at > rules.pre_dose_bp_window:
@@ -416,15 +428,21 @@ def authorisation_refusal(
     appointment_id: uuid.UUID,
     now: datetime,
     rules: TitrationRules,
+    consented: bool,
     recent_emergency: bool = False,
 ) -> str | None:
     """Why a dosing session may not go ahead, or None when it may. The last line of defence.
 
     ``recent_emergency``: safety advised emergency care on an observation within the pre-dose
     window (a crisis reading, an emergency symptom). Its hold travels on another topic and may
-    not have arrived yet, and a normal repeat reading must not outrun it."""
+    not have arrived yet, and a normal repeat reading must not outrun it.
+
+    ``consented``: the patient's informed consent to ketamine treatment stands (signed, not withdrawn);
+    without it nothing else matters, so it is the first refusal after the plan's existence (ADR 0016)."""
     if status is None or limits is None:
         return "no_active_plan"
+    if not consented:
+        return CONSENT_MISSING
     if (refusal := _status_refusal(status)) is not None:
         return refusal
     if approved_dose_mg is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from carecoord_contracts.common import AppointmentType
-from carecoord_contracts.intake import AssessmentScored
+from carecoord_contracts.common import AppointmentType, ConsentDocument
+from carecoord_contracts.intake import AssessmentScored, ConsentSigned, ConsentWithdrawn
 from carecoord_contracts.safety import (
     SEEK_EMERGENCY_CARE,
     MoodCheckInRecorded,
@@ -106,5 +106,18 @@ def register_with(rules: TitrationRules, definitions: OutcomeDefinitions) -> Cal
             )
             # A baseline arriving after the follow-ups (topics are not ordered with each other) may reach one.
             await outcome_tracking.announce_milestones(tx, tx.cause.patient_id, definitions)
+
+        # Only the treatment consent matters to dosing; telehealth and text-message consent do not dose.
+        @consumer.on(ConsentSigned)
+        async def consent_signed(event: ConsentSigned, tx: HandlerTransaction) -> None:
+            if event.document is ConsentDocument.ketamine_treatment:
+                await plans.consent_signed(tx, document_version=event.document_version, signed_at=event.signed_at)
+
+        @consumer.on(ConsentWithdrawn)
+        async def consent_withdrawn(event: ConsentWithdrawn, tx: HandlerTransaction) -> None:
+            if event.document is ConsentDocument.ketamine_treatment:
+                await plans.consent_withdrawn(
+                    tx, document_version=event.document_version, withdrawn_at=event.withdrawn_at
+                )
 
     return register

@@ -83,7 +83,9 @@ treatment_holds = Table(
     metadata,
     Column("hold_id", Uuid, primary_key=True),
     Column("patient_id", Uuid, nullable=False, index=True),
-    Column("review_id", Uuid, nullable=False),
+    # The review whose resolution releases it; none on a hold dosing opened itself (consent withdrawn:
+    # released when the patient signs again, see plans.consent_signed).
+    Column("review_id", Uuid),
     Column("reason", String(64), nullable=False),
     Column("status", String(20), nullable=False, server_default="open"),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -190,4 +192,18 @@ outcome_milestones = Table(
     Column("definition_version", String(40), primary_key=True),
     Column("reached_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The patient's informed consent to ketamine treatment as intake announced it (ConsentSigned /
+# ConsentWithdrawn of ``ketamine_treatment``): one row per patient, the latest act. No session is
+# authorised without a signature standing (signed_at set, withdrawn_at not after it). ``as_of`` is the
+# time of the act applied, so an older act arriving late never overrides a newer one.
+treatment_consents = Table(
+    "treatment_consents",
+    metadata,
+    Column("patient_id", Uuid, primary_key=True),
+    Column("document_version", String(40), nullable=False),
+    Column("signed_at", DateTime(timezone=True)),
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("as_of", DateTime(timezone=True), nullable=False),
 )

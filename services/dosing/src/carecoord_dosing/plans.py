@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import String, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
 from carecoord_contracts.dosing import (
@@ -47,11 +48,15 @@ from .models import (
     safety_observations,
     session_authorisations,
     session_refusals,
+    treatment_consents,
     treatment_holds,
     treatment_plans,
 )
 
 DIAGNOSIS_CODES = TypeAdapter(DiagnosisCodes)
+
+# The reason of the hold a withdrawn treatment consent opens (and of the pause it causes).
+CONSENT_WITHDRAWN = "consent_withdrawn"
 
 
 def _plan_state(row: Any) -> PlanState:
@@ -262,6 +267,79 @@ async def release_hold(
             await approve_dose(tx, proposal_id, actor=actor, rules=rules, review_id=review_id)
     if release.reconcile:
         await _reconcile(tx, patient_id, actor=actor, reason=f"hold_released_{decision.value}")
+
+
+# --- treatment consent ---------------------------------------------------------------
+
+
+async def consent_signed(tx: HandlerTransaction, *, document_version: str, signed_at: datetime) -> None:
+    """The patient signed the treatment consent: it stands again, and the hold its withdrawal opened is released.
+
+    The plan resumes only when no other hold is open: the review safety opened on the withdrawal holds
+    it until a clinician resolves it (ADR 0016), so a signature alone never restarts dosing."""
+    patient_id = tx.cause.patient_id
+    if not await _consent_act(tx, patient_id, document_version, signed_at=signed_at, withdrawn_at=None):
+        return
+    released = await tx.session.execute(
+        update(treatment_holds)
+        .where(
+            treatment_holds.c.patient_id == patient_id,
+            treatment_holds.c.reason == CONSENT_WITHDRAWN,
+            treatment_holds.c.review_id.is_(None),
+            treatment_holds.c.status == "open",
+        )
+        .values(status="released", released_at=func.now(), release_decision="consent_signed")
+        .returning(treatment_holds.c.hold_id)
+    )
+    if released.first() is not None:
+        await _reconcile(tx, patient_id, actor="patient", reason="consent_signed")
+
+
+async def consent_withdrawn(tx: HandlerTransaction, *, document_version: str, withdrawn_at: datetime) -> None:
+    """The patient withdrew the treatment consent: no session is authorised (consent_missing), and a hold of
+    dosing's own (the event's id, so once) pauses the live plan with reason consent_withdrawn."""
+    patient_id = tx.cause.patient_id
+    if not await _consent_act(tx, patient_id, document_version, signed_at=None, withdrawn_at=withdrawn_at):
+        return
+    await insert_new(
+        tx.session,
+        treatment_holds,
+        "hold_id",
+        hold_id=tx.cause.event_id,
+        patient_id=patient_id,
+        reason=CONSENT_WITHDRAWN,
+    )
+    await _reconcile(tx, patient_id, actor="patient", reason=CONSENT_WITHDRAWN)
+
+
+async def _consent_act(
+    tx: Transaction,
+    patient_id: uuid.UUID,
+    document_version: str,
+    *,
+    signed_at: datetime | None,
+    withdrawn_at: datetime | None,
+) -> bool:
+    """Record the act unless a later one is already recorded (intake's acts about a patient arrive in order on
+    one partition; this keeps a replayed older one from undoing a newer). True when recorded."""
+    at = signed_at or withdrawn_at
+    values = {"document_version": document_version, "signed_at": signed_at, "withdrawn_at": withdrawn_at, "as_of": at}
+    statement = pg_insert(treatment_consents).values(patient_id=patient_id, **values)
+    recorded = await tx.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[treatment_consents.c.patient_id],
+            set_=values if signed_at is not None else {**values, "signed_at": treatment_consents.c.signed_at},
+            where=treatment_consents.c.as_of < statement.excluded.as_of,
+        ).returning(treatment_consents.c.patient_id)
+    )
+    return recorded.first() is not None
+
+
+async def has_treatment_consent(tx: Transaction, patient_id: uuid.UUID) -> bool:
+    """Does a signed treatment consent stand (signed, not withdrawn since)?"""
+    c = treatment_consents.c
+    row = (await tx.session.execute(select(c.signed_at, c.withdrawn_at).where(c.patient_id == patient_id))).first()
+    return row is not None and row.signed_at is not None and row.withdrawn_at is None
 
 
 async def _current_dose(tx: Transaction, plan: PlanState) -> int:
@@ -499,6 +577,7 @@ async def authorise_session(
 ) -> Authorisation:
     """May this dosing session go ahead? The last line of defence: never while paused."""
     plan = await live_plan_for_update(tx, patient_id)
+    consented = await has_treatment_consent(tx, patient_id)
     granted = (
         await tx.session.execute(
             select(session_authorisations).where(session_authorisations.c.appointment_id == appointment_id)
@@ -512,6 +591,7 @@ async def authorise_session(
         replay = domain.grant_refusal(
             plan.status if plan else None,
             same_plan=plan is not None and plan.plan_id == granted.plan_id,
+            consented=consented,
             authorised_at=granted.authorised_at,
             now=now,
             rules=rules,
@@ -530,6 +610,7 @@ async def authorise_session(
         appointment_id=appointment_id,
         now=now,
         rules=rules,
+        consented=consented,
         recent_emergency=await _recent_emergency(tx, patient_id, now=now, window=rules.pre_dose_bp_window),
     )
     if refusal is not None:

@@ -170,7 +170,11 @@ async def plans_with_holds(
         patients = {p["patient_id"] for p in plans}
         holds = await session.execute(
             select(treatment_holds.c.patient_id, treatment_holds.c.review_id, treatment_holds.c.opened_at)
-            .where(treatment_holds.c.patient_id.in_(patients), treatment_holds.c.status == "open")
+            .where(
+                treatment_holds.c.patient_id.in_(patients),
+                treatment_holds.c.status == "open",
+                treatment_holds.c.review_id.is_not(None),  # dosing's own (consent) holds wait on no review
+            )
             .order_by(treatment_holds.c.opened_at)
         )
         waiting: dict[uuid.UUID, list[uuid.UUID]] = {}

@@ -13,7 +13,7 @@ from carecoord_shared.auth import care_relation_lookup, jurisdiction_lookup, lea
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import Runtime, ServiceDefinition
 
-from . import fhir, routes, rules
+from . import consents, fhir, routes, rules
 from .intake import Intake
 from .models import audit, care_relations, messaging, metadata, patients
 from .phi import PhiCipher
@@ -40,6 +40,7 @@ def build(settings: IntakeSettings) -> ServiceDefinition:
         rules=rules.load(settings.eligibility_rules_version),
         cipher=PhiCipher([k.get_secret_value() for k in settings.phi_keys]),
         served_states=settings.served_states,
+        consent_texts=consents.load(),
     )
     return ServiceDefinition(
         name="intake",

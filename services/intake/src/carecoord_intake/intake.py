@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -23,18 +23,21 @@ import structlog
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from carecoord_contracts.common import CoverageKind, EligibilityOutcome, Instrument
+from carecoord_contracts.common import ConsentDocument, CoverageKind, EligibilityOutcome, Instrument
 from carecoord_contracts.intake import (
     AssessmentScored,
+    ConsentSigned,
+    ConsentWithdrawn,
     CoverageDeclared,
     EligibilityDetermined,
     MedicalScreeningCompleted,
     PatientRegistered,
 )
-from carecoord_shared.errors import NotFound, RuleViolation
+from carecoord_shared.errors import NotCurrentVersion, NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
 
-from . import domain, scoring
+from . import consents, domain, scoring
+from .consents import ConsentLibrary
 from .domain import EligibilityDecision
 from .models import (
     assessments,
@@ -42,10 +45,11 @@ from .models import (
     coverages,
     eligibility_decisions,
     medical_screenings,
+    patient_consents,
     patients,
 )
 from .phi import Demographics, PhiCipher, encrypt_demographics
-from .queries import current_decision, intake_inputs
+from .queries import consent_states, current_decision, intake_inputs
 from .rules import Facts, RuleSet
 
 log = structlog.get_logger("carecoord.intake")
@@ -68,6 +72,7 @@ class Intake:
     rules: RuleSet
     cipher: PhiCipher
     served_states: frozenset[str]
+    consent_texts: ConsentLibrary = field(default_factory=consents.load)
 
     # -- registration -------------------------------------------------------------------
 
@@ -178,6 +183,80 @@ class Intake:
         if await current_decision(tx.session, patient_id) is None:
             await self._decide_if_complete(tx, patient)
         return coverage_id
+
+    # -- consent ------------------------------------------------------------------------
+
+    async def sign_consent(
+        self,
+        tx: Transaction,
+        patient_id: uuid.UUID,
+        *,
+        document: ConsentDocument,
+        document_version: str,
+        actor_role: str,
+        actor: str,
+    ) -> bool:
+        """The patient signs the version in force of a document; False: it already stands (nothing new).
+
+        Only the current text can be signed (NotCurrentVersion names it): a patient who read an older
+        text has not read what they would be agreeing to."""
+        await self._lock(tx, patient_id)
+        current = self.consent_texts.current(document)
+        if document_version != current.version:
+            raise NotCurrentVersion(
+                f"{document} is signed at its current version {current.version}, not {document_version}: "
+                "read that text (GET /v1/consent-documents) and sign it",
+                current.version,
+            )
+        latest = (await consent_states(tx.session, patient_id)).get(document.value)
+        if latest is not None and latest.action == "signed" and latest.document_version == current.version:
+            return False
+        now = datetime.now(UTC)
+        await self._save_consent(tx, patient_id, document, current.version, "signed", now, actor_role, actor)
+        tx.emit(
+            ConsentSigned(document=document, document_version=current.version, signed_at=now), patient_id=patient_id
+        )
+        return True
+
+    async def withdraw_consent(
+        self, tx: Transaction, patient_id: uuid.UUID, *, document: ConsentDocument, actor_role: str, actor: str
+    ) -> None:
+        """Withdraw the standing consent to a document, whatever version was signed (409 when none stands)."""
+        await self._lock(tx, patient_id)
+        latest = (await consent_states(tx.session, patient_id)).get(document.value)
+        if latest is None or latest.action != "signed":
+            raise RuleViolation(f"there is no signed {document} consent to withdraw")
+        now = datetime.now(UTC)
+        await self._save_consent(tx, patient_id, document, latest.document_version, "withdrawn", now, actor_role, actor)
+        tx.emit(
+            ConsentWithdrawn(document=document, document_version=latest.document_version, withdrawn_at=now),
+            patient_id=patient_id,
+        )
+
+    async def _save_consent(
+        self,
+        tx: Transaction,
+        patient_id: uuid.UUID,
+        document: ConsentDocument,
+        version: str,
+        action: str,
+        at: datetime,
+        actor_role: str,
+        actor: str,
+    ) -> None:
+        await tx.session.execute(
+            insert(patient_consents).values(
+                consent_id=uuid.uuid4(),
+                patient_id=patient_id,
+                document=document.value,
+                document_version=version,
+                action=action,
+                at=at,
+                actor_role=actor_role,
+                actor=actor,
+            )
+        )
+        log.info("intake.consent", patient_id=str(patient_id), document=document.value, version=version, action=action)
 
     # -- the decision -------------------------------------------------------------------
 

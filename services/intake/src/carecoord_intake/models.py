@@ -133,3 +133,21 @@ eligibility_decisions = Table(
     Column("basis", String(32), nullable=False),
     UniqueConstraint("patient_id", "sequence", name="uq_eligibility_decisions_sequence"),
 )
+
+# Every consent signed or withdrawn, appended, never updated: the latest row per document is the
+# patient's standing consent to it (queries.consent_states). What was signed is the exact text of
+# ``document_version`` (consents/). ``actor`` is the token's subject: the patient's id, or the
+# clinician who recorded a withdrawal the patient made to them.
+patient_consents = Table(
+    "patient_consents",
+    metadata,
+    Column("consent_id", Uuid, primary_key=True),
+    _patient_fk(),
+    Column("document", String(32), nullable=False),
+    Column("document_version", String(40), nullable=False),
+    # signed | withdrawn
+    Column("action", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+)

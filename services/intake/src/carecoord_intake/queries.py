@@ -10,6 +10,7 @@ FHIR Patient resource (fhir.py).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, Table, select
@@ -21,7 +22,15 @@ from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from carecoord_shared.pagination import Ordering, PageRequest, SortKey, page_of, paginate
 
 from .domain import IntakeInputs
-from .models import assessments, blood_pressure_readings, coverages, eligibility_decisions, medical_screenings, patients
+from .models import (
+    assessments,
+    blood_pressure_readings,
+    coverages,
+    eligibility_decisions,
+    medical_screenings,
+    patient_consents,
+    patients,
+)
 from .phi import Demographics, PhiCipher, decrypt_demographics
 
 # -- reads inside a session (also the use cases' loads) ----------------------------------
@@ -62,6 +71,18 @@ async def decision_history(session: AsyncSession, patient_id: uuid.UUID) -> list
     return list((await session.execute(query.order_by(eligibility_decisions.c.sequence))).all())
 
 
+async def consent_states(session: AsyncSession, patient_id: uuid.UUID) -> dict[str, Row[Any]]:
+    """The latest signature or withdrawal of each document the patient has acted on, by document."""
+    c = patient_consents.c
+    rows = await session.execute(
+        select(patient_consents)
+        .where(c.patient_id == patient_id)
+        .distinct(c.document)
+        .order_by(c.document, c.at.desc(), c.consent_id)
+    )
+    return {row.document: row for row in rows}
+
+
 async def patient_row(session: AsyncSession, patient_id: uuid.UUID) -> Row[Any]:
     row = (await session.execute(select(patients).where(patients.c.patient_id == patient_id))).first()
     if row is None:
@@ -92,6 +113,31 @@ async def intake_status(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, obj
         "coverage_kind": inputs.coverage.kind if inputs.coverage else None,
         "missing": inputs.missing,
         "decision": decision._asdict() if decision else None,
+    }
+
+
+async def consents(uow: UnitOfWork, patient_id: uuid.UUID, current: Mapping[str, str]) -> dict[str, object]:
+    """The patient's standing consent to each document (``current``: document -> the version signed now)."""
+    async with uow.sessions() as session:
+        await patient_row(session, patient_id)
+        states = await consent_states(session, patient_id)
+    return {
+        "patient_id": patient_id,
+        "consents": [consent_state(document, version, states.get(document)) for document, version in current.items()],
+    }
+
+
+def consent_state(document: str, current_version: str, latest: Row[Any] | None) -> dict[str, object]:
+    """One document's standing: signed (which version, when, whether it is the current text), withdrawn, or never."""
+    signed = latest is not None and latest.action == "signed"
+    return {
+        "document": document,
+        "current_version": current_version,
+        "status": "never_signed" if latest is None else latest.action,
+        "document_version": latest.document_version if latest is not None else None,
+        "signed_at": latest.at if signed and latest is not None else None,
+        "withdrawn_at": latest.at if latest is not None and not signed else None,
+        "signed_version_is_current": signed and latest is not None and latest.document_version == current_version,
     }
 
 

@@ -18,6 +18,10 @@ check is audited, an allowed one with its basis):
 | POST /patients/{id}/eligibility/re-evaluation           | -       | licensed, own name (4) | -    | -       |
 | GET /patients/{id}/eligibility/decisions                | -       | licensed           | -        | any     |
 | GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
+| GET /consent-documents, /consent-documents/{doc}/{ver}  | yes     | yes                | yes      | yes     |
+| GET /patients/{id}/consents                             | own     | licensed           | -        | any     |
+| POST /patients/{id}/consents (sign) (6)                 | own     | -                  | -        | -       |
+| POST /patients/{id}/consents/{doc}/withdrawal (6)       | own     | licensed           | -        | -       |
 | GET /fhir/R4/Patient?_id=, /fhir/R4/Patient/{id} (5)    | own     | licensed           | -        | any     |
 | GET /fhir/R4/Observation?patient=, /Observation/{id}    | own     | licensed           | -        | any     |
 | GET /fhir/R4/metadata                                   | yes     | yes                | yes      | yes     |
@@ -40,6 +44,9 @@ the patient their own, a clinician licensed in the patient's state, a service.
 This reaches further than the v1 routes, where only billing sees demographics;
 its audit rows say ``patient-demographics``, apart from GET /patients/{id}. The FHIR
 routes are carecoord_shared.http.fhir's (fhir_router; the metadata names no patient).
+(6) Consent (ADR 0016): only the patient signs, their own act (the app's back end calls with the
+patient's token); a withdrawal is honoured however it is made, so a licensed clinician the patient
+told records it in their own name. No service signs or withdraws for anyone.
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
@@ -56,10 +63,11 @@ in a transaction of its own: the patient id exists only then.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 
+from carecoord_contracts.common import ConsentDocument
 from carecoord_shared.auth import Access, Role
-from carecoord_shared.errors import Forbidden
+from carecoord_shared.errors import Forbidden, NotFound
 from carecoord_shared.http import IDEMPOTENT, PageDep, UowDep, allow
 from carecoord_shared.pagination import Page
 
@@ -71,13 +79,18 @@ from .schemas import (
     AssessmentSubmission,
     BloodPressureIn,
     ClaimDemographics,
+    ConsentDocumentText,
+    ConsentIn,
+    ConsentState,
     CoverageIn,
     DecisionHistoryEntry,
     DecisionOut,
+    DocumentVersion,
     IntakeStatus,
     MedicalScreeningSubmission,
     OverrideIn,
     Patient,
+    PatientConsents,
     Recorded,
     ReEvaluationSubmission,
     Registration,
@@ -92,6 +105,14 @@ PatientCare = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.SERVICE
 ClinicianOrService = Annotated[Access, allow(Role.CLINICIAN, Role.SERVICE)]
 ClinicianOnly = Annotated[Access, allow(Role.CLINICIAN)]
 ServiceOnly = Annotated[Access, allow(Role.SERVICE)]
+# The consent texts are no one's data: whoever is signed in reads them.
+Anyone = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]
+PatientOnly = Annotated[Access, allow(Role.PATIENT)]
+PatientOrClinician = Annotated[Access, allow(Role.PATIENT, Role.CLINICIAN)]
+
+
+def _text(text: object) -> dict[str, object]:
+    return dict(vars(text))
 
 
 def build_router(intake: Intake) -> APIRouter:
@@ -270,6 +291,95 @@ def build_router(intake: Intake) -> APIRouter:
     ) -> dict[str, object]:
         await access.patient(patient_id, "read", "eligibility-decisions")
         return await queries.decisions(uow, intake.cipher, patient_id, page)
+
+    # --- consent (ADR 0016) ---
+
+    @router.get("/consent-documents", response_model=list[ConsentDocumentText], tags=["consent"])
+    async def consent_documents(_access: Anyone) -> list[dict[str, object]]:
+        """The version in force of each consent document, with its text."""
+        return [_text(t) for t in intake.consent_texts.all_current()]
+
+    @router.get(
+        "/consent-documents/{document}/{version}",
+        response_model=ConsentDocumentText,
+        tags=["consent"],
+        responses={404: {"description": "No such version of the document."}},
+    )
+    async def consent_document(
+        document: ConsentDocument, version: Annotated[DocumentVersion, Path()], _access: Anyone
+    ) -> dict[str, object]:
+        """One version of a document, current or not: the exact text a signature under it agreed to."""
+        text = intake.consent_texts.version(document, version)
+        if text is None:
+            raise NotFound(f"no version {version} of the {document} consent document")
+        return _text(text)
+
+    @router.get("/patients/{patient_id}/consents", response_model=PatientConsents, tags=["consent"])
+    async def patient_consents(patient_id: uuid.UUID, uow: UowDep, access: PatientCare) -> dict[str, object]:
+        await access.patient(patient_id, "read", "consents")
+        return await queries.consents(uow, patient_id, _current_versions())
+
+    @router.post(
+        "/patients/{patient_id}/consents",
+        status_code=status.HTTP_201_CREATED,
+        response_model=ConsentState,
+        tags=["consent"],
+        summary="The patient signs the current version of a consent document",
+        responses={
+            200: {"description": "This version already stands signed; nothing new is recorded."},
+            409: {"description": "Not the current version (`version_not_current`, with `current_version`)."},
+        },
+        dependencies=[IDEMPOTENT],
+    )
+    async def sign_consent(
+        patient_id: uuid.UUID, body: ConsentIn, uow: UowDep, response: Response, access: PatientOnly
+    ) -> dict[str, object]:
+        # Only the patient signs: a signature is their own act, which no clinician or service can make for
+        # them (the app's back end authenticates the patient and calls with the patient's token).
+        async with access.transaction(uow, patient_id, "sign", "consent", body.document.value) as tx:
+            signed = await intake.sign_consent(
+                tx,
+                patient_id,
+                document=body.document,
+                document_version=body.document_version,
+                actor_role=str(access.principal.role),
+                actor=access.principal.subject,
+            )
+        if not signed:
+            response.status_code = status.HTTP_200_OK
+        return await _consent_state(uow, patient_id, body.document)
+
+    @router.post(
+        "/patients/{patient_id}/consents/{document}/withdrawal",
+        response_model=ConsentState,
+        tags=["consent"],
+        summary="Withdraw the patient's consent to a document (the patient, or a clinician they told)",
+        responses={409: {"description": "No signed consent to this document stands."}},
+        dependencies=[IDEMPOTENT],
+    )
+    async def withdraw_consent(
+        patient_id: uuid.UUID, document: ConsentDocument, uow: UowDep, access: PatientOrClinician
+    ) -> dict[str, object]:
+        # A withdrawal is honoured however the patient makes it: in the app, or by telling a clinician, who
+        # records it in their own name (the row's actor). A service cannot withdraw for anyone.
+        async with access.transaction(uow, patient_id, "withdraw", "consent", document.value) as tx:
+            await intake.withdraw_consent(
+                tx,
+                patient_id,
+                document=document,
+                actor_role=str(access.principal.role),
+                actor=access.principal.subject,
+            )
+        return await _consent_state(uow, patient_id, document)
+
+    def _current_versions() -> dict[str, str]:
+        return {t.document.value: t.version for t in intake.consent_texts.all_current()}
+
+    async def _consent_state(uow: UowDep, patient_id: uuid.UUID, document: ConsentDocument) -> dict[str, object]:
+        current = {document.value: intake.consent_texts.current(document).version}
+        answer = await queries.consents(uow, patient_id, current)
+        states: list[dict[str, object]] = answer["consents"]  # type: ignore[assignment]
+        return states[0]
 
     @router.get(
         "/internal/patients/{patient_id}/claim-demographics",

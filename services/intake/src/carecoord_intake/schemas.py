@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 from carecoord_contracts.common import (
     US_STATES,
     ActorId,
+    ConsentDocument,
     CoverageKind,
     Diastolic,
     EligibilityOutcome,
@@ -231,6 +232,44 @@ class IntakeStatus(BaseModel):
     coverage_kind: CoverageKind | None
     missing: list[str] = Field(description="Intake steps still to do; the decision is made when none is left")
     decision: DecisionOut | None
+
+
+# A consent document's version, as ConsentSigned carries it.
+DocumentVersion = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z.-]+$")]
+
+
+class ConsentDocumentText(BaseModel):
+    """One version of a consent document: the exact text a signature under this version agrees to."""
+
+    document: ConsentDocument
+    version: str
+    title: str
+    text: str = Field(description="The document in Markdown")
+    current: bool = Field(description="Whether this is the version a patient signs now")
+
+
+class ConsentIn(Strict):
+    """The patient signs the version of the document they read; it must be the current one."""
+
+    document: ConsentDocument
+    document_version: DocumentVersion
+
+
+class ConsentState(BaseModel):
+    """The patient's standing consent to one document."""
+
+    document: ConsentDocument
+    current_version: str = Field(description="The version a patient signs now")
+    status: Literal["signed", "withdrawn", "never_signed"]
+    document_version: str | None = Field(description="The version last signed (or withdrawn)")
+    signed_at: datetime | None
+    withdrawn_at: datetime | None
+    signed_version_is_current: bool
+
+
+class PatientConsents(BaseModel):
+    patient_id: uuid.UUID
+    consents: list[ConsentState]
 
 
 class ClaimAddress(BaseModel):

@@ -35,7 +35,7 @@ from carecoord_shared.auth.care import learn_care_relations
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
-from . import assignment, observations, plan_view, reviews, sessions
+from . import assignment, consent, observations, plan_view, reviews, sessions
 from .models import care_relations, jurisdictions
 from .rules import RuleSet
 from .timers import Clock
@@ -53,6 +53,7 @@ def register_with(rules: RuleSet, clock: Clock) -> Callable[[EventConsumer], Non
         # The care team (prescriber: the first choice for a review; team members reach the chart). Review
         # assignees are safety's own: it writes them with the assignment, so it does not learn them back.
         learn_care_relations(consumer, care_relations, reviews=False)
+        consent.register(consumer, rules, clock)
 
         for event_type, record in RECORDERS:
             consumer.on(event_type)(_recording(record, rules, clock))
