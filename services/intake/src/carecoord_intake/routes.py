@@ -1,4 +1,5 @@
-"""HTTP routes for the patient app and clinicians' UIs, and the internal route billing reads demographics from.
+"""HTTP routes for the patient app and clinicians' UIs, and the service-only routes billing reads demographics
+and engagement reads contact details from.
 
 Each route authorises, calls one use case (intake.py) or query (queries.py) and presents
 the answer; the request and response models, and their bounds, are schemas.py.
@@ -16,6 +17,7 @@ a clinician licensed in the patient's state; every patient check is audited):
 | POST /patients/{id}/eligibility/re-evaluation           | -       | licensed, own name (4) | -    | -       |
 | GET /patients/{id}/eligibility/decisions                | -       | licensed           | -        | any     |
 | GET /internal/patients/{id}/claim-demographics          | -       | -                  | -        | any (3) |
+| GET /patients/{id}/contact                              | -       | -                  | -        | any (6) |
 | GET /fhir/R4/Patient?_id=, /fhir/R4/Patient/{id} (5)    | own     | licensed           | -        | any     |
 | GET /fhir/R4/Observation?patient=, /Observation/{id}    | own     | licensed           | -        | any     |
 | GET /fhir/R4/metadata                                   | yes     | yes                | yes      | yes     |
@@ -38,6 +40,9 @@ the patient their own, a clinician licensed in the patient's state, a service.
 This reaches further than the v1 routes, where only billing sees demographics;
 its audit rows say ``patient-demographics``, apart from GET /patients/{id}. The FHIR
 routes are carecoord_shared.http.fhir's (fhir_router; the metadata names no patient).
+(6) Email, phone and time zone leave intake here, to engagement calling as a service when it sends a
+notification (ADR 0017: it keeps none of it); audited as ``patient-contact``. No human role reads it: a
+clinician who must call the patient does so from the chart's FHIR Patient.
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
@@ -76,6 +81,7 @@ from .schemas import (
     MedicalScreeningSubmission,
     OverrideIn,
     Patient,
+    PatientContact,
     Recorded,
     ReEvaluationSubmission,
     Registration,
@@ -271,5 +277,16 @@ def build_router(intake: Intake) -> APIRouter:
     async def claim_demographics(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> dict[str, object]:
         await access.patient(patient_id, "read", "claim-demographics")
         return await queries.claim_demographics(uow, intake.cipher, patient_id)
+
+    @router.get(
+        "/patients/{patient_id}/contact",
+        response_model=PatientContact,
+        tags=["internal"],
+        summary="Where to reach the patient, for engagement's notifications (a service's bearer token; PHI)",
+        responses={404: {"description": "Unknown patient."}},
+    )
+    async def contact(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> dict[str, object]:
+        await access.patient(patient_id, "read", "patient-contact")
+        return await queries.contact(uow, intake.cipher, patient_id)
 
     return router
