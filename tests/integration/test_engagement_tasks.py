@@ -11,13 +11,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
 from carecoord_contracts.billing import ClaimDenied
-from carecoord_contracts.common import AssignmentBasis, ReviewPriority
-from carecoord_contracts.intake import PatientRegistered
+from carecoord_contracts.common import AssignmentBasis, ConsentDocument, ReviewPriority
+from carecoord_contracts.intake import ConsentSigned, ConsentWithdrawn, PatientRegistered
 from carecoord_contracts.safety import CheckInMissed, ClinicianReviewAcknowledged, ClinicianReviewAssigned
 from carecoord_contracts.scheduling import CareTeamChanged, ReviewAppointmentUnavailable
 from carecoord_devstack.stack import Stack
+from carecoord_engagement import notifications
+from carecoord_engagement.models import notify
 from carecoord_shared.messaging.consumer import Outcome
 from tests.auth import SERVICE_TOKEN, clinician_token, operator_token, patient_token
 from tests.service_harness import ServiceHarness
@@ -47,6 +50,17 @@ async def _patient(engagement: ServiceHarness, prescriber: str | None = None) ->
         team = CareTeamChanged(prescriber_id=prescriber, reason="initial_evaluation_booked")
         await engagement.deliver(team, patient_id=patient_id, producer="scheduling")
     return patient_id
+
+
+async def _messages(engagement: ServiceHarness, recipient: str) -> list[dict[str, Any]]:
+    """The notifications queued for ``recipient`` (a patient id or a staff id), oldest first."""
+    async with engagement.uow.sessions() as session:
+        rows = await session.execute(
+            select(notify.notifications)
+            .where(notify.notifications.c.recipient_id == recipient)
+            .order_by(notify.notifications.c.created_at, notify.notifications.c.channel)
+        )
+        return [dict(r) for r in rows.mappings()]
 
 
 async def _tasks(engagement: ServiceHarness, **params: Any) -> list[dict[str, Any]]:
@@ -87,6 +101,37 @@ async def test_a_missed_check_in_is_one_call_for_the_prescriber_however_often_it
     )
     due = datetime.fromisoformat(task["due_at"]) - envelope.occurred_at
     assert due == timedelta(minutes=60)
+    # And one message to the patient: safety outreach by email (no SMS consent signed).
+    [message] = await _messages(engagement, str(patient_id))
+    assert (message["template"], message["channel"], message["state"], message["cause_event_id"]) == (
+        "safety_outreach",
+        "email",
+        "pending",
+        envelope.event_id,
+    )
+
+
+async def test_a_patient_who_agreed_to_texts_is_also_texted_until_they_withdraw(engagement: ServiceHarness) -> None:
+    patient_id = await _patient(engagement)
+    signed = ConsentSigned(
+        document=ConsentDocument.sms_contact, document_version="2026.12.0", signed_at=datetime.now(UTC)
+    )
+    await engagement.deliver(signed, patient_id=patient_id, producer="intake")
+    await engagement.deliver(
+        CheckInMissed(appointment_id=uuid.uuid4(), hours_since_start=4), patient_id=patient_id, producer="safety"
+    )
+    assert sorted(m["channel"] for m in await _messages(engagement, str(patient_id))) == ["email", "sms"]
+
+    withdrawn = ConsentWithdrawn(
+        document=ConsentDocument.sms_contact,
+        document_version="2026.12.0",
+        withdrawn_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    await engagement.deliver(withdrawn, patient_id=patient_id, producer="intake")
+    await engagement.deliver(
+        CheckInMissed(appointment_id=uuid.uuid4(), hours_since_start=4), patient_id=patient_id, producer="safety"
+    )
+    assert sorted(m["channel"] for m in await _messages(engagement, str(patient_id))) == ["email", "email", "sms"]
 
 
 async def test_a_missed_check_in_before_the_care_team_is_known_is_in_the_clinicians_queue(
@@ -110,6 +155,7 @@ async def test_an_escalation_is_a_task_for_whom_it_names_handed_on_as_it_climbs_
         _assigned(review_id, prescriber, AssignmentBasis.prescriber, 0), patient_id=patient_id, producer="safety"
     )
     assert await _tasks(engagement, patient_id=str(patient_id)) == [], "the prescriber's own review: no task"
+    assert await _messages(engagement, prescriber) == [], "and no page"
 
     await engagement.deliver(
         _assigned(review_id, on_call, AssignmentBasis.on_call, 1), patient_id=patient_id, producer="safety"
@@ -122,9 +168,16 @@ async def test_an_escalation_is_a_task_for_whom_it_names_handed_on_as_it_climbs_
         "open",
     )
 
-    await engagement.deliver(
+    second = await engagement.deliver(
         _assigned(review_id, lead, AssignmentBasis.clinical_lead, 2), patient_id=patient_id, producer="safety"
     )
+    assert await engagement.deliver_envelope(second, expect=None) is Outcome.duplicate
+    # Each was paged once, by email and SMS.
+    for paged in (on_call, lead):
+        assert sorted((m["template"], m["channel"]) for m in await _messages(engagement, paged)) == [
+            ("review_escalated", "email"),
+            ("review_escalated", "sms"),
+        ]
     by_owner = {t["owner_id"]: t for t in await _tasks(engagement, patient_id=str(patient_id))}
     assert (by_owner[on_call]["state"], by_owner[on_call]["outcome"]) == ("closed", "superseded")
     assert (by_owner[lead]["state"], by_owner[lead]["reason"]) == ("open", "clinical_lead:2")
@@ -227,3 +280,27 @@ async def test_a_denied_claim_is_the_billing_offices_and_patients_have_no_task_r
     assert (task["owner_role"], task["reason"]) == ("billing", "CO50")
     as_patient = engagement.client(patient_token(patient_id))
     assert (await as_patient.get(f"/v1/tasks/{task['task_id']}")).status_code == 403
+
+
+async def test_a_page_that_cannot_be_delivered_becomes_an_operators_task_once(engagement: ServiceHarness) -> None:
+    prescriber, on_call = _staff("dr-prescriber"), _staff("dr-on-call")
+    patient_id = await _patient(engagement, prescriber)
+    await engagement.deliver(
+        _assigned(uuid.uuid4(), on_call, AssignmentBasis.on_call, 1), patient_id=patient_id, producer="safety"
+    )
+    [escalated] = await _tasks(engagement, patient_id=str(patient_id))
+    table = notify.notifications
+    # As the sender finishes a message for good (attempts used): in the transaction that marks it failed.
+    for _ in range(2):  # a second call for the same message (a retried finish) opens nothing more
+        async with engagement.uow.sessions.begin() as session:
+            [row] = await session.execute(
+                update(table)
+                .where(table.c.recipient_id == on_call, table.c.channel == "sms")
+                .values(state="failed", last_error="no_contact")
+                .returning(*table.c)
+            )
+            await notifications.delivery_failed(session, row)
+    failed = [t for t in await _tasks(engagement, patient_id=str(patient_id)) if t["kind"] == "notification_failed"]
+    assert [(t["owner_role"], t["subject_id"], t["reason"], t["overdue"]) for t in failed] == [
+        ("operator", escalated["task_id"], "review_escalated:sms:no_contact", True)
+    ]

@@ -17,6 +17,7 @@ class Kind(StrEnum):
     escalated_review = "escalated_review"  # a review escalated to the on-call clinician or the clinical lead
     arrange_review = "arrange_review"  # no clinician could take a review visit in time: operators arrange one
     denied_claim = "denied_claim"  # a payer denied a claim: the billing office works it
+    notification_failed = "notification_failed"  # a page or a patient's message could not be delivered
 
 
 class OwnerRole(StrEnum):
@@ -36,6 +37,7 @@ OUTCOMES: dict[Kind, frozenset[str]] = {
     Kind.escalated_review: frozenset({"review_acknowledged", "review_resolved", "handed_over"}),
     Kind.arrange_review: frozenset({"review_booked", "review_resolved", "patient_declined"}),
     Kind.denied_claim: frozenset({"claim_resubmitted", "claim_written_off", "patient_invoiced"}),
+    Kind.notification_failed: frozenset({"reached_otherwise", "contact_details_corrected", "no_longer_needed"}),
 }
 # Outcomes only the service itself records, from safety's events.
 REVIEW_ACKNOWLEDGED = "review_acknowledged"

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from carecoord_contracts.billing import ClaimDenied
-from carecoord_contracts.intake import PatientRegistered
+from carecoord_contracts.common import ConsentDocument
+from carecoord_contracts.intake import ConsentSigned, ConsentWithdrawn, PatientRegistered
 from carecoord_contracts.safety import (
     CheckInMissed,
     ClinicianReviewAcknowledged,
@@ -19,7 +20,7 @@ from carecoord_shared.auth.care import learn_care_relations
 from carecoord_shared.messaging.consumer import EventConsumer
 from carecoord_shared.messaging.unit_of_work import HandlerTransaction
 
-from . import domain, tasks
+from . import domain, notifications, tasks
 from .domain import Kind, Owner, OwnerRole
 from .models import care_relations
 from .settings import EngagementSettings
@@ -38,11 +39,21 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
             tx, tx.cause.patient_id, event.state_of_residence, event.time_zone, now=datetime.now(UTC)
         )
 
+    @consumer.on(ConsentSigned)
+    async def consent_signed(event: ConsentSigned, tx: HandlerTransaction) -> None:
+        if event.document is ConsentDocument.sms_contact:
+            await notifications.sms_consent(tx, opted_in=True, at=event.signed_at)
+
+    @consumer.on(ConsentWithdrawn)
+    async def consent_withdrawn(event: ConsentWithdrawn, tx: HandlerTransaction) -> None:
+        if event.document is ConsentDocument.sms_contact:  # texts stop, pending ones included (sender.py)
+            await notifications.sms_consent(tx, opted_in=False, at=event.withdrawn_at)
+
     @consumer.on(CheckInMissed)
     async def check_in_missed(event: CheckInMissed, tx: HandlerTransaction) -> None:
         patient_id = tx.cause.patient_id
         await tasks.open_task(
-            tx,
+            tx.session,
             patient_id=patient_id,
             kind=Kind.call_patient,
             cause_event_id=tx.cause.event_id,
@@ -51,6 +62,8 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
             due_at=domain.due_after(tx.cause.occurred_at, call_within),
             reason="check_in_missed",
         )
+        # Whoever calls, the patient hears at once that their care team is trying to reach them.
+        await notifications.reach_out_to_patient(tx)
 
     @consumer.on(ClinicianReviewAssigned)
     async def review_assigned(event: ClinicianReviewAssigned, tx: HandlerTransaction) -> None:
@@ -58,7 +71,7 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
             return  # the prescriber's own review: on their worklist in safety, nobody paged
         now = datetime.now(UTC)
         task_id = await tasks.open_task(
-            tx,
+            tx.session,
             patient_id=tx.cause.patient_id,
             kind=Kind.escalated_review,
             cause_event_id=tx.cause.event_id,
@@ -69,6 +82,9 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
         )
         if task_id is None:
             return
+        if domain.pages_for(event.escalation_level, event.assignee_id):
+            assert event.assignee_id is not None
+            await notifications.page(tx, event.assignee_id)
         # Whoever had the review before is no longer the one to act.
         await tasks.close_open(
             tx,
@@ -105,7 +121,7 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
     @consumer.on(ReviewAppointmentUnavailable)
     async def review_unavailable(event: ReviewAppointmentUnavailable, tx: HandlerTransaction) -> None:
         await tasks.open_task(
-            tx,
+            tx.session,
             patient_id=tx.cause.patient_id,
             kind=Kind.arrange_review,
             cause_event_id=tx.cause.event_id,
@@ -118,7 +134,7 @@ def register(consumer: EventConsumer, *, settings: EngagementSettings) -> None:
     @consumer.on(ClaimDenied)
     async def claim_denied(event: ClaimDenied, tx: HandlerTransaction) -> None:
         await tasks.open_task(
-            tx,
+            tx.session,
             patient_id=tx.cause.patient_id,
             kind=Kind.denied_claim,
             cause_event_id=tx.cause.event_id,

@@ -27,12 +27,16 @@ from carecoord_shared.auth.care import care_relations_table
 from carecoord_shared.http.idempotency import idempotency_table
 from carecoord_shared.messaging.tables import messaging_tables
 
+from .notify.tables import notify_tables
+
 metadata = MetaData()
 messaging = messaging_tables(metadata)
 audit = audit_table(metadata)
 idempotency = idempotency_table(metadata)
 # The care team (CareTeamChanged) and reviews' assignees (ClinicianReviewAssigned): who owns a patient's task.
 care_relations = care_relations_table(metadata)
+# What is to be sent to whom (notifications), the staff directory, each patient's SMS consent (notify/tables.py).
+notify = notify_tables(metadata)
 
 # What engagement knows of a patient from intake.patients.
 patients = Table(

@@ -1,6 +1,7 @@
-"""Engagement's own settings (prefix CARECOORD_), beside the ones every service shares.
+"""Engagement's own settings (prefix CARECOORD_), beside the ones every service shares: when tasks fall
+due, and the delivery settings of notify (NotifySettings: intake, the mail relay, SMS, quiet hours, the sender).
 
-Defaults run locally: intake on its `make run` port, mail to the local SMTP server.
+Defaults run locally: intake on its `make run` port, mail to the local mailbox.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pydantic import Field
 
 from carecoord_shared.config import ServiceSettings
 
+from .notify.settings import NotifySettings
 
-class EngagementSettings(ServiceSettings):
+
+class EngagementSettings(NotifySettings, ServiceSettings):
     service: Literal["engagement"] = "engagement"
 
     # When a task falls due, counted from the event that caused it (an arranged review: the review's due time).

@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
@@ -44,7 +45,7 @@ async def prescriber_of(tx: Transaction, patient_id: uuid.UUID) -> str | None:
 
 
 async def open_task(
-    tx: Transaction,
+    session: AsyncSession,
     *,
     patient_id: uuid.UUID,
     kind: Kind,
@@ -56,7 +57,7 @@ async def open_task(
 ) -> uuid.UUID | None:
     """The new task's id, or None: this cause made its task of this kind already."""
     task_id = uuid.uuid4()
-    inserted = await tx.session.execute(
+    inserted = await session.execute(
         insert(tasks)
         .values(
             task_id=task_id,
