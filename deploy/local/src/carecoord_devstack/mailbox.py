@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     args = parser.parse_args(argv)
-    args.maildir.mkdir(parents=True, exist_ok=True)
+    for part in ("tmp", "new", "cur"):  # a Maildir; mailbox.Maildir creates these only for a folder it creates
+        (args.maildir / part).mkdir(parents=True, exist_ok=True)
     asyncio.run(serve(args.maildir, args.host, args.port))
     return 0
 
