@@ -18,6 +18,12 @@ OPEN = {"/health/live", "/health/ready", "/metrics", "/docs/asyncapi"}
 # Writes an operator may make: running the system, never clinical or billing data.
 OPERATOR_WRITES = {
     ("billing", "/v1/clearinghouse/exchange"),  # send claims / fetch answers now, instead of at the next poll
+    # Operators work the operators' queue of tasks (reviews nobody could book, pages nobody took) and route
+    # tasks to people: what was done about the system, not a clinical decision (engagement's routes.py).
+    ("engagement", "/v1/tasks/{task_id}/close"),
+    ("engagement", "/v1/tasks/{task_id}/owner"),
+    # The staff directory: where staff are paged (staff routing, no patient data; notify/staff_routes.py).
+    ("engagement", "/v1/staff/{staff_id}/contact"),
     # Apply a patient's parked events after a fix: the service's own handlers do the writing.
     *((service, "/v1/ops/parked/{patient_id}/release") for service in SERVICES),
 }

@@ -117,6 +117,8 @@ class Stack:
             "CARECOORD_SMTP_PORT": str(self.mailbox.port),
             **self.service_env,
         }
+        if name == "engagement":  # patients' contact details come from this stack's intake
+            env.setdefault("CARECOORD_INTAKE_URL", f"http://127.0.0.1:{self.http_ports['intake']}")
         return ServiceProcess(name, self.http_ports[name], env, self.state_dir / "logs" / f"{name}.log")
 
     def up(self, log: Callable[[str], object] = print) -> dict[str, bool]:

@@ -100,7 +100,12 @@ async def replace_care_team(
 
 
 async def assign_review(
-    session: AsyncSession, table: Table, patient_id: uuid.UUID, review_id: uuid.UUID, assignee_id: str | None, basis: str
+    session: AsyncSession,
+    table: Table,
+    patient_id: uuid.UUID,
+    review_id: uuid.UUID,
+    assignee_id: str | None,
+    basis: str,
 ) -> None:
     """The review's assignee is now ``assignee_id`` (None: nobody), replacing whoever had it."""
     await end_review(session, table, review_id)
