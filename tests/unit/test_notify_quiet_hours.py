@@ -14,8 +14,8 @@ NIGHT = (time(21, 0), time(8, 0))
 DENVER = ZoneInfo("America/Denver")
 
 
-def local(zone: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=zone)  # type: ignore[misc]
+def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
 def test_late_evening_waits_until_eight_the_next_morning_local() -> None:

@@ -14,13 +14,12 @@ import argparse
 import asyncio
 import mailbox
 import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-from .process import port_open, read_pid, stop_pid, tail, wait_until
+from .process import port_open, read_pid, spawn_daemon, stop_pid, wait_ready
 
 MODULE = "carecoord_devstack.mailbox"
 
@@ -55,35 +54,30 @@ class Mailbox:
             return False
         if port_open(self.host, self.port):
             raise RuntimeError(f"port {self.port} is taken by another program: stop it or choose another SMTP port")
-        self.maildir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    MODULE,
-                    "--maildir",
-                    str(self.maildir),
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._pid_file.write_text(str(proc.pid))
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"the mailbox exited with code {proc.returncode}; last lines of {self.log_file}:\n{tail(self.log_file)}"
-                )
-            return port_open(self.host, self.port)
-
-        wait_until(ready, timeout=timeout, interval=0.1, what=f"the mailbox answering on {self.host}:{self.port}")
+        proc = spawn_daemon(
+            [
+                sys.executable,
+                "-m",
+                MODULE,
+                "--maildir",
+                str(self.maildir),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+            ],
+            pid_file=self._pid_file,
+            log_file=self.log_file,
+        )
+        wait_ready(
+            proc,
+            lambda: port_open(self.host, self.port),
+            name="the mailbox",
+            log_file=self.log_file,
+            timeout=timeout,
+            interval=0.1,
+            what=f"the mailbox answering on {self.host}:{self.port}",
+        )
         return True
 
     def stop(self) -> bool:
@@ -124,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     args = parser.parse_args(argv)
-    args.maildir.mkdir(parents=True, exist_ok=True)
+    for part in ("tmp", "new", "cur"):  # a Maildir; mailbox.Maildir creates these only for a folder it creates
+        (args.maildir / part).mkdir(parents=True, exist_ok=True)
     asyncio.run(serve(args.maildir, args.host, args.port))
     return 0
 

@@ -28,15 +28,17 @@ from .tables import NotifyTables
 
 DirectoryKeepers = Annotated[Access, allow(Role.CLINICIAN, Role.OPERATOR, Role.SERVICE)]
 
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", repr=False)]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 ().-]{6,18}$", repr=False)]
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+PHONE = r"^\+?[0-9][0-9 ().-]{6,18}$"
 
 
 class StaffContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: Email | None = Field(default=None, description="where pages and task mail go")
-    phone: Phone | None = Field(default=None, description="where SMS pages go")
+    email: str | None = Field(
+        default=None, max_length=254, pattern=EMAIL, repr=False, description="where pages and task mail go"
+    )
+    phone: str | None = Field(default=None, pattern=PHONE, repr=False, description="where SMS pages go")
 
     @model_validator(mode="after")
     def _one_at_least(self) -> StaffContactIn:
