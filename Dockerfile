@@ -1,6 +1,6 @@
-# One image for all five services; the container's command picks the service
+# One image for all six services; the container's command picks the service
 # (carecoord-intake, carecoord-scheduling, carecoord-dosing, carecoord-safety,
-# carecoord-billing) or the topic initialiser (carecoord-topics).
+# carecoord-billing, carecoord-engagement) or the topic initialiser (carecoord-topics).
 
 FROM python:3.11-slim AS build
 ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -18,7 +18,7 @@ RUN uv export --frozen --no-dev --all-packages --no-emit-workspace --no-emit-pac
  && uv venv /opt/venv \
  && uv pip install --python /opt/venv/bin/python --no-cache -r /tmp/requirements.txt \
  && uv pip install --python /opt/venv/bin/python --no-cache --no-deps \
-        ./shared/contracts ./shared/records ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing
+        ./shared/contracts ./shared/records ./shared ./services/intake ./services/scheduling ./services/dosing ./services/safety ./services/billing ./services/engagement
 
 FROM python:3.11-slim AS runtime
 # A numeric user, so that Kubernetes' runAsNonRoot can verify it (a name cannot be checked).
@@ -39,4 +39,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2)"]
 # No default service: the command names one (compose `command:`, Kubernetes `command:`).
-CMD ["sh", "-c", "echo 'name a command: carecoord-intake|-scheduling|-dosing|-safety|-billing or carecoord-topics' >&2; exit 64"]
+CMD ["sh", "-c", "echo 'name a command: carecoord-intake|-scheduling|-dosing|-safety|-billing|-engagement or carecoord-topics' >&2; exit 64"]

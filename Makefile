@@ -92,7 +92,7 @@ test-unit: .venv/.synced $(CHECKERS)
 
 # Every package mypy checks (strict for carecoord_shared, see [tool.mypy] in pyproject.toml).
 MYPY_PACKAGES := carecoord_contracts carecoord_records carecoord_shared carecoord_intake carecoord_scheduling carecoord_dosing carecoord_safety \
-  carecoord_billing carecoord_cli carecoord_devstack
+  carecoord_billing carecoord_engagement carecoord_cli carecoord_devstack
 
 # The checks, each run even when an earlier one fails (so one run shows every finding); fails if any failed.
 # Needs only the synced venv (no stack, no promtool). .pre-commit-config.yaml runs the same commands.

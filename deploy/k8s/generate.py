@@ -42,6 +42,10 @@ OTEL_PEERS = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "opentelemetry-collector"}},
 }
+# Engagement's mail and SMS providers, outside the cluster: the public internet, not the cluster's own networks.
+PROVIDER_PEERS = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}
+# SMTP submission (STARTTLS, implicit TLS) and the SMS provider's HTTPS API.
+PROVIDER_PORTS = (("TCP", 587), ("TCP", 465), ("TCP", 443))
 DNS_PEERS = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
@@ -97,6 +101,15 @@ def service_env(service: str) -> list[dict[str, Any]]:
             {"name": "CARECOORD_CLEARINGHOUSE_DIR", "value": CLEARINGHOUSE_DIR},
             # The simulated payer is a local stand-in: a cluster exchanges files with a real clearinghouse.
             {"name": "CARECOORD_SIMULATED_PAYER_ENABLED", "value": "false"},
+        ]
+    if service == "engagement":
+        env += [
+            {"name": "CARECOORD_INTAKE_URL", "value": f"http://intake:{HTTP_PORT}"},
+            # Engagement's service JWT from the identity provider, for intake's patient contact route.
+            secret_env("CARECOORD_INTAKE_API_TOKEN", "carecoord-engagement-intake-token", "token"),
+            # The mail relay's and the SMS provider's credentials (host, account and sender: carecoord-config).
+            secret_env("CARECOORD_SMTP_PASSWORD", "carecoord-engagement-smtp", "password"),
+            secret_env("CARECOORD_SMS_REST_TOKEN", "carecoord-engagement-sms", "token"),
         ]
     return env
 
@@ -223,9 +236,11 @@ def network_policy(service: str) -> dict[str, Any]:
         egress_rule(database_peers(service), ("TCP", 5432)),
         egress_rule(OTEL_PEERS, ("TCP", 4317), ("TCP", 4318)),
     ]
-    if service == "billing":
-        # Claim demographics come from intake's internal API.
+    if service in ("billing", "engagement"):
+        # Billing's claim demographics and engagement's patient contact details come from intake's API.
         egress.append(egress_rule({"podSelector": {"matchLabels": labels("intake")}}, ("TCP", HTTP_PORT)))
+    if service == "engagement":
+        egress.append(egress_rule(PROVIDER_PEERS, *PROVIDER_PORTS))
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

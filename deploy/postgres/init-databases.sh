@@ -2,7 +2,7 @@
 # Runs once, when the postgres container initialises its data folder:
 # a login role and a database owned by it for every service.
 set -euo pipefail
-for service in intake scheduling dosing safety billing; do
+for service in intake scheduling dosing safety billing engagement; do
   var="${service^^}_DB_PASSWORD"
   password="${!var:?$var must be set}"
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

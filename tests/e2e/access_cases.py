@@ -53,7 +53,7 @@ _ADDRESSES = {
     "NY": ({"line1": "2 Broadway", "city": "New York", "state": "NY", "postal_code": "10004"}, "America/New_York"),
 }
 # Where a service keeps the state of residence it learnt (dosing and safety from PatientRegistered).
-_STATE_TABLE = {"intake": "patients", "scheduling": "patients", "billing": "patients"}
+_STATE_TABLE = {"intake": "patients", "scheduling": "patients", "billing": "patients", "engagement": "patients"}
 
 
 class World(Protocol):

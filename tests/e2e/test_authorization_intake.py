@@ -165,12 +165,18 @@ CONSENT_ENDPOINTS = [
         ok=409,
     ),
 ]
+CONTACT = Endpoint(
+    "patient contact",
+    route("GET", "/v1/patients/{w.patient_id}/contact"),
+    frozenset({Role.SERVICE}),
+)
 EVERY_ENDPOINT = [
     *PATIENT_ENDPOINTS,
     *FHIR_ENDPOINTS,
     *CONSENT_ENDPOINTS,
     REGISTRATION,
     DEMOGRAPHICS,
+    CONTACT,
     FHIR_METADATA,
 ]
 
@@ -216,6 +222,22 @@ async def test_billing_reads_claim_demographics_as_a_service_and_the_read_is_aud
     assert (row["action"], row["resource"], row["patient_id"], row["outcome"]) == (
         "read",
         "claim-demographics",
+        world.patient_id,
+        "allowed",
+    )
+
+
+async def test_engagement_reads_a_patients_contact_as_a_service_and_the_read_is_audited(world: World) -> None:
+    engagement = ac.service(ac.fresh_subject("engagement"))
+    response = await ac.call(world.stack, SERVICE, await CONTACT.request(world, engagement), engagement)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["patient_id"] == str(world.patient_id)
+    assert "@" in body["email"] and body["phone"] and body["time_zone"] and body["state_of_residence"] == STATE
+    [row] = await ac.audit_rows(world.stack, SERVICE, engagement)
+    assert (row["action"], row["resource"], row["patient_id"], row["outcome"]) == (
+        "read",
+        "patient-contact",
         world.patient_id,
         "allowed",
     )

@@ -7,9 +7,11 @@ import os
 import pwd
 import secrets
 import shutil
+import smtplib
 import subprocess
 import sys
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -32,9 +34,27 @@ def test_starting_a_running_stack_changes_nothing(stack: Stack) -> None:
     assert stack.kafka.start() is False
     assert stack.postgres.start() is False
     assert stack.kafka.pid() == pid
+    mailbox = stack.mailbox.pid()
+    assert mailbox is not None and stack.mailbox.start() is False and stack.mailbox.pid() == mailbox
     assert ensure_topics(stack.kafka.bootstrap) == []
     assert stack.kafka.status().startswith("running")
     assert stack.postgres.status().startswith("running")
+
+
+def test_the_stacks_mailbox_keeps_what_it_is_sent_in_its_maildir_and_services_are_told_where_it_is(
+    stack: Stack,
+) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@carecoord.localhost", "b@example.org", "hello"
+    message["Message-ID"] = f"<{secrets.token_hex(8)}@devstack.test>"
+    message.set_content("a line")
+    with smtplib.SMTP(stack.mailbox.host, stack.mailbox.port, timeout=10) as smtp:
+        smtp.send_message(message)
+    [kept] = [m for m in stack.mailbox.messages() if m["Message-ID"] == message["Message-ID"]]
+    assert kept["X-RcptTo"] == "b@example.org" and str(kept.get_payload()).strip() == "a line"
+    assert any(stack.mailbox.maildir.joinpath("new").iterdir()), "one file per message, readable as it is"
+    env = stack.services["engagement"].env
+    assert (env["CARECOORD_SMTP_HOST"], env["CARECOORD_SMTP_PORT"]) == (stack.mailbox.host, str(stack.mailbox.port))
 
 
 async def test_topics_match_the_registry(stack: Stack) -> None:

@@ -138,8 +138,10 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_the_collector() ->
             ((("carecoord.io/database", service),), (5432,)),
             ((("app.kubernetes.io/name", "opentelemetry-collector"),), (4317, 4318)),
         }
-        if service == "billing":
+        if service in ("billing", "engagement"):
             expected.add(((("app.kubernetes.io/name", "intake"), ("app.kubernetes.io/part-of", "carecoord")), (8000,)))
+        if service == "engagement":  # the mail relay and the SMS provider, outside the cluster (an ipBlock)
+            expected.add(((), (587, 465, 443)))
         assert egress == expected
 
 

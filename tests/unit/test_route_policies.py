@@ -20,6 +20,12 @@ OPERATOR_WRITES = {
     ("billing", "/v1/clearinghouse/exchange"),  # send claims / fetch answers now, instead of at the next poll
     # Who is on a patient's care team is operational: operators assign teams (ADR 0015); no PHI changes.
     ("scheduling", "/v1/patients/{patient_id}/care-team"),
+    # Operators work the operators' queue of tasks (reviews nobody could book, pages nobody took) and route
+    # tasks to people: what was done about the system, not a clinical decision (engagement's routes.py).
+    ("engagement", "/v1/tasks/{task_id}/close"),
+    ("engagement", "/v1/tasks/{task_id}/owner"),
+    # The staff directory: where staff are paged (staff routing, no patient data; notify/staff_routes.py).
+    ("engagement", "/v1/staff/{staff_id}/contact"),
     # Apply a patient's parked events after a fix: the service's own handlers do the writing.
     *((service, "/v1/ops/parked/{patient_id}/release") for service in SERVICES),
     # Who works what: the on-call rota, clinicians' absences and a review's assignee say who is to act,

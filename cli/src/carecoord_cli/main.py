@@ -76,7 +76,7 @@ def configure(
         ),
     ] = None,
 ) -> None:
-    """Defaults match `make run`. Service URLs: CARECOORD_INTAKE_URL, …_SCHEDULING_URL, …_DOSING_URL, …_SAFETY_URL, …_BILLING_URL."""
+    """Defaults match `make run`. Service URLs: CARECOORD_INTAKE_URL, …_SCHEDULING_URL, …_DOSING_URL, …_SAFETY_URL, …_BILLING_URL, …_ENGAGEMENT_URL."""
     # aiokafka logs every refused connection; the operator gets one clear message instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     # The shared library logs for services; here its warnings (a repaired header, say) are not the

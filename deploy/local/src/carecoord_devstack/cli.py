@@ -1,6 +1,6 @@
 """`devstack`: start, stop and inspect the local stack (what `make run` drives).
 
-devstack up        Kafka + PostgreSQL + topics, left running
+devstack up        Kafka + PostgreSQL + topics + the local mailbox, left running
 devstack run       all of it plus the five services; Ctrl-C stops everything
 devstack status    what runs
 devstack down      stop everything this checkout started
@@ -58,6 +58,8 @@ def run(stack: Stack) -> int:
         stack.stop_services()
         if started["zipkin"]:
             stack.zipkin.stop()
+        if started["mailbox"]:
+            stack.mailbox.stop()
         if started["kafka"]:
             _say("stopping Kafka ...")
             stack.kafka.stop()
@@ -77,6 +79,8 @@ carecoord is running.
   Kafka       {stack.kafka.bootstrap}
   PostgreSQL  127.0.0.1:{stack.postgres.port} (one database and role per service)
   Traces      {stack.zipkin.url}/zipkin/ (every report is one trace across the services)
+  Mail        SMTP {stack.mailbox.host}:{stack.mailbox.port}; every message sent (email, and SMS through the
+              local email-to-SMS gateway) is a file in {stack.mailbox.maildir}/new
 {rows}
 
 Drive the headline flow from another terminal: README.md, "Drive it by hand".
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return run(stack)
         elif args.command == "status":
             _say(f"PostgreSQL  {stack.postgres.status()}\nKafka       {stack.kafka.status()}")
+            _say(f"Mailbox     {stack.mailbox.status()}")
             _say(f"Zipkin      {'running on ' + stack.zipkin.url if stack.zipkin.pid() else 'stopped'}")
         elif args.command == "down":
             stack.down()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,37 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"({path} does not exist)"
+
+
+def spawn_daemon(args: list[str], *, pid_file: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """A daemon in a session of its own (Ctrl-C in the terminal does not reach it), its output
+    appended to ``log_file`` and its pid written to ``pid_file`` (read back with read_pid)."""
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    pid_file.write_text(str(proc.pid))
+    return proc
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    check: Callable[[], bool],
+    *,
+    name: str,
+    log_file: Path,
+    timeout: float,
+    interval: float,
+    what: str,
+) -> None:
+    """wait_until ``check``, failing at once (with the log's last lines) when the daemon exits instead."""
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{name} exited with code {proc.returncode}; last lines of {log_file}:\n{tail(log_file)}"
+            )
+        return check()
+
+    wait_until(ready, timeout=timeout, interval=interval, what=what)

@@ -46,13 +46,15 @@ def fresh_stack(state_dir: Path, *, fast_unsafe_db: bool, service_env: dict[str,
     previous = Stack(state_dir)
     previous.kafka.stop()
     previous.postgres.stop()
+    previous.mailbox.stop()
     shutil.rmtree(state_dir, ignore_errors=True)
-    kafka, controller, pg, *http = free_ports(3 + len(SERVICES))
+    kafka, controller, pg, smtp, *http = free_ports(4 + len(SERVICES))
     return Stack(
         state_dir,
         kafka_port=kafka,
         controller_port=controller,
         pg_port=pg,
+        smtp_port=smtp,
         http_ports=dict(zip(SERVICES, http, strict=True)),
         fast_unsafe_db=fast_unsafe_db,
         service_env=service_env,

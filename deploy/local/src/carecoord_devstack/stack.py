@@ -1,4 +1,4 @@
-"""The whole local stack: Kafka, PostgreSQL, the registry's topics and the five services."""
+"""The whole local stack: Kafka, PostgreSQL, the registry's topics, the local mailbox and the services."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from carecoord_contracts.topics import SERVICES
 from carecoord_shared.messaging.topic_admin import ensure_topics
 
 from .kafka import Kafka
+from .mailbox import Mailbox
 from .postgres import Postgres
 from .process import tail, wait_until
 from .zipkin import Zipkin
@@ -89,6 +90,8 @@ class Stack:
     kafka_port: int = 19092
     controller_port: int = 19093
     pg_port: int = 15432
+    # The local mailbox's SMTP port (engagement's mail and gateway SMS land in its Maildir).
+    smtp_port: int = 1025
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     fast_unsafe_db: bool = False
     service_env: dict[str, str] = field(default_factory=dict)
@@ -99,6 +102,7 @@ class Stack:
         self.kafka = Kafka(self.state_dir, port=self.kafka_port, controller_port=self.controller_port)
         self.postgres = Postgres(self.state_dir, port=self.pg_port, fast_unsafe=self.fast_unsafe_db)
         self.zipkin = Zipkin(self.state_dir)
+        self.mailbox = Mailbox(self.state_dir, port=self.smtp_port)
         if self.with_zipkin:
             self.service_env.setdefault("CARECOORD_ZIPKIN_ENDPOINT", self.zipkin.spans_endpoint)
         self.services = {name: self._service(name) for name in SERVICES}
@@ -109,12 +113,16 @@ class Stack:
             "CARECOORD_DATABASE_URL": self.postgres.service_url(name),
             "CARECOORD_HTTP_PORT": str(self.http_ports[name]),
             "CARECOORD_LOG_FORMAT": "json",
+            "CARECOORD_SMTP_HOST": self.mailbox.host,
+            "CARECOORD_SMTP_PORT": str(self.mailbox.port),
             **self.service_env,
         }
+        if name == "engagement":  # patients' contact details come from this stack's intake
+            env.setdefault("CARECOORD_INTAKE_URL", f"http://127.0.0.1:{self.http_ports['intake']}")
         return ServiceProcess(name, self.http_ports[name], env, self.state_dir / "logs" / f"{name}.log")
 
     def up(self, log: Callable[[str], object] = print) -> dict[str, bool]:
-        """Kafka, PostgreSQL, databases and topics; idempotent. Returns what this call started."""
+        """Kafka, PostgreSQL, databases, topics and the mailbox; idempotent. Returns what this call started."""
         t0 = time.monotonic()
         started_pg = self.postgres.start()
         log(f"PostgreSQL  {self.postgres.status()}" + ("" if started_pg else " (already)"))
@@ -123,8 +131,10 @@ class Stack:
         log(f"Kafka       {self.kafka.status()}" + ("" if started_kafka else " (already)"))
         for change in ensure_topics(self.kafka.bootstrap):
             log(f"  topic {change}")
+        started_mailbox = self.mailbox.start()
+        log(f"Mailbox     {self.mailbox.status()}" + ("" if started_mailbox else " (already)"))
         log(f"infrastructure ready in {time.monotonic() - t0:.1f}s")
-        return {"postgres": started_pg, "kafka": started_kafka}
+        return {"postgres": started_pg, "kafka": started_kafka, "mailbox": started_mailbox}
 
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         for name in names:
@@ -139,5 +149,6 @@ class Stack:
     def down(self) -> None:
         self.stop_services()
         self.zipkin.stop()
+        self.mailbox.stop()
         self.kafka.stop()
         self.postgres.stop()

@@ -4,7 +4,6 @@ in-memory storage, UI and API on 127.0.0.1. The services send it their spans
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 
 from .kafka import ensure_jars, java_binary
 from .paths import ZIPKIN_LIB, ZIPKIN_POM
-from .process import port_open, read_pid, stop_pid, tail, wait_until
+from .process import port_open, read_pid, spawn_daemon, stop_pid, wait_ready
 
 
 @dataclass
@@ -45,36 +44,35 @@ class Zipkin:
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is taken by another program: stop it or choose another Zipkin port")
         jar = next(ensure_jars(ZIPKIN_LIB, ZIPKIN_POM, what="Zipkin's jar").glob("zipkin-server-*-exec.jar"))
-        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    java_binary(),
-                    "-Xmx512m",
-                    "-jar",
-                    str(jar),
-                    f"--armeria.ports[0].port={self.port}",
-                    "--armeria.ports[0].ip=127.0.0.1",
-                    "--armeria.ports[0].protocols=http",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._pid_file.write_text(str(proc.pid))
+        proc = spawn_daemon(
+            [
+                java_binary(),
+                "-Xmx512m",
+                "-jar",
+                str(jar),
+                f"--armeria.ports[0].port={self.port}",
+                "--armeria.ports[0].ip=127.0.0.1",
+                "--armeria.ports[0].protocols=http",
+            ],
+            pid_file=self._pid_file,
+            log_file=self.log_file,
+        )
 
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"Zipkin exited with code {proc.returncode}; last lines of {self.log_file}:\n{tail(self.log_file)}"
-                )
+        def healthy() -> bool:
             try:
                 return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout=timeout, interval=0.5, what=f"Zipkin answering on {self.url}")
+        wait_ready(
+            proc,
+            healthy,
+            name="Zipkin",
+            log_file=self.log_file,
+            timeout=timeout,
+            interval=0.5,
+            what=f"Zipkin answering on {self.url}",
+        )
         return True
 
     def stop(self) -> bool:

@@ -195,6 +195,19 @@ async def claim_demographics(uow: UnitOfWork, cipher: PhiCipher, patient_id: uui
     }
 
 
+async def contact(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID) -> dict[str, object]:
+    """Email, phone and time zone, for engagement to send one message (404 for an unknown patient)."""
+    async with uow.sessions() as session:
+        patient = await patient_row(session, patient_id)
+    return {
+        "patient_id": patient_id,
+        "email": cipher.decrypt(patient.email_enc),
+        "phone": cipher.decrypt(patient.phone_enc),
+        "time_zone": patient.time_zone,
+        "state_of_residence": patient.state_of_residence,
+    }
+
+
 async def demographics(uow: UnitOfWork, cipher: PhiCipher, patient_id: uuid.UUID) -> tuple[Row[Any], Demographics]:
     """The patient row and its decrypted demographics, for the FHIR Patient resource (404 for an unknown patient)."""
     async with uow.sessions() as session:

@@ -1,4 +1,5 @@
-"""HTTP routes for the patient app and clinicians' UIs, and the internal route billing reads demographics from.
+"""HTTP routes for the patient app and clinicians' UIs, and the service-only routes billing reads demographics
+and engagement reads contact details from.
 
 Each route authorises, calls one use case (intake.py) or query (queries.py) and presents
 the answer; the request and response models, and their bounds, are schemas.py.
@@ -22,6 +23,7 @@ check is audited, an allowed one with its basis):
 | GET /patients/{id}/consents                             | own     | licensed           | -        | any     |
 | POST /patients/{id}/consents (sign) (6)                 | own     | -                  | -        | -       |
 | POST /patients/{id}/consents/{doc}/withdrawal (6)       | own     | licensed           | -        | -       |
+| GET /patients/{id}/contact                              | -       | -                  | -        | any (7) |
 | GET /fhir/R4/Patient?_id=, /fhir/R4/Patient/{id} (5)    | own     | licensed           | -        | any     |
 | GET /fhir/R4/Observation?patient=, /Observation/{id}    | own     | licensed           | -        | any     |
 | GET /fhir/R4/metadata                                   | yes     | yes                | yes      | yes     |
@@ -47,6 +49,9 @@ routes are carecoord_shared.http.fhir's (fhir_router; the metadata names no pati
 (6) Consent (ADR 0016): only the patient signs, their own act (the app's back end calls with the
 patient's token); a withdrawal is honoured however it is made, so a licensed clinician the patient
 told records it in their own name. No service signs or withdraws for anyone.
+(7) Email, phone and time zone leave intake here, to engagement calling as a service when it sends a
+notification (ADR 0017: it keeps none of it); audited as ``patient-contact``. No human role reads it: a
+clinician who must call the patient does so from the chart's FHIR Patient.
 
 A change's check and audit row run in the change's own transaction
 (``Access.transaction``): one commit; a refusal commits its denied row alone, and
@@ -91,6 +96,7 @@ from .schemas import (
     OverrideIn,
     Patient,
     PatientConsents,
+    PatientContact,
     Recorded,
     ReEvaluationSubmission,
     Registration,
@@ -391,5 +397,16 @@ def build_router(intake: Intake) -> APIRouter:
     async def claim_demographics(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> dict[str, object]:
         await access.patient(patient_id, "read", "claim-demographics")
         return await queries.claim_demographics(uow, intake.cipher, patient_id)
+
+    @router.get(
+        "/patients/{patient_id}/contact",
+        response_model=PatientContact,
+        tags=["internal"],
+        summary="Where to reach the patient, for engagement's notifications (a service's bearer token; PHI)",
+        responses={404: {"description": "Unknown patient."}},
+    )
+    async def contact(patient_id: uuid.UUID, uow: UowDep, access: ServiceOnly) -> dict[str, object]:
+        await access.patient(patient_id, "read", "patient-contact")
+        return await queries.contact(uow, intake.cipher, patient_id)
 
     return router

@@ -295,6 +295,16 @@ class ClaimDemographics(BaseModel):
     coverage: ClaimCoverage | None
 
 
+class PatientContact(BaseModel):
+    """Where engagement reaches the patient (PHI): read at send time, used for one message, never stored there."""
+
+    patient_id: uuid.UUID
+    email: str
+    phone: str
+    time_zone: str = Field(description="IANA zone: quiet hours are the patient's local night")
+    state_of_residence: str
+
+
 class ScreeningAnswers(BaseModel):
     """The medical-screening answers, {question code: answered yes}; its fields are the rule set's questions."""
 

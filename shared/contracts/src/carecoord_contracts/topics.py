@@ -55,7 +55,8 @@ INTAKE_PATIENTS = Topic(
     producer="intake",
     # Dosing and safety learn each patient's state of residence: clinicians reach
     # only patients in states they are licensed in.
-    consumers=("scheduling", "billing", "dosing", "safety"),
+    # Engagement: the time zone of quiet hours, and whether the patient agreed to text messages (sms_contact).
+    consumers=("scheduling", "billing", "dosing", "safety", "engagement"),
     # Dosing refuses a dosing session without current treatment consent; safety opens a review when it is withdrawn.
     events=("PatientRegistered", "CoverageDeclared", "ConsentSigned", "ConsentWithdrawn"),
     description="Patients enrolled, the coverage they declared and the consents they signed or withdrew, with "
@@ -72,7 +73,8 @@ INTAKE_SCREENING = Topic(
 SCHEDULING_APPOINTMENTS = Topic(
     name="scheduling.appointments",
     producer="scheduling",
-    consumers=("dosing", "safety", "billing"),
+    # Engagement: a review no clinician could take becomes an operator's task.
+    consumers=("dosing", "safety", "billing", "engagement"),
     events=(
         "AppointmentBooked",
         "AppointmentRescheduled",
@@ -87,14 +89,15 @@ SCHEDULING_CARE_TEAMS = Topic(
     name="scheduling.care-teams",
     producer="scheduling",
     # Every service narrows clinicians' access to the patient's care team (carecoord_shared.auth.care).
-    consumers=("intake", "dosing", "safety", "billing"),
+    consumers=("intake", "dosing", "safety", "billing", "engagement"),
     events=("CareTeamChanged",),
     description="Each patient's care team (prescribing clinician and therapist), whole, every time it changes.",
 )
 SAFETY_REPORTS = Topic(
     name="safety.reports",
     producer="safety",
-    consumers=("dosing",),
+    # Engagement: a missed check-in is a call for the patient's prescriber, and a message to the patient.
+    consumers=("dosing", "engagement"),
     events=("SideEffectReported", "VitalsRecorded", "MoodCheckInRecorded", "CheckInMissed"),
     description="Recorded side-effect reports, vitals and mood check-ins (coded facts, no free text), and missed check-ins.",
 )
@@ -102,7 +105,8 @@ SAFETY_REVIEWS = Topic(
     name="safety.reviews",
     producer="safety",
     # Everyone learns ClinicianReviewAssigned: the assignee of an open review reaches the patient's data.
-    consumers=("scheduling", "billing", "intake", "dosing"),
+    # Engagement pages whoever an escalation names, and closes their task when the review is acknowledged.
+    consumers=("scheduling", "billing", "intake", "dosing", "engagement"),
     events=(
         "ClinicianReviewOpened",
         "ClinicianReviewAssigned",
@@ -169,7 +173,8 @@ BILLING_CHARGES = Topic(
 BILLING_CLAIMS = Topic(
     name="billing.claims",
     producer="billing",
-    consumers=(),
+    # Engagement: a denied claim is a task for the billing office.
+    consumers=("engagement",),
     events=("ClaimSubmitted", "RemittancePosted", "ClaimDenied"),
     description="Claims sent to payers (X12 837P) and what payers answered (X12 835).",
 )
