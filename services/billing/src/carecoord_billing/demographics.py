@@ -13,9 +13,15 @@ from datetime import date
 from typing import Annotated, Any, Literal, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from carecoord_shared.auth import Role, mint_token
+from carecoord_shared.http.intake_client import (
+    IntakeClient,
+    IntakeUnavailable,
+    PatientUnknown,
+    TokenSource,
+)
+from carecoord_shared.http.intake_client import development_token as shared_development_token
 
 from .x12.parties import Subscriber
 
@@ -70,12 +76,8 @@ class ClaimDemographics(BaseModel):
         )
 
 
-class DemographicsUnavailable(RuntimeError):
-    """Intake could not give them now (down, refused our token, answered nonsense): try later."""
-
-
-class PatientUnknown(LookupError):
-    """Intake does not know the patient."""
+# Intake's answers are read by the one client in carecoord_shared (down: try later; unknown: no retry helps).
+DemographicsUnavailable = IntakeUnavailable
 
 
 class DemographicsSource(Protocol):
@@ -83,11 +85,8 @@ class DemographicsSource(Protocol):
 
 
 def development_token(secret: str, *, issuer: str, audience: str, ttl_s: int = 300) -> Callable[[], SecretStr]:
-    """Local runs and tests: a fresh short-lived service token for each request, signed with the
-    development secret intake also trusts there (a token minted once would expire under a long run)."""
-    return lambda: SecretStr(
-        mint_token(Role.SERVICE, BILLING_SUBJECT, secret=secret, issuer=issuer, audience=audience, ttl_s=ttl_s)
-    )
+    """Local runs and tests: a fresh service token per request, signed with the development secret."""
+    return shared_development_token(BILLING_SUBJECT, secret, issuer=issuer, audience=audience, ttl_s=ttl_s)
 
 
 class IntakeDemographics:
@@ -97,37 +96,17 @@ class IntakeDemographics:
     def __init__(
         self,
         base_url: str,
-        token: SecretStr | Callable[[], SecretStr],
+        token: TokenSource,
         *,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._token = token
-        self._timeout = timeout_s
-        self._transport = transport
+        self._intake = IntakeClient(base_url, token, timeout_s=timeout_s, transport=transport)
 
     async def claim_demographics(self, patient_id: uuid.UUID) -> ClaimDemographics:
-        url = f"{self._base_url}/v1/internal/patients/{patient_id}/claim-demographics"
-        token = self._token if isinstance(self._token, SecretStr) else self._token()
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-        try:
-            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
-                response = await http.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DemographicsUnavailable(f"intake unreachable: {type(exc).__name__}") from None
-        if response.status_code == 404:
-            raise PatientUnknown(f"intake does not know patient {patient_id}")
-        if response.status_code != 200:
-            raise DemographicsUnavailable(f"intake answered {response.status_code}")
-        try:
-            demographics = ClaimDemographics.model_validate_json(response.content)
-        except ValidationError:
-            # Not the error itself: pydantic quotes the offending values, which are PHI.
-            raise DemographicsUnavailable("intake's answer does not match the contract") from None
-        if demographics.patient_id != patient_id:
-            raise DemographicsUnavailable("intake answered for another patient")
-        return demographics
+        return await self._intake.fetch(
+            "/v1/internal/patients/{patient_id}/claim-demographics", patient_id, ClaimDemographics
+        )
 
 
 async def subscriber_for(source: DemographicsSource, patient_id: uuid.UUID, log: Any) -> Subscriber | None:

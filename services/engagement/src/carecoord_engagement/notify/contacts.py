@@ -14,13 +14,21 @@ from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from carecoord_shared.auth import Role, mint_token
+from carecoord_shared.http.intake_client import (
+    IntakeClient,
+    IntakeUnavailable,
+    PatientUnknown,
+    TokenSource,
+)
+from carecoord_shared.http.intake_client import development_token as shared_development_token
 
 from .tables import NotifyTables
+
+__all__ = ["ContactUnavailable", "IntakeContacts", "PatientContact", "PatientUnknown", "development_token"]
 
 # Who engagement is to intake when it mints its own development token.
 ENGAGEMENT_SUBJECT = "carecoord-engagement"
@@ -44,12 +52,8 @@ class Address:
     phone: str | None
 
 
-class ContactUnavailable(RuntimeError):
-    """Intake could not answer now (down, refused our token, answered nonsense): try later."""
-
-
-class PatientUnknown(LookupError):
-    """Intake does not know the patient: no retry helps."""
+# Intake's answers are read by the one client in carecoord_shared (down: try later; unknown: no retry helps).
+ContactUnavailable = IntakeUnavailable
 
 
 class PatientContacts(Protocol):
@@ -58,9 +62,7 @@ class PatientContacts(Protocol):
 
 def development_token(secret: str, *, issuer: str, audience: str, ttl_s: int = 300) -> Callable[[], SecretStr]:
     """Local runs and tests: a short-lived service token per request, signed with the development secret."""
-    return lambda: SecretStr(
-        mint_token(Role.SERVICE, ENGAGEMENT_SUBJECT, secret=secret, issuer=issuer, audience=audience, ttl_s=ttl_s)
-    )
+    return shared_development_token(ENGAGEMENT_SUBJECT, secret, issuer=issuer, audience=audience, ttl_s=ttl_s)
 
 
 class IntakeContacts:
@@ -69,37 +71,15 @@ class IntakeContacts:
     def __init__(
         self,
         base_url: str,
-        token: SecretStr | Callable[[], SecretStr],
+        token: TokenSource,
         *,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._token = token
-        self._timeout = timeout_s
-        self._transport = transport
+        self._intake = IntakeClient(base_url, token, timeout_s=timeout_s, transport=transport)
 
     async def patient_contact(self, patient_id: uuid.UUID) -> PatientContact:
-        url = f"{self._base_url}/v1/patients/{patient_id}/contact"
-        token = self._token if isinstance(self._token, SecretStr) else self._token()
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-        try:
-            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
-                response = await http.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ContactUnavailable(f"intake unreachable: {type(exc).__name__}") from None
-        if response.status_code == 404:
-            raise PatientUnknown("intake does not know the patient")
-        if response.status_code != 200:
-            raise ContactUnavailable(f"intake answered {response.status_code}")
-        try:
-            contact = PatientContact.model_validate_json(response.content)
-        except ValidationError:
-            # Not the error itself: pydantic quotes the offending values, which are PHI.
-            raise ContactUnavailable("intake's answer does not match the contract") from None
-        if contact.patient_id != patient_id:
-            raise ContactUnavailable("intake answered for another patient")
-        return contact
+        return await self._intake.fetch("/v1/patients/{patient_id}/contact", patient_id, PatientContact)
 
 
 async def staff_address(session: AsyncSession, tables: NotifyTables, staff_id: str) -> Address | None:
