@@ -156,3 +156,4 @@ async def test_a_list_across_patients_shows_the_clinicians_related_patients_only
     program = await clinician(dosing, me).get("/v1/outcomes")
     assert program.status_code == 200, program.text
     assert program.json()["scope"].startswith("the caller's patients")
+    assert (await last_audit(dosing, me))[3:] == ("allowed", "related_patients")
