@@ -147,17 +147,18 @@ async def test_a_clinician_re_evaluates_after_a_move_to_a_served_state_and_sched
     )
     assert booked["status"] == "booked"
 
-    # Safety learnt the move: a clinician licensed only in the new state reaches the patient there.
+    # Safety learnt the move: the care team's dr-re, with a licence in the new state only, reaches the patient
+    # there; with one in the old state only, no longer.
     async def safety_admits(token: str) -> int:
         async with api_client(token, timeout=10) as http:
-            answer = await http.get(url(services, "safety", "/v1/reviews"), params={"patient_id": patient_id})
+            answer = await http.get(url(services, "safety", f"/v1/patients/{patient_id}/vitals"))
         return answer.status_code
 
     await eventually(
-        lambda: _true_or_none(safety_admits(clinician_token("dr-co", ["CO"])), 200),
+        lambda: _true_or_none(safety_admits(clinician_token("dr-re", ["CO"])), 200),
         what="safety knows the patient moved to CO",
     )
-    assert await safety_admits(clinician_token("dr-ak", ["AK"])) == 403
+    assert await safety_admits(clinician_token("dr-re", ["AK"])) == 403
 
     conn = await asyncpg.connect(services.postgres.dsn("intake"))
     try:

@@ -26,17 +26,10 @@ from carecoord_dosing.models import audit, jurisdictions
 from carecoord_shared.auth import ListScope
 from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
 from tests.care import join_care_team
+from tests.plans import COURSE
 from tests.service_harness import ServiceHarness
 
 STATE = "CO"
-COURSE = {
-    "starting_dose_mg": 100,
-    "max_dose_mg": 300,
-    "max_step_mg": 50,
-    "planned_sessions": 6,
-    "indication": "depression",
-    "diagnosis_codes": ["F33.1"],
-}
 NOT_RELATED = "not on the patient's care team, not on call for their state and not assigned a review of theirs"
 
 
@@ -163,3 +156,4 @@ async def test_a_list_across_patients_shows_the_clinicians_related_patients_only
     program = await clinician(dosing, me).get("/v1/outcomes")
     assert program.status_code == 200, program.text
     assert program.json()["scope"].startswith("the caller's patients")
+    assert (await last_audit(dosing, me))[3:] == ("allowed", "related_patients")

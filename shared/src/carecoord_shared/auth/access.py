@@ -56,6 +56,8 @@ log = structlog.get_logger("carecoord.audit")
 JurisdictionLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
 
 SELF, SERVICE, OPERATIONAL = "self", "service", "operational"
+# The basis of an access to no single patient (a list across patients, a record of the system's own).
+LIST_BASIS = {Role.SERVICE: SERVICE, Role.OPERATOR: OPERATIONAL, Role.CLINICIAN: "related_patients", Role.PATIENT: SELF}
 NO_RELATION = (
     "the clinician is not on the patient's care team, not on call for their state and not assigned a review of theirs"
 )
@@ -244,8 +246,12 @@ class Access:
         raise Forbidden(refusal, audited=True)
 
     async def record(self, action: str, resource: str, resource_id: object = None) -> None:
-        """Audit an access that concerns no single patient (a worklist, a search)."""
-        await self._auditor.record(self.principal, action, resource, resource_id=resource_id)
+        """Audit an access that concerns no single patient (a worklist, a search), with the basis of what it
+        may show: a service everything, an operator the system's bookkeeping, a clinician their related
+        patients (``list_scope``)."""
+        await self._auditor.record(
+            self.principal, action, resource, resource_id=resource_id, basis=LIST_BASIS[self.principal.role]
+        )
 
     def acting_clinician(self, clinician_id: str) -> None:
         """A clinician decides in their own name only; a service may record a decision for any clinician."""
