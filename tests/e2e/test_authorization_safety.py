@@ -34,6 +34,8 @@ class World:
 @pytest.fixture(scope="module")
 async def world(services: Stack) -> World:
     co, ny = await ac.registered_patient(services, "CO", SAFETY), await ac.registered_patient(services, "NY", SAFETY)
+    await ac.care_team(services, co, "CO", SAFETY)
+    await ac.care_team(services, ny, "NY", SAFETY)
     (co_review, co_report), (ny_review, _) = await _open_review(services, co), await _open_review(services, ny)
     return World(services, co, ny, co_review, ny_review, co_report)
 
@@ -186,7 +188,7 @@ async def test_patient_data_reaches_only_the_patient_and_licensed_clinicians(
     await ac.expect_scope(world, SAFETY, endpoint, who)
 
 
-async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_states(
+async def test_the_worklist_shows_a_clinician_only_their_related_patients_in_their_licensed_states(
     services: Stack, world: World
 ) -> None:
     async def worklist(caller: Caller) -> set[str]:
@@ -202,19 +204,21 @@ async def test_the_worklist_shows_a_clinician_only_patients_in_their_licensed_st
             params = {"limit": "200", "cursor": response.json()["next_cursor"]}
 
     co, ny = str(world.co_review), str(world.ny_review)
-    colorado = await worklist(ac.clinician("CO"))
+    colorado = await worklist(ac.clinician("CO", subject=ac.team_member(world.patient_id)))
     assert co in colorado and ny not in colorado
-    new_york = await worklist(ac.clinician("NY"))
+    new_york = await worklist(ac.clinician("NY", subject=ac.team_member(world.other_patient_id)))
     assert ny in new_york and co not in new_york
-    assert {co, ny} <= await worklist(ac.clinician("CO", "NY"))
+    # Licensed in both states, on neither team, on call nowhere: neither patient (ADR 0015).
+    assert not {co, ny} & await worklist(ac.clinician("CO", "NY"))
     assert {co, ny} <= await worklist(ac.service())
 
     refused = await ac.call(services, SAFETY, Request("GET", "/v1/reviews"), ac.patient(world.patient_id))
     assert refused.status_code == 403 and "patient_id" in refused.json()["detail"], refused.text
 
 
-async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a_services(services: Stack) -> None:
+async def test_review_decisions_are_a_related_clinicians_in_their_own_name_or_a_services(services: Stack) -> None:
     patient_id = await ac.registered_patient(services, "CO", SAFETY)
+    await ac.care_team(services, patient_id, "CO", SAFETY)
 
     async def decide(review: uuid.UUID, step: str, caller: Caller, **body: Any) -> int:
         request = Request("POST", f"/v1/reviews/{review}/{step}", {"clinician_id": caller.subject, **body})
@@ -222,10 +226,12 @@ async def test_review_decisions_are_a_licensed_clinicians_in_their_own_name_or_a
         return response.status_code
 
     first, _ = await _open_review(services, patient_id)
-    elsewhere = ac.clinician("NY")
+    elsewhere, outsider = ac.clinician("NY"), ac.clinician("CO")
     assert await decide(first, "acknowledge", elsewhere) == 403
     await ac.assert_audited(services, SAFETY, elsewhere, "acknowledge", "review", patient_id, "denied")
-    dr = ac.clinician("CO")
+    assert await decide(first, "acknowledge", outsider) == 403  # licensed, but not on the patient's team
+    await ac.assert_audited(services, SAFETY, outsider, "acknowledge", "review", patient_id, "denied")
+    dr = ac.clinician("CO", subject=ac.team_member(patient_id))
     assert await decide(first, "acknowledge", dr) == 200
     await ac.assert_audited(services, SAFETY, dr, "acknowledge", "review", patient_id, "allowed")
     assert await decide(first, "resolve", dr, decision="resume") == 200
@@ -259,7 +265,7 @@ async def test_rules_are_readable_by_clinicians_operators_and_services(services:
         assert response.status_code == 200 and response.json()["current"], response.text
 
 
-async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed_states(
+async def test_a_clinicians_shadow_replay_covers_only_their_related_patients(
     services: Stack, world: World
 ) -> None:
     async def replayed(caller: Caller) -> int:
@@ -276,8 +282,10 @@ async def test_a_clinicians_shadow_replay_covers_only_patients_in_their_licensed
         )
         return response.json()["observations_replayed"]  # type: ignore[no-any-return]
 
-    colorado, everyone = await replayed(ac.clinician("CO")), await replayed(ac.service())
+    team = ac.clinician("CO", subject=ac.team_member(world.patient_id))
+    colorado, everyone = await replayed(team), await replayed(ac.service())
     assert 1 <= colorado < everyone  # the Colorado patient's report, not the New York one's
+    assert await replayed(ac.clinician("CO")) == 0  # licensed there, related to nobody
     assert await replayed(ac.clinician("VT")) == 0  # no patient of this test stack lives in Vermont
 
 
