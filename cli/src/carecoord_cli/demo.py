@@ -147,7 +147,7 @@ class Demo:
     async def check_stack(self) -> str:
         for service in SERVICES:
             await self.http.request(service, "GET", "/health/ready")
-        return "five services ready"
+        return f"{len(SERVICES)} services ready"
 
     async def seed_clinicians(self) -> str:
         for clinician_id, body in DEMO_CLINICIANS.items():
