@@ -90,7 +90,8 @@ class Mailbox:
 
     def messages(self) -> list[Message]:
         """Every message delivered so far (in key order: by the second it arrived)."""
-        if not self.maildir.exists():
+        # The server makes tmp/, new/ and cur/ before it accepts mail; until then there is no mail.
+        if not all((self.maildir / part).is_dir() for part in ("tmp", "new", "cur")):
             return []
         box = mailbox.Maildir(self.maildir, create=False)
         return [box[key] for key in sorted(box.keys())]
