@@ -59,11 +59,7 @@ async def _execute(stack: Stack, service: str, query: str, *args: Any) -> str:
 
 
 def _mail_to(stack: Stack, address: str) -> list[Message]:
-    try:
-        delivered = stack.mailbox.messages()
-    except FileNotFoundError:  # the Maildir's folders appear with its first message
-        delivered = []
-    return [m for m in delivered if address in (m.get("X-RcptTo") or "")]
+    return [m for m in stack.mailbox.messages() if address in (m.get("X-RcptTo") or "")]
 
 
 def _text(message: Message) -> str:
