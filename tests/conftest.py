@@ -49,10 +49,10 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def services(stack: Stack) -> Iterator[Stack]:
-    """All five services, each its own OS process, against the test stack."""
+    """All six services, each its own OS process, against the test stack."""
     t0 = time.monotonic()
     stack.start_services()
-    print(f"[stack] five services ready in {time.monotonic() - t0:.1f}s")
+    print(f"[stack] six services ready in {time.monotonic() - t0:.1f}s")
     try:
         yield stack
     finally:

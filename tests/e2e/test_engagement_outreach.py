@@ -59,11 +59,7 @@ async def _execute(stack: Stack, service: str, query: str, *args: Any) -> str:
 
 
 def _mail_to(stack: Stack, address: str) -> list[Message]:
-    try:
-        delivered = stack.mailbox.messages()
-    except FileNotFoundError:  # the Maildir's folders appear with its first message
-        delivered = []
-    return [m for m in delivered if address in (m.get("X-RcptTo") or "")]
+    return [m for m in stack.mailbox.messages() if address in (m.get("X-RcptTo") or "")]
 
 
 def _text(message: Message) -> str:
@@ -156,14 +152,17 @@ async def test_a_missed_check_in_is_one_task_and_one_mail_through_redelivery_and
     await eventually(lambda: _fetch(services, "safety", checkin_timer, appointment), what="the check-in timer set")
     # Four hours on, and no check-in.
     await _execute(
-        services, "safety", "UPDATE timers SET due_at = now() - interval '1 second' WHERE subject_id = $1", appointment
+        services,
+        "safety",
+        "UPDATE timers SET due_at = now() - interval '1 second' WHERE subject_id = $1 AND kind = 'checkin_missed'",
+        appointment,
     )
     await eventually(
         lambda: events_for(bootstrap, "safety.reports", patient_id, "CheckInMissed"), what="safety saw the miss"
     )
 
     await _killed(engagement)
-    assert len(await _fetch(services, "engagement", "SELECT 1 FROM tasks WHERE patient_id = $1", patient_id)) == 1
+    assert len(await _fetch(services, "engagement", "SELECT 1 FROM tasks WHERE subject_id = $1", appointment)) == 1
     # Not waited for: the sender reaches its point (the committed mail is due) before readiness may answer.
     engagement.start(CARECOORD_CRASH_AT="notify.after_claim_before_send@safety_outreach")
     await _killed(engagement)
@@ -178,8 +177,9 @@ async def test_a_missed_check_in_is_one_task_and_one_mail_through_redelivery_and
         lambda: group_caught_up(bootstrap, "carecoord.engagement", "safety.reports"), what="engagement caught up"
     )
 
-    [task] = await _tasks(services, patient_id)
-    assert (task["kind"], task["state"], task["subject_id"]) == ("call_patient", "open", str(appointment))
+    # (Safety may go on to open a review of its own later; that is not this task.)
+    [task] = [t for t in await _tasks(services, patient_id) if t["kind"] == "call_patient"]
+    assert (task["state"], task["subject_id"]) == ("open", str(appointment))
     assert [m["Message-ID"] for m in _mail_to(services, email)] == [mail["Message-ID"]]
     rows = await _fetch(
         services, "engagement", "SELECT state, attempts FROM notifications WHERE recipient_id = $1", str(patient_id)

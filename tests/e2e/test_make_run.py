@@ -20,7 +20,7 @@ from carecoord_devstack.process import port_open
 
 pytestmark = pytest.mark.e2e
 
-DEFAULT_PORTS = (19092, 19093, 15432, 9411, 8001, 8002, 8003, 8004, 8005)
+DEFAULT_PORTS = (19092, 19093, 15432, 9411, 8001, 8002, 8003, 8004, 8005, 8006)
 
 
 def _readme_block(name: str = "manual-steps") -> str:
@@ -97,7 +97,7 @@ def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:
             assert time.monotonic() < deadline, "make run did not come up:\n" + "".join(output)
             time.sleep(0.5)
         banner = "".join(output)
-        for port in (8001, 8002, 8003, 8004, 8005):
+        for port in (8001, 8002, 8003, 8004, 8005, 8006):
             assert f"http://127.0.0.1:{port}" in banner
 
         steps = subprocess.run(

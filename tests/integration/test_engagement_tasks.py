@@ -19,7 +19,7 @@ from carecoord_contracts.intake import ConsentSigned, ConsentWithdrawn, PatientR
 from carecoord_contracts.safety import CheckInMissed, ClinicianReviewAcknowledged, ClinicianReviewAssigned
 from carecoord_contracts.scheduling import CareTeamChanged, ReviewAppointmentUnavailable
 from carecoord_devstack.stack import Stack
-from carecoord_engagement import notifications
+from carecoord_engagement import notifications, queries
 from carecoord_engagement.models import notify
 from carecoord_shared.messaging.consumer import Outcome
 from tests.auth import SERVICE_TOKEN, clinician_token, operator_token, patient_token
@@ -304,3 +304,25 @@ async def test_a_page_that_cannot_be_delivered_becomes_an_operators_task_once(en
     assert [(t["owner_role"], t["subject_id"], t["reason"], t["overdue"]) for t in failed] == [
         ("operator", escalated["task_id"], "review_escalated:sms:no_contact", True)
     ]
+
+
+async def test_a_clinician_is_related_to_a_patient_through_a_task_they_own_or_one_waiting_in_their_queue(
+    engagement: ServiceHarness,
+) -> None:
+    prescriber, stranger = _staff("dr-prescriber"), _staff("dr-stranger")
+    owned, queued = await _patient(engagement, prescriber), await _patient(engagement)
+    for patient_id in (owned, queued):
+        await engagement.deliver(
+            CheckInMissed(appointment_id=uuid.uuid4(), hours_since_start=4), patient_id=patient_id, producer="safety"
+        )
+    async with engagement.uow.sessions() as session:
+        relation = [
+            await queries.task_relation(session, patient, clinician, STATE)
+            for patient, clinician in ((owned, prescriber), (owned, stranger), (queued, stranger))
+        ]
+    assert relation == ["task_owner", None, "task_queue"]
+    [task] = await _tasks(engagement, patient_id=str(owned))
+    closed = await engagement.http.post(f"/v1/tasks/{task['task_id']}/close", json={"outcome": "reached_patient"})
+    assert closed.status_code == 200, closed.text
+    async with engagement.uow.sessions() as session:
+        assert await queries.task_relation(session, owned, prescriber, STATE) is None, "a closed task relates nobody"

@@ -1,4 +1,4 @@
-"""`carecoord demo`: one scripted patient journey through all five services.
+"""`carecoord demo`: one scripted patient journey through all six services.
 
 Every step goes through a service's public HTTP API, as the apps would; what
 the services do in reaction to one another (booking, pausing, cancelling,
@@ -148,7 +148,7 @@ class Demo:
     async def check_stack(self) -> str:
         for service in SERVICES:
             await self.http.request(service, "GET", "/health/ready")
-        return "five services ready"
+        return f"{len(SERVICES)} services ready"
 
     async def seed_clinicians(self) -> str:
         for clinician_id, body in DEMO_CLINICIANS.items():
@@ -356,6 +356,11 @@ class Demo:
         billing = Counter(
             e["event_type"] for e in await self.http.every_item("billing", f"/v1/patients/{pid}/received-events")
         )
+        # Staff work the journey called for (a level-0 review is the prescriber's worklist: no task, no page).
+        tasks: Counter[str] = Counter()
+        for state in ("open", "closed"):
+            page = await self.http.get("engagement", "/v1/tasks", patient_id=pid, state=state, limit=200)
+            tasks.update(f"{t['kind']} {t['state']}" for t in page["items"])
         did = {
             "intake": f"registered the patient; decided {self.j.facts.get('intake', '?')}",
             "scheduling": "; ".join(f"{n} {k}" for k, n in sorted(appointments.items())),
@@ -364,5 +369,6 @@ class Demo:
             + f"; approved dose {plan['approved_dose_mg']} mg",
             "safety": "; ".join(f"review {r['priority']} {r['status']} ({r['decision']})" for r in reviews),
             "billing": "recorded " + ", ".join(f"{n} {k}" for k, n in sorted(billing.items())),
+            "engagement": "; ".join(f"{n} {k}" for k, n in sorted(tasks.items())) or "no task for staff",
         }
         return did, await journey(self.broker, uuid.UUID(pid))

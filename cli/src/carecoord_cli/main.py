@@ -516,7 +516,7 @@ def demo(
     ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service's reaction.")] = 30.0,
 ) -> None:
-    """Drive one scripted patient journey through all five services, then show what each did."""
+    """Drive one scripted patient journey through all six services, then show what each did."""
     _run(_demo(ctx.obj, timeout))
 
 

@@ -1,7 +1,7 @@
 """`devstack`: start, stop and inspect the local stack (what `make run` drives).
 
 devstack up        Kafka + PostgreSQL + topics + the local mailbox, left running
-devstack run       all of it plus the five services; Ctrl-C stops everything
+devstack run       all of it plus the six services; Ctrl-C stops everything
 devstack status    what runs
 devstack down      stop everything this checkout started
 """

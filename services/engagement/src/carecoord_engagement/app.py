@@ -37,6 +37,8 @@ def build(settings: EngagementSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
+        # Once ServiceDefinition takes relations (ADR 0015): (care_relation_lookup(care_relations),
+        # queries.task_relation), the care team and assignees first, then a task of the clinician's.
         migrations_dir=MIGRATIONS,
         routers=(
             routes.build_router(),

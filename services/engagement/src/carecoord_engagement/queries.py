@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_shared.auth.care import related_patients
 from carecoord_shared.errors import NotFound
@@ -112,3 +113,24 @@ async def list_tasks(
         query = query.where(late if overdue else ~late)
     async with uow.sessions() as session:
         return await read_page(session, query, TASK_ORDER, page)
+
+
+async def task_relation(session: AsyncSession, patient_id: uuid.UUID, clinician_id: str, _state: str) -> str | None:
+    """A clinician's relation to a patient through engagement's own work (a RelationLookup, for Access once it
+    takes relations, ADR 0015): ``task_owner`` when they own an open task of the patient, ``task_queue`` when
+    one waits unowned in the clinicians' queue (someone licensed must be able to pick it up); else None."""
+    found = await session.execute(
+        select(tasks.c.owner_id)
+        .where(
+            tasks.c.patient_id == patient_id,
+            tasks.c.state == "open",
+            tasks.c.owner_role == OwnerRole.clinician.value,
+            or_(tasks.c.owner_id == clinician_id, tasks.c.owner_id.is_(None)),
+        )
+        .order_by(tasks.c.owner_id.is_(None))
+        .limit(1)
+    )
+    row = found.first()
+    if row is None:
+        return None
+    return "task_owner" if row.owner_id == clinician_id else "task_queue"

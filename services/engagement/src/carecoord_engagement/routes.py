@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -35,7 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from carecoord_shared.auth import Access, Role
 from carecoord_shared.errors import Forbidden
 from carecoord_shared.http import PageDep, UowDep, allow
-from carecoord_shared.messaging.unit_of_work import UnitOfWork
+from carecoord_shared.messaging.unit_of_work import Transaction, UnitOfWork
 
 from . import queries, tasks
 from .domain import InvalidOutcome, Kind, Owner, OwnerRole
@@ -119,28 +120,18 @@ def build_router(clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> A
     @router.post("/tasks/{task_id}/close", response_model=Task, summary="Close the task with how it ended")
     async def close_task(task_id: uuid.UUID, body: CloseTask, uow: UowDep, access: Staff) -> dict[str, Any]:
         patient_id = await reach(access, uow, task_id)
+        opened: AbstractAsyncContextManager[Transaction]
+        if access.principal.role is Role.OPERATOR:
+            # An operator's close is about the system's own queue: checked and audited as operational.
+            await access.patient(patient_id, "close", "task", task_id, operational=True)
+            opened = uow.transaction()
+        else:
+            opened = access.transaction(uow, patient_id, "close", "task", task_id)
         try:
-            if access.principal.role is Role.OPERATOR:
-                await access.patient(patient_id, "close", "task", task_id, operational=True)
-                async with uow.transaction() as tx:
-                    await tasks.close(
-                        tx,
-                        task_id,
-                        outcome=body.outcome,
-                        note=body.note,
-                        closed_by=access.principal.subject,
-                        now=clock(),
-                    )
-            else:
-                async with access.transaction(uow, patient_id, "close", "task", task_id) as tx:
-                    await tasks.close(
-                        tx,
-                        task_id,
-                        outcome=body.outcome,
-                        note=body.note,
-                        closed_by=access.principal.subject,
-                        now=clock(),
-                    )
+            async with opened as tx:
+                await tasks.close(
+                    tx, task_id, outcome=body.outcome, note=body.note, closed_by=access.principal.subject, now=clock()
+                )
         except InvalidOutcome as wrong:
             raise RequestValidationError(
                 [{"loc": ("body", "outcome"), "msg": str(wrong), "type": "outcome_not_of_kind"}]
