@@ -28,6 +28,7 @@ from carecoord_shared.messaging.consumer import Outcome
 from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
 from tests.e2e.intake_journeys import registration
 from tests.plans import COURSE, TREATMENT_CONSENT_VERSION, treatment_consent_signed
+from tests.care import join_care_team
 from tests.service_harness import ServiceHarness
 
 CURRENT = TREATMENT_CONSENT_VERSION
@@ -163,6 +164,7 @@ async def test_only_the_patient_signs_and_a_licensed_clinician_may_record_a_with
     elsewhere = intake.client(clinician_token("dr-ny", ["NY"]))
     assert (await elsewhere.post(f"/v1/patients/{patient}/consents/ketamine_treatment/withdrawal")).status_code == 403
     assert (await intake.http.post(f"/v1/patients/{patient}/consents/ketamine_treatment/withdrawal")).status_code == 403
+    await join_care_team(intake, patient, "dr-co")  # ADR 0015: licensed and on the patient's care team
     told = intake.client(clinician_token("dr-co", ["CO"]))
     recorded = await told.post(f"/v1/patients/{patient}/consents/ketamine_treatment/withdrawal")
     assert recorded.status_code == 200, recorded.text

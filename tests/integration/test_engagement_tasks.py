@@ -228,8 +228,10 @@ async def test_a_clinician_reaches_only_tasks_that_are_theirs(engagement: Servic
     assert (await as_stranger.get(path)).status_code == 403
     refused = await as_stranger.post(f"{path}/close", json={"outcome": "reached_patient"})
     assert refused.status_code == 403, refused.text
-    mine = await as_stranger.get("/v1/tasks", params={"patient_id": str(patient_id)})
-    assert mine.status_code == 200 and mine.json()["items"] == []
+    # Asking for the patient's tasks is a patient check (ADR 0015): licensed, but related to them by nothing.
+    listed = await as_stranger.get("/v1/tasks", params={"patient_id": str(patient_id)})
+    assert listed.status_code == 403, listed.text
+    assert task["task_id"] not in [t["task_id"] for t in (await as_stranger.get("/v1/tasks")).json()["items"]]
 
     as_prescriber = engagement.client(clinician_token(prescriber, [STATE]))
     assert (await as_prescriber.get(path)).status_code == 200

@@ -6,12 +6,13 @@ from functools import partial
 from pathlib import Path
 
 from carecoord_shared.auth import jurisdiction_lookup
+from carecoord_shared.auth.care import care_relation_lookup
 from carecoord_shared.faults import FailurePoints
 from carecoord_shared.http.fhir import fhir_router
 from carecoord_shared.service import ServiceDefinition
 
-from . import handlers, notifications, routes
-from .models import audit, messaging, metadata, notify, patients
+from . import handlers, notifications, queries, routes
+from .models import audit, care_relations, messaging, metadata, notify, patients
 from .notify.sender import build_sender
 from .notify.staff_routes import build_staff_router
 from .settings import EngagementSettings
@@ -37,8 +38,9 @@ def build(settings: EngagementSettings) -> ServiceDefinition:
         tables=messaging,
         audit=audit,
         jurisdiction_of=jurisdiction_lookup(patients),
-        # Once ServiceDefinition takes relations (ADR 0015): (care_relation_lookup(care_relations),
-        # queries.task_relation), the care team and assignees first, then a task of the clinician's.
+        # ADR 0015: the care team and review assignees first (they outlast a task), then a task of the
+        # clinician's or one waiting in the clinicians' queue (someone licensed must be able to pick it up).
+        relations=(care_relation_lookup(care_relations), queries.task_relation),
         migrations_dir=MIGRATIONS,
         routers=(
             routes.build_router(),
