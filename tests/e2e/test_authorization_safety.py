@@ -265,9 +265,7 @@ async def test_rules_are_readable_by_clinicians_operators_and_services(services:
         assert response.status_code == 200 and response.json()["current"], response.text
 
 
-async def test_a_clinicians_shadow_replay_covers_only_their_related_patients(
-    services: Stack, world: World
-) -> None:
+async def test_a_clinicians_shadow_replay_covers_only_their_related_patients(services: Stack, world: World) -> None:
     async def replayed(caller: Caller) -> int:
         response = await ac.call(
             services, SAFETY, Request("POST", "/v1/rules/shadow", {"version": "2026.11.1"}), caller

@@ -26,9 +26,9 @@ from carecoord_safety.models import clinician_reviews
 from carecoord_safety.models import treatment_holds as safety_holds
 from carecoord_shared.messaging.consumer import Outcome
 from tests.auth import SERVICE_TOKEN, clinician_token, patient_token
+from tests.care import join_care_team
 from tests.e2e.intake_journeys import registration
 from tests.plans import COURSE, TREATMENT_CONSENT_VERSION, treatment_consent_signed
-from tests.care import join_care_team
 from tests.service_harness import ServiceHarness
 
 CURRENT = TREATMENT_CONSENT_VERSION
