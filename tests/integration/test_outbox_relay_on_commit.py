@@ -10,7 +10,6 @@ consumer's inbox applies it: the first copy of each event id counts.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,7 +24,7 @@ from carecoord_shared.faults import FailurePoints
 from carecoord_shared.messaging.relay import OutboxRelay
 from carecoord_shared.messaging.unit_of_work import UnitOfWork
 from tests.conftest import eventually
-from tests.integration.outbox_harness import Outbox, create_topic, landed
+from tests.integration.outbox_harness import Outbox, create_topic, event_id_of, landed
 from tests.kafka_io import read_topic
 
 TOPIC = "safety.reports"
@@ -258,4 +257,4 @@ async def _landed_on(stack: Stack, key: str) -> bool:
 
 
 async def _copies_of(stack: Stack, event_id: str) -> int:
-    return sum(json.loads(r.value)["event_id"] == event_id for r in await read_topic(stack.kafka.bootstrap, TOPIC))
+    return sum(event_id_of(r) == event_id for r in await read_topic(stack.kafka.bootstrap, TOPIC))
