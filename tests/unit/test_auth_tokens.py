@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -43,22 +44,30 @@ def test_each_role_round_trips() -> None:
     assert VERIFIER.verify(mint_token(Role.SERVICE, "billing")).role is Role.SERVICE
 
 
+# Each token is made when its case runs, not when the module is collected: a case's 60 s expiry must not
+# run out while the rest of a long suite runs first.
 @pytest.mark.parametrize(
-    ("token", "why"),
+    ("make_token", "why"),
     [
-        (jwt.encode(claims(), "another-secret-entirely-of-enough-length", algorithm="HS256"), "not valid"),
-        (jwt.encode(claims(exp=int(time.time()) - 3600), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "expired"),
-        (jwt.encode(claims(aud="someone-else"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
-        (jwt.encode(claims(iss="evil"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
-        (jwt.encode(claims(exp=None), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
-        (jwt.encode(claims(role="admin"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "no known role"),
-        (jwt.encode(claims(role="patient"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "patient_id"),
-        (jwt.encode(claims(licensed_states=["XX"]), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "licensed_states"),
-        (jwt.encode(claims(licensed_states="CA"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "licensed_states"),
-        (jwt.encode(claims(sub=""), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "subject"),
+        (lambda: jwt.encode(claims(), "another-secret-entirely-of-enough-length", algorithm="HS256"), "not valid"),
+        (lambda: jwt.encode(claims(exp=int(time.time()) - 3600), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "expired"),
+        (lambda: jwt.encode(claims(aud="someone-else"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
+        (lambda: jwt.encode(claims(iss="evil"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
+        (lambda: jwt.encode(claims(exp=None), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "not valid"),
+        (lambda: jwt.encode(claims(role="admin"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "no known role"),
+        (lambda: jwt.encode(claims(role="patient"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "patient_id"),
+        (
+            lambda: jwt.encode(claims(licensed_states=["XX"]), DEVELOPMENT_JWT_SECRET, algorithm="HS256"),
+            "licensed_states",
+        ),
+        (
+            lambda: jwt.encode(claims(licensed_states="CA"), DEVELOPMENT_JWT_SECRET, algorithm="HS256"),
+            "licensed_states",
+        ),
+        (lambda: jwt.encode(claims(sub=""), DEVELOPMENT_JWT_SECRET, algorithm="HS256"), "subject"),
         # An unsigned token ("alg": "none") must never pass.
-        (jwt.encode(claims(), None, algorithm="none"), "not valid"),
-        ("not-a-jwt", "not valid"),
+        (lambda: jwt.encode(claims(), None, algorithm="none"), "not valid"),
+        (lambda: "not-a-jwt", "not valid"),
     ],
     ids=[
         "forged",
@@ -75,9 +84,9 @@ def test_each_role_round_trips() -> None:
         "garbage",
     ],
 )
-def test_refused_tokens_say_why(token: str, why: str) -> None:
+def test_refused_tokens_say_why(make_token: Callable[[], str], why: str) -> None:
     with pytest.raises(InvalidToken, match=why):
-        VERIFIER.verify(token)
+        VERIFIER.verify(make_token())
 
 
 def test_with_a_public_key_only_the_identity_providers_signature_counts() -> None:
