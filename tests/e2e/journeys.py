@@ -187,7 +187,7 @@ async def fhir(http: httpx.AsyncClient, stack: Stack, service: str, path: str, *
 
 
 # The services that learn the care team from CareTeamChanged (scheduling sets it: its rows are there at once).
-LEARNS_CARE_TEAMS = ("intake", "dosing", "safety", "billing")
+LEARNS_CARE_TEAMS = ("intake", "dosing", "safety", "billing", "engagement")
 
 
 async def join_care_team(

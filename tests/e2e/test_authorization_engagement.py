@@ -1,8 +1,10 @@
 """Engagement's route policy (the table in carecoord_engagement/routes.py), every route and role, over HTTP.
 
-One patient is registered through intake (Colorado) for the module and a missed check-in of theirs is
-published as safety would: a call_patient task in the clinicians' queue (no care team known yet), which any
-clinician licensed in Colorado may work and one licensed elsewhere may not. Closing it is walked for the
+One patient is registered through intake (Colorado) for the module, with a prescriber on their care team, and
+a missed check-in of theirs is published as safety would: a call_patient task for the prescriber, which their
+care team may work, and neither a clinician licensed in Colorado outside the team (ADR 0015) nor one licensed
+elsewhere may. (A task waiting unowned in the clinicians' queue is a relation of its own, tested in
+tests/integration/test_engagement_tasks.py.) Closing it is walked for the
 refusals only (an allowed close would end the task the other cases use); tests/integration/
 test_engagement_tasks.py closes tasks. The staff directory is about no patient: each admitted role gets
 through (a clinician to their own entry) and leaves one audit row.
@@ -52,9 +54,11 @@ async def _tasks(stack: Stack, patient_id: uuid.UUID) -> Any:
 @pytest_asyncio.fixture(scope="module")
 async def world(services: Stack) -> World:
     patient_id = await ac.registered_patient(services, STATE, SERVICE)
+    await ac.care_team(services, patient_id, STATE, SERVICE)
     missed = CheckInMissed(appointment_id=uuid.uuid4(), hours_since_start=4)
     await publish_event(services.kafka.bootstrap, "safety.reports", missed, patient_id, producer="safety")
     [task] = await eventually(lambda: _tasks(services, patient_id), what="the call_patient task")
+    assert task["owner_id"] == ac.team_member(patient_id), task
     return World(services, patient_id, task["task_id"])
 
 
@@ -67,7 +71,12 @@ PATIENT_ENDPOINTS = [
     Endpoint("one task", route("GET", "/v1/tasks/{w.task_id}"), STAFF, audited_as=("read", "task")),
     Endpoint(
         "hand on",
-        route("PUT", "/v1/tasks/{w.task_id}/owner", body={"owner_id": None, "owner_role": "clinician"}),
+        # Handed to the prescriber it is with already: the task stays theirs for the cases after this one.
+        route(
+            "PUT",
+            "/v1/tasks/{w.task_id}/owner",
+            lambda w, _c: {"owner_id": ac.team_member(w.patient_id), "owner_role": "clinician"},
+        ),
         STAFF,
         audited_as=("reassign", "task"),
     ),

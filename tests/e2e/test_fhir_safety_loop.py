@@ -38,7 +38,10 @@ async def test_the_safety_loop_reads_back_as_valid_fhir(services: Stack) -> None
     patient = uuid.UUID(await intake_journeys.complete_intake(services))
     plan = await journeys.active_plan(services, patient)
     measured = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    clinician = api_client(clinician_token("dr-fhir", ["CO"]))
+    # The patient's prescriber (the evaluation was booked with them): a licensed clinician outside the care
+    # team reads no chart (ADR 0015).
+    doctor = await journeys.prescriber(services, patient)
+    clinician = api_client(clinician_token(doctor, ["CO"]))
     async with api_client() as http, clinician:
         vitals = await http.post(
             journeys.url(services, "safety", "/v1/vitals"),
@@ -110,11 +113,11 @@ async def test_the_safety_loop_reads_back_as_valid_fhir(services: Stack) -> None
         for step, body in (("acknowledge", {}), ("resolve", {"decision": "resume", "note": NOTE})):
             done = await clinician.post(
                 journeys.url(services, "safety", f"/v1/reviews/{review_id}/{step}"),
-                json={"clinician_id": "dr-fhir", **body},
+                json={"clinician_id": doctor, **body},
             )
             assert done.status_code == 200, done.text
         completed = await journeys.fhir(clinician, services, "safety", f"/Task/{review_id}")
-        assert completed["status"] == "completed" and completed["owner"]["reference"] == "Practitioner/dr-fhir"
+        assert completed["status"] == "completed" and completed["owner"]["reference"] == f"Practitioner/{doctor}"
         assert completed["output"][0]["valueCodeableConcept"]["coding"][0]["code"] == "resume"
         assert completed["note"][0]["text"] == NOTE
         active = await eventually(

@@ -140,11 +140,17 @@ async def test_the_worklist_orders_by_priority_then_due_time_and_reviews_move_th
     types = [
         e["type"]
         for e in await eventually(
-            lambda: _at_least(events_for(services.kafka.bootstrap, "safety.reviews", routine_patient), 3),
+            lambda: _at_least(events_for(services.kafka.bootstrap, "safety.reviews", routine_patient), 4),
             what="review events",
         )
     ]
-    assert types == ["ClinicianReviewOpened", "ClinicianReviewAcknowledged", "ClinicianReviewResolved"]
+    # Opened, then said whom it is with (nobody is on call here: unassigned), acknowledged, resolved.
+    assert types == [
+        "ClinicianReviewOpened",
+        "ClinicianReviewAssigned",
+        "ClinicianReviewAcknowledged",
+        "ClinicianReviewResolved",
+    ]
 
 
 async def test_shadow_evaluation_of_a_stricter_version_lists_differences_and_changes_nothing(services: Stack) -> None:

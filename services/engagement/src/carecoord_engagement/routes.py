@@ -70,9 +70,12 @@ def build_router(clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> A
     router = APIRouter(prefix="/v1", tags=["tasks"])
 
     async def reach(access: Access, uow: UnitOfWork, task_id: uuid.UUID, *, any_task: bool = False) -> uuid.UUID:
-        """The task's patient if the task is one the caller may work (the patient check follows); else Forbidden."""
+        """The task's patient, for the patient check that follows; Forbidden first for an operator's task outside
+        the operators' queue (``any_task``: an operator may route any task). A clinician's reach is the patient
+        check's: the care team, a review assigned to them, a task of theirs or of the clinicians' queue
+        (ADR 0015), so that a refusal is the patient's denied audit row like everywhere else."""
         patient_id, shown = await queries.task_patient(uow, task_id, scope_of(access, licensed_states=False))
-        if not shown and not (any_task and access.principal.role is Role.OPERATOR):
+        if not shown and access.principal.role is Role.OPERATOR and not any_task:
             raise Forbidden(_refusal(access))
         return patient_id
 
