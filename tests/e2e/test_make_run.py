@@ -68,7 +68,7 @@ def _serves_default_port(pid: str) -> bool:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(re.fullmatch(rb"CARECOORD_HTTP_PORT=800[1-5]", e) for e in environ)
+    return any(re.fullmatch(rb"CARECOORD_HTTP_PORT=800[1-6]", e) for e in environ)
 
 
 def test_make_run_then_the_readme_steps_then_ctrl_c() -> None:

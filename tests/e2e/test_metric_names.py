@@ -1,7 +1,7 @@
 """Every metric an alert rule or a dashboard panel reads is really exported by a running service.
 
 A rule over a name no service exports never fires, and promtool cannot know: its
-unit tests feed the series by hand. So the five services run against the real
+unit tests feed the series by hand. So the six services run against the real
 Kafka and PostgreSQL, a little traffic makes the metrics that appear only once
 used appear (a review acknowledged, a dead letter, an event stamped ahead of the
 consumer's clock), and each name read out of deploy/prometheus/alerts.yml and

@@ -98,6 +98,9 @@ class Journey:
     """What the demo learned along the way, for later steps and the summary."""
 
     patient_id: str = ""
+    # The patient's prescriber: the clinician the initial evaluation was booked with (ADR 0015), who
+    # writes the plan and resolves the review.
+    prescriber: str = CLINICIAN
     plan_id: str = ""
     review_id: str = ""
     facts: dict[str, str] = field(default_factory=dict)
@@ -199,7 +202,12 @@ class Demo:
         booked = await self.until(
             "scheduling to book the initial evaluation", lambda: self.of_type("initial_evaluation")
         )
-        return f"initial evaluation with {booked[0]['clinician_id']} at {booked[0]['starts_at']}"
+        team = await self.http.get("scheduling", f"/v1/patients/{self.j.patient_id}/care-team")
+        self.j.prescriber = team["prescriber_id"] or CLINICIAN
+        return (
+            f"initial evaluation with {booked[0]['clinician_id']} at {booked[0]['starts_at']}; "
+            f"prescriber on the care team: {self.j.prescriber}"
+        )
 
     async def treatment_plan(self) -> str:
         plan = await self.http.post(
@@ -207,7 +215,7 @@ class Demo:
             "/v1/plans",
             {
                 "patient_id": self.j.patient_id,
-                "clinician_id": CLINICIAN,
+                "clinician_id": self.j.prescriber,
                 "starting_dose_mg": 100,
                 "max_dose_mg": 300,
                 "max_step_mg": 50,
@@ -217,7 +225,9 @@ class Demo:
             },
         )
         self.j.plan_id = plan["plan_id"]
-        active = await self.http.post("dosing", f"/v1/plans/{self.j.plan_id}/activate", {"clinician_id": CLINICIAN})
+        active = await self.http.post(
+            "dosing", f"/v1/plans/{self.j.plan_id}/activate", {"clinician_id": self.j.prescriber}
+        )
         return f"plan {self.j.plan_id} {active['status']}, starting dose {active['approved_dose_mg']} mg approved"
 
     async def course(self) -> str:
@@ -319,7 +329,9 @@ class Demo:
         if not open_:
             raise OperatorError("safety lists no open review for the demo patient")
         resolved = await self.http.post(
-            "safety", f"/v1/reviews/{open_[0]['review_id']}/resolve", {"clinician_id": CLINICIAN, "decision": "resume"}
+            "safety",
+            f"/v1/reviews/{open_[0]['review_id']}/resolve",
+            {"clinician_id": self.j.prescriber, "decision": "resume"},
         )
         return f"review {resolved['review_id']} {resolved['status']}: {resolved['decision']}"
 
@@ -334,14 +346,17 @@ class Demo:
         ("Intake: registration", register),
         ("Intake: assessments, screening, blood pressure, coverage", intake),
         ("Intake: eligibility decision", eligibility),
-        ("Scheduling books the initial evaluation (on EligibilityDetermined)", evaluation),
+        (
+            "Scheduling books the initial evaluation (on EligibilityDetermined): its clinician is the prescriber",
+            evaluation,
+        ),
         ("Intake: the patient signs the ketamine treatment consent", consent),
-        ("Dosing: a clinician creates and activates the treatment plan", treatment_plan),
+        ("Dosing: the prescriber creates and activates the treatment plan", treatment_plan),
         ("Scheduling books the course (on TreatmentPlanActivated)", course),
         ("Session: pre-dose reading (safety) and authorisation (dosing)", session),
         ("Safety: the patient reports a severe side effect", side_effect),
         ("Dosing pauses the plan; scheduling cancels and books an urgent review", paused),
-        ("Safety: the clinician resolves the review with resume", review),
+        ("Safety: the prescriber resolves the review with resume", review),
         ("Dosing resumes the plan; scheduling rebooks", resumed),
     )
 
