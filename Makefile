@@ -17,7 +17,7 @@ export UV_LINK_MODE := copy
 .PHONY: help setup run test test-unit lint soak bench up down status clean contracts manifests validate-deploy
 
 help:
-	@echo "make run    start Kafka, PostgreSQL and the five services (Ctrl-C stops all)"
+	@echo "make run    start Kafka, PostgreSQL and the six services (Ctrl-C stops all)"
 	@echo "make test   install what is needed and run the whole suite"
 	@echo "make test-unit            the fast layer alone (tests/unit: no Kafka, no PostgreSQL)"
 	@echo "make lint                 ruff (lint and format check), mypy over every package, import-linter's layer contracts"
