@@ -40,6 +40,8 @@ def _log_lines(stack: Stack, service: str) -> list[dict[str, Any]]:
 
 
 async def _hold_consumed_span(stack: Stack, patient: uuid.UUID) -> dict[str, Any] | None:
+    """Dosing's handling of the patient's treatment hold: by the event's type, as dosing also consumes
+    events of the patient that no report caused (the treatment consent signed before the plan)."""
     return next(
         (
             s
@@ -47,6 +49,7 @@ async def _hold_consumed_span(stack: Stack, patient: uuid.UUID) -> dict[str, Any
             if s["kind"] == "CONSUMER"
             and s["service"] == "carecoord-dosing"
             and s["attributes"].get("messaging.kafka.message.key") == str(patient)
+            and s["attributes"].get("carecoord.event.type") == "TreatmentHoldRequested"
         ),
         None,
     )
@@ -70,7 +73,11 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
     assert (await journeys.report(services, patient, symptoms=["chest_pain"], grade=3)).status_code == 201
 
     consumed = await eventually(lambda: _hold_consumed_span(services, patient), what="dosing's consume span exported")
-    wanted = {f"carecoord-{s}" for s in ("safety", "dosing", "scheduling", "billing")}
+    # Every service acts on a severe report: dosing holds and pauses, scheduling cancels and books the
+    # review, billing journals the review, and intake and engagement learn who has the review (the access
+    # it grants, ADR 0015; engagement's tasks, ADR 0017).
+    acting = ("safety", "dosing", "scheduling", "billing", "intake", "engagement")
+    wanted = {f"carecoord-{s}" for s in acting}
     spans = await eventually(
         lambda: _trace_reaches(services, consumed["trace_id"], wanted), what="the trace reaching every service"
     )
@@ -98,6 +105,8 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
         ("carecoord-dosing", "carecoord-scheduling"),
         ("carecoord-safety", "carecoord-billing"),
         ("carecoord-safety", "carecoord-scheduling"),
+        ("carecoord-safety", "carecoord-intake"),
+        ("carecoord-safety", "carecoord-engagement"),
     } <= hops
     for consumer in consumers:
         producer = by_id[consumer["parent_span_id"]]

@@ -63,6 +63,12 @@ FAILURE_POINTS: dict[str, tuple[str, ...]] = {
         "relay.after_send_before_mark",
         "uow.before_commit@AppointmentCompleted",
     ),
+    # Engagement only consumes here (the load opens no task by HTTP): the patient, their care team, a review's assignee.
+    "engagement": (
+        "consumer.after_commit_before_ack@PatientRegistered",
+        "consumer.before_commit@CareTeamChanged",
+        "consumer.after_commit_before_ack@ClinicianReviewAssigned",
+    ),
 }
 # An armed point the load has not reached by then is disarmed (a plain restart).
 ARMED_WITHIN_S = 90.0
