@@ -1,6 +1,7 @@
 """Engagement end to end, every service its own process and real mail into the local mailbox (a Maildir):
 
-1. A dosing session authorised (published as scheduling and dosing would), no check-in, the clock moved past the
+1. A dosing session authorised by dosing (active plan, signed consent, pre-dose reading; the booking published
+   as scheduling would), no check-in, the clock moved past the
    check-in window (safety's timer set into the past): safety's CheckInMissed becomes exactly one call_patient
    task and exactly one mail to the patient, with no clinical detail, although engagement is SIGKILLed once
    after committing the task (before its offset) and once more after claiming the mail (before sending it),
@@ -24,7 +25,6 @@ import pytest_asyncio
 
 from carecoord_contracts import Envelope
 from carecoord_contracts.common import AppointmentType
-from carecoord_contracts.dosing import DosingSessionAuthorised
 from carecoord_contracts.patient_app import MoodCheckInSubmitted
 from carecoord_contracts.scheduling import AppointmentBooked
 from carecoord_devstack.stack import ServiceProcess, Stack
@@ -144,10 +144,11 @@ async def test_a_missed_check_in_is_one_task_and_one_mail_through_redelivery_and
         ends_at=starts_at + timedelta(hours=2),
     )
     await publish_event(bootstrap, "scheduling.appointments", booked, patient_id, producer="scheduling")
-    authorised = DosingSessionAuthorised(
-        authorisation_id=uuid.uuid4(), plan_id=uuid.uuid4(), appointment_id=appointment, dose_mg=100
-    )
-    await publish_event(bootstrap, "dosing.sessions", authorised, patient_id, producer="dosing")
+    # The session authorised by dosing itself: an active plan, the signed treatment consent, a pre-dose reading.
+    await journeys.active_plan(services, patient_id)
+    await journeys.pre_dose_reading(services, patient_id, appointment)
+    granted = await journeys.authorise(services, patient_id, appointment)
+    assert granted["authorised"], granted
     checkin_timer = "SELECT timer_id FROM timers WHERE subject_id = $1 AND kind = 'checkin_missed' AND fired_at IS NULL"
     await eventually(lambda: _fetch(services, "safety", checkin_timer, appointment), what="the check-in timer set")
     # Four hours on, and no check-in.
