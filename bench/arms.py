@@ -292,12 +292,10 @@ class Context:
     async def engine(self) -> AsyncEngine:
         """The bench database, its queries traced like a service's."""
         if self._engine is None:
-            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+            from carecoord_shared.sql_tracing import trace_sql
 
             self._engine = create_engine(self.database_url)
-            SQLAlchemyInstrumentor().instrument(
-                engine=self._engine.sync_engine, tracer_provider=self.telemetry().tracer_provider
-            )
+            trace_sql(self._engine.sync_engine, self.telemetry().tracer_provider)
         return self._engine
 
     async def close(self) -> None:

@@ -26,7 +26,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.metrics import Observation
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData, Table, text
@@ -62,6 +61,7 @@ from .messaging.retention import Retention
 from .messaging.tables import MessagingTables
 from .messaging.unit_of_work import UnitOfWork
 from .persistence import create_engine, create_sessions, upgrade_to_head
+from .sql_tracing import trace_sql
 from .telemetry import Telemetry, meter
 
 log = structlog.get_logger("carecoord.service")
@@ -98,9 +98,7 @@ class Runtime:
         self.settings = settings
         self.telemetry = Telemetry(definition.name, settings.traces_dir, settings.zipkin_endpoint)
         self.engine = create_engine(settings.database_url)
-        SQLAlchemyInstrumentor().instrument(
-            engine=self.engine.sync_engine, tracer_provider=self.telemetry.tracer_provider
-        )
+        trace_sql(self.engine.sync_engine, self.telemetry.tracer_provider)
         self.sessions = create_sessions(self.engine)
         self.verifier = TokenVerifier(
             secret=settings.auth_jwt_secret.get_secret_value(),
