@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer
 
 from carecoord_contracts.topics import Topic
 from carecoord_devstack.paths import LOCAL
@@ -43,3 +46,15 @@ async def bench_database(stack: Stack) -> str:
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     """The bench database's SQLAlchemy URL as a plain libpq DSN for asyncpg (the floor's commits)."""
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def stop_reader(consumer: AIOKafkaConsumer) -> None:
+    """Stop a group-less consumer. aiokafka's stop() cancels and awaits the coordinator's task, which raises
+    CancelledError when that task was cancelled before it ever ran (a reader stopped right after its
+    assign/seek); that one is not ours and is dropped, a cancellation of this task is passed on."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

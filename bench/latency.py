@@ -33,6 +33,7 @@ from carecoord_shared.auth import Role, mint_token
 
 from . import skipped
 from .cpu_share import CpuWindow
+from .infra import stop_reader
 from .load import LevelPlan, Sizing, arrival_offsets, human_duration, open_loop, plan_levels
 from .memory import PeakRss
 from .watch import Watcher, paused_patient
@@ -102,7 +103,7 @@ async def settle(bootstrap: str, timeout_s: float = 600.0) -> None:
             await asyncio.sleep(0.5)
         raise TimeoutError("the services did not catch up with their topics")
     finally:
-        await consumer.stop()
+        await stop_reader(consumer)
         await admin.close()
 
 

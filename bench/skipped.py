@@ -30,6 +30,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from carecoord_contracts import Envelope, topics_consumed_by
 from carecoord_contracts.topics import BUSINESS_TOPICS, SERVICES
 
+from .infra import stop_reader
+
 TYPE_HEADER = "event-type"
 REPS = 7
 READ_TIMEOUT_S = 60.0
@@ -119,7 +121,7 @@ async def read_span(bootstrap: str, start: dict[str, list[int]], end: dict[str, 
                             (list(r.headers), r.value or b"") for r in records if r.offset < last
                         )
     finally:
-        await consumer.stop()
+        await stop_reader(consumer)
     return out
 
 
