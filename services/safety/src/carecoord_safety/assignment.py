@@ -70,25 +70,31 @@ class Found:
         return dataclasses.replace(self.now, prescriber_away_until_due=away)
 
 
-async def candidates(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> Found:
-    """Who could take a review of the patient now: one statement."""
+def candidate_columns(patient_id: uuid.UUID, now: datetime) -> Any:
+    """``SELECT prescriber, away_until, on_call, clinical_lead``: who could take a review of the patient now,
+    one row (for :func:`found`; reviews.unresolved adds it to its own statement)."""
     prescriber = (
         select(care_relations.c.clinician_id)
         .where(care_relations.c.patient_id == patient_id, care_relations.c.relation == "prescriber")
         .limit(1)
         .scalar_subquery()
     )
-    row = (
-        await tx.session.execute(
-            select(
-                prescriber.label("prescriber"),
-                away_until(prescriber, now).label("away_until"),
-                _rota(decide.ON_CALL, patient_id, now).label("on_call"),
-                _rota(decide.CLINICAL_LEAD, patient_id, now).label("clinical_lead"),
-            )
-        )
-    ).one()
+    return select(
+        prescriber.label("prescriber"),
+        away_until(prescriber, now).label("away_until"),
+        _rota(decide.ON_CALL, patient_id, now).label("on_call"),
+        _rota(decide.CLINICAL_LEAD, patient_id, now).label("clinical_lead"),
+    )
+
+
+def found(row: Any) -> Found:
+    """A row with :func:`candidate_columns`' columns."""
     return Found(Candidates(row.prescriber, False, row.on_call, row.clinical_lead), row.away_until)
+
+
+async def candidates(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> Found:
+    """Who could take a review of the patient now: one statement."""
+    return found((await tx.session.execute(candidate_columns(patient_id, now))).one())
 
 
 def event(

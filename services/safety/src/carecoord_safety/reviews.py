@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import Row, exists, select, update
+from sqlalchemy import Row, exists, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
@@ -66,16 +66,20 @@ class Unresolved:
     has_hold: bool
 
 
-async def unresolved(tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[str]) -> dict[str, Unresolved]:
-    """The patient's unresolved reviews for these reasons, locked, by reason: one statement for all of them.
+async def unresolved(
+    tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[str], now: datetime
+) -> tuple[dict[str, Unresolved], assignment.Found | None]:
+    """The patient's unresolved reviews for these reasons, locked, by reason, and who could take a review
+    that opens (assignment.candidate_columns): one statement for all of it, none for no reasons.
 
     The caller holds the patient's lock, taken in an earlier statement, so this one's snapshot sees
-    every hold and review committed under it before."""
+    every hold and review committed under it before. The reviews are locked in a CTE, which the
+    candidates' one row is outer-joined to: a row per review, or one with no review."""
     reasons = list(reasons)
     if not reasons:
-        return {}
+        return {}, None
     held = exists().where(treatment_holds.c.review_id == clinician_reviews.c.review_id)
-    rows = await tx.session.execute(
+    locked = (
         select(
             clinician_reviews.c.review_id,
             clinician_reviews.c.reason,
@@ -91,13 +95,18 @@ async def unresolved(tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[s
             clinician_reviews.c.status != "resolved",
         )
         .with_for_update(of=clinician_reviews)
+        .cte("locked")
     )
-    return {
+    who = assignment.candidate_columns(patient_id, now).subquery("who")
+    rows = (await tx.session.execute(select(who, locked).select_from(who.outerjoin(locked, true())))).all()
+    current = {
         r.reason: Unresolved(
             OpenReview(r.review_id, r.status, r.priority_rank, r.due_at, tuple(r.triggers)), bool(r.has_hold)
         )
         for r in rows
+        if r.review_id is not None
     }
+    return current, assignment.found(rows[0])
 
 
 async def open_or_join(
@@ -113,8 +122,8 @@ async def open_or_join(
     """The caller holds the patient's lock (see observations.lock_patient). Load, decide, save and emit for
     one request; observations stage several decisions in one save with :func:`unresolved` and :func:`stage`."""
     writes = Writes()
-    current = (await unresolved(tx, patient_id, [request.reason])).get(request.reason)
-    found = await candidates_for(tx, patient_id, {request.reason: current}, [request], now)
+    loaded, found = await unresolved(tx, patient_id, [request.reason], now)
+    current = loaded.get(request.reason)
     outcome = stage(
         tx,
         writes,
@@ -129,20 +138,6 @@ async def open_or_join(
     )
     await writes.save(tx)
     return outcome
-
-
-async def candidates_for(
-    tx: Transaction,
-    patient_id: uuid.UUID,
-    current: Mapping[str, Unresolved | None],
-    requests: Iterable[ReviewRequest],
-    now: datetime,
-) -> assignment.Found | None:
-    """Who could take the reviews these requests open (one statement), or None when every one joins a review
-    already open: joining never reassigns, so a trigger that joins costs no lookup."""
-    if all(current.get(r.reason) is not None for r in requests):
-        return None
-    return await assignment.candidates(tx, patient_id, now)
 
 
 def stage(
@@ -160,7 +155,7 @@ def stage(
 ) -> ReviewOutcome:
     """Open a review for ``request`` or join ``current`` (the unresolved one for its reason, loaded
     locked): the writes staged in ``writes`` (the caller saves them), the events emitted. A review opened
-    is assigned from ``candidates`` (:func:`candidates_for`; loaded by the caller when a review may open)."""
+    is assigned from ``candidates`` (loaded by :func:`unresolved`)."""
     due_at = now + request.due_within
     opened = current is None
     if current is None:
