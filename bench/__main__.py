@@ -33,7 +33,7 @@ from carecoord_shared.persistence import create_engine
 
 from . import cpu
 from .arms import ARMS, Context
-from .infra import RESULTS_DIR, STATE_DIR, bench_database, start_stack
+from .infra import LOOPS, RESULTS_DIR, STATE_DIR, bench_database, start_stack, use_loop
 from .load import Sizing, human_duration
 from .memory import rss_mib
 from .report import (
@@ -132,6 +132,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument(
         "--profile-seconds", type=float, default=15.0, help="how long py-spy samples the A4 hop (default 15)"
+    )
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=LOOPS[0],
+        help="the event loop of the services, the workers and the bench's own arms (default uvloop, the services'; "
+        "asyncio to compare)",
     )
     args = p.parse_args(argv)
     if args.arms is None:
@@ -303,6 +310,7 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, databas
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    use_loop(args.loop)
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = datetime.now(UTC)
     t0 = time.perf_counter()

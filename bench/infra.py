@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
@@ -26,12 +27,32 @@ BENCH_DB = "bench"
 DB_OWNER = "safety"
 
 
+LOOPS = ("uvloop", "asyncio")
+
+
+def use_loop(name: str) -> None:
+    """Run this process's asyncio.run() calls, and the bench.worker processes it starts, on ``name``'s event
+    loop: the services' own (CARECOORD_EVENT_LOOP), so an arm measures what a service would do."""
+    os.environ["CARECOORD_EVENT_LOOP"] = name
+    if name == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(None)
+
+
 def start_stack(log: Callable[[str], None], *, fast_unsafe_db: bool) -> Stack:
-    """A fresh stack; a broker left by an interrupted run is stopped first."""
+    """A fresh stack; a broker left by an interrupted run is stopped first. The services run on this
+    process's loop choice (use_loop)."""
     stack = fresh_stack(
         STATE_DIR,
         fast_unsafe_db=fast_unsafe_db,
-        service_env={"CARECOORD_LOG_LEVEL": "INFO", "CARECOORD_TRACES_DIR": str(STATE_DIR / "traces")},
+        service_env={
+            "CARECOORD_LOG_LEVEL": "INFO",
+            "CARECOORD_TRACES_DIR": str(STATE_DIR / "traces"),
+            "CARECOORD_EVENT_LOOP": os.environ.get("CARECOORD_EVENT_LOOP", LOOPS[0]),
+        },
     )
     stack.up(log)
     ensure_topics(stack.kafka.bootstrap, (IN_TOPIC, OUT_TOPIC, *FLOOR_TOPICS))

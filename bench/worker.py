@@ -9,6 +9,7 @@ and stops on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -16,6 +17,7 @@ from carecoord_contracts import Topic
 
 from .arms import Context, broker
 from .hop import build_hop
+from .infra import LOOPS, use_loop
 
 ASSIGNMENT_POLL_S = 0.2
 
@@ -49,4 +51,5 @@ async def main(bootstrap: str, database_url: str, topic: str, partitions: int, g
 
 if __name__ == "__main__":
     bootstrap, url, topic, partitions, group_id = sys.argv[1:6]
+    use_loop(os.environ.get("CARECOORD_EVENT_LOOP", LOOPS[0]))
     asyncio.run(main(bootstrap, url, topic, int(partitions), group_id))

@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    # The process's event loop: uvloop (libuv) by default; asyncio's own to compare (make bench --loop).
+    event_loop: str = Field(default="uvloop", pattern="^(uvloop|asyncio)$")
     # Consumer: how long a dead instance keeps its partitions before the group moves on.
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000

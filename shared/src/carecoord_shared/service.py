@@ -620,4 +620,13 @@ def serve(build: Callable[[SettingsT], ServiceDefinition], settings_type: type[S
     if definition.name != settings.service:
         raise RuntimeError(f"{settings_type.__name__} is for {settings.service}, but build() made {definition.name}")
     app = create_app(definition, settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, timeout_graceful_shutdown=10)
+    # Named, not "auto": a missing uvloop or httptools fails the start instead of quietly costing CPU.
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop=settings.event_loop,
+        http="httptools",
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
