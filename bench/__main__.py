@@ -137,8 +137,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--loop",
         choices=LOOPS,
         default=LOOPS[0],
-        help="the event loop of the services, the workers and the bench's own arms (default uvloop, the services'; "
-        "asyncio to compare)",
+        help="the event loop of the services, the workers and the bench's own arms (default asyncio, the services'; "
+        "uvloop to compare)",
     )
     args = p.parse_args(argv)
     if args.arms is None:

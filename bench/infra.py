@@ -27,7 +27,7 @@ BENCH_DB = "bench"
 DB_OWNER = "safety"
 
 
-LOOPS = ("uvloop", "asyncio")
+LOOPS = ("asyncio", "uvloop")  # the first is the services' default (CARECOORD_EVENT_LOOP)
 
 
 def use_loop(name: str) -> None:

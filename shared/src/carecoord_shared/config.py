@@ -31,8 +31,10 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
-    # The process's event loop: uvloop (libuv) by default; asyncio's own to compare (make bench --loop).
-    event_loop: str = Field(default="uvloop", pattern="^(uvloop|asyncio)$")
+    # The process's event loop: asyncio's own, or uvloop (libuv). asyncio by default because it measured
+    # cheaper here: make bench --headline, alternated, cost 32-33 ms of CPU per report on asyncio and
+    # 38-39 on uvloop (maximum 47-49 vs 37-42 reports/s; README "Benchmarks"). Kept to measure again.
+    event_loop: str = Field(default="asyncio", pattern="^(asyncio|uvloop)$")
     # Consumer: how long a dead instance keeps its partitions before the group moves on.
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000

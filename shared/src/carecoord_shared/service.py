@@ -620,7 +620,8 @@ def serve(build: Callable[[SettingsT], ServiceDefinition], settings_type: type[S
     if definition.name != settings.service:
         raise RuntimeError(f"{settings_type.__name__} is for {settings.service}, but build() made {definition.name}")
     app = create_app(definition, settings)
-    # Named, not "auto": a missing uvloop or httptools fails the start instead of quietly costing CPU.
+    # Named, not "auto": the loop is the setting's, and a missing httptools fails the start instead of
+    # quietly falling back to h11 (pure Python).
     uvicorn.run(
         app,
         host=settings.http_host,
