@@ -154,6 +154,16 @@ async def test_no_visit_before_it_is_due_gives_the_review_to_on_call(uow: UnitOf
     assert await _assignments(uow, patient) == [("dr-prescriber", "prescriber", 0), ("dr-on-call", "on_call", 0)]
 
 
+async def test_no_visit_for_a_review_named_under_another_patient_changes_nothing(uow: UnitOfWork) -> None:
+    patient = await _patient(uow)
+    review_id = await _open(uow, patient)
+    await _shift(uow, "on_call", "dr-on-call")
+    other = await _patient(uow)
+    async with uow.transaction() as tx:
+        assert not await assignment.unbookable(tx, review_id, other, now=T0 + timedelta(minutes=1))
+    assert await _assignments(uow, patient) == [("dr-prescriber", "prescriber", 0)]
+
+
 async def test_nobody_to_assign_is_said_once_and_a_reassignment_keeps_the_level(uow: UnitOfWork) -> None:
     patient = await _patient(uow, prescriber=None)
     review_id = await _open(uow, patient)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select, true, update
 
 from carecoord_contracts.common import AssignmentBasis, ReviewPriority
 from carecoord_contracts.safety import ClinicianReviewAssigned
@@ -145,12 +145,20 @@ async def _locked(tx: Transaction, review_id: uuid.UUID) -> Any:
 
 
 async def unbookable(tx: Transaction, review_id: uuid.UUID, patient_id: uuid.UUID, *, now: datetime) -> bool:
-    """Scheduling found no visit before the review is due: on-call takes it (see domain/assignment.py)."""
-    review = await _locked(tx, review_id)
-    if review is None or review.patient_id != patient_id or review.status == "resolved":
+    """Scheduling found no visit before the review is due: on-call takes it (see domain/assignment.py).
+
+    One statement: the review (this patient's only), locked in a CTE, outer-joined to who could take it."""
+    locked = (
+        select(clinician_reviews)
+        .where(clinician_reviews.c.review_id == review_id, clinician_reviews.c.patient_id == patient_id)
+        .with_for_update()
+        .cte("locked")
+    )
+    who = candidate_columns(patient_id, now).subquery("who")
+    review = (await tx.session.execute(select(locked, who).select_from(who.outerjoin(locked, true())))).one()
+    if review.review_id is None or review.status == "resolved":
         return False
-    found = await candidates(tx, patient_id, now)
-    chosen = decide.when_unbookable(found.for_due(review.due_at), _current(review))
+    chosen = decide.when_unbookable(found(review).for_due(review.due_at), _current(review))
     if chosen is None:
         return False
     await _apply(tx, review, chosen, now)
