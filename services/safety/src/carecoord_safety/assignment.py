@@ -87,6 +87,13 @@ def candidate_columns(patient_id: uuid.UUID, now: datetime) -> Any:
     )
 
 
+def with_candidates(locked: Any, patient_id: uuid.UUID, now: datetime) -> Any:
+    """``locked`` (a CTE of locked review rows) outer-joined to :func:`candidate_columns`' one row: a row per
+    review, or one whose review columns are NULL, so the reviews and who could take one are one statement."""
+    who = candidate_columns(patient_id, now).subquery("who")
+    return select(who, locked).select_from(who.outerjoin(locked, true()))
+
+
 def found(row: Any) -> Found:
     """A row with :func:`candidate_columns`' columns."""
     return Found(Candidates(row.prescriber, False, row.on_call, row.clinical_lead), row.away_until)
@@ -154,8 +161,7 @@ async def unbookable(tx: Transaction, review_id: uuid.UUID, patient_id: uuid.UUI
         .with_for_update()
         .cte("locked")
     )
-    who = candidate_columns(patient_id, now).subquery("who")
-    review = (await tx.session.execute(select(locked, who).select_from(who.outerjoin(locked, true())))).one()
+    review = (await tx.session.execute(with_candidates(locked, patient_id, now))).one()
     if review.review_id is None or review.status == "resolved":
         return False
     chosen = decide.when_unbookable(found(review).for_due(review.due_at), _current(review))

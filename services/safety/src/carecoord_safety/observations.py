@@ -297,9 +297,9 @@ async def _act(
     source_id: uuid.UUID,
     now: datetime,
 ) -> Outcome:
-    """The reviews the assessment asks for, opened or joined: their unresolved reviews and who could take a
-    new one loaded in one statement (none when it asks for none), each decided, and everything staged in ``writes`` (the
-    observation's own row first) saved in one more."""
+    """The reviews the assessment asks for, opened or joined: their unresolved reviews and who could take
+    a new one loaded in one statement (none when it asks for none), each decided, and everything staged
+    in ``writes`` (the observation's own row first) saved in one more."""
     review_ids, hold = [], False
     current, found = await reviews.unresolved(tx, patient_id, [request.reason for request in assessment.reviews], now)
     for request in assessment.reviews:

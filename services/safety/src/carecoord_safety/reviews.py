@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import Row, exists, select, true, update
+from sqlalchemy import Row, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
@@ -73,8 +73,8 @@ async def unresolved(
     that opens (assignment.candidate_columns): one statement for all of it, none for no reasons.
 
     The caller holds the patient's lock, taken in an earlier statement, so this one's snapshot sees
-    every hold and review committed under it before. The reviews are locked in a CTE, which the
-    candidates' one row is outer-joined to: a row per review, or one with no review."""
+    every hold and review committed under it before. The reviews are locked in a CTE
+    (assignment.with_candidates)."""
     reasons = list(reasons)
     if not reasons:
         return {}, None
@@ -97,8 +97,7 @@ async def unresolved(
         .with_for_update(of=clinician_reviews)
         .cte("locked")
     )
-    who = assignment.candidate_columns(patient_id, now).subquery("who")
-    rows = (await tx.session.execute(select(who, locked).select_from(who.outerjoin(locked, true())))).all()
+    rows = (await tx.session.execute(assignment.with_candidates(locked, patient_id, now))).all()
     current = {
         r.reason: Unresolved(
             OpenReview(r.review_id, r.status, r.priority_rank, r.due_at, tuple(r.triggers)), bool(r.has_hold)
