@@ -11,7 +11,8 @@ the ``TreatmentPlanPaused``. The parts, in ms:
 - ``kafka_and_wait``: that publish → dosing starting to process it (the hop
   and any wait behind dosing's other work);
 - ``dosing_handling``: dosing's processing span (handling and commit), and
-  within it ``dosing_sql`` (its statements' time) and ``dosing_statements``;
+  within it ``dosing_sql`` (its statements' time, from the transaction spans'
+  ``db.statement_durations_ms``) and ``dosing_statements``;
 - ``dosing_relay``: dosing's commit → its relay publishing the pause.
 
 (The last hop, to the bench's own reader, is the rest of the headline.)
@@ -61,6 +62,7 @@ def flow_parts(spans: Iterable[dict[str, Any]]) -> dict[str, float] | None:
     if server is None or hold_pub is None or hold_proc is None or paused is None:
         return None
     inside = [s for s in sql if hold_proc["start"] <= s["start"] and s["end"] <= hold_proc["end"]]
+    durations = [d for s in inside for d in s["attributes"].get("db.statement_durations_ms", ())]
     ms = 1e6
     return {
         "start_ns": server["start"],
@@ -68,8 +70,8 @@ def flow_parts(spans: Iterable[dict[str, Any]]) -> dict[str, float] | None:
         "safety_relay": (hold_pub["start"] - server["end"]) / ms,
         "kafka_and_wait": (hold_proc["start"] - hold_pub["start"]) / ms,
         "dosing_handling": (hold_proc["end"] - hold_proc["start"]) / ms,
-        "dosing_sql": sum(s["end"] - s["start"] for s in inside) / ms,
-        "dosing_statements": float(len(inside)),
+        "dosing_sql": sum(durations),
+        "dosing_statements": float(len(durations)),
         "dosing_relay": (paused["start"] - hold_proc["end"]) / ms,
     }
 

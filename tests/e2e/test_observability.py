@@ -55,14 +55,25 @@ async def _hold_consumed_span(stack: Stack, patient: uuid.UUID) -> dict[str, Any
     )
 
 
-async def _trace_reaches(stack: Stack, trace_id: str, services: set[str]) -> list[dict[str, Any]] | None:
-    """The trace once it reached every service and every exported span's parent is exported too.
+def _hops(spans: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(producing service, consuming service) of each consume span whose parent is exported."""
+    by_id = {s["span_id"]: s for s in spans}
+    return {
+        (by_id[c["parent_span_id"]]["service"], c["service"])
+        for c in spans
+        if c["kind"] == "CONSUMER" and c["parent_span_id"] in by_id
+    }
 
-    Spans are exported in batches when they end, so a child can land before its parent."""
+
+async def _trace_reaches(stack: Stack, trace_id: str, hops: set[tuple[str, str]]) -> list[dict[str, Any]] | None:
+    """The trace once it made every hop and every exported span's parent is exported too.
+
+    Spans are exported in batches when they end, so a child can land before its parent (and scheduling
+    hears of a report from safety before it hears of the pause from dosing)."""
     spans = [s for s in _spans(stack) if s["trace_id"] == trace_id]
     ids = {s["span_id"] for s in spans}
     complete = all(s["parent_span_id"] is None or s["parent_span_id"] in ids for s in spans)
-    return spans if complete and services <= {s["service"] for s in spans} else None
+    return spans if complete and hops <= _hops(spans) else None
 
 
 async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_scheduling_and_billing(
@@ -75,12 +86,17 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
     consumed = await eventually(lambda: _hold_consumed_span(services, patient), what="dosing's consume span exported")
     # Every service acts on a severe report: dosing holds and pauses, scheduling cancels and books the
     # review, billing journals the review, and intake and engagement learn who has the review (the access
-    # it grants, ADR 0015; engagement's tasks, ADR 0017).
-    acting = ("safety", "dosing", "scheduling", "billing", "intake", "engagement")
-    wanted = {f"carecoord-{s}" for s in acting}
-    spans = await eventually(
-        lambda: _trace_reaches(services, consumed["trace_id"], wanted), what="the trace reaching every service"
-    )
+    # it grants, ADR 0015; engagement's tasks, ADR 0017). Only events a service handles get a consume
+    # span (billing skips the plan's pause, so no dosing -> billing hop).
+    hops = {
+        ("carecoord-safety", "carecoord-dosing"),
+        ("carecoord-dosing", "carecoord-scheduling"),
+        ("carecoord-safety", "carecoord-billing"),
+        ("carecoord-safety", "carecoord-scheduling"),
+        ("carecoord-safety", "carecoord-intake"),
+        ("carecoord-safety", "carecoord-engagement"),
+    }
+    spans = await eventually(lambda: _trace_reaches(services, consumed["trace_id"], hops), what="the trace's hops")
     by_id = {s["span_id"]: s for s in spans}
 
     [root] = [s for s in spans if s["parent_span_id"] is None]
@@ -98,21 +114,19 @@ async def test_a_severe_report_is_one_trace_from_safety_through_dosing_to_schedu
         assert current is root
 
     consumers = [s for s in spans if s["kind"] == "CONSUMER"]
-    hops = {(by_id[c["parent_span_id"]]["service"], c["service"]) for c in consumers}
-    # Only events a service handles get a consume span (billing skips the plan's pause, so no dosing -> billing hop).
-    assert {
-        ("carecoord-safety", "carecoord-dosing"),
-        ("carecoord-dosing", "carecoord-scheduling"),
-        ("carecoord-safety", "carecoord-billing"),
-        ("carecoord-safety", "carecoord-scheduling"),
-        ("carecoord-safety", "carecoord-intake"),
-        ("carecoord-safety", "carecoord-engagement"),
-    } <= hops
     for consumer in consumers:
         producer = by_id[consumer["parent_span_id"]]
         assert producer["kind"] == "PRODUCER", "each Kafka hop is parented on the publish span"
         assert consumer["attributes"]["messaging.system"] == "kafka"
         assert consumer["attributes"]["messaging.kafka.message.key"] == str(patient), "keys recorded as text"
+    # Dosing's statements handling the hold are one CLIENT span under its consume span, listing each
+    # statement with its duration, placeholders and never a value.
+    [tx] = [s for s in spans if s["parent_span_id"] == consumed["span_id"] and s["name"] == "sql"]
+    assert (tx["kind"], tx["attributes"]["db.system"]) == ("CLIENT", "postgresql")
+    statements, durations = tx["attributes"]["db.statements"], tx["attributes"]["db.statement_durations_ms"]
+    assert tx["attributes"]["db.statement_count"] == len(statements) == len(durations) >= 1
+    assert all(d >= 0 for d in durations)
+    assert str(patient) not in json.dumps(tx)
     relay_publishes = [s for s in spans if s["kind"] == "PRODUCER" and s["service"] == "carecoord-safety"]
     assert relay_publishes and all(by_id[p["parent_span_id"]]["service"] == "carecoord-safety" for p in relay_publishes)
 

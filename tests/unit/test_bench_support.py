@@ -242,21 +242,20 @@ def span(
     }
 
 
+def transaction(start_ms: float, end_ms: float, durations_ms: tuple[float, ...]) -> dict:
+    tx = span("transaction", start_ms, end_ms, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"})
+    tx["attributes"]["db.statement_durations_ms"] = list(durations_ms)
+    return tx
+
+
 def report_trace(t0_ms: float) -> list[dict]:
     return [
         span("POST /v1/side-effect-reports", t0_ms, t0_ms + 20, kind="SERVER", service="carecoord-safety"),
         span("publish safety.holds", t0_ms + 25, t0_ms + 25.1, kind="PRODUCER"),
         span("process safety.holds", t0_ms + 30, t0_ms + 50, kind="CONSUMER"),
-        span(
-            "SELECT", t0_ms + 31, t0_ms + 33, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
-        ),
-        span(
-            "COMMIT", t0_ms + 48, t0_ms + 49, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
-        ),
-        # dosing's statement outside the processing span (its relay's) is not the handling's
-        span(
-            "UPDATE", t0_ms + 52, t0_ms + 53, kind="CLIENT", service="carecoord-dosing", **{"db.system": "postgresql"}
-        ),
+        transaction(t0_ms + 31, t0_ms + 49, (2.0, 1.0)),
+        # dosing's transaction outside the processing span (its relay's) is not the handling's
+        transaction(t0_ms + 52, t0_ms + 53, (1.0,)),
         span(
             "publish dosing.plans",
             t0_ms + 57,
