@@ -33,6 +33,7 @@ from carecoord_shared.auth import Role, mint_token
 
 from . import skipped
 from .cpu_share import CpuWindow
+from .http import LoadClient, TransportError
 from .infra import stop_reader
 from .load import LevelPlan, Sizing, arrival_offsets, human_duration, open_loop, plan_levels
 from .memory import PeakRss
@@ -135,12 +136,18 @@ async def start_groups_at_end(bootstrap: str) -> int:
 
 
 class Run:
-    """The services, the watcher and an HTTP client, shared by the maximum and every level."""
+    """The services, the watcher and the HTTP clients, shared by the maximum and every level.
 
-    def __init__(self, stack: Stack, watcher: Watcher, http: httpx.AsyncClient, progress: Progress) -> None:
+    ``http`` (httpx) prepares patients, outside every measured window; ``load`` sends the reports
+    (bench/http.py: a fraction of httpx's CPU, which shares the cores with the stack)."""
+
+    def __init__(
+        self, stack: Stack, watcher: Watcher, http: httpx.AsyncClient, load: LoadClient, progress: Progress
+    ) -> None:
         self.stack = stack
         self.watcher = watcher
         self.http = http
+        self.load = load
         self.progress = progress
         self.dosing = stack.services["dosing"].url
         self.safety = stack.services["safety"].url
@@ -179,14 +186,13 @@ class Run:
             p = str(patients[i])
             scheduled[p] = start + offsets[i]
             try:
-                r = await self.http.post(
-                    f"{self.safety}/v1/side-effect-reports",
-                    json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3},
+                r = await self.load.post(
+                    "/v1/side-effect-reports", json={"patient_id": p, "symptoms": ["chest_pain"], "grade": 3}
                 )
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 # One dropped connection must not end an hour's run: the report counts as
                 # not accepted (so it has no latency sample) and the table says how many.
-                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+                failures[str(exc)] = failures.get(str(exc), 0) + 1  # what broke: ReadError, TimeoutError...
                 rejected += 1
                 return
             if r.status_code == 201:
@@ -256,11 +262,10 @@ async def measure_single(run: Run, samples: int, rng: random.Random) -> dict[str
         for patient in patients:
             key = str(patient)
             try:
-                r = await run.http.post(
-                    f"{run.safety}/v1/side-effect-reports",
-                    json={"patient_id": key, "symptoms": ["chest_pain"], "grade": 3},
+                r = await run.load.post(
+                    "/v1/side-effect-reports", json={"patient_id": key, "symptoms": ["chest_pain"], "grade": 3}
                 )
-            except httpx.TransportError:
+            except TransportError:
                 r = None
             if r is not None and r.status_code == 201:
                 at = time.perf_counter()
@@ -336,8 +341,11 @@ async def measure(
         # The bench calls as a service account, with a token the bench stack's services trust (development secret).
         token = mint_token(Role.SERVICE, "carecoord-bench", ttl_s=24 * 3600)
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http:
-            run = Run(stack, watcher, http, progress)
+        async with (
+            httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200), headers=headers) as http,
+            LoadClient(stack.services["safety"].url, headers=headers, max_connections=200, timeout_s=60) as load,
+        ):
+            run = Run(stack, watcher, http, load, progress)
             single = skips = skips_prepare = None
             if single_samples:
                 single = await measure_single(run, single_samples, rng)
