@@ -11,13 +11,14 @@ while a session is being authorised waits for it, and the other way round.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import String, func, insert, literal, select, update
+from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import DiagnosisCodes, Indication, Instrument, PlanStatus, ReviewDecision
@@ -73,16 +74,22 @@ def _plan_state(row: Any) -> PlanState:
     )
 
 
-async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> PlanState | None:
-    row = (
-        await tx.session.execute(
-            select(treatment_plans)
-            .where(
-                treatment_plans.c.patient_id == patient_id, treatment_plans.c.status.in_([s.value for s in domain.LIVE])
-            )
-            .with_for_update()
+# The statements of a hold's handling are built once and their values bound when they run: building
+# them and their cache keys anew cost more CPU than sending them (#22's profile).
+@functools.cache
+def _live_plan_for_update() -> Any:
+    return (
+        select(treatment_plans)
+        .where(
+            treatment_plans.c.patient_id == bindparam("patient_id", type_=treatment_plans.c.patient_id.type),
+            treatment_plans.c.status.in_([s.value for s in domain.LIVE]),
         )
-    ).first()
+        .with_for_update()
+    )
+
+
+async def live_plan_for_update(tx: Transaction, patient_id: uuid.UUID) -> PlanState | None:
+    row = (await tx.session.execute(_live_plan_for_update(), {"patient_id": patient_id})).first()
     return None if row is None else _plan_state(row)
 
 
@@ -98,12 +105,20 @@ async def plan_for_update(tx: Transaction, plan_id: uuid.UUID, precondition: Pre
     return _plan_state(row)
 
 
-async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await tx.session.execute(
+@functools.cache
+def _open_hold_ids() -> Any:
+    return (
         select(treatment_holds.c.hold_id)
-        .where(treatment_holds.c.patient_id == patient_id, treatment_holds.c.status == "open")
+        .where(
+            treatment_holds.c.patient_id == bindparam("patient_id", type_=treatment_holds.c.patient_id.type),
+            treatment_holds.c.status == "open",
+        )
         .order_by(treatment_holds.c.opened_at)
     )
+
+
+async def open_hold_ids(tx: Transaction, patient_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await tx.session.execute(_open_hold_ids(), {"patient_id": patient_id})
     return list(rows.scalars())
 
 
@@ -367,24 +382,39 @@ async def _move(tx: Transaction, plan: PlanState, target: PlanStatus, *, actor: 
     """The plan's new status and the transition that records it, in one statement (one round trip):
     the transition is inserted from the row the update returns."""
     domain.check_transition(plan.status, target)
+    params = {
+        "p_plan": plan.plan_id,
+        "p_now": datetime.now(UTC),
+        "p_from": plan.status.value,
+        "p_to": target.value,
+        "p_actor": actor,
+        "p_reason": reason,
+    }
+    await tx.session.execute(_moved(), params)
+
+
+@functools.cache
+def _moved() -> Any:
+    # Binds named apart from the columns: an UPDATE takes a parameter named as a column for its SET.
     moved = (
         update(treatment_plans)
-        .where(treatment_plans.c.plan_id == plan.plan_id)
-        .values(status=target.value, updated_at=datetime.now(UTC))
+        .where(treatment_plans.c.plan_id == bindparam("p_plan", type_=treatment_plans.c.plan_id.type))
+        .values(
+            status=bindparam("p_to", type_=String),
+            updated_at=bindparam("p_now", type_=treatment_plans.c.updated_at.type),
+        )
         .returning(treatment_plans.c.plan_id)
         .cte("moved")
     )
-    await tx.session.execute(
-        insert(plan_transitions).from_select(
-            ["plan_id", "from_status", "to_status", "actor", "reason"],
-            select(
-                moved.c.plan_id,
-                literal(plan.status.value, String),
-                literal(target.value, String),
-                literal(actor, String),
-                literal(reason, String),
-            ),
-        )
+    return insert(plan_transitions).from_select(
+        ["plan_id", "from_status", "to_status", "actor", "reason"],
+        select(
+            moved.c.plan_id,
+            bindparam("p_from", type_=String),
+            bindparam("p_to", type_=String),
+            bindparam("p_actor", type_=String),
+            bindparam("p_reason", type_=String),
+        ),
     )
 
 

@@ -7,12 +7,13 @@ The prescriber comes from the care team this service learns from scheduling's Ca
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true, update
+from sqlalchemy import ColumnElement, bindparam, func, select, true, update
 
 from carecoord_contracts.common import AssignmentBasis, ReviewPriority
 from carecoord_contracts.safety import ClinicianReviewAssigned
@@ -24,8 +25,15 @@ from .domain import assignment as decide
 from .domain.assignment import Assignment, Candidates, Current
 from .models import care_relations, clinician_absences, clinician_reviews, jurisdictions, on_call_shifts
 
+# The statements on the report path are built once, with these binds, and their values bound when they
+# run: building one of their size and its cache key anew cost more CPU than running it (#22's profile:
+# about a quarter of safety's samples were statement construction and cache keys).
+PATIENT = bindparam("patient_id", type_=care_relations.c.patient_id.type)
+NOW = bindparam("now", type_=on_call_shifts.c.starts_at.type)
+REVIEW = bindparam("review_id", type_=clinician_reviews.c.review_id.type)
 
-def _rota(role: str, patient_id: uuid.UUID, now: datetime) -> Any:
+
+def _rota(role: str, patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
     """Who holds ``role`` for the patient's state now (the latest shift to start, when two overlap)."""
     return (
         select(on_call_shifts.c.clinician_id)
@@ -43,7 +51,7 @@ def _rota(role: str, patient_id: uuid.UUID, now: datetime) -> Any:
     )
 
 
-def away_until(clinician_id: ColumnElement[Any] | str, now: datetime) -> Any:
+def away_until(clinician_id: ColumnElement[Any] | str, now: datetime | ColumnElement[Any]) -> Any:
     """The end of the absence ``clinician_id`` is on at ``now`` (None: not away)."""
     return (
         select(func.max(clinician_absences.c.ends_at))
@@ -70,9 +78,9 @@ class Found:
         return dataclasses.replace(self.now, prescriber_away_until_due=away)
 
 
-def candidate_columns(patient_id: uuid.UUID, now: datetime) -> Any:
+def candidate_columns(patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
     """``SELECT prescriber, away_until, on_call, clinical_lead``: who could take a review of the patient now,
-    one row (for :func:`found`; reviews.unresolved adds it to its own statement)."""
+    one row (for :func:`found`; reviews.unresolved adds it to its own statement). Values or binds."""
     prescriber = (
         select(care_relations.c.clinician_id)
         .where(care_relations.c.patient_id == patient_id, care_relations.c.relation == "prescriber")
@@ -87,7 +95,7 @@ def candidate_columns(patient_id: uuid.UUID, now: datetime) -> Any:
     )
 
 
-def with_candidates(locked: Any, patient_id: uuid.UUID, now: datetime) -> Any:
+def with_candidates(locked: Any, patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
     """``locked`` (a CTE of locked review rows) outer-joined to :func:`candidate_columns`' one row: a row per
     review, or one whose review columns are NULL, so the reviews and who could take one are one statement."""
     who = candidate_columns(patient_id, now).subquery("who")
@@ -99,9 +107,14 @@ def found(row: Any) -> Found:
     return Found(Candidates(row.prescriber, False, row.on_call, row.clinical_lead), row.away_until)
 
 
+@functools.cache
+def _candidates() -> Any:
+    return candidate_columns(PATIENT, NOW)
+
+
 async def candidates(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> Found:
     """Who could take a review of the patient now: one statement."""
-    return found((await tx.session.execute(candidate_columns(patient_id, now))).one())
+    return found((await tx.session.execute(_candidates(), {"patient_id": patient_id, "now": now})).one())
 
 
 def event(
@@ -151,17 +164,23 @@ async def _locked(tx: Transaction, review_id: uuid.UUID) -> Any:
     ).first()
 
 
+@functools.cache
+def _unbookable() -> Any:
+    locked = (
+        select(clinician_reviews)
+        .where(clinician_reviews.c.review_id == REVIEW, clinician_reviews.c.patient_id == PATIENT)
+        .with_for_update()
+        .cte("locked")
+    )
+    return with_candidates(locked, PATIENT, NOW)
+
+
 async def unbookable(tx: Transaction, review_id: uuid.UUID, patient_id: uuid.UUID, *, now: datetime) -> bool:
     """Scheduling found no visit before the review is due: on-call takes it (see domain/assignment.py).
 
     One statement: the review (this patient's only), locked in a CTE, outer-joined to who could take it."""
-    locked = (
-        select(clinician_reviews)
-        .where(clinician_reviews.c.review_id == review_id, clinician_reviews.c.patient_id == patient_id)
-        .with_for_update()
-        .cte("locked")
-    )
-    review = (await tx.session.execute(with_candidates(locked, patient_id, now))).one()
+    params = {"review_id": review_id, "patient_id": patient_id, "now": now}
+    review = (await tx.session.execute(_unbookable(), params)).one()
     if review.review_id is None or review.status == "resolved":
         return False
     chosen = decide.when_unbookable(found(review).for_due(review.due_at), _current(review))

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry.metrics import Counter
-from sqlalchemy import Row, Table, and_, exists, or_, select
+from sqlalchemy import Row, Table, and_, bindparam, exists, or_, select
 
 from carecoord_contracts.common import Instrument
 from carecoord_contracts.intake import AssessmentScored
@@ -54,26 +54,37 @@ class Outcome:
         return self.review_ids[0] if self.review_ids else None
 
 
+@functools.cache
+def _reports_statement() -> Any:
+    """_reports' statement, built once and its values bound when it runs (building it was a good part of its CPU)."""
+    t = side_effect_reports
+    return select(
+        t.c.report_id,
+        t.c.patient_id,
+        t.c.received_at,
+        t.c.grade,
+        t.c.symptoms,
+        t.c.rule_version,
+        t.c.advice,
+        t.c.unknown_symptoms,
+    ).where(
+        or_(
+            t.c.report_id == bindparam("report_id", type_=t.c.report_id.type),
+            and_(
+                t.c.patient_id == bindparam("patient_id", type_=t.c.patient_id.type),
+                t.c.received_at >= bindparam("since", type_=t.c.received_at.type),
+            ),
+        )
+    )
+
+
 async def _reports(
     tx: Transaction, patient_id: uuid.UUID, report_id: uuid.UUID, now: datetime
 ) -> tuple[Row[Any] | None, list[Observation]]:
     """This report if it was recorded before (a resubmission), and the patient's history the rules look back
     over: one statement, both are rows of side_effect_reports."""
-    t = side_effect_reports
-    rows = await tx.session.execute(
-        select(
-            t.c.report_id,
-            t.c.patient_id,
-            t.c.received_at,
-            t.c.grade,
-            t.c.symptoms,
-            t.c.rule_version,
-            t.c.advice,
-            t.c.unknown_symptoms,
-        ).where(
-            or_(t.c.report_id == report_id, and_(t.c.patient_id == patient_id, t.c.received_at >= now - HISTORY_WINDOW))
-        )
-    )
+    params = {"report_id": report_id, "patient_id": patient_id, "since": now - HISTORY_WINDOW}
+    rows = await tx.session.execute(_reports_statement(), params)
     existing, history = None, list[Observation]()
     for r in rows:
         if r.report_id == report_id:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.metrics import Histogram
-from sqlalchemy import Row, exists, select, update
+from sqlalchemy import Row, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carecoord_contracts.common import ReviewDecision, ReviewPriority
@@ -66,18 +66,9 @@ class Unresolved:
     has_hold: bool
 
 
-async def unresolved(
-    tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[str], now: datetime
-) -> tuple[dict[str, Unresolved], assignment.Found | None]:
-    """The patient's unresolved reviews for these reasons, locked, by reason, and who could take a review
-    that opens (assignment.candidate_columns): one statement for all of it, none for no reasons.
-
-    The caller holds the patient's lock, taken in an earlier statement, so this one's snapshot sees
-    every hold and review committed under it before. The reviews are locked in a CTE
-    (assignment.with_candidates)."""
-    reasons = list(reasons)
-    if not reasons:
-        return {}, None
+@functools.cache
+def _unresolved() -> Any:
+    """unresolved's statement, built once (assignment.PATIENT, NOW and the reasons bound when it runs)."""
     held = exists().where(treatment_holds.c.review_id == clinician_reviews.c.review_id)
     locked = (
         select(
@@ -90,14 +81,30 @@ async def unresolved(
             held.label("has_hold"),
         )
         .where(
-            clinician_reviews.c.patient_id == patient_id,
-            clinician_reviews.c.reason.in_(reasons),
+            clinician_reviews.c.patient_id == assignment.PATIENT,
+            clinician_reviews.c.reason.in_(bindparam("reasons", expanding=True)),
             clinician_reviews.c.status != "resolved",
         )
         .with_for_update(of=clinician_reviews)
         .cte("locked")
     )
-    rows = (await tx.session.execute(assignment.with_candidates(locked, patient_id, now))).all()
+    return assignment.with_candidates(locked, assignment.PATIENT, assignment.NOW)
+
+
+async def unresolved(
+    tx: Transaction, patient_id: uuid.UUID, reasons: Iterable[str], now: datetime
+) -> tuple[dict[str, Unresolved], assignment.Found | None]:
+    """The patient's unresolved reviews for these reasons, locked, by reason, and who could take a review
+    that opens (assignment.candidate_columns): one statement for all of it, none for no reasons.
+
+    The caller holds the patient's lock, taken in an earlier statement, so this one's snapshot sees
+    every hold and review committed under it before. The reviews are locked in a CTE
+    (assignment.with_candidates)."""
+    reasons = list(reasons)
+    if not reasons:
+        return {}, None
+    params = {"patient_id": patient_id, "reasons": reasons, "now": now}
+    rows = (await tx.session.execute(_unresolved(), params)).all()
     current = {
         r.reason: Unresolved(
             OpenReview(r.review_id, r.status, r.priority_rank, r.due_at, tuple(r.triggers)), bool(r.has_hold)
