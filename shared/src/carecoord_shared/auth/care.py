@@ -14,9 +14,11 @@ service's lookups are tried in order and the first answer wins (``ServiceDefinit
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     delete,
     func,
     insert,
@@ -110,19 +113,30 @@ async def assign_review(
     """The review's assignee is now ``assignee_id`` (None: nobody), replacing whoever had it."""
     await end_review(session, table, review_id)
     if assignee_id is not None:
-        await session.execute(
-            insert(table).values(
-                patient_id=patient_id,
-                clinician_id=assignee_id,
-                relation=ASSIGNED,
-                review_id=review_id,
-                basis=f"{ASSIGNED}:{basis}"[:32],
-            )
-        )
+        values = {
+            "patient_id": patient_id,
+            "clinician_id": assignee_id,
+            "relation": ASSIGNED,
+            "review_id": review_id,
+            "basis": f"{ASSIGNED}:{basis}"[:32],
+        }
+        await session.execute(_insert(table), values)
 
 
 async def end_review(session: AsyncSession, table: Table, review_id: uuid.UUID) -> None:
-    await session.execute(delete(table).where(table.c.review_id == review_id))
+    await session.execute(_end_review(table), {"p_review": review_id})
+
+
+# Five services run these per opened review: built once per table, values bound per execution (a fresh
+# statement and its cache key per event cost more CPU than sending it, #22's profile).
+@functools.cache
+def _insert(table: Table) -> Any:
+    return insert(table)
+
+
+@functools.cache
+def _end_review(table: Table) -> Any:
+    return delete(table).where(table.c.review_id == bindparam("p_review", type_=table.c.review_id.type))
 
 
 def learn_care_relations(consumer: EventConsumer, table: Table, *, team: bool = True, reviews: bool = True) -> None:
