@@ -162,7 +162,7 @@ class SqlTracer:
 
 
 def trace_sql(engine: Engine, tracer_provider: trace.TracerProvider | None = None) -> SqlTracer:
-    """Trace every transaction ``engine`` runs (for an AsyncEngine, pass its ``sync_engine``)."""
+    """Trace the statements ``engine`` runs, a span per run under one span (an AsyncEngine: its ``sync_engine``)."""
     tracer = SqlTracer(engine, tracer_provider)
     tracer.install(engine)
     return tracer

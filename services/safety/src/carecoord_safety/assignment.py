@@ -33,17 +33,17 @@ NOW = bindparam("now", type_=on_call_shifts.c.starts_at.type)
 REVIEW = bindparam("review_id", type_=clinician_reviews.c.review_id.type)
 
 
-def _rota(role: str, patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
+def _rota(role: str) -> Any:
     """Who holds ``role`` for the patient's state now (the latest shift to start, when two overlap)."""
     return (
         select(on_call_shifts.c.clinician_id)
         .join(jurisdictions, jurisdictions.c.state_of_residence == on_call_shifts.c.state)
         .where(
-            jurisdictions.c.patient_id == patient_id,
+            jurisdictions.c.patient_id == PATIENT,
             on_call_shifts.c.role == role,
             on_call_shifts.c.cancelled_at.is_(None),
-            on_call_shifts.c.starts_at <= now,
-            on_call_shifts.c.ends_at > now,
+            on_call_shifts.c.starts_at <= NOW,
+            on_call_shifts.c.ends_at > NOW,
         )
         .order_by(on_call_shifts.c.starts_at.desc())
         .limit(1)
@@ -51,15 +51,15 @@ def _rota(role: str, patient_id: uuid.UUID | ColumnElement[Any], now: datetime |
     )
 
 
-def away_until(clinician_id: ColumnElement[Any] | str, now: datetime | ColumnElement[Any]) -> Any:
-    """The end of the absence ``clinician_id`` is on at ``now`` (None: not away)."""
+def away_until(clinician_id: ColumnElement[Any]) -> Any:
+    """The end of the absence ``clinician_id`` is on at ``NOW`` (None: not away)."""
     return (
         select(func.max(clinician_absences.c.ends_at))
         .where(
             clinician_absences.c.clinician_id == clinician_id,
             clinician_absences.c.cancelled_at.is_(None),
-            clinician_absences.c.starts_at <= now,
-            clinician_absences.c.ends_at > now,
+            clinician_absences.c.starts_at <= NOW,
+            clinician_absences.c.ends_at > NOW,
         )
         .scalar_subquery()
     )
@@ -78,27 +78,28 @@ class Found:
         return dataclasses.replace(self.now, prescriber_away_until_due=away)
 
 
-def candidate_columns(patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
+@functools.cache
+def candidate_columns() -> Any:
     """``SELECT prescriber, away_until, on_call, clinical_lead``: who could take a review of the patient now,
-    one row (for :func:`found`; reviews.unresolved adds it to its own statement). Values or binds."""
+    one row (for :func:`found`; reviews.unresolved adds it to its own statement), of ``PATIENT`` at ``NOW``."""
     prescriber = (
         select(care_relations.c.clinician_id)
-        .where(care_relations.c.patient_id == patient_id, care_relations.c.relation == "prescriber")
+        .where(care_relations.c.patient_id == PATIENT, care_relations.c.relation == "prescriber")
         .limit(1)
         .scalar_subquery()
     )
     return select(
         prescriber.label("prescriber"),
-        away_until(prescriber, now).label("away_until"),
-        _rota(decide.ON_CALL, patient_id, now).label("on_call"),
-        _rota(decide.CLINICAL_LEAD, patient_id, now).label("clinical_lead"),
+        away_until(prescriber).label("away_until"),
+        _rota(decide.ON_CALL).label("on_call"),
+        _rota(decide.CLINICAL_LEAD).label("clinical_lead"),
     )
 
 
-def with_candidates(locked: Any, patient_id: uuid.UUID | ColumnElement[Any], now: datetime | ColumnElement[Any]) -> Any:
+def with_candidates(locked: Any) -> Any:
     """``locked`` (a CTE of locked review rows) outer-joined to :func:`candidate_columns`' one row: a row per
     review, or one whose review columns are NULL, so the reviews and who could take one are one statement."""
-    who = candidate_columns(patient_id, now).subquery("who")
+    who = candidate_columns().subquery("who")
     return select(who, locked).select_from(who.outerjoin(locked, true()))
 
 
@@ -107,14 +108,9 @@ def found(row: Any) -> Found:
     return Found(Candidates(row.prescriber, False, row.on_call, row.clinical_lead), row.away_until)
 
 
-@functools.cache
-def _candidates() -> Any:
-    return candidate_columns(PATIENT, NOW)
-
-
 async def candidates(tx: Transaction, patient_id: uuid.UUID, now: datetime) -> Found:
     """Who could take a review of the patient now: one statement."""
-    return found((await tx.session.execute(_candidates(), {"patient_id": patient_id, "now": now})).one())
+    return found((await tx.session.execute(candidate_columns(), {"patient_id": patient_id, "now": now})).one())
 
 
 def event(
@@ -172,7 +168,7 @@ def _unbookable() -> Any:
         .with_for_update()
         .cte("locked")
     )
-    return with_candidates(locked, PATIENT, NOW)
+    return with_candidates(locked)
 
 
 async def unbookable(tx: Transaction, review_id: uuid.UUID, patient_id: uuid.UUID, *, now: datetime) -> bool:

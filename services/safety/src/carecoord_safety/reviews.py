@@ -88,7 +88,7 @@ def _unresolved() -> Any:
         .with_for_update(of=clinician_reviews)
         .cte("locked")
     )
-    return assignment.with_candidates(locked, assignment.PATIENT, assignment.NOW)
+    return assignment.with_candidates(locked)
 
 
 async def unresolved(
