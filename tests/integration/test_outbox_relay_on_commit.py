@@ -104,6 +104,42 @@ async def test_committed_rows_reach_kafka_in_order_with_no_polling_pass(stack: S
     assert not [s for s in sql if "sent_at IS NULL" in s and "ORDER BY outbox.id" in s], "no SELECT of unsent rows"
 
 
+async def test_the_fast_paths_rows_are_marked_together_and_a_stopping_relay_marks_the_rest(
+    stack: Stack, outbox: Outbox
+) -> None:
+    # Marked once per interval, not after every pass: here the interval is an hour, so only the stop marks.
+    relay = outbox.relay(poll_interval_s=HOUR, mark_interval_s=HOUR)
+    uow = outbox.uow(relay)
+    patients = [uuid.uuid4() for _ in range(3)]
+    with statements(outbox) as sql:
+        async with running(relay):
+            for patient in patients:
+                await emit(uow, patient)
+                await eventually(lambda p=patient: _landed_on(stack, str(p)), timeout=10, what="the row on the broker")
+            assert await outbox.unsent() == 3, "sent, the marks deferred"
+            assert not [s for s in sql if s.startswith("UPDATE outbox SET sent_at")]
+        # The stop: one UPDATE marks the three passes' rows.
+        marks = [s for s in sql if s.startswith("UPDATE outbox SET sent_at")]
+    assert len(marks) == 1
+    assert await outbox.unsent() == 0
+
+
+async def test_a_polling_pass_marks_the_fast_paths_unmarked_rows_without_sending_them_again(
+    stack: Stack, outbox: Outbox
+) -> None:
+    relay = outbox.relay(poll_interval_s=HOUR, mark_interval_s=HOUR)
+    patient = uuid.uuid4()
+    async with running(relay):
+        [first] = await emit(outbox.uow(relay), patient)
+        await eventually(lambda: _landed_on(stack, str(patient)), timeout=10, what="the fast path's send")
+        relay.wake()  # a polling pass while the row is sent and unmarked
+        await eventually(lambda: _none_unsent(outbox), timeout=10, what="the polling pass's mark")
+        [second] = await emit(outbox.uow(relay), patient)  # the key flows on the fast path after it
+        await eventually(lambda: _copies_of(stack, second), timeout=10, what="the next row")
+    assert await _copies_of(stack, first) == 1, "known to be on the broker: marked, not sent again"
+    assert (await landed(stack.kafka.bootstrap, TOPIC))[str(patient)] == [first, second]
+
+
 async def test_a_key_with_an_older_row_of_another_writer_is_not_overtaken(stack: Stack, outbox: Outbox) -> None:
     relay = outbox.relay(poll_interval_s=HOUR)
     uow = outbox.uow(relay)

@@ -7,8 +7,14 @@ Two paths, run one at a time by the relay's one task (run()):
   rows that were committed and unsent in its snapshot; after COMMIT the unit
   of work hands the rows over (:meth:`OutboxRelay.publish`). A fast pass
   sends them at once, with no session check-out, lock or SELECT before the
-  send, and marks exactly the acknowledged rows sent (one autocommit UPDATE;
-  the failure point ``relay.after_send_before_mark`` is between the two).
+  send, and marks exactly the acknowledged rows sent: not after each pass but
+  every ``mark_interval_s`` (one autocommit UPDATE for all the passes since),
+  so the next pass does not wait behind an UPDATE and its WAL flush, and one
+  statement marks what each transaction's pass sent (the failure point
+  ``relay.after_send_before_mark`` is between the send and that mark). A row
+  acknowledged and not yet marked is one this process knows is on the broker:
+  a polling pass marks it without sending it again, and after a crash the next
+  process sends it again (at least once, as below).
 - **Polling pass.** Under a transaction-scoped advisory lock (one polling
   relay per service at a time, however many instances run) it reads unsent
   rows in id order, sends them, marks the acknowledged ones and parks refused
@@ -76,6 +82,10 @@ log = structlog.get_logger("carecoord.outbox")
 
 # Parked keys listed in readiness, oldest first; the gauge counts them all.
 PARKED_LISTED = 20
+# How long the fast path's acknowledged rows wait to be marked sent, together (module docstring).
+MARK_INTERVAL_S = 0.25
+# How long a stopping relay gives its last mark.
+FINAL_MARK_TIMEOUT_S = 2.0
 
 
 class OutboxRelay:
@@ -97,6 +107,7 @@ class OutboxRelay:
         on_published: Callable[[], None] = lambda: None,
         max_queued: int = 10_000,
         acked_remembered: int = 10_000,
+        mark_interval_s: float = MARK_INTERVAL_S,
     ) -> None:
         self._sessions = sessions
         self._outbox = tables.outbox
@@ -121,6 +132,10 @@ class OutboxRelay:
         self._dirty: set[Key] = set()
         self._acked: dict[int, None] = {}
         self._acked_remembered = acked_remembered
+        # Acknowledged by the fast path and not marked yet, and when the oldest of them was.
+        self._unmarked: dict[int, OutboxRow] = {}
+        self._unmarked_since = 0.0
+        self._mark_interval_s = mark_interval_s
         self._parked_retry_at = 0.0
         self._published = meter().create_counter("carecoord.events.published", description="Events published, by type")
         self.last_backlog: tuple[int, float | None] = (0, None)
@@ -184,11 +199,17 @@ class OutboxRelay:
                     backoff = 0.2
                     if selected >= self._batch_size:
                         self._poll_due = True
+                elif self._unmarked and (
+                    time.monotonic() >= self._mark_due() or len(self._unmarked) >= self._batch_size
+                ):
+                    await self._mark_unmarked()
                 elif self._queue:
                     await self._fast_pass()
                 else:
-                    await self._sleep_until_woken(next_poll - time.monotonic())
+                    wake_at = min(next_poll, self._mark_due()) if self._unmarked else next_poll
+                    await self._sleep_until_woken(wake_at - time.monotonic())
         finally:
+            await self._final_mark()
             await self.close()
 
     def stop(self) -> None:
@@ -240,9 +261,7 @@ class OutboxRelay:
             self._remember_acked(outcome.acked)
             for sent in outcome.acked:
                 self._published.add(1, {"event_type": sent.event_type})
-            self._failure_points.reach("relay.after_send_before_mark")
-            if outcome.acked:
-                await self._mark_sent(outcome.acked)
+            self._defer_mark(outcome.acked)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # broker or database away: the polling pass has the rows
@@ -264,11 +283,39 @@ class OutboxRelay:
         for _ in acked:
             self._on_published()
 
-    async def _mark_sent(self, rows: Sequence[OutboxRow]) -> None:
-        # One UPDATE on its own, in autocommit: atomic as it is, without BEGIN and COMMIT round trips.
-        async with self._sessions() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            await self._mark(session, Outcome(acked=list(rows)))
+    def _defer_mark(self, rows: Sequence[OutboxRow]) -> None:
+        if rows and not self._unmarked:
+            self._unmarked_since = time.monotonic()
+        for row in rows:
+            self._unmarked[row.id] = row
+
+    def _mark_due(self) -> float:
+        return self._unmarked_since + self._mark_interval_s
+
+    async def _mark_unmarked(self) -> None:
+        """Mark what the fast path sent since the last mark. A failed mark is not retried here: the rows
+        are known sent, so this process's polling pass marks them (unsent in the table, acknowledged in
+        memory) and another process's sends them again."""
+        rows, self._unmarked = list(self._unmarked.values()), {}
+        try:
+            self._failure_points.reach("relay.after_send_before_mark")
+            # One UPDATE on its own, in autocommit: atomic as it is, without BEGIN and COMMIT round trips.
+            async with self._sessions() as session:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                await self._mark(session, Outcome(acked=rows))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("outbox.mark_failed", error=type(exc).__name__, rows=len(rows))
+
+    async def _final_mark(self) -> None:
+        """The relay stopping: what it sent is marked, within a bound (else sent again by the next process)."""
+        if not self._unmarked:
+            return
+        try:
+            await asyncio.wait_for(self._mark_unmarked(), FINAL_MARK_TIMEOUT_S)
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("outbox.mark_failed", error="TimeoutError", rows=len(self._unmarked))
 
     def _fall_back(self, rows: Sequence[CommittedRow]) -> None:
         """Leave ``rows`` and every later row of their keys to the polling pass."""
@@ -321,16 +368,24 @@ class OutboxRelay:
             if not rows:
                 self._after_poll([], Outcome(), complete=True, parked_in=retry_parked)
                 return 0, Outcome()
-            producer = await self._ready_producer()
-            outcome = await PassSender(producer, self._max_batch_bytes, self._metadata_timeout_s).send(
-                [self._record(row) for row in rows]
-            )
+            # Rows this process knows are on the broker (the fast path's, not marked yet) are marked,
+            # not sent again; what follows them of their key is sent after them, in order.
+            known = [row for row in rows if row.id in self._acked]
+            outcome = Outcome()
+            if to_send := [row for row in rows if row.id not in self._acked]:
+                producer = await self._ready_producer()
+                outcome = await PassSender(producer, self._max_batch_bytes, self._metadata_timeout_s).send(
+                    [self._record(row) for row in to_send]
+                )
             for row in outcome.acked:
                 self._published.add(1, {"event_type": row.event_type})
             self._remember_acked(outcome.acked)
+            marked = Outcome([*outcome.acked, *known], outcome.parked, outcome.transient)
             self._failure_points.reach("relay.after_send_before_mark")
-            await self._mark(session, outcome)
-        self._after_poll(rows, outcome, complete=len(rows) < self._batch_size, parked_in=retry_parked)
+            await self._mark(session, marked)
+        for row in known:
+            self._unmarked.pop(row.id, None)
+        self._after_poll(rows, marked, complete=len(rows) < self._batch_size, parked_in=retry_parked)
         if retry_parked:
             self._parked_retry_at = time.monotonic() + self._park_retry_s
         self._report(outcome)
