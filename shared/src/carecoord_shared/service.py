@@ -399,7 +399,8 @@ class ServiceApp(CarecoordApp):
         self.runtime = runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # A coroutine: FastAPI would run a plain ``def`` dependency in a worker thread (http/dependencies.py).
     app = request.app
     if not isinstance(app, ServiceApp):
         raise TypeError(f"a carecoord route runs in a ServiceApp, not {type(app).__name__}")

@@ -14,8 +14,11 @@ from ..messaging.unit_of_work import UnitOfWork
 from ..pagination import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT, PageRequest
 from .app import current_app
 
+# The dependencies are coroutines although nothing in them waits: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hop (and a GIL hand-over) per request for a few attribute reads.
 
-def get_uow(request: Request) -> UnitOfWork:
+
+async def get_uow(request: Request) -> UnitOfWork:
     uow = current_app(request).uow
     # A request with an Idempotency-Key claims it in its first transaction (http.idempotency),
     # which the route dependency looked up before this.
@@ -26,7 +29,7 @@ def get_uow(request: Request) -> UnitOfWork:
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per page")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
