@@ -37,15 +37,10 @@ from .infra import LOOPS, RESULTS_DIR, STATE_DIR, bench_database, start_stack, u
 from .load import Sizing, human_duration
 from .memory import rss_mib
 from .report import (
-    cpu_share_table,
     cpu_table,
-    floor_table,
-    latency_table,
-    memory_table,
+    latency_tables,
     profile_table,
     scaling_table,
-    skipped_table,
-    spans_table,
     summarize,
     table,
     targets_table,
@@ -81,7 +76,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--headline",
         action="store_true",
-        help=f"the headline alone, a few minutes: the floor, the single-report idle latency, the maximum and "
+        help=f"the headline alone, a few minutes: the floor, the single-report idle latency, the burst, the "
+        f"sustained maximum and "
         f"{HEADLINE_LEVELS} %% of it ({HEADLINE_SAMPLES} samples unless --samples); no throughput arms unless --arms, "
         "no scaling or profile",
     )
@@ -122,7 +118,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=2000,
         help="floor samples (2 raw Kafka hops + 2 single-row commits each; default 2000; 0 skips)",
     )
-    p.add_argument("--burst", type=int, default=200, help="reports sent at once to measure the maximum (default 200)")
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=200,
+        help="reports sent at once; half their rate starts the sustained-maximum search (default 200)",
+    )
+    p.add_argument(
+        "--sustain-seconds",
+        type=float,
+        default=10.0,
+        help="sending time of one step of steady load in the sustained-maximum search (default 10)",
+    )
+    p.add_argument(
+        "--sustain-refine",
+        type=int,
+        default=None,
+        help="steps between the last rate kept up with and the first that fell behind (default 2; 1 with --headline)",
+    )
     p.add_argument("--no-scaling", action="store_true", help="skip the partitions × instances runs and the profile")
     p.add_argument(
         "--scale-backlog", type=int, default=2000, help="events drained per scaling configuration (default 2000)"
@@ -149,8 +162,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.levels = HEADLINE_LEVELS if args.headline else FULL_LEVELS
     if args.samples is None and args.headline:
         args.samples = HEADLINE_SAMPLES
+    if args.sustain_refine is None:
+        args.sustain_refine = 1 if args.headline else 2
     if args.quick:
         args.reps, args.seconds, args.samples, args.burst = 2, 1.0, 40, 30
+        args.sustain_seconds, args.sustain_refine = 2.0, 0
         args.single_samples, args.floor_samples = min(args.single_samples, 20), min(args.floor_samples, 200)
         args.scale_backlog, args.scale_samples, args.profile_seconds = 150, 60, 4.0
     return args
@@ -175,7 +191,8 @@ def plan(args: argparse.Namespace) -> list[str]:
             parts.append(f"floor × {args.floor_samples}")
         if args.single_samples:
             parts.append(f"single report idle × {args.single_samples}")
-        parts.append(f"maximum (burst {args.burst})")
+        parts.append(f"burst {args.burst}")
+        parts.append(f"sustained maximum (steps of {args.sustain_seconds:g} s, {args.sustain_refine} refining)")
         per_level = args.samples or f"{FULL_SIZING.least}–{FULL_SIZING.most} ({FULL_SIZING.send_s:g} s of sending)"
         parts += [f"{level} % load × {per_level}" for level in args.levels.split(",")]
     return parts
@@ -286,8 +303,9 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, databas
         console.print(f"floor: p50 {floor_result['p50_ms']:.2f} ms, p99 {floor_result['p99_ms']:.2f} ms")
     levels = tuple(float(x) / 100 for x in args.levels.split(","))
     console.print(
-        f"latency: {args.single_samples} single reports on the idle stack first, then the maximum ({args.burst} "
-        f"reports at once), then {len(levels)} levels × {args.samples or 'sized'} samples"
+        f"latency: {args.single_samples} single reports on the idle stack first, then a burst ({args.burst} "
+        f"reports at once), the sustained maximum (steps of steady load), then {len(levels)} levels × "
+        f"{args.samples or 'sized'} samples"
     )
     with progress_bar(console) as progress:
         result = asyncio.run(
@@ -297,6 +315,8 @@ def end_to_end(args: argparse.Namespace, console: Console, stack: Stack, databas
                 burst=args.burst,
                 levels=levels,
                 single_samples=args.single_samples,
+                sustain_step_s=args.sustain_seconds,
+                sustain_refine=args.sustain_refine,
                 progress=progress,
                 log=lambda m: progress.console.print(f"[dim]{m}[/dim]"),
             )
@@ -395,19 +415,8 @@ def main(argv: list[str]) -> int:
     if prof:
         console.print(profile_table(prof))
     if latency:
-        console.print(latency_table(latency))
-        if latency.get("maximum", {}).get("cpu_ms_per_report"):
-            console.print(cpu_share_table(latency["maximum"]))
-        if latency.get("floor"):
-            multiples = floor_multiples(latency["floor"], latency.get("single"), latency["levels"])
-            console.print(floor_table(latency["floor"], multiples))
-        if latency.get("spans"):
-            console.print(spans_table(latency["spans"]))
-        if latency.get("skipped"):
-            console.print(skipped_table(latency["skipped"]))
-        if latency.get("skipped_prepare"):
-            console.print(skipped_table(latency["skipped_prepare"], "patients prepared with an active plan", "patient"))
-        console.print(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
+        for t in latency_tables(latency, result["floor_multiples"], prepared=True):
+            console.print(t)
     console.print(targets_table(verdicts))
     load_after = os.getloadavg()
     console.print(

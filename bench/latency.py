@@ -2,8 +2,14 @@
 report accepted by safety (HTTP 201 back at the client) until the
 TreatmentPlanPaused it causes is read off ``dosing.plans`` by this process.
 
-First the maximum: a burst of reports sent at once, completed reports per
-second. Then open-loop Poisson load at fractions of it (10 %, 50 %, 80 %):
+First a burst of reports sent at once, completed reports per second. It
+overstates what the stack sustains: 200 reports at once are handled in large
+batches, a steady rate in small ones, which cost more CPU per report. So the
+maximum is the sustained one: the highest open-loop rate a step of steady
+load keeps up with (its last reports answered like its first, ``load.
+backlog_grew``), found from half the burst's rate up and refined between the
+last rate kept up with and the first that fell behind. Then open-loop Poisson
+load at fractions of that maximum (10 %, 50 %, 80 %):
 reports are sent at their arrival times whether or not earlier ones were
 answered, so a slow system queues work up instead of slowing the load down (no
 coordinated omission). One patient per report, each with an active plan made
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +42,16 @@ from . import skipped
 from .cpu_share import CpuWindow
 from .http import LoadClient, TransportError
 from .infra import stop_reader
-from .load import LevelPlan, Sizing, arrival_offsets, human_duration, open_loop, plan_levels
+from .load import (
+    LevelPlan,
+    Sizing,
+    SustainedSearch,
+    arrival_offsets,
+    fell_behind,
+    human_duration,
+    open_loop,
+    plan_levels,
+)
 from .memory import PeakRss
 from .watch import Watcher, paused_patient
 
@@ -45,6 +61,8 @@ SINGLE_TIMEOUT_S = 10.0  # one report on an idle stack that takes longer counts 
 IDLE_GAP_S = 0.1  # after a report's pause is seen, before the next is sent: the stack idle again
 PREPARE_CONCURRENCY = 8
 SAMPLE_EVERY_S = 0.5
+SUSTAIN_STEP_S = 10.0  # sending time of one step of the sustained-maximum search
+SUSTAIN_LEAST_SAMPLES = 60  # a step's reports at the least: a third of them is a median
 
 
 def histogram() -> HdrHistogram:
@@ -151,6 +169,7 @@ class Run:
         self.progress = progress
         self.dosing = stack.services["dosing"].url
         self.safety = stack.services["safety"].url
+        self.pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
 
     async def prepare(self, count: int, rng: random.Random, label: str) -> list[uuid.UUID]:
         """``count`` patients with an active plan each, everything caught up; the time goes to the progress bar."""
@@ -224,18 +243,17 @@ class Run:
         }
 
 
-async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any]:
+async def measure_burst(run: Run, burst: int, rng: random.Random) -> dict[str, Any]:
     """All ``burst`` reports at once: completed report → paused flows per second, and what preparing one patient costs."""
     t0 = time.perf_counter()
-    patients = await run.prepare(burst, rng, "maximum")
+    patients = await run.prepare(burst, rng, "burst")
     prepare_s = time.perf_counter() - t0
-    pids = {name: s.proc.pid for name, s in run.stack.services.items() if s.proc is not None}
-    cpu = CpuWindow(pids, run.stack.state_dir)
+    cpu = CpuWindow(run.pids, run.stack.state_dir)
     cpu.start()
-    out = await run.send(patients, [0.0] * burst, "maximum", lambda: None)
+    out = await run.send(patients, [0.0] * burst, "burst", lambda: None)
     done = [run.watcher.seen[k] for k in out["accepted"] if k in run.watcher.seen]
     if not done:
-        raise RuntimeError("no TreatmentPlanPaused arrived in the maximum run")
+        raise RuntimeError("no TreatmentPlanPaused arrived in the burst")
     cpu_ms = cpu.stop(per=len(done))
     elapsed = max(done) - out["start"]
     return {
@@ -245,6 +263,76 @@ async def measure_max(run: Run, burst: int, rng: random.Random) -> dict[str, Any
         "max_per_s": len(done) / elapsed,
         "prepare_s_per_patient": prepare_s / burst,
         "cpu_ms_per_report": cpu_ms,
+    }
+
+
+async def sustain_step(run: Run, rate_per_s: float, step_s: float, rng: random.Random) -> dict[str, Any]:
+    """One step of steady open-loop load: did the stack keep up (every report paused, the backlog not growing)?"""
+    count = max(SUSTAIN_LEAST_SAMPLES, round(rate_per_s * step_s))
+    label = f"sustained maximum: {rate_per_s:.1f}/s"
+    patients = await run.prepare(count, rng, label)
+    cpu = CpuWindow(run.pids, run.stack.state_dir)
+    cpu.start()
+    out = await run.send(patients, arrival_offsets(rate_per_s, count, rng), label, lambda: None)
+    seen = run.watcher.seen
+    done = [k for k in out["accepted"] if k in seen]
+    cpu_ms = cpu.stop(per=len(done))
+    # In the order the reports were due: a backlog shows as latency rising along the step.
+    due = sorted(done, key=lambda k: out["scheduled"][k])
+    latencies = [seen[k] - out["accepted"][k] for k in due]
+    drain = max(seen[k] for k in done) - max(out["scheduled"].values()) if done else float("inf")
+    if len(done) < count:
+        behind: str | None = f"{count - len(done)} of {count} not paused"
+    else:
+        behind = fell_behind(latencies, drain)
+    hist = histogram()
+    for value in latencies:
+        hist.record_value(max(int(value * 1e6), 1))
+    third = max(len(latencies) // 3, 1)
+    first = 1000 * statistics.median(latencies[:third]) if latencies else None
+    last = 1000 * statistics.median(latencies[-third:]) if latencies else None
+    return {
+        "rate_per_s": rate_per_s,
+        "sent": count,
+        "accepted": len(out["accepted"]),
+        "paused_seen": len(done),
+        "kept_up": behind is None,
+        "fell_behind": behind,
+        "drain_s": drain,
+        "first_third_p50_ms": first,
+        "last_third_p50_ms": last,
+        "seconds": (max(seen[k] for k in done) - out["start"]) if done else None,
+        "cpu_ms_per_report": cpu_ms,
+        **percentiles_ms(hist),
+    }
+
+
+async def measure_sustained(
+    run: Run, burst_per_s: float, step_s: float, refine: int, rng: random.Random, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """The highest steady rate kept up with (load.SustainedSearch from half the burst's rate): the maximum."""
+    search = SustainedSearch(start=burst_per_s / 2, ceiling=burst_per_s * 2, refine=refine)
+    steps = []
+    while (rate := search.next_rate()) is not None:
+        step = await sustain_step(run, rate, step_s, rng)
+        search.record(rate, step["kept_up"])
+        steps.append(step)
+        log(
+            f"  {rate:.1f} reports/s: {'kept up' if step['kept_up'] else 'fell behind (' + step['fell_behind'] + ')'} "
+            f"({step['paused_seen']}/{step['sent']} paused; median latency {step['first_third_p50_ms'] or 0:.0f} ms "
+            f"in the first third, {step['last_third_p50_ms'] or 0:.0f} ms in the last)"
+        )
+    if search.kept is None:
+        raise RuntimeError(f"no steady rate down to {search.least}/s was kept up with")
+    best = next(s for s in steps if s["kept_up"] and s["rate_per_s"] == search.kept)
+    return {
+        "max_per_s": search.kept,
+        "fell_behind_at_per_s": search.fell,
+        "completed": best["paused_seen"],
+        "seconds": best["seconds"],
+        "cpu_ms_per_report": best["cpu_ms_per_report"],
+        "step_s": step_s,
+        "steps": steps,
     }
 
 
@@ -296,10 +384,13 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
     label = f"{plan.level:.0%} load ({plan.rate_per_s:.2f}/s)"
     patients = await run.prepare(plan.samples, rng, label)
     rss = PeakRss(pids)
+    cpu = CpuWindow(pids, run.stack.state_dir)
+    cpu.start()
     window_start = time.time_ns()
     out = await run.send(patients, arrival_offsets(plan.rate_per_s, plan.samples, rng), label, rss.sample)
     window = (window_start, time.time_ns())
     seen = run.watcher.seen
+    cpu_ms = cpu.stop(per=sum(1 for k in out["accepted"] if k in seen))
     from_accepted, from_scheduled = histogram(), histogram()
     for key, at in out["accepted"].items():
         if key in seen:
@@ -318,6 +409,8 @@ async def run_level(run: Run, plan: LevelPlan, rng: random.Random, pids: dict[st
         # From the arrival time the schedule gave: includes any wait for the HTTP answer itself.
         **percentiles_ms(from_scheduled, "scheduled_"),
         "rss_peak_mib": rss.peak,
+        # What a report costs at this load: small batches cost more per report than the burst's.
+        "cpu_ms_per_report": cpu_ms,
         "window_ns": window,
     }
 
@@ -331,8 +424,11 @@ async def measure(
     single_samples: int,
     progress: Progress,
     log: Callable[[str], None],
+    sustain_step_s: float = SUSTAIN_STEP_S,
+    sustain_refine: int = 2,
 ) -> dict[str, Any]:
-    """The single-report idle latency first (while the stack is idle), then the maximum, then each level."""
+    """The single-report idle latency first (while the stack is idle), then the burst, the sustained maximum
+    and each level."""
     watcher = Watcher(stack.kafka.bootstrap, PAUSED_TOPIC, paused_patient)
     await watcher.start()
     rng = random.Random(100)
@@ -356,12 +452,17 @@ async def measure(
                     f"single report, idle: p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms "
                     f"({single['paused_seen']}/{single['sent']} seen)"
                 )
-            maximum = await measure_max(run, burst, rng)
+            burst_run = await measure_burst(run, burst, rng)
             log(
-                f"maximum: {maximum['max_per_s']:.1f} reports/s ({maximum['completed']} of {burst} in {maximum['seconds']:.1f} s); "
-                f"preparing a patient takes {maximum['prepare_s_per_patient'] * 1000:.0f} ms"
+                f"burst: {burst_run['max_per_s']:.1f} reports/s ({burst_run['completed']} of {burst} in "
+                f"{burst_run['seconds']:.1f} s); preparing a patient takes {burst_run['prepare_s_per_patient'] * 1000:.0f} ms"
             )
-            plans = plan_levels(maximum["max_per_s"], samples, maximum["prepare_s_per_patient"], DRAIN_S / 4, levels)
+            log(
+                f"sustained maximum: steps of {sustain_step_s:g} s of steady load from {burst_run['max_per_s'] / 2:.1f}/s"
+            )
+            maximum = await measure_sustained(run, burst_run["max_per_s"], sustain_step_s, sustain_refine, rng, log)
+            log(f"sustained maximum: {maximum['max_per_s']:.1f} reports/s")
+            plans = plan_levels(maximum["max_per_s"], samples, burst_run["prepare_s_per_patient"], DRAIN_S / 4, levels)
             for p in plans:
                 log(
                     f"  {p.level:.0%}: {p.rate_per_s:.2f} reports/s × {p.samples} samples ≈ {human_duration(p.total_s)} "
@@ -378,4 +479,11 @@ async def measure(
                 rows.append(row)
     finally:
         await watcher.stop()
-    return {"single": single, "skipped": skips, "skipped_prepare": skips_prepare, "maximum": maximum, "levels": rows}
+    return {
+        "single": single,
+        "skipped": skips,
+        "skipped_prepare": skips_prepare,
+        "burst": burst_run,
+        "maximum": maximum,
+        "levels": rows,
+    }

@@ -7,12 +7,14 @@ sends on that schedule.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
+import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-LEVELS = (0.10, 0.50, 0.80)  # fractions of the measured maximum
+LEVELS = (0.10, 0.50, 0.80)  # fractions of the measured (sustained) maximum
 
 
 def arrival_offsets(rate_per_s: float, count: int, rng: random.Random) -> list[float]:
@@ -78,6 +80,76 @@ def plan_levels(
         n = samples.samples(rate) if isinstance(samples, Sizing) else samples
         out.append(LevelPlan(level, rate, n, n * prepare_s_per_sample, n / rate, drain_s))
     return out
+
+
+def fell_behind(
+    latencies_s: Sequence[float],
+    drain_s: float,
+    *,
+    factor: float = 2.0,
+    slack_s: float = 0.1,
+    drain_limit_s: float = 1.0,
+) -> str | None:
+    """Why a step of steady load fell behind, or None when the stack kept up with it.
+
+    ``latencies_s`` in the order the reports were due; ``drain_s``: from the last
+    report's due time to the last pause seen. A stack that keeps up with an
+    open-loop rate answers the step's last reports like its first; one that does
+    not queues each report behind a backlog that grows for as long as the step
+    lasts, and is still working it off when the sending ends. Fell behind: the
+    last third's median above ``factor`` × the first third's plus ``slack_s`` (a
+    Poisson burst raises a few latencies, not a third's median), or a drain
+    longer than ``drain_limit_s``.
+    """
+    if len(latencies_s) < 3:
+        raise ValueError("a step needs at least three latencies")
+    third = len(latencies_s) // 3
+    first, last = statistics.median(latencies_s[:third]), statistics.median(latencies_s[-third:])
+    if last > factor * first + slack_s:
+        return f"latency rose: median {first * 1000:.0f} → {last * 1000:.0f} ms"
+    if drain_s > drain_limit_s:
+        return f"drain {drain_s:.2f} s"
+    return None
+
+
+@dataclass
+class SustainedSearch:
+    """The open-loop rates to try for the sustained maximum, one step at a time.
+
+    Up by ``growth`` from ``start`` while steps keep up (to ``ceiling``), or down
+    from it until one does (to ``least``); once one rate kept up and one fell
+    behind, ``refine`` steps at their geometric mean. The answer is ``kept``:
+    the highest rate a step kept up with.
+    """
+
+    start: float
+    ceiling: float
+    growth: float = 1.25
+    refine: int = 2
+    least: float = 0.5
+    kept: float | None = None
+    fell: float | None = None
+    refined: int = 0
+
+    def next_rate(self) -> float | None:
+        if self.kept is None and self.fell is None:
+            return self.start
+        if self.fell is None:
+            assert self.kept is not None
+            up = self.kept * self.growth
+            return up if up <= self.ceiling else None
+        if self.kept is None:
+            down = self.fell / self.growth
+            return down if down >= self.least else None
+        return math.sqrt(self.kept * self.fell) if self.refined < self.refine else None
+
+    def record(self, rate: float, kept_up: bool) -> None:
+        if self.kept is not None and self.fell is not None:
+            self.refined += 1
+        if kept_up:
+            self.kept = max(self.kept or 0.0, rate)
+        else:
+            self.fell = rate if self.fell is None else min(self.fell, rate)
 
 
 def human_duration(seconds: float) -> str:

@@ -22,19 +22,7 @@ from rich.text import Text
 from .arms import ARMS
 from .infra import RESULTS_DIR
 from .load import human_duration
-from .report import (
-    cpu_share_table,
-    cpu_table,
-    floor_table,
-    latency_table,
-    memory_table,
-    profile_table,
-    scaling_table,
-    skipped_table,
-    spans_table,
-    table,
-    targets_table,
-)
+from .report import cpu_table, latency_tables, profile_table, scaling_table, table, targets_table
 from .targets import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,16 +75,7 @@ def render(result: dict[str, Any]) -> str:
         parts.append(markdown(profile_table(result["profile"])))
     latency = result.get("latency") or {}
     if latency:
-        parts.append(markdown(latency_table(latency)))
-        if latency.get("maximum", {}).get("cpu_ms_per_report"):
-            parts.append(markdown(cpu_share_table(latency["maximum"])))
-        if latency.get("floor"):
-            parts.append(markdown(floor_table(latency["floor"], result.get("floor_multiples") or [])))
-        if latency.get("spans"):
-            parts.append(markdown(spans_table(latency["spans"])))
-        if latency.get("skipped"):
-            parts.append(markdown(skipped_table(latency["skipped"])))
-        parts.append(markdown(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"])))
+        parts += [markdown(t) for t in latency_tables(latency, result.get("floor_multiples") or [])]
     parts.append(markdown(targets_table([Verdict(**v) for v in result["targets"]])))
     return "\n\n".join(parts)
 

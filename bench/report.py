@@ -75,10 +75,18 @@ def ms(value: float) -> str:
 
 def latency_table(latency: dict[str, Any]) -> Table:
     top = latency["maximum"]
+    burst = latency.get("burst")
+    if burst:
+        what = (
+            f"sustained maximum {top['max_per_s']:.1f} reports/s (the highest steady rate kept up with); "
+            f"a burst of {burst['burst']} finished at {burst['max_per_s']:.1f}/s"
+        )
+    else:  # a run from before the sustained maximum: its maximum was the burst's
+        what = f"maximum {top['max_per_s']:.1f} reports/s ({top['completed']} in {top['seconds']:.1f} s)"
     t = Table(
-        title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load; "
-        f"maximum {top['max_per_s']:.1f} reports/s ({top['completed']} in {top['seconds']:.1f} s)"
+        title="Report accepted (HTTP 201) → TreatmentPlanPaused read off dosing.plans, open-loop Poisson load; " + what
     )
+    with_cpu = any("cpu_ms_per_report" in r for r in latency["levels"])
     for col in (
         "load",
         "reports/s",
@@ -90,6 +98,7 @@ def latency_table(latency: dict[str, Any]) -> Table:
         "p99 ms",
         "p99.9 ms",
         "max ms",
+        *(("stack CPU ms/report",) if with_cpu else ()),
     ):
         t.add_column(col, justify="right")
     single = latency.get("single")
@@ -101,6 +110,7 @@ def latency_table(latency: dict[str, Any]) -> Table:
             str(single["accepted"]),
             str(single["paused_seen"]),
             *(ms(single[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
+            *(("—",) if with_cpu else ()),
         )
     for r in latency["levels"]:
         t.add_row(
@@ -110,6 +120,50 @@ def latency_table(latency: dict[str, Any]) -> Table:
             str(r["accepted"]),
             str(r["paused_seen"]),
             *(ms(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")),
+            *(
+                (f"{stack_cpu_ms(r['cpu_ms_per_report']):.1f}" if "cpu_ms_per_report" in r else "—",)
+                if with_cpu
+                else ()
+            ),
+        )
+    return t
+
+
+def stack_cpu_ms(per_report: dict[str, float]) -> float:
+    """The stack's CPU per report (services, broker, database and the bench's client), not the rest of the machine."""
+    return sum(v for k, v in per_report.items() if k != "rest of the machine")
+
+
+def sustained_table(maximum: dict[str, Any]) -> Table:
+    """The steps of the sustained-maximum search (bench/load.py: SustainedSearch, fell_behind)."""
+    t = Table(
+        title=f"Sustained maximum: steps of {maximum['step_s']:g} s of steady open-loop load; kept up = every "
+        "report paused, the last third's median latency at most 2 × the first third's + 100 ms, and the last "
+        "pause at most 1 s after the last report was due"
+    )
+    for col in (
+        "reports/s",
+        "sent",
+        "paused seen",
+        "first third p50 ms",
+        "last third p50 ms",
+        "p99 ms",
+        "drain s",
+        "stack CPU ms/report",
+        "verdict",
+    ):
+        t.add_column(col, justify="right")
+    for step in maximum["steps"]:
+        t.add_row(
+            f"{step['rate_per_s']:.1f}",
+            str(step["sent"]),
+            str(step["paused_seen"]),
+            ms(step["first_third_p50_ms"] or 0.0),
+            ms(step["last_third_p50_ms"] or 0.0),
+            ms(step.get("p99_ms", 0.0)),
+            f"{step['drain_s']:.2f}",
+            f"{stack_cpu_ms(step['cpu_ms_per_report']):.1f}",
+            "kept up" if step["kept_up"] else f"fell behind: {step['fell_behind']}",
         )
     return t
 
@@ -253,12 +307,12 @@ def targets_table(verdicts: list[Any]) -> Table:
     return t
 
 
-def cpu_share_table(maximum: dict[str, Any]) -> Table:
-    """bench/cpu_share.py's CPU per report during the maximum's burst, per component."""
+def cpu_share_table(maximum: dict[str, Any], during: str = "the maximum") -> Table:
+    """bench/cpu_share.py's CPU per report during the maximum (or the burst), per component."""
     per_report = maximum["cpu_ms_per_report"]
-    total = sum(v for k, v in per_report.items() if k != "rest of the machine")
+    total = stack_cpu_ms(per_report)
     t = Table(
-        title=f"CPU per completed report during the maximum ({maximum['completed']} reports; the stack's total "
+        title=f"CPU per completed report during {during} ({maximum['completed']} reports; the stack's total "
         f"{total:.1f} ms; 'rest of the machine' is other work sharing the CPUs)"
     )
     t.add_column("component")
@@ -268,3 +322,26 @@ def cpu_share_table(maximum: dict[str, Any]) -> Table:
         share = "—" if name == "rest of the machine" or not total else f"{value / total:.0%}"
         t.add_row(name, f"{value:.2f}", share)
     return t
+
+
+def latency_tables(latency: dict[str, Any], multiples: list[dict[str, Any]], *, prepared: bool = False) -> list[Table]:
+    """The end-to-end part's tables, in the order the console and the README show them."""
+    maximum, burst = latency["maximum"], latency.get("burst")
+    out = [latency_table(latency)]
+    if maximum.get("cpu_ms_per_report"):
+        during = f"the sustained maximum's step at {maximum['max_per_s']:.1f}/s" if burst else "the maximum"
+        out.append(cpu_share_table(maximum, during))
+    if maximum.get("steps"):
+        out.append(sustained_table(maximum))
+    if burst and burst.get("cpu_ms_per_report"):
+        out.append(cpu_share_table(burst, f"the burst of {burst['burst']} at once"))
+    if latency.get("floor"):
+        out.append(floor_table(latency["floor"], multiples))
+    if latency.get("spans"):
+        out.append(spans_table(latency["spans"]))
+    if latency.get("skipped"):
+        out.append(skipped_table(latency["skipped"]))
+    if prepared and latency.get("skipped_prepare"):
+        out.append(skipped_table(latency["skipped_prepare"], "patients prepared with an active plan", "patient"))
+    out.append(memory_table(latency["rss_idle_mib"], latency["levels"], latency["rss_idle_after_mib"]))
+    return out

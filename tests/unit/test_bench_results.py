@@ -35,3 +35,25 @@ def test_the_section_between_the_markers_is_replaced_and_nothing_else() -> None:
     assert replace_section(readme, "new") == f"intro\n{BEGIN}\nnew\n{END}\nafter"
     with pytest.raises(SystemExit):
         replace_section("no markers", "new")
+
+
+def test_the_sustained_search_table_has_a_header_for_every_cell() -> None:
+    from bench.report import sustained_table
+
+    step = {
+        "rate_per_s": 66.5,
+        "sent": 665,
+        "paused_seen": 665,
+        "first_third_p50_ms": 229.0,
+        "last_third_p50_ms": 301.0,
+        "p99_ms": 515.0,
+        "drain_s": 0.4,
+        "cpu_ms_per_report": {"safety": 6.0, "kafka": 1.0, "rest of the machine": 5.0},
+        "kept_up": False,
+        "fell_behind": "drain 1.04 s",
+    }
+    lines = markdown(sustained_table({"step_s": 10.0, "steps": [step]})).splitlines()
+    header, row = lines[2], lines[4]
+    assert header.count("|") == row.count("|")
+    assert "| drain s |" in header and "| 0.40 |" in row
+    assert row.endswith("| 7.0 | fell behind: drain 1.04 s |")  # the stack's CPU leaves the rest of the machine out

@@ -11,7 +11,7 @@ import pytest
 from bench.__main__ import parse_args, plan, selected_arms
 from bench.arms import ARMS
 from bench.infra import asyncpg_dsn
-from bench.load import Sizing, arrival_offsets, human_duration, plan_levels
+from bench.load import Sizing, SustainedSearch, arrival_offsets, fell_behind, human_duration, plan_levels
 from bench.memory import parse_vmrss_kib
 from bench.profiling import top_frames
 from bench.skipped import event_type, handled_types, split_deliveries, unhandled_on_topics
@@ -48,6 +48,49 @@ def test_levels_sized_by_sending_time_keep_a_floor_and_a_ceiling() -> None:
     assert [p.samples for p in plans] == [1000, 3000, 4800]
     assert plans[1].send_s == pytest.approx(150.0)
     assert plan_levels(100.0, sizing, 0.05, 10.0, levels=(1.0,))[0].samples == 10000  # 15 000 capped
+
+
+def test_a_step_fell_behind_when_the_last_thirds_median_latency_rose_or_the_drain_was_long() -> None:
+    steady = [0.05, 0.04, 0.30, 0.05, 0.06, 0.05, 0.04, 0.05, 0.07]  # one Poisson burst is not a backlog
+    assert fell_behind(steady, drain_s=0.3) is None
+    rising = [0.05 + 0.05 * i for i in range(9)]  # each report waits behind more: 0.10 → 0.40 s medians
+    assert fell_behind(rising, drain_s=0.45) == "latency rose: median 100 → 400 ms"
+    # The margin: twice the first third's median plus 100 ms, no more.
+    assert fell_behind([0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3], drain_s=0.3) is None
+    assert fell_behind([0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.31, 0.31, 0.31], drain_s=0.3) is not None
+    # Latency flat but the last pause long after the last report was due: still working off a backlog.
+    assert fell_behind(steady, drain_s=1.0) is None
+    assert fell_behind(steady, drain_s=1.01) == "drain 1.01 s"
+    with pytest.raises(ValueError):
+        fell_behind([0.1, 0.2], drain_s=0.1)
+
+
+def test_the_sustained_search_climbs_until_a_step_falls_behind_then_refines_between() -> None:
+    search = SustainedSearch(start=40.0, ceiling=200.0, growth=1.25, refine=2)
+    capacity = 60.0  # a stand-in stack: keeps up with any rate up to this
+    tried = []
+    while (rate := search.next_rate()) is not None:
+        tried.append(round(rate, 2))
+        search.record(rate, rate <= capacity)
+    assert tried == [40.0, 50.0, 62.5, 55.9, 59.11]  # up ×1.25, then two geometric means of kept and fell
+    assert search.kept == pytest.approx(59.11, abs=0.01) and search.fell == 62.5
+
+
+def test_the_sustained_search_steps_down_when_the_first_rate_falls_behind_and_stops_at_its_bounds() -> None:
+    down = SustainedSearch(start=40.0, ceiling=200.0, growth=2.0, refine=0)
+    tried = []
+    while (rate := down.next_rate()) is not None:
+        tried.append(rate)
+        down.record(rate, rate <= 12.0)
+    assert tried == [40.0, 20.0, 10.0] and down.kept == 10.0
+    never = SustainedSearch(start=2.0, ceiling=200.0, growth=2.0, least=0.5)
+    while (rate := never.next_rate()) is not None:
+        never.record(rate, False)
+    assert never.kept is None and never.fell == 0.5
+    always = SustainedSearch(start=40.0, ceiling=100.0, growth=2.0)
+    while (rate := always.next_rate()) is not None:
+        always.record(rate, True)
+    assert always.kept == 80.0  # the next, 160, is past the ceiling
 
 
 def test_human_duration() -> None:
@@ -171,7 +214,8 @@ def test_the_headline_mode_runs_the_last_part_alone() -> None:
         "five services: idle RSS",
         "floor × 2000",
         "single report idle × 200",
-        "maximum (burst 200)",
+        "burst 200",
+        "sustained maximum (steps of 10 s, 1 refining)",
         "50 % load × 1000",
     ]
     # asked-for parts and sizes still count
@@ -187,9 +231,15 @@ def test_the_full_run_keeps_every_part() -> None:
     parts = plan(full)
     assert parts[0].startswith("throughput arms A0,A0c,A0e,A1,A2,A3,A4 × 5 reps")
     assert parts[1] == "A4 scaling (partitions × instances) and profile"
-    assert parts[2:6] == ["five services: idle RSS", "floor × 2000", "single report idle × 200", "maximum (burst 200)"]
-    assert parts[6:] == [f"{level} % load × 1000–5000 (120 s of sending)" for level in (10, 50, 80)]
-    assert plan(parse_args(["--samples", "3000"]))[6:] == ["10 % load × 3000", "50 % load × 3000", "80 % load × 3000"]
+    assert parts[2:7] == [
+        "five services: idle RSS",
+        "floor × 2000",
+        "single report idle × 200",
+        "burst 200",
+        "sustained maximum (steps of 10 s, 2 refining)",
+    ]
+    assert parts[7:] == [f"{level} % load × 1000–5000 (120 s of sending)" for level in (10, 50, 80)]
+    assert plan(parse_args(["--samples", "3000"]))[7:] == ["10 % load × 3000", "50 % load × 3000", "80 % load × 3000"]
     assert "floor × 2000" not in plan(parse_args(["--floor-samples", "0"]))
 
 
