@@ -19,7 +19,9 @@ import httpx
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from carecoord_devstack.scratch import scratch_database
 from carecoord_devstack.stack import Stack
+from carecoord_shared.persistence import create_engine
 from tests.auth import patient_token
 from tests.service_harness import ServiceHarness
 from tests.tcp_proxy import TcpProxy
@@ -183,3 +185,32 @@ async def test_a_refusal_that_cannot_be_recorded_is_a_503_not_a_403_or_a_500(
         assert (await patient.get("/v1/ops/parked")).status_code == 403
     finally:
         await back.close()
+
+
+async def test_connections_a_burst_made_are_kept_for_the_next_one_not_closed_and_made_again(stack: Stack) -> None:
+    # With 10 kept and 10 as overflow, the 11th to 20th connection of a burst were closed as soon as
+    # they were returned, and the next burst made them again (a backend, a SCRAM exchange each).
+    engine = create_engine(await scratch_database(stack, "pool_kept_it", "dosing"))
+    try:
+
+        async def hold(release: asyncio.Event) -> None:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                await release.wait()
+
+        for _burst in range(2):
+            release = asyncio.Event()
+            holders = [asyncio.create_task(hold(release)) for _ in range(18)]
+            while engine.pool.checkedout() < 18:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            release.set()
+            await asyncio.gather(*holders)
+            assert engine.pool.checkedin() == 18  # type: ignore[attr-defined]  # all returned, none closed
+        conn = await asyncpg.connect(stack.postgres.dsn())
+        try:
+            opened = await conn.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = 'pool_kept_it'")
+        finally:
+            await conn.close()
+        assert opened == 18, "the second burst reused the first one's connections"
+    finally:
+        await engine.dispose()
