@@ -299,15 +299,17 @@ class UnitOfWork:
         """
         if not events:
             return Claim(set(), {})
-        stmt = self._claim_unless_parked.bindparams(
-            event_ids=[env.event_id for env, _topic in events],
-            event_types=[env.type for env, _topic in events],
-            topics=[topic for _env, topic in events],
-            patient_ids=[env.patient_id for env, _topic in events],
-        )
+        # The one statement object with the values as parameters (not .bindparams(values), a new
+        # statement each call whose cache key SQLAlchemy would compute again for every event).
+        params = {
+            "event_ids": [env.event_id for env, _topic in events],
+            "event_types": [env.type for env, _topic in events],
+            "topics": [topic for _env, topic in events],
+            "patient_ids": [env.patient_id for env, _topic in events],
+        }
         claim = Claim(set(), {})
         held_rows = []
-        for event_id, patient_id, row_id in (await session.execute(stmt)).all():
+        for event_id, patient_id, row_id in (await session.execute(self._claim_unless_parked, params)).all():
             if patient_id is None:
                 claim.claimed.add(event_id)
             else:
