@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, text
+from sqlalchemy import Row, Table, TextClause, TextualSelect, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -59,3 +59,28 @@ def _upsert(table: Table, key: str, columns: tuple[str, ...], extra: tuple[str, 
         f"ON CONFLICT ({table.c[key].name}) DO UPDATE SET {', '.join(updates)}"
     )
     return text(sql).bindparams(*binds)
+
+
+async def insert_new_returning(
+    session: AsyncSession, table: Table, constraint: str, returning: tuple[str, ...], **values: Any
+) -> Row[Any] | None:
+    """``INSERT ... ON CONFLICT ON CONSTRAINT constraint DO NOTHING RETURNING returning``: the new row's
+    ``returning`` columns, or None when a row with its unique values exists -- as
+    ``insert(table).values(...).on_conflict_do_nothing(constraint=...).returning(...)``, compiled once."""
+    result = await session.execute(_returning(table, constraint, tuple(values), returning), values)
+    return result.first()
+
+
+@lru_cache(maxsize=64)
+def _returning(table: Table, constraint: str, columns: tuple[str, ...], returning: tuple[str, ...]) -> TextualSelect:
+    # As _statement: every name is the table's own, the constraint one of its own.
+    if constraint not in {c.name for c in table.constraints}:
+        raise ValueError(f"{table.name} has no constraint {constraint!r}")
+    binds = [bindparam(name, type_=table.c[name].type) for name in columns]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(table.c[name].name for name in columns)}) "
+        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
+        f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING "
+        f"RETURNING {', '.join(table.c[name].name for name in returning)}"
+    )
+    return text(sql).bindparams(*binds).columns(*(table.c[name] for name in returning))

@@ -6,24 +6,25 @@ a completion redelivered under a new event id still finds the first charge.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, Select, TextualSelect, bindparam, literal_column, select, text, true, update
+from sqlalchemy import Row, Select, bindparam, literal_column, select, true, update
 
 from carecoord_contracts.billing import ChargeCreated, ChargeVoided
 from carecoord_contracts.common import AppointmentType
 from carecoord_contracts.scheduling import AppointmentCancelled, AppointmentCompleted
 from carecoord_shared.messaging.unit_of_work import Transaction
-from carecoord_shared.statements import insert_new
+from carecoord_shared.statements import insert_new, insert_new_returning
 
 from . import domain, invoicing
 from .coverage import billed_party
 from .fees import FeeSchedule
 from .models import charges, held_cancellations, patients
+
+CHARGE_COLUMNS = tuple(charges.c.keys())
 
 log = structlog.get_logger("carecoord.billing.charges")
 
@@ -76,7 +77,8 @@ async def charge_completed(
         "fee_schedule_version": priced.fee_schedule_version,
         "status": "open" if party.known else AWAITING_COVERAGE,
     }
-    row = (await tx.session.execute(_new_charge(tuple(values)), values)).first()
+    # Compiled once (the dialect's on_conflict_do_nothing insert has no cache key).
+    row = await insert_new_returning(tx.session, charges, "uq_charges_appointment", CHARGE_COLUMNS, **values)
     if row is None:
         bound.info("charge.already_exists")
         return None
@@ -86,21 +88,6 @@ async def charge_completed(
         return charge_id
     await _bill(tx, fees, row, invoice_due_days)
     return charge_id
-
-
-@functools.lru_cache(maxsize=4)
-def _new_charge(columns: tuple[str, ...]) -> TextualSelect:
-    """The charge's insert unless the appointment has one, returning it: ``insert(charges)...on_conflict_do_nothing(
-    constraint="uq_charges_appointment").returning(charges)`` as a statement SQLAlchemy compiles once (the dialect's
-    insert has no cache key, so it was compiled on every completion). Every name is the table's own."""
-    binds = [bindparam(name, type_=charges.c[name].type) for name in columns]
-    sql = (
-        f"INSERT INTO charges ({', '.join(charges.c[name].name for name in columns)}) "
-        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
-        "ON CONFLICT ON CONSTRAINT uq_charges_appointment DO NOTHING "
-        f"RETURNING {', '.join(column.name for column in charges.c)}"
-    )
-    return text(sql).bindparams(*binds).columns(*charges.c)
 
 
 async def bill_awaiting(

@@ -12,12 +12,11 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from carecoord_shared.errors import NotFound, RuleViolation
 from carecoord_shared.messaging.unit_of_work import Transaction
-from carecoord_shared.statements import upsert
+from carecoord_shared.statements import insert_new_returning, upsert
 
 from .domain import Kind, Owner, check_close
 from .models import care_relations, patients, tasks
@@ -56,24 +55,23 @@ async def open_task(
     reason: str | None = None,
 ) -> uuid.UUID | None:
     """The new task's id, or None: this cause made its task of this kind already."""
-    task_id = uuid.uuid4()
-    inserted = await session.execute(
-        insert(tasks)
-        .values(
-            task_id=task_id,
-            patient_id=patient_id,
-            kind=kind.value,
-            cause_event_id=cause_event_id,
-            subject_id=subject_id,
-            reason=reason,
-            owner_id=owner.owner_id,
-            owner_role=owner.role.value,
-            due_at=due_at,
-        )
-        .on_conflict_do_nothing(constraint="uq_tasks_kind_cause")
-        .returning(tasks.c.task_id)
+    # Compiled once (the dialect's on_conflict_do_nothing insert has no cache key).
+    row = await insert_new_returning(
+        session,
+        tasks,
+        "uq_tasks_kind_cause",
+        ("task_id",),
+        task_id=uuid.uuid4(),
+        patient_id=patient_id,
+        kind=kind.value,
+        cause_event_id=cause_event_id,
+        subject_id=subject_id,
+        reason=reason,
+        owner_id=owner.owner_id,
+        owner_role=owner.role.value,
+        due_at=due_at,
     )
-    created = inserted.scalar()
+    created: uuid.UUID | None = row.task_id if row is not None else None
     if created is not None:
         log.info("task.opened", task_id=str(created), kind=kind.value, owner_role=owner.role.value)
     return created
