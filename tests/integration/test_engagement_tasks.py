@@ -20,7 +20,9 @@ from carecoord_contracts.safety import CheckInMissed, ClinicianReviewAcknowledge
 from carecoord_contracts.scheduling import CareTeamChanged, ReviewAppointmentUnavailable
 from carecoord_devstack.stack import Stack
 from carecoord_engagement import notifications, queries
+from carecoord_engagement.domain import Kind, Owner, OwnerRole
 from carecoord_engagement.models import notify
+from carecoord_engagement.tasks import open_task
 from carecoord_shared.messaging.consumer import Outcome
 from tests.auth import SERVICE_TOKEN, clinician_token, operator_token, patient_token
 from tests.service_harness import ServiceHarness
@@ -328,3 +330,23 @@ async def test_a_clinician_is_related_to_a_patient_through_a_task_they_own_or_on
     assert closed.status_code == 200, closed.text
     async with engagement.uow.sessions() as session:
         assert await queries.task_relation(session, owned, prescriber, STATE) is None, "a closed task relates nobody"
+
+
+async def test_a_cause_opens_its_task_of_a_kind_once_and_a_second_try_says_so(engagement: ServiceHarness) -> None:
+    cause, patient = uuid.uuid4(), uuid.uuid4()
+    due = datetime.now(UTC) + timedelta(hours=1)
+    opened = []
+    for _ in range(2):
+        async with engagement.uow.transaction() as tx:
+            opened.append(
+                await open_task(
+                    tx.session,
+                    patient_id=patient,
+                    kind=Kind.arrange_review,
+                    cause_event_id=cause,
+                    subject_id=cause,
+                    owner=Owner(None, OwnerRole.operator),
+                    due_at=due,
+                )
+            )
+    assert isinstance(opened[0], uuid.UUID) and opened[1] is None
