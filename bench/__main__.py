@@ -4,11 +4,12 @@ The parts, in order: the throughput arms (interleaved, repeated), the layers'
 own CPU, the A4 hop's scaling over partitions × instances and its py-spy
 profile, then all five services as processes: their idle memory, the floor
 (two raw Kafka hops and two single-row commits, bench/floor.py), the
-single-report latency on the idle stack, the maximum and the latency levels.
+single-report latency on the idle stack, a burst, the sustained maximum
+(bench/latency.py) and the latency levels.
 
-``--headline`` is the last part alone (a few minutes): the floor, the single
-report, the maximum and 50 % of it; no throughput arms (unless ``--arms``),
-scaling or profile.
+``--headline`` is the last part alone (about five minutes): the floor, the
+single report, the burst, the sustained maximum and 50 % of it; no throughput
+arms (unless ``--arms``), scaling or profile.
 """
 
 from __future__ import annotations
