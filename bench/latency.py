@@ -7,7 +7,7 @@ overstates what the stack sustains: 200 reports at once are handled in large
 batches, a steady rate in small ones, which cost more CPU per report. So the
 maximum is the sustained one: the highest open-loop rate a step of steady
 load keeps up with (its last reports answered like its first, ``load.
-backlog_grew``), found from half the burst's rate up and refined between the
+fell_behind``), found from half the burst's rate up and refined between the
 last rate kept up with and the first that fell behind. Then open-loop Poisson
 load at fractions of that maximum (10 %, 50 %, 80 %):
 reports are sent at their arrival times whether or not earlier ones were
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from .load import (
     human_duration,
     open_loop,
     plan_levels,
+    third_medians,
 )
 from .memory import PeakRss
 from .watch import Watcher, paused_patient
@@ -280,7 +280,8 @@ async def sustain_step(run: Run, rate_per_s: float, step_s: float, rng: random.R
     # In the order the reports were due: a backlog shows as latency rising along the step.
     due = sorted(done, key=lambda k: out["scheduled"][k])
     latencies = [seen[k] - out["accepted"][k] for k in due]
-    drain = max(seen[k] for k in done) - max(out["scheduled"].values()) if done else float("inf")
+    last_seen = max((seen[k] for k in done), default=None)
+    drain = last_seen - max(out["scheduled"].values()) if last_seen is not None else float("inf")
     if len(done) < count:
         behind: str | None = f"{count - len(done)} of {count} not paused"
     else:
@@ -288,9 +289,7 @@ async def sustain_step(run: Run, rate_per_s: float, step_s: float, rng: random.R
     hist = histogram()
     for value in latencies:
         hist.record_value(max(int(value * 1e6), 1))
-    third = max(len(latencies) // 3, 1)
-    first = 1000 * statistics.median(latencies[:third]) if latencies else None
-    last = 1000 * statistics.median(latencies[-third:]) if latencies else None
+    first, last = (1000 * m for m in third_medians(latencies)) if len(latencies) >= 3 else (None, None)
     return {
         "rate_per_s": rate_per_s,
         "sent": count,
@@ -301,7 +300,7 @@ async def sustain_step(run: Run, rate_per_s: float, step_s: float, rng: random.R
         "drain_s": drain,
         "first_third_p50_ms": first,
         "last_third_p50_ms": last,
-        "seconds": (max(seen[k] for k in done) - out["start"]) if done else None,
+        "seconds": last_seen - out["start"] if last_seen is not None else None,
         "cpu_ms_per_report": cpu_ms,
         **percentiles_ms(hist),
     }

@@ -82,6 +82,14 @@ def plan_levels(
     return out
 
 
+def third_medians(latencies_s: Sequence[float]) -> tuple[float, float]:
+    """The median of the first and of the last third of a step's latencies (in the order they were due)."""
+    if len(latencies_s) < 3:
+        raise ValueError("a step needs at least three latencies")
+    third = len(latencies_s) // 3
+    return statistics.median(latencies_s[:third]), statistics.median(latencies_s[-third:])
+
+
 def fell_behind(
     latencies_s: Sequence[float],
     drain_s: float,
@@ -101,10 +109,7 @@ def fell_behind(
     Poisson burst raises a few latencies, not a third's median), or a drain
     longer than ``drain_limit_s``.
     """
-    if len(latencies_s) < 3:
-        raise ValueError("a step needs at least three latencies")
-    third = len(latencies_s) // 3
-    first, last = statistics.median(latencies_s[:third]), statistics.median(latencies_s[-third:])
+    first, last = third_medians(latencies_s)
     if last > factor * first + slack_s:
         return f"latency rose: median {first * 1000:.0f} → {last * 1000:.0f} ms"
     if drain_s > drain_limit_s:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Table, TextClause, TextualSelect, bindparam, text
+from sqlalchemy import BindParameter, Row, Table, TextClause, TextualSelect, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -23,16 +23,22 @@ async def insert_new(session: AsyncSession, table: Table, key: str | None, **val
     await session.execute(_statement(table, key, tuple(values)), values)
 
 
-@lru_cache(maxsize=64)
-def _statement(table: Table, key: str | None, columns: tuple[str, ...]) -> TextClause:
-    # Every name is the table's own (table.c[name] refuses any other): nothing from outside reaches the text.
+def _insert(table: Table, columns: tuple[str, ...]) -> tuple[str, list[BindParameter[Any]]]:
+    """``INSERT INTO table (columns) VALUES (:columns)`` and its typed binds, the head of every statement here.
+    Every name is the table's own (table.c[name] refuses any other): nothing from outside reaches the text."""
     binds = [bindparam(name, type_=table.c[name].type) for name in columns]
-    target = f" ({table.c[key].name})" if key is not None else ""
     sql = (
         f"INSERT INTO {table.name} ({', '.join(table.c[name].name for name in columns)}) "
-        f"VALUES ({', '.join(f':{name}' for name in columns)}) ON CONFLICT{target} DO NOTHING"
+        f"VALUES ({', '.join(f':{name}' for name in columns)})"
     )
-    return text(sql).bindparams(*binds)
+    return sql, binds
+
+
+@lru_cache(maxsize=64)
+def _statement(table: Table, key: str | None, columns: tuple[str, ...]) -> TextClause:
+    head, binds = _insert(table, columns)
+    target = f" ({table.c[key].name})" if key is not None else ""
+    return text(f"{head} ON CONFLICT{target} DO NOTHING").bindparams(*binds)
 
 
 async def upsert(
@@ -48,16 +54,11 @@ async def upsert(
 
 @lru_cache(maxsize=64)
 def _upsert(table: Table, key: str, columns: tuple[str, ...], extra: tuple[str, ...]) -> TextClause:
-    # As _statement: every name is the table's own.
-    binds = [bindparam(name, type_=table.c[name].type) for name in columns]
+    head, binds = _insert(table, columns)
     binds += [bindparam(f"set_{name}", type_=table.c[name].type) for name in extra]
     updates = [f"{table.c[name].name} = excluded.{table.c[name].name}" for name in columns if name != key]
     updates += [f"{table.c[name].name} = :set_{name}" for name in extra]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(table.c[name].name for name in columns)}) "
-        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
-        f"ON CONFLICT ({table.c[key].name}) DO UPDATE SET {', '.join(updates)}"
-    )
+    sql = f"{head} ON CONFLICT ({table.c[key].name}) DO UPDATE SET {', '.join(updates)}"
     return text(sql).bindparams(*binds)
 
 
@@ -73,14 +74,12 @@ async def insert_new_returning(
 
 @lru_cache(maxsize=64)
 def _returning(table: Table, constraint: str, columns: tuple[str, ...], returning: tuple[str, ...]) -> TextualSelect:
-    # As _statement: every name is the table's own, the constraint one of its own.
+    # The constraint too is one of the table's own.
     if constraint not in {c.name for c in table.constraints}:
         raise ValueError(f"{table.name} has no constraint {constraint!r}")
-    binds = [bindparam(name, type_=table.c[name].type) for name in columns]
+    head, binds = _insert(table, columns)
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(table.c[name].name for name in columns)}) "
-        f"VALUES ({', '.join(f':{name}' for name in columns)}) "
-        f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING "
+        f"{head} ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING "
         f"RETURNING {', '.join(table.c[name].name for name in returning)}"
     )
     return text(sql).bindparams(*binds).columns(*(table.c[name] for name in returning))

@@ -310,12 +310,13 @@ class OutboxRelay:
 
     async def _final_mark(self) -> None:
         """The relay stopping: what it sent is marked, within a bound (else sent again by the next process)."""
-        if not self._unmarked:
+        rows = len(self._unmarked)  # _mark_unmarked takes them at once
+        if not rows:
             return
         try:
             await asyncio.wait_for(self._mark_unmarked(), FINAL_MARK_TIMEOUT_S)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("outbox.mark_failed", error="TimeoutError", rows=len(self._unmarked))
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            log.warning("outbox.mark_failed", error=type(exc).__name__, rows=rows)
 
     def _fall_back(self, rows: Sequence[CommittedRow]) -> None:
         """Leave ``rows`` and every later row of their keys to the polling pass."""
